@@ -1,0 +1,113 @@
+import { z } from 'zod';
+
+const port = z.number().int().min(1).max(65535);
+const host = z.string().min(1);
+/** An external URL: when set, mprism uses it and starts no local server of that kind. */
+const externalUrl = z.string().url().nullable();
+
+const clickhouseServer = z.strictObject({
+  url: externalUrl,
+  host,
+  httpPort: port,
+  tcpPort: port,
+  database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier'),
+  user: z.string(),
+  password: z.string(),
+});
+
+export const VENUES = [
+  'binance_spot',
+  'binance_derivatives',
+  'okx_spot',
+  'okx_derivatives',
+  'deribit_derivatives',
+] as const;
+export type Venue = (typeof VENUES)[number];
+
+export const DATA_TYPES = [
+  'orderbook',
+  'trade',
+  'funding_rate',
+  'open_interest',
+  'liquidation',
+  'lsr_top_position',
+  'lsr_all_account',
+  'volatility_index',
+] as const;
+export type DataType = (typeof DATA_TYPES)[number];
+
+const venueConfig = z.strictObject({
+  enabled: z.boolean(),
+  wsUrl: z.string().url(),
+  restUrl: z.string().url(),
+  /** Native instrument ids, e.g. BTCUSDT. */
+  symbols: z.array(z.string().min(1)).min(1),
+  dataTypes: z.array(z.enum(DATA_TYPES)).min(1),
+});
+
+export const configSchema = z.strictObject({
+  nats: z.strictObject({
+    url: externalUrl,
+    host,
+    port,
+    monitorPort: port,
+    /** JetStream duplicate window for Msg-Id dedupe. */
+    duplicateWindowSeconds: z.number().int().min(1),
+  }),
+  clickhouse: z.strictObject({ hot: clickhouseServer, cold: clickhouseServer }),
+  redis: z.strictObject({ url: externalUrl, host, port }),
+  postgres: z.strictObject({ url: externalUrl, host, port, database: z.string().min(1), user: z.string().min(1) }),
+  simulator: z.strictObject({
+    port,
+    /** Trades per second per symbol. */
+    tradesPerSecond: z.number().positive().max(100_000),
+    symbols: z.array(z.string().min(1)).min(1),
+    seed: z.number().int(),
+  }),
+  collector: z.strictObject({
+    port,
+    venues: z.strictObject({ binance_spot: venueConfig }),
+    reconnect: z.strictObject({ initialDelayMs: z.number().int().positive(), maxDelayMs: z.number().int().positive() }),
+    /** Seconds without a frame before a connection counts as stale and is replaced. */
+    staleAfterSeconds: z.number().positive(),
+  }),
+  storage: z.strictObject({
+    port,
+    batchSize: z.number().int().positive(),
+    flushIntervalMs: z.number().int().positive(),
+  }),
+  replication: z.strictObject({
+    port,
+    windowSeconds: z.number().int().positive(),
+    safetyLagSeconds: z.number().int().min(0),
+    pollIntervalMs: z.number().int().positive(),
+  }),
+  brain: z.strictObject({
+    port,
+    /** node-cron expression for the scheduled integrity check. */
+    integritySchedule: z.string().min(1),
+    integritySinceSeconds: z.number().int().positive(),
+  }),
+  registry: z.strictObject({
+    heartbeatIntervalMs: z.number().int().positive(),
+    ttlSeconds: z.number().int().positive(),
+  }),
+  supervisor: z.strictObject({
+    initialBackoffMs: z.number().int().positive(),
+    maxBackoffMs: z.number().int().positive(),
+    /** A daemon up this long has its backoff and fast-failure count reset. */
+    stableAfterMs: z.number().int().positive(),
+    /** This many exits in a row, each before stableAfterMs, put the daemon in state `errored`. */
+    maxFastFailures: z.number().int().positive(),
+    healthTimeoutMs: z.number().int().positive(),
+  }),
+  logs: z.strictObject({
+    maxBytes: z.number().int().min(1024),
+    keep: z.number().int().min(1),
+  }),
+});
+
+export type ConfigShape = z.infer<typeof configSchema>;
+/** Validated, frozen configuration plus where it came from. */
+export type Config = Readonly<ConfigShape> & { readonly home: string; readonly file: string | null };
+export type ClickHouseServerConfig = ConfigShape['clickhouse']['hot'];
