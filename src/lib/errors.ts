@@ -64,3 +64,11 @@ export class ProblemsFoundError extends MprismError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** A check whose report already told the user what is wrong: exit 1, nothing more to print. */
+export class CheckFailed extends MprismError {
+  override readonly exitCode = ExitCode.problemsFound;
+  constructor() {
+    super('');
+  }
+}

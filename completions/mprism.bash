@@ -1,0 +1,64 @@
+# bash completion for mprism. Install: source this file from ~/.bashrc, or
+#   mprism completion bash > /etc/bash_completion.d/mprism
+
+_mprism() {
+    local cur prev cmd i
+    COMPREPLY=()
+    cur="${COMP_WORDS[COMP_CWORD]}"
+    prev="${COMP_WORDS[COMP_CWORD-1]}"
+
+    local commands="init start stop restart status tui health integrity repair diagnose clean logs completion help"
+    local daemons="simulator storage replication collector brain"
+    local infra="nats clickhouse-hot clickhouse-cold redis postgres"
+
+    # The subcommand is the first word after `mprism` that is not an option.
+    cmd=""
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        if [[ "${COMP_WORDS[i]}" != -* ]]; then
+            cmd="${COMP_WORDS[i]}"
+            break
+        fi
+    done
+
+    if [[ -z "$cmd" ]]; then
+        if [[ "$cur" == -* ]]; then
+            COMPREPLY=($(compgen -W "--help --version" -- "$cur"))
+        else
+            COMPREPLY=($(compgen -W "$commands" -- "$cur"))
+        fi
+        return 0
+    fi
+
+    # Options that take a value: offer nothing (or a hint list) for the value itself.
+    case "$prev" in
+        --timeout|-n|--lines) return 0 ;;
+        --since) COMPREPLY=($(compgen -W "15m 1h 6h 24h 7d" -- "$cur")); return 0 ;;
+    esac
+
+    local opts="" words=""
+    case "$cmd" in
+        init)       opts="--install --yes --json" ;;
+        start)      opts="--simulate --json"; words="$daemons $infra" ;;
+        stop)       opts="--timeout --json"; words="$daemons $infra" ;;
+        restart)    opts="--simulate --timeout --json"; words="$daemons $infra" ;;
+        status)     opts="--json" ;;
+        tui)        opts="" ;;
+        health)     opts="--json" ;;
+        integrity)  opts="--json --since" ;;
+        repair)     opts="--dry-run --json" ;;
+        diagnose)   opts="--json" ;;
+        clean)      opts="--force" ;;
+        logs)       opts="-f --follow -n --lines"; words="$daemons $infra supervisor" ;;
+        completion) words="bash zsh fish" ;;
+        help)       words="$commands" ;;
+    esac
+
+    if [[ "$cur" == -* ]]; then
+        COMPREPLY=($(compgen -W "$opts --help" -- "$cur"))
+    else
+        COMPREPLY=($(compgen -W "$words" -- "$cur"))
+    fi
+    return 0
+}
+
+complete -F _mprism mprism

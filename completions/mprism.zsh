@@ -1,0 +1,77 @@
+#compdef mprism
+# zsh completion for mprism. Install: put this file as `_mprism` in a directory on $fpath, or
+#   mprism completion zsh > "${fpath[1]}/_mprism"
+
+_mprism() {
+    local -a commands daemons infra
+    commands=(
+        'init:find/install infra binaries, create MPRISM_HOME, streams, databases, tables'
+        'start:start local infra and the daemons in dependency order'
+        'stop:stop daemons and local infra in reverse order'
+        'restart:stop then start'
+        'status:one row per process'
+        'tui:interactive dashboard'
+        'health:infra and daemon health, data freshness'
+        'integrity:hot vs cold counts, duplicates, gaps, lag'
+        'repair:re-copy windows, remove duplicates, clear stale locks, restart dead daemons'
+        'diagnose:ports, processes, locks, versions, disk, config, recent errors'
+        'clean:remove stale pid/lock files and temp files'
+        'logs:show a process log'
+        'completion:print a shell completion script'
+        'help:show help for a command'
+    )
+    daemons=(simulator storage replication collector brain)
+    infra=(nats clickhouse-hot clickhouse-cold redis postgres)
+
+    local curcontext="$curcontext" state line
+    typeset -A opt_args
+
+    _arguments -C \
+        '(- *)'{-h,--help}'[show help]' \
+        '(- *)'{-V,--version}'[show the version]' \
+        '1: :->command' \
+        '*:: :->args' && return 0
+
+    case $state in
+        command)
+            _describe -t commands 'mprism command' commands
+            ;;
+        args)
+            case $line[1] in
+                init)
+                    _arguments '--install[install missing server binaries]' '--yes[do not ask before installing]' '--json[print JSON]' ;;
+                start)
+                    _arguments '--simulate[also start the exchange simulator]' '--json[print JSON]' \
+                        "*:name:(${daemons[*]} ${infra[*]})" ;;
+                stop)
+                    _arguments '--timeout[seconds before SIGKILL]:seconds:' '--json[print JSON]' \
+                        "*:name:(${daemons[*]} ${infra[*]})" ;;
+                restart)
+                    _arguments '--simulate[start with the exchange simulator]' '--timeout[seconds before SIGKILL]:seconds:' \
+                        '--json[print JSON]' "*:name:(${daemons[*]} ${infra[*]})" ;;
+                status|health|diagnose)
+                    _arguments '--json[print JSON]' ;;
+                integrity)
+                    _arguments '--json[print JSON]' '--since[how far back to check]:duration:(15m 1h 6h 24h 7d)' ;;
+                repair)
+                    _arguments '--dry-run[show what would be done]' '--json[print JSON]' ;;
+                clean)
+                    _arguments '--force[remove without asking]' ;;
+                logs)
+                    _arguments '(-f --follow)'{-f,--follow}'[keep printing new lines]' \
+                        '(-n --lines)'{-n,--lines}'[number of lines]:lines:' \
+                        "1:name:(${daemons[*]} ${infra[*]} supervisor)" ;;
+                completion)
+                    _arguments '1:shell:(bash zsh fish)' ;;
+                help)
+                    _describe -t commands 'mprism command' commands ;;
+            esac
+            ;;
+    esac
+}
+
+if [[ $zsh_eval_context[-1] == loadautoload ]]; then
+    _mprism "$@"
+else
+    compdef _mprism mprism
+fi

@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import { checkHealth } from '../lib/checks/health.js';
+import { loadConfig } from '../lib/config/load.js';
+import { CheckFailed } from '../lib/errors.js';
+import { green, printJson, println, red, stateColor, table } from './output.js';
+
+export function healthCommand(): Command {
+  return new Command('health')
+    .description('infra and daemon health, and data freshness per venue x data type (exit 0 healthy, 1 not)')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const report = await checkHealth(loadConfig());
+      if (opts.json) printJson(report);
+      else {
+        println(table(['INFRA', 'MODE', 'STATE', 'VERSION', 'ADDRESS'], report.infra.map((s) => [s.name, s.mode, stateColor(s.up ? 'up' : 'down'), s.version ?? '-', s.address])));
+        println();
+        println(table(['DAEMON', 'STATE', 'HTTP', 'REGISTERED'], report.daemons.map((d) => [d.name, stateColor(d.ok ? 'ok' : 'down'), String(d.httpStatus ?? '-'), d.registered ? 'yes' : 'no'])));
+        if (report.freshness.length > 0) {
+          println();
+          println(table(['VENUE', 'DATA TYPE', 'STATE', 'AGE', 'LAST EVENT'], report.freshness.map((f) => [f.venue, f.dataType, stateColor(f.status), f.ageSeconds === null ? '-' : `${f.ageSeconds}s`, f.lastEventAt ?? '-'])));
+        }
+        println();
+        println(report.ok ? green('healthy') : red(`unhealthy:\n  ${report.problems.join('\n  ')}`));
+      }
+      if (!report.ok) throw new CheckFailed();
+    });
+}

@@ -1,0 +1,22 @@
+import { Command } from 'commander';
+import { collectStatus } from '../lib/checks/status.js';
+import { loadConfig } from '../lib/config/load.js';
+import { formatBytes, formatDuration, printJson, println, stateColor, table, dim } from './output.js';
+
+export function statusCommand(): Command {
+  return new Command('status')
+    .description('one row per process: name, pid, state, uptime, restarts, cpu, rss, port')
+    .option('--json', 'print as JSON')
+    .action(async (opts: { json?: boolean }) => {
+      const report = await collectStatus(loadConfig());
+      if (opts.json) return printJson(report);
+      println(table(
+        ['NAME', 'KIND', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'CPU', 'RSS', 'PORT'],
+        report.processes.map((p) => [
+          p.name, p.kind, stateColor(p.state), String(p.pid ?? '-'), formatDuration(p.uptimeSeconds), String(p.restarts),
+          p.cpuPercent === null ? '-' : `${p.cpuPercent}%`, formatBytes(p.rssBytes), String(p.port ?? '-'),
+        ]),
+      ));
+      for (const p of report.processes) if (p.detail && p.state !== 'external') println(dim(`${p.name}: ${p.detail}`));
+    });
+}

@@ -1,0 +1,78 @@
+import { nanos, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamManager, type StreamConfig } from 'nats';
+import type { Config } from '../config/schema.js';
+import { DATA_TYPES } from '../config/schema.js';
+
+export const MARKET_DATA_STREAM = 'MARKET_DATA';
+export const ORDERBOOK_STREAM = 'ORDERBOOK_SNAP';
+
+export interface StreamSpec {
+  name: string;
+  subjects: string[];
+  maxAgeHours: number;
+}
+
+/** Orderbook snapshots are large and superseded quickly; they get their own stream with a shorter retention. */
+export const STREAM_SPECS: readonly StreamSpec[] = [
+  {
+    name: MARKET_DATA_STREAM,
+    subjects: DATA_TYPES.filter((t) => t !== 'orderbook').map((t) => `${t}.>`),
+    maxAgeHours: 72,
+  },
+  { name: ORDERBOOK_STREAM, subjects: ['orderbook.>'], maxAgeHours: 24 },
+];
+
+export function streamFor(dataType: string): string {
+  return dataType === 'orderbook' ? ORDERBOOK_STREAM : MARKET_DATA_STREAM;
+}
+
+function desiredConfig(spec: StreamSpec, config: Config): Partial<StreamConfig> & { name: string } {
+  return {
+    name: spec.name,
+    subjects: spec.subjects,
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.Old,
+    max_age: nanos(spec.maxAgeHours * 3600_000),
+    duplicate_window: nanos(config.nats.duplicateWindowSeconds * 1000),
+  };
+}
+
+export interface EnsureResult {
+  created: string[];
+  updated: string[];
+  unchanged: string[];
+}
+
+/** Create or bring up to date the JetStream streams; idempotent. */
+export async function ensureStreams(jsm: JetStreamManager, config: Config): Promise<EnsureResult> {
+  const result: EnsureResult = { created: [], updated: [], unchanged: [] };
+  for (const spec of STREAM_SPECS) {
+    const want = desiredConfig(spec, config);
+    const existing = await jsm.streams.info(spec.name).catch((err: unknown) => {
+      if (isNotFound(err)) return null;
+      throw err;
+    });
+    if (existing === null) {
+      await jsm.streams.add(want);
+      result.created.push(spec.name);
+      continue;
+    }
+    const have = existing.config;
+    const same =
+      [...have.subjects].sort().join(',') === [...spec.subjects].sort().join(',') &&
+      have.max_age === want.max_age &&
+      have.duplicate_window === want.duplicate_window;
+    if (same) {
+      result.unchanged.push(spec.name);
+    } else {
+      await jsm.streams.update(spec.name, { ...have, ...want });
+      result.updated.push(spec.name);
+    }
+  }
+  return result;
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as { code?: string; api_error?: { err_code?: number } };
+  return e?.code === '404' || e?.api_error?.err_code === 10059;
+}

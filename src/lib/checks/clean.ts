@@ -1,0 +1,60 @@
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { DAEMON_NAMES, INFRA_NAMES, homePaths } from '../paths.js';
+import { isAlive, readPidFile } from '../process-util.js';
+import { inspectLock } from '../supervisor/lock.js';
+
+const TEMP_MIN_AGE_MS = 3600_000;
+
+export interface CleanAction {
+  path: string;
+  reason: string;
+  removed: boolean;
+}
+
+/**
+ * Stale pid and lock files, a leftover supervisor socket, and temp files. Never data: only files
+ * under run/ and tmp/ are candidates, and a file naming a live process is kept.
+ */
+export function findStaleFiles(config: Config, opts: { force: boolean }): Omit<CleanAction, 'removed'>[] {
+  const p = homePaths(config.home);
+  const found: Omit<CleanAction, 'removed'>[] = [];
+  const names = ['supervisor', 'repair', ...DAEMON_NAMES];
+  for (const name of names) {
+    const lock = inspectLock(p.lockFile(name));
+    if (lock.state === 'stale') found.push({ path: p.lockFile(name), reason: `stale lock: ${lock.reason}` });
+  }
+  for (const name of [...names, ...INFRA_NAMES]) {
+    const file = p.pidFile(name);
+    if (!existsSync(file)) continue;
+    const pid = readPidFile(file);
+    if (pid === null) found.push({ path: file, reason: 'corrupt pid file' });
+    else if (!isAlive(pid)) found.push({ path: file, reason: `pid ${pid} is not running` });
+  }
+  const supPid = readPidFile(p.pidFile('supervisor'));
+  if (existsSync(p.supervisorSocket) && (supPid === null || !isAlive(supPid))) {
+    found.push({ path: p.supervisorSocket, reason: 'socket of a supervisor that is not running' });
+  }
+  if (existsSync(p.run)) {
+    for (const f of readdirSync(p.run)) {
+      if (f.endsWith('.tmp') || f.includes('.stale.')) found.push({ path: join(p.run, f), reason: 'leftover temp file' });
+    }
+  }
+  if (existsSync(p.tmp)) {
+    // A young temp file may belong to a running command; --force takes those too.
+    const cutoff = Date.now() - TEMP_MIN_AGE_MS;
+    for (const f of readdirSync(p.tmp)) {
+      const path = join(p.tmp, f);
+      if (opts.force || statSync(path).mtimeMs < cutoff) found.push({ path, reason: 'temp file' });
+    }
+  }
+  return found;
+}
+
+export function cleanStaleFiles(config: Config, opts: { dryRun: boolean; force?: boolean }): CleanAction[] {
+  return findStaleFiles(config, { force: opts.force === true }).map((f) => {
+    if (!opts.dryRun) rmSync(f.path, { force: true, recursive: true });
+    return { ...f, removed: !opts.dryRun };
+  });
+}

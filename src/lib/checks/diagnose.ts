@@ -1,0 +1,198 @@
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statfsSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { isExternal } from '../infra/endpoints.js';
+import type { InfraStatus } from '../infra/local-servers.js';
+import { probeInfra } from '../infra/probe.js';
+import { DAEMON_NAMES, INFRA_NAMES, homePaths } from '../paths.js';
+import { inspectLock } from '../supervisor/lock.js';
+import { collectStatus } from './status.js';
+import type { ProcessRow } from './status-types.js';
+
+export interface PortCheck {
+  owner: string;
+  port: number;
+  listening: boolean;
+  /** Whether its owner should be running right now (per status). */
+  expected: boolean;
+}
+
+export interface LockCheck {
+  name: string;
+  state: 'free' | 'live' | 'stale';
+  pid: number | null;
+  reason: string | null;
+}
+
+export interface LogError {
+  file: string;
+  line: string;
+}
+
+/** Stable --json shape of `mprism diagnose`. */
+export interface DiagnoseReport {
+  ok: boolean;
+  home: string;
+  configFile: string | null;
+  node: string;
+  processes: ProcessRow[];
+  ports: PortCheck[];
+  locks: LockCheck[];
+  infra: InfraStatus[];
+  disk: { path: string; freeBytes: number; totalBytes: number; freePercent: number } | null;
+  recentErrors: LogError[];
+  findings: string[];
+  nextSteps: string[];
+}
+
+function listening(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host, port, timeout: 1000 });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+function configuredPorts(config: Config): { owner: string; port: number }[] {
+  const ports: { owner: string; port: number }[] = [];
+  if (!isExternal(config, 'nats')) ports.push({ owner: 'nats', port: config.nats.port }, { owner: 'nats (monitor)', port: config.nats.monitorPort });
+  for (const side of ['hot', 'cold'] as const) {
+    if (isExternal(config, `clickhouse-${side}`)) continue;
+    ports.push({ owner: `clickhouse-${side}`, port: config.clickhouse[side].httpPort }, { owner: `clickhouse-${side} (tcp)`, port: config.clickhouse[side].tcpPort });
+  }
+  if (!isExternal(config, 'redis')) ports.push({ owner: 'redis', port: config.redis.port });
+  if (!isExternal(config, 'postgres')) ports.push({ owner: 'postgres', port: config.postgres.port });
+  for (const d of DAEMON_NAMES) ports.push({ owner: d, port: config[d].port });
+  return ports;
+}
+
+/** Error-level lines from the tail of each log: pino level >= 50, or servers' own error markers. */
+export function recentLogErrors(logDir: string, perFile = 5, tailBytes = 64 * 1024): LogError[] {
+  if (!existsSync(logDir)) return [];
+  const out: LogError[] = [];
+  for (const f of readdirSync(logDir).filter((n) => n.endsWith('.log')).sort()) {
+    const file = join(logDir, f);
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const start = Math.max(0, size - tailBytes);
+      const buf = Buffer.alloc(size - start);
+      readSync(fd, buf, 0, buf.length, start);
+      const lines = buf.toString('utf8').split('\n').filter((line) => {
+        if (line.startsWith('{')) {
+          try {
+            return ((JSON.parse(line) as { level?: number }).level ?? 0) >= 50;
+          } catch {
+            return false;
+          }
+        }
+        return /\b(FATAL|ERROR|PANIC)\b|<Error>|\[ERR\]|Error:/.test(line);
+      });
+      for (const line of lines.slice(-perFile)) out.push({ file: f, line: line.slice(0, 500) });
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return out;
+}
+
+export async function runDiagnose(config: Config): Promise<DiagnoseReport> {
+  const paths = homePaths(config.home);
+  const findings: string[] = [];
+  const nextSteps = new Set<string>();
+
+  const status = await collectStatus(config);
+  const running = new Set(status.processes.filter((p) => p.state === 'running' || p.state === 'starting').map((p) => p.name));
+
+  const ports = await Promise.all(
+    configuredPorts(config).map(async ({ owner, port }) => {
+      const base = owner.split(' ')[0]!;
+      const host = base.startsWith('clickhouse') ? config.clickhouse[base === 'clickhouse-hot' ? 'hot' : 'cold'].host : '127.0.0.1';
+      return { owner, port, listening: await listening(host, port), expected: running.has(base) };
+    }),
+  );
+  for (const p of ports) {
+    if (p.listening && !p.expected) {
+      findings.push(`port ${p.port} (${p.owner}) is taken, but ${p.owner.split(' ')[0]} is not running under this MPRISM_HOME`);
+      nextSteps.add(`free port ${p.port} (see: ss -ltnp 'sport = :${p.port}') or set another port in ${config.file ?? paths.configFile}`);
+    }
+    if (!p.listening && p.expected) {
+      findings.push(`${p.owner} is running but nothing listens on port ${p.port}`);
+      nextSteps.add(`read 'mprism logs ${p.owner.split(' ')[0]}'`);
+    }
+  }
+
+  const locks: LockCheck[] = ['supervisor', 'repair', ...DAEMON_NAMES].map((name) => {
+    const l = inspectLock(paths.lockFile(name));
+    if (l.state === 'stale') {
+      findings.push(`stale lock for ${name}: ${l.reason}`);
+      nextSteps.add("run 'mprism clean' to remove stale locks");
+    }
+    return {
+      name,
+      state: l.state,
+      pid: l.state === 'free' ? null : (l.info?.pid ?? null),
+      reason: l.state === 'stale' ? l.reason : l.state === 'live' ? `held by pid ${l.info.pid} since ${l.info.acquiredAt}` : null,
+    };
+  });
+
+  for (const p of status.processes) {
+    if (p.state === 'errored') {
+      findings.push(`${p.name} is errored: ${p.detail ?? ''}`);
+      nextSteps.add(`read 'mprism logs ${p.name}', fix the cause, then 'mprism start ${p.name}'`);
+    } else if (p.state === 'dead') {
+      findings.push(`${p.name} is dead${p.detail ? `: ${p.detail}` : ''}`);
+      nextSteps.add("run 'mprism repair' (restarts dead daemons) or 'mprism start'");
+    }
+  }
+
+  const infra = await Promise.all(INFRA_NAMES.map((n) => probeInfra(config, n, 3000)));
+  for (const s of infra) {
+    if (!s.up && (s.mode === 'external' || running.has(s.name))) {
+      findings.push(`${s.name} (${s.mode}) unreachable at ${s.address}: ${s.error ?? 'no answer'}`);
+      nextSteps.add(s.mode === 'external' ? `check ${s.name} at ${s.address} and its URL in the config` : `read 'mprism logs ${s.name}'`);
+    }
+  }
+
+  let disk: DiagnoseReport['disk'] = null;
+  try {
+    const st = statfsSync(existsSync(config.home) ? config.home : '/');
+    const total = st.blocks * st.bsize;
+    const free = st.bavail * st.bsize;
+    disk = { path: config.home, freeBytes: free, totalBytes: total, freePercent: Math.round((free / total) * 1000) / 10 };
+    if (disk.freePercent < 10 || free < 1024 ** 3) {
+      findings.push(`low disk space: ${(free / 1024 ** 3).toFixed(1)} GiB free (${disk.freePercent}%)`);
+      nextSteps.add('free disk space or shorten retention');
+    }
+  } catch {
+    // statfs unavailable on this platform: reported as null
+  }
+
+  const recentErrors = recentLogErrors(paths.logs);
+  if (recentErrors.length > 0) nextSteps.add(`look at the ${recentErrors.length} recent error lines below ('mprism logs NAME' for context)`);
+  if (!status.processes.some((p) => p.kind === 'daemon' && p.state === 'running')) nextSteps.add("nothing is running: 'mprism start' (or 'mprism start --simulate')");
+  if (findings.length === 0 && nextSteps.size === 0) nextSteps.add('nothing to do');
+
+  return {
+    ok: findings.length === 0,
+    home: config.home,
+    configFile: config.file,
+    node: process.version,
+    processes: status.processes,
+    ports,
+    locks,
+    infra,
+    disk,
+    recentErrors,
+    findings,
+    nextSteps: [...nextSteps],
+  };
+}

@@ -1,0 +1,152 @@
+import { Redis } from 'ioredis';
+import type { Config, DataType, Venue } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { redisUrl } from '../infra/endpoints.js';
+import type { InfraStatus } from '../infra/local-servers.js';
+import { probeInfra } from '../infra/probe.js';
+import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName } from '../paths.js';
+import { readRegistry } from '../registry.js';
+import { createClickHouse } from '../store/client.js';
+import { ident, qualified, str } from '../store/sql.js';
+import { tableFor } from '../store/tables.js';
+import { callSupervisor } from '../supervisor/control.js';
+import { readSnapshot } from '../supervisor/state.js';
+
+/** Freshness thresholds per data type, seconds: a feed older than this is stale. */
+export const FRESHNESS_THRESHOLD_SECONDS: Record<DataType, number> = {
+  trade: 60,
+  orderbook: 60,
+  liquidation: 3600,
+  funding_rate: 8 * 3600,
+  open_interest: 8 * 3600,
+  lsr_top_position: 8 * 3600,
+  lsr_all_account: 8 * 3600,
+  volatility_index: 8 * 3600,
+};
+
+export interface DaemonHealth {
+  name: DaemonName;
+  ok: boolean;
+  /** HTTP status of GET /health, or null when it did not answer. */
+  httpStatus: number | null;
+  /** Present in the Redis registry (heartbeat within its TTL). */
+  registered: boolean;
+  detail: unknown;
+}
+
+export interface Freshness {
+  venue: Venue;
+  dataType: DataType;
+  lastEventAt: string | null;
+  ageSeconds: number | null;
+  thresholdSeconds: number;
+  status: 'fresh' | 'stale' | 'missing';
+}
+
+/** Stable --json shape of `mprism health`. */
+export interface HealthReport {
+  ok: boolean;
+  checkedAt: string;
+  infra: InfraStatus[];
+  daemons: DaemonHealth[];
+  freshness: Freshness[];
+  problems: string[];
+}
+
+async function daemonHealth(port: number): Promise<{ status: number | null; body: unknown }> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) });
+    const text = await res.text();
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // keep the raw text
+    }
+    return { status: res.status, body };
+  } catch (err) {
+    return { status: null, body: errorMessage(err) };
+  }
+}
+
+/** Daemons expected to run: the simulator only when the platform was started with --simulate. */
+async function expectedDaemons(config: Config): Promise<DaemonName[]> {
+  const paths = homePaths(config.home);
+  const snap = await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 2000).catch(() => readSnapshot(paths.supervisorState));
+  return DAEMON_NAMES.filter((n) => n !== 'simulator' || snap?.simulate === true);
+}
+
+async function registeredNames(config: Config): Promise<Set<string>> {
+  const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000 });
+  redis.on('error', () => undefined);
+  try {
+    await redis.connect();
+    return new Set((await readRegistry(redis)).map((e) => e.name));
+  } catch {
+    return new Set();
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Last event time per venue for each enabled venue x data type, from ClickHouse hot. */
+async function freshness(config: Config, now: number): Promise<Freshness[]> {
+  const wanted: { venue: Venue; dataType: DataType }[] = [];
+  for (const [venue, v] of Object.entries(config.collector.venues) as [Venue, Config['collector']['venues']['binance_spot']][]) {
+    if (v.enabled) for (const dataType of v.dataTypes) wanted.push({ venue, dataType });
+  }
+  const client = createClickHouse(config.clickhouse.hot);
+  try {
+    const out: Freshness[] = [];
+    for (const { venue, dataType } of wanted) {
+      const spec = tableFor(dataType);
+      const rs = await client.query({
+        query: `SELECT toString(max(${ident(spec.timeColumn)})) AS last, count() AS n FROM ${qualified(config.clickhouse.hot.database, spec.table)} WHERE venue = ${str(venue)}`,
+        format: 'JSONEachRow',
+      });
+      const [row] = await rs.json<{ last: string; n: string | number }>();
+      const last = row && Number(row.n) > 0 ? Number(row.last) : null;
+      const age = last === null ? null : Math.max(0, (now - last) / 1000);
+      const thresholdSeconds = FRESHNESS_THRESHOLD_SECONDS[dataType];
+      out.push({
+        venue, dataType, thresholdSeconds,
+        lastEventAt: last === null ? null : new Date(last).toISOString(),
+        ageSeconds: age === null ? null : Math.round(age * 10) / 10,
+        status: age === null ? 'missing' : age <= thresholdSeconds ? 'fresh' : 'stale',
+      });
+    }
+    return out;
+  } finally {
+    await client.close();
+  }
+}
+
+export async function checkHealth(config: Config, now = Date.now()): Promise<HealthReport> {
+  const problems: string[] = [];
+  const infra = await Promise.all(INFRA_NAMES.map((n) => probeInfra(config, n, 3000)));
+  for (const s of infra) if (!s.up) problems.push(`${s.name} down at ${s.address}${s.error ? `: ${s.error}` : ''}`);
+
+  const [expected, registered] = await Promise.all([expectedDaemons(config), registeredNames(config)]);
+  const daemons: DaemonHealth[] = await Promise.all(
+    expected.map(async (name) => {
+      const h = await daemonHealth(config[name].port);
+      const ok = h.status === 200 && registered.has(name);
+      if (h.status === null) problems.push(`${name} not answering on port ${config[name].port}`);
+      else if (h.status !== 200) problems.push(`${name} unhealthy (HTTP ${h.status})`);
+      else if (!registered.has(name)) problems.push(`${name} has no heartbeat in the Redis registry`);
+      return { name, ok, httpStatus: h.status, registered: registered.has(name), detail: h.body };
+    }),
+  );
+
+  let fresh: Freshness[] = [];
+  if (infra.find((s) => s.name === 'clickhouse-hot')?.up) {
+    fresh = await freshness(config, now).catch((err: unknown) => {
+      problems.push(`freshness query failed: ${errorMessage(err)}`);
+      return [];
+    });
+    for (const f of fresh) {
+      if (f.status !== 'fresh') problems.push(`${f.venue} ${f.dataType}: ${f.status}${f.ageSeconds !== null ? ` (${f.ageSeconds}s old, threshold ${f.thresholdSeconds}s)` : ''}`);
+    }
+  }
+  return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), infra, daemons, freshness: fresh, problems };
+}

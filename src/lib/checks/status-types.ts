@@ -1,0 +1,20 @@
+/** One row of `mprism status` (stable --json shape). */
+export interface ProcessRow {
+  name: string;
+  kind: 'supervisor' | 'daemon' | 'infra';
+  /** running | starting | backoff | errored | stopping | stopped | external | dead */
+  state: string;
+  pid: number | null;
+  uptimeSeconds: number | null;
+  restarts: number;
+  cpuPercent: number | null;
+  rssBytes: number | null;
+  port: number | null;
+  /** Why the state is what it is, when that is not obvious (last exit, error). */
+  detail: string | null;
+}
+
+export interface StatusReport {
+  home: string;
+  processes: ProcessRow[];
+}

@@ -1,0 +1,139 @@
+import { rmSync } from 'node:fs';
+import type { Config } from '../config/schema.js';
+import { MissingBinaryError, MprismError, UsageError, errorMessage } from '../errors.js';
+import type { InfraName } from '../paths.js';
+import { isAlive, tailFile, waitFor, writeFileAtomic } from '../process-util.js';
+import { locateBinary } from './binaries.js';
+import { infraUrl, isExternal } from './endpoints.js';
+import { ensurePostgresDatabase, probeInfra } from './probe.js';
+import { findServerPid, portProblem, LocalServerError, type LocalServerSpec } from './server-spec.js';
+import { localServerSpec } from './specs.js';
+
+export { LocalServerError } from './server-spec.js';
+
+export interface InfraStatus {
+  name: InfraName;
+  mode: 'local' | 'external';
+  /** URL without credentials. */
+  address: string;
+  up: boolean;
+  pid: number | null;
+  version: string | null;
+  error: string | null;
+}
+
+const READY_TIMEOUT_MS = 30_000;
+const KILL_WAIT_MS = 5000;
+
+/** The end of the server's logs, for error messages that explain a failed start. */
+function logTail(spec: LocalServerSpec): string {
+  return [spec.logFile, ...spec.extraLogFiles]
+    .map((file) => ({ file, tail: tailFile(file, 20) }))
+    .filter((t) => t.tail.length > 0)
+    .map((t) => `\n--- last lines of ${t.file} ---\n${t.tail}`)
+    .join('');
+}
+
+async function killAndWait(pid: number, signal: NodeJS.Signals, timeoutMs: number): Promise<boolean> {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    return !isAlive(pid);
+  }
+  try {
+    await waitFor(() => !isAlive(pid), { timeoutMs, intervalMs: 50, what: `pid ${pid} to exit` });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function finish(config: Config, spec: LocalServerSpec, pid: number): Promise<InfraStatus> {
+  if (spec.name === 'postgres') await ensurePostgresDatabase(config);
+  const status = await probeInfra(config, spec.name, 5000);
+  if (!status.up) {
+    throw new LocalServerError(`${spec.name} (pid ${pid}) answers its readiness check but not a client: ${status.error}${logTail(spec)}`);
+  }
+  return { ...status, pid };
+}
+
+/**
+ * Starts the local server for `name` unless it is already running (then returns it). The server is
+ * detached and outlives this process; its pid goes to homePaths(..).pidFile(name). Fails with the
+ * tail of its log when it does not come up within 30 s.
+ */
+export async function startLocalServer(config: Config, name: InfraName, opts: { log?: (l: string) => void } = {}): Promise<InfraStatus> {
+  const log = opts.log ?? (() => undefined);
+  if (isExternal(config, name)) {
+    throw new UsageError(`${name} is configured as an external server (${infraUrl(config, name)}): mprism starts no local ${name}`);
+  }
+  const spec = localServerSpec(config, name);
+  const ready = (pid: number) => async () => {
+    if (!isAlive(pid)) throw new LocalServerError(`${name} (pid ${pid}) exited during start-up${logTail(spec)}`);
+    return spec.isReady();
+  };
+
+  const running = findServerPid(spec);
+  if (running !== null) {
+    // Possibly still starting (a concurrent `mprism start`): give it the same grace as a fresh start.
+    try {
+      await waitFor(ready(running), { timeoutMs: READY_TIMEOUT_MS, intervalMs: 50, what: `${name} (pid ${running}) to answer` });
+    } catch (err) {
+      if (err instanceof MprismError) throw err;
+      throw new LocalServerError(`${name} is running (pid ${running}) but does not answer: ${errorMessage(err)}${logTail(spec)}`);
+    }
+    writeFileAtomic(spec.pidFile, `${running}\n`);
+    return finish(config, spec, running);
+  }
+
+  rmSync(spec.pidFile, { force: true });
+  for (const p of spec.ports) {
+    const problem = await portProblem(p.host, p.port);
+    if (problem !== null) {
+      throw new LocalServerError(`cannot start ${name}: ${p.host}:${p.port} (${p.setting}): ${problem}; stop that process or change ${p.setting}`);
+    }
+  }
+  const binary = locateBinary(name);
+  if (binary.path === null) {
+    throw new MissingBinaryError(
+      `${spec.executable} not found (PATH, /usr/sbin${name === 'postgres' ? ', /usr/lib/postgresql/*/bin' : ''}): run \`mprism init --install\` or \`apt-get install ${binary.debianPackage}\``,
+    );
+  }
+
+  log(`starting ${name} on ${spec.ports.map((p) => `${p.host}:${p.port}`).join(', ')}`);
+  let pid: number;
+  try {
+    pid = await spec.launch({ binary: binary.path, home: config.home, log });
+  } catch (err) {
+    if (err instanceof MprismError) throw err;
+    throw new LocalServerError(`cannot start ${name}: ${errorMessage(err)}${logTail(spec)}`, { cause: err });
+  }
+  writeFileAtomic(spec.pidFile, `${pid}\n`);
+  try {
+    await waitFor(ready(pid), { timeoutMs: READY_TIMEOUT_MS, intervalMs: 50, what: `${name} (pid ${pid}) to answer` });
+  } catch (err) {
+    // Leave nothing half-started behind: the next start would otherwise adopt a server that never answered.
+    if (!(await killAndWait(pid, 'SIGKILL', KILL_WAIT_MS))) log(`${name} (pid ${pid}) did not exit after SIGKILL`);
+    rmSync(spec.pidFile, { force: true });
+    if (err instanceof MprismError) throw err;
+    throw new LocalServerError(`${name} did not become ready: ${errorMessage(err)}${logTail(spec)}`, { cause: err });
+  }
+  log(`${name} ready (pid ${pid})`);
+  return finish(config, spec, pid);
+}
+
+/**
+ * Stops the local server: its stop signal, then SIGKILL after timeoutMs. Removes the pid file.
+ * Resolves to whether a server was running.
+ */
+export async function stopLocalServer(config: Config, name: InfraName, timeoutMs: number): Promise<boolean> {
+  const spec = localServerSpec(config, name);
+  const pid = findServerPid(spec);
+  if (pid !== null && !(await killAndWait(pid, spec.stopSignal, timeoutMs))) {
+    if (!(await killAndWait(pid, 'SIGKILL', KILL_WAIT_MS))) {
+      throw new LocalServerError(`${name} (pid ${pid}) survived SIGKILL for ${KILL_WAIT_MS} ms`);
+    }
+  }
+  rmSync(spec.pidFile, { force: true });
+  return pid !== null;
+}

@@ -1,0 +1,240 @@
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { join } from 'node:path';
+import { sleep } from './backoff.js';
+import { DEFAULT_CONFIG_FILE } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { MissingBinaryError, UnreachableError, UsageError } from './errors.js';
+import { installMissing, locateBinaries, type BinaryInfo } from './infra/binaries.js';
+import { isExternal } from './infra/endpoints.js';
+import { startLocalServer, stopLocalServer, type InfraStatus } from './infra/local-servers.js';
+import { probeInfra } from './infra/probe.js';
+import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from './paths.js';
+import { isAlive } from './process-util.js';
+import { provision, type ProvisionReport } from './provision.js';
+import { callSupervisor } from './supervisor/control.js';
+import { inspectLock } from './supervisor/lock.js';
+import type { StartResult } from './supervisor/supervisor.js';
+
+export type Progress = (line: string) => void;
+
+/** Split CLI names into daemons and infra; unknown names are a usage error. */
+export function splitNames(names: readonly string[]): { daemons: DaemonName[]; infra: InfraName[] } {
+  const daemons: DaemonName[] = [];
+  const infra: InfraName[] = [];
+  for (const n of names) {
+    if ((DAEMON_NAMES as readonly string[]).includes(n)) daemons.push(n as DaemonName);
+    else if ((INFRA_NAMES as readonly string[]).includes(n)) infra.push(n as InfraName);
+    else throw new UsageError(`unknown name '${n}': expected one of ${[...DAEMON_NAMES, ...INFRA_NAMES].join(', ')}`);
+  }
+  return { daemons, infra };
+}
+
+/** Local servers this config needs (those without a configured URL). */
+export function localInfra(config: Config): InfraName[] {
+  return INFRA_NAMES.filter((n) => !isExternal(config, n));
+}
+
+export function ensureHomeLayout(config: Config): { created: boolean; configWritten: string | null } {
+  const p = homePaths(config.home);
+  const created = !existsSync(p.home);
+  for (const dir of [p.home, p.data, p.run, p.logs, p.tmp]) mkdirSync(dir, { recursive: true });
+  let configWritten: string | null = null;
+  if (config.file === null) {
+    copyFileSync(DEFAULT_CONFIG_FILE, p.configFile);
+    configWritten = p.configFile;
+  }
+  return { created, configWritten };
+}
+
+export interface InitReport {
+  home: string;
+  homeCreated: boolean;
+  configWritten: string | null;
+  binaries: { name: InfraName; path: string | null; installed: boolean }[];
+  provision: ProvisionReport;
+  changed: boolean;
+}
+
+/**
+ * Find (and optionally install) server binaries, lay out MPRISM_HOME, and provision streams,
+ * tables and the brain schema. Local servers it had to start for that are stopped again, so
+ * init leaves the machine running exactly what ran before.
+ */
+export async function initPlatform(config: Config, opts: { install: boolean; progress: Progress }): Promise<InitReport> {
+  const needed = localInfra(config);
+  let binaries = locateBinaries().filter((b) => needed.includes(b.name));
+  const missing = binaries.filter((b) => b.path === null);
+  const installedNow = new Set<InfraName>();
+  if (missing.length > 0) {
+    if (!opts.install) {
+      throw new MissingBinaryError(
+        `missing server binaries: ${missing.map((b) => `${b.name} (Debian package ${b.debianPackage})`).join(', ')}; run 'mprism init --install' or configure their URLs`,
+      );
+    }
+    opts.progress(`installing ${missing.map((b) => b.debianPackage).join(' ')} with apt-get`);
+    await installMissing(missing, { log: opts.progress });
+    for (const b of missing) installedNow.add(b.name);
+    binaries = locateBinaries().filter((b) => needed.includes(b.name));
+    const still = binaries.filter((b) => b.path === null);
+    if (still.length > 0) throw new MissingBinaryError(`still missing after install: ${still.map((b) => b.name).join(', ')}`);
+  }
+  const layout = ensureHomeLayout(config);
+  const started = await ensureInfra(config, INFRA_NAMES, opts.progress);
+  let report: ProvisionReport;
+  try {
+    opts.progress('creating streams, tables and schema');
+    report = await provision(config);
+  } finally {
+    for (const name of [...started].reverse()) await stopLocalServer(config, name, 15_000);
+  }
+  return {
+    home: config.home,
+    homeCreated: layout.created,
+    configWritten: layout.configWritten,
+    binaries: binaries.map((b: BinaryInfo) => ({ name: b.name, path: b.path, installed: installedNow.has(b.name) })),
+    provision: report,
+    changed: layout.created || layout.configWritten !== null || installedNow.size > 0 || report.changed,
+  };
+}
+
+/**
+ * Make the named infra reachable: local servers are started (idempotent), external ones probed.
+ * Returns the local servers that were not running before.
+ */
+export async function ensureInfra(config: Config, names: readonly InfraName[], progress: Progress): Promise<InfraName[]> {
+  const startedNow: InfraName[] = [];
+  await Promise.all(
+    names.map(async (name) => {
+      if (isExternal(config, name)) {
+        const s = await probeInfra(config, name);
+        if (!s.up) throw new UnreachableError(name, s.address, { cause: new Error(s.error ?? 'no answer') });
+        return;
+      }
+      const before = await probeInfra(config, name, 1000);
+      if (before.up) return;
+      progress(`starting ${name}`);
+      await startLocalServer(config, name, { log: progress });
+      startedNow.push(name);
+    }),
+  );
+  return startedNow;
+}
+
+const supervisorMain = join(PACKAGE_ROOT, 'dist', 'daemons', 'supervisor', 'main.js');
+
+/** Start the supervisor process if it is not answering, detached so it outlives this CLI. */
+export async function ensureSupervisor(config: Config): Promise<void> {
+  const paths = homePaths(config.home);
+  try {
+    await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 2000);
+    return;
+  } catch {
+    // not running: start it below
+  }
+  mkdirSync(paths.logs, { recursive: true });
+  const errFd = openSync(paths.logFile('supervisor.stderr'), 'a');
+  const child = spawn(process.execPath, [supervisorMain], {
+    detached: true,
+    stdio: ['ignore', 'ignore', errFd],
+    env: { ...process.env, MPRISM_HOME: config.home, ...(config.file ? { MPRISM_CONFIG: config.file } : {}) },
+  });
+  child.unref();
+  closeSync(errFd);
+  const deadline = Date.now() + 15_000;
+  while (Date.now() < deadline) {
+    try {
+      await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 1000);
+      return;
+    } catch {
+      if (child.exitCode !== null) break;
+      await sleep(100);
+    }
+  }
+  throw new UnreachableError('supervisor', paths.supervisorSocket, {
+    cause: new Error(`did not come up; see ${paths.logFile('supervisor')} and ${paths.logFile('supervisor.stderr')}`),
+  });
+}
+
+export interface StartReport {
+  infra: InfraName[];
+  daemons: StartResult;
+}
+
+export async function startPlatform(config: Config, opts: { names: string[]; simulate: boolean; progress: Progress }): Promise<StartReport> {
+  const { daemons, infra } = splitNames(opts.names);
+  const all = opts.names.length === 0;
+  ensureHomeLayout(config);
+  const wantInfra = all ? [...INFRA_NAMES] : infra;
+  // Daemons need all infra; starting a single daemon still brings up what it depends on.
+  const infraToEnsure = all || daemons.length > 0 ? [...INFRA_NAMES] : wantInfra;
+  await ensureInfra(config, infraToEnsure, opts.progress);
+  if (!all && daemons.length === 0) {
+    return { infra: wantInfra, daemons: { ok: true, daemons: [], failed: [] } };
+  }
+  await provision(config);
+  await ensureSupervisor(config);
+  const wanted = all ? DAEMON_NAMES.filter((n) => n !== 'simulator' || opts.simulate) : daemons;
+  opts.progress(`starting ${wanted.join(', ')}`);
+  const result = await callSupervisor(homePaths(config.home).supervisorSocket, 'POST /start', { names: wanted, simulate: opts.simulate }, 600_000);
+  return { infra: infraToEnsure, daemons: result };
+}
+
+export interface StopReport {
+  daemons: DaemonName[];
+  infra: InfraName[];
+  killedOrphans: { name: string; pid: number }[];
+}
+
+export async function stopPlatform(config: Config, opts: { names: string[]; timeoutMs: number; progress: Progress }): Promise<StopReport> {
+  const { daemons, infra } = splitNames(opts.names);
+  const all = opts.names.length === 0;
+  const paths = homePaths(config.home);
+  const report: StopReport = { daemons: [], infra: [], killedOrphans: [] };
+  const stopDaemons = all ? [...DAEMON_NAMES] : daemons;
+  if (stopDaemons.length > 0) {
+    try {
+      if (all) {
+        opts.progress('stopping daemons');
+        await callSupervisor(paths.supervisorSocket, 'POST /shutdown', { timeoutMs: opts.timeoutMs }, opts.timeoutMs * DAEMON_NAMES.length + 10_000);
+        await waitGone(paths.pidFile('supervisor'), 'supervisor', opts.timeoutMs);
+      } else {
+        await callSupervisor(paths.supervisorSocket, 'POST /stop', { names: stopDaemons, timeoutMs: opts.timeoutMs }, opts.timeoutMs * stopDaemons.length + 10_000);
+      }
+    } catch (err) {
+      if (!(err instanceof UnreachableError)) throw err;
+    }
+    // Daemons whose supervisor died (kill -9) still hold their locks: stop them directly.
+    for (const name of all ? [...DAEMON_NAMES, 'supervisor'] : stopDaemons) {
+      const lock = inspectLock(paths.lockFile(name));
+      if (lock.state !== 'live') continue;
+      await terminate(lock.info.pid, opts.timeoutMs);
+      report.killedOrphans.push({ name, pid: lock.info.pid });
+    }
+    report.daemons = stopDaemons;
+  }
+  const stopInfra = all ? localInfra(config) : infra;
+  for (const name of [...INFRA_NAMES].reverse().filter((n) => stopInfra.includes(n))) {
+    if (isExternal(config, name)) continue;
+    opts.progress(`stopping ${name}`);
+    if (await stopLocalServer(config, name, opts.timeoutMs)) report.infra.push(name);
+  }
+  return report;
+}
+
+async function waitGone(lockOrPid: string, _name: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && existsSync(lockOrPid)) await sleep(100);
+}
+
+export async function terminate(pid: number, timeoutMs: number): Promise<void> {
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  while (isAlive(pid)) await sleep(50);
+}

@@ -1,0 +1,45 @@
+import type { Redis } from 'ioredis';
+
+/** Service registry in Redis: one key per daemon, refreshed by its heartbeat, expiring by TTL. */
+export const REGISTRY_PREFIX = 'mprism:registry:';
+
+export interface RegistryEntry {
+  name: string;
+  pid: number;
+  host: string;
+  port: number;
+  startedAt: string;
+  lastHeartbeat: string;
+  healthy: boolean;
+}
+
+export async function writeHeartbeat(redis: Redis, entry: RegistryEntry, ttlSeconds: number): Promise<void> {
+  await redis.set(REGISTRY_PREFIX + entry.name, JSON.stringify(entry), 'EX', ttlSeconds);
+}
+
+export async function removeEntry(redis: Redis, name: string): Promise<void> {
+  await redis.del(REGISTRY_PREFIX + name);
+}
+
+/** Live entries only: an expired heartbeat is simply absent. Unparseable values are skipped. */
+export async function readRegistry(redis: Redis): Promise<RegistryEntry[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${REGISTRY_PREFIX}*`, 'COUNT', 100);
+    cursor = next;
+    keys.push(...batch);
+  } while (cursor !== '0');
+  if (keys.length === 0) return [];
+  const values = await redis.mget(...keys);
+  const entries: RegistryEntry[] = [];
+  for (const v of values) {
+    if (v === null) continue;
+    try {
+      entries.push(JSON.parse(v) as RegistryEntry);
+    } catch {
+      // A foreign or half-written value must not break status for every other daemon.
+    }
+  }
+  return entries.sort((a, b) => a.name.localeCompare(b.name));
+}

@@ -1,0 +1,101 @@
+import type { ClickHouseServerConfig, Config } from '../config/schema.js';
+import type { ClickHouseClient } from '../store/client.js';
+import { countRange, rangeCondition } from '../store/queries.js';
+import { ident, qualified, str } from '../store/sql.js';
+import type { TableSpec } from '../store/tables.js';
+import type { TimeWindow } from './windows.js';
+
+export interface CopyResult {
+  /** Distinct keys in the source window. */
+  hotCount: number;
+  /** Rows (not distinct keys: a duplicate must fail verification) in the target window after the copy. */
+  coldCount: number;
+  copied: number;
+  verified: boolean;
+}
+
+/**
+ * host:tcpPort of a server as another ClickHouse server reaches it with remote(). remote() speaks the
+ * native TCP protocol, so for an external (HTTP) URL the host comes from the URL and the port is tcpPort.
+ */
+export function remoteAddress(server: ClickHouseServerConfig): string {
+  const host = server.url === null ? server.host : new URL(server.url).hostname;
+  return `${host}:${server.tcpPort}`;
+}
+
+interface Side {
+  client: ClickHouseClient;
+  server: ClickHouseServerConfig;
+}
+
+/**
+ * The statement that copies one window from `source` into `target`; it runs on the target server, which
+ * pulls the rows over remote(). Only keys the target lacks are inserted, and LIMIT 1 BY drops unmerged
+ * duplicates on the source, so running it any number of times leaves each key once in the target.
+ */
+export function copySql(source: ClickHouseServerConfig, target: ClickHouseServerConfig, spec: TableSpec, w: TimeWindow): string {
+  const columns = spec.columns.map((c) => ident(c.name)).join(', ');
+  const key = spec.key.map(ident).join(', ');
+  const targetTable = qualified(target.database, spec.table);
+  const remote = `remote(${[str(remoteAddress(source)), ident(source.database), ident(spec.table), str(source.user), str(source.password)].join(', ')})`;
+  return [
+    `INSERT INTO ${targetTable} (${columns})`,
+    `SELECT ${columns} FROM ${remote}`,
+    `WHERE ${rangeCondition(spec, w)}`,
+    `AND (${key}) NOT IN (SELECT ${key} FROM ${targetTable} WHERE ${rangeCondition(spec, w)})`,
+    `LIMIT 1 BY ${key}`,
+  ].join('\n');
+}
+
+interface DirectedCopy {
+  sourceDistinct: number;
+  targetRows: number;
+  copied: number;
+  verified: boolean;
+}
+
+async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeWindow): Promise<DirectedCopy> {
+  const before = await countRange(target.client, target.server.database, spec, w);
+  await target.client.command({ query: copySql(source.server, target.server, spec, w) });
+  const [src, dst] = await Promise.all([
+    countRange(source.client, source.server.database, spec, w),
+    countRange(target.client, target.server.database, spec, w),
+  ]);
+  return {
+    sourceDistinct: src.distinct,
+    targetRows: dst.rows,
+    copied: dst.rows - before.rows,
+    verified: src.distinct === dst.rows,
+  };
+}
+
+/**
+ * Copies one window hot -> cold and verifies it: verified when the cold window holds exactly one row per
+ * distinct hot key. Idempotent; two copies of the same window running at once could both insert a key
+ * (each sees it missing), which ReplacingMergeTree merges and `mprism repair` removes.
+ */
+export async function copyWindow(
+  hot: ClickHouseClient,
+  cold: ClickHouseClient,
+  config: Config,
+  table: TableSpec,
+  w: TimeWindow,
+): Promise<CopyResult> {
+  const r = await copyBetween({ client: hot, server: config.clickhouse.hot }, { client: cold, server: config.clickhouse.cold }, table, w);
+  return { hotCount: r.sourceDistinct, coldCount: r.targetRows, copied: r.copied, verified: r.verified };
+}
+
+/**
+ * The reverse copy, cold -> hot, for windows where cold holds keys hot lacks (see data-repair.ts).
+ * hotCount is then the rows in hot after the copy and coldCount the distinct keys in cold.
+ */
+export async function backfillHotWindow(
+  hot: ClickHouseClient,
+  cold: ClickHouseClient,
+  config: Config,
+  table: TableSpec,
+  w: TimeWindow,
+): Promise<CopyResult> {
+  const r = await copyBetween({ client: cold, server: config.clickhouse.cold }, { client: hot, server: config.clickhouse.hot }, table, w);
+  return { hotCount: r.targetRows, coldCount: r.sourceDistinct, copied: r.copied, verified: r.verified };
+}

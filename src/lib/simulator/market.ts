@@ -1,0 +1,120 @@
+/** mulberry32: small, fast, seedable; plenty for a market model that must replay identically. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** FNV-1a, to give each symbol its own stream of randomness derived from the one seed. */
+function hashString(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export interface SimTrade {
+  /** Native id, e.g. BTCUSDT. */
+  symbol: string;
+  id: number;
+  /** Decimal strings with 8 places, as Binance prints them. */
+  price: string;
+  quantity: string;
+  buyerIsMaker: boolean;
+  time: number;
+}
+
+const START_PRICE: Readonly<Record<string, number>> = { BTC: 65_000, ETH: 3_500, BNB: 600, SOL: 150 };
+const PRICE_DECIMALS = 2;
+const QTY_DECIMALS = 5;
+const PRINT_DECIMALS = 8;
+
+/** Integer `units` of 10^-decimals printed with 8 places, without float rounding. */
+function formatFixed(units: number, decimals: number): string {
+  const scale = 10 ** decimals;
+  const whole = Math.floor(units / scale);
+  const frac = String(units % scale).padStart(decimals, '0');
+  return `${whole}.${frac}${'0'.repeat(PRINT_DECIMALS - decimals)}`;
+}
+
+/**
+ * One symbol's trade tape: a seeded random walk in whole price ticks, so prices never drift into
+ * float noise, and trade ids that only ever go up.
+ */
+export class SymbolMarket {
+  private readonly random: () => number;
+  private ticks: number;
+  private nextId: number;
+
+  /**
+   * @param firstId Trade ids continue from here. Callers derive it from the wall clock so a
+   * restarted simulator never reuses ids the storage layer has already seen.
+   */
+  constructor(
+    readonly symbol: string,
+    seed: number,
+    firstId: number,
+  ) {
+    this.random = seededRandom((seed ^ hashString(symbol)) >>> 0);
+    const base = Object.keys(START_PRICE).find((b) => symbol.startsWith(b));
+    this.ticks = Math.round((base === undefined ? 100 : (START_PRICE[base] ?? 100)) * 10 ** PRICE_DECIMALS);
+    this.nextId = firstId;
+  }
+
+  next(time: number): SimTrade {
+    // Steps of up to ±0.05 % keep the walk plausible at any trade rate; never below one tick.
+    const step = Math.round((this.random() - 0.5) * this.ticks * 0.001);
+    this.ticks = Math.max(1, this.ticks + step);
+    const qtyUnits = 1 + Math.floor(this.random() ** 3 * 200_000);
+    return {
+      symbol: this.symbol,
+      id: this.nextId++,
+      price: formatFixed(this.ticks, PRICE_DECIMALS),
+      quantity: formatFixed(qtyUnits, QTY_DECIMALS),
+      buyerIsMaker: this.random() < 0.5,
+      time,
+    };
+  }
+}
+
+/**
+ * How many trades are owed at a fixed rate. Timers fire late and coarsely, so each tick emits
+ * everything due since the last one; after a long stall at most `maxCatchUpMs` worth is owed,
+ * the rest is skipped rather than burst out.
+ */
+export class RateClock {
+  private startedAt: number;
+  private emitted = 0;
+
+  constructor(
+    private readonly perSecond: number,
+    now: number,
+    private readonly maxCatchUpMs = 1000,
+  ) {
+    this.startedAt = now;
+  }
+
+  due(now: number): number {
+    const owed = Math.floor(((now - this.startedAt) * this.perSecond) / 1000) - this.emitted;
+    const cap = Math.max(1, Math.ceil((this.maxCatchUpMs * this.perSecond) / 1000));
+    if (owed > cap) {
+      this.restart(now);
+      return cap;
+    }
+    this.emitted += Math.max(0, owed);
+    return Math.max(0, owed);
+  }
+
+  /** Forget the past (after a pause): nothing is owed for time spent stopped. */
+  restart(now: number): void {
+    this.startedAt = now;
+    this.emitted = 0;
+  }
+}

@@ -1,0 +1,77 @@
+import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import type { ClickHouseServerConfig } from '../config/schema.js';
+import { MprismError, UnreachableError } from '../errors.js';
+import { clickhouseUrl, displayAddress } from '../infra/endpoints.js';
+
+export type { ClickHouseClient };
+
+/**
+ * One JSONEachRow line already serialized by the writer. Decimals must reach ClickHouse as raw JSON
+ * number text (exact digits), which JSON.stringify cannot produce, so clients made by createClickHouse
+ * pass this text through unchanged.
+ */
+export class EncodedRow {
+  constructor(readonly json: string) {}
+  /** Reached only through a client not made by createClickHouse: fail loudly rather than insert `{"json":...}`. */
+  toJSON(): never {
+    throw new MprismError('EncodedRow rows must be inserted with a client from createClickHouse()');
+  }
+}
+
+function stringify<T>(value: T): string {
+  return value instanceof EncodedRow ? value.json : JSON.stringify(value);
+}
+
+/** Queries run as one statement each; a minute covers INSERT ... SELECT of a large window on a slow disk. */
+const REQUEST_TIMEOUT_MS = 60_000;
+
+export function createClickHouse(server: ClickHouseServerConfig): ClickHouseClient {
+  const url = clickhouseUrl(server);
+  const credentialsInUrl = new URL(url).username !== '';
+  return createClient({
+    url,
+    ...(credentialsInUrl ? {} : { username: server.user, password: server.password }),
+    request_timeout: REQUEST_TIMEOUT_MS,
+    // Errors are thrown to the caller and logged there with context; the client's own console logging would duplicate them.
+    log: { level: ClickHouseLogLevel.OFF },
+    json: { parse: JSON.parse, stringify },
+  });
+}
+
+/**
+ * Server generation. `legacy` is an 18.x/19.x-era server: the schema rendered for it avoids DateTime64, TTL,
+ * CODEC, query parameters and LowCardinality (which 18.x only accepts behind a profile setting).
+ */
+export interface Dialect {
+  version: string;
+  major: number;
+  minor: number;
+  legacy: boolean;
+}
+
+export function dialectFromVersion(version: string): Dialect {
+  const m = /^(\d+)\.(\d+)/.exec(version.trim());
+  if (!m) throw new MprismError(`unrecognized ClickHouse version: ${JSON.stringify(version)}`);
+  const major = Number(m[1]);
+  const minor = Number(m[2]);
+  return { version: version.trim(), major, minor, legacy: major < 20 };
+}
+
+export async function detectDialect(client: ClickHouseClient): Promise<Dialect> {
+  const rows = await selectRows<{ v: string }>(client, 'SELECT version() AS v');
+  const row = rows[0];
+  if (!row) throw new MprismError('SELECT version() returned no row');
+  return dialectFromVersion(row.v);
+}
+
+/** SELECT as JSONEachRow. UInt64/Int64 values arrive as strings (quoted by the server). */
+export async function selectRows<T>(client: ClickHouseClient, query: string): Promise<T[]> {
+  const result = await client.query({ query, format: 'JSONEachRow' });
+  return result.json<T>();
+}
+
+/** Throws UnreachableError when the server does not answer /ping. */
+export async function ensureReachable(client: ClickHouseClient, target: string, server: ClickHouseServerConfig): Promise<void> {
+  const ping = await client.ping();
+  if (!ping.success) throw new UnreachableError(target, displayAddress(clickhouseUrl(server)), { cause: ping.error });
+}

@@ -1,0 +1,47 @@
+import { MprismError } from '../errors.js';
+
+/** A record field that cannot be stored as its column type (malformed decimal, out of range). */
+export class InvalidValueError extends MprismError {}
+
+const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+
+/**
+ * Decimal string -> JSON number text with at most `scale` fraction digits, rounded half away from zero.
+ * ClickHouse 18.16 rejects quoted decimals and decimals with more fraction digits than the column scale
+ * in JSONEachRow, and going through a JS number would lose digits, so the text is rewritten exactly
+ * with BigInt arithmetic. Accepts exponents because venues that send JSON numbers end up as `1e-7`.
+ */
+export function formatDecimal(value: string, precision: number, scale: number): string {
+  const m = DECIMAL_RE.exec(value);
+  const intDigits = m?.[2] ?? '';
+  const fracDigits = m?.[3] ?? '';
+  if (!m || intDigits.length + fracDigits.length === 0) throw new InvalidValueError(`not a decimal: ${JSON.stringify(value)}`);
+  const negative = m[1] === '-';
+  const exponent = Number(m[4] ?? '0');
+  const digits = (intDigits + fracDigits).replace(/^0+/, '');
+  if (digits === '') return '0';
+  // value = digits * 10^(exponent - fracDigits.length); the stored integer is value * 10^scale.
+  const shift = exponent - fracDigits.length + scale;
+  if (digits.length + shift > precision) {
+    throw new InvalidValueError(`${value} does not fit Decimal(${precision}, ${scale})`);
+  }
+  let scaled: bigint;
+  if (shift >= 0) {
+    scaled = BigInt(digits) * 10n ** BigInt(shift);
+  } else if (-shift > digits.length) {
+    // Below half a unit of the last kept digit: rounds to zero.
+    return '0';
+  } else {
+    const divisor = 10n ** BigInt(-shift);
+    const n = BigInt(digits);
+    scaled = n / divisor;
+    if ((n % divisor) * 2n >= divisor) scaled += 1n;
+  }
+  if (scaled === 0n) return '0';
+  let text = scaled.toString();
+  if (text.length > precision) throw new InvalidValueError(`${value} does not fit Decimal(${precision}, ${scale})`);
+  text = text.padStart(scale + 1, '0');
+  const whole = text.slice(0, text.length - scale);
+  const fraction = text.slice(text.length - scale).replace(/0+$/, '');
+  return (negative ? '-' : '') + whole + (fraction ? `.${fraction}` : '');
+}

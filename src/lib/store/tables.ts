@@ -1,0 +1,221 @@
+import type { DataType } from '../config/schema.js';
+import { selectRows, type ClickHouseClient, type Dialect } from './client.js';
+import { ident, qualified, str } from './sql.js';
+
+/**
+ * Column kinds, not ClickHouse types: each kind is rendered per server dialect, so hot and cold (possibly
+ * different versions) always hold the same columns with the same values and replicate with remote().
+ */
+export type ColumnType =
+  /** Epoch milliseconds. UInt64 everywhere: 18.16 has no DateTime64, and one numeric form keeps window queries identical on every version. */
+  | { kind: 'timeMs' }
+  /** Few distinct values (venue, symbol, side, period): LowCardinality where the server has it by default. */
+  | { kind: 'label' }
+  | { kind: 'text' }
+  | { kind: 'uint64' }
+  | { kind: 'decimal'; precision: number; scale: number; nullable: boolean }
+  | { kind: 'decimalArray'; precision: number; scale: number };
+
+export interface ColumnSpec {
+  name: string;
+  type: ColumnType;
+}
+
+export interface TableSpec {
+  table: string;
+  dataType: DataType;
+  columns: readonly ColumnSpec[];
+  /** Event time (epoch ms): partitions, replication windows and freshness are all computed on it. */
+  timeColumn: string;
+  /**
+   * Row identity, also the ORDER BY and so the ReplacingMergeTree merge key. It starts with the time column
+   * so that window queries (replication, integrity) read only the granules of their window; since a
+   * record's event time is part of its content, time + id identifies a row exactly as the id alone does.
+   */
+  key: readonly string[];
+}
+
+const PRICE = { kind: 'decimal', precision: 38, scale: 18, nullable: false } as const;
+const OPTIONAL_PRICE = { ...PRICE, nullable: true } as const;
+const PRICE_ARRAY = { kind: 'decimalArray', precision: 38, scale: 18 } as const;
+const TIME = { kind: 'timeMs' } as const;
+const LABEL = { kind: 'label' } as const;
+
+const col = (name: string, type: ColumnType): ColumnSpec => ({ name, type });
+
+/** Fields of RecordBase, in every table. */
+const BASE_COLUMNS: readonly ColumnSpec[] = [
+  col('venue', LABEL),
+  col('market_type', LABEL),
+  col('symbol', LABEL),
+  col('instrument', LABEL),
+  col('event_time', TIME),
+  col('receive_time', TIME),
+];
+
+function spec(dataType: DataType, table: string, own: readonly ColumnSpec[], identity: readonly string[]): TableSpec {
+  return Object.freeze({
+    table,
+    dataType,
+    columns: Object.freeze([...BASE_COLUMNS, ...own]),
+    timeColumn: 'event_time',
+    key: Object.freeze(['event_time', 'venue', 'symbol', ...identity]),
+  });
+}
+
+export const TABLES: readonly TableSpec[] = Object.freeze([
+  spec(
+    'orderbook',
+    'orderbooks',
+    [
+      col('last_update_id', { kind: 'uint64' }),
+      col('best_bid_price', OPTIONAL_PRICE),
+      col('best_ask_price', OPTIONAL_PRICE),
+      // Parallel arrays, best level first: 18.16 cannot read Array(Tuple(...)) from JSONEachRow.
+      col('bid_prices', PRICE_ARRAY),
+      col('bid_quantities', PRICE_ARRAY),
+      col('ask_prices', PRICE_ARRAY),
+      col('ask_quantities', PRICE_ARRAY),
+    ],
+    ['last_update_id'],
+  ),
+  spec(
+    'trade',
+    'trades',
+    [col('trade_id', { kind: 'text' }), col('price', PRICE), col('quantity', PRICE), col('side', LABEL)],
+    ['trade_id'],
+  ),
+  spec(
+    'funding_rate',
+    'funding_rates',
+    [
+      col('funding_rate', PRICE),
+      // 0 when the venue does not announce it.
+      col('next_funding_time', TIME),
+      col('mark_price', OPTIONAL_PRICE),
+    ],
+    [],
+  ),
+  spec(
+    'open_interest',
+    'open_interests',
+    [col('open_interest', PRICE), col('open_interest_value', OPTIONAL_PRICE)],
+    [],
+  ),
+  spec(
+    'liquidation',
+    'liquidations',
+    [
+      // The venue's order id, or a digest of the event fields where the venue sends none: several
+      // liquidations can share symbol, side and millisecond.
+      col('liquidation_id', { kind: 'text' }),
+      col('side', LABEL),
+      col('price', PRICE),
+      col('quantity', PRICE),
+    ],
+    ['liquidation_id'],
+  ),
+  spec(
+    'lsr_top_position',
+    'lsr_top_positions',
+    [
+      col('period', LABEL),
+      col('long_short_ratio', PRICE),
+      col('long_position_pct', PRICE),
+      col('short_position_pct', PRICE),
+    ],
+    ['period'],
+  ),
+  spec(
+    'lsr_all_account',
+    'lsr_all_accounts',
+    [
+      col('period', LABEL),
+      col('long_short_ratio', PRICE),
+      col('long_account_pct', PRICE),
+      col('short_account_pct', PRICE),
+    ],
+    ['period'],
+  ),
+  spec(
+    'volatility_index',
+    'volatility_indices',
+    [col('resolution', LABEL), col('index_value', PRICE)],
+    ['resolution'],
+  ),
+]);
+
+export function tableFor(dataType: DataType): TableSpec {
+  const found = TABLES.find((t) => t.dataType === dataType);
+  if (!found) throw new RangeError(`no table for data type ${dataType}`);
+  return found;
+}
+
+function renderType(type: ColumnType, dialect: Dialect): string {
+  switch (type.kind) {
+    case 'timeMs':
+      return dialect.legacy ? 'UInt64' : 'UInt64 CODEC(Delta, ZSTD(1))';
+    case 'label':
+      return dialect.legacy ? 'String' : 'LowCardinality(String)';
+    case 'text':
+      return 'String';
+    case 'uint64':
+      return 'UInt64';
+    case 'decimal': {
+      const d = `Decimal(${type.precision}, ${type.scale})`;
+      return type.nullable ? `Nullable(${d})` : d;
+    }
+    case 'decimalArray':
+      return `Array(Decimal(${type.precision}, ${type.scale}))`;
+  }
+}
+
+/** UTC day of the time column, e.g. 20240131; also what OPTIMIZE ... PARTITION takes. */
+export function partitionExpression(spec: TableSpec): string {
+  return `toYYYYMMDD(toDateTime(intDiv(${ident(spec.timeColumn)}, 1000), 'UTC'))`;
+}
+
+/** The partition value (UTC yyyymmdd) holding epoch ms `t`. */
+export function partitionOf(t: number): number {
+  const d = new Date(t);
+  return d.getUTCFullYear() * 10_000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
+}
+
+export function renderCreateTable(spec: TableSpec, database: string, dialect: Dialect): string {
+  const columns = spec.columns.map((c) => `    ${ident(c.name)} ${renderType(c.type, dialect)}`).join(',\n');
+  return [
+    `CREATE TABLE IF NOT EXISTS ${qualified(database, spec.table)}`,
+    '(',
+    columns,
+    ')',
+    'ENGINE = ReplacingMergeTree',
+    `PARTITION BY ${partitionExpression(spec)}`,
+    `ORDER BY (${spec.key.map(ident).join(', ')})`,
+  ].join('\n');
+}
+
+/** Creates the database and any missing table; safe to run at every start. */
+export async function ensureSchema(
+  client: ClickHouseClient,
+  database: string,
+  dialect: Dialect,
+): Promise<{ created: string[]; existing: string[] }> {
+  await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(database)}` });
+  const present = new Set(await existingTables(client, database));
+  const created: string[] = [];
+  const existing: string[] = [];
+  for (const spec of TABLES) {
+    if (present.has(spec.table)) {
+      existing.push(spec.table);
+      continue;
+    }
+    await client.command({ query: renderCreateTable(spec, database, dialect) });
+    created.push(spec.table);
+  }
+  return { created, existing };
+}
+
+export async function existingTables(client: ClickHouseClient, database: string): Promise<string[]> {
+  const rows = await selectRows<{ name: string }>(client, `SELECT name FROM system.tables WHERE database = ${str(database)}`);
+  return rows.map((r) => r.name);
+}

@@ -1,0 +1,150 @@
+import type { MarketRecord } from '../records.js';
+import { EncodedRow, selectRows, type ClickHouseClient } from './client.js';
+import { formatDecimal, InvalidValueError } from './decimal.js';
+import { ident, qualified, str, uint } from './sql.js';
+import { tableFor, type ColumnSpec, type TableSpec } from './tables.js';
+
+/** A row as the table spec's column names to plain values; encodeRow turns it into JSONEachRow text. */
+export type Cell = string | number | null | readonly string[];
+export type Row = Readonly<Record<string, Cell>>;
+
+type RecordOf<K extends MarketRecord['dataType']> = Extract<MarketRecord, { dataType: K }>;
+
+/**
+ * Record -> row, one entry per record type in MarketRecord. Adding a record type to the union makes this
+ * object fail to compile until its mapping is added; the table spec already has the columns.
+ */
+const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Row } = {
+  trade: (r) => ({
+    venue: r.venue,
+    market_type: r.marketType,
+    symbol: r.symbol,
+    instrument: r.instrument,
+    event_time: r.eventTime,
+    receive_time: r.receiveTime,
+    trade_id: r.tradeId,
+    price: r.price,
+    quantity: r.quantity,
+    side: r.side,
+  }),
+};
+
+export function recordToRow(record: MarketRecord): Row {
+  const mapper = ROW_MAPPERS[record.dataType] as (r: MarketRecord) => Row;
+  return mapper(record);
+}
+
+function encodeCell(column: ColumnSpec, value: Cell | undefined): string {
+  const where = `column ${column.name}`;
+  if (value === undefined) throw new InvalidValueError(`${where}: missing`);
+  const type = column.type;
+  switch (type.kind) {
+    case 'timeMs':
+    case 'uint64':
+      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+        throw new InvalidValueError(`${where}: not an unsigned integer: ${JSON.stringify(value)}`);
+      }
+      return String(value);
+    case 'label':
+    case 'text':
+      if (typeof value !== 'string') throw new InvalidValueError(`${where}: not a string: ${JSON.stringify(value)}`);
+      return JSON.stringify(value);
+    case 'decimal':
+      if (value === null && type.nullable) return 'null';
+      if (typeof value !== 'string') throw new InvalidValueError(`${where}: not a decimal string: ${JSON.stringify(value)}`);
+      return formatDecimal(value, type.precision, type.scale);
+    case 'decimalArray':
+      if (!Array.isArray(value)) throw new InvalidValueError(`${where}: not an array: ${JSON.stringify(value)}`);
+      return `[${(value as readonly unknown[])
+        .map((v) => {
+          if (typeof v !== 'string') throw new InvalidValueError(`${where}: not a decimal string: ${JSON.stringify(v)}`);
+          return formatDecimal(v, type.precision, type.scale);
+        })
+        .join(',')}]`;
+  }
+}
+
+/** One JSONEachRow line (without newline), columns in spec order. */
+export function encodeRow(spec: TableSpec, row: Row): string {
+  const fields = spec.columns.map((c) => `${JSON.stringify(c.name)}:${encodeCell(c, row[c.name])}`);
+  return `{${fields.join(',')}}`;
+}
+
+/** Identity of a row as comparable text: the key cells as strings (UInt64 comes back quoted from ClickHouse). */
+function keyOf(spec: TableSpec, row: Readonly<Record<string, unknown>>): string {
+  return JSON.stringify(spec.key.map((k) => String(row[k])));
+}
+
+function keyLiteral(spec: TableSpec, row: Row): string {
+  const parts = spec.key.map((k) => {
+    const v = row[k];
+    if (typeof v === 'number') return uint(v);
+    if (typeof v === 'string') return str(v);
+    throw new InvalidValueError(`key column ${k} of ${spec.table} must be a string or an integer`);
+  });
+  return `(${parts.join(', ')})`;
+}
+
+/** Keeps the IN (...) list far below max_query_size (256 KiB by default on every version). */
+const EXISTING_KEYS_CHUNK = 500;
+
+async function existingKeys(client: ClickHouseClient, database: string, spec: TableSpec, rows: readonly Row[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  const time = spec.timeColumn;
+  for (let i = 0; i < rows.length; i += EXISTING_KEYS_CHUNK) {
+    const chunk = rows.slice(i, i + EXISTING_KEYS_CHUNK);
+    const times = chunk.map((r) => r[time] as number);
+    // The time range lets the primary key (which starts with the time column) skip to the right granules.
+    const query = [
+      `SELECT ${spec.key.map(ident).join(', ')} FROM ${qualified(database, spec.table)}`,
+      `WHERE ${ident(time)} >= ${uint(Math.min(...times))} AND ${ident(time)} <= ${uint(Math.max(...times))}`,
+      `AND (${spec.key.map(ident).join(', ')}) IN (${chunk.map((r) => keyLiteral(spec, r)).join(', ')})`,
+    ].join('\n');
+    for (const r of await selectRows<Record<string, unknown>>(client, query)) found.add(keyOf(spec, r));
+  }
+  return found;
+}
+
+/**
+ * Inserts records into their tables. Records repeated within the call are inserted once. With
+ * skipExisting (JetStream re-deliveries), rows whose key is already stored are left out, so a crash
+ * between insert and ack never duplicates rows; ReplacingMergeTree merges remain the second line of defence.
+ */
+export async function insertRecords(
+  client: ClickHouseClient,
+  database: string,
+  records: readonly MarketRecord[],
+  opts: { skipExisting: boolean },
+): Promise<{ inserted: number; skipped: number }> {
+  const byTable = new Map<TableSpec, Map<string, Row>>();
+  let skipped = 0;
+  for (const record of records) {
+    const spec = tableFor(record.dataType);
+    const row = recordToRow(record);
+    let rows = byTable.get(spec);
+    if (!rows) byTable.set(spec, (rows = new Map()));
+    const key = keyOf(spec, row);
+    if (rows.has(key)) skipped++;
+    else rows.set(key, row);
+  }
+  let inserted = 0;
+  for (const [spec, rowsByKey] of byTable) {
+    let rows = [...rowsByKey.values()];
+    // Encode before asking the server anything: a malformed record fails the batch without side effects.
+    const encoded = new Map(rows.map((r) => [r, new EncodedRow(encodeRow(spec, r))]));
+    if (opts.skipExisting) {
+      const existing = await existingKeys(client, database, spec, rows);
+      const before = rows.length;
+      rows = rows.filter((r) => !existing.has(keyOf(spec, r)));
+      skipped += before - rows.length;
+    }
+    if (rows.length === 0) continue;
+    await client.insert({
+      table: qualified(database, spec.table),
+      values: rows.map((r) => encoded.get(r) as EncodedRow),
+      format: 'JSONEachRow',
+    });
+    inserted += rows.length;
+  }
+  return { inserted, skipped };
+}

@@ -1,0 +1,222 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { backoffDelay, sleep } from '../backoff.js';
+import type { Config } from '../config/schema.js';
+import { daemonPort } from '../daemon-runner.js';
+import type { Logger } from '../log.js';
+import { DAEMON_NAMES, PACKAGE_ROOT, homePaths, type DaemonName } from '../paths.js';
+import { isAlive, writeFileAtomic } from '../process-util.js';
+import { inspectLock } from './lock.js';
+import { RotatingLog } from './rotating-log.js';
+import type { DaemonStatus, SupervisorSnapshot } from './state.js';
+
+const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
+
+interface Managed extends DaemonStatus {
+  /** False once stop was asked for: an exit is then expected and not restarted. */
+  wanted: boolean;
+  child: ChildProcess | null;
+  restartTimer: NodeJS.Timeout | null;
+  simulate: boolean;
+}
+
+export interface StartResult {
+  ok: boolean;
+  daemons: DaemonStatus[];
+  failed: { name: DaemonName; reason: string }[];
+}
+
+/**
+ * Spawns the daemons, gates each start on its /health, restarts a daemon that dies with capped
+ * exponential backoff (reset after stable uptime) and gives up (state `errored`) after
+ * maxFastFailures exits in a row that each came too soon.
+ */
+export class Supervisor {
+  private readonly daemons = new Map<DaemonName, Managed>();
+  private readonly logs = new Map<DaemonName, RotatingLog>();
+  private readonly paths;
+  private simulate = false;
+  private readonly startedAt = Date.now();
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.paths = homePaths(config.home);
+    for (const name of DAEMON_NAMES) {
+      this.daemons.set(name, {
+        name, state: 'stopped', pid: null, startedAt: null, restarts: 0, fastFailures: 0, lastExit: null,
+        detail: null, port: daemonPort(config, name), wanted: false, child: null, restartTimer: null, simulate: false,
+      });
+    }
+  }
+
+  snapshot(): SupervisorSnapshot {
+    return {
+      pid: process.pid,
+      startedAt: this.startedAt,
+      simulate: this.simulate,
+      daemons: [...this.daemons.values()].map(({ wanted: _w, child: _c, restartTimer: _t, simulate: _s, ...status }) => status),
+    };
+  }
+
+  /** Start in dependency order, each gated on its health; stops at the first that does not become healthy. */
+  async start(names: readonly DaemonName[], simulate: boolean): Promise<StartResult> {
+    if (simulate) this.simulate = true;
+    const failed: StartResult['failed'] = [];
+    for (const name of DAEMON_NAMES.filter((n) => names.includes(n))) {
+      const d = this.daemons.get(name)!;
+      if (d.state === 'running' || d.state === 'starting') continue;
+      d.wanted = true;
+      d.simulate = this.simulate;
+      d.fastFailures = 0;
+      await this.replaceOrphan(name);
+      this.spawn(d);
+      const healthy = await this.waitHealthy(d);
+      if (!healthy) {
+        failed.push({ name, reason: d.detail ?? 'did not become healthy' });
+        break;
+      }
+    }
+    return { ok: failed.length === 0, daemons: this.snapshot().daemons, failed };
+  }
+
+  /** Stop in reverse dependency order: SIGTERM, then SIGKILL after timeoutMs. */
+  async stop(names: readonly DaemonName[], timeoutMs: number): Promise<void> {
+    for (const name of [...DAEMON_NAMES].reverse().filter((n) => names.includes(n))) {
+      const d = this.daemons.get(name)!;
+      d.wanted = false;
+      if (d.restartTimer) clearTimeout(d.restartTimer);
+      d.restartTimer = null;
+      if (d.child && d.child.exitCode === null && d.child.signalCode === null) {
+        d.state = 'stopping';
+        this.persist();
+        const exited = new Promise<void>((resolve) => d.child!.once('exit', () => resolve()));
+        d.child.kill('SIGTERM');
+        const inTime = await Promise.race([exited.then(() => true), sleep(timeoutMs).then(() => false)]);
+        if (!inTime) {
+          this.log.warn({ name, timeoutMs }, 'did not stop in time; killing');
+          d.child.kill('SIGKILL');
+          await exited;
+        }
+      }
+      d.state = 'stopped';
+      d.pid = null;
+      d.startedAt = null;
+      d.detail = null;
+      this.persist();
+    }
+  }
+
+  async shutdown(timeoutMs: number): Promise<void> {
+    await this.stop(DAEMON_NAMES, timeoutMs);
+    for (const l of this.logs.values()) l.close();
+  }
+
+  private logFor(name: DaemonName): RotatingLog {
+    let l = this.logs.get(name);
+    if (!l) {
+      l = new RotatingLog(this.paths.logFile(name), this.config.logs.maxBytes, this.config.logs.keep);
+      this.logs.set(name, l);
+    }
+    return l;
+  }
+
+  /** A daemon left running by a supervisor that was killed holds its lock: stop it so ours can start. */
+  private async replaceOrphan(name: DaemonName): Promise<void> {
+    const lock = inspectLock(this.paths.lockFile(name));
+    if (lock.state !== 'live' || lock.info.pid === process.pid) return;
+    const pid = lock.info.pid;
+    this.log.warn({ name, pid }, 'replacing a daemon left running by an earlier supervisor');
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + 15_000;
+    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
+    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+  }
+
+  private spawn(d: Managed): void {
+    const out = this.logFor(d.name);
+    const child = spawn(process.execPath, [DAEMON_MAIN, d.name], {
+      env: { ...process.env, MPRISM_HOME: this.config.home, ...(this.config.file ? { MPRISM_CONFIG: this.config.file } : {}), MPRISM_SIMULATE: d.simulate ? '1' : '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout!.on('data', (b: Buffer) => out.write(b));
+    child.stderr!.on('data', (b: Buffer) => out.write(b));
+    d.child = child;
+    d.pid = child.pid ?? null;
+    d.startedAt = Date.now();
+    d.state = 'starting';
+    d.detail = null;
+    this.persist();
+    this.log.info({ name: d.name, pid: d.pid }, 'spawned');
+    child.once('exit', (code, signal) => this.onExit(d, child, code, signal));
+    child.once('error', (err) => this.log.error({ name: d.name, err: err.message }, 'spawn failed'));
+  }
+
+  private onExit(d: Managed, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (d.child !== child) return;
+    d.child = null;
+    d.lastExit = { code, signal, at: Date.now() };
+    d.pid = null;
+    if (!d.wanted) return; // stop() owns the state transition
+    const uptime = Date.now() - (d.startedAt ?? Date.now());
+    d.fastFailures = uptime >= this.config.supervisor.stableAfterMs ? 0 : d.fastFailures + 1;
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (d.fastFailures >= this.config.supervisor.maxFastFailures) {
+      d.state = 'errored';
+      d.detail = `exited ${d.fastFailures} times in a row within ${Math.round(this.config.supervisor.stableAfterMs / 1000)} s of starting (last: ${how}); not restarting — see ${this.paths.logFile(d.name)}`;
+      this.log.error({ name: d.name, code, signal }, 'errored: too many fast failures');
+      this.persist();
+      return;
+    }
+    const delay = backoffDelay(Math.max(0, d.fastFailures - 1), {
+      initialMs: this.config.supervisor.initialBackoffMs,
+      maxMs: this.config.supervisor.maxBackoffMs,
+      jitter: 0.1,
+    });
+    d.state = 'backoff';
+    d.detail = `exited (${how}); restarting in ${(delay / 1000).toFixed(1)} s`;
+    this.log.warn({ name: d.name, code, signal, delayMs: delay, fastFailures: d.fastFailures }, 'exited unexpectedly; restarting');
+    this.persist();
+    d.restartTimer = setTimeout(() => {
+      d.restartTimer = null;
+      if (!d.wanted) return;
+      d.restarts++;
+      void this.replaceOrphan(d.name).then(() => {
+        this.spawn(d);
+        void this.waitHealthy(d);
+      });
+    }, delay);
+  }
+
+  /** Polls /health until 200 (state running), errored, or the health timeout. */
+  private async waitHealthy(d: Managed): Promise<boolean> {
+    const deadline = Date.now() + this.config.supervisor.healthTimeoutMs;
+    while (Date.now() < deadline) {
+      if (d.state === 'errored' || !d.wanted) return false;
+      if (d.state === 'starting' && d.child) {
+        try {
+          const res = await fetch(`http://127.0.0.1:${d.port}/health`, { signal: AbortSignal.timeout(1000) });
+          if (res.ok) {
+            d.state = 'running';
+            d.detail = null;
+            this.persist();
+            this.log.info({ name: d.name, pid: d.pid }, 'healthy');
+            return true;
+          }
+          d.detail = `health: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
+        } catch {
+          // not listening yet
+        }
+      }
+      await sleep(200);
+    }
+    d.detail = `not healthy within ${this.config.supervisor.healthTimeoutMs} ms${d.detail ? ` (${d.detail})` : ''}`;
+    this.persist();
+    return false;
+  }
+
+  private persist(): void {
+    writeFileAtomic(this.paths.supervisorState, JSON.stringify(this.snapshot(), null, 2));
+  }
+}

@@ -1,0 +1,213 @@
+import type { Alert } from '../brain/history.js';
+import { collectStatus } from '../checks/status.js';
+import type { ProcessRow, StatusReport } from '../checks/status-types.js';
+import type { ClickHouseServerConfig, Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { probeInfra } from '../infra/probe.js';
+import { INFRA_NAMES, type InfraName } from '../paths.js';
+import { createClickHouse, type ClickHouseClient } from '../store/client.js';
+import { str } from '../store/sql.js';
+import { TABLES } from '../store/tables.js';
+
+export type InfraStatus = Awaited<ReturnType<typeof probeInfra>>;
+export type Side = 'hot' | 'cold';
+
+/** Row counts and insert rates of one table; null where the side could not be read. */
+export interface TableActivity {
+  table: string;
+  hotRows: number | null;
+  coldRows: number | null;
+  /** Rows per second since the previous refresh; null on the first refresh or when a count is missing. */
+  hotRate: number | null;
+  coldRate: number | null;
+  /** Replication lag reported by the replication daemon; null when it does not report one. */
+  lagSeconds: number | null;
+}
+
+export interface AlertsSummary {
+  open: number;
+  /** The open alerts, most severe first (as the brain orders them). */
+  items: Pick<Alert, 'severity' | 'source' | 'message'>[];
+}
+
+/** Everything one dashboard frame shows. */
+export interface TuiSnapshot {
+  at: string;
+  processes: ProcessRow[];
+  infra: InfraStatus[];
+  tables: TableActivity[];
+  /** null when the brain API is unreachable. */
+  alerts: AlertsSummary | null;
+  /** One line per source that could not be read, e.g. "clickhouse-hot: connect ECONNREFUSED". */
+  errors: string[];
+}
+
+/** Where a refresh reads from; injected so the refresh logic is testable without servers. */
+export interface TuiSources {
+  status(): Promise<StatusReport>;
+  probe(name: InfraName): Promise<InfraStatus>;
+  /** table -> row count on one side. */
+  rowCounts(side: Side): Promise<Map<string, number>>;
+  /** table -> replication lag in seconds. */
+  replicationLag(): Promise<Map<string, number>>;
+  alerts(): Promise<Alert[]>;
+  /** Epoch ms. */
+  now(): number;
+}
+
+/** Rows per second between two counts; never negative (merges and retention shrink counts). */
+export function ratePerSecond(previous: number | null, current: number | null, elapsedMs: number): number | null {
+  if (previous === null || current === null || elapsedMs <= 0) return null;
+  return Math.max(0, ((current - previous) * 1000) / elapsedMs);
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * Lag per table from the replication daemon's /health body. Accepts a `tables` map or list whose
+ * entries carry `lagSeconds`; anything else yields no lag rather than an error, so the dashboard
+ * keeps working across replication versions.
+ */
+export function parseReplicationLag(body: unknown): Map<string, number> {
+  const lag = new Map<string, number>();
+  if (!isRecord(body)) return lag;
+  const tables = body.tables;
+  const entries: [string, unknown][] = Array.isArray(tables)
+    ? tables.filter(isRecord).map((t) => [String(t.table ?? ''), t])
+    : isRecord(tables)
+      ? Object.entries(tables)
+      : [];
+  for (const [table, entry] of entries) {
+    const value = isRecord(entry) ? entry.lagSeconds : entry;
+    if (table !== '' && typeof value === 'number' && Number.isFinite(value)) lag.set(table, value);
+  }
+  return lag;
+}
+
+/** Per-request bound: one hung server must not freeze the dashboard. */
+const SOURCE_TIMEOUT_MS = 2_000;
+
+async function getJson(url: string): Promise<unknown> {
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(SOURCE_TIMEOUT_MS) });
+  } catch (err) {
+    // fetch() only says "fetch failed"; the useful part (ECONNREFUSED, timeout) is in the cause.
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+    const code = (cause as { code?: unknown }).code;
+    const why =
+      err instanceof Error && err.name === 'TimeoutError'
+        ? ` (no answer within ${SOURCE_TIMEOUT_MS} ms)`
+        : typeof code === 'string'
+          ? ` (${code})`
+          : '';
+    throw new Error(`unreachable at ${new URL(url).host}${why}`, { cause: err });
+  }
+  const body: unknown = await res.json();
+  // /health answers 503 with a JSON body when degraded: the body is still what we want to show.
+  if (!res.ok && res.status !== 503) throw new Error(`HTTP ${res.status}`);
+  return body;
+}
+
+async function partRows(client: ClickHouseClient, server: ClickHouseServerConfig): Promise<Map<string, number>> {
+  // Active-part row totals from system.parts: metadata only, so a 1 s refresh costs nothing even on
+  // billions of rows, and one query covers every table (missing tables are simply absent).
+  const result = await client.query({
+    query: `SELECT table, toString(sum(rows)) AS rows FROM system.parts
+             WHERE database = ${str(server.database)} AND active GROUP BY table`,
+    format: 'JSONEachRow',
+    abort_signal: AbortSignal.timeout(SOURCE_TIMEOUT_MS),
+  });
+  const rows = await result.json<{ table: string; rows: string }>();
+  return new Map(rows.map((r) => [r.table, Number(r.rows)]));
+}
+
+/** Sources backed by the configured servers and daemons. Call close() when done. */
+export function liveSources(config: Config): TuiSources & { close(): Promise<void> } {
+  const clients: Record<Side, ClickHouseClient> = {
+    hot: createClickHouse(config.clickhouse.hot),
+    cold: createClickHouse(config.clickhouse.cold),
+  };
+  return {
+    status: () => collectStatus(config),
+    probe: (name) => probeInfra(config, name, SOURCE_TIMEOUT_MS / 2),
+    rowCounts: (side) => partRows(clients[side], config.clickhouse[side]),
+    replicationLag: async () => parseReplicationLag(await getJson(`http://127.0.0.1:${config.replication.port}/health`)),
+    alerts: async () => {
+      const body = await getJson(`http://127.0.0.1:${config.brain.port}/api/v1/alerts`);
+      if (!isRecord(body) || !Array.isArray(body.alerts)) throw new Error('unexpected answer from /api/v1/alerts');
+      return body.alerts as Alert[];
+    },
+    now: () => Date.now(),
+    close: async () => {
+      await Promise.all([clients.hot.close(), clients.cold.close()]);
+    },
+  };
+}
+
+/** Table names shown in the dashboard, in spec order. */
+export const DASHBOARD_TABLES: readonly string[] = TABLES.map((t) => t.table);
+
+/**
+ * Builds successive snapshots. Keeps the previous counts to turn them into rates. Never throws:
+ * a source that fails leaves its part empty and adds a line to `errors`.
+ */
+export class TuiDataStore {
+  private previous: { at: number; counts: Record<Side, Map<string, number> | null> } | null = null;
+
+  constructor(
+    private readonly sources: TuiSources,
+    private readonly tables: readonly string[] = DASHBOARD_TABLES,
+  ) {}
+
+  async refresh(): Promise<TuiSnapshot> {
+    const errors: string[] = [];
+    const attempt = async <T>(source: string, read: () => Promise<T>): Promise<T | null> => {
+      try {
+        return await read();
+      } catch (err) {
+        errors.push(`${source}: ${errorMessage(err)}`);
+        return null;
+      }
+    };
+    const at = this.sources.now();
+    const [status, infra, hot, cold, lag, alerts] = await Promise.all([
+      attempt('status', () => this.sources.status()),
+      Promise.all(INFRA_NAMES.map((name) => this.sources.probe(name))),
+      attempt('clickhouse-hot', () => this.sources.rowCounts('hot')),
+      attempt('clickhouse-cold', () => this.sources.rowCounts('cold')),
+      attempt('replication', () => this.sources.replicationLag()),
+      attempt('brain', () => this.sources.alerts()),
+    ]);
+    for (const s of infra) if (!s.up) errors.push(`${s.name}: down${s.error ? ` (${s.error})` : ''}`);
+
+    const elapsed = this.previous === null ? 0 : at - this.previous.at;
+    const prev = this.previous?.counts;
+    const count = (counts: Map<string, number> | null, table: string) => (counts === null ? null : (counts.get(table) ?? 0));
+    const tables = this.tables.map((table): TableActivity => {
+      const hotRows = count(hot, table);
+      const coldRows = count(cold, table);
+      return {
+        table,
+        hotRows,
+        coldRows,
+        hotRate: ratePerSecond(prev ? count(prev.hot, table) : null, hotRows, elapsed),
+        coldRate: ratePerSecond(prev ? count(prev.cold, table) : null, coldRows, elapsed),
+        lagSeconds: lag?.get(table) ?? null,
+      };
+    });
+    this.previous = { at, counts: { hot, cold } };
+
+    return {
+      at: new Date(at).toISOString(),
+      processes: status?.processes ?? [],
+      infra,
+      tables,
+      alerts:
+        alerts === null
+          ? null
+          : { open: alerts.length, items: alerts.map((a) => ({ severity: a.severity, source: a.source, message: a.message })) },
+      errors,
+    };
+  }
+}

@@ -1,0 +1,110 @@
+import type { TuiSnapshot } from './data.js';
+import { formatBytes, formatCount, formatDuration, formatRate } from './format.js';
+
+/** How a cell should stand out; renderers map tones to colors (or ignore them in plain text). */
+export type Tone = 'good' | 'bad' | 'warn' | 'dim' | 'plain';
+
+export interface Cell {
+  text: string;
+  tone: Tone;
+}
+
+export interface TableView {
+  title: string;
+  headers: string[];
+  rows: Cell[][];
+}
+
+/** The dashboard as text cells: one model for the Ink UI and the plain snapshot, so both show the same. */
+export interface DashboardView {
+  title: string;
+  sections: TableView[];
+  alerts: { headline: Cell; lines: Cell[] };
+  errors: string[];
+}
+
+const cell = (text: string, tone: Tone = 'plain'): Cell => ({ text, tone });
+
+export function stateTone(state: string): Tone {
+  if (state === 'running' || state === 'up') return 'good';
+  if (state === 'errored' || state === 'dead' || state === 'down') return 'bad';
+  if (state === 'stopped' || state === 'external') return 'dim';
+  return 'warn';
+}
+
+/** Replication lag above this many seconds is highlighted (windows are normally a minute or two). */
+const LAG_WARN_SECONDS = 300;
+
+export function dashboardView(s: TuiSnapshot): DashboardView {
+  const processes: TableView = {
+    title: 'Processes',
+    headers: ['NAME', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'RSS'],
+    rows: s.processes.map((p) => [
+      cell(p.name),
+      cell(p.state, stateTone(p.state)),
+      cell(p.pid === null ? '-' : String(p.pid)),
+      cell(formatDuration(p.uptimeSeconds)),
+      cell(String(p.restarts), p.restarts > 0 ? 'warn' : 'plain'),
+      cell(formatBytes(p.rssBytes)),
+    ]),
+  };
+
+  const infra: TableView = {
+    title: 'Infrastructure',
+    headers: ['NAME', 'HEALTH', 'MODE', 'VERSION', 'ADDRESS'],
+    rows: s.infra.map((i) => [
+      cell(i.name),
+      cell(i.up ? 'up' : 'down', i.up ? 'good' : 'bad'),
+      cell(i.mode, 'dim'),
+      cell(i.version ?? '-'),
+      cell(i.address, 'dim'),
+    ]),
+  };
+
+  const sum = (values: (number | null)[]) =>
+    values.some((v) => v === null) ? null : values.reduce<number>((a, v) => a + (v ?? 0), 0);
+  const lagCell = (lag: number | null) =>
+    cell(lag === null ? '-' : formatDuration(lag), lag !== null && lag > LAG_WARN_SECONDS ? 'warn' : 'plain');
+  const tables: TableView = {
+    title: 'Tables',
+    headers: ['TABLE', 'HOT ROWS', 'HOT/S', 'COLD ROWS', 'COLD/S', 'REPL LAG'],
+    rows: [
+      ...s.tables.map((t) => [
+        cell(t.table),
+        cell(formatCount(t.hotRows)),
+        cell(formatRate(t.hotRate), t.hotRate !== null && t.hotRate > 0 ? 'good' : 'plain'),
+        cell(formatCount(t.coldRows)),
+        cell(formatRate(t.coldRate), t.coldRate !== null && t.coldRate > 0 ? 'good' : 'plain'),
+        lagCell(t.lagSeconds),
+      ]),
+      [
+        cell('total', 'dim'),
+        cell(formatCount(sum(s.tables.map((t) => t.hotRows))), 'dim'),
+        cell(formatRate(sum(s.tables.map((t) => t.hotRate))), 'dim'),
+        cell(formatCount(sum(s.tables.map((t) => t.coldRows))), 'dim'),
+        cell(formatRate(sum(s.tables.map((t) => t.coldRate))), 'dim'),
+        cell('', 'dim'),
+      ],
+    ],
+  };
+
+  const alerts =
+    s.alerts === null
+      ? { headline: cell('alerts: unknown (brain unreachable)', 'dim'), lines: [] }
+      : {
+          headline: cell(
+            `alerts: ${s.alerts.open} open`,
+            s.alerts.open === 0 ? 'good' : s.alerts.items.some((a) => a.severity === 'critical') ? 'bad' : 'warn',
+          ),
+          lines: s.alerts.items.map((a) =>
+            cell(`${a.severity} ${a.source}: ${a.message}`, a.severity === 'critical' ? 'bad' : 'warn'),
+          ),
+        };
+
+  return {
+    title: `mprism  ${s.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}`,
+    sections: [processes, infra, tables],
+    alerts,
+    errors: s.errors,
+  };
+}
