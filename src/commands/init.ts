@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { UsageError } from '../lib/errors.js';
-import { initPlatform, type InitReport } from '../lib/platform.js';
+import { ensureBinaries, initPlatform, type InitReport } from '../lib/platform.js';
 import { green, printJson, println, progress } from './output.js';
 
 function render(r: InitReport): void {
@@ -24,8 +24,9 @@ export function initCommand(): Command {
     .description('find or install server binaries, create MPRISM_HOME, write a default config, create streams, tables and schema')
     .option('--install', 'install missing server binaries with apt-get')
     .option('--yes', 'do not ask before installing')
+    .option('--binaries-only', 'only find (and with --install, install) the server binaries; touch nothing else')
     .option('--json', 'print the report as JSON')
-    .action(async (opts: { install?: boolean; yes?: boolean; json?: boolean }) => {
+    .action(async (opts: { install?: boolean; yes?: boolean; binariesOnly?: boolean; json?: boolean }) => {
       if (opts.install && !opts.yes && !process.stdin.isTTY) throw new UsageError('--install needs --yes when not run interactively');
       if (opts.install && !opts.yes) {
         const { createInterface } = await import('node:readline/promises');
@@ -35,6 +36,12 @@ export function initCommand(): Command {
         if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError('install declined');
       }
       const config = loadConfig();
+      if (opts.binariesOnly) {
+        const binaries = await ensureBinaries(config, { install: opts.install === true, progress });
+        if (opts.json) printJson(binaries);
+        else for (const b of binaries) println(`${b.name.padEnd(16)} ${b.path ?? '-'}${b.installed ? ' (installed)' : ''}`);
+        return;
+      }
       const report = await initPlatform(config, { install: opts.install === true, progress });
       if (opts.json) printJson(report);
       else render(report);

@@ -51,21 +51,22 @@ export interface InitReport {
   home: string;
   homeCreated: boolean;
   configWritten: string | null;
-  binaries: { name: InfraName; path: string | null; installed: boolean }[];
+  binaries: BinaryReport[];
   provision: ProvisionReport;
   changed: boolean;
 }
 
-/**
- * Find (and optionally install) server binaries, lay out MPRISM_HOME, and provision streams,
- * tables and the brain schema. Local servers it had to start for that are stopped again, so
- * init leaves the machine running exactly what ran before.
- */
-export async function initPlatform(config: Config, opts: { install: boolean; progress: Progress }): Promise<InitReport> {
+export interface BinaryReport {
+  name: InfraName;
+  path: string | null;
+  installed: boolean;
+}
+
+/** Locate the binaries of the local servers this config needs; install missing ones with apt when allowed. */
+export async function ensureBinaries(config: Config, opts: { install: boolean; progress: Progress }): Promise<BinaryReport[]> {
   const needed = localInfra(config);
-  let binaries = locateBinaries().filter((b) => needed.includes(b.name));
-  const missing = binaries.filter((b) => b.path === null);
-  const installedNow = new Set<InfraName>();
+  const find = () => locateBinaries().filter((b) => needed.includes(b.name));
+  const missing = find().filter((b) => b.path === null);
   if (missing.length > 0) {
     if (!opts.install) {
       throw new MissingBinaryError(
@@ -74,11 +75,20 @@ export async function initPlatform(config: Config, opts: { install: boolean; pro
     }
     opts.progress(`installing ${missing.map((b) => b.debianPackage).join(' ')} with apt-get`);
     await installMissing(missing, { log: opts.progress });
-    for (const b of missing) installedNow.add(b.name);
-    binaries = locateBinaries().filter((b) => needed.includes(b.name));
-    const still = binaries.filter((b) => b.path === null);
-    if (still.length > 0) throw new MissingBinaryError(`still missing after install: ${still.map((b) => b.name).join(', ')}`);
   }
+  const found = find();
+  const still = found.filter((b) => b.path === null);
+  if (still.length > 0) throw new MissingBinaryError(`still missing after install: ${still.map((b) => b.name).join(', ')}`);
+  return found.map((b: BinaryInfo) => ({ name: b.name, path: b.path, installed: missing.some((m) => m.name === b.name) }));
+}
+
+/**
+ * Find (and optionally install) server binaries, lay out MPRISM_HOME, and provision streams,
+ * tables and the brain schema. Local servers it had to start for that are stopped again, so
+ * init leaves the machine running exactly what ran before.
+ */
+export async function initPlatform(config: Config, opts: { install: boolean; progress: Progress }): Promise<InitReport> {
+  const binaries = await ensureBinaries(config, opts);
   const layout = ensureHomeLayout(config);
   const started = await ensureInfra(config, INFRA_NAMES, opts.progress);
   let report: ProvisionReport;
@@ -92,9 +102,9 @@ export async function initPlatform(config: Config, opts: { install: boolean; pro
     home: config.home,
     homeCreated: layout.created,
     configWritten: layout.configWritten,
-    binaries: binaries.map((b: BinaryInfo) => ({ name: b.name, path: b.path, installed: installedNow.has(b.name) })),
+    binaries,
     provision: report,
-    changed: layout.created || layout.configWritten !== null || installedNow.size > 0 || report.changed,
+    changed: layout.created || layout.configWritten !== null || binaries.some((b) => b.installed) || report.changed,
   };
 }
 

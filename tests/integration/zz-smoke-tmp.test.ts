@@ -11,6 +11,8 @@ test('smoke', async () => {
   console.log(execSync('ss -ltnp | grep -E "nats|clickhouse|redis|postgres"').toString());
   console.log(execSync(`ls -la ${infra.home} ${infra.home}/run ${infra.home}/logs`).toString());
   const t1 = Date.now();
+  const { stopLocalServer } = await import("../../src/lib/infra/local-servers.js");
+  await Promise.all(INFRA_NAMES.map(async (n) => { const t = Date.now(); await stopLocalServer(infra.config, n, 10000); console.log("stop", n, Date.now() - t); }));
   await infra.stop();
   console.log('stopped in', Date.now() - t1);
 });

@@ -9,9 +9,11 @@ import { scheduleJob, validateSchedule, type JobSchedule } from '../../lib/brain
 import { ensureBrainSchema } from '../../lib/brain/schema.js';
 import { collectBrainStatus } from '../../lib/brain/status.js';
 import { runIntegrity } from '../../lib/checks/integrity.js';
+import type { Config } from '../../lib/config/schema.js';
 import type { Daemon, HealthReport } from '../../lib/daemon-context.js';
 import { MprismError, UnreachableError, errorMessage } from '../../lib/errors.js';
 import { displayAddress, postgresUrl, redisUrl } from '../../lib/infra/endpoints.js';
+import { ensurePostgresDatabase } from '../../lib/infra/probe.js';
 
 export interface BrainOptions {
   /** The integrity check to schedule (tests substitute one). */
@@ -20,6 +22,29 @@ export interface BrainOptions {
   firstRunDelayMs: number;
   /** Where the API listens; the brain is an operator tool and stays on loopback. */
   host: string;
+}
+
+/** PostgreSQL's SQLSTATE for "database does not exist". */
+const INVALID_CATALOG_NAME = '3D000';
+
+/**
+ * Creates the brain's tables, and first its database when a fresh server lacks it (only then: an
+ * external server may not let this user into the maintenance database).
+ */
+async function prepareSchema(pool: pg.Pool, config: Config): Promise<{ created: string[] }> {
+  try {
+    return await ensureBrainSchema(pool);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== INVALID_CATALOG_NAME) {
+      throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
+    }
+  }
+  await ensurePostgresDatabase(config);
+  try {
+    return await ensureBrainSchema(pool);
+  } catch (err) {
+    throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
+  }
 }
 
 const DEFAULTS: BrainOptions = { runIntegrity, firstRunDelayMs: 10_000, host: '127.0.0.1' };
@@ -41,12 +66,8 @@ export function createBrain(overrides: Partial<BrainOptions> = {}): Daemon {
     const stopFirstRun = new AbortController();
 
     try {
-      try {
-        const schema = await ensureBrainSchema(pool);
-        if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
-      } catch (err) {
-        throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
-      }
+      const schema = await prepareSchema(pool, config);
+      if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
       const store = new BrainStore(pool);
       const abandoned = await store.abandonUnfinishedRuns();
       if (abandoned > 0) log.warn({ abandoned }, 'closed job runs left open by a previous brain');

@@ -109,18 +109,22 @@ function toTrade(event: BinanceTradeEvent, receiveTime: number): TradeRecord {
   };
 }
 
-function isResponse(v: Record<string, unknown>): boolean {
+function isResponse(v: Record<string, unknown>): v is Record<string, unknown> & BinanceResponseFrame {
   return 'result' in v && 'id' in v;
 }
 
 function isErrorFrame(v: Record<string, unknown>): v is Record<string, unknown> & BinanceErrorFrame {
-  return isObject(v.error) && 'id' in v;
+  return isObject(v.error) && typeof v.error.code === 'number' && typeof v.error.msg === 'string' && 'id' in v;
+}
+
+function isCombined(v: Record<string, unknown>): v is Record<string, unknown> & BinanceCombinedFrame {
+  return typeof v.stream === 'string' && 'data' in v;
 }
 
 /** The event inside a frame, unwrapping the combined-stream envelope; null for control frames. */
 function eventOf(frame: unknown): Record<string, unknown> | null {
   if (!isObject(frame)) throw new MalformedFrameError('unexpected_shape', 'frame is not a JSON object');
-  if (typeof frame.stream === 'string' && 'data' in frame) {
+  if (isCombined(frame)) {
     if (!isObject(frame.data)) throw new MalformedFrameError('unexpected_shape', `stream ${frame.stream}: data is not an object`);
     return frame.data;
   }

@@ -5,6 +5,7 @@ import type { ClickHouseServerConfig, Config } from '../config/schema.js';
 import { writeFileAtomic } from '../process-util.js';
 import { commonPaths, isLoopback, urlHost, type LocalServerSpec } from './server-spec.js';
 import { spawnDetached } from './launch.js';
+import { httpGet } from './http-get.js';
 
 export interface ClickHouseLayout {
   dataDir: string;
@@ -76,6 +77,8 @@ export function renderClickHouseConfig(server: ClickHouseServerConfig, layout: C
   <format_schema_path>${dir(join(layout.dataDir, 'format_schemas'))}</format_schema_path>
   <timezone>UTC</timezone>
   <max_concurrent_queries>100</max_concurrent_queries>
+  <!-- Idle keep-alive connections delay shutdown until they time out; @clickhouse/client drops idle sockets after 2.5 s. -->
+  <keep_alive_timeout>3</keep_alive_timeout>
   <mark_cache_size>536870912</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <default_profile>default</default_profile>
@@ -132,8 +135,8 @@ export function clickhouseServer(config: Config, name: 'clickhouse-hot' | 'click
     },
     async isReady() {
       try {
-        const res = await fetch(`http://${urlHost(server.host)}:${server.httpPort}/ping`, { signal: AbortSignal.timeout(1000) });
-        return res.ok && (await res.text()).trim() === 'Ok.';
+        const res = await httpGet(new URL(`http://${urlHost(server.host)}:${server.httpPort}/ping`), { timeoutMs: 1000 });
+        return res.status === 200 && res.body.trim() === 'Ok.';
       } catch {
         return false;
       }

@@ -1,4 +1,5 @@
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { MissingBinaryError, MprismError, UsageError, errorMessage } from '../errors.js';
 import type { InfraName } from '../paths.js';
@@ -87,6 +88,7 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
   }
 
   rmSync(spec.pidFile, { force: true });
+  mkdirSync(dirname(spec.pidFile), { recursive: true });
   for (const p of spec.ports) {
     const problem = await portProblem(p.host, p.port);
     if (problem !== null) {

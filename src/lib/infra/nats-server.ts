@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { commonPaths, urlHost, type LocalServerSpec } from './server-spec.js';
 import { spawnDetached } from './launch.js';
+import { httpGet } from './http-get.js';
 
 export function natsServer(config: Config): LocalServerSpec {
   const { host, port, monitorPort } = config.nats;
@@ -26,8 +27,8 @@ export function natsServer(config: Config): LocalServerSpec {
     async isReady() {
       // /healthz turns ok only once JetStream is up, not merely when the port is open.
       try {
-        const res = await fetch(`http://${urlHost(host)}:${monitorPort}/healthz`, { signal: AbortSignal.timeout(1000) });
-        return res.ok && ((await res.json()) as { status?: string }).status === 'ok';
+        const res = await httpGet(new URL(`http://${urlHost(host)}:${monitorPort}/healthz`), { timeoutMs: 1000 });
+        return res.status === 200 && (JSON.parse(res.body) as { status?: string }).status === 'ok';
       } catch {
         return false;
       }

@@ -6,6 +6,7 @@ import { ConfigError, UnreachableError, errorMessage } from '../errors.js';
 import type { InfraName } from '../paths.js';
 import { clickhouseUrl, displayAddress, infraUrl, isExternal, natsUrl, postgresUrl, redisUrl } from './endpoints.js';
 import type { InfraStatus } from './local-servers.js';
+import { httpGet } from './http-get.js';
 import { findServerPid } from './server-spec.js';
 import { localServerSpec } from './specs.js';
 
@@ -65,18 +66,18 @@ async function probeNats(config: Config, timeoutMs: number): Promise<string> {
 async function probeClickHouse(config: Config, name: 'clickhouse-hot' | 'clickhouse-cold', timeoutMs: number): Promise<string> {
   const server = name === 'clickhouse-hot' ? config.clickhouse.hot : config.clickhouse.cold;
   const url = new URL(clickhouseUrl(server));
-  // fetch() rejects URLs with credentials: move them into a Basic header (they win over the config's user).
+  // Credentials in the URL win over the config's user; they travel in a Basic header, not the URL.
   const user = url.username ? decodeURIComponent(url.username) : server.user;
   const password = url.username ? decodeURIComponent(url.password) : server.password;
   url.username = '';
   url.password = '';
   url.searchParams.set('query', 'SELECT version()');
-  const res = await fetch(url, {
+  const res = await httpGet(url, {
+    timeoutMs,
     headers: { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` },
-    signal: AbortSignal.timeout(timeoutMs),
   });
-  const body = (await res.text()).trim();
-  if (!res.ok) throw new Error(`HTTP ${res.status}: ${body.split('\n')[0]?.slice(0, 300) ?? ''}`);
+  const body = res.body.trim();
+  if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${body.split('\n')[0]?.slice(0, 300) ?? ''}`);
   return body;
 }
 

@@ -64,22 +64,14 @@ export function ratePerSecond(previous: number | null, current: number | null, e
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * Lag per table from the replication daemon's /health body. Accepts a `tables` map or list whose
- * entries carry `lagSeconds`; anything else yields no lag rather than an error, so the dashboard
- * keeps working across replication versions.
+ * Lag per table from the replication daemon's /health body (`{ ok, lagSeconds: { table: seconds | null },
+ * lastError }`). Tables without a watermark yet (null) and unexpected bodies yield no lag, not an error.
  */
 export function parseReplicationLag(body: unknown): Map<string, number> {
   const lag = new Map<string, number>();
-  if (!isRecord(body)) return lag;
-  const tables = body.tables;
-  const entries: [string, unknown][] = Array.isArray(tables)
-    ? tables.filter(isRecord).map((t) => [String(t.table ?? ''), t])
-    : isRecord(tables)
-      ? Object.entries(tables)
-      : [];
-  for (const [table, entry] of entries) {
-    const value = isRecord(entry) ? entry.lagSeconds : entry;
-    if (table !== '' && typeof value === 'number' && Number.isFinite(value)) lag.set(table, value);
+  if (!isRecord(body) || !isRecord(body.lagSeconds)) return lag;
+  for (const [table, value] of Object.entries(body.lagSeconds)) {
+    if (typeof value === 'number' && Number.isFinite(value)) lag.set(table, value);
   }
   return lag;
 }

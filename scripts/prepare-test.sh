@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Runs before `npm test`: compile (e2e tests drive the built CLI) and make sure the server
+# binaries the integration tests start are installed (apt-get on a fresh Debian machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx --no-install tsc -p tsconfig.json
+node dist/cli.js init --binaries-only --install --yes

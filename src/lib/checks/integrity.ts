@@ -1,0 +1,180 @@
+import type { Config } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
+import { alignDown } from '../replication/windows.js';
+import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
+import { countBuckets, type BucketCount } from '../store/queries.js';
+import { existingTables, TABLES, type TableSpec } from '../store/tables.js';
+
+/*
+ * `mprism integrity --json` prints an IntegrityReport; its shape is a contract (the brain stores it,
+ * scripts read it). Fields are only ever added.
+ *
+ * {
+ *   "ok": false,                        // no short/excess closed window, no duplicate, no missing table
+ *   "since": "2024-05-01T11:00:00.000Z", // start of the first window checked (aligned to windowSeconds)
+ *   "now": "2024-05-01T12:00:03.120Z",
+ *   "tables": [{
+ *     "table": "trades",
+ *     "hotRows": 7200, "coldRows": 7140,  // rows since `since`, duplicates included
+ *     "hotDuplicates": 0, "coldDuplicates": 0,  // rows beyond one per key
+ *     "freshnessSeconds": 1.2,            // now - newest event time in hot since `since`; null: none
+ *     "replicationLagSeconds": 31.5,      // now - replication watermark; null: none recorded here
+ *     "windows": [{ "start": "...", "end": "...", "hot": 120, "cold": 120, "status": "ok" }],
+ *     "problems": ["2024-05-01T11:58:00.000Z..2024-05-01T11:59:00.000Z short: hot 120, cold 60"]
+ *   }]
+ * }
+ *
+ * Window counts are distinct keys, so duplicates never make a window short or excess; they are counted
+ * per table instead. Windows with no row on either server are left out.
+ */
+
+export interface IntegrityReport {
+  ok: boolean;
+  since: string;
+  now: string;
+  tables: TableIntegrity[];
+}
+
+export interface TableIntegrity {
+  table: string;
+  hotRows: number;
+  coldRows: number;
+  hotDuplicates: number;
+  coldDuplicates: number;
+  freshnessSeconds: number | null;
+  replicationLagSeconds: number | null;
+  windows: WindowIntegrity[];
+  problems: string[];
+}
+
+export interface WindowIntegrity {
+  start: string;
+  end: string;
+  /** Distinct keys in the window on each server. */
+  hot: number;
+  cold: number;
+  /** pending: not due yet (see windowDue), reported but never a problem. */
+  status: 'ok' | 'short' | 'excess' | 'pending';
+}
+
+/**
+ * Replication copies a window once it is safetyLag old, on its next poll; this much more is allowed
+ * before a window missing from cold counts as short rather than pending.
+ */
+export function replicationGraceMs(config: Config): number {
+  return Math.max(60_000, 2 * config.replication.pollIntervalMs);
+}
+
+/**
+ * A window is due when replication claims it (end at or before the watermark) or when it is older than
+ * safetyLag + grace: a stuck replication then shows up as short windows, not as endless pending ones.
+ */
+export function windowDue(end: number, now: number, watermark: number | null, config: Config): boolean {
+  if (watermark !== null && end <= watermark) return true;
+  return end <= now - config.replication.safetyLagSeconds * 1000 - replicationGraceMs(config);
+}
+
+export function classifyWindow(hot: number, cold: number, due: boolean): WindowIntegrity['status'] {
+  if (!due) return 'pending';
+  return cold < hot ? 'short' : cold > hot ? 'excess' : 'ok';
+}
+
+function tableReport(
+  spec: TableSpec,
+  hot: readonly BucketCount[],
+  cold: readonly BucketCount[],
+  ctx: { now: number; windowMs: number; watermark: number | null; config: Config },
+): TableIntegrity {
+  const sum = (xs: readonly BucketCount[], f: (b: BucketCount) => number) => xs.reduce((n, b) => n + f(b), 0);
+  const byStart = new Map<number, { hot: number; cold: number }>();
+  for (const b of hot) byStart.set(b.start, { hot: b.distinct, cold: 0 });
+  for (const b of cold) byStart.set(b.start, { hot: byStart.get(b.start)?.hot ?? 0, cold: b.distinct });
+  const problems: string[] = [];
+  const windows: WindowIntegrity[] = [...byStart]
+    .sort(([a], [b]) => a - b)
+    .map(([start, c]) => {
+      const end = start + ctx.windowMs;
+      const w: WindowIntegrity = {
+        start: new Date(start).toISOString(),
+        end: new Date(end).toISOString(),
+        hot: c.hot,
+        cold: c.cold,
+        status: classifyWindow(c.hot, c.cold, windowDue(end, ctx.now, ctx.watermark, ctx.config)),
+      };
+      if (w.status === 'short' || w.status === 'excess') problems.push(`${w.start}..${w.end} ${w.status}: hot ${w.hot}, cold ${w.cold}`);
+      return w;
+    });
+  const hotDuplicates = sum(hot, (b) => b.rows - b.distinct);
+  const coldDuplicates = sum(cold, (b) => b.rows - b.distinct);
+  if (hotDuplicates > 0) problems.push(`hot has ${hotDuplicates} duplicate rows`);
+  if (coldDuplicates > 0) problems.push(`cold has ${coldDuplicates} duplicate rows`);
+  const newest = hot.length > 0 ? Math.max(...hot.map((b) => b.maxTime)) : null;
+  return {
+    table: spec.table,
+    hotRows: sum(hot, (b) => b.rows),
+    coldRows: sum(cold, (b) => b.rows),
+    hotDuplicates,
+    coldDuplicates,
+    freshnessSeconds: newest === null ? null : Math.max(0, (ctx.now - newest) / 1000),
+    replicationLagSeconds: ctx.watermark === null ? null : Math.max(0, (ctx.now - ctx.watermark) / 1000),
+    windows,
+    problems,
+  };
+}
+
+function readWatermarks(config: Config): { get(table: string): number | null; error: string | null } {
+  try {
+    const store = new WatermarkStore(watermarkFile(config.home));
+    return { get: (t) => store.get(t), error: null };
+  } catch (err) {
+    return { get: () => null, error: `cannot read replication watermarks: ${errorMessage(err)}` };
+  }
+}
+
+/**
+ * Hot vs cold per closed replication window over the last `sinceMs` milliseconds (a duration, e.g.
+ * brain.integritySinceSeconds * 1000), plus duplicates, freshness and replication lag per table.
+ */
+export async function runIntegrity(config: Config, opts: { sinceMs: number; now?: number }): Promise<IntegrityReport> {
+  const now = opts.now ?? Date.now();
+  const windowMs = config.replication.windowSeconds * 1000;
+  const from = alignDown(now - opts.sinceMs, windowMs);
+  // Through the end of the current window: rows stamped slightly ahead of this clock still count.
+  const range = { start: from, end: alignDown(now, windowMs) + windowMs };
+  const watermarks = readWatermarks(config);
+  const hot = createClickHouse(config.clickhouse.hot);
+  const cold = createClickHouse(config.clickhouse.cold);
+  try {
+    await Promise.all([
+      ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot),
+      ensureReachable(cold, 'clickhouse-cold', config.clickhouse.cold),
+    ]);
+    const [hotTables, coldTables] = await Promise.all([
+      existingTables(hot, config.clickhouse.hot.database),
+      existingTables(cold, config.clickhouse.cold.database),
+    ]);
+    const tables: TableIntegrity[] = [];
+    for (const spec of TABLES) {
+      const onHot = hotTables.includes(spec.table);
+      const onCold = coldTables.includes(spec.table);
+      const [hotCounts, coldCounts] = await Promise.all([
+        onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, range, windowMs) : [],
+        onCold ? countBuckets(cold, config.clickhouse.cold.database, spec, range, windowMs) : [],
+      ]);
+      const t = tableReport(spec, hotCounts, coldCounts, { now, windowMs, watermark: watermarks.get(spec.table), config });
+      if (!onHot) t.problems.push(`table ${config.clickhouse.hot.database}.${spec.table} missing on hot (run 'mprism init')`);
+      if (!onCold) t.problems.push(`table ${config.clickhouse.cold.database}.${spec.table} missing on cold (run 'mprism init')`);
+      if (watermarks.error) t.problems.push(watermarks.error);
+      tables.push(t);
+    }
+    return {
+      ok: tables.every((t) => t.problems.length === 0),
+      since: new Date(from).toISOString(),
+      now: new Date(now).toISOString(),
+      tables,
+    };
+  } finally {
+    await Promise.all([hot.close(), cold.close()]);
+  }
+}

@@ -1,0 +1,15 @@
+import type { DashboardView, TableView } from './view.js';
+
+function renderTable(view: TableView): string {
+  const widths = view.headers.map((h, i) => Math.max(h.length, ...view.rows.map((r) => r[i]?.text.length ?? 0)));
+  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  return [view.title, line(view.headers), ...view.rows.map((r) => line(r.map((c) => c.text)))].join('\n');
+}
+
+/** The dashboard as plain text, for when output is not a terminal (pipes, cron, logs). */
+export function renderPlain(view: DashboardView): string {
+  const parts = [view.title, [view.alerts.headline.text, ...view.alerts.lines.map((l) => `  ${l.text}`)].join('\n')];
+  for (const section of view.sections) parts.push(renderTable(section));
+  if (view.errors.length > 0) parts.push(['Errors', ...view.errors].join('\n'));
+  return `${parts.join('\n\n')}\n`;
+}

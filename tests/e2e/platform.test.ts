@@ -1,0 +1,168 @@
+import { createConnection } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { StatusReport } from '../../src/lib/checks/status-types.js';
+import { isAlive } from '../../src/lib/process-util.js';
+import { createClickHouse } from '../../src/lib/store/client.js';
+import { eventually, runCli } from '../helpers/cli.js';
+import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+
+/**
+ * The walking skeleton as a user drives it: init, start --simulate, data in hot and cold, health,
+ * integrity, kill -9 of storage with no trade lost or duplicated, stop with nothing left behind.
+ */
+let infra: TestInfra;
+const seenPids = new Set<number>();
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createConnection({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+async function status(): Promise<StatusReport> {
+  const r = await runCli(['status', '--json'], infra.env);
+  expect(r.code, r.stderr).toBe(0);
+  const report = JSON.parse(r.stdout) as StatusReport;
+  for (const p of report.processes) if (p.pid) seenPids.add(p.pid);
+  return report;
+}
+
+async function count(side: 'hot' | 'cold', where = '1'): Promise<{ rows: number; distinct: number }> {
+  const server = infra.config.clickhouse[side];
+  const ch = createClickHouse(server);
+  try {
+    const rs = await ch.query({ query: `SELECT count() AS rows, uniqExact(symbol, trade_id) AS distinct FROM ${server.database}.trades WHERE ${where}`, format: 'JSONEachRow' });
+    const [row] = await rs.json<{ rows: string; distinct: string }>();
+    return { rows: Number(row!.rows), distinct: Number(row!.distinct) };
+  } finally {
+    await ch.close();
+  }
+}
+
+async function simulatorStats(): Promise<Record<string, { sent: number; firstId: number; lastId: number }>> {
+  const res = await fetch(`http://127.0.0.1:${infra.config.simulator.port}/stats`);
+  return ((await res.json()) as { trades: Record<string, { sent: number; firstId: number; lastId: number }> }).trades;
+}
+
+beforeAll(async () => {
+  infra = await startTestInfra({
+    servers: [],
+    overrides: {
+      simulator: { tradesPerSecond: 40 },
+      replication: { windowSeconds: 5, safetyLagSeconds: 2, pollIntervalMs: 1000 },
+      storage: { flushIntervalMs: 500 },
+      brain: { integritySchedule: '*/15 * * * * *', integritySinceSeconds: 600 },
+      registry: { heartbeatIntervalMs: 1000, ttlSeconds: 5 },
+      supervisor: { initialBackoffMs: 300, stableAfterMs: 5000, healthTimeoutMs: 30000 },
+    },
+  });
+});
+
+afterAll(async () => {
+  await runCli(['stop', '--timeout', '10'], infra.env).catch(() => undefined);
+  await infra.stop();
+});
+
+describe('mprism end to end with the simulator', () => {
+  it('init provisions everything, and a second init changes nothing', async () => {
+    const first = await runCli(['init'], infra.env, 180_000);
+    expect(first.code, first.stderr + first.stdout).toBe(0);
+    expect(first.stdout).toMatch(/created streams MARKET_DATA, ORDERBOOK_SNAP/);
+    expect(first.stdout).toMatch(/clickhouse hot 18\.16.*created .*trades/);
+    const second = await runCli(['init', '--json'], infra.env, 180_000);
+    expect(second.code, second.stderr).toBe(0);
+    const report = JSON.parse(second.stdout);
+    expect(report.changed).toBe(false);
+    expect(report.provision.clickhouse.map((c: { created: string[] }) => c.created.length)).toEqual([0, 0]);
+    expect(report.provision.clickhouse[0].existing).toHaveLength(8);
+    // init stops the servers it started for provisioning
+    expect((await status()).processes.filter((p) => p.kind === 'infra' && p.state === 'running')).toEqual([]);
+  });
+
+  it('start --simulate brings up infra and daemons, and is idempotent', async () => {
+    const r = await runCli(['start', '--simulate'], infra.env, 240_000);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const s = await status();
+    const state = Object.fromEntries(s.processes.map((p) => [p.name, p.state]));
+    expect(state).toMatchObject({
+      supervisor: 'running', simulator: 'running', storage: 'running', replication: 'running', collector: 'running', brain: 'running',
+      nats: 'running', 'clickhouse-hot': 'running', 'clickhouse-cold': 'running', redis: 'running', postgres: 'running',
+    });
+    const pids = s.processes.map((p) => p.pid);
+    const again = await runCli(['start', '--simulate'], infra.env, 120_000);
+    expect(again.code, again.stderr).toBe(0);
+    expect((await status()).processes.map((p) => p.pid)).toEqual(pids);
+  });
+
+  it('trades flow into hot and are replicated to cold', async () => {
+    await eventually('trades in hot', async () => (await count('hot')).rows > 50, 60_000);
+    await eventually('trades in cold', async () => (await count('cold')).rows > 0, 60_000);
+  });
+
+  it('health is ok and integrity is clean for closed windows', async () => {
+    const health = await eventually('health ok', async () => {
+      const r = await runCli(['health', '--json'], infra.env);
+      return r.code === 0 ? r : null;
+    }, 60_000, 2000);
+    const report = JSON.parse(health.stdout);
+    expect(report.freshness).toContainEqual(expect.objectContaining({ venue: 'binance_spot', dataType: 'trade', status: 'fresh' }));
+    expect(report.daemons.every((d: { registered: boolean }) => d.registered)).toBe(true);
+
+    const integrity = await eventually('integrity ok', async () => {
+      const r = await runCli(['integrity', '--since', '10m', '--json'], infra.env);
+      return r.code === 0 ? r : null;
+    }, 60_000, 2000);
+    const trades = JSON.parse(integrity.stdout).tables.find((t: { table: string }) => t.table === 'trades');
+    const closed = trades.windows.filter((w: { status: string }) => w.status !== 'pending');
+    expect(closed.length).toBeGreaterThan(0);
+    for (const w of closed) expect(w.hot).toBe(w.cold);
+  });
+
+  it('kill -9 of storage: the supervisor restarts it and no trade is lost or duplicated', async () => {
+    const before = (await status()).processes.find((p) => p.name === 'storage')!;
+    process.kill(before.pid!, 'SIGKILL');
+    const after = await eventually('storage restarted', async () => {
+      const p = (await status()).processes.find((x) => x.name === 'storage')!;
+      return p.state === 'running' && p.pid !== before.pid ? p : null;
+    }, 60_000);
+    expect(after.restarts).toBeGreaterThanOrEqual(before.restarts + 1);
+
+    // Stop generating, then every trade the simulator sent must arrive in hot exactly once.
+    await fetch(`http://127.0.0.1:${infra.config.simulator.port}/control/pause`, { method: 'POST' });
+    await new Promise((r) => setTimeout(r, 500));
+    const sent = await simulatorStats();
+    for (const [instrument, s] of Object.entries(sent)) {
+      const symbol = instrument.replace(/USDT$/, '-USDT');
+      const where = `symbol = '${symbol}'`;
+      const got = await eventually(`all ${s.sent} ${symbol} trades in hot`, async () => {
+        const c = await count('hot', where);
+        return c.distinct >= s.sent ? c : null;
+      }, 60_000);
+      expect(got.distinct).toBe(s.sent);
+      expect(got.rows).toBe(got.distinct);
+      const span = await count('hot', `${where} AND toUInt64(trade_id) BETWEEN ${s.firstId} AND ${s.lastId}`);
+      expect(span.distinct).toBe(s.lastId - s.firstId + 1);
+    }
+  });
+
+  it('stop leaves no process and no listening port behind', async () => {
+    const s = await status();
+    const ports = [
+      infra.config.nats.port, infra.config.clickhouse.hot.httpPort, infra.config.clickhouse.cold.httpPort, infra.config.redis.port,
+      infra.config.postgres.port, infra.config.simulator.port, infra.config.storage.port, infra.config.replication.port,
+      infra.config.collector.port, infra.config.brain.port,
+    ];
+    expect(s.processes.length).toBeGreaterThan(0);
+    const r = await runCli(['stop'], infra.env, 180_000);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    const after = await status();
+    for (const p of after.processes) expect([p.name, p.state]).toEqual([p.name, 'stopped']);
+    for (const pid of seenPids) expect(isAlive(pid), `pid ${pid} still alive`).toBe(false);
+    for (const port of ports) expect(await portOpen(port), `port ${port} still open`).toBe(false);
+  });
+});

@@ -1,0 +1,120 @@
+import { connect, type NatsConnection } from 'nats';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collector } from '../../src/daemons/collector/run.js';
+import { simulator } from '../../src/daemons/simulator/run.js';
+import { MARKET_DATA_STREAM, ensureStreams } from '../../src/lib/bus/streams.js';
+import type { DaemonContext, HealthReport } from '../../src/lib/daemon-context.js';
+import { natsUrl } from '../../src/lib/infra/endpoints.js';
+import { msgIdFor, subjectFor, type TradeRecord } from '../../src/lib/records.js';
+import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+
+interface RunningDaemon {
+  ctx: DaemonContext;
+  controller: AbortController;
+  done: Promise<void>;
+  health: () => Promise<HealthReport>;
+}
+
+function run(daemon: typeof collector, config: TestInfra['config']): RunningDaemon {
+  const controller = new AbortController();
+  let provider: () => HealthReport | Promise<HealthReport> = () => ({ ok: true });
+  const ctx: DaemonContext = {
+    signal: controller.signal,
+    log: pino({ level: 'silent' }),
+    metrics: new Registry(),
+    setHealth: (p) => (provider = p),
+    simulate: true,
+  };
+  return { ctx, controller, done: daemon(ctx, config), health: async () => provider() };
+}
+
+const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 20_000) => {
+  const until = Date.now() + ms;
+  while (!(await cond())) {
+    if (Date.now() > until) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+type Stats = { trades: Record<string, { sent: number; firstId: number | null; lastId: number | null }> };
+
+describe('collector -> JetStream with the simulator', () => {
+  let infra: TestInfra;
+  let nc: NatsConnection;
+
+  beforeAll(async () => {
+    infra = await startTestInfra({
+      servers: ['nats'],
+      overrides: {
+        simulator: { tradesPerSecond: 300, symbols: ['BTCUSDT', 'ETHUSDT'] },
+        collector: { staleAfterSeconds: 5, reconnect: { initialDelayMs: 100, maxDelayMs: 1000 } },
+      },
+    });
+    nc = await connect({ servers: natsUrl(infra.config) });
+    await ensureStreams(await nc.jetstreamManager(), infra.config);
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await infra?.stop();
+  });
+
+  it('stores every trade the simulator sent, with subjects and Msg-Ids, across a disconnect; counts malformed frames', async () => {
+    const http = `http://127.0.0.1:${infra.config.simulator.port}`;
+    const sim = run(simulator, infra.config);
+    await waitFor(async () => (await fetch(`${http}/health`).catch(() => null))?.ok === true);
+    const col = run(collector, infra.config);
+    const stats = async () => (await (await fetch(`${http}/stats`)).json()) as Stats;
+
+    await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > 300);
+    expect(await col.health()).toMatchObject({ ok: true, nats: 'connected', streams: [{ venue: 'binance_spot', dataType: 'trade', status: 'fresh' }] });
+
+    await fetch(`${http}/control/fault`, { method: 'POST', body: JSON.stringify({ kind: 'malformed' }) });
+    const beforeDisconnect = (await stats()).trades.BTCUSDT?.sent ?? 0;
+    const fault = await fetch(`${http}/control/fault`, { method: 'POST', body: JSON.stringify({ kind: 'disconnect' }) });
+    expect(await fault.json()).toMatchObject({ ok: true, closed: 1 });
+    await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > beforeDisconnect + 300);
+
+    await fetch(`${http}/control/pause`, { method: 'POST' });
+    await new Promise((r) => setTimeout(r, 300));
+    col.controller.abort();
+    await col.done;
+    const final = await stats();
+    sim.controller.abort();
+    await sim.done;
+
+    const jsm = await nc.jetstreamManager();
+    const info = await jsm.streams.info(MARKET_DATA_STREAM);
+    const totalSent = Object.values(final.trades).reduce((n, s) => n + s.sent, 0);
+    expect(info.state.messages).toBe(totalSent);
+
+    const seen = new Map<string, number[]>();
+    for (let seq = info.state.first_seq; seq <= info.state.last_seq; seq++) {
+      const m = await jsm.streams.getMessage(MARKET_DATA_STREAM, { seq });
+      const record = m.json<TradeRecord>();
+      expect(m.subject).toBe(subjectFor(record));
+      expect(m.header.get('Nats-Msg-Id')).toBe(msgIdFor(record));
+      expect(record).toMatchObject({ dataType: 'trade', venue: 'binance_spot', marketType: 'spot' });
+      const ids = seen.get(record.instrument) ?? [];
+      ids.push(Number(record.tradeId));
+      seen.set(record.instrument, ids);
+    }
+    for (const [symbol, s] of Object.entries(final.trades)) {
+      const ids = (seen.get(symbol) ?? []).sort((a, b) => a - b);
+      expect(ids.length, symbol).toBe(s.sent);
+      expect(new Set(ids).size, symbol).toBe(ids.length);
+      expect(ids[0], symbol).toBe(s.firstId);
+      expect(ids.at(-1), symbol).toBe(s.lastId);
+    }
+    expect(seen.get('BTCUSDT')?.length).toBeGreaterThan(600);
+
+    const metrics = await col.ctx.metrics.metrics();
+    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="unknown",code="malformed_json"\} 1/);
+    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="trade",code="unexpected_shape"\} 1/);
+    expect(metrics).toMatch(/mprism_collector_reconnects_total\{venue="binance_spot"\} 1/);
+    expect(metrics).toMatch(new RegExp(`mprism_collector_messages_total\\{venue="binance_spot",data_type="trade"\\} ${totalSent}`));
+    expect(metrics).toMatch(new RegExp(`mprism_collector_published_total\\{venue="binance_spot",data_type="trade"\\} ${totalSent}`));
+  });
+});

@@ -1,0 +1,69 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/lib/config/load.js';
+import { ConfigError } from '../../src/lib/errors.js';
+
+let home: string;
+beforeEach(() => {
+  home = mkdtempSync(join(tmpdir(), 'mprism-config-'));
+});
+afterEach(() => rmSync(home, { recursive: true, force: true }));
+
+describe('loadConfig', () => {
+  it('gives the documented defaults with no file', () => {
+    const c = loadConfig({ env: { MPRISM_HOME: home } });
+    expect(c.file).toBeNull();
+    expect(c.home).toBe(home);
+    expect(c.nats.port).toBe(4222);
+    expect(c.clickhouse.hot).toMatchObject({ httpPort: 8123, tcpPort: 9000, database: 'mprism_hot' });
+    expect(c.clickhouse.cold).toMatchObject({ httpPort: 8124, tcpPort: 9001, database: 'mprism_cold' });
+    expect([c.storage.port, c.replication.port, c.collector.port, c.brain.port, c.simulator.port]).toEqual([8085, 8086, 8087, 8088, 8090]);
+    expect(c.replication).toMatchObject({ windowSeconds: 60, safetyLagSeconds: 15 });
+  });
+
+  it('merges the file over the defaults and the environment over the file', () => {
+    const file = join(home, 'mprism.yaml');
+    writeFileSync(file, 'nats:\n  port: 5000\nredis:\n  url: redis://cache:6380\n');
+    const c = loadConfig({ env: { MPRISM_HOME: home, MPRISM_NATS_PORT: '5001', MPRISM_CLICKHOUSE_HOT_HTTP_PORT: '18123' } });
+    expect(c.file).toBe(file);
+    expect(c.nats.port).toBe(5001);
+    expect(c.redis.url).toBe('redis://cache:6380');
+    expect(c.clickhouse.hot.httpPort).toBe(18123);
+    expect(c.nats.monitorPort).toBe(8222);
+  });
+
+  it('is frozen', () => {
+    const c = loadConfig({ env: { MPRISM_HOME: home } });
+    expect(Object.isFrozen(c.nats)).toBe(true);
+    expect(() => {
+      (c.nats as { port: number }).port = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('reports invalid values as file: path: message', () => {
+    const file = join(home, 'bad.yaml');
+    writeFileSync(file, 'nats:\n  port: 99999\nstorage:\n  batchSize: -1\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(ConfigError);
+    try {
+      loadConfig({ env: { MPRISM_HOME: home }, file });
+    } catch (err) {
+      const lines = (err as Error).message.split('\n');
+      expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: nats\\.port: .+`)));
+      expect(lines).toContainEqual(expect.stringMatching(new RegExp(`^${file}: storage\\.batchSize: .+`)));
+    }
+  });
+
+  it('rejects unknown keys and YAML syntax errors with the file name', () => {
+    const file = join(home, 'typo.yaml');
+    writeFileSync(file, 'nats:\n  prot: 4222\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(new RegExp(`^${file}: nats: .*prot`));
+    writeFileSync(file, 'nats: [unclosed\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(new RegExp(`^${file}: line \\d+: `));
+  });
+
+  it('fails clearly when an explicit config file is missing', () => {
+    expect(() => loadConfig({ env: { MPRISM_HOME: home, MPRISM_CONFIG: join(home, 'nope.yaml') } })).toThrow(/nope\.yaml: cannot read/);
+  });
+});

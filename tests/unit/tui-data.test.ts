@@ -1,0 +1,118 @@
+import { describe, expect, it } from 'vitest';
+import type { Alert } from '../../src/lib/brain/history.js';
+import type { StatusReport } from '../../src/lib/checks/status-types.js';
+import {
+  TuiDataStore,
+  parseReplicationLag,
+  ratePerSecond,
+  type InfraStatus,
+  type Side,
+  type TuiSources,
+} from '../../src/lib/tui/data.js';
+import type { InfraName } from '../../src/lib/paths.js';
+
+class FakeSources implements TuiSources {
+  clock = 1_000_000;
+  counts: Record<Side, Map<string, number> | Error> = { hot: new Map(), cold: new Map() };
+  lag: Map<string, number> | Error = new Map();
+  alertList: Alert[] | Error = [];
+  down = new Set<InfraName>();
+  statusReport: StatusReport | Error = {
+    home: '/h',
+    processes: [{ name: 'storage', kind: 'daemon', state: 'running', pid: 42, uptimeSeconds: 5, restarts: 0, cpuPercent: 1, rssBytes: 1, port: 8085, detail: null }],
+  };
+
+  private static settle<T>(v: T | Error): Promise<T> {
+    return v instanceof Error ? Promise.reject(v) : Promise.resolve(v);
+  }
+  status = () => FakeSources.settle(this.statusReport);
+  probe = async (name: InfraName): Promise<InfraStatus> => ({
+    name,
+    mode: 'local',
+    address: `addr-${name}`,
+    up: !this.down.has(name),
+    pid: null,
+    version: this.down.has(name) ? null : '1.0',
+    error: this.down.has(name) ? 'connect ECONNREFUSED' : null,
+  });
+  rowCounts = (side: Side) => FakeSources.settle(this.counts[side]);
+  replicationLag = () => FakeSources.settle(this.lag);
+  alerts = () => FakeSources.settle(this.alertList);
+  now = () => this.clock;
+}
+
+describe('ratePerSecond', () => {
+  it('divides the row delta by elapsed seconds', () => {
+    expect(ratePerSecond(100, 350, 500)).toBe(500);
+  });
+  it('is unknown without a previous count or elapsed time, and never negative', () => {
+    expect(ratePerSecond(null, 5, 1000)).toBeNull();
+    expect(ratePerSecond(5, null, 1000)).toBeNull();
+    expect(ratePerSecond(5, 10, 0)).toBeNull();
+    expect(ratePerSecond(100, 40, 1000)).toBe(0);
+  });
+});
+
+describe('parseReplicationLag', () => {
+  it('reads the replication daemon health body', () => {
+    const body = { ok: true, lagSeconds: { trades: 75.5, orderbooks: null }, lastError: null };
+    expect(parseReplicationLag(body)).toEqual(new Map([['trades', 75.5]]));
+  });
+  it('tolerates anything else', () => {
+    expect(parseReplicationLag(null).size).toBe(0);
+    expect(parseReplicationLag({ ok: true }).size).toBe(0);
+    expect(parseReplicationLag({ lagSeconds: [1, 2] }).size).toBe(0);
+  });
+});
+
+describe('TuiDataStore', () => {
+  it('turns successive counts into rates per table and side', async () => {
+    const src = new FakeSources();
+    src.counts = { hot: new Map([['trades', 1000]]), cold: new Map([['trades', 400]]) };
+    const store = new TuiDataStore(src, ['trades', 'orderbooks']);
+    const first = await store.refresh();
+    expect(first.tables[0]).toEqual({ table: 'trades', hotRows: 1000, coldRows: 400, hotRate: null, coldRate: null, lagSeconds: null });
+    src.clock += 2000;
+    src.counts = { hot: new Map([['trades', 3000]]), cold: new Map([['trades', 400]]) };
+    src.lag = new Map([['trades', 42]]);
+    const second = await store.refresh();
+    expect(second.tables).toEqual([
+      { table: 'trades', hotRows: 3000, coldRows: 400, hotRate: 1000, coldRate: 0, lagSeconds: 42 },
+      // A table absent from the server counts as empty, not unknown.
+      { table: 'orderbooks', hotRows: 0, coldRows: 0, hotRate: 0, coldRate: 0, lagSeconds: null },
+    ]);
+    expect(second.errors).toEqual([]);
+    expect(second.alerts).toEqual({ open: 0, items: [] });
+    expect(second.processes[0]?.name).toBe('storage');
+  });
+
+  it('reports failing sources as error lines and keeps going', async () => {
+    const src = new FakeSources();
+    src.counts.hot = new Error('connect ECONNREFUSED 127.0.0.1:8123');
+    src.lag = new Error('unreachable at 127.0.0.1:8086 (ECONNREFUSED)');
+    src.alertList = new Error('unreachable at 127.0.0.1:8088 (ECONNREFUSED)');
+    src.statusReport = new Error('boom');
+    src.down.add('clickhouse-hot');
+    const snap = await new TuiDataStore(src, ['trades']).refresh();
+    expect(snap.errors).toEqual([
+      'status: boom',
+      'clickhouse-hot: connect ECONNREFUSED 127.0.0.1:8123',
+      'replication: unreachable at 127.0.0.1:8086 (ECONNREFUSED)',
+      'brain: unreachable at 127.0.0.1:8088 (ECONNREFUSED)',
+      'clickhouse-hot: down (connect ECONNREFUSED)',
+    ]);
+    expect(snap.tables[0]).toMatchObject({ hotRows: null, coldRows: 0, hotRate: null });
+    expect(snap.alerts).toBeNull();
+    expect(snap.processes).toEqual([]);
+    expect(snap.infra).toHaveLength(5);
+  });
+
+  it('summarizes open alerts from the brain', async () => {
+    const src = new FakeSources();
+    src.alertList = [
+      { id: 1, createdAt: 'c', severity: 'critical', source: 'integrity', message: 'integrity failed: x', resolvedAt: null },
+    ];
+    const snap = await new TuiDataStore(src, []).refresh();
+    expect(snap.alerts).toEqual({ open: 1, items: [{ severity: 'critical', source: 'integrity', message: 'integrity failed: x' }] });
+  });
+});
