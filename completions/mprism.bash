@@ -44,10 +44,10 @@ _mprism() {
         status)     opts="--json" ;;
         tui)        opts="" ;;
         health)     opts="--json" ;;
-        integrity)  opts="--json --since" ;;
-        repair)     opts="--dry-run --json" ;;
+        integrity)  opts="--json --since --verbose" ;;
+        repair)     opts="--dry-run --since --json" ;;
         diagnose)   opts="--json" ;;
-        clean)      opts="--force" ;;
+        clean)      opts="--force --dry-run --json" ;;
         logs)       opts="-f --follow -n --lines"; words="$daemons $infra supervisor" ;;
         completion) words="bash zsh fish" ;;
         help)       words="$commands" ;;

@@ -31,10 +31,12 @@ complete -c mprism -n "__fish_seen_subcommand_from start stop restart" -a "$daem
 complete -c mprism -n "__fish_seen_subcommand_from start restart" -l simulate -d 'Also start the exchange simulator'
 complete -c mprism -n "__fish_seen_subcommand_from stop restart" -l timeout -x -d 'Seconds before SIGKILL'
 
-complete -c mprism -n "__fish_seen_subcommand_from init start stop restart status health integrity repair diagnose" -l json -d 'Print JSON'
+complete -c mprism -n "__fish_seen_subcommand_from init start stop restart status health integrity repair diagnose clean" -l json -d 'Print JSON'
 complete -c mprism -n "__fish_seen_subcommand_from integrity" -l since -x -a '15m 1h 6h 24h 7d' -d 'How far back to check'
-complete -c mprism -n "__fish_seen_subcommand_from repair" -l dry-run -d 'Show what would be done'
-complete -c mprism -n "__fish_seen_subcommand_from clean" -l force -d 'Remove without asking'
+complete -c mprism -n "__fish_seen_subcommand_from integrity" -l verbose -d 'List every window, not only the bad ones'
+complete -c mprism -n "__fish_seen_subcommand_from repair" -l since -x -a '1h 6h 24h 7d' -d 'How far back to look for broken windows'
+complete -c mprism -n "__fish_seen_subcommand_from repair clean" -l dry-run -d 'Only say what would be done'
+complete -c mprism -n "__fish_seen_subcommand_from clean" -l force -d 'Also remove temp files younger than an hour'
 
 complete -c mprism -n "__fish_seen_subcommand_from logs" -a "$daemons $infra supervisor"
 complete -c mprism -n "__fish_seen_subcommand_from logs" -s f -l follow -d 'Keep printing new lines'

@@ -52,11 +52,14 @@ _mprism() {
                 status|health|diagnose)
                     _arguments '--json[print JSON]' ;;
                 integrity)
-                    _arguments '--json[print JSON]' '--since[how far back to check]:duration:(15m 1h 6h 24h 7d)' ;;
+                    _arguments '--json[print JSON]' '--since[how far back to check]:duration:(15m 1h 6h 24h 7d)' \
+                        '--verbose[list every window, not only the bad ones]' ;;
                 repair)
-                    _arguments '--dry-run[show what would be done]' '--json[print JSON]' ;;
+                    _arguments '--dry-run[only say what would be done]' \
+                        '--since[how far back to look for broken windows]:duration:(1h 6h 24h 7d)' '--json[print JSON]' ;;
                 clean)
-                    _arguments '--force[remove without asking]' ;;
+                    _arguments '--force[also remove temp files younger than an hour]' \
+                        '--dry-run[only list what would be removed]' '--json[print JSON]' ;;
                 logs)
                     _arguments '(-f --follow)'{-f,--follow}'[keep printing new lines]' \
                         '(-n --lines)'{-n,--lines}'[number of lines]:lines:' \

@@ -1,7 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Command } from 'commander';
 import { render } from 'ink';
-import { loadConfig } from '../lib/config/load.js';
 import type { Config } from '../lib/config/schema.js';
 import { App } from '../lib/tui/dashboard.js';
 import { TuiDataStore, liveSources } from '../lib/tui/data.js';
@@ -30,10 +28,4 @@ export async function runTui(config: Config): Promise<void> {
   } finally {
     await sources.close();
   }
-}
-
-export function tuiCommand(): Command {
-  return new Command('tui')
-    .description('interactive dashboard: processes, infra, rows/s hot and cold, replication lag, alerts')
-    .action(async () => runTui(loadConfig()));
 }

@@ -7,6 +7,7 @@ import {
   readFileSync,
   readSync,
   readdirSync,
+  readlinkSync,
   renameSync,
   rmSync,
   writeSync,
@@ -59,6 +60,15 @@ export function processCommand(pid: number): string | null {
   }
   const cmd = raw.split('\0').filter((part) => part.length > 0).join(' ').trim();
   return cmd.length > 0 ? cmd : null;
+}
+
+/** The working directory of a process (resolved), or null when it cannot be read. */
+export function processCwd(pid: number): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
 }
 
 /** Pids of all processes visible in /proc. */

@@ -7,6 +7,7 @@ import { simulator } from '../../src/daemons/simulator/run.js';
 import { MARKET_DATA_STREAM, ensureStreams } from '../../src/lib/bus/streams.js';
 import type { DaemonContext, HealthReport } from '../../src/lib/daemon-context.js';
 import { natsUrl } from '../../src/lib/infra/endpoints.js';
+import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
 import { msgIdFor, subjectFor, type TradeRecord } from '../../src/lib/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
@@ -116,5 +117,36 @@ describe('collector -> JetStream with the simulator', () => {
     expect(metrics).toMatch(/mprism_collector_reconnects_total\{venue="binance_spot"\} 1/);
     expect(metrics).toMatch(new RegExp(`mprism_collector_messages_total\\{venue="binance_spot",data_type="trade"\\} ${totalSent}`));
     expect(metrics).toMatch(new RegExp(`mprism_collector_published_total\\{venue="binance_spot",data_type="trade"\\} ${totalSent}`));
+  });
+
+  it('reports ok=false while NATS is down and stores the trades of the outage once it is back', async () => {
+    const http = `http://127.0.0.1:${infra.config.simulator.port}`;
+    const jsm = await nc.jetstreamManager();
+    const storedBefore = (await jsm.streams.info(MARKET_DATA_STREAM)).state.messages;
+    const sim = run(simulator, infra.config);
+    await waitFor(async () => (await fetch(`${http}/health`).catch(() => null))?.ok === true);
+    const col = run(collector, infra.config);
+    const stats = async () => (await (await fetch(`${http}/stats`)).json()) as Stats;
+    await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > 200);
+
+    await stopLocalServer(infra.config, 'nats', 10_000);
+    await waitFor(async () => (await col.health()).ok === false);
+    expect(await col.health()).toMatchObject({ ok: false, nats: 'disconnected' });
+    const duringOutage = (await stats()).trades.BTCUSDT?.sent ?? 0;
+    await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > duringOutage + 200);
+    await startLocalServer(infra.config, 'nats');
+    await waitFor(async () => (await col.health()).ok === true, 30_000);
+
+    await fetch(`${http}/control/pause`, { method: 'POST' });
+    await new Promise((r) => setTimeout(r, 300));
+    col.controller.abort();
+    await col.done;
+    const final = await stats();
+    sim.controller.abort();
+    await sim.done;
+
+    const totalSent = Object.values(final.trades).reduce((n, s) => n + s.sent, 0);
+    await waitFor(async () => !nc.isClosed() && !(await nc.flush().then(() => false, () => true)), 30_000);
+    expect((await (await nc.jetstreamManager()).streams.info(MARKET_DATA_STREAM)).state.messages).toBe(storedBefore + totalSent);
   });
 });

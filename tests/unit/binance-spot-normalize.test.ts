@@ -125,7 +125,8 @@ describe('symbol mapping', () => {
   it('refuses ids that are only a quote asset or have no known quote', () => {
     expect(splitConcatenatedSymbol('USDT')).toBeNull();
     expect(splitConcatenatedSymbol('FOOBAR')).toBeNull();
-    expect(() => binanceSymbol('XYZ')).toThrow(MalformedFrameError);
+    expect(() => binanceSymbol('XYZ', 'trade')).toThrow(MalformedFrameError);
+    expect(binanceSymbol('ETHUSDT', 'trade')).toBe('ETH-USDT');
   });
 });
 

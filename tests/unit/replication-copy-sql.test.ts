@@ -24,7 +24,7 @@ describe('copySql', () => {
         `INSERT INTO \`mprism_cold\`.\`trades\` (${cols})`,
         `SELECT ${cols} FROM remote('127.0.0.1:9000', \`mprism_hot\`, \`trades\`, 'default', 'p\\'w')`,
         `WHERE ${where}`,
-        `AND (${key}) NOT IN (SELECT ${key} FROM \`mprism_cold\`.\`trades\` WHERE ${where})`,
+        `AND (${key}) GLOBAL NOT IN (SELECT ${key} FROM \`mprism_cold\`.\`trades\` WHERE ${where})`,
         `LIMIT 1 BY ${key}`,
       ].join('\n'),
     );

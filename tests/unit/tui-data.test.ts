@@ -3,7 +3,8 @@ import type { Alert } from '../../src/lib/brain/history.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
 import {
   TuiDataStore,
-  parseReplicationLag,
+  parseReplicationHealth,
+  type ReplicationView,
   ratePerSecond,
   type InfraStatus,
   type Side,
@@ -14,7 +15,7 @@ import type { InfraName } from '../../src/lib/paths.js';
 class FakeSources implements TuiSources {
   clock = 1_000_000;
   counts: Record<Side, Map<string, number> | Error> = { hot: new Map(), cold: new Map() };
-  lag: Map<string, number> | Error = new Map();
+  repl: ReplicationView | Error = { lag: new Map(), lastError: null };
   alertList: Alert[] | Error = [];
   down = new Set<InfraName>();
   statusReport: StatusReport | Error = {
@@ -36,7 +37,7 @@ class FakeSources implements TuiSources {
     error: this.down.has(name) ? 'connect ECONNREFUSED' : null,
   });
   rowCounts = (side: Side) => FakeSources.settle(this.counts[side]);
-  replicationLag = () => FakeSources.settle(this.lag);
+  replication = () => FakeSources.settle(this.repl);
   alerts = () => FakeSources.settle(this.alertList);
   now = () => this.clock;
 }
@@ -53,15 +54,25 @@ describe('ratePerSecond', () => {
   });
 });
 
-describe('parseReplicationLag', () => {
-  it('reads the replication daemon health body', () => {
-    const body = { ok: true, lagSeconds: { trades: 75.5, orderbooks: null }, lastError: null };
-    expect(parseReplicationLag(body)).toEqual(new Map([['trades', 75.5]]));
+describe('parseReplicationHealth', () => {
+  it('reads lag per table and the first line of the last error', () => {
+    const body = {
+      ok: false,
+      lagSeconds: { trades: 75.5, orderbooks: null },
+      lastError: { table: 'trades', message: 'Code: 81, DB::Exception: Database mprism_cold doesn\'t exist.\nstack', at: 'x' },
+    };
+    expect(parseReplicationHealth(body)).toEqual({
+      lag: new Map([['trades', 75.5]]),
+      lastError: "trades: Code: 81, DB::Exception: Database mprism_cold doesn't exist.",
+    });
+  });
+  it('drops the last error once replication is healthy again', () => {
+    const body = { ok: true, lagSeconds: {}, lastError: { table: 'trades', message: 'old failure', at: 'x' } };
+    expect(parseReplicationHealth(body).lastError).toBeNull();
   });
   it('tolerates anything else', () => {
-    expect(parseReplicationLag(null).size).toBe(0);
-    expect(parseReplicationLag({ ok: true }).size).toBe(0);
-    expect(parseReplicationLag({ lagSeconds: [1, 2] }).size).toBe(0);
+    expect(parseReplicationHealth(null)).toEqual({ lag: new Map(), lastError: null });
+    expect(parseReplicationHealth({ ok: true, lagSeconds: [1, 2], lastError: 'x' })).toEqual({ lag: new Map(), lastError: null });
   });
 });
 
@@ -74,14 +85,14 @@ describe('TuiDataStore', () => {
     expect(first.tables[0]).toEqual({ table: 'trades', hotRows: 1000, coldRows: 400, hotRate: null, coldRate: null, lagSeconds: null });
     src.clock += 2000;
     src.counts = { hot: new Map([['trades', 3000]]), cold: new Map([['trades', 400]]) };
-    src.lag = new Map([['trades', 42]]);
+    src.repl = { lag: new Map([['trades', 42]]), lastError: 'trades: Code: 81' };
     const second = await store.refresh();
     expect(second.tables).toEqual([
       { table: 'trades', hotRows: 3000, coldRows: 400, hotRate: 1000, coldRate: 0, lagSeconds: 42 },
       // A table absent from the server counts as empty, not unknown.
       { table: 'orderbooks', hotRows: 0, coldRows: 0, hotRate: 0, coldRate: 0, lagSeconds: null },
     ]);
-    expect(second.errors).toEqual([]);
+    expect(second.errors).toEqual(['replication: last error: trades: Code: 81']);
     expect(second.alerts).toEqual({ open: 0, items: [] });
     expect(second.processes[0]?.name).toBe('storage');
   });
@@ -89,7 +100,7 @@ describe('TuiDataStore', () => {
   it('reports failing sources as error lines and keeps going', async () => {
     const src = new FakeSources();
     src.counts.hot = new Error('connect ECONNREFUSED 127.0.0.1:8123');
-    src.lag = new Error('unreachable at 127.0.0.1:8086 (ECONNREFUSED)');
+    src.repl = new Error('unreachable at 127.0.0.1:8086 (ECONNREFUSED)');
     src.alertList = new Error('unreachable at 127.0.0.1:8088 (ECONNREFUSED)');
     src.statusReport = new Error('boom');
     src.down.add('clickhouse-hot');

@@ -6,138 +6,103 @@ import { BrainStore } from '../../lib/brain/history.js';
 import { integrityOutcome } from '../../lib/brain/integrity-job.js';
 import { createBrainMetrics, runRecordedJob } from '../../lib/brain/jobs.js';
 import { scheduleJob, validateSchedule, type JobSchedule } from '../../lib/brain/scheduler.js';
-import { ensureBrainSchema } from '../../lib/brain/schema.js';
+import { prepareBrainSchema } from '../../lib/brain/schema.js';
 import { collectBrainStatus } from '../../lib/brain/status.js';
 import { runIntegrity } from '../../lib/checks/integrity.js';
-import type { Config } from '../../lib/config/schema.js';
 import type { Daemon, HealthReport } from '../../lib/daemon-context.js';
-import { MprismError, UnreachableError, errorMessage } from '../../lib/errors.js';
-import { displayAddress, postgresUrl, redisUrl } from '../../lib/infra/endpoints.js';
-import { ensurePostgresDatabase } from '../../lib/infra/probe.js';
+import { MprismError, errorMessage } from '../../lib/errors.js';
+import { postgresUrl, redisUrl } from '../../lib/infra/endpoints.js';
 
-export interface BrainOptions {
-  /** The integrity check to schedule (tests substitute one). */
-  runIntegrity: typeof runIntegrity;
-  /** First integrity run this long after start, so a fresh platform has a run without waiting for cron. */
-  firstRunDelayMs: number;
-  /** Where the API listens; the brain is an operator tool and stays on loopback. */
-  host: string;
-}
+/** First integrity run this long after start, so a fresh platform has a run without waiting for cron. */
+const FIRST_RUN_DELAY_MS = 10_000;
+/** The brain is an operator API: it stays on loopback, like every mprism port. */
+const API_HOST = '127.0.0.1';
 
-/** PostgreSQL's SQLSTATE for "database does not exist". */
-const INVALID_CATALOG_NAME = '3D000';
+/** Coordinator: schedules integrity checks, records them in PostgreSQL, serves the status API. */
+export const brain: Daemon = async (ctx, config) => {
+  const { log, signal } = ctx;
+  // Fail before touching any server: a bad schedule is a config error, not an outage.
+  validateSchedule(config.brain.integritySchedule, 'brain.integritySchedule');
 
-/**
- * Creates the brain's tables, and first its database when a fresh server lacks it (only then: an
- * external server may not let this user into the maintenance database).
- */
-async function prepareSchema(pool: pg.Pool, config: Config): Promise<{ created: string[] }> {
+  const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 4, connectionTimeoutMillis: 5_000 });
+  pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
+  const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  redis.on('error', () => undefined); // reported per request in /api/v1/status and /health
+  let api: BrainApiServer | null = null;
+  let schedule: JobSchedule | null = null;
+  let firstRun: Promise<void> | null = null;
+  const stopFirstRun = new AbortController();
+
   try {
-    return await ensureBrainSchema(pool);
-  } catch (err) {
-    if ((err as { code?: unknown }).code !== INVALID_CATALOG_NAME) {
-      throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
-    }
-  }
-  await ensurePostgresDatabase(config);
-  try {
-    return await ensureBrainSchema(pool);
-  } catch (err) {
-    throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
-  }
-}
+    const schema = await prepareBrainSchema(pool, config);
+    if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
+    const store = new BrainStore(pool);
+    const abandoned = await store.abandonUnfinishedRuns();
+    if (abandoned > 0) log.warn({ abandoned }, 'closed job runs left open by a previous brain');
+    await redis.connect().catch((err: unknown) => {
+      log.warn({ err: errorMessage(err) }, 'redis unreachable; the registry will show as unavailable until it is back');
+    });
 
-const DEFAULTS: BrainOptions = { runIntegrity, firstRunDelayMs: 10_000, host: '127.0.0.1' };
+    const metrics = createBrainMetrics(ctx.metrics);
+    const integrity = () =>
+      runRecordedJob({ store, metrics, log }, 'integrity', async () =>
+        integrityOutcome(await runIntegrity(config, { sinceMs: config.brain.integritySinceSeconds * 1000 })),
+      ).then(() => undefined);
 
-export function createBrain(overrides: Partial<BrainOptions> = {}): Daemon {
-  const options = { ...DEFAULTS, ...overrides };
-  return async (ctx, config) => {
-    const { log, signal } = ctx;
-    // Fail before touching any server: a bad schedule is a config error, not an outage.
-    validateSchedule(config.brain.integritySchedule, 'brain.integritySchedule');
-
-    const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 4, connectionTimeoutMillis: 5_000 });
-    pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
-    const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-    redis.on('error', () => undefined); // reported per request in /api/v1/status and /health
-    let api: BrainApiServer | null = null;
-    let schedule: JobSchedule | null = null;
-    let firstRun: Promise<void> | null = null;
-    const stopFirstRun = new AbortController();
+    const health = async (): Promise<HealthReport> => {
+      const [postgres, registry] = await Promise.all([
+        pool.query('SELECT 1').then(
+          () => 'up',
+          (err: unknown) => `down: ${errorMessage(err)}`,
+        ),
+        redis.ping().then(
+          () => 'up',
+          (err: unknown) => `down: ${errorMessage(err)}`,
+        ),
+      ]);
+      return { ok: postgres === 'up' && registry === 'up', postgres, redis: registry, jobRunning: schedule?.running ?? false };
+    };
+    ctx.setHealth(health);
 
     try {
-      const schema = await prepareSchema(pool, config);
-      if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
-      const store = new BrainStore(pool);
-      const abandoned = await store.abandonUnfinishedRuns();
-      if (abandoned > 0) log.warn({ abandoned }, 'closed job runs left open by a previous brain');
-      await redis.connect().catch((err: unknown) => {
-        log.warn({ err: errorMessage(err) }, 'redis unreachable; the registry will show as unavailable until it is back');
+      api = await startBrainApi(API_HOST, config.brain.port, {
+        health,
+        metrics: ctx.metrics,
+        status: () => collectBrainStatus({ redis, store }),
+        runs: (limit, job) => store.recentRuns(limit, job),
+        alerts: () => store.openAlerts(),
       });
-
-      const metrics = createBrainMetrics(ctx.metrics);
-      const integrity = () =>
-        runRecordedJob({ store, metrics, log }, 'integrity', async () =>
-          integrityOutcome(await options.runIntegrity(config, { sinceMs: config.brain.integritySinceSeconds * 1000 })),
-        ).then(() => undefined);
-
-      const health = async (): Promise<HealthReport> => {
-        const [postgres, registry] = await Promise.all([
-          pool.query('SELECT 1').then(
-            () => 'up',
-            (err: unknown) => `down: ${errorMessage(err)}`,
-          ),
-          redis.ping().then(
-            () => 'up',
-            (err: unknown) => `down: ${errorMessage(err)}`,
-          ),
-        ]);
-        return { ok: postgres === 'up' && registry === 'up', postgres, redis: registry, jobRunning: schedule?.running ?? false };
-      };
-      ctx.setHealth(health);
-
-      try {
-        api = await startBrainApi(options.host, config.brain.port, {
-          health,
-          metrics: ctx.metrics,
-          status: () => collectBrainStatus({ redis, store }),
-          runs: (limit, job) => store.recentRuns(limit, job),
-          alerts: () => store.openAlerts(),
-        });
-      } catch (err) {
-        throw new MprismError(`brain: cannot listen on ${options.host}:${config.brain.port}: ${errorMessage(err)}`, {
-          cause: err,
-        });
-      }
-      log.info({ host: options.host, port: api.port, schedule: config.brain.integritySchedule }, 'brain API listening');
-
-      schedule = scheduleJob({
-        name: 'integrity',
-        expression: config.brain.integritySchedule,
-        configKey: 'brain.integritySchedule',
-        run: integrity,
-        onSkip: () => metrics.jobRuns.inc({ job: 'integrity', result: 'skipped' }),
-        log,
+    } catch (err) {
+      throw new MprismError(`brain: cannot listen on ${API_HOST}:${config.brain.port}: ${errorMessage(err)}`, {
+        cause: err,
       });
-      const scheduled = schedule;
-      firstRun = sleep(options.firstRunDelayMs, undefined, { signal: stopFirstRun.signal }).then(
-        () => {
-          scheduled.runNow();
-        },
-        () => undefined, // cancelled by shutdown
-      );
-
-      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-      log.info('stopping: waiting for a running job to finish');
-    } finally {
-      stopFirstRun.abort();
-      await firstRun;
-      await schedule?.stop();
-      await api?.close();
-      redis.disconnect();
-      await pool.end();
     }
-  };
-}
+    log.info({ host: API_HOST, port: api.port, schedule: config.brain.integritySchedule }, 'brain API listening');
 
-export const brain: Daemon = createBrain();
+    schedule = scheduleJob({
+      name: 'integrity',
+      expression: config.brain.integritySchedule,
+      configKey: 'brain.integritySchedule',
+      run: integrity,
+      onSkip: () => metrics.jobRuns.inc({ job: 'integrity', result: 'skipped' }),
+      log,
+    });
+    const scheduled = schedule;
+    firstRun = sleep(FIRST_RUN_DELAY_MS, undefined, { signal: stopFirstRun.signal }).then(
+      () => {
+        scheduled.runNow();
+      },
+      () => undefined, // cancelled by shutdown
+    );
+
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    log.info('stopping: waiting for a running job to finish');
+  } finally {
+    stopFirstRun.abort();
+    await firstRun;
+    await schedule?.stop();
+    await api?.close();
+    redis.disconnect();
+    await pool.end();
+  }
+};

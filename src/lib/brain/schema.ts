@@ -1,4 +1,8 @@
 import type pg from 'pg';
+import type { Config } from '../config/schema.js';
+import { UnreachableError } from '../errors.js';
+import { displayAddress, postgresUrl } from '../infra/endpoints.js';
+import { ensurePostgresDatabase } from '../infra/probe.js';
 
 /** Jobs the brain schedules and records; the CHECK constraint below keeps the column honest. */
 export const JOB_NAMES = ['integrity', 'repair', 'retention'] as const;
@@ -78,5 +82,28 @@ export async function ensureBrainSchema(pool: pg.Pool): Promise<{ created: strin
     throw err;
   } finally {
     client.release();
+  }
+}
+
+/** PostgreSQL's SQLSTATE for "database does not exist". */
+const INVALID_CATALOG_NAME = '3D000';
+
+/**
+ * ensureBrainSchema, creating the database first when a fresh server lacks it. Only then: an external
+ * server may not let this user into the maintenance database the creation goes through.
+ */
+export async function prepareBrainSchema(pool: pg.Pool, config: Config): Promise<{ created: string[]; existing: string[] }> {
+  try {
+    return await ensureBrainSchema(pool);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== INVALID_CATALOG_NAME) {
+      throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
+    }
+  }
+  await ensurePostgresDatabase(config);
+  try {
+    return await ensureBrainSchema(pool);
+  } catch (err) {
+    throw new UnreachableError('postgres', displayAddress(postgresUrl(config)), { cause: err });
   }
 }

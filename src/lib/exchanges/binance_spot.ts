@@ -66,12 +66,12 @@ const STREAM_SUFFIX: Partial<Record<DataType, string>> = { trade: 'trade' };
 const symbolCache = new Map<string, string>();
 
 /** Binance concatenated ids (BTCUSDT) to BTC-USDT; memoized because it runs for every trade. */
-export function binanceSymbol(instrument: string): string {
+export function binanceSymbol(instrument: string, dataType: DataType): string {
   const cached = symbolCache.get(instrument);
   if (cached !== undefined) return cached;
   const symbol = splitConcatenatedSymbol(instrument);
   if (symbol === null) {
-    throw new MalformedFrameError('unknown_symbol', `no known quote asset ends symbol ${instrument}`, 'trade');
+    throw new MalformedFrameError('unknown_symbol', `no known quote asset ends symbol ${instrument}`, dataType);
   }
   symbolCache.set(instrument, symbol);
   return symbol;
@@ -96,7 +96,7 @@ function toTrade(event: BinanceTradeEvent, receiveTime: number): TradeRecord {
     dataType: 'trade',
     venue: 'binance_spot',
     marketType: 'spot',
-    symbol: binanceSymbol(event.s),
+    symbol: binanceSymbol(event.s, 'trade'),
     instrument: event.s,
     // The trade time, not the push time E: it is when the fill happened.
     eventTime: event.T,

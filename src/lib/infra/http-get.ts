@@ -1,4 +1,5 @@
-import { request } from 'node:http';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export interface HttpResponse {
   status: number;
@@ -6,11 +7,12 @@ export interface HttpResponse {
 }
 
 /**
- * GET without keep-alive. An idle kept-alive connection holds up ClickHouse's shutdown for its whole
+ * GET (http or https) without keep-alive. An idle kept-alive connection holds up ClickHouse's shutdown for its whole
  * keep-alive timeout, so probes must not leave one behind (fetch() would).
  */
 export function httpGet(url: URL, opts: { timeoutMs: number; headers?: Record<string, string> }): Promise<HttpResponse> {
   return new Promise((resolve, reject) => {
+    const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
     const req = request(url, { method: 'GET', agent: false, headers: opts.headers, timeout: opts.timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');

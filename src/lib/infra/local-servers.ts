@@ -26,10 +26,13 @@ export interface InfraStatus {
 const READY_TIMEOUT_MS = 30_000;
 const KILL_WAIT_MS = 5000;
 
+/** Stack frame lines ("3. /lib/...libclickhouse.so(...)") bury the message that explains a failure. */
+const STACK_FRAME = /^\s*\d+\. (\/|0x|\S+\()/;
+
 /** The end of the server's logs, for error messages that explain a failed start. */
 function logTail(spec: LocalServerSpec): string {
   return [spec.logFile, ...spec.extraLogFiles]
-    .map((file) => ({ file, tail: tailFile(file, 20) }))
+    .map((file) => ({ file, tail: tailFile(file, 200).split('\n').filter((l) => !STACK_FRAME.test(l)).slice(-20).join('\n').trim() }))
     .filter((t) => t.tail.length > 0)
     .map((t) => `\n--- last lines of ${t.file} ---\n${t.tail}`)
     .join('');
@@ -107,6 +110,9 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
   try {
     pid = await spec.launch({ binary: binary.path, home: config.home, log });
   } catch (err) {
+    // E.g. pg_ctl -w gave up while the postmaster still runs: do not leave it behind unrecorded.
+    const stray = findServerPid(spec);
+    if (stray !== null) await killAndWait(stray, 'SIGKILL', KILL_WAIT_MS);
     if (err instanceof MprismError) throw err;
     throw new LocalServerError(`cannot start ${name}: ${errorMessage(err)}${logTail(spec)}`, { cause: err });
   }

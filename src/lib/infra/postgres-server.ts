@@ -106,13 +106,16 @@ export function postgresServer(config: Config): LocalServerSpec {
         if (init.code !== 0) throw new LocalServerError(`initdb failed (code ${init.code}): ${init.output.split('\n').slice(-10).join('\n')}`);
       }
 
-      // After kill -9 the lock file remains; PostgreSQL refuses to start if its pid now belongs to
-      // another process (PID reuse), so remove it when it does not name a running postmaster of ours.
-      const lock = join(pgdata, 'postmaster.pid');
-      const lockPid = readPidFile(lock);
-      if (lockPid !== null && !ownsProcess({ executable: 'postgres', marker: pgdata }, lockPid)) rmSync(lock, { force: true });
-
       const socketDir = pgdata.length + `/.s.PGSQL.${port}`.length <= MAX_SOCKET_PATH ? pgdata : '';
+      // After kill -9 the lock files remain, and PostgreSQL refuses to start while their pid answers
+      // kill(pid, 0): a reused pid or a not-yet-reaped zombie postmaster. Remove those that do not
+      // name a running postmaster of this data directory.
+      const lock = join(pgdata, 'postmaster.pid');
+      const locks = socketDir === '' ? [lock] : [lock, join(socketDir, `.s.PGSQL.${port}.lock`)];
+      for (const file of locks) {
+        const holder = readPidFile(file);
+        if (holder !== null && !ownsProcess({ executable: 'postgres', marker: pgdata }, holder)) rmSync(file, { force: true });
+      }
       // An empty socket directory disables Unix sockets; clients use TCP (and pg_ctl -w only reads postmaster.pid).
       const serverOpts = `-p ${port} -h ${shellQuote(host)} -k ${shellQuote(socketDir)}`;
       const start = await tool('pg_ctl', ['-D', pgdata, '-l', paths.logFile, '-o', serverOpts, '-w', '-t', '30', 'start']);

@@ -31,8 +31,10 @@ export function redisServer(config: Config): LocalServerSpec {
   return {
     name: 'redis',
     executable: 'redis-server',
-    // Redis rewrites its process title to "redis-server host:port", dropping the other arguments.
+    // Redis rewrites its process title to "redis-server host:port", dropping the other arguments; its
+    // working directory (--dir) tells ours apart from a system Redis on the same address.
     marker: `${host}:${port}`,
+    cwd: paths.dataDir,
     ...paths,
     extraLogFiles: [],
     ports: [{ setting: 'redis.port', host, port }],

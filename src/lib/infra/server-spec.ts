@@ -1,8 +1,9 @@
 import { createServer, type AddressInfo } from 'node:net';
+import { realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { MprismError, ExitCode } from '../errors.js';
 import { homePaths, type InfraName } from '../paths.js';
-import { isAlive, listPids, processCommand, readPidFile } from '../process-util.js';
+import { isAlive, listPids, processCommand, processCwd, readPidFile } from '../process-util.js';
 
 /** A local server failed to start or stop; a failed start carries the tail of its log. */
 export class LocalServerError extends MprismError {
@@ -30,6 +31,8 @@ export interface LocalServerSpec {
   readonly executable: string;
   /** A string in the server's command line that tells this instance apart from others of the same binary. */
   readonly marker: string;
+  /** For servers whose command line cannot tell instances apart: the working directory the server runs in. */
+  readonly cwd?: string;
   readonly dataDir: string;
   readonly pidFile: string;
   /** Where stdout/stderr (or the server's own log) goes: homePaths(..).logFile(name). */
@@ -51,19 +54,25 @@ export function commonPaths(home: string, name: InfraName) {
 }
 
 /** Does this pid belong to the given server instance (guards against PID reuse and foreign processes)? */
-export function ownsProcess(spec: Pick<LocalServerSpec, 'executable' | 'marker'>, pid: number): boolean {
+export function ownsProcess(spec: Pick<LocalServerSpec, 'executable' | 'marker' | 'cwd'>, pid: number): boolean {
   if (!isAlive(pid)) return false;
   const cmd = processCommand(pid);
   if (cmd === null) return false;
   const argv0 = cmd.split(/\s+/, 1)[0] ?? '';
-  return basename(argv0) === spec.executable && cmd.includes(spec.marker);
+  if (basename(argv0) !== spec.executable || !cmd.includes(spec.marker)) return false;
+  if (spec.cwd === undefined) return true;
+  try {
+    return processCwd(pid) === realpathSync(spec.cwd);
+  } catch {
+    return false;
+  }
 }
 
 /**
  * The pid of the running server instance: the pid file when it names the server, else a scan of
  * /proc, so a server whose pid file was lost is still found (and not started twice).
  */
-export function findServerPid(spec: Pick<LocalServerSpec, 'executable' | 'marker' | 'pidFile'>): number | null {
+export function findServerPid(spec: Pick<LocalServerSpec, 'executable' | 'marker' | 'cwd' | 'pidFile'>): number | null {
   const recorded = readPidFile(spec.pidFile);
   if (recorded !== null && ownsProcess(spec, recorded)) return recorded;
   for (const pid of listPids()) {

@@ -32,6 +32,8 @@ interface Side {
  * The statement that copies one window from `source` into `target`; it runs on the target server, which
  * pulls the rows over remote(). Only keys the target lacks are inserted, and LIMIT 1 BY drops unmerged
  * duplicates on the source, so running it any number of times leaves each key once in the target.
+ * GLOBAL: the key subquery must run on the target and travel to the source as a set; a plain NOT IN is
+ * forwarded inside the remote query and would read the source's (nonexistent) target table.
  */
 export function copySql(source: ClickHouseServerConfig, target: ClickHouseServerConfig, spec: TableSpec, w: TimeWindow): string {
   const columns = spec.columns.map((c) => ident(c.name)).join(', ');
@@ -42,7 +44,7 @@ export function copySql(source: ClickHouseServerConfig, target: ClickHouseServer
     `INSERT INTO ${targetTable} (${columns})`,
     `SELECT ${columns} FROM ${remote}`,
     `WHERE ${rangeCondition(spec, w)}`,
-    `AND (${key}) NOT IN (SELECT ${key} FROM ${targetTable} WHERE ${rangeCondition(spec, w)})`,
+    `AND (${key}) GLOBAL NOT IN (SELECT ${key} FROM ${targetTable} WHERE ${rangeCondition(spec, w)})`,
     `LIMIT 1 BY ${key}`,
   ].join('\n');
 }

@@ -27,7 +27,7 @@ export function createReplicationMetrics(registry: Registry, lagSeconds: () => R
     }),
     errors: new Counter({
       name: 'mprism_replication_errors_total',
-      help: 'Failed replication attempts (queries that threw)',
+      help: 'Failed replication attempts (queries that threw); table="schema" for failures preparing the schema',
       labelNames: ['table'],
       registers,
     }),

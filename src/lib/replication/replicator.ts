@@ -9,6 +9,8 @@ import type { ReplicationMetrics, WindowResult } from './metrics.js';
 import type { WatermarkStore } from './watermarks.js';
 import { mergeWindows, planWindows, windowToIso } from './windows.js';
 
+/** errors_total label for failures before any table is touched (server down, schema not creatable). */
+export const SCHEMA_ERROR_LABEL = 'schema';
 /** Windows planned per table and cycle; a cycle that hits it runs again at once instead of waiting a poll. */
 const MAX_WINDOWS_PER_CYCLE = 600;
 /** Largest span copied in one statement: bounds the NOT IN key set the cold server holds in memory. */
@@ -24,10 +26,15 @@ export interface ReplicationError {
 }
 
 export type ReplicationHealth = {
-  /** Schema ready and the last attempt for every table neither failed nor left a window unverified. */
+  /**
+   * Schema ready and no table's last attempt failed. A window that did not verify is a data problem for
+   * `mprism integrity`/`repair`, not a broken daemon, so it is listed in `unverified` but keeps ok true.
+   */
   ok: boolean;
   /** Seconds since each table's watermark, null before its first verified window. */
   lagSeconds: Record<string, number | null>;
+  /** Tables whose last window came out short or excess, with that result. */
+  unverified: Record<string, 'short' | 'excess'>;
   lastError: ReplicationError | null;
 };
 
@@ -68,6 +75,7 @@ export class Replicator {
       try {
         await this.prepareSchema();
       } catch (err) {
+        this.o.metrics.errors.inc({ table: SCHEMA_ERROR_LABEL });
         this.recordError(null, err);
         return { backlog: false, errors: 1 };
       }
@@ -91,13 +99,15 @@ export class Replicator {
 
   health(): ReplicationHealth {
     const lagSeconds: Record<string, number | null> = {};
+    const unverified: Record<string, 'short' | 'excess'> = {};
     let ok = this.schemaReady;
     for (const spec of TABLES) {
       lagSeconds[spec.table] = this.lagSeconds(spec.table);
       const last = this.lastResult.get(spec.table);
-      if (last === 'error' || last === 'short' || last === 'excess') ok = false;
+      if (last === 'error') ok = false;
+      if (last === 'short' || last === 'excess') unverified[spec.table] = last;
     }
-    return { ok, lagSeconds, lastError: this.lastError };
+    return { ok, lagSeconds, unverified, lastError: this.lastError };
   }
 
   lagSeconds(table: string): number | null {

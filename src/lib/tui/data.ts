@@ -48,8 +48,7 @@ export interface TuiSources {
   probe(name: InfraName): Promise<InfraStatus>;
   /** table -> row count on one side. */
   rowCounts(side: Side): Promise<Map<string, number>>;
-  /** table -> replication lag in seconds. */
-  replicationLag(): Promise<Map<string, number>>;
+  replication(): Promise<ReplicationView>;
   alerts(): Promise<Alert[]>;
   /** Epoch ms. */
   now(): number;
@@ -63,17 +62,36 @@ export function ratePerSecond(previous: number | null, current: number | null, e
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** What the dashboard takes from the replication daemon's /health. */
+export interface ReplicationView {
+  /** table -> seconds behind; tables without a watermark yet are absent. */
+  lag: Map<string, number>;
+  /** The daemon's last copy error while it is unhealthy, first line only, e.g. "trades: Code: 81 ...". */
+  lastError: string | null;
+}
+
+/** Longest replication error shown: the first line of a ClickHouse exception is enough to act on. */
+const MAX_ERROR_CHARS = 200;
+
 /**
- * Lag per table from the replication daemon's /health body (`{ ok, lagSeconds: { table: seconds | null },
- * lastError }`). Tables without a watermark yet (null) and unexpected bodies yield no lag, not an error.
+ * Reads the replication daemon's /health body (`{ ok, lagSeconds: { table: seconds | null }, lastError:
+ * { table, message, at } | null }`). Unexpected shapes yield nothing rather than an error.
  */
-export function parseReplicationLag(body: unknown): Map<string, number> {
-  const lag = new Map<string, number>();
-  if (!isRecord(body) || !isRecord(body.lagSeconds)) return lag;
-  for (const [table, value] of Object.entries(body.lagSeconds)) {
-    if (typeof value === 'number' && Number.isFinite(value)) lag.set(table, value);
+export function parseReplicationHealth(body: unknown): ReplicationView {
+  const view: ReplicationView = { lag: new Map(), lastError: null };
+  if (!isRecord(body)) return view;
+  if (isRecord(body.lagSeconds)) {
+    for (const [table, value] of Object.entries(body.lagSeconds)) {
+      if (typeof value === 'number' && Number.isFinite(value)) view.lag.set(table, value);
+    }
   }
-  return lag;
+  const err = body.lastError;
+  // Once replication is healthy again its last error is history, not something to act on.
+  if (body.ok !== true && isRecord(err) && typeof err.message === 'string') {
+    const line = err.message.split('\n')[0]!.trim().slice(0, MAX_ERROR_CHARS);
+    view.lastError = typeof err.table === 'string' ? `${err.table}: ${line}` : line;
+  }
+  return view;
 }
 
 /** Per-request bound: one hung server must not freeze the dashboard. */
@@ -124,7 +142,7 @@ export function liveSources(config: Config): TuiSources & { close(): Promise<voi
     status: () => collectStatus(config),
     probe: (name) => probeInfra(config, name, SOURCE_TIMEOUT_MS / 2),
     rowCounts: (side) => partRows(clients[side], config.clickhouse[side]),
-    replicationLag: async () => parseReplicationLag(await getJson(`http://127.0.0.1:${config.replication.port}/health`)),
+    replication: async () => parseReplicationHealth(await getJson(`http://127.0.0.1:${config.replication.port}/health`)),
     alerts: async () => {
       const body = await getJson(`http://127.0.0.1:${config.brain.port}/api/v1/alerts`);
       if (!isRecord(body) || !Array.isArray(body.alerts)) throw new Error('unexpected answer from /api/v1/alerts');
@@ -163,15 +181,16 @@ export class TuiDataStore {
       }
     };
     const at = this.sources.now();
-    const [status, infra, hot, cold, lag, alerts] = await Promise.all([
+    const [status, infra, hot, cold, replication, alerts] = await Promise.all([
       attempt('status', () => this.sources.status()),
       Promise.all(INFRA_NAMES.map((name) => this.sources.probe(name))),
       attempt('clickhouse-hot', () => this.sources.rowCounts('hot')),
       attempt('clickhouse-cold', () => this.sources.rowCounts('cold')),
-      attempt('replication', () => this.sources.replicationLag()),
+      attempt('replication', () => this.sources.replication()),
       attempt('brain', () => this.sources.alerts()),
     ]);
     for (const s of infra) if (!s.up) errors.push(`${s.name}: down${s.error ? ` (${s.error})` : ''}`);
+    if (replication?.lastError) errors.push(`replication: last error: ${replication.lastError}`);
 
     const elapsed = this.previous === null ? 0 : at - this.previous.at;
     const prev = this.previous?.counts;
@@ -185,7 +204,7 @@ export class TuiDataStore {
         coldRows,
         hotRate: ratePerSecond(prev ? count(prev.hot, table) : null, hotRows, elapsed),
         coldRate: ratePerSecond(prev ? count(prev.cold, table) : null, coldRows, elapsed),
-        lagSeconds: lag?.get(table) ?? null,
+        lagSeconds: replication?.lag.get(table) ?? null,
       };
     });
     this.previous = { at, counts: { hot, cold } };

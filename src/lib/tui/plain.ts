@@ -1,7 +1,7 @@
-import type { DashboardView, TableView } from './view.js';
+import { columnWidths, type DashboardView, type TableView } from './view.js';
 
 function renderTable(view: TableView): string {
-  const widths = view.headers.map((h, i) => Math.max(h.length, ...view.rows.map((r) => r[i]?.text.length ?? 0)));
+  const widths = columnWidths(view);
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   return [view.title, line(view.headers), ...view.rows.map((r) => line(r.map((c) => c.text)))].join('\n');
 }

@@ -1,5 +1,5 @@
 import { Box, Text } from 'ink';
-import type { Cell, TableView, Tone } from './view.js';
+import { columnWidths, type Cell, type TableView, type Tone } from './view.js';
 
 const TONE_STYLE: Record<Tone, { color?: string; dimColor?: boolean }> = {
   good: { color: 'green' },
@@ -8,11 +8,6 @@ const TONE_STYLE: Record<Tone, { color?: string; dimColor?: boolean }> = {
   dim: { dimColor: true },
   plain: {},
 };
-
-/** Width of each column: its widest header or cell. */
-export function columnWidths(view: TableView): number[] {
-  return view.headers.map((h, i) => Math.max(h.length, ...view.rows.map((r) => r[i]?.text.length ?? 0)));
-}
 
 export function CellText({ cell }: { cell: Cell }) {
   return (

@@ -23,6 +23,11 @@ export interface DashboardView {
   errors: string[];
 }
 
+/** Width of each column: its widest header or cell. */
+export function columnWidths(view: TableView): number[] {
+  return view.headers.map((h, i) => Math.max(h.length, ...view.rows.map((r) => r[i]?.text.length ?? 0)));
+}
+
 const cell = (text: string, tone: Tone = 'plain'): Cell => ({ text, tone });
 
 export function stateTone(state: string): Tone {

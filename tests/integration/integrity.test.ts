@@ -1,0 +1,162 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { repairData } from '../../src/lib/checks/data-repair.js';
+import { runIntegrity, type IntegrityReport } from '../../src/lib/checks/integrity.js';
+import type { TradeRecord } from '../../src/lib/records.js';
+import { copyWindow } from '../../src/lib/replication/copy.js';
+import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
+import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
+import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
+import { insertRecords } from '../../src/lib/store/writer.js';
+import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+
+const MINUTE = 60_000;
+let infra: TestInfra;
+let hot: ClickHouseClient;
+let cold: ClickHouseClient;
+let now: number;
+let base: number;
+const windowStart = (i: number) => base + i * MINUTE;
+const iso = (t: number) => new Date(t).toISOString();
+
+function trade(t: number, id: string): TradeRecord {
+  return {
+    dataType: 'trade',
+    venue: 'okx_spot',
+    marketType: 'spot',
+    symbol: 'ETH-USDT',
+    instrument: 'ETH-USDT',
+    eventTime: t,
+    receiveTime: t + 1,
+    tradeId: id,
+    price: '2300.01',
+    quantity: '1.5',
+    side: 'buy',
+  };
+}
+
+const trades = (r: IntegrityReport) => r.tables.find((t) => t.table === 'trades')!;
+
+beforeAll(async () => {
+  infra = await startTestInfra({
+    servers: ['clickhouse-hot', 'clickhouse-cold'],
+    overrides: { replication: { windowSeconds: 60, safetyLagSeconds: 5, pollIntervalMs: 200 } },
+  });
+  hot = createClickHouse(infra.config.clickhouse.hot);
+  cold = createClickHouse(infra.config.clickhouse.cold);
+  const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
+  await ensureSchema(hot, hotCfg.database, await detectDialect(hot));
+  await ensureSchema(cold, coldCfg.database, await detectDialect(cold));
+
+  now = Date.now();
+  base = Math.floor(now / MINUTE) * MINUTE - 30 * MINUTE;
+  // Ten replicated windows of five trades each.
+  const rows = Array.from({ length: 50 }, (_, i) => trade(windowStart(Math.floor(i / 5)) + (i % 5) * 1000, `t${i}`));
+  await insertRecords(hot, hotCfg.database, rows, { skipExisting: false });
+  for (let i = 0; i < 10; i++) {
+    const r = await copyWindow(hot, cold, infra.config, tableFor('trade'), { start: windowStart(i), end: windowStart(i + 1) });
+    expect(r.verified).toBe(true);
+  }
+  new WatermarkStore(watermarkFile(infra.config.home)).set('trades', windowStart(10));
+
+  // Damage: window 3 gets rows in hot after its copy (short), window 5 a duplicate in cold, window 7 a
+  // row only cold has (excess), and a row that is still inside the safety lag (pending). Cold merges are
+  // paused, or ReplacingMergeTree would remove the duplicate by itself within seconds.
+  await cold.command({ query: `SYSTEM STOP MERGES ${coldCfg.database}.trades` });
+  await insertRecords(hot, hotCfg.database, [trade(windowStart(3) + 30_000, 'late1'), trade(windowStart(3) + 31_000, 'late2')], { skipExisting: false });
+  await insertRecords(cold, coldCfg.database, [rows[25]!], { skipExisting: false });
+  await insertRecords(cold, coldCfg.database, [trade(windowStart(7) + 45_000, 'cold-only')], { skipExisting: false });
+  await insertRecords(hot, hotCfg.database, [trade(now - 1_000, 'fresh')], { skipExisting: false });
+});
+
+afterAll(async () => {
+  await hot?.close();
+  await cold?.close();
+  await infra?.stop();
+});
+
+describe('integrity and data repair on 18.16', () => {
+  it('reports a short window, an excess window, a cold duplicate and a pending window', async () => {
+    const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    expect(report.ok).toBe(false);
+    expect(report.now).toBe(iso(now));
+    expect(report.since).toBe(iso(Math.floor((now - 60 * MINUTE) / MINUTE) * MINUTE));
+    expect(report.tables.map((t) => t.table)).toEqual(TABLES.map((t) => t.table));
+
+    const t = trades(report);
+    expect(t).toMatchObject({ hotRows: 53, coldRows: 52, hotDuplicates: 0, coldDuplicates: 1 });
+    expect(t.freshnessSeconds).toBeCloseTo(1, 0);
+    expect(t.replicationLagSeconds).toBeCloseTo((now - windowStart(10)) / 1000, 3);
+    const byStart = new Map(t.windows.map((w) => [w.start, w]));
+    expect(byStart.get(iso(windowStart(3)))).toEqual({ start: iso(windowStart(3)), end: iso(windowStart(4)), hot: 7, cold: 5, status: 'short' });
+    expect(byStart.get(iso(windowStart(5)))).toMatchObject({ hot: 5, cold: 5, status: 'ok' });
+    expect(byStart.get(iso(windowStart(7)))).toMatchObject({ hot: 5, cold: 6, status: 'excess' });
+    expect(t.windows.at(-1)).toMatchObject({ hot: 1, cold: 0, status: 'pending' });
+    expect(t.windows.filter((w) => w.status === 'ok')).toHaveLength(8);
+    expect(t.problems).toEqual([
+      `${iso(windowStart(3))}..${iso(windowStart(4))} short: hot 7, cold 5`,
+      `${iso(windowStart(7))}..${iso(windowStart(8))} excess: hot 5, cold 6`,
+      'cold has 1 duplicate rows',
+    ]);
+    // Tables without data are reported, without problems.
+    for (const other of report.tables.filter((x) => x.table !== 'trades')) {
+      expect(other).toMatchObject({ hotRows: 0, coldRows: 0, windows: [], problems: [], freshnessSeconds: null, replicationLagSeconds: null });
+    }
+  });
+
+  it('with dryRun says what it would do and changes nothing', async () => {
+    const before = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    const actions = await repairData(infra.config, before, { dryRun: true });
+    expect(actions.map((a) => [a.kind, a.server, a.window?.start ?? null, a.done])).toEqual([
+      ['dedupe-table', 'cold', null, false],
+      ['recopy-window', 'cold', iso(windowStart(3)), false],
+      ['recopy-window', 'hot', iso(windowStart(7)), false],
+    ]);
+    expect(await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now })).toEqual(before);
+  });
+
+  it('repairs all of it, after which integrity is ok and a second repair has nothing to do', async () => {
+    const before = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    const actions = await repairData(infra.config, before, { dryRun: false });
+    expect(actions.map((a) => [a.kind, a.server, a.done])).toEqual([
+      ['dedupe-table', 'cold', false],
+      ['recopy-window', 'cold', true],
+      ['recopy-window', 'hot', true],
+    ]);
+    // Merges are still paused: the server refuses OPTIMIZE, and the action says so instead of claiming success.
+    expect(actions[0]!.detail).toMatch(/^failed: .*Cancelled merging parts/);
+    expect(actions[1]!.detail).toBe('copied 2 rows to cold; hot 7 keys, cold 7 rows');
+    expect(actions[2]!.detail).toBe('restored 1 rows into hot; copied 0 rows to cold; hot 6 keys, cold 6 rows');
+
+    await cold.command({ query: `SYSTEM START MERGES ${infra.config.clickhouse.cold.database}.trades` });
+    const middle = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    expect(trades(middle).windows.filter((w) => w.status === 'short' || w.status === 'excess')).toEqual([]);
+    for (const a of await repairData(infra.config, middle, { dryRun: false })) {
+      expect(a.kind).toBe('dedupe-table');
+      expect(a.done, a.detail).toBe(true);
+    }
+
+    const after = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    expect(trades(after).problems).toEqual([]);
+    expect(after.ok).toBe(true);
+    expect(trades(after)).toMatchObject({ hotRows: 54, coldRows: 53, hotDuplicates: 0, coldDuplicates: 0 });
+    // The row only cold had is kept there and now also in hot.
+    const [kept] = await selectRows<{ n: string }>(hot, `SELECT count() AS n FROM ${infra.config.clickhouse.hot.database}.trades WHERE trade_id = 'cold-only'`);
+    expect(kept?.n).toBe('1');
+    expect(await repairData(infra.config, after, { dryRun: false })).toEqual([]);
+  });
+
+  it('reports an unreadable watermark file as a problem instead of guessing the lag', async () => {
+    const file = watermarkFile(infra.config.home);
+    const saved = readFileSync(file, 'utf8');
+    writeFileSync(file, '{"version":1,"tables":');
+    try {
+      const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+      expect(report.ok).toBe(false);
+      expect(trades(report).replicationLagSeconds).toBeNull();
+      expect(trades(report).problems.join('\n')).toMatch(/cannot read replication watermarks: .*corrupt watermark file/);
+    } finally {
+      writeFileSync(file, saved);
+    }
+  });
+});

@@ -1,0 +1,163 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replication } from '../../src/daemons/replication/run.js';
+import type { HealthReport } from '../../src/lib/daemon-context.js';
+import type { TradeRecord } from '../../src/lib/records.js';
+import { copyWindow } from '../../src/lib/replication/copy.js';
+import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
+import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
+import { ensureSchema, tableFor } from '../../src/lib/store/tables.js';
+import { insertRecords } from '../../src/lib/store/writer.js';
+import { freePort } from '../helpers/free-port.js';
+import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+
+const MINUTE = 60_000;
+let infra: TestInfra;
+let hot: ClickHouseClient;
+let cold: ClickHouseClient;
+const trades = tableFor('trade');
+
+function trade(t: number, id: string): TradeRecord {
+  return {
+    dataType: 'trade',
+    venue: 'binance_spot',
+    marketType: 'spot',
+    symbol: 'BTC-USDT',
+    instrument: 'BTCUSDT',
+    eventTime: t,
+    receiveTime: t + 3,
+    tradeId: id,
+    price: '42000.5',
+    quantity: '0.25',
+    side: 'sell',
+  };
+}
+
+async function counts(client: ClickHouseClient, db: string, start: number, end: number) {
+  const [r] = await selectRows<{ n: string; u: string }>(
+    client,
+    `SELECT count() AS n, uniqExact(event_time, venue, symbol, trade_id) AS u FROM ${db}.trades WHERE event_time >= ${start} AND event_time < ${end}`,
+  );
+  return { rows: Number(r?.n), distinct: Number(r?.u) };
+}
+
+beforeAll(async () => {
+  infra = await startTestInfra({
+    servers: ['clickhouse-hot', 'clickhouse-cold'],
+    overrides: { replication: { windowSeconds: 60, safetyLagSeconds: 5, pollIntervalMs: 200 } },
+  });
+  hot = createClickHouse(infra.config.clickhouse.hot);
+  cold = createClickHouse(infra.config.clickhouse.cold);
+  await ensureSchema(hot, infra.config.clickhouse.hot.database, await detectDialect(hot));
+  await ensureSchema(cold, infra.config.clickhouse.cold.database, await detectDialect(cold));
+});
+
+afterAll(async () => {
+  await hot?.close();
+  await cold?.close();
+  await infra?.stop();
+});
+
+describe('copyWindow between two 18.16 servers', () => {
+  it('copies a window over remote(), and copying it again adds nothing', async () => {
+    const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
+    const w = { start: 1_000 * MINUTE, end: 1_001 * MINUTE };
+    const inside = Array.from({ length: 50 }, (_, i) => trade(w.start + i * 100, `w${i}`));
+    const outside = [trade(w.start - 1, 'before'), trade(w.end, 'after')];
+    await insertRecords(hot, hotCfg.database, [...inside, ...outside], { skipExisting: false });
+    // Unmerged duplicates in hot (a second insert of the same rows) must still arrive once.
+    await insertRecords(hot, hotCfg.database, inside.slice(0, 5), { skipExisting: false });
+
+    const first = await copyWindow(hot, cold, infra.config, trades, w);
+    expect(first).toEqual({ hotCount: 50, coldCount: 50, copied: 50, verified: true });
+    const second = await copyWindow(hot, cold, infra.config, trades, w);
+    expect(second).toEqual({ hotCount: 50, coldCount: 50, copied: 0, verified: true });
+    expect(await counts(cold, coldCfg.database, 0, Number.MAX_SAFE_INTEGER)).toEqual({ rows: 50, distinct: 50 });
+
+    // A row that reaches hot late is picked up by the next copy, still without duplicating the rest.
+    await insertRecords(hot, hotCfg.database, [trade(w.start + 99, 'late')], { skipExisting: false });
+    expect(await copyWindow(hot, cold, infra.config, trades, w)).toEqual({ hotCount: 51, coldCount: 51, copied: 1, verified: true });
+  });
+
+  it('does not verify a window whose cold copy holds a duplicate', async () => {
+    const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
+    const w = { start: 2_000 * MINUTE, end: 2_001 * MINUTE };
+    const rows = [trade(w.start + 1, 'd1'), trade(w.start + 2, 'd2')];
+    await insertRecords(hot, hotCfg.database, rows, { skipExisting: false });
+    await insertRecords(cold, coldCfg.database, rows, { skipExisting: false });
+    await insertRecords(cold, coldCfg.database, rows.slice(0, 1), { skipExisting: false });
+    expect(await copyWindow(hot, cold, infra.config, trades, w)).toEqual({ hotCount: 2, coldCount: 3, copied: 0, verified: false });
+  });
+});
+
+describe('replication daemon', () => {
+  it('replicates closed windows, advances watermarks, exports metrics and health, and stops on abort', async () => {
+    const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
+    const now = Date.now();
+    const start = Math.floor(now / MINUTE) * MINUTE - 20 * MINUTE;
+    const records = Array.from({ length: 400 }, (_, i) => trade(start + i * 3_000, `live${i}`)); // 20 minutes of trades
+    await insertRecords(hot, hotCfg.database, records, { skipExisting: false });
+    // The watermark is set past the earlier tests' windows so only this data is due.
+    new WatermarkStore(watermarkFile(infra.config.home)).set('trades', start);
+
+    const controller = new AbortController();
+    const metrics = new Registry();
+    let health: (() => HealthReport | Promise<HealthReport>) | null = null;
+    const run = replication(
+      { signal: controller.signal, log: pino({ level: 'silent' }), metrics, setHealth: (h) => (health = h), simulate: false },
+      infra.config,
+    );
+    const deadline = Date.now() + 30_000;
+    const expectedEnd = Math.floor((Date.now() - 5_000) / MINUTE) * MINUTE;
+    let watermark: number | null = null;
+    while (Date.now() < deadline) {
+      watermark = new WatermarkStore(watermarkFile(infra.config.home)).get('trades');
+      if (watermark !== null && watermark >= expectedEnd) break;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    controller.abort();
+    await run;
+
+    expect(watermark).not.toBeNull();
+    expect(watermark! % MINUTE).toBe(0);
+    expect(watermark!).toBeGreaterThanOrEqual(expectedEnd);
+    const due = records.filter((r) => r.eventTime < watermark!).length;
+    expect(await counts(cold, coldCfg.database, start, watermark!)).toEqual({ rows: due, distinct: due });
+    // Nothing past the watermark was copied: windows still inside the safety lag wait.
+    expect((await counts(cold, coldCfg.database, watermark!, Number.MAX_SAFE_INTEGER)).rows).toBe(0);
+    // The tables with no data stay without a watermark.
+    expect(new WatermarkStore(watermarkFile(infra.config.home)).get('orderbooks')).toBeNull();
+
+    const text = await metrics.metrics();
+    expect(text).toMatch(new RegExp(`mprism_replication_rows_copied_total\\{table="trades"\\} ${due}\\b`));
+    expect(text).toMatch(/mprism_replication_windows_total\{table="trades",result="verified"\} \d+/);
+    expect(text).toMatch(/mprism_replication_lag_seconds\{table="trades"\} \d/);
+    const report = await health!();
+    expect(report).toMatchObject({ ok: true, lastError: null, unverified: {} });
+    expect((report.lagSeconds as Record<string, number | null>).trades).toBeGreaterThan(0);
+  });
+
+  it('keeps retrying with backoff while cold is unreachable, reporting unhealthy, and still stops on abort', async () => {
+    const closed = await freePort();
+    const config = { ...infra.config, clickhouse: { ...infra.config.clickhouse, cold: { ...infra.config.clickhouse.cold, httpPort: closed } } };
+    const controller = new AbortController();
+    const metrics = new Registry();
+    let health: (() => HealthReport | Promise<HealthReport>) | null = null;
+    const run = replication(
+      { signal: controller.signal, log: pino({ level: 'silent' }), metrics, setHealth: (h) => (health = h), simulate: false },
+      config,
+    );
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline && !/mprism_replication_errors_total\{table="schema"\} [1-9]/.test(await metrics.metrics())) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const report = await health!();
+    const stopped = Date.now();
+    controller.abort();
+    await run;
+    expect(Date.now() - stopped).toBeLessThan(2_000);
+    expect(report.ok).toBe(false);
+    expect(report.lastError).toMatchObject({ table: null, message: expect.stringMatching(/ECONNREFUSED|connect/) });
+  });
+});

@@ -1,0 +1,89 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TradeRecord } from '../../src/lib/records.js';
+import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
+import { ensureSchema, TABLES } from '../../src/lib/store/tables.js';
+import { insertRecords } from '../../src/lib/store/writer.js';
+import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+
+let infra: TestInfra;
+let hot: ClickHouseClient;
+let db: string;
+
+beforeAll(async () => {
+  infra = await startTestInfra({ servers: ['clickhouse-hot'] });
+  hot = createClickHouse(infra.config.clickhouse.hot);
+  db = infra.config.clickhouse.hot.database;
+});
+
+afterAll(async () => {
+  await hot?.close();
+  await infra?.stop();
+});
+
+function trade(i: number, overrides: Partial<TradeRecord> = {}): TradeRecord {
+  return {
+    dataType: 'trade',
+    venue: 'binance_spot',
+    marketType: 'spot',
+    symbol: 'BTC-USDT',
+    instrument: 'BTCUSDT',
+    eventTime: 1_704_067_200_000 + i * 10,
+    receiveTime: 1_704_067_200_005 + i * 10,
+    tradeId: String(1000 + i),
+    price: '42000.123456789012345678',
+    quantity: '0.0001',
+    side: i % 2 === 0 ? 'buy' : 'sell',
+    ...overrides,
+  };
+}
+
+const countTrades = async () => Number((await selectRows<{ n: string }>(hot, `SELECT count() AS n FROM ${db}.trades`))[0]?.n);
+
+describe('ClickHouse store on 18.16', () => {
+  it('detects the legacy dialect and creates all eight tables once', async () => {
+    const dialect = await detectDialect(hot);
+    expect(dialect).toMatchObject({ major: 18, minor: 16, legacy: true });
+    const first = await ensureSchema(hot, db, dialect);
+    expect(first.created.sort()).toEqual(TABLES.map((t) => t.table).sort());
+    expect(first.existing).toEqual([]);
+    const second = await ensureSchema(hot, db, dialect);
+    expect(second.created).toEqual([]);
+    expect(second.existing.sort()).toEqual(TABLES.map((t) => t.table).sort());
+  });
+
+  it('stores trades with every decimal digit', async () => {
+    const result = await insertRecords(hot, db, [trade(0), trade(1, { price: '1e-7', quantity: '123.0000000000000000005' })], { skipExisting: false });
+    expect(result).toEqual({ inserted: 2, skipped: 0 });
+    const rows = await selectRows<{ trade_id: string; p: string; q: string; event_time: string }>(
+      hot,
+      `SELECT trade_id, toString(price) AS p, toString(quantity) AS q, event_time FROM ${db}.trades ORDER BY trade_id`,
+    );
+    expect(rows).toEqual([
+      { trade_id: '1000', p: '42000.123456789012345678', q: '0.000100000000000000', event_time: '1704067200000' },
+      { trade_id: '1001', p: '0.000000100000000000', q: '123.000000000000000001', event_time: '1704067200010' },
+    ]);
+  });
+
+  it('with skipExisting never duplicates a re-delivered batch, and inserts only the new records of a mixed one', async () => {
+    const batch = Array.from({ length: 1200 }, (_, i) => trade(100 + i));
+    expect(await insertRecords(hot, db, batch, { skipExisting: true })).toEqual({ inserted: 1200, skipped: 0 });
+    // A crash between insert and ack: the same messages come again, some new ones with them.
+    const redelivered = [...batch, ...batch.slice(0, 10), trade(5000), trade(5001)];
+    expect(await insertRecords(hot, db, redelivered, { skipExisting: true })).toEqual({ inserted: 2, skipped: 1210 });
+    expect(await insertRecords(hot, db, batch.slice(0, 700), { skipExisting: true })).toEqual({ inserted: 0, skipped: 700 });
+    expect(await countTrades()).toBe(2 + 1200 + 2);
+    const [dup] = await selectRows<{ n: string; u: string }>(hot, `SELECT count() AS n, uniqExact(venue, symbol, trade_id) AS u FROM ${db}.trades`);
+    expect(dup?.n).toBe(dup?.u);
+  });
+
+  it('rejects a malformed record before writing anything of the batch', async () => {
+    const before = await countTrades();
+    await expect(insertRecords(hot, db, [trade(9000), trade(9001, { price: 'abc' })], { skipExisting: false })).rejects.toThrow(/not a decimal/);
+    expect(await countTrades()).toBe(before);
+  });
+
+  it('treats the same trade id on another symbol as a different row', async () => {
+    const r = await insertRecords(hot, db, [trade(100, { symbol: 'ETH-USDT', instrument: 'ETHUSDT' })], { skipExisting: true });
+    expect(r).toEqual({ inserted: 1, skipped: 0 });
+  });
+});
