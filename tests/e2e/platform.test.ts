@@ -66,7 +66,7 @@ beforeAll(async () => {
     overrides: {
       simulator: { tradesPerSecond: 40 },
       replication: { windowSeconds: 5, safetyLagSeconds: 2, pollIntervalMs: 1000 },
-      storage: { flushIntervalMs: 500 },
+      storage: { flushIntervalMs: 500, ackWaitSeconds: 5 },
       brain: { integritySchedule: '*/15 * * * * *', integritySinceSeconds: 600 },
       registry: { heartbeatIntervalMs: 1000, ttlSeconds: 5 },
       supervisor: { initialBackoffMs: 300, stableAfterMs: 5000, healthTimeoutMs: 30000 },

@@ -44,7 +44,7 @@ export const storage: Daemon = async (ctx, config) => {
     const outcome = await ensureDurableConsumer(jsm, {
       stream,
       durable,
-      ackWaitMs: 60_000,
+      ackWaitMs: config.storage.ackWaitSeconds * 1000,
       maxAckPending: config.storage.batchSize * 4,
     });
     log.info({ stream, durable, outcome }, 'consumer ready');

@@ -11,11 +11,16 @@ export interface DurableConsumerSpec {
 /**
  * A durable pull consumer that delivers the whole stream once and then resumes where the
  * previous run acked (MarketPrism recreated its consumers with DeliverPolicy LAST and lost backlog).
- * An existing consumer is kept as it is, so its position survives restarts.
+ * An existing consumer is kept, so its position survives restarts.
  */
-export async function ensureDurableConsumer(jsm: JetStreamManager, spec: DurableConsumerSpec): Promise<'created' | 'existing'> {
+export async function ensureDurableConsumer(jsm: JetStreamManager, spec: DurableConsumerSpec): Promise<'created' | 'existing' | 'updated'> {
   try {
-    await jsm.consumers.info(spec.stream, spec.durable);
+    const info = await jsm.consumers.info(spec.stream, spec.durable);
+    // Tuning changes apply in place; the consumer (and so its position) is never recreated.
+    if (info.config.ack_wait !== nanos(spec.ackWaitMs) || info.config.max_ack_pending !== spec.maxAckPending) {
+      await jsm.consumers.update(spec.stream, spec.durable, { ack_wait: nanos(spec.ackWaitMs), max_ack_pending: spec.maxAckPending });
+      return 'updated';
+    }
     return 'existing';
   } catch (err) {
     const e = err as { code?: string; api_error?: { err_code?: number } };

@@ -75,6 +75,8 @@ export const configSchema = z.strictObject({
     port,
     batchSize: z.number().int().positive(),
     flushIntervalMs: z.number().int().positive(),
+    /** Unacked messages of a storage that died are redelivered after this long. */
+    ackWaitSeconds: z.number().int().min(5),
   }),
   replication: z.strictObject({
     port,

@@ -12,6 +12,24 @@ import type { DaemonStatus, SupervisorSnapshot } from './state.js';
 
 const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
 
+export type RestartDecision = { action: 'restart'; delayMs: number; fastFailures: number } | { action: 'give-up'; fastFailures: number };
+
+/**
+ * After an unexpected exit: an exit after stableAfterMs of uptime starts the count afresh (and the
+ * backoff at its initial delay); maxFastFailures quick exits in a row mean a crash loop: give up.
+ */
+export function restartDecision(
+  fastFailuresBefore: number,
+  uptimeMs: number,
+  policy: Pick<Config['supervisor'], 'stableAfterMs' | 'maxFastFailures' | 'initialBackoffMs' | 'maxBackoffMs'>,
+  random: () => number = Math.random,
+): RestartDecision {
+  const fastFailures = uptimeMs >= policy.stableAfterMs ? 0 : fastFailuresBefore + 1;
+  if (fastFailures >= policy.maxFastFailures) return { action: 'give-up', fastFailures };
+  const delayMs = backoffDelay(Math.max(0, fastFailures - 1), { initialMs: policy.initialBackoffMs, maxMs: policy.maxBackoffMs, jitter: 0.1 }, random);
+  return { action: 'restart', delayMs, fastFailures };
+}
+
 interface Managed extends DaemonStatus {
   /** False once stop was asked for: an exit is then expected and not restarted. */
   wanted: boolean;
@@ -159,21 +177,17 @@ export class Supervisor {
     d.lastExit = { code, signal, at: Date.now() };
     d.pid = null;
     if (!d.wanted) return; // stop() owns the state transition
-    const uptime = Date.now() - (d.startedAt ?? Date.now());
-    d.fastFailures = uptime >= this.config.supervisor.stableAfterMs ? 0 : d.fastFailures + 1;
     const how = signal ? `signal ${signal}` : `code ${code}`;
-    if (d.fastFailures >= this.config.supervisor.maxFastFailures) {
+    const decision = restartDecision(d.fastFailures, Date.now() - (d.startedAt ?? Date.now()), this.config.supervisor);
+    d.fastFailures = decision.fastFailures;
+    if (decision.action === 'give-up') {
       d.state = 'errored';
       d.detail = `exited ${d.fastFailures} times in a row within ${Math.round(this.config.supervisor.stableAfterMs / 1000)} s of starting (last: ${how}); not restarting — see ${this.paths.logFile(d.name)}`;
       this.log.error({ name: d.name, code, signal }, 'errored: too many fast failures');
       this.persist();
       return;
     }
-    const delay = backoffDelay(Math.max(0, d.fastFailures - 1), {
-      initialMs: this.config.supervisor.initialBackoffMs,
-      maxMs: this.config.supervisor.maxBackoffMs,
-      jitter: 0.1,
-    });
+    const delay = decision.delayMs;
     d.state = 'backoff';
     d.detail = `exited (${how}); restarting in ${(delay / 1000).toFixed(1)} s`;
     this.log.warn({ name: d.name, code, signal, delayMs: delay, fastFailures: d.fastFailures }, 'exited unexpectedly; restarting');
