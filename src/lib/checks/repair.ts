@@ -61,7 +61,7 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
     }
     const dead = await deadDaemons(config);
     for (const name of dead.names) {
-      const action: RestartAction = { daemon: name, reason: dead.reason.get(name)!, done: false, detail: opts.dryRun ? 'would restart' : '' };
+      const action: RestartAction = { daemon: name, reason: dead.reason.get(name)!, done: false, detail: '' };
       report.restarts.push(action);
     }
     if (!opts.dryRun && report.restarts.length > 0) {
