@@ -1,4 +1,5 @@
 /** Rendering helpers shared by commands: plain text tables, TTY-only color, JSON. */
+export { formatBytes, formatDuration } from '../lib/tui/format.js';
 const useColor = process.stdout.isTTY === true && process.env.NO_COLOR === undefined;
 
 const paint = (code: number) => (s: string) => (useColor ? `\x1b[${code}m${s}\x1b[0m` : s);
@@ -35,26 +36,6 @@ export function stateColor(state: string): string {
   if (state === 'errored' || state === 'dead' || state === 'down' || state === 'stale' || state === 'short' || state === 'excess') return red(state);
   if (state === 'stopped' || state === 'pending' || state === 'external') return dim(state);
   return yellow(state);
-}
-
-export function formatDuration(seconds: number | null): string {
-  if (seconds === null) return '-';
-  if (seconds < 60) return `${Math.round(seconds)}s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)}m${Math.round(seconds % 60)}s`;
-  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h${Math.floor((seconds % 3600) / 60)}m`;
-  return `${Math.floor(seconds / 86400)}d${Math.floor((seconds % 86400) / 3600)}h`;
-}
-
-export function formatBytes(bytes: number | null): string {
-  if (bytes === null) return '-';
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v < 10 && i > 0 ? v.toFixed(1) : Math.round(v)}${units[i]}`;
 }
 
 /** Parse durations like 90s, 15m, 2h, 1d (and bare seconds). */

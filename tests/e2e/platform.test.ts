@@ -162,6 +162,55 @@ describe('mprism end to end with the simulator', () => {
     }
   }, 200_000);
 
+  it('logs, diagnose and repair report on the running platform', async () => {
+    const logs = await runCli(['logs', 'storage', '-n', '3'], infra.env);
+    expect(logs.code, logs.stderr).toBe(0);
+    const lines = logs.stdout.trim().split('\n');
+    expect(lines).toHaveLength(3);
+    for (const line of lines) expect(JSON.parse(line)).toMatchObject({ component: 'storage' });
+
+    const diagnose = await runCli(['diagnose', '--json'], infra.env);
+    expect(diagnose.code, diagnose.stdout).toBe(0);
+    const d = JSON.parse(diagnose.stdout);
+    expect(d.findings).toEqual([]);
+    expect(d.locks.find((l: { name: string }) => l.name === 'storage')).toMatchObject({ state: 'live' });
+    expect(d.infra.every((s: { up: boolean }) => s.up)).toBe(true);
+
+    // Rows the storage restart delivered late were copied to cold by replication's late-data pass,
+    // so once integrity is clean repair has nothing to do.
+    await eventually('integrity ok', async () => (await runCli(['integrity', '--since', '10m'], infra.env)).code === 0, 60_000, 1000);
+    const repair = await runCli(['repair', '--json'], infra.env);
+    expect(repair.code, repair.stdout).toBe(0);
+    expect(JSON.parse(repair.stdout)).toMatchObject({ ok: true, data: [], locks: [], restarts: [] });
+  }, 120_000);
+
+  it('after kill -9 of the supervisor and a daemon, status shows it and repair restarts them', async () => {
+    const before = await status();
+    const pidOf = (r: StatusReport, name: string) => r.processes.find((p) => p.name === name)!.pid!;
+    process.kill(pidOf(before, 'supervisor'), 'SIGKILL');
+    process.kill(pidOf(before, 'collector'), 'SIGKILL');
+    const broken = await eventually('collector dead', async () => {
+      const r = await status();
+      return r.processes.find((p) => p.name === 'collector')!.state === 'dead' ? r : null;
+    }, 20_000);
+    expect(broken.processes.find((p) => p.name === 'supervisor')!.state).toBe('stopped');
+    // Daemons the supervisor left behind keep running and are shown as such.
+    expect(broken.processes.find((p) => p.name === 'storage')).toMatchObject({ state: 'running', detail: 'supervisor is not running' });
+
+    const dry = await runCli(['repair', '--dry-run', '--json'], infra.env);
+    expect(JSON.parse(dry.stdout).restarts.map((r: { daemon: string }) => r.daemon)).toContain('collector');
+    expect((await status()).processes.find((p) => p.name === 'collector')!.state).toBe('dead');
+
+    const repair = await runCli(['repair', '--json'], infra.env, 180_000);
+    expect(repair.code, repair.stdout + repair.stderr).toBe(0);
+    const after = await status();
+    for (const name of ['supervisor', 'simulator', 'storage', 'replication', 'collector', 'brain']) {
+      expect([name, after.processes.find((p) => p.name === name)!.state]).toEqual([name, 'running']);
+    }
+    // The orphans were replaced: only one storage process holds the lock, and it is supervised.
+    expect(isAlive(pidOf(before, 'storage'))).toBe(false);
+  }, 200_000);
+
   it('stop leaves no process and no listening port behind', async () => {
     const s = await status();
     const ports = [

@@ -138,6 +138,38 @@ describe('replication daemon', () => {
     expect((report.lagSeconds as Record<string, number | null>).trades).toBeGreaterThan(0);
   });
 
+  it('copies rows that reached hot after their window was replicated (late data behind the watermark)', async () => {
+    const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
+    const watermark = Math.floor(Date.now() / MINUTE) * MINUTE - 2 * MINUTE;
+    const w = { start: watermark - 3 * MINUTE, end: watermark - 2 * MINUTE };
+    // The window was replicated (cold has its first rows), then more rows for it arrived in hot.
+    const early = [trade(w.start + 10, 'late-a'), trade(w.start + 20, 'late-b')];
+    await insertRecords(hot, hotCfg.database, early, { skipExisting: false });
+    await insertRecords(cold, coldCfg.database, early, { skipExisting: false });
+    await insertRecords(hot, hotCfg.database, [trade(w.start + 30, 'late-c'), trade(w.start + 40, 'late-d')], { skipExisting: false });
+    new WatermarkStore(watermarkFile(infra.config.home)).set('trades', watermark);
+
+    const controller = new AbortController();
+    const metrics = new Registry();
+    const run = replication(
+      { signal: controller.signal, log: pino({ level: 'silent' }), metrics, setHealth: () => undefined, simulate: false },
+      infra.config,
+    );
+    const deadline = Date.now() + 15_000;
+    // The earlier test's trades share this time range; count only this test's rows.
+    const lateRows = async () =>
+      Number((await selectRows<{ n: string }>(cold, `SELECT count() AS n FROM ${coldCfg.database}.trades WHERE trade_id LIKE 'late-%'`))[0]?.n);
+    while (Date.now() < deadline && (await lateRows()) < 4) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    controller.abort();
+    await run;
+    expect(await lateRows()).toBe(4);
+    const hotWindow = await counts(hot, hotCfg.database, w.start, w.end);
+    expect(await counts(cold, coldCfg.database, w.start, w.end)).toEqual(hotWindow);
+    expect(await metrics.metrics()).toMatch(/mprism_replication_windows_total\{table="trades",result="late"\} [1-9]/);
+  });
+
   it('keeps retrying with backoff while cold is unreachable, reporting unhealthy, and still stops on abort', async () => {
     const closed = await freePort();
     const config = { ...infra.config, clickhouse: { ...infra.config.clickhouse, cold: { ...infra.config.clickhouse.cold, httpPort: closed } } };

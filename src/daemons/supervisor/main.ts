@@ -28,6 +28,7 @@ if (lock.replaced) log.warn({ reason: lock.replaced }, 'took over a stale superv
 writeFileSync(paths.pidFile('supervisor'), `${process.pid}\n`);
 
 const sup = new Supervisor(config, log);
+sup.capServerLogs();
 const finish = () => {
   server.close();
   try {

@@ -82,6 +82,8 @@ export const configSchema = z.strictObject({
     port,
     windowSeconds: z.number().int().positive(),
     safetyLagSeconds: z.number().int().min(0),
+    /** Windows this far behind the watermark are re-checked for rows that reached hot late (storage outage, redelivery). */
+    lateDataSeconds: z.number().int().min(0),
     pollIntervalMs: z.number().int().positive(),
   }),
   brain: z.strictObject({

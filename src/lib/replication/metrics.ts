@@ -1,9 +1,11 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export type WindowResult = 'verified' | 'short' | 'excess';
+/** `late`: a window behind the watermark that got rows after it was copied, copied again. */
+export type WindowMetricResult = WindowResult | 'late';
 
 export interface ReplicationMetrics {
-  windows: Counter<'table' | 'result'>;
+  windows: Counter<'table' | 'result'>; // result: WindowMetricResult
   rowsCopied: Counter<'table'>;
   errors: Counter<'table'>;
   lag: Gauge<'table'>;
@@ -15,7 +17,7 @@ export function createReplicationMetrics(registry: Registry, lagSeconds: () => R
   return {
     windows: new Counter({
       name: 'mprism_replication_windows_total',
-      help: 'Replication windows processed, by table and result (verified, short, excess)',
+      help: 'Replication windows processed, by table and result (verified, short, excess, late)',
       labelNames: ['table', 'result'],
       registers,
     }),

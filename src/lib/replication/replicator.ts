@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { detectDialect, type ClickHouseClient } from '../store/client.js';
-import { earliestTime } from '../store/queries.js';
+import { countBuckets, earliestTime } from '../store/queries.js';
 import { ensureSchema, TABLES, type TableSpec } from '../store/tables.js';
 import { copyWindow } from './copy.js';
 import type { ReplicationMetrics, WindowResult } from './metrics.js';
@@ -86,6 +86,7 @@ export class Replicator {
       if (this.o.signal.aborted) break;
       try {
         backlog = (await this.replicateTable(spec)) || backlog;
+        await this.recopyLateWindows(spec);
       } catch (err) {
         errors++;
         this.o.metrics.errors.inc({ table: spec.table });
@@ -170,6 +171,35 @@ export class Replicator {
       log.info(detail, 'window replicated');
     }
     return windows.length === MAX_WINDOWS_PER_CYCLE;
+  }
+
+  /**
+   * Rows can reach hot after their window was copied: storage was down longer than the safety lag,
+   * or a batch was redelivered. Windows within lateDataSeconds behind the watermark are compared
+   * (one grouped count per server) and a window with keys cold lacks is copied again; the copy only
+   * inserts the missing keys. Older late rows are left to `mprism integrity` / `repair`.
+   */
+  private async recopyLateWindows(spec: TableSpec): Promise<void> {
+    const { hot, cold, config, log, metrics } = this.o;
+    const watermark = this.o.store.get(spec.table);
+    const horizonMs = config.replication.lateDataSeconds * 1000;
+    if (watermark === null || horizonMs === 0) return;
+    const windowMs = config.replication.windowSeconds * 1000;
+    const range = { start: Math.max(0, watermark - horizonMs), end: watermark };
+    const [hotBuckets, coldBuckets] = await Promise.all([
+      countBuckets(hot, config.clickhouse.hot.database, spec, range, windowMs),
+      countBuckets(cold, config.clickhouse.cold.database, spec, range, windowMs),
+    ]);
+    const coldDistinct = new Map(coldBuckets.map((b) => [b.start, b.distinct]));
+    for (const b of hotBuckets) {
+      if (this.o.signal.aborted) return;
+      if (b.distinct <= (coldDistinct.get(b.start) ?? 0)) continue;
+      const w = { start: b.start, end: b.start + windowMs };
+      const r = await copyWindow(hot, cold, config, spec, w);
+      metrics.windows.inc({ table: spec.table, result: 'late' });
+      metrics.rowsCopied.inc({ table: spec.table }, Math.max(0, r.copied));
+      log.info({ table: spec.table, ...windowToIso(w), ...r }, 'late rows copied to an already replicated window');
+    }
   }
 
   private setStatus(table: string, result: LastResult): void {

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, copyFileSync, existsSync, fstatSync, mkdirSync, openSync, renameSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /**
@@ -33,13 +33,38 @@ export class RotatingLog {
 
   private rotate(): void {
     closeSync(this.fd);
-    const oldest = `${this.file}.${this.keep}`;
-    if (existsSync(oldest)) unlinkSync(oldest);
-    for (let i = this.keep - 1; i >= 1; i--) {
-      if (existsSync(`${this.file}.${i}`)) renameSync(`${this.file}.${i}`, `${this.file}.${i + 1}`);
-    }
+    shiftRotated(this.file, this.keep);
     renameSync(this.file, `${this.file}.1`);
     this.fd = openSync(this.file, 'a');
     this.size = 0;
   }
+}
+
+/** Make room for a new `.1`: drop `.keep`, move `.i` to `.i+1`. */
+function shiftRotated(file: string, keep: number): void {
+  const oldest = `${file}.${keep}`;
+  if (existsSync(oldest)) unlinkSync(oldest);
+  for (let i = keep - 1; i >= 1; i--) {
+    if (existsSync(`${file}.${i}`)) renameSync(`${file}.${i}`, `${file}.${i + 1}`);
+  }
+}
+
+/**
+ * Rotation for logs written by processes we cannot reopen (the local servers write their own
+ * O_APPEND file descriptors): copy to `.1` and truncate in place, as logrotate's copytruncate
+ * does. Lines written between the copy and the truncate are lost; acceptable for server logs,
+ * which is why mprism's own daemons use RotatingLog instead. Returns whether it rotated.
+ */
+export function copyTruncateIfLarger(file: string, maxBytes: number, keep: number): boolean {
+  let size: number;
+  try {
+    size = statSync(file).size;
+  } catch {
+    return false;
+  }
+  if (size <= maxBytes) return false;
+  shiftRotated(file, keep);
+  copyFileSync(file, `${file}.1`);
+  truncateSync(file, 0);
+  return true;
 }

@@ -4,10 +4,10 @@ import { backoffDelay, sleep } from '../backoff.js';
 import type { Config } from '../config/schema.js';
 import { daemonPort } from '../daemon-runner.js';
 import type { Logger } from '../log.js';
-import { DAEMON_NAMES, PACKAGE_ROOT, homePaths, type DaemonName } from '../paths.js';
+import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName } from '../paths.js';
 import { isAlive, writeFileAtomic } from '../process-util.js';
 import { inspectLock } from './lock.js';
-import { RotatingLog } from './rotating-log.js';
+import { RotatingLog, copyTruncateIfLarger } from './rotating-log.js';
 import type { DaemonStatus, SupervisorSnapshot } from './state.js';
 
 const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
@@ -54,6 +54,7 @@ export class Supervisor {
   private readonly logs = new Map<DaemonName, RotatingLog>();
   private readonly paths;
   private simulate = false;
+  private logTimer: NodeJS.Timeout | null = null;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -126,7 +127,28 @@ export class Supervisor {
     }
   }
 
+  /**
+   * Keeps the logs of local servers (and the supervisor's own stderr) within the same size cap as
+   * the daemons' logs, checking every intervalMs while the supervisor runs.
+   */
+  capServerLogs(intervalMs = 30_000): void {
+    const files = [...INFRA_NAMES, 'supervisor.stderr'].map((n) => this.paths.logFile(n));
+    const check = () => {
+      for (const f of files) {
+        try {
+          if (copyTruncateIfLarger(f, this.config.logs.maxBytes, this.config.logs.keep)) this.log.info({ file: f }, 'rotated server log');
+        } catch (err) {
+          this.log.warn({ file: f, err: (err as Error).message }, 'could not rotate server log');
+        }
+      }
+    };
+    check();
+    this.logTimer = setInterval(check, intervalMs);
+    this.logTimer.unref();
+  }
+
   async shutdown(timeoutMs: number): Promise<void> {
+    if (this.logTimer) clearInterval(this.logTimer);
     await this.stop(DAEMON_NAMES, timeoutMs);
     for (const l of this.logs.values()) l.close();
   }
