@@ -55,6 +55,8 @@ export class Supervisor {
   private readonly paths;
   private simulate = false;
   private logTimer: NodeJS.Timeout | null = null;
+  /** Set by shutdown(): a start still walking its list must not spawn anything more. */
+  private shuttingDown = false;
   private readonly startedAt = Date.now();
 
   constructor(
@@ -84,12 +86,20 @@ export class Supervisor {
     if (simulate) this.simulate = true;
     const failed: StartResult['failed'] = [];
     for (const name of DAEMON_NAMES.filter((n) => names.includes(n))) {
+      if (this.shuttingDown) {
+        failed.push({ name, reason: 'supervisor is shutting down' });
+        break;
+      }
       const d = this.daemons.get(name)!;
       if (d.state === 'running' || d.state === 'starting') continue;
       d.wanted = true;
       d.simulate = this.simulate;
       d.fastFailures = 0;
+      // A daemon waiting in backoff is started now; its pending restart must not spawn a second one.
+      if (d.restartTimer) clearTimeout(d.restartTimer);
+      d.restartTimer = null;
       await this.replaceOrphan(name);
+      if (!d.wanted) break; // stopped while we waited for an orphan to exit
       this.spawn(d);
       const healthy = await this.waitHealthy(d);
       if (!healthy) {
@@ -148,6 +158,7 @@ export class Supervisor {
   }
 
   async shutdown(timeoutMs: number): Promise<void> {
+    this.shuttingDown = true;
     if (this.logTimer) clearInterval(this.logTimer);
     await this.stop(DAEMON_NAMES, timeoutMs);
     for (const l of this.logs.values()) l.close();
@@ -219,6 +230,7 @@ export class Supervisor {
       if (!d.wanted) return;
       d.restarts++;
       void this.replaceOrphan(d.name).then(() => {
+        if (!d.wanted) return; // stopped while we waited for an orphan to exit
         this.spawn(d);
         void this.waitHealthy(d);
       });
