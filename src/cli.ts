@@ -30,6 +30,8 @@ function tuiCommand(): Command {
     });
 }
 
+// Command files load their services with import() inside the action: the database and bus clients
+// take a few hundred ms to load, which `status`, `logs` and `--help` should not pay.
 function program(): Command {
   const p = new Command('mprism')
     .description('run and operate a crypto market-data platform: collector -> NATS JetStream -> ClickHouse hot -> cold')

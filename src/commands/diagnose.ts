@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { runDiagnose } from '../lib/checks/diagnose.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed, ConfigError } from '../lib/errors.js';
 import { bold, dim, formatBytes, green, printJson, println, red, stateColor, table } from './output.js';
@@ -19,6 +18,7 @@ export function diagnoseCommand(): Command {
         else println(red(report.findings[0]!));
         throw new CheckFailed();
       }
+      const { runDiagnose } = await import('../lib/checks/diagnose.js');
       const r = await runDiagnose(config);
       if (opts.json) printJson(r);
       else {

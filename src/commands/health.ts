@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { checkHealth } from '../lib/checks/health.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed } from '../lib/errors.js';
 import { green, printJson, println, red, stateColor, table } from './output.js';
@@ -9,7 +8,9 @@ export function healthCommand(): Command {
     .description('infra and daemon health, and data freshness per venue x data type (exit 0 healthy, 1 not)')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const report = await checkHealth(loadConfig());
+      const config = loadConfig();
+      const { checkHealth } = await import('../lib/checks/health.js');
+      const report = await checkHealth(config);
       if (opts.json) printJson(report);
       else {
         println(table(['INFRA', 'MODE', 'STATE', 'VERSION', 'ADDRESS'], report.infra.map((s) => [s.name, s.mode, stateColor(s.up ? 'up' : 'down'), s.version ?? '-', s.address])));

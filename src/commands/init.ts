@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { UsageError } from '../lib/errors.js';
-import { ensureBinaries, initPlatform, type InitReport } from '../lib/platform.js';
+import type { InitReport } from '../lib/platform.js';
 import { green, printJson, println, progress } from './output.js';
 
 function render(r: InitReport): void {
@@ -36,6 +36,7 @@ export function initCommand(): Command {
         if (!/^y(es)?$/i.test(answer.trim())) throw new UsageError('install declined');
       }
       const config = loadConfig();
+      const { ensureBinaries, initPlatform } = await import('../lib/platform.js');
       if (opts.binariesOnly) {
         const binaries = await ensureBinaries(config, { install: opts.install === true, progress });
         if (opts.json) printJson(binaries);

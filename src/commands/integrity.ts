@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { runIntegrity, type IntegrityReport } from '../lib/checks/integrity.js';
+import type { IntegrityReport } from '../lib/checks/integrity.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed, UsageError } from '../lib/errors.js';
 import { dim, green, parseDuration, printJson, println, red, stateColor, table } from './output.js';
@@ -41,7 +41,9 @@ export function integrityCommand(): Command {
     .option('--verbose', 'list every window, not only the bad ones')
     .option('--json', 'print as JSON')
     .action(async (opts: { since: number; verbose?: boolean; json?: boolean }) => {
-      const report = await runIntegrity(loadConfig(), { sinceMs: opts.since });
+      const config = loadConfig();
+      const { runIntegrity } = await import('../lib/checks/integrity.js');
+      const report = await runIntegrity(config, { sinceMs: opts.since });
       if (opts.json) printJson(report);
       else render(report, opts.verbose === true);
       if (!report.ok) throw new CheckFailed();

@@ -1,5 +1,4 @@
 import { Command } from 'commander';
-import { runRepair } from '../lib/checks/repair.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed } from '../lib/errors.js';
 import { parseSince } from './integrity.js';
@@ -12,7 +11,9 @@ export function repairCommand(): Command {
     .option('--since <duration>', 'how far back to look for broken windows', parseSince, 24 * 3_600_000)
     .option('--json', 'print as JSON')
     .action(async (opts: { dryRun?: boolean; since: number; json?: boolean }) => {
-      const report = await runRepair(loadConfig(), { dryRun: opts.dryRun === true, sinceMs: opts.since });
+      const config = loadConfig();
+      const { runRepair } = await import('../lib/checks/repair.js');
+      const report = await runRepair(config, { dryRun: opts.dryRun === true, sinceMs: opts.since });
       if (opts.json) printJson(report);
       else {
         const verb = (done: boolean) => (report.dryRun ? yellow('would') : done ? green('done') : red('failed'));

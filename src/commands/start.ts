@@ -1,12 +1,12 @@
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { ProblemsFoundError } from '../lib/errors.js';
-import { startPlatform } from '../lib/platform.js';
 import { homePaths } from '../lib/paths.js';
 import { green, printJson, println, progress, red, stateColor, table } from './output.js';
 
 export async function runStart(names: string[], opts: { simulate?: boolean; json?: boolean }): Promise<void> {
   const config = loadConfig();
+  const { startPlatform } = await import('../lib/platform.js');
   const report = await startPlatform(config, { names, simulate: opts.simulate === true, progress });
   if (opts.json) printJson(report);
   else {

@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { UsageError } from '../lib/errors.js';
-import { stopPlatform } from '../lib/platform.js';
 import { printJson, println, progress, yellow } from './output.js';
 
 export function parseTimeout(value: string): number {
@@ -12,6 +11,7 @@ export function parseTimeout(value: string): number {
 
 export async function runStop(names: string[], opts: { timeout: number; json?: boolean }): Promise<void> {
   const config = loadConfig();
+  const { stopPlatform } = await import('../lib/platform.js');
   const report = await stopPlatform(config, { names, timeoutMs: opts.timeout, progress });
   if (opts.json) return printJson(report);
   for (const o of report.killedOrphans) println(yellow(`stopped ${o.name} (pid ${o.pid}) left without a supervisor`));
