@@ -11,10 +11,11 @@ export function statusCommand(): Command {
       const report = await collectStatus(loadConfig());
       if (opts.json) return printJson(report);
       println(table(
-        ['NAME', 'KIND', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'CPU', 'RSS', 'PORT'],
+        ['NAME', 'KIND', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'CPU', 'RSS', 'PORT', 'HEARTBEAT'],
         report.processes.map((p) => [
           p.name, p.kind, stateColor(p.state), String(p.pid ?? '-'), formatDuration(p.uptimeSeconds), String(p.restarts),
           p.cpuPercent === null ? '-' : `${p.cpuPercent}%`, formatBytes(p.rssBytes), String(p.port ?? '-'),
+          p.kind !== 'daemon' ? '' : p.heartbeatAgeSeconds === null ? (p.state === 'running' ? 'missing' : '-') : `${p.heartbeatAgeSeconds}s ago`,
         ]),
       ));
       for (const p of report.processes) if (p.detail && p.state !== 'external') println(dim(`${p.name}: ${p.detail}`));

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 
 /** Service registry in Redis: one key per daemon, refreshed by its heartbeat, expiring by TTL. */
 export const REGISTRY_PREFIX = 'mprism:registry:';
@@ -42,4 +42,18 @@ export async function readRegistry(redis: Redis): Promise<RegistryEntry[]> {
     }
   }
   return entries.sort((a, b) => a.name.localeCompare(b.name));
+}
+
+/** One-shot read for the CLI: null when Redis cannot be reached within timeoutMs. */
+export async function fetchRegistry(url: string, timeoutMs = 2000): Promise<RegistryEntry[] | null> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: timeoutMs, retryStrategy: () => null });
+  redis.on('error', () => undefined); // the null result says it
+  try {
+    await redis.connect();
+    return await readRegistry(redis);
+  } catch {
+    return null;
+  } finally {
+    redis.disconnect();
+  }
 }

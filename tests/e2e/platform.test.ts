@@ -123,6 +123,10 @@ describe('mprism end to end with the simulator', () => {
     const report = JSON.parse(health.stdout);
     expect(report.freshness).toContainEqual(expect.objectContaining({ venue: 'binance_spot', dataType: 'trade', status: 'fresh' }));
     expect(report.daemons.every((d: { registered: boolean }) => d.registered)).toBe(true);
+    // status reads the same Redis registry: every daemon heartbeats within its interval (1 s here).
+    for (const p of (await status()).processes.filter((x) => x.kind === 'daemon')) {
+      expect([p.name, p.heartbeatAgeSeconds !== null && p.heartbeatAgeSeconds < 5]).toEqual([p.name, true]);
+    }
 
     const integrity = await eventually('integrity ok', async () => {
       const r = await runCli(['integrity', '--since', '10m', '--json'], infra.env);

@@ -1,11 +1,10 @@
-import { Redis } from 'ioredis';
 import type { Config, DataType, Venue } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { redisUrl } from '../infra/endpoints.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName } from '../paths.js';
-import { readRegistry } from '../registry.js';
+import { fetchRegistry } from '../registry.js';
 import { createClickHouse } from '../store/client.js';
 import { ident, qualified, str } from '../store/sql.js';
 import { tableFor } from '../store/tables.js';
@@ -77,16 +76,7 @@ async function expectedDaemons(config: Config): Promise<DaemonName[]> {
 }
 
 async function registeredNames(config: Config): Promise<Set<string>> {
-  const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 3000 });
-  redis.on('error', () => undefined);
-  try {
-    await redis.connect();
-    return new Set((await readRegistry(redis)).map((e) => e.name));
-  } catch {
-    return new Set();
-  } finally {
-    redis.disconnect();
-  }
+  return new Set((await fetchRegistry(redisUrl(config), 3000))?.map((e) => e.name) ?? []);
 }
 
 /** Last event time per venue for each enabled venue x data type, from ClickHouse hot. */

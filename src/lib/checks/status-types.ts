@@ -10,6 +10,8 @@ export interface ProcessRow {
   cpuPercent: number | null;
   rssBytes: number | null;
   port: number | null;
+  /** Daemons: seconds since the last heartbeat in the Redis registry; null when absent (expired, or Redis down). */
+  heartbeatAgeSeconds: number | null;
   /** Why the state is what it is, when that is not obvious (last exit, error). */
   detail: string | null;
 }

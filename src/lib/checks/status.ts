@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
-import { infraUrl, isExternal, displayAddress } from '../infra/endpoints.js';
+import { displayAddress, infraUrl, isExternal, redisUrl } from '../infra/endpoints.js';
+import { fetchRegistry } from '../registry.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths, type InfraName } from '../paths.js';
 import { isAlive, readPidFile } from '../process-util.js';
 import { callSupervisor } from '../supervisor/control.js';
@@ -26,7 +27,7 @@ function infraPort(config: Config, name: InfraName): number {
 function row(name: string, kind: ProcessRow['kind'], state: string, pid: number | null, port: number | null, restarts = 0, detail: string | null = null): ProcessRow {
   const stats = pid !== null ? procStats(pid) : null;
   return {
-    name, kind, state, pid, port, restarts, detail,
+    name, kind, state, pid, port, restarts, detail, heartbeatAgeSeconds: null,
     uptimeSeconds: stats?.uptimeSeconds ?? null,
     cpuPercent: stats?.cpuPercent ?? null,
     rssBytes: stats?.rssBytes ?? null,
@@ -48,6 +49,9 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
   } catch {
     snapshot = readSnapshot(paths.supervisorState);
   }
+  // Only asked while the supervisor runs: with the platform down there is no Redis to wait for.
+  const registry = supervisorUp || snapshot !== null ? await fetchRegistry(redisUrl(config), 1000) : null;
+  const heartbeat = new Map((registry ?? []).map((e) => [e.name, Math.max(0, Math.round((Date.now() - Date.parse(e.lastHeartbeat)) / 100) / 10)]));
   const processes: ProcessRow[] = [];
   const supPid = supervisorUp ? snapshot!.pid : null;
   processes.push(row('supervisor', 'supervisor', supervisorUp ? 'running' : 'stopped', supPid, null));
@@ -67,6 +71,8 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
       processes.push(row(name, 'daemon', lock.state === 'stale' || was ? 'dead' : 'stopped', null, port, d?.restarts ?? 0, lock.state === 'stale' ? `stale lock: ${lock.reason}` : was));
     }
   }
+
+  for (const p of processes) if (p.kind === 'daemon') p.heartbeatAgeSeconds = heartbeat.get(p.name) ?? null;
 
   for (const name of INFRA_NAMES) {
     if (isExternal(config, name)) {
