@@ -37,10 +37,10 @@ _mprism() {
 
     local opts="" words=""
     case "$cmd" in
-        init)       opts="--install --yes --json" ;;
+        init)       opts="--install --yes --binaries-only --json" ;;
         start)      opts="--simulate --json"; words="$daemons $infra" ;;
         stop)       opts="--timeout --json"; words="$daemons $infra" ;;
-        restart)    opts="--simulate --timeout --json"; words="$daemons $infra" ;;
+        restart)    opts="--simulate --timeout"; words="$daemons $infra" ;;
         status)     opts="--json" ;;
         tui)        opts="" ;;
         health)     opts="--json" ;;

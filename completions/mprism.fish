@@ -26,12 +26,13 @@ complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a help -d 'Sh
 
 complete -c mprism -n "__fish_seen_subcommand_from init" -l install -d 'Install missing server binaries'
 complete -c mprism -n "__fish_seen_subcommand_from init" -l yes -d 'Do not ask before installing'
+complete -c mprism -n "__fish_seen_subcommand_from init" -l binaries-only -d 'Only find or install the server binaries'
 
 complete -c mprism -n "__fish_seen_subcommand_from start stop restart" -a "$daemons $infra"
 complete -c mprism -n "__fish_seen_subcommand_from start restart" -l simulate -d 'Also start the exchange simulator'
 complete -c mprism -n "__fish_seen_subcommand_from stop restart" -l timeout -x -d 'Seconds before SIGKILL'
 
-complete -c mprism -n "__fish_seen_subcommand_from init start stop restart status health integrity repair diagnose clean" -l json -d 'Print JSON'
+complete -c mprism -n "__fish_seen_subcommand_from init start stop status health integrity repair diagnose clean" -l json -d 'Print JSON'
 complete -c mprism -n "__fish_seen_subcommand_from integrity" -l since -x -a '15m 1h 6h 24h 7d' -d 'How far back to check'
 complete -c mprism -n "__fish_seen_subcommand_from integrity" -l verbose -d 'List every window, not only the bad ones'
 complete -c mprism -n "__fish_seen_subcommand_from repair" -l since -x -a '1h 6h 24h 7d' -d 'How far back to look for broken windows'

@@ -39,7 +39,8 @@ _mprism() {
         args)
             case $line[1] in
                 init)
-                    _arguments '--install[install missing server binaries]' '--yes[do not ask before installing]' '--json[print JSON]' ;;
+                    _arguments '--install[install missing server binaries]' '--yes[do not ask before installing]' \
+                        '--binaries-only[only find or install the server binaries]' '--json[print JSON]' ;;
                 start)
                     _arguments '--simulate[also start the exchange simulator]' '--json[print JSON]' \
                         "*:name:(${daemons[*]} ${infra[*]})" ;;
@@ -48,7 +49,7 @@ _mprism() {
                         "*:name:(${daemons[*]} ${infra[*]})" ;;
                 restart)
                     _arguments '--simulate[start with the exchange simulator]' '--timeout[seconds before SIGKILL]:seconds:' \
-                        '--json[print JSON]' "*:name:(${daemons[*]} ${infra[*]})" ;;
+                        "*:name:(${daemons[*]} ${infra[*]})" ;;
                 status|health|diagnose)
                     _arguments '--json[print JSON]' ;;
                 integrity)
