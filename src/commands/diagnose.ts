@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import type { DiagnoseReport } from '../lib/checks/diagnose.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed, ConfigError } from '../lib/errors.js';
 import { bold, dim, formatBytes, green, printJson, println, red, stateColor, table } from './output.js';
@@ -13,7 +14,11 @@ export function diagnoseCommand(): Command {
         config = loadConfig();
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
-        const report = { ok: false, findings: [`configuration invalid:\n${err.message}`], nextSteps: ['fix the configuration lines above'] };
+        // Same shape as a full report, so --json consumers need no special case.
+        const report: DiagnoseReport = {
+          ok: false, home: '', configFile: null, node: process.version, processes: [], ports: [], locks: [], infra: [],
+          disk: null, recentErrors: [], findings: [`configuration invalid:\n${err.message}`], nextSteps: ['fix the configuration lines above'],
+        };
         if (opts.json) printJson(report);
         else println(red(report.findings[0]!));
         throw new CheckFailed();

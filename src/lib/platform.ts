@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { sleep } from './backoff.js';
 import { DEFAULT_CONFIG_FILE } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { MissingBinaryError, UnreachableError, UsageError } from './errors.js';
+import { MissingBinaryError, MprismError, UnreachableError, UsageError, errorMessage } from './errors.js';
 import { installMissing, locateBinaries, type BinaryInfo } from './infra/binaries.js';
 import { isExternal } from './infra/endpoints.js';
 import { startLocalServer, stopLocalServer, type InfraStatus } from './infra/local-servers.js';
@@ -90,7 +90,7 @@ export async function ensureBinaries(config: Config, opts: { install: boolean; p
 export async function initPlatform(config: Config, opts: { install: boolean; progress: Progress }): Promise<InitReport> {
   const binaries = await ensureBinaries(config, opts);
   const layout = ensureHomeLayout(config);
-  const started = await ensureInfra(config, INFRA_NAMES, opts.progress);
+  const started = await ensureInfra(config, INFRA_NAMES, opts.progress, { stopStartedOnFailure: true });
   let report: ProvisionReport;
   try {
     opts.progress('creating streams, tables and schema');
@@ -112,9 +112,14 @@ export async function initPlatform(config: Config, opts: { install: boolean; pro
  * Make the named infra reachable: local servers are started (idempotent), external ones probed.
  * Returns the local servers that were not running before.
  */
-export async function ensureInfra(config: Config, names: readonly InfraName[], progress: Progress): Promise<InfraName[]> {
+export async function ensureInfra(
+  config: Config,
+  names: readonly InfraName[],
+  progress: Progress,
+  opts: { stopStartedOnFailure?: boolean } = {},
+): Promise<InfraName[]> {
   const startedNow: InfraName[] = [];
-  await Promise.all(
+  const results = await Promise.allSettled(
     names.map(async (name) => {
       if (isExternal(config, name)) {
         const s = await probeInfra(config, name);
@@ -128,6 +133,13 @@ export async function ensureInfra(config: Config, names: readonly InfraName[], p
       startedNow.push(name);
     }),
   );
+  const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) {
+    if (opts.stopStartedOnFailure) {
+      for (const name of [...startedNow].reverse()) await stopLocalServer(config, name, 15_000).catch(() => false);
+    }
+    throw failure.reason;
+  }
   return startedNow;
 }
 
@@ -157,7 +169,8 @@ export async function ensureSupervisor(config: Config): Promise<void> {
       await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 1000);
       return;
     } catch {
-      if (child.exitCode !== null) break;
+      // Our child exits at once when a concurrent `start` won the lock: wait for that one instead.
+      if (child.exitCode !== null && inspectLock(paths.lockFile('supervisor')).state !== 'live') break;
       await sleep(100);
     }
   }
@@ -203,25 +216,30 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
   const report: StopReport = { daemons: [], infra: [], killedOrphans: [] };
   const stopDaemons = all ? [...DAEMON_NAMES] : daemons;
   if (stopDaemons.length > 0) {
+    const running = (name: string) => inspectLock(paths.lockFile(name)).state === 'live';
+    const wasRunning = stopDaemons.filter(running);
     try {
       if (all) {
         opts.progress('stopping daemons');
         await callSupervisor(paths.supervisorSocket, 'POST /shutdown', { timeoutMs: opts.timeoutMs }, opts.timeoutMs * DAEMON_NAMES.length + 10_000);
-        await waitGone(paths.pidFile('supervisor'), 'supervisor', opts.timeoutMs);
+        await waitGone(paths.pidFile('supervisor'), opts.timeoutMs);
       } else {
         await callSupervisor(paths.supervisorSocket, 'POST /stop', { names: stopDaemons, timeoutMs: opts.timeoutMs }, opts.timeoutMs * stopDaemons.length + 10_000);
       }
     } catch (err) {
-      if (!(err instanceof UnreachableError)) throw err;
+      // Unreachable or failing, the supervisor is bypassed: what still holds a lock is stopped below.
+      if (!(err instanceof UnreachableError)) opts.progress(`supervisor: ${errorMessage(err)}`);
     }
-    // Daemons whose supervisor died (kill -9) still hold their locks: stop them directly.
-    for (const name of all ? [...DAEMON_NAMES, 'supervisor'] : stopDaemons) {
+    // Whatever still holds a lock (a supervisor that died or failed, and the daemons it left) is
+    // stopped directly: the supervisor first, so it cannot respawn them, then in reverse order.
+    const leftovers = all ? ['supervisor', ...[...DAEMON_NAMES].reverse()] : [...stopDaemons].reverse();
+    for (const name of leftovers) {
       const lock = inspectLock(paths.lockFile(name));
       if (lock.state !== 'live') continue;
       await terminate(lock.info.pid, opts.timeoutMs);
       report.killedOrphans.push({ name, pid: lock.info.pid });
     }
-    report.daemons = stopDaemons;
+    report.daemons = wasRunning as DaemonName[];
   }
   const stopInfra = all ? localInfra(config) : infra;
   for (const name of [...INFRA_NAMES].reverse().filter((n) => stopInfra.includes(n))) {
@@ -232,19 +250,25 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
   return report;
 }
 
-async function waitGone(lockOrPid: string, _name: string, timeoutMs: number): Promise<void> {
+async function waitGone(file: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline && existsSync(lockOrPid)) await sleep(100);
+  while (Date.now() < deadline && existsSync(file)) await sleep(100);
 }
 
 export async function terminate(pid: number, timeoutMs: number): Promise<void> {
-  try {
-    process.kill(pid, 'SIGTERM');
-  } catch {
-    return;
-  }
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // exited in the meantime
+    }
+  };
+  signal('SIGTERM');
   const deadline = Date.now() + timeoutMs;
   while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
-  while (isAlive(pid)) await sleep(50);
+  if (!isAlive(pid)) return;
+  signal('SIGKILL');
+  const killDeadline = Date.now() + 5000;
+  while (isAlive(pid) && Date.now() < killDeadline) await sleep(50);
+  if (isAlive(pid)) throw new MprismError(`pid ${pid} survived SIGKILL (stuck in the kernel?)`);
 }

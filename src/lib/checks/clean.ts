@@ -36,9 +36,13 @@ export function findStaleFiles(config: Config, opts: { force: boolean }): Omit<C
   if (existsSync(p.supervisorSocket) && (supPid === null || !isAlive(supPid))) {
     found.push({ path: p.supervisorSocket, reason: 'socket of a supervisor that is not running' });
   }
+  // Temp files of atomic writes and lock take-overs live for milliseconds; an old one is a leftover.
+  const leftoverCutoff = Date.now() - 60_000;
   if (existsSync(p.run)) {
     for (const f of readdirSync(p.run)) {
-      if (f.endsWith('.tmp') || f.includes('.stale.')) found.push({ path: join(p.run, f), reason: 'leftover temp file' });
+      if (!f.endsWith('.tmp') && !f.includes('.stale.')) continue;
+      const path = join(p.run, f);
+      if (opts.force || statSync(path).mtimeMs < leftoverCutoff) found.push({ path, reason: 'leftover temp file' });
     }
   }
   if (existsSync(p.tmp)) {

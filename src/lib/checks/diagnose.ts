@@ -61,16 +61,20 @@ function listening(host: string, port: number): Promise<boolean> {
   });
 }
 
-function configuredPorts(config: Config): { owner: string; port: number }[] {
-  const ports: { owner: string; port: number }[] = [];
-  if (!isExternal(config, 'nats')) ports.push({ owner: 'nats', port: config.nats.port }, { owner: 'nats (monitor)', port: config.nats.monitorPort });
+/** Every port this home's local servers and daemons use, with the host each binds. */
+function configuredPorts(config: Config): { owner: string; host: string; port: number }[] {
+  const ports: { owner: string; host: string; port: number }[] = [];
+  if (!isExternal(config, 'nats')) {
+    ports.push({ owner: 'nats', host: config.nats.host, port: config.nats.port }, { owner: 'nats (monitor)', host: config.nats.host, port: config.nats.monitorPort });
+  }
   for (const side of ['hot', 'cold'] as const) {
     if (isExternal(config, `clickhouse-${side}`)) continue;
-    ports.push({ owner: `clickhouse-${side}`, port: config.clickhouse[side].httpPort }, { owner: `clickhouse-${side} (tcp)`, port: config.clickhouse[side].tcpPort });
+    const ch = config.clickhouse[side];
+    ports.push({ owner: `clickhouse-${side}`, host: ch.host, port: ch.httpPort }, { owner: `clickhouse-${side} (tcp)`, host: ch.host, port: ch.tcpPort });
   }
-  if (!isExternal(config, 'redis')) ports.push({ owner: 'redis', port: config.redis.port });
-  if (!isExternal(config, 'postgres')) ports.push({ owner: 'postgres', port: config.postgres.port });
-  for (const d of DAEMON_NAMES) ports.push({ owner: d, port: config[d].port });
+  if (!isExternal(config, 'redis')) ports.push({ owner: 'redis', host: config.redis.host, port: config.redis.port });
+  if (!isExternal(config, 'postgres')) ports.push({ owner: 'postgres', host: config.postgres.host, port: config.postgres.port });
+  for (const d of DAEMON_NAMES) ports.push({ owner: d, host: '127.0.0.1', port: config[d].port });
   return ports;
 }
 
@@ -113,11 +117,12 @@ export async function runDiagnose(config: Config): Promise<DiagnoseReport> {
   const running = new Set(status.processes.filter((p) => p.state === 'running' || p.state === 'starting').map((p) => p.name));
 
   const ports = await Promise.all(
-    configuredPorts(config).map(async ({ owner, port }) => {
-      const base = owner.split(' ')[0]!;
-      const host = base.startsWith('clickhouse') ? config.clickhouse[base === 'clickhouse-hot' ? 'hot' : 'cold'].host : '127.0.0.1';
-      return { owner, port, listening: await listening(host, port), expected: running.has(base) };
-    }),
+    configuredPorts(config).map(async ({ owner, host, port }) => ({
+      owner,
+      port,
+      listening: await listening(host, port),
+      expected: running.has(owner.split(' ')[0]!),
+    })),
   );
   for (const p of ports) {
     if (p.listening && !p.expected) {

@@ -1,7 +1,8 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { homePaths, type DaemonName } from '../paths.js';
-import { ensureSupervisor } from '../platform.js';
+import { homePaths, type DaemonName, type InfraName } from '../paths.js';
+import { probeInfra } from '../infra/probe.js';
+import { ensureInfra, ensureSupervisor, localInfra } from '../platform.js';
 import { callSupervisor } from '../supervisor/control.js';
 import { acquireLock } from '../supervisor/lock.js';
 import { readSnapshot } from '../supervisor/state.js';
@@ -23,13 +24,16 @@ export interface RepairReport {
   integrityBefore: IntegrityReport | null;
   data: DataRepairAction[];
   locks: CleanAction[];
+  /** Local servers that were down while daemons should run. */
+  infra: { name: InfraName; done: boolean; detail: string }[];
   restarts: RestartAction[];
   errors: string[];
 }
 
 /**
- * Daemons the supervisor was running that are now dead or errored. When the supervisor itself is
- * gone, its last snapshot says which daemons were meant to run.
+ * Daemons that should run but do not: wanted (started and not stopped since) yet errored or
+ * stopped under a live supervisor; or, when the supervisor itself is gone, every daemon its last
+ * snapshot says was wanted. After `mprism stop` nothing is wanted, so cron repair starts nothing.
  */
 async function deadDaemons(config: Config): Promise<{ names: DaemonName[]; reason: Map<DaemonName, string>; simulate: boolean }> {
   const paths = homePaths(config.home);
@@ -38,10 +42,17 @@ async function deadDaemons(config: Config): Promise<{ names: DaemonName[]; reaso
   const reason = new Map<DaemonName, string>();
   if (!snap) return { names: [], reason, simulate: false };
   for (const d of snap.daemons) {
-    if (live && d.state === 'errored') reason.set(d.name, `errored: ${d.detail ?? ''}`.trim());
-    if (!live && d.state !== 'stopped') reason.set(d.name, `supervisor is not running (daemon was ${d.state})`);
+    if (!d.wanted) continue;
+    if (!live) reason.set(d.name, `supervisor is not running (daemon was ${d.state})`);
+    else if (d.state === 'errored' || d.state === 'stopped') reason.set(d.name, `${d.state}${d.detail ? `: ${d.detail}` : ''}`);
   }
   return { names: [...reason.keys()], reason, simulate: snap.simulate };
+}
+
+/** Local servers that are down while daemons should be running: they are started before the daemons. */
+async function downInfra(config: Config): Promise<InfraName[]> {
+  const states = await Promise.all(localInfra(config).map(async (name) => ({ name, up: (await probeInfra(config, name, 2000)).up })));
+  return states.filter((s) => !s.up).map((s) => s.name);
 }
 
 /**
@@ -50,7 +61,7 @@ async function deadDaemons(config: Config): Promise<{ names: DaemonName[]; reaso
  */
 export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number }): Promise<RepairReport> {
   const lock = acquireLock(homePaths(config.home).lockFile('repair'), 'repair');
-  const report: RepairReport = { ok: true, dryRun: opts.dryRun, integrityBefore: null, data: [], locks: [], restarts: [], errors: [] };
+  const report: RepairReport = { ok: true, dryRun: opts.dryRun, integrityBefore: null, data: [], locks: [], infra: [], restarts: [], errors: [] };
   try {
     report.locks = cleanStaleFiles(config, { dryRun: opts.dryRun });
     try {
@@ -60,11 +71,22 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
       report.errors.push(`data repair: ${errorMessage(err)}`);
     }
     const dead = await deadDaemons(config);
+    if (dead.names.length > 0) {
+      for (const name of await downInfra(config)) report.infra.push({ name, done: false, detail: '' });
+      if (!opts.dryRun && report.infra.length > 0) {
+        try {
+          await ensureInfra(config, report.infra.map((i) => i.name), () => undefined);
+          for (const i of report.infra) Object.assign(i, { done: true, detail: 'started' });
+        } catch (err) {
+          report.errors.push(`infra: ${errorMessage(err)}`);
+        }
+      }
+    }
     for (const name of dead.names) {
       const action: RestartAction = { daemon: name, reason: dead.reason.get(name)!, done: false, detail: '' };
       report.restarts.push(action);
     }
-    if (!opts.dryRun && report.restarts.length > 0) {
+    if (!opts.dryRun && report.restarts.length > 0 && report.errors.length === 0) {
       try {
         await ensureSupervisor(config);
         const result = await callSupervisor(homePaths(config.home).supervisorSocket, 'POST /start', { names: dead.names, simulate: dead.simulate }, 600_000);
@@ -83,6 +105,7 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
   report.ok =
     report.errors.length === 0 &&
     report.data.every((a) => a.done || opts.dryRun) &&
+    report.infra.every((a) => a.done || opts.dryRun) &&
     report.restarts.every((a) => a.done || opts.dryRun);
   return report;
 }

@@ -55,8 +55,8 @@ export interface LockHandle {
 
 /**
  * Exclusive lock file. Creation is atomic (write a temp file, hard-link it into place: link fails
- * if the lock exists), so a reader never sees a half-written lock. A stale lock is moved aside
- * atomically before retrying, so two processes racing to take over cannot both win.
+ * if the lock exists), so a reader never sees a half-written lock. A stale lock is renamed aside
+ * and checked before retrying: a racer's fresh lock moved by mistake is put back, not deleted.
  */
 export function acquireLock(file: string, name: string, pid = process.pid): LockHandle {
   mkdirSync(dirname(file), { recursive: true });
@@ -79,9 +79,31 @@ export function acquireLock(file: string, name: string, pid = process.pid): Lock
         const aside = `${file}.stale.${pid}`;
         try {
           renameSync(file, aside);
-          unlinkSync(aside);
         } catch (err) {
-          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // someone else moved it first
+          throw err;
+        }
+        // Between our inspection and the rename another process may have replaced the stale lock
+        // with its own live one: then we moved the wrong file, and put it back.
+        let moved: string | null = null;
+        try {
+          moved = readFileSync(aside, 'utf8');
+        } catch {
+          // vanished: nothing to restore
+        }
+        const movedInfo = moved === null ? null : parseLock(moved);
+        const sameAsInspected = current.info === null ? movedInfo === null : movedInfo?.pid === current.info.pid && movedInfo.startTime === current.info.startTime;
+        if (moved !== null && !sameAsInspected) {
+          try {
+            linkSync(aside, file);
+          } catch {
+            // a third process took the slot meanwhile; its lock stands
+          }
+        }
+        try {
+          unlinkSync(aside);
+        } catch {
+          // already gone
         }
       }
     }

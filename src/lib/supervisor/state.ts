@@ -15,6 +15,8 @@ export interface DaemonStatus {
   lastExit: { code: number | null; signal: string | null; at: number } | null;
   detail: string | null;
   port: number;
+  /** Asked to run (by start) and not asked to stop since: a wanted daemon that is not running is broken. */
+  wanted: boolean;
 }
 
 /** What the supervisor persists to run/supervisor-state.json on every change (read by status when it is down). */

@@ -31,8 +31,6 @@ export function restartDecision(
 }
 
 interface Managed extends DaemonStatus {
-  /** False once stop was asked for: an exit is then expected and not restarted. */
-  wanted: boolean;
   child: ChildProcess | null;
   restartTimer: NodeJS.Timeout | null;
   simulate: boolean;
@@ -57,6 +55,8 @@ export class Supervisor {
   private logTimer: NodeJS.Timeout | null = null;
   /** Set by shutdown(): a start still walking its list must not spawn anything more. */
   private shuttingDown = false;
+  /** Start, stop and shutdown requests run one after another (cron repair and a user may overlap). */
+  private operations: Promise<unknown> = Promise.resolve();
   private readonly startedAt = Date.now();
 
   constructor(
@@ -77,12 +77,29 @@ export class Supervisor {
       pid: process.pid,
       startedAt: this.startedAt,
       simulate: this.simulate,
-      daemons: [...this.daemons.values()].map(({ wanted: _w, child: _c, restartTimer: _t, simulate: _s, ...status }) => status),
+      daemons: [...this.daemons.values()].map(({ child: _c, restartTimer: _t, simulate: _s, ...status }) => status),
     };
   }
 
   /** Start in dependency order, each gated on its health; stops at the first that does not become healthy. */
-  async start(names: readonly DaemonName[], simulate: boolean): Promise<StartResult> {
+  start(names: readonly DaemonName[], simulate: boolean): Promise<StartResult> {
+    return this.serialize(() => this.doStart(names, simulate));
+  }
+
+  /** Stop in reverse dependency order: SIGTERM, then SIGKILL after timeoutMs. */
+  stop(names: readonly DaemonName[], timeoutMs: number): Promise<void> {
+    return this.serialize(() => this.doStop(names, timeoutMs));
+  }
+
+  private serialize<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.operations.then(op, op);
+    this.operations = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doStart(names: readonly DaemonName[], simulate: boolean): Promise<StartResult> {
+    // Simulate mode is sticky for the supervisor's life: `start storage` later must not switch the
+    // collector to the real exchanges. Leaving simulate mode takes a stop.
     if (simulate) this.simulate = true;
     const failed: StartResult['failed'] = [];
     for (const name of DAEMON_NAMES.filter((n) => names.includes(n))) {
@@ -91,17 +108,25 @@ export class Supervisor {
         break;
       }
       const d = this.daemons.get(name)!;
-      if (d.state === 'running' || d.state === 'starting') continue;
-      d.wanted = true;
-      d.simulate = this.simulate;
-      d.fastFailures = 0;
-      // A daemon waiting in backoff is started now; its pending restart must not spawn a second one.
-      if (d.restartTimer) clearTimeout(d.restartTimer);
-      d.restartTimer = null;
-      await this.replaceOrphan(name);
-      if (!d.wanted) break; // stopped while we waited for an orphan to exit
-      this.spawn(d);
-      const healthy = await this.waitHealthy(d);
+      if (d.state === 'running' && d.simulate !== this.simulate) {
+        this.log.info({ name }, 'restarting to switch to simulate mode');
+        await this.doStop([name], 10_000);
+      }
+      if (d.state === 'running') continue;
+      let healthy: boolean;
+      if (d.state === 'starting' && d.child) {
+        healthy = await this.waitHealthy(d, d.child);
+      } else {
+        d.wanted = true;
+        d.simulate = this.simulate;
+        d.fastFailures = 0;
+        // A daemon waiting in backoff is started now; its pending restart must not spawn a second one.
+        if (d.restartTimer) clearTimeout(d.restartTimer);
+        d.restartTimer = null;
+        await this.replaceOrphan(name);
+        if (!d.wanted) break; // stopped while we waited for an orphan to exit
+        healthy = await this.waitHealthy(d, this.spawn(d));
+      }
       if (!healthy) {
         failed.push({ name, reason: d.detail ?? 'did not become healthy' });
         break;
@@ -110,8 +135,7 @@ export class Supervisor {
     return { ok: failed.length === 0, daemons: this.snapshot().daemons, failed };
   }
 
-  /** Stop in reverse dependency order: SIGTERM, then SIGKILL after timeoutMs. */
-  async stop(names: readonly DaemonName[], timeoutMs: number): Promise<void> {
+  private async doStop(names: readonly DaemonName[], timeoutMs: number): Promise<void> {
     for (const name of [...DAEMON_NAMES].reverse().filter((n) => names.includes(n))) {
       const d = this.daemons.get(name)!;
       d.wanted = false;
@@ -185,14 +209,22 @@ export class Supervisor {
     if (isAlive(pid)) process.kill(pid, 'SIGKILL');
   }
 
-  private spawn(d: Managed): void {
+  private spawn(d: Managed): ChildProcess {
     const out = this.logFor(d.name);
     const child = spawn(process.execPath, [DAEMON_MAIN, d.name], {
       env: { ...process.env, MPRISM_HOME: this.config.home, ...(this.config.file ? { MPRISM_CONFIG: this.config.file } : {}), MPRISM_SIMULATE: d.simulate ? '1' : '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    child.stdout!.on('data', (b: Buffer) => out.write(b));
-    child.stderr!.on('data', (b: Buffer) => out.write(b));
+    const write = (b: Buffer) => {
+      try {
+        out.write(b);
+      } catch (err) {
+        // A full disk must not take the supervisor down with it; the daemon keeps running.
+        this.log.error({ name: d.name, err: (err as Error).message }, 'cannot write daemon log');
+      }
+    };
+    child.stdout!.on('data', write);
+    child.stderr!.on('data', write);
     d.child = child;
     d.pid = child.pid ?? null;
     d.startedAt = Date.now();
@@ -202,6 +234,7 @@ export class Supervisor {
     this.log.info({ name: d.name, pid: d.pid }, 'spawned');
     child.once('exit', (code, signal) => this.onExit(d, child, code, signal));
     child.once('error', (err) => this.log.error({ name: d.name, err: err.message }, 'spawn failed'));
+    return child;
   }
 
   private onExit(d: Managed, child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
@@ -230,41 +263,52 @@ export class Supervisor {
       if (!d.wanted) return;
       d.restarts++;
       void this.replaceOrphan(d.name).then(() => {
-        if (!d.wanted) return; // stopped while we waited for an orphan to exit
-        this.spawn(d);
-        void this.waitHealthy(d);
+        if (!d.wanted || d.child) return; // stopped, or started by a request, while we waited
+        void this.waitHealthy(d, this.spawn(d));
       });
     }, delay);
   }
 
-  /** Polls /health until 200 (state running), errored, or the health timeout. */
-  private async waitHealthy(d: Managed): Promise<boolean> {
+  /**
+   * Polls /health until 200 (state running). A child that is not healthy within healthTimeoutMs is
+   * terminated: its exit then counts as a fast failure, so a daemon that never gets healthy ends up
+   * `errored` instead of sitting in `starting` forever.
+   */
+  private async waitHealthy(d: Managed, child: ChildProcess): Promise<boolean> {
     const deadline = Date.now() + this.config.supervisor.healthTimeoutMs;
     while (Date.now() < deadline) {
-      if (d.state === 'errored' || !d.wanted) return false;
-      if (d.state === 'starting' && d.child) {
-        try {
-          const res = await fetch(`http://127.0.0.1:${d.port}/health`, { signal: AbortSignal.timeout(1000) });
-          if (res.ok) {
-            d.state = 'running';
-            d.detail = null;
-            this.persist();
-            this.log.info({ name: d.name, pid: d.pid }, 'healthy');
-            return true;
-          }
-          d.detail = `health: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
-        } catch {
-          // not listening yet
+      if (d.child !== child || !d.wanted) return false;
+      if (d.state === 'running') return true;
+      try {
+        const res = await fetch(`http://127.0.0.1:${d.port}/health`, { signal: AbortSignal.timeout(1000) });
+        if (res.ok && d.child === child) {
+          d.state = 'running';
+          d.detail = null;
+          this.persist();
+          this.log.info({ name: d.name, pid: d.pid }, 'healthy');
+          return true;
         }
+        d.detail = `health: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
+      } catch {
+        // not listening yet
       }
       await sleep(200);
     }
-    d.detail = `not healthy within ${this.config.supervisor.healthTimeoutMs} ms${d.detail ? ` (${d.detail})` : ''}`;
-    this.persist();
+    if (d.child === child) {
+      d.detail = `not healthy within ${this.config.supervisor.healthTimeoutMs} ms${d.detail ? ` (${d.detail})` : ''}`;
+      this.log.error({ name: d.name, pid: d.pid, detail: d.detail }, 'terminating a daemon that did not become healthy');
+      this.persist();
+      child.kill('SIGTERM');
+    }
     return false;
   }
 
   private persist(): void {
-    writeFileAtomic(this.paths.supervisorState, JSON.stringify(this.snapshot(), null, 2));
+    try {
+      writeFileAtomic(this.paths.supervisorState, JSON.stringify(this.snapshot(), null, 2));
+    } catch (err) {
+      // The snapshot only serves `status` while the supervisor is down; losing one is no reason to die.
+      this.log.error({ err: (err as Error).message }, 'cannot persist supervisor state');
+    }
   }
 }
