@@ -9,6 +9,10 @@ import { WatermarkStore, watermarkFile } from '../../src/lib/replication/waterma
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
+import { JSONCodec } from 'nats';
+import { connectNats } from '../../src/lib/bus/connection.js';
+import { ensureDurableConsumer, oldestUnackedEventTime } from '../../src/lib/bus/consumer.js';
+import { ensureStreams, MARKET_DATA_STREAM, storageDurable } from '../../src/lib/bus/streams.js';
 import { freePort } from '../helpers/free-port.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
@@ -44,7 +48,7 @@ async function counts(client: ClickHouseClient, db: string, start: number, end: 
 
 beforeAll(async () => {
   infra = await startTestInfra({
-    servers: ['clickhouse-hot', 'clickhouse-cold'],
+    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats'],
     overrides: { replication: { windowSeconds: 60, safetyLagSeconds: 5, pollIntervalMs: 200 } },
   });
   hot = createClickHouse(infra.config.clickhouse.hot);
@@ -168,6 +172,49 @@ describe('replication daemon', () => {
     const hotWindow = await counts(hot, hotCfg.database, w.start, w.end);
     expect(await counts(cold, coldCfg.database, w.start, w.end)).toEqual(hotWindow);
     expect(await metrics.metrics()).toMatch(/mprism_replication_windows_total\{table="trades",result="late"\} [1-9]/);
+  });
+
+  it('never closes a window past the oldest message storage has not written yet', async () => {
+    const { hot: hotCfg } = infra.config.clickhouse;
+    const nc = await connectNats(infra.config, 'test');
+    try {
+      const jsm = await nc.jetstreamManager();
+      await ensureStreams(jsm, infra.config);
+      const durable = storageDurable(MARKET_DATA_STREAM);
+      await ensureDurableConsumer(jsm, { stream: MARKET_DATA_STREAM, durable, ackWaitMs: 60_000, maxAckPending: 100 });
+      const base = Math.floor(Date.now() / MINUTE) * MINUTE - 12 * MINUTE;
+      // Hot holds rows up to now, but one message from 6 minutes into that span is still unwritten.
+      await insertRecords(hot, hotCfg.database, Array.from({ length: 12 }, (_, i) => trade(base + i * MINUTE + 1, `floor${i}`)), { skipExisting: false });
+      const pending = trade(base + 6 * MINUTE + 30_000, 'floor-pending');
+      await nc.jetstream().publish('trade.binance_spot.spot.BTC-USDT', JSONCodec().encode(pending));
+      expect(await oldestUnackedEventTime(jsm, MARKET_DATA_STREAM, durable)).toBe(pending.eventTime);
+      new WatermarkStore(watermarkFile(infra.config.home)).set('trades', base);
+
+      const runFor = async (ms: number) => {
+        const controller = new AbortController();
+        const run = replication(
+          { signal: controller.signal, log: pino({ level: 'silent' }), metrics: new Registry(), setHealth: () => undefined, simulate: false },
+          infra.config,
+        );
+        await new Promise((r) => setTimeout(r, ms));
+        controller.abort();
+        await run;
+        return new WatermarkStore(watermarkFile(infra.config.home)).get('trades')!;
+      };
+      const held = await runFor(2000);
+      expect(held).toBeGreaterThan(base);
+      expect(held).toBeLessThanOrEqual(pending.eventTime);
+
+      // Storage writes and acks it: the floor lifts and replication catches up.
+      await insertRecords(hot, hotCfg.database, [pending], { skipExisting: false });
+      const consumer = await nc.jetstream().consumers.get(MARKET_DATA_STREAM, durable);
+      const m = await consumer.next({ expires: 2000 });
+      await m!.ackAck();
+      expect(await oldestUnackedEventTime(jsm, MARKET_DATA_STREAM, durable)).toBeNull();
+      expect(await runFor(2000)).toBeGreaterThan(pending.eventTime);
+    } finally {
+      await nc.close();
+    }
   });
 
   it('keeps retrying with backoff while cold is unreachable, reporting unhealthy, and still stops on abort', async () => {

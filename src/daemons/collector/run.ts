@@ -1,4 +1,3 @@
-import { Events } from 'nats';
 import { connectNats } from '../../lib/bus/connection.js';
 import { Publisher } from '../../lib/bus/publisher.js';
 import type { Config } from '../../lib/config/schema.js';
@@ -20,14 +19,6 @@ function baseUrl(config: Config, venue: keyof CollectorVenues, simulate: boolean
 
 export const collector: Daemon = async (ctx, config) => {
   const nc = await connectNats(config, 'collector');
-  let natsConnected = true;
-  void (async () => {
-    for await (const status of nc.status()) {
-      if (status.type === Events.Disconnect) natsConnected = false;
-      else if (status.type === Events.Reconnect) natsConnected = true;
-    }
-  })();
-
   const publisher = new Publisher(nc, { metrics: ctx.metrics, component: 'collector', signal: ctx.signal });
   const metrics = createCollectorMetrics(ctx.metrics);
   const venues = Object.keys(ADAPTERS) as (keyof CollectorVenues)[];
@@ -49,8 +40,8 @@ export const collector: Daemon = async (ctx, config) => {
     });
 
   ctx.setHealth(() => ({
-    ok: natsConnected && !nc.isClosed(),
-    nats: natsConnected ? 'connected' : 'disconnected',
+    ok: publisher.connection.connected && !nc.isClosed(),
+    nats: publisher.connection.connected ? 'connected' : 'disconnected',
     publishPending: publisher.pending,
     streams: collectors.flatMap((c) => c.health()),
   }));

@@ -1,4 +1,7 @@
 import { backoffDelay, sleep } from '../../lib/backoff.js';
+import { connectNats } from '../../lib/bus/connection.js';
+import { oldestUnackedEventTime } from '../../lib/bus/consumer.js';
+import { storageDurable } from '../../lib/bus/streams.js';
 import type { Daemon } from '../../lib/daemon-context.js';
 import { createReplicationMetrics } from '../../lib/replication/metrics.js';
 import { Replicator } from '../../lib/replication/replicator.js';
@@ -12,6 +15,9 @@ export const replication: Daemon = async (ctx, config) => {
   const store = new WatermarkStore(watermarkFile(config.home));
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
+  // Storage's consumer positions tell how far hot is complete (see Replicator.ingestFloor).
+  const nc = await connectNats(config, 'replication');
+  const jsm = await nc.jetstreamManager();
   const replicator = new Replicator({
     hot,
     cold,
@@ -19,6 +25,7 @@ export const replication: Daemon = async (ctx, config) => {
     store,
     log: ctx.log,
     signal: ctx.signal,
+    ingestFloor: (stream) => oldestUnackedEventTime(jsm, stream, storageDurable(stream)),
     metrics: createReplicationMetrics(ctx.metrics, () => {
       const lag = new Map<string, number>();
       for (const { table } of TABLES) {
@@ -39,6 +46,6 @@ export const replication: Daemon = async (ctx, config) => {
       else if (!backlog) await sleep(config.replication.pollIntervalMs, ctx.signal);
     }
   } finally {
-    await Promise.all([hot.close(), cold.close()]);
+    await Promise.all([hot.close(), cold.close(), nc.close()]);
   }
 };

@@ -1,4 +1,4 @@
-import { connect, type NatsConnection } from 'nats';
+import { connect, Events, type NatsConnection } from 'nats';
 import type { Config } from '../config/schema.js';
 import { UnreachableError } from '../errors.js';
 import { displayAddress, natsUrl } from '../infra/endpoints.js';
@@ -20,5 +20,36 @@ export async function connectNats(config: Config, name: string, timeoutMs = 5000
     });
   } catch (err) {
     throw new UnreachableError('NATS', displayAddress(url), { cause: err });
+  }
+}
+
+/** Tracks whether a connection is up, so callers can wait for a reconnect instead of queueing blindly. */
+export class ConnectionWatch {
+  private up = true;
+  private waiters: (() => void)[] = [];
+
+  constructor(nc: NatsConnection) {
+    void (async () => {
+      for await (const s of nc.status()) {
+        if (s.type === Events.Disconnect) this.up = false;
+        else if (s.type === Events.Reconnect) {
+          this.up = true;
+          for (const wake of this.waiters.splice(0)) wake();
+        }
+      }
+    })();
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  /** Resolves once connected (at once when already), or when the signal aborts. */
+  waitConnected(signal?: AbortSignal): Promise<void> {
+    if (this.up || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.waiters.push(resolve);
+      signal?.addEventListener('abort', () => resolve(), { once: true });
+    });
   }
 }

@@ -1,4 +1,5 @@
 import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
+import { backoffDelay, sleep } from '../backoff.js';
 
 export interface DurableConsumerSpec {
   stream: string;
@@ -39,24 +40,63 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, spec: Durable
 
 /**
  * Yields batches of up to batchSize messages; a batch closes when full or after maxWaitMs,
- * which gives size-and-time batching with one pull request per batch.
+ * which gives size-and-time batching with one pull request per batch. A failed pull (NATS
+ * restarting, JetStream not ready yet, consumer gone) is reported to onError, then retried with
+ * backoff after `recover` (which re-creates the consumer if needed): the loop ends only on abort.
  */
 export async function* pullBatches(
   js: JetStreamClient,
   spec: Pick<DurableConsumerSpec, 'stream' | 'durable'>,
-  opts: { batchSize: number; maxWaitMs: number; signal: AbortSignal },
+  opts: { batchSize: number; maxWaitMs: number; signal: AbortSignal; recover: () => Promise<unknown>; onError: (err: unknown) => void },
 ): AsyncGenerator<JsMsg[]> {
-  const consumer = await js.consumers.get(spec.stream, spec.durable);
+  let failures = 0;
   while (!opts.signal.aborted) {
     const batch: JsMsg[] = [];
-    const messages = await consumer.fetch({ max_messages: opts.batchSize, expires: Math.max(1000, opts.maxWaitMs) });
-    const stop = () => void messages.close();
-    opts.signal.addEventListener('abort', stop, { once: true });
     try {
-      for await (const m of messages) batch.push(m);
-    } finally {
-      opts.signal.removeEventListener('abort', stop);
+      const consumer = await js.consumers.get(spec.stream, spec.durable);
+      const messages = await consumer.fetch({ max_messages: opts.batchSize, expires: Math.max(1000, opts.maxWaitMs) });
+      const stop = () => void messages.close();
+      opts.signal.addEventListener('abort', stop, { once: true });
+      try {
+        for await (const m of messages) batch.push(m);
+      } finally {
+        opts.signal.removeEventListener('abort', stop);
+      }
+      failures = 0;
+    } catch (err) {
+      opts.onError(err);
+      await sleep(backoffDelay(failures++, { initialMs: 500, maxMs: 10_000, jitter: 0.2 }), opts.signal);
+      await opts.recover().catch((e: unknown) => opts.onError(e));
     }
+    // Messages received before a failure are still ours to write (unacked ones come back anyway).
     if (batch.length > 0) yield batch;
+  }
+}
+
+/**
+ * Event time of the oldest message the consumer has not acked yet, or null when it has acked
+ * everything (or does not exist yet). Rows older than this are all in the database; newer ones
+ * may still be on their way.
+ */
+export async function oldestUnackedEventTime(jsm: JetStreamManager, stream: string, durable: string): Promise<number | null> {
+  let info;
+  try {
+    info = await jsm.consumers.info(stream, durable);
+  } catch (err) {
+    const e = err as { code?: string; api_error?: { err_code?: number } };
+    // No stream or no consumer yet: storage has not started, so nothing is known to be pending.
+    if (e?.code === '404' || e?.api_error?.err_code === 10014 || e?.api_error?.err_code === 10059) return null;
+    throw err;
+  }
+  if (info.num_pending === 0 && info.num_ack_pending === 0) return null;
+  try {
+    const msg = await jsm.streams.getMessage(stream, { seq: info.ack_floor.stream_seq + 1 });
+    const time = (msg.json<{ eventTime?: unknown }>()).eventTime;
+    return typeof time === 'number' ? time : null;
+  } catch (err) {
+    const e = err as { code?: string; api_error?: { err_code?: number } };
+    // Gone (expired by retention, or terminated as invalid): nothing of it can still arrive.
+    if (e?.code === '404' || e?.api_error?.err_code === 10037) return null;
+    throw err;
   }
 }

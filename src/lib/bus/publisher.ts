@@ -1,6 +1,7 @@
 import { JSONCodec, type JetStreamClient, type NatsConnection } from 'nats';
 import { Counter, type Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
+import { ConnectionWatch } from './connection.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../records.js';
 
 const codec = JSONCodec<MarketRecord>();
@@ -30,11 +31,15 @@ export class Publisher {
   /** Last error of a publish given up during shutdown, for the daemon's final log line. */
   lastError: unknown = null;
 
+  /** Connection state, also for the owner's health report. */
+  readonly connection: ConnectionWatch;
+
   constructor(
     nc: NatsConnection,
     private readonly opts: PublisherOptions,
   ) {
     this.js = nc.jetstream();
+    this.connection = new ConnectionWatch(nc);
     this.maxInFlight = opts.maxInFlight ?? 1024;
     const prefix = `mprism_${opts.component}`;
     const labelNames = ['venue', 'data_type'] as const;
@@ -80,6 +85,9 @@ export class Publisher {
         // During shutdown keep trying for a bounded time only; the caller logs what was lost.
         if (this.opts.signal?.aborted && attempt >= 5) throw err;
         await sleep(backoffDelay(attempt, { initialMs: 100, maxMs: 5000, jitter: 0.3 }));
+        // While disconnected a retry would only add another copy to the client's outgoing buffer,
+        // which grows without bound during a long outage: wait for the reconnect instead.
+        await this.connection.waitConnected(this.opts.signal);
       }
     }
   }

@@ -76,3 +76,8 @@ function isNotFound(err: unknown): boolean {
   const e = err as { code?: string; api_error?: { err_code?: number } };
   return e?.code === '404' || e?.api_error?.err_code === 10059;
 }
+
+/** Durable name of storage's consumer on a stream; replication reads its progress too. */
+export function storageDurable(stream: string): string {
+  return `storage-${stream.toLowerCase().replace(/_/g, '-')}`;
+}

@@ -8,7 +8,7 @@ import type { TimeWindow } from './windows.js';
 export interface CopyResult {
   /** Distinct keys in the source window. */
   hotCount: number;
-  /** Rows (not distinct keys: a duplicate must fail verification) in the target window after the copy. */
+  /** Rows (not distinct keys) in the target window after the copy. */
   coldCount: number;
   copied: number;
   verified: boolean;
@@ -56,9 +56,18 @@ interface DirectedCopy {
   verified: boolean;
 }
 
+/** Server-side cap on one copy, below the client's request timeout: an abandoned copy must not outlive its caller. */
+const COPY_MAX_EXECUTION_SECONDS = 50;
+
 async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeWindow): Promise<DirectedCopy> {
   const before = await countRange(target.client, target.server.database, spec, w);
-  await target.client.command({ query: copySql(source.server, target.server, spec, w) });
+  await target.client.command({
+    query: copySql(source.server, target.server, spec, w),
+    // One id per target window: the server refuses a second copy of the same window while one runs
+    // (the daemon after a timeout or restart, or a cron repair), so two copies never both insert a key.
+    query_id: `mprism-copy-${target.server.database}-${spec.table}-${w.start}-${w.end}`,
+    clickhouse_settings: { max_execution_time: COPY_MAX_EXECUTION_SECONDS },
+  });
   const [src, dst] = await Promise.all([
     countRange(source.client, source.server.database, spec, w),
     countRange(target.client, target.server.database, spec, w),
@@ -67,7 +76,9 @@ async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeW
     sourceDistinct: src.distinct,
     targetRows: dst.rows,
     copied: dst.rows - before.rows,
-    verified: src.distinct === dst.rows,
+    // Every source key present, each exactly once: equal row counts alone would pass a window with one
+    // key missing and another duplicated.
+    verified: src.distinct === dst.distinct && dst.rows === dst.distinct,
   };
 }
 

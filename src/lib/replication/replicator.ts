@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { detectDialect, type ClickHouseClient } from '../store/client.js';
+import { streamFor } from '../bus/streams.js';
 import { countBuckets, earliestTime } from '../store/queries.js';
 import { ensureSchema, TABLES, type TableSpec } from '../store/tables.js';
 import { copyWindow } from './copy.js';
@@ -53,6 +54,11 @@ export interface ReplicatorOptions {
   metrics: ReplicationMetrics;
   signal: AbortSignal;
   now?: () => number;
+  /**
+   * Event time before which storage has written everything of a stream (null: all caught up).
+   * Windows never close past it, so a storage outage cannot let the watermark run ahead of the data.
+   */
+  ingestFloor?: (stream: string) => Promise<number | null>;
 }
 
 /**
@@ -82,10 +88,16 @@ export class Replicator {
     }
     let backlog = false;
     let errors = 0;
+    const floors = new Map<string, Promise<number | null>>();
+    const floorOf = (stream: string) => {
+      if (!this.o.ingestFloor) return Promise.resolve(null);
+      if (!floors.has(stream)) floors.set(stream, this.o.ingestFloor(stream));
+      return floors.get(stream)!;
+    };
     for (const spec of TABLES) {
       if (this.o.signal.aborted) break;
       try {
-        backlog = (await this.replicateTable(spec)) || backlog;
+        backlog = (await this.replicateTable(spec, await floorOf(streamFor(spec.dataType)))) || backlog;
         await this.recopyLateWindows(spec);
       } catch (err) {
         errors++;
@@ -130,7 +142,7 @@ export class Replicator {
   }
 
   /** Returns true when due windows remain after this pass. */
-  private async replicateTable(spec: TableSpec): Promise<boolean> {
+  private async replicateTable(spec: TableSpec, ingestFloor: number | null): Promise<boolean> {
     const { hot, cold, config, store, log, metrics } = this.o;
     const windowMs = config.replication.windowSeconds * 1000;
     const watermark = store.get(spec.table);
@@ -138,7 +150,8 @@ export class Replicator {
     const windows = planWindows({
       watermark,
       earliestData,
-      now: this.now(),
+      // planWindows closes windows up to now - safetyLag; capping now keeps them behind the floor too.
+      now: ingestFloor === null ? this.now() : Math.min(this.now(), ingestFloor + config.replication.safetyLagSeconds * 1000),
       windowMs,
       safetyLagMs: config.replication.safetyLagSeconds * 1000,
       maxWindows: MAX_WINDOWS_PER_CYCLE,

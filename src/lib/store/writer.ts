@@ -30,8 +30,15 @@ const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Row } 
 };
 
 export function recordToRow(record: MarketRecord): Row {
-  const mapper = ROW_MAPPERS[record.dataType] as (r: MarketRecord) => Row;
+  const mapper = ROW_MAPPERS[record.dataType] as ((r: MarketRecord) => Row) | undefined;
+  // Data reaches here from the bus, where any subject of the streams may carry any payload.
+  if (mapper === undefined) throw new InvalidValueError(`no table mapping for data type ${JSON.stringify(record.dataType)}`);
   return mapper(record);
+}
+
+/** Throws InvalidValueError when the record cannot become a row of its table (checked before a batch is written). */
+export function validateRecord(record: MarketRecord): void {
+  encodeRow(tableFor(record.dataType), recordToRow(record));
 }
 
 function encodeCell(column: ColumnSpec, value: Cell | undefined): string {
