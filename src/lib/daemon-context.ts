@@ -14,7 +14,7 @@ export interface DaemonContext {
   log: Logger;
   /** Per-daemon registry, served on GET /metrics. */
   metrics: Registry;
-  /** Set the provider behind GET /health (default: ok while running). */
+  /** Set the provider behind GET /health; until a daemon calls it, /health answers 503 (initializing). */
   setHealth(provider: () => HealthReport | Promise<HealthReport>): void;
   /** True when started by `mprism start --simulate`: exchange URLs point at the local simulator. */
   simulate: boolean;

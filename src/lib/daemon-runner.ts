@@ -115,7 +115,9 @@ export async function runDaemon(name: DaemonName, daemon: Daemon): Promise<numbe
 
   const metrics = new Registry();
   collectDefaultMetrics({ register: metrics, prefix: `mprism_${name}_` });
-  let healthProvider: () => HealthReport | Promise<HealthReport> = () => ({ ok: true });
+  // Not healthy until the daemon has set up and installed its own provider: the supervisor's
+  // health gate then means "initialized and connected", not merely "process started".
+  let healthProvider: () => HealthReport | Promise<HealthReport> = () => ({ ok: false, state: 'initializing' });
   const health = async () => healthProvider();
 
   let server: Server | null = null;
