@@ -64,13 +64,9 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
   const report: RepairReport = { ok: true, dryRun: opts.dryRun, integrityBefore: null, data: [], locks: [], infra: [], restarts: [], errors: [] };
   try {
     report.locks = cleanStaleFiles(config, { dryRun: opts.dryRun });
-    try {
-      report.integrityBefore = await runIntegrity(config, { sinceMs: opts.sinceMs });
-      report.data = await repairData(config, report.integrityBefore, { dryRun: opts.dryRun });
-    } catch (err) {
-      report.errors.push(`data repair: ${errorMessage(err)}`);
-    }
+    // Processes first: the data checks below need the servers up.
     const dead = await deadDaemons(config);
+    let infraOk = true;
     if (dead.names.length > 0) {
       for (const name of await downInfra(config)) report.infra.push({ name, done: false, detail: '' });
       if (!opts.dryRun && report.infra.length > 0) {
@@ -78,15 +74,15 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
           await ensureInfra(config, report.infra.map((i) => i.name), () => undefined);
           for (const i of report.infra) Object.assign(i, { done: true, detail: 'started' });
         } catch (err) {
+          infraOk = false;
           report.errors.push(`infra: ${errorMessage(err)}`);
         }
       }
     }
     for (const name of dead.names) {
-      const action: RestartAction = { daemon: name, reason: dead.reason.get(name)!, done: false, detail: '' };
-      report.restarts.push(action);
+      report.restarts.push({ daemon: name, reason: dead.reason.get(name)!, done: false, detail: '' });
     }
-    if (!opts.dryRun && report.restarts.length > 0 && report.errors.length === 0) {
+    if (!opts.dryRun && report.restarts.length > 0 && infraOk) {
       try {
         await ensureSupervisor(config);
         const result = await callSupervisor(homePaths(config.home).supervisorSocket, 'POST /start', { names: dead.names, simulate: dead.simulate }, 600_000);
@@ -98,6 +94,12 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
       } catch (err) {
         report.errors.push(`restart: ${errorMessage(err)}`);
       }
+    }
+    try {
+      report.integrityBefore = await runIntegrity(config, { sinceMs: opts.sinceMs });
+      report.data = await repairData(config, report.integrityBefore, { dryRun: opts.dryRun });
+    } catch (err) {
+      report.errors.push(`data repair: ${errorMessage(err)}`);
     }
   } finally {
     lock.release();
