@@ -188,11 +188,12 @@ describe('mprism end to end with the simulator', () => {
     expect(JSON.parse(repair.stdout)).toMatchObject({ ok: true, data: [], locks: [], restarts: [] });
   }, 120_000);
 
-  it('after kill -9 of the supervisor and a daemon, status shows it and repair restarts them', async () => {
+  it('after kill -9 of the supervisor, a daemon and a server, status shows it and repair restarts them', async () => {
     const before = await status();
     const pidOf = (r: StatusReport, name: string) => r.processes.find((p) => p.name === name)!.pid!;
     process.kill(pidOf(before, 'supervisor'), 'SIGKILL');
     process.kill(pidOf(before, 'collector'), 'SIGKILL');
+    process.kill(pidOf(before, 'redis'), 'SIGKILL');
     const broken = await eventually('collector dead', async () => {
       const r = await status();
       return r.processes.find((p) => p.name === 'collector')!.state === 'dead' ? r : null;
@@ -207,8 +208,9 @@ describe('mprism end to end with the simulator', () => {
 
     const repair = await runCli(['repair', '--json'], infra.env, 180_000);
     expect(repair.code, repair.stdout + repair.stderr).toBe(0);
+    expect(JSON.parse(repair.stdout).infra).toEqual([{ name: 'redis', done: true, detail: 'started' }]);
     const after = await status();
-    for (const name of ['supervisor', 'simulator', 'storage', 'replication', 'collector', 'brain']) {
+    for (const name of ['supervisor', 'simulator', 'storage', 'replication', 'collector', 'brain', 'redis']) {
       expect([name, after.processes.find((p) => p.name === name)!.state]).toEqual([name, 'running']);
     }
     // The orphans were replaced: only one storage process holds the lock, and it is supervised.
