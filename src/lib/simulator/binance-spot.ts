@@ -5,6 +5,9 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import type { Logger } from '../log.js';
 import type { SimTrade } from './market.js';
 
+/** Unsent bytes after which a subscriber counts as too slow and is disconnected. */
+const SLOW_CLIENT_BUFFER_BYTES = 16 * 1024 * 1024;
+
 /** Per-symbol count of trades that reached at least one subscriber. */
 export interface SymbolSendStats {
   sent: number;
@@ -105,6 +108,11 @@ export class BinanceSpotSim {
     for (const ws of subs) {
       const client = this.clients.get(ws);
       if (client === undefined || ws.readyState !== WebSocket.OPEN) continue;
+      if (ws.bufferedAmount > SLOW_CLIENT_BUFFER_BYTES) {
+        // Like the real exchange, a client that stops reading is dropped rather than buffered for forever.
+        ws.terminate();
+        continue;
+      }
       if (client.combined) {
         combinedFrame ??= combinedJson(stream, event);
         ws.send(combinedFrame);
