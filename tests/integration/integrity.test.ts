@@ -2,12 +2,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repairData } from '../../src/lib/checks/data-repair.js';
 import { runIntegrity, type IntegrityReport } from '../../src/lib/checks/integrity.js';
-import type { TradeRecord } from '../../src/lib/records.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
 import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
+import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 const MINUTE = 60_000;
@@ -19,21 +19,9 @@ let base: number;
 const windowStart = (i: number) => base + i * MINUTE;
 const iso = (t: number) => new Date(t).toISOString();
 
-function trade(t: number, id: string): TradeRecord {
-  return {
-    dataType: 'trade',
-    venue: 'okx_spot',
-    marketType: 'spot',
-    symbol: 'ETH-USDT',
-    instrument: 'ETH-USDT',
-    eventTime: t,
-    receiveTime: t + 1,
-    tradeId: id,
-    price: '2300.01',
-    quantity: '1.5',
-    side: 'buy',
-  };
-}
+// A venue and symbol of their own, so nothing else in these tables is counted with them.
+const trade = (t: number, id: string) =>
+  tradeAt(t, id, { venue: 'okx_spot', symbol: 'ETH-USDT', instrument: 'ETH-USDT', receiveTime: t + 1, price: '2300.01', quantity: '1.5', side: 'buy' });
 
 const trades = (r: IntegrityReport) => r.tables.find((t) => t.table === 'trades')!;
 

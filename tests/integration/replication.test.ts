@@ -3,7 +3,6 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replication } from '../../src/daemons/replication/run.js';
 import type { HealthReport } from '../../src/lib/daemon-context.js';
-import type { TradeRecord } from '../../src/lib/records.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
 import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
@@ -14,6 +13,7 @@ import { connectNats } from '../../src/lib/bus/connection.js';
 import { ensureDurableConsumer, oldestUnackedEventTime } from '../../src/lib/bus/consumer.js';
 import { ensureStreams, MARKET_DATA_STREAM, storageDurable } from '../../src/lib/bus/streams.js';
 import { freePort } from '../helpers/free-port.js';
+import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 const MINUTE = 60_000;
@@ -21,22 +21,6 @@ let infra: TestInfra;
 let hot: ClickHouseClient;
 let cold: ClickHouseClient;
 const trades = tableFor('trade');
-
-function trade(t: number, id: string): TradeRecord {
-  return {
-    dataType: 'trade',
-    venue: 'binance_spot',
-    marketType: 'spot',
-    symbol: 'BTC-USDT',
-    instrument: 'BTCUSDT',
-    eventTime: t,
-    receiveTime: t + 3,
-    tradeId: id,
-    price: '42000.5',
-    quantity: '0.25',
-    side: 'sell',
-  };
-}
 
 async function counts(client: ClickHouseClient, db: string, start: number, end: number) {
   const [r] = await selectRows<{ n: string; u: string }>(
@@ -67,8 +51,8 @@ describe('copyWindow between two 18.16 servers', () => {
   it('copies a window over remote(), and copying it again adds nothing', async () => {
     const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
     const w = { start: 1_000 * MINUTE, end: 1_001 * MINUTE };
-    const inside = Array.from({ length: 50 }, (_, i) => trade(w.start + i * 100, `w${i}`));
-    const outside = [trade(w.start - 1, 'before'), trade(w.end, 'after')];
+    const inside = Array.from({ length: 50 }, (_, i) => tradeAt(w.start + i * 100, `w${i}`));
+    const outside = [tradeAt(w.start - 1, 'before'), tradeAt(w.end, 'after')];
     await insertRecords(hot, hotCfg.database, [...inside, ...outside], { skipExisting: false });
     // Unmerged duplicates in hot (a second insert of the same rows) must still arrive once.
     await insertRecords(hot, hotCfg.database, inside.slice(0, 5), { skipExisting: false });
@@ -80,14 +64,14 @@ describe('copyWindow between two 18.16 servers', () => {
     expect(await counts(cold, coldCfg.database, 0, Number.MAX_SAFE_INTEGER)).toEqual({ rows: 50, distinct: 50 });
 
     // A row that reaches hot late is picked up by the next copy, still without duplicating the rest.
-    await insertRecords(hot, hotCfg.database, [trade(w.start + 99, 'late')], { skipExisting: false });
+    await insertRecords(hot, hotCfg.database, [tradeAt(w.start + 99, 'late')], { skipExisting: false });
     expect(await copyWindow(hot, cold, infra.config, trades, w)).toEqual({ hotCount: 51, coldCount: 51, copied: 1, verified: true });
   });
 
   it('does not verify a window whose cold copy holds a duplicate', async () => {
     const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
     const w = { start: 2_000 * MINUTE, end: 2_001 * MINUTE };
-    const rows = [trade(w.start + 1, 'd1'), trade(w.start + 2, 'd2')];
+    const rows = [tradeAt(w.start + 1, 'd1'), tradeAt(w.start + 2, 'd2')];
     await insertRecords(hot, hotCfg.database, rows, { skipExisting: false });
     await insertRecords(cold, coldCfg.database, rows, { skipExisting: false });
     await insertRecords(cold, coldCfg.database, rows.slice(0, 1), { skipExisting: false });
@@ -100,7 +84,7 @@ describe('replication daemon', () => {
     const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
     const now = Date.now();
     const start = Math.floor(now / MINUTE) * MINUTE - 20 * MINUTE;
-    const records = Array.from({ length: 400 }, (_, i) => trade(start + i * 3_000, `live${i}`)); // 20 minutes of trades
+    const records = Array.from({ length: 400 }, (_, i) => tradeAt(start + i * 3_000, `live${i}`)); // 20 minutes of trades
     await insertRecords(hot, hotCfg.database, records, { skipExisting: false });
     // The watermark is set past the earlier tests' windows so only this data is due.
     new WatermarkStore(watermarkFile(infra.config.home)).set('trades', start);
@@ -147,10 +131,10 @@ describe('replication daemon', () => {
     const watermark = Math.floor(Date.now() / MINUTE) * MINUTE - 2 * MINUTE;
     const w = { start: watermark - 3 * MINUTE, end: watermark - 2 * MINUTE };
     // The window was replicated (cold has its first rows), then more rows for it arrived in hot.
-    const early = [trade(w.start + 10, 'late-a'), trade(w.start + 20, 'late-b')];
+    const early = [tradeAt(w.start + 10, 'late-a'), tradeAt(w.start + 20, 'late-b')];
     await insertRecords(hot, hotCfg.database, early, { skipExisting: false });
     await insertRecords(cold, coldCfg.database, early, { skipExisting: false });
-    await insertRecords(hot, hotCfg.database, [trade(w.start + 30, 'late-c'), trade(w.start + 40, 'late-d')], { skipExisting: false });
+    await insertRecords(hot, hotCfg.database, [tradeAt(w.start + 30, 'late-c'), tradeAt(w.start + 40, 'late-d')], { skipExisting: false });
     new WatermarkStore(watermarkFile(infra.config.home)).set('trades', watermark);
 
     const controller = new AbortController();
@@ -184,8 +168,8 @@ describe('replication daemon', () => {
       await ensureDurableConsumer(jsm, { stream: MARKET_DATA_STREAM, durable, ackWaitMs: 60_000, maxAckPending: 100 });
       const base = Math.floor(Date.now() / MINUTE) * MINUTE - 12 * MINUTE;
       // Hot holds rows up to now, but one message from 6 minutes into that span is still unwritten.
-      await insertRecords(hot, hotCfg.database, Array.from({ length: 12 }, (_, i) => trade(base + i * MINUTE + 1, `floor${i}`)), { skipExisting: false });
-      const pending = trade(base + 6 * MINUTE + 30_000, 'floor-pending');
+      await insertRecords(hot, hotCfg.database, Array.from({ length: 12 }, (_, i) => tradeAt(base + i * MINUTE + 1, `floor${i}`)), { skipExisting: false });
+      const pending = tradeAt(base + 6 * MINUTE + 30_000, 'floor-pending');
       await nc.jetstream().publish('trade.binance_spot.spot.BTC-USDT', JSONCodec().encode(pending));
       expect(await oldestUnackedEventTime(jsm, MARKET_DATA_STREAM, durable)).toBe(pending.eventTime);
       new WatermarkStore(watermarkFile(infra.config.home)).set('trades', base);
