@@ -3,6 +3,7 @@ import type { TradeRecord } from '../../src/lib/records.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, TABLES } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
+import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 let infra: TestInfra;
@@ -21,20 +22,8 @@ afterAll(async () => {
 });
 
 function trade(i: number, overrides: Partial<TradeRecord> = {}): TradeRecord {
-  return {
-    dataType: 'trade',
-    venue: 'binance_spot',
-    marketType: 'spot',
-    symbol: 'BTC-USDT',
-    instrument: 'BTCUSDT',
-    eventTime: 1_704_067_200_000 + i * 10,
-    receiveTime: 1_704_067_200_005 + i * 10,
-    tradeId: String(1000 + i),
-    price: '42000.123456789012345678',
-    quantity: '0.0001',
-    side: i % 2 === 0 ? 'buy' : 'sell',
-    ...overrides,
-  };
+  const t = 1_704_067_200_000 + i * 10;
+  return tradeAt(t, String(1000 + i), { receiveTime: t + 5, price: '42000.123456789012345678', quantity: '0.0001', side: i % 2 === 0 ? 'buy' : 'sell', ...overrides });
 }
 
 const countTrades = async () => Number((await selectRows<{ n: string }>(hot, `SELECT count() AS n FROM ${db}.trades`))[0]?.n);
