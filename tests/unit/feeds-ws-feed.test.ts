@@ -137,6 +137,30 @@ describe('WsFeed against a local server', () => {
     await running;
   });
 
+  it('keeps a quiet connection that the server pings (no false reconnect on a quiet symbol)', async () => {
+    const url = await server((ws) => {
+      ws.send('hello');
+      const timer = setInterval(() => ws.ping(), 50);
+      ws.on('close', () => clearInterval(timer));
+    });
+    const feed = new WsFeed({
+      spec: { id: 't/0', url, subscribeMessages: [], maxConnectionAgeMs: 3600_000 },
+      staleAfterMs: 200,
+      reconnect: { initialMs: 10, maxMs: 50 },
+      stableAfterMs: 60_000,
+      log,
+      onFrame: () => undefined,
+      onReconnect: () => undefined,
+    });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => feed.stats.connects === 1);
+    await new Promise((r) => setTimeout(r, 800)); // four times staleAfterMs without a data frame
+    expect(feed.stats).toMatchObject({ connects: 1, reconnects: 0, frames: 1 });
+    ac.abort();
+    await running;
+  });
+
   it('keeps retrying with backoff while the server is down', async () => {
     const reasons: string[] = [];
     const feed = new WsFeed({

@@ -185,6 +185,13 @@ export class WsFeed {
         }, checkEveryMs);
       });
 
+      // Venues ping idle connections (Binance every 20 s; ws answers with pong): a ping proves the
+      // connection alive, so a quiet symbol is not mistaken for a dead socket. A subscription that
+      // stays silent while pings flow is reported stale by data age in health, not reconnected.
+      ws.on('ping', () => {
+        this.lastActivityAt = this.now();
+      });
+
       ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
         if (isBinary) return;
         const receiveTime = this.now();
