@@ -128,7 +128,6 @@ export async function ensureInfra(
       }
       const before = await probeInfra(config, name, 1000);
       if (before.up) return;
-      progress(`starting ${name}`);
       await startLocalServer(config, name, { log: progress });
       startedNow.push(name);
     }),
