@@ -12,6 +12,9 @@ import type { DaemonStatus, SupervisorSnapshot } from './state.js';
 
 const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
 
+/** Daemons whose behaviour depends on simulate mode (the collector's exchange URLs). */
+const SIMULATE_AWARE: ReadonlySet<DaemonName> = new Set(['collector']);
+
 export type RestartDecision = { action: 'restart'; delayMs: number; fastFailures: number } | { action: 'give-up'; fastFailures: number };
 
 /**
@@ -108,7 +111,7 @@ export class Supervisor {
         break;
       }
       const d = this.daemons.get(name)!;
-      if (d.state === 'running' && d.simulate !== this.simulate) {
+      if (d.state === 'running' && SIMULATE_AWARE.has(name) && d.simulate !== this.simulate) {
         this.log.info({ name }, 'restarting to switch to simulate mode');
         await this.doStop([name], 10_000);
       }
