@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { sleep } from './backoff.js';
 import { DEFAULT_CONFIG_FILE } from './config/load.js';
 import type { Config } from './config/schema.js';
-import { MissingBinaryError, MprismError, UnreachableError, UsageError, errorMessage } from './errors.js';
+import { MissingBinaryError, UnreachableError, UsageError, errorMessage } from './errors.js';
 import { installMissing, locateBinaries, type BinaryInfo } from './infra/binaries.js';
 import { isExternal } from './infra/endpoints.js';
 import { startLocalServer, stopLocalServer, type InfraStatus } from './infra/local-servers.js';
 import { probeInfra } from './infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from './paths.js';
-import { isAlive } from './process-util.js';
+import { terminate } from './process-util.js';
 import { provision, type ProvisionReport } from './provision.js';
 import { callSupervisor } from './supervisor/control.js';
 import { inspectLock } from './supervisor/lock.js';
@@ -252,22 +252,4 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
 async function waitGone(file: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && existsSync(file)) await sleep(100);
-}
-
-export async function terminate(pid: number, timeoutMs: number): Promise<void> {
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(pid, sig);
-    } catch {
-      // exited in the meantime
-    }
-  };
-  signal('SIGTERM');
-  const deadline = Date.now() + timeoutMs;
-  while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (!isAlive(pid)) return;
-  signal('SIGKILL');
-  const killDeadline = Date.now() + 5000;
-  while (isAlive(pid) && Date.now() < killDeadline) await sleep(50);
-  if (isAlive(pid)) throw new MprismError(`pid ${pid} survived SIGKILL (stuck in the kernel?)`);
 }

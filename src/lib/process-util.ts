@@ -14,6 +14,8 @@ import {
 } from 'node:fs';
 import { dirname, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { setTimeout as delay } from 'node:timers/promises';
+import { MprismError } from './errors.js';
 
 /** Fields of /proc/<pid>/stat after the `(comm)` field, which may itself contain spaces and parentheses. */
 function statFields(pid: number): string[] | null {
@@ -158,4 +160,26 @@ export function tailFile(file: string, lines: number): string {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * SIGTERM, then SIGKILL after timeoutMs; resolves once the process is gone. A process that
+ * exits on its own meanwhile is fine; one that survives SIGKILL for 5 s is an error.
+ */
+export async function terminate(pid: number, timeoutMs: number): Promise<void> {
+  const signal = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      // exited in the meantime
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + timeoutMs;
+  while (isAlive(pid) && Date.now() < deadline) await delay(100);
+  if (!isAlive(pid)) return;
+  signal('SIGKILL');
+  const killDeadline = Date.now() + 5000;
+  while (isAlive(pid) && Date.now() < killDeadline) await delay(50);
+  if (isAlive(pid)) throw new MprismError(`pid ${pid} survived SIGKILL (stuck in the kernel?)`);
 }

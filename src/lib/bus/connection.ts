@@ -53,3 +53,14 @@ export class ConnectionWatch {
     });
   }
 }
+
+/** JetStream API error codes for "not found" answers. */
+export const JS_STREAM_NOT_FOUND = 10059;
+export const JS_CONSUMER_NOT_FOUND = 10014;
+export const JS_MESSAGE_NOT_FOUND = 10037;
+
+/** True for a JetStream "not found" answer: HTTP-like 404, optionally narrowed to the given API error codes. */
+export function isJetStreamNotFound(err: unknown, ...codes: number[]): boolean {
+  const e = err as { code?: string; api_error?: { err_code?: number } } | null;
+  return e?.code === '404' || (e?.api_error?.err_code !== undefined && codes.includes(e.api_error.err_code));
+}

@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { backoffDelay, sleep } from '../backoff.js';
+import { isJetStreamNotFound, JS_CONSUMER_NOT_FOUND, JS_MESSAGE_NOT_FOUND, JS_STREAM_NOT_FOUND } from './connection.js';
 
 export interface DurableConsumerSpec {
   stream: string;
@@ -24,8 +25,7 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, spec: Durable
     }
     return 'existing';
   } catch (err) {
-    const e = err as { code?: string; api_error?: { err_code?: number } };
-    if (e?.code !== '404' && e?.api_error?.err_code !== 10014) throw err;
+    if (!isJetStreamNotFound(err, JS_CONSUMER_NOT_FOUND)) throw err;
   }
   await jsm.consumers.add(spec.stream, {
     durable_name: spec.durable,
@@ -83,9 +83,8 @@ export async function oldestUnackedEventTime(jsm: JetStreamManager, stream: stri
   try {
     info = await jsm.consumers.info(stream, durable);
   } catch (err) {
-    const e = err as { code?: string; api_error?: { err_code?: number } };
     // No stream or no consumer yet: storage has not started, so nothing is known to be pending.
-    if (e?.code === '404' || e?.api_error?.err_code === 10014 || e?.api_error?.err_code === 10059) return null;
+    if (isJetStreamNotFound(err, JS_CONSUMER_NOT_FOUND, JS_STREAM_NOT_FOUND)) return null;
     throw err;
   }
   if (info.num_pending === 0 && info.num_ack_pending === 0) return null;
@@ -94,9 +93,8 @@ export async function oldestUnackedEventTime(jsm: JetStreamManager, stream: stri
     const time = (msg.json<{ eventTime?: unknown }>()).eventTime;
     return typeof time === 'number' ? time : null;
   } catch (err) {
-    const e = err as { code?: string; api_error?: { err_code?: number } };
     // Gone (expired by retention, or terminated as invalid): nothing of it can still arrive.
-    if (e?.code === '404' || e?.api_error?.err_code === 10037) return null;
+    if (isJetStreamNotFound(err, JS_MESSAGE_NOT_FOUND)) return null;
     throw err;
   }
 }

@@ -1,5 +1,6 @@
 import { nanos, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamManager, type StreamConfig } from 'nats';
 import type { Config } from '../config/schema.js';
+import { isJetStreamNotFound, JS_STREAM_NOT_FOUND } from './connection.js';
 import { DATA_TYPES } from '../config/schema.js';
 
 export const MARKET_DATA_STREAM = 'MARKET_DATA';
@@ -49,7 +50,7 @@ export async function ensureStreams(jsm: JetStreamManager, config: Config): Prom
   for (const spec of STREAM_SPECS) {
     const want = desiredConfig(spec, config);
     const existing = await jsm.streams.info(spec.name).catch((err: unknown) => {
-      if (isNotFound(err)) return null;
+      if (isJetStreamNotFound(err, JS_STREAM_NOT_FOUND)) return null;
       throw err;
     });
     if (existing === null) {
@@ -70,11 +71,6 @@ export async function ensureStreams(jsm: JetStreamManager, config: Config): Prom
     }
   }
   return result;
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as { code?: string; api_error?: { err_code?: number } };
-  return e?.code === '404' || e?.api_error?.err_code === 10059;
 }
 
 /** Durable name of storage's consumer on a stream; replication reads its progress too. */

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { daemonPort } from '../daemon-runner.js';
 import type { Logger } from '../log.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName } from '../paths.js';
-import { isAlive, writeFileAtomic } from '../process-util.js';
+import { terminate, writeFileAtomic } from '../process-util.js';
 import { inspectLock } from './lock.js';
 import { RotatingLog, copyTruncateIfLarger } from './rotating-log.js';
 import type { DaemonStatus, SupervisorSnapshot } from './state.js';
@@ -206,10 +206,10 @@ export class Supervisor {
     if (lock.state !== 'live' || lock.info.pid === process.pid) return;
     const pid = lock.info.pid;
     this.log.warn({ name, pid }, 'replacing a daemon left running by an earlier supervisor');
-    process.kill(pid, 'SIGTERM');
-    const deadline = Date.now() + 15_000;
-    while (isAlive(pid) && Date.now() < deadline) await sleep(100);
-    if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+    await terminate(pid, 15_000).catch((err: unknown) => {
+      // The new daemon will then refuse on the live lock and count as a failed start.
+      this.log.error({ name, pid, err: (err as Error).message }, 'could not stop the old daemon');
+    });
   }
 
   private spawn(d: Managed): ChildProcess {
