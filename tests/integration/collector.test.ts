@@ -39,6 +39,21 @@ const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 20_000) => {
   }
 };
 
+/**
+ * Pause the simulator, let the collector publish what it has and stop, then read what the
+ * simulator sent in total and stop it.
+ */
+async function windDown(http: string, sim: RunningDaemon, col: RunningDaemon): Promise<Stats> {
+  await fetch(`${http}/control/pause`, { method: 'POST' });
+  await new Promise((r) => setTimeout(r, 300));
+  col.controller.abort();
+  await col.done;
+  const final = (await (await fetch(`${http}/stats`)).json()) as Stats;
+  sim.controller.abort();
+  await sim.done;
+  return final;
+}
+
 type Stats = { trades: Record<string, { sent: number; firstId: number | null; lastId: number | null }> };
 
 describe('collector -> JetStream with the simulator', () => {
@@ -78,13 +93,7 @@ describe('collector -> JetStream with the simulator', () => {
     expect(await fault.json()).toMatchObject({ ok: true, closed: 1 });
     await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > beforeDisconnect + 300);
 
-    await fetch(`${http}/control/pause`, { method: 'POST' });
-    await new Promise((r) => setTimeout(r, 300));
-    col.controller.abort();
-    await col.done;
-    const final = await stats();
-    sim.controller.abort();
-    await sim.done;
+    const final = await windDown(http, sim, col);
 
     const jsm = await nc.jetstreamManager();
     const info = await jsm.streams.info(MARKET_DATA_STREAM);
@@ -137,13 +146,7 @@ describe('collector -> JetStream with the simulator', () => {
     await startLocalServer(infra.config, 'nats');
     await waitFor(async () => (await col.health()).ok === true, 30_000);
 
-    await fetch(`${http}/control/pause`, { method: 'POST' });
-    await new Promise((r) => setTimeout(r, 300));
-    col.controller.abort();
-    await col.done;
-    const final = await stats();
-    sim.controller.abort();
-    await sim.done;
+    const final = await windDown(http, sim, col);
 
     const totalSent = Object.values(final.trades).reduce((n, s) => n + s.sent, 0);
     await waitFor(async () => !nc.isClosed() && !(await nc.flush().then(() => false, () => true)), 30_000);

@@ -77,6 +77,21 @@ describe('WsFeed against a local server', () => {
     return `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
   }
 
+  function testFeed(
+    url: string,
+    o: { staleAfterMs: number; reconnect: { initialMs: number; maxMs: number }; subscribeMessages?: string[]; onFrame?: (f: string) => void; onReconnect?: (r: string) => void },
+  ): WsFeed {
+    return new WsFeed({
+      spec: { id: 't/0', url, subscribeMessages: o.subscribeMessages ?? [], maxConnectionAgeMs: 3600_000 },
+      staleAfterMs: o.staleAfterMs,
+      reconnect: o.reconnect,
+      stableAfterMs: 60_000,
+      log,
+      onFrame: o.onFrame ?? (() => undefined),
+      onReconnect: o.onReconnect ?? (() => undefined),
+    });
+  }
+
   const waitFor = async (cond: () => boolean, ms = 5000) => {
     const until = Date.now() + ms;
     while (!cond()) {
@@ -96,15 +111,7 @@ describe('WsFeed against a local server', () => {
       });
     });
     const reasons: string[] = [];
-    const feed = new WsFeed({
-      spec: { id: 't/0', url, subscribeMessages: ['sub'], maxConnectionAgeMs: 3600_000 },
-      staleAfterMs: 10_000,
-      reconnect: { initialMs: 20, maxMs: 100 },
-      stableAfterMs: 60_000,
-      log,
-      onFrame: (f) => received.push(f),
-      onReconnect: (r) => reasons.push(r),
-    });
+    const feed = testFeed(url, { staleAfterMs: 10_000, reconnect: { initialMs: 20, maxMs: 100 }, subscribeMessages: ['sub'], onFrame: (f) => received.push(f), onReconnect: (r) => reasons.push(r) });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => received.length === 2);
@@ -120,15 +127,7 @@ describe('WsFeed against a local server', () => {
   it('replaces a connection that goes silent (stale watchdog)', async () => {
     const url = await server((ws) => ws.send('hello'));
     const reasons: string[] = [];
-    const feed = new WsFeed({
-      spec: { id: 't/0', url, subscribeMessages: [], maxConnectionAgeMs: 3600_000 },
-      staleAfterMs: 200,
-      reconnect: { initialMs: 10, maxMs: 50 },
-      stableAfterMs: 60_000,
-      log,
-      onFrame: () => undefined,
-      onReconnect: (r) => reasons.push(r),
-    });
+    const feed = testFeed(url, { staleAfterMs: 200, reconnect: { initialMs: 10, maxMs: 50 }, onReconnect: (r) => reasons.push(r) });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => feed.stats.connects >= 2);
@@ -143,15 +142,7 @@ describe('WsFeed against a local server', () => {
       const timer = setInterval(() => ws.ping(), 50);
       ws.on('close', () => clearInterval(timer));
     });
-    const feed = new WsFeed({
-      spec: { id: 't/0', url, subscribeMessages: [], maxConnectionAgeMs: 3600_000 },
-      staleAfterMs: 200,
-      reconnect: { initialMs: 10, maxMs: 50 },
-      stableAfterMs: 60_000,
-      log,
-      onFrame: () => undefined,
-      onReconnect: () => undefined,
-    });
+    const feed = testFeed(url, { staleAfterMs: 200, reconnect: { initialMs: 10, maxMs: 50 } });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => feed.stats.connects === 1);
@@ -163,15 +154,7 @@ describe('WsFeed against a local server', () => {
 
   it('keeps retrying with backoff while the server is down', async () => {
     const reasons: string[] = [];
-    const feed = new WsFeed({
-      spec: { id: 't/0', url: 'ws://127.0.0.1:1', subscribeMessages: [], maxConnectionAgeMs: 3600_000 },
-      staleAfterMs: 1000,
-      reconnect: { initialMs: 10, maxMs: 40 },
-      stableAfterMs: 60_000,
-      log,
-      onFrame: () => undefined,
-      onReconnect: (r) => reasons.push(r),
-    });
+    const feed = testFeed('ws://127.0.0.1:1', { staleAfterMs: 1000, reconnect: { initialMs: 10, maxMs: 40 }, onReconnect: (r) => reasons.push(r) });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => reasons.length >= 3);
