@@ -47,8 +47,9 @@ export async function provision(config: Config): Promise<ProvisionReport> {
 
   const databaseCreated = await ensurePostgresDatabase(config);
   const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 1, connectionTimeoutMillis: 5000 });
-  // A server that drops an idle connection (restart, shutdown) makes the pool emit 'error'; without
-  // a listener that kills the CLI. A query that fails still rejects and is reported below.
+  // pool.end() can resolve before the last socket has closed; when init then stops the server, the
+  // dropped idle connection makes the pool emit 'error', which without a listener kills the CLI.
+  // A query that fails still rejects and is reported below.
   pool.on('error', () => undefined);
   let brain;
   try {
