@@ -1,20 +1,26 @@
 import type { DataType, Venue } from './config/schema.js';
 
-export type MarketType = 'spot' | 'perpetual' | 'options';
+export type MarketType = 'spot' | 'perpetual' | 'options' | 'index';
 export type Side = 'buy' | 'sell';
+
+/**
+ * What a record is: one of the eight market data types, or a marker the collector leaves where an
+ * orderbook lost sync (stored beside the data so `integrity` can report the hole).
+ */
+export type RecordKind = DataType | 'orderbook_gap';
 
 /** Fields every normalized record carries. Times are epoch milliseconds. */
 export interface RecordBase {
-  dataType: DataType;
+  dataType: RecordKind;
   venue: Venue;
   marketType: MarketType;
-  /** Normalized BASE-QUOTE, e.g. BTC-USDT. */
+  /** Normalized BASE-QUOTE, e.g. BTC-USDT (swaps: BTC-USDT too; market type tells them apart). */
   symbol: string;
-  /** The venue's own instrument id, e.g. BTCUSDT. */
+  /** The venue's own instrument id, e.g. BTCUSDT, BTC-USDT-SWAP. */
   instrument: string;
-  /** Exchange event time. */
+  /** Exchange event time: when the venue says the observation was made. */
   eventTime: number;
-  /** When the collector received the frame. */
+  /** When the collector received the frame or response. */
   receiveTime: number;
 }
 
@@ -28,14 +34,127 @@ export interface TradeRecord extends RecordBase {
   side: Side;
 }
 
-export type MarketRecord = TradeRecord;
+/** [price, quantity] as decimal strings. */
+export type PriceLevel = readonly [price: string, quantity: string];
+
+/** Top-N of a locally maintained, validated book. Never crossed: best bid < best ask. */
+export interface OrderbookRecord extends RecordBase {
+  dataType: 'orderbook';
+  /** The venue's sequence number of the last update applied (Binance u, OKX seqId, Deribit change_id). */
+  lastUpdateId: number;
+  bestBidPrice: string | null;
+  bestAskPrice: string | null;
+  /** Best first. */
+  bids: readonly PriceLevel[];
+  asks: readonly PriceLevel[];
+}
+
+export interface FundingRateRecord extends RecordBase {
+  dataType: 'funding_rate';
+  /** Current (predicted) rate for the running funding interval. */
+  fundingRate: string;
+  /** Epoch ms of the next funding; 0 when the venue does not say. */
+  nextFundingTime: number;
+  markPrice: string | null;
+}
+
+export interface OpenInterestRecord extends RecordBase {
+  dataType: 'open_interest';
+  /** In base currency units (coins), whatever unit the venue counts contracts in. */
+  openInterest: string;
+  /** In quote currency (USD/USDT) when the venue says; null otherwise. */
+  openInterestValue: string | null;
+}
+
+export interface LiquidationRecord extends RecordBase {
+  dataType: 'liquidation';
+  /** The venue's id, or a digest of the event fields where the venue sends none. */
+  liquidationId: string;
+  /** Side of the liquidation order: sell = a long was liquidated. */
+  side: Side;
+  price: string;
+  quantity: string;
+}
+
+/** Top traders' long/short POSITION ratio (Binance topLongShortPositionRatio, OKX ...-top-trader). */
+export interface LsrTopPositionRecord extends RecordBase {
+  dataType: 'lsr_top_position';
+  /** e.g. 5m */
+  period: string;
+  longShortRatio: string;
+  /** Shares of long and short positions (0..1); null where the venue gives only the ratio (OKX). */
+  longPositionPct: string | null;
+  shortPositionPct: string | null;
+}
+
+/** All accounts' long/short ACCOUNT ratio (Binance globalLongShortAccountRatio, OKX ...-account-ratio-contract). */
+export interface LsrAllAccountRecord extends RecordBase {
+  dataType: 'lsr_all_account';
+  period: string;
+  longShortRatio: string;
+  longAccountPct: string | null;
+  shortAccountPct: string | null;
+}
+
+/** DVOL: one candle close, or one live push (resolution `live`). */
+export interface VolatilityIndexRecord extends RecordBase {
+  dataType: 'volatility_index';
+  /** Candle resolution as the venue names it (`60` = 1 min), or `live`. */
+  resolution: string;
+  indexValue: string;
+}
+
+/** Why a book lost sync. */
+export type GapReason = 'sequence_gap' | 'checksum_mismatch' | 'crossed_book' | 'disconnect' | 'snapshot_failed';
+
+/** A hole in one symbol's book stream: from the last good update to the moment the book was resynced. */
+export interface OrderbookGapRecord extends RecordBase {
+  dataType: 'orderbook_gap';
+  reason: GapReason;
+  /** Last update id applied before the gap (0: none yet). */
+  lastUpdateId: number;
+  /** Human-readable detail, e.g. `expected pu 123 got 130`. */
+  detail: string;
+}
+
+export type MarketRecord =
+  | TradeRecord
+  | OrderbookRecord
+  | FundingRateRecord
+  | OpenInterestRecord
+  | LiquidationRecord
+  | LsrTopPositionRecord
+  | LsrAllAccountRecord
+  | VolatilityIndexRecord
+  | OrderbookGapRecord;
 
 /** NATS subject: {data_type}.{venue}.{market_type}.{symbol} */
 export function subjectFor(r: RecordBase): string {
   return `${r.dataType}.${r.venue}.${r.marketType}.${r.symbol}`;
 }
 
-/** Deterministic JetStream Msg-Id, so a re-published observation is dropped by the server. */
+/**
+ * Deterministic JetStream Msg-Id: the same exchange observation always gets the same id, so a
+ * re-published one (reconnect replay, overlapping REST polls) is dropped by the server.
+ */
 export function msgIdFor(r: MarketRecord): string {
-  return `${r.dataType}:${r.venue}:${r.symbol}:${r.tradeId}`;
+  const head = `${r.dataType}:${r.venue}:${r.symbol}`;
+  switch (r.dataType) {
+    case 'trade':
+      return `${head}:${r.tradeId}`;
+    case 'orderbook':
+      return `${head}:${r.lastUpdateId}:${r.eventTime}`;
+    case 'liquidation':
+      return `${head}:${r.liquidationId}`;
+    case 'lsr_top_position':
+    case 'lsr_all_account':
+      return `${head}:${r.period}:${r.eventTime}`;
+    case 'volatility_index':
+      return `${head}:${r.resolution}:${r.eventTime}`;
+    case 'orderbook_gap':
+      return `${head}:${r.lastUpdateId}:${r.eventTime}`;
+    case 'funding_rate':
+    case 'open_interest':
+      return `${head}:${r.eventTime}`;
+  }
 }

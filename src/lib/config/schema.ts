@@ -38,12 +38,18 @@ export type DataType = (typeof DATA_TYPES)[number];
 
 const venueConfig = z.strictObject({
   enabled: z.boolean(),
+  /** Scheme, host and port only: each venue adapter appends its own routes (/stream, /ws/v5/public...). */
   wsUrl: z.string().url(),
   restUrl: z.string().url(),
-  /** Native instrument ids, e.g. BTCUSDT. */
+  /** Native instrument ids (BTCUSDT, BTC-USDT-SWAP); for Deribit DVOL the currency (BTC). */
   symbols: z.array(z.string().min(1)).min(1),
   dataTypes: z.array(z.enum(DATA_TYPES)).min(1),
 });
+
+/** Data types collected by polling REST, and how often each is polled. */
+export const POLLED_DATA_TYPES = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account', 'volatility_index'] as const;
+export type PolledDataType = (typeof POLLED_DATA_TYPES)[number];
+const seconds = z.number().positive();
 
 export const configSchema = z.strictObject({
   nats: z.strictObject({
@@ -66,10 +72,45 @@ export const configSchema = z.strictObject({
   }),
   collector: z.strictObject({
     port,
-    venues: z.strictObject({ binance_spot: venueConfig }),
+    venues: z.strictObject({
+      binance_spot: venueConfig,
+      binance_derivatives: venueConfig,
+      okx_spot: venueConfig,
+      okx_derivatives: venueConfig,
+      deribit_derivatives: venueConfig,
+    }),
     reconnect: z.strictObject({ initialDelayMs: z.number().int().positive(), maxDelayMs: z.number().int().positive() }),
-    /** Seconds without a frame before a connection counts as stale and is replaced. */
+    /**
+     * Seconds without any frame or ping before a connection counts as dead and is replaced. Venues
+     * that ping (or that we ping) keep a quiet connection alive; a silent subscription shows as stale
+     * in health by data age instead.
+     */
     staleAfterSeconds: z.number().positive(),
+    /** Before its first record a venue x data type is `starting`, not `stale`, for this long. */
+    startupGraceSeconds: z.number().min(0),
+    pollIntervalSeconds: z.strictObject({
+      funding_rate: seconds,
+      open_interest: seconds,
+      lsr_top_position: seconds,
+      lsr_all_account: seconds,
+      volatility_index: seconds,
+    }),
+    /** Long/short ratio period asked of the venues (both Binance and OKX know 5m). */
+    lsrPeriod: z.enum(['5m', '15m', '30m', '1h', '2h', '4h', '6h', '12h', '1d']),
+    orderbook: z.strictObject({
+      /** Levels per side in each published snapshot. */
+      depth: z.number().int().min(1).max(1000),
+      /** Published snapshots per symbol per second, at most. */
+      maxSnapshotsPerSecond: z.number().positive().max(1000),
+    }),
+    capture: z.strictObject({
+      /** Write every raw frame with its receive time to gzip JSONL files. */
+      enabled: z.boolean(),
+      /** null: $MPRISM_HOME/capture */
+      dir: z.string().min(1).nullable(),
+      /** A capture file is closed and a new one begun after this many (uncompressed) bytes. */
+      maxFileBytes: z.number().int().min(1024),
+    }),
   }),
   storage: z.strictObject({
     port,

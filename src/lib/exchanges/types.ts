@@ -1,13 +1,14 @@
-import type { DataType, Venue } from '../config/schema.js';
+import type { DataType, PolledDataType, Venue } from '../config/schema.js';
 import { MprismError } from '../errors.js';
+import type { BookChecksum, BookMessage, SequenceRules, SnapshotSource } from '../orderbook/types.js';
 import type { MarketRecord, MarketType } from '../records.js';
 
 /** Why a frame was rejected; becomes the `code` label of mprism_collector_errors_total. */
-export type MalformedFrameCode = 'malformed_json' | 'unexpected_shape' | 'unknown_symbol';
+export type MalformedFrameCode = 'malformed_json' | 'unexpected_shape' | 'unknown_symbol' | 'venue_error';
 
 /**
- * A frame the venue sent that cannot be turned into records. The collector counts and skips it:
- * one bad frame must never take the connection down.
+ * A frame or REST body the venue sent that cannot be turned into records. The collector counts and
+ * skips it: one bad frame must never take the connection down.
  */
 export class MalformedFrameError extends MprismError {
   constructor(
@@ -21,52 +22,146 @@ export class MalformedFrameError extends MprismError {
   }
 }
 
+/** Client-side keepalive for venues that expect us to ping (OKX: text `ping` -> `pong`). */
+export interface Keepalive {
+  /** Text frame to send. */
+  message: string;
+  /** Sent after this long without any frame from the venue. */
+  afterSilenceMs: number;
+}
+
 /** One WebSocket connection to open: where, and what to send once it is open. */
 export interface WsConnectionSpec {
-  /** Stable label for logs and metrics, e.g. `binance_spot/0`. */
+  /** Stable label for logs and metrics, e.g. `binance_derivatives/market/0`. */
   id: string;
   url: string;
-  /** Text frames to send right after the connection opens (subscriptions). */
+  /** Data types this connection carries (health and metrics map connections to streams with it). */
+  dataTypes: readonly DataType[];
+  /** Text frames to send right after the connection opens (subscriptions, heartbeat set-up). */
   subscribeMessages: readonly string[];
-  /** The venue cuts connections at a fixed age; reconnect on our terms before it does. */
+  /** The venue cuts connections at a fixed age; reconnect on our terms before it does. Infinity: never. */
   maxConnectionAgeMs: number;
+  /** null: the venue pings us (Binance), or heartbeats are requested in subscribeMessages (Deribit). */
+  keepalive: Keepalive | null;
+  /**
+   * No frame and no ping for this long: the connection is dead and is replaced. Tuned per feed so
+   * that a quiet symbol is not mistaken for a dead socket; null: the collector's staleAfterSeconds.
+   */
+  staleAfterMs: number | null;
 }
 
 /** What the transport must do about a frame that carried no records. */
 export type ControlAction =
   | { kind: 'none' }
   /** The venue announced it will drop us, or refused a subscription: open a fresh connection. */
-  | { kind: 'reconnect'; reason: string };
+  | { kind: 'reconnect'; reason: string }
+  /** The venue asked for an answer on this connection (Deribit `test_request`). */
+  | { kind: 'send'; message: string };
+
+/** Receives what one frame holds; normalize() calls it synchronously, in frame order. */
+export interface FrameSink {
+  record(record: MarketRecord): void;
+  book(message: BookMessage): void;
+}
+
+/** One HTTP GET against the venue. */
+export interface RestRequest {
+  url: string;
+  /** Cost against the venue's rate budget (Binance request weight; 1 elsewhere). */
+  weight: number;
+}
+
+/** A REST endpoint polled at an interval; each response becomes 0..n records. */
+export interface RestPoll extends RestRequest {
+  /** Stable label, e.g. `binance_derivatives/open_interest/BTCUSDT`. */
+  id: string;
+  dataType: PolledDataType;
+  instrument: string;
+  intervalMs: number;
+  /**
+   * Records in the body. Each carries the exchange's own timestamp as eventTime, so polling the same
+   * observation twice publishes it once (same Msg-Id). Throws MalformedFrameError.
+   */
+  parse(body: string, receiveTime: number): MarketRecord[];
+}
+
+/** A venue's REST rate limit, as the collector budgets it (per IP). */
+export interface RateLimitPolicy {
+  /** Weight allowed per window; the collector keeps below it with a safety margin. */
+  weightPerWindow: number;
+  windowMs: number;
+  /** Response header with the weight already used in the current window (Binance `x-mbx-used-weight-1m`). */
+  usedWeightHeader: string | null;
+}
+
+/** Orderbook support of a venue. */
+export interface BookSupport {
+  rules: SequenceRules;
+  source: SnapshotSource;
+  /** source `rest`: the snapshot request for one instrument. */
+  snapshotRequest?(restBaseUrl: string, instrument: string): RestRequest;
+  /** source `rest`: the snapshot body as a `snapshot` BookMessage. Throws MalformedFrameError. */
+  parseSnapshot?(body: string, instrument: string, receiveTime: number): BookMessage;
+  /** source `stream`: frames that make the venue push a fresh snapshot of one instrument (unsubscribe + subscribe). */
+  resubscribe?(instrument: string): string[];
+  /** Set where the venue sends a checksum to verify the book against. */
+  checksum?: BookChecksum;
+}
+
+export interface PollOptions {
+  /** Poll interval per data type, ms. */
+  intervalMs: Readonly<Record<PolledDataType, number>>;
+  /** Long/short ratio period, e.g. 5m. */
+  lsrPeriod: string;
+}
 
 /**
- * One venue's WebSocket market data: subscription plan plus pure, synchronous parsing.
- * Transport (feeds/) and publishing (bus/) stay outside, so an adapter is testable on captured frames.
+ * One venue's market data: WebSocket subscription plan, pure synchronous parsing, REST polls and
+ * orderbook rules. Transport (feeds/) and publishing (bus/) stay outside, so an adapter is
+ * testable on captured frames.
  */
 export interface VenueAdapter {
   readonly venue: Venue;
   readonly marketType: MarketType;
-  /** Data types this adapter can collect over WebSocket. */
+  /** Data types this adapter collects over WebSocket. */
   readonly wsDataTypes: readonly DataType[];
+  /** Data types this adapter collects by polling REST. */
+  readonly polledDataTypes: readonly PolledDataType[];
   /**
-   * Connections needed for these native symbols and data types. A venue may need several
-   * (per-connection stream limits, or data types routed to different endpoints).
+   * Connections needed for these native symbols and (WebSocket) data types. A venue may need several
+   * (per-connection stream limits, or data types routed to different endpoints). `baseUrl` is
+   * scheme://host[:port][/prefix]; the adapter appends its routes.
    */
   connections(baseUrl: string, symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[];
   /**
-   * 0..n records from one text frame. Subscription acks and other control frames yield nothing.
-   * Throws MalformedFrameError for frames that are not what the venue documents.
+   * Hands the records and book messages of one text frame to `out`. Subscription acks, pongs and
+   * other control frames yield nothing. Throws MalformedFrameError for frames that are not what the
+   * venue documents (after handing out nothing).
    */
-  normalize(frame: string, receiveTime: number): Iterable<MarketRecord>;
-  /** Only asked about frames that yielded no records, so data frames are parsed once. */
+  normalize(frame: string, receiveTime: number, out: FrameSink): void;
+  /** Only asked about frames that yielded nothing, so data frames are parsed once. */
   control(frame: string): ControlAction;
+  /** REST polls for these symbols and polled data types. */
+  polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[];
+  readonly rateLimit: RateLimitPolicy;
+  /** null: no orderbooks from this venue. */
+  readonly book: BookSupport | null;
+}
+
+/** Everything one frame holds, collected (tests, benchmarks, replay tools). */
+export function normalizeAll(adapter: VenueAdapter, frame: string, receiveTime: number): { records: MarketRecord[]; books: BookMessage[] } {
+  const records: MarketRecord[] = [];
+  const books: BookMessage[] = [];
+  adapter.normalize(frame, receiveTime, { record: (r) => records.push(r), book: (m) => books.push(m) });
+  return { records, books };
 }
 
 /** JSON.parse that reports failure as a MalformedFrameError instead of a SyntaxError. */
-export function parseFrame(frame: string): unknown {
+export function parseFrame(frame: string, dataType: DataType | null = null): unknown {
   try {
     return JSON.parse(frame) as unknown;
   } catch (err) {
-    throw new MalformedFrameError('malformed_json', `frame is not JSON: ${frame.slice(0, 80)}`, null, { cause: err });
+    throw new MalformedFrameError('malformed_json', `not JSON: ${frame.slice(0, 80)}`, dataType, { cause: err });
   }
 }
 

@@ -1,4 +1,4 @@
-import type { DataType } from '../config/schema.js';
+import type { RecordKind } from '../records.js';
 import { selectRows, type ClickHouseClient, type Dialect } from './client.js';
 import { ident, qualified, str } from './sql.js';
 
@@ -23,7 +23,7 @@ export interface ColumnSpec {
 
 export interface TableSpec {
   table: string;
-  dataType: DataType;
+  dataType: RecordKind;
   columns: readonly ColumnSpec[];
   /** Event time (epoch ms): partitions, replication windows and freshness are all computed on it. */
   timeColumn: string;
@@ -53,7 +53,7 @@ const BASE_COLUMNS: readonly ColumnSpec[] = [
   col('receive_time', TIME),
 ];
 
-function spec(dataType: DataType, table: string, own: readonly ColumnSpec[], identity: readonly string[]): TableSpec {
+function spec(dataType: RecordKind, table: string, own: readonly ColumnSpec[], identity: readonly string[]): TableSpec {
   return Object.freeze({
     table,
     dataType,
@@ -121,8 +121,9 @@ export const TABLES: readonly TableSpec[] = Object.freeze([
     [
       col('period', LABEL),
       col('long_short_ratio', PRICE),
-      col('long_position_pct', PRICE),
-      col('short_position_pct', PRICE),
+      // null where the venue publishes only the ratio (OKX).
+      col('long_position_pct', OPTIONAL_PRICE),
+      col('short_position_pct', OPTIONAL_PRICE),
     ],
     ['period'],
   ),
@@ -132,8 +133,8 @@ export const TABLES: readonly TableSpec[] = Object.freeze([
     [
       col('period', LABEL),
       col('long_short_ratio', PRICE),
-      col('long_account_pct', PRICE),
-      col('short_account_pct', PRICE),
+      col('long_account_pct', OPTIONAL_PRICE),
+      col('short_account_pct', OPTIONAL_PRICE),
     ],
     ['period'],
   ),
@@ -143,18 +144,26 @@ export const TABLES: readonly TableSpec[] = Object.freeze([
     [col('resolution', LABEL), col('index_value', PRICE)],
     ['resolution'],
   ),
+  // Not market data: where an orderbook lost sync, so integrity can report holes in the book stream.
+  spec(
+    'orderbook_gap',
+    'orderbook_gaps',
+    [col('last_update_id', { kind: 'uint64' }), col('reason', LABEL), col('detail', { kind: 'text' })],
+    ['last_update_id'],
+  ),
 ]);
 
-export function tableFor(dataType: DataType): TableSpec {
+export function tableFor(dataType: RecordKind): TableSpec {
   const found = TABLES.find((t) => t.dataType === dataType);
   if (!found) throw new RangeError(`no table for data type ${dataType}`);
   return found;
 }
 
-function renderType(type: ColumnType, dialect: Dialect): string {
+/** The column type as system.columns names it (no codec). */
+function typeName(type: ColumnType, dialect: Dialect): string {
   switch (type.kind) {
     case 'timeMs':
-      return dialect.legacy ? 'UInt64' : 'UInt64 CODEC(Delta, ZSTD(1))';
+      return 'UInt64';
     case 'label':
       return dialect.legacy ? 'String' : 'LowCardinality(String)';
     case 'text':
@@ -168,6 +177,10 @@ function renderType(type: ColumnType, dialect: Dialect): string {
     case 'decimalArray':
       return `Array(Decimal(${type.precision}, ${type.scale}))`;
   }
+}
+
+function renderType(type: ColumnType, dialect: Dialect): string {
+  return type.kind === 'timeMs' && !dialect.legacy ? 'UInt64 CODEC(Delta, ZSTD(1))' : typeName(type, dialect);
 }
 
 /** UTC day of the time column, e.g. 20240131; also what OPTIMIZE ... PARTITION takes. */
@@ -194,25 +207,53 @@ export function renderCreateTable(spec: TableSpec, database: string, dialect: Di
   ].join('\n');
 }
 
-/** Creates the database and any missing table; safe to run at every start. */
+/**
+ * ALTERs that bring an existing table to its spec: missing columns are added, non-key columns whose
+ * type changed are modified (e.g. a column made Nullable). Key columns are never altered.
+ */
+export function migrationsFor(spec: TableSpec, database: string, dialect: Dialect, have: ReadonlyMap<string, string>): string[] {
+  const table = qualified(database, spec.table);
+  const out: string[] = [];
+  let previous: string | null = null;
+  for (const c of spec.columns) {
+    const current = have.get(c.name);
+    if (current === undefined) {
+      out.push(`ALTER TABLE ${table} ADD COLUMN ${ident(c.name)} ${renderType(c.type, dialect)}${previous === null ? '' : ` AFTER ${ident(previous)}`}`);
+    } else if (current !== typeName(c.type, dialect) && !spec.key.includes(c.name)) {
+      out.push(`ALTER TABLE ${table} MODIFY COLUMN ${ident(c.name)} ${renderType(c.type, dialect)}`);
+    }
+    previous = c.name;
+  }
+  return out;
+}
+
+/** Creates the database and any missing table, and migrates existing ones; safe to run at every start. */
 export async function ensureSchema(
   client: ClickHouseClient,
   database: string,
   dialect: Dialect,
-): Promise<{ created: string[]; existing: string[] }> {
+): Promise<{ created: string[]; existing: string[]; migrated: string[] }> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(database)}` });
   const present = new Set(await existingTables(client, database));
   const created: string[] = [];
   const existing: string[] = [];
+  const migrated: string[] = [];
   for (const spec of TABLES) {
-    if (present.has(spec.table)) {
-      existing.push(spec.table);
+    if (!present.has(spec.table)) {
+      await client.command({ query: renderCreateTable(spec, database, dialect) });
+      created.push(spec.table);
       continue;
     }
-    await client.command({ query: renderCreateTable(spec, database, dialect) });
-    created.push(spec.table);
+    existing.push(spec.table);
+    const columns = await selectRows<{ name: string; type: string }>(
+      client,
+      `SELECT name, type FROM system.columns WHERE database = ${str(database)} AND table = ${str(spec.table)}`,
+    );
+    const alters = migrationsFor(spec, database, dialect, new Map(columns.map((c) => [c.name, c.type])));
+    for (const query of alters) await client.command({ query });
+    if (alters.length > 0) migrated.push(spec.table);
   }
-  return { created, existing };
+  return { created, existing, migrated };
 }
 
 export async function existingTables(client: ClickHouseClient, database: string): Promise<string[]> {

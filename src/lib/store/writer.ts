@@ -1,4 +1,4 @@
-import type { MarketRecord } from '../records.js';
+import type { MarketRecord, PriceLevel, RecordBase } from '../records.js';
 import { EncodedRow, selectRows, type ClickHouseClient } from './client.js';
 import { formatDecimal, InvalidValueError } from './decimal.js';
 import { ident, qualified, str, uint } from './sql.js';
@@ -15,19 +15,58 @@ type RecordOf<K extends MarketRecord['dataType']> = Extract<MarketRecord, { data
  * object fail to compile until its mapping is added; the table spec already has the columns.
  */
 const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Row } = {
-  trade: (r) => ({
+  trade: (r) => ({ ...baseRow(r), trade_id: r.tradeId, price: r.price, quantity: r.quantity, side: r.side }),
+  orderbook: (r) => ({
+    ...baseRow(r),
+    last_update_id: r.lastUpdateId,
+    best_bid_price: r.bestBidPrice,
+    best_ask_price: r.bestAskPrice,
+    bid_prices: levelsColumn(r.bids, 0),
+    bid_quantities: levelsColumn(r.bids, 1),
+    ask_prices: levelsColumn(r.asks, 0),
+    ask_quantities: levelsColumn(r.asks, 1),
+  }),
+  funding_rate: (r) => ({ ...baseRow(r), funding_rate: r.fundingRate, next_funding_time: r.nextFundingTime, mark_price: r.markPrice }),
+  open_interest: (r) => ({ ...baseRow(r), open_interest: r.openInterest, open_interest_value: r.openInterestValue }),
+  liquidation: (r) => ({ ...baseRow(r), liquidation_id: r.liquidationId, side: r.side, price: r.price, quantity: r.quantity }),
+  lsr_top_position: (r) => ({
+    ...baseRow(r),
+    period: r.period,
+    long_short_ratio: r.longShortRatio,
+    long_position_pct: r.longPositionPct,
+    short_position_pct: r.shortPositionPct,
+  }),
+  lsr_all_account: (r) => ({
+    ...baseRow(r),
+    period: r.period,
+    long_short_ratio: r.longShortRatio,
+    long_account_pct: r.longAccountPct,
+    short_account_pct: r.shortAccountPct,
+  }),
+  volatility_index: (r) => ({ ...baseRow(r), resolution: r.resolution, index_value: r.indexValue }),
+  orderbook_gap: (r) => ({ ...baseRow(r), last_update_id: r.lastUpdateId, reason: r.reason, detail: r.detail }),
+};
+
+function baseRow(r: RecordBase): Record<string, Cell> {
+  return {
     venue: r.venue,
     market_type: r.marketType,
     symbol: r.symbol,
     instrument: r.instrument,
     event_time: r.eventTime,
     receive_time: r.receiveTime,
-    trade_id: r.tradeId,
-    price: r.price,
-    quantity: r.quantity,
-    side: r.side,
-  }),
-};
+  };
+}
+
+/** Parallel-array column of a side's levels; a level that is not a pair surfaces as a missing value. */
+function levelsColumn(levels: readonly PriceLevel[], index: 0 | 1): string[] {
+  if (!Array.isArray(levels)) throw new InvalidValueError('orderbook side is not an array');
+  return levels.map((l) => {
+    const v: unknown = Array.isArray(l) ? l[index] : undefined;
+    if (typeof v !== 'string') throw new InvalidValueError(`orderbook level is not a [price, quantity] pair of strings: ${JSON.stringify(l)}`);
+    return v;
+  });
+}
 
 export function recordToRow(record: MarketRecord): Row {
   const mapper = ROW_MAPPERS[record.dataType] as ((r: MarketRecord) => Row) | undefined;
