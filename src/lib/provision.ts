@@ -12,7 +12,7 @@ import { ensureSchema } from './store/tables.js';
 /** What provisioning created; all-empty `created` means the platform was already in place. */
 export interface ProvisionReport {
   streams: { created: string[]; updated: string[]; unchanged: string[] };
-  clickhouse: { server: 'hot' | 'cold'; database: string; version: string; created: string[]; existing: string[] }[];
+  clickhouse: { server: 'hot' | 'cold'; database: string; version: string; created: string[]; existing: string[]; migrated: string[] }[];
   postgres: { databaseCreated: boolean; created: string[]; existing: string[] };
   changed: boolean;
 }
@@ -61,7 +61,7 @@ export async function provision(config: Config): Promise<ProvisionReport> {
   }
 
   const changed =
-    streams.created.length + streams.updated.length + brain.created.length + clickhouse.reduce((n, c) => n + c.created.length, 0) > 0 ||
+    streams.created.length + streams.updated.length + brain.created.length + clickhouse.reduce((n, c) => n + c.created.length + c.migrated.length, 0) > 0 ||
     databaseCreated;
   return { streams, clickhouse, postgres: { databaseCreated, ...brain }, changed };
 }

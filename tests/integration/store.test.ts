@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TradeRecord } from '../../src/lib/records.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
-import { ensureSchema, TABLES } from '../../src/lib/store/tables.js';
+import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
-import { tradeAt } from '../helpers/records.js';
+import { oneOfEachKind, tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 let infra: TestInfra;
@@ -29,7 +29,7 @@ function trade(i: number, overrides: Partial<TradeRecord> = {}): TradeRecord {
 const countTrades = async () => Number((await selectRows<{ n: string }>(hot, `SELECT count() AS n FROM ${db}.trades`))[0]?.n);
 
 describe('ClickHouse store on 18.16', () => {
-  it('detects the legacy dialect and creates all eight tables once', async () => {
+  it('detects the legacy dialect and creates every table once', async () => {
     const dialect = await detectDialect(hot);
     expect(dialect).toMatchObject({ major: 18, minor: 16, legacy: true });
     const first = await ensureSchema(hot, db, dialect);
@@ -74,5 +74,40 @@ describe('ClickHouse store on 18.16', () => {
   it('treats the same trade id on another symbol as a different row', async () => {
     const r = await insertRecords(hot, db, [trade(100, { symbol: 'ETH-USDT', instrument: 'ETHUSDT' })], { skipExisting: true });
     expect(r).toEqual({ inserted: 1, skipped: 0 });
+  });
+
+  it('stores one record of every kind in its table, null decimals and level arrays included', async () => {
+    const t = 1_704_153_600_000;
+    const records = oneOfEachKind(t);
+    expect(new Set(records.map((r) => r.dataType)).size).toBe(TABLES.length);
+    expect(await insertRecords(hot, db, records, { skipExisting: true })).toEqual({ inserted: TABLES.length, skipped: 0 });
+    expect(await insertRecords(hot, db, records, { skipExisting: true })).toEqual({ inserted: 0, skipped: TABLES.length });
+    for (const r of records) {
+      const [row] = await selectRows<Record<string, unknown>>(hot, `SELECT * FROM ${db}.${tableFor(r.dataType).table} WHERE event_time = ${t}`);
+      expect(row, r.dataType).toMatchObject({ venue: r.venue, symbol: r.symbol, event_time: String(t) });
+    }
+    const [book] = await selectRows<{ b: string[]; aq: string[]; bb: string }>(
+      hot,
+      `SELECT arrayMap(x -> toString(x), bid_prices) AS b, arrayMap(x -> toString(x), ask_quantities) AS aq, toString(best_bid_price) AS bb FROM ${db}.orderbooks WHERE event_time = ${t}`,
+    );
+    expect(book).toEqual({ b: ['42000.100000000000000000', '42000.000000000000000000'], aq: ['3.000000000000000000', '2.250000000000000000'], bb: '42000.100000000000000000' });
+    const [lsr] = await selectRows<{ l: string | null }>(hot, `SELECT long_account_pct AS l FROM ${db}.lsr_all_accounts WHERE event_time = ${t}`);
+    expect(lsr?.l).toBeNull();
+  });
+
+  it('migrates a table created before a column became Nullable, keeping its rows', async () => {
+    const dialect = await detectDialect(hot);
+    const legacyDb = `${db}_legacy`;
+    await hot.command({ query: `CREATE DATABASE IF NOT EXISTS ${legacyDb}` });
+    // The lsr_all_accounts table as the walking skeleton created it: shares not nullable.
+    await hot.command({
+      query: `CREATE TABLE ${legacyDb}.lsr_all_accounts (venue String, market_type String, symbol String, instrument String, event_time UInt64, receive_time UInt64, period String, long_short_ratio Decimal(38, 18), long_account_pct Decimal(38, 18), short_account_pct Decimal(38, 18)) ENGINE = ReplacingMergeTree PARTITION BY toYYYYMMDD(toDateTime(intDiv(event_time, 1000), 'UTC')) ORDER BY (event_time, venue, symbol, period)`,
+    });
+    await hot.command({ query: `INSERT INTO ${legacyDb}.lsr_all_accounts VALUES ('binance_derivatives', 'perpetual', 'BTC-USDT', 'BTCUSDT', 1, 2, '5m', 1.5, 0.6, 0.4)` });
+    const r = await ensureSchema(hot, legacyDb, dialect);
+    expect(r.migrated).toEqual(['lsr_all_accounts']);
+    expect((await ensureSchema(hot, legacyDb, dialect)).migrated).toEqual([]);
+    const [row] = await selectRows<{ n: string; t: string }>(hot, `SELECT count() AS n, any(toTypeName(long_account_pct)) AS t FROM ${legacyDb}.lsr_all_accounts`);
+    expect(row).toEqual({ n: '1', t: 'Nullable(Decimal(38, 18))' });
   });
 });

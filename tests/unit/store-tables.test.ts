@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DATA_TYPES } from '../../src/lib/config/schema.js';
 import { dialectFromVersion } from '../../src/lib/store/client.js';
-import { partitionOf, renderCreateTable, TABLES, tableFor } from '../../src/lib/store/tables.js';
+import { migrationsFor, partitionOf, renderCreateTable, TABLES, tableFor } from '../../src/lib/store/tables.js';
 
 const legacy = dialectFromVersion('18.16.1');
 const modern = dialectFromVersion('24.8.4.13');
@@ -20,7 +20,7 @@ describe('dialect detection', () => {
 });
 
 describe('table specs', () => {
-  it('has one table per data type, named as the plural', () => {
+  it('has one table per data type, named as the plural, plus the orderbook gap markers', () => {
     expect(TABLES.map((t) => t.table)).toEqual([
       'orderbooks',
       'trades',
@@ -30,6 +30,7 @@ describe('table specs', () => {
       'lsr_top_positions',
       'lsr_all_accounts',
       'volatility_indices',
+      'orderbook_gaps',
     ]);
     for (const dt of DATA_TYPES) expect(tableFor(dt).dataType).toBe(dt);
   });
@@ -113,5 +114,18 @@ describe('renderCreateTable', () => {
       const names = (ddl: string) => [...ddl.matchAll(/^ {4}`(\w+)`/gm)].map((m) => m[1]);
       expect(names(renderCreateTable(t, 'a', legacy))).toEqual(names(renderCreateTable(t, 'b', modern)));
     }
+  });
+
+  it('migrates an existing table by adding missing columns and modifying changed non-key ones only', () => {
+    const spec = tableFor('lsr_all_account');
+    const have = new Map(spec.columns.map((c) => [c.name, c.name.endsWith('_pct') ? 'Decimal(38, 18)' : c.name === 'long_short_ratio' ? 'Decimal(38, 18)' : /time/.test(c.name) ? 'UInt64' : 'String']));
+    have.delete('receive_time');
+    expect(migrationsFor(spec, 'db', legacy, have)).toEqual([
+      'ALTER TABLE `db`.`lsr_all_accounts` ADD COLUMN `receive_time` UInt64 AFTER `event_time`',
+      'ALTER TABLE `db`.`lsr_all_accounts` MODIFY COLUMN `long_account_pct` Nullable(Decimal(38, 18))',
+      'ALTER TABLE `db`.`lsr_all_accounts` MODIFY COLUMN `short_account_pct` Nullable(Decimal(38, 18))',
+    ]);
+    const changedKey = new Map(have).set('period', 'UInt8').set('receive_time', 'UInt64');
+    expect(migrationsFor(spec, 'db', legacy, changedKey).some((q) => q.includes('`period`'))).toBe(false);
   });
 });

@@ -16,7 +16,8 @@ export interface StreamSpec {
 export const STREAM_SPECS: readonly StreamSpec[] = [
   {
     name: MARKET_DATA_STREAM,
-    subjects: DATA_TYPES.filter((t) => t !== 'orderbook').map((t) => `${t}.>`),
+    // Gap markers ride with the market data: small, and they must outlive the snapshots they explain.
+    subjects: [...DATA_TYPES.filter((t) => t !== 'orderbook'), 'orderbook_gap'].map((t) => `${t}.>`),
     maxAgeHours: 72,
   },
   { name: ORDERBOOK_STREAM, subjects: ['orderbook.>'], maxAgeHours: 24 },
