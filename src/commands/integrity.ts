@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { IntegrityReport } from '../lib/checks/integrity.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed, UsageError } from '../lib/errors.js';
-import { dim, green, parseDuration, printJson, println, red, stateColor, table } from './output.js';
+import { dim, green, parseDuration, printJson, println, red, stateColor, table, yellow } from './output.js';
 
 export function parseSince(text: string): number {
   try {
@@ -30,6 +30,8 @@ function render(r: IntegrityReport, verbose: boolean): void {
     for (const w of shown) println(`  ${t.table} ${w.start} .. ${w.end}: hot ${w.hot}, cold ${w.cold} ${stateColor(w.status)}`);
     for (const p of t.problems) println(red(`  ${t.table}: ${p}`));
   }
+  for (const w of r.warnings) println(yellow(`  ${w}`));
+  if (verbose) for (const g of r.bookGaps) println(`  gap ${g.at} ${g.venue} ${g.symbol} ${g.reason}: ${g.detail}`);
   println(dim(`since ${r.since}`));
   println(r.ok ? green('integrity ok') : red("integrity problems found: run 'mprism repair'"));
 }

@@ -2,9 +2,10 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
 import { alignDown } from '../replication/windows.js';
-import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
+import { createClickHouse, ensureReachable, selectRows, type ClickHouseClient } from '../store/client.js';
 import { countBuckets, type BucketCount } from '../store/queries.js';
-import { existingTables, TABLES, type TableSpec } from '../store/tables.js';
+import { qualified, uint } from '../store/sql.js';
+import { existingTables, TABLES, tableFor, type TableSpec } from '../store/tables.js';
 
 /*
  * `mprism integrity --json` prints an IntegrityReport; its shape is a contract (the brain stores it,
@@ -22,8 +23,17 @@ import { existingTables, TABLES, type TableSpec } from '../store/tables.js';
  *     "replicationLagSeconds": 31.5,      // now - replication watermark; null: none recorded here
  *     "windows": [{ "start": "...", "end": "...", "hot": 120, "cold": 120, "status": "ok" }],
  *     "problems": ["2024-05-01T11:58:00.000Z..2024-05-01T11:59:00.000Z short: hot 120, cold 60"]
- *   }]
+ *   }],
+ *   "bookGaps": [{                      // orderbook resyncs since `since` (from hot orderbook_gaps), newest first
+ *     "at": "...", "venue": "binance_spot", "symbol": "BTC-USDT", "reason": "sequence_gap",
+ *     "lastUpdateId": 123, "detail": "expected U 124, got 130"
+ *   }],
+ *   "bookGapCount": 1,                  // all of them; bookGaps lists at most BOOK_GAPS_LISTED
+ *   "warnings": ["binance_spot BTC-USDT: 1 orderbook gap"]
  * }
+ *
+ * Book gaps are warnings, not problems: the book stream has a hole there, and nothing can re-fetch a
+ * past book, so failing (and alerting every run for an hour) would ask for a repair that cannot exist.
  *
  * Window counts are distinct keys, so duplicates never make a window short or excess; they are counted
  * per table instead. Windows with no row on either server are left out.
@@ -34,7 +44,22 @@ export interface IntegrityReport {
   since: string;
   now: string;
   tables: TableIntegrity[];
+  bookGaps: BookGap[];
+  bookGapCount: number;
+  warnings: string[];
 }
+
+export interface BookGap {
+  at: string;
+  venue: string;
+  symbol: string;
+  reason: string;
+  lastUpdateId: number;
+  detail: string;
+}
+
+/** Enough to see a pattern; the count says how many there were in all. */
+export const BOOK_GAPS_LISTED = 50;
 
 export interface TableIntegrity {
   table: string;
@@ -123,6 +148,35 @@ function tableReport(
   };
 }
 
+async function bookGaps(
+  client: ClickHouseClient,
+  database: string,
+  range: { start: number; end: number },
+): Promise<{ listed: BookGap[]; count: number; perStream: { venue: string; symbol: string; n: number; reasons: string }[] }> {
+  const table = qualified(database, tableFor('orderbook_gap').table);
+  const where = `WHERE event_time >= ${uint(range.start)} AND event_time < ${uint(range.end)}`;
+  const rows = await selectRows<{ event_time: string; venue: string; symbol: string; reason: string; last_update_id: string; detail: string }>(
+    client,
+    `SELECT event_time, venue, symbol, reason, last_update_id, detail FROM ${table} FINAL ${where} ORDER BY event_time DESC LIMIT ${BOOK_GAPS_LISTED}`,
+  );
+  const perStream = await selectRows<{ venue: string; symbol: string; n: string; reasons: string }>(
+    client,
+    `SELECT venue, symbol, count() AS n, arrayStringConcat(groupUniqArray(reason), ', ') AS reasons FROM ${table} FINAL ${where} GROUP BY venue, symbol ORDER BY venue, symbol`,
+  );
+  return {
+    listed: rows.map((r) => ({
+      at: new Date(Number(r.event_time)).toISOString(),
+      venue: r.venue,
+      symbol: r.symbol,
+      reason: r.reason,
+      lastUpdateId: Number(r.last_update_id),
+      detail: r.detail,
+    })),
+    count: perStream.reduce((n, g) => n + Number(g.n), 0),
+    perStream: perStream.map((g) => ({ venue: g.venue, symbol: g.symbol, n: Number(g.n), reasons: g.reasons })),
+  };
+}
+
 function readWatermarks(config: Config): { get(table: string): number | null; error: string | null } {
   try {
     const store = new WatermarkStore(watermarkFile(config.home));
@@ -168,11 +222,17 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       if (watermarks.error) t.problems.push(watermarks.error);
       tables.push(t);
     }
+    const gaps = hotTables.includes(tableFor('orderbook_gap').table)
+      ? await bookGaps(hot, config.clickhouse.hot.database, range)
+      : { listed: [], count: 0, perStream: [] };
     return {
       ok: tables.every((t) => t.problems.length === 0),
       since: new Date(from).toISOString(),
       now: new Date(now).toISOString(),
       tables,
+      bookGaps: gaps.listed,
+      bookGapCount: gaps.count,
+      warnings: gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`),
     };
   } finally {
     await Promise.all([hot.close(), cold.close()]);
