@@ -4,8 +4,10 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { backoffDelay } from '../../src/lib/backoff.js';
+import { DATA_TYPES } from '../../src/lib/config/schema.js';
+import type { WsConnectionSpec } from '../../src/lib/exchanges/types.js';
 import { freshness, staleThresholdMs } from '../../src/lib/feeds/freshness.js';
-import { WsFeed, nextAttempt, watchdogVerdict } from '../../src/lib/feeds/ws-feed.js';
+import { WsFeed, keepaliveDue, nextAttempt, watchdogVerdict, type FeedDisconnect } from '../../src/lib/feeds/ws-feed.js';
 
 const log = pino({ level: 'silent' });
 
@@ -49,15 +51,36 @@ describe('nextAttempt', () => {
 describe('freshness', () => {
   const input = { now: 1_000_000, startedAt: 990_000, lastSuccessAt: null, thresholdMs: staleThresholdMs('trade'), graceMs: 30_000 };
 
-  it('is starting within the grace period before the first record, stale after it', () => {
+  it('is starting within the grace period before the first record, stale after it (acked but silent subscription)', () => {
     expect(freshness(input)).toBe('starting');
     expect(freshness({ ...input, startedAt: 900_000 })).toBe('stale');
   });
 
   it('uses a 60 s threshold for trades', () => {
-    expect(staleThresholdMs('trade')).toBe(60_000);
     expect(freshness({ ...input, lastSuccessAt: 941_000 })).toBe('fresh');
     expect(freshness({ ...input, lastSuccessAt: 940_000 })).toBe('stale');
+  });
+
+  it('has the documented threshold per data type', () => {
+    expect(Object.fromEntries(DATA_TYPES.map((t) => [t, staleThresholdMs(t) / 1000]))).toEqual({
+      trade: 60,
+      orderbook: 60,
+      liquidation: 3600,
+      funding_rate: 28_800,
+      open_interest: 28_800,
+      lsr_top_position: 28_800,
+      lsr_all_account: 28_800,
+      volatility_index: 28_800,
+    });
+  });
+});
+
+describe('keepaliveDue', () => {
+  it('pings once per silence period after the last frame or ping', () => {
+    expect(keepaliveDue({ now: 25_000, lastFrameAt: 0, lastKeepaliveAt: 0, afterSilenceMs: 25_000 })).toBe(true);
+    expect(keepaliveDue({ now: 24_999, lastFrameAt: 0, lastKeepaliveAt: 0, afterSilenceMs: 25_000 })).toBe(false);
+    expect(keepaliveDue({ now: 30_000, lastFrameAt: 0, lastKeepaliveAt: 25_000, afterSilenceMs: 25_000 })).toBe(false);
+    expect(keepaliveDue({ now: 50_000, lastFrameAt: 0, lastKeepaliveAt: 25_000, afterSilenceMs: 25_000 })).toBe(true);
   });
 });
 
@@ -79,16 +102,24 @@ describe('WsFeed against a local server', () => {
 
   function testFeed(
     url: string,
-    o: { staleAfterMs: number; reconnect: { initialMs: number; maxMs: number }; subscribeMessages?: string[]; onFrame?: (f: string) => void; onReconnect?: (r: string) => void },
+    o: {
+      staleAfterMs: number;
+      reconnect: { initialMs: number; maxMs: number };
+      spec?: Partial<WsConnectionSpec>;
+      onFrame?: (f: string) => boolean;
+      onDisconnect?: (d: FeedDisconnect) => void;
+      handoverTimeoutMs?: number;
+    },
   ): WsFeed {
     return new WsFeed({
-      spec: { id: 't/0', url, subscribeMessages: o.subscribeMessages ?? [], maxConnectionAgeMs: 3600_000 },
+      spec: { id: 't/0', url, dataTypes: ['trade'], subscribeMessages: [], maxConnectionAgeMs: 3600_000, keepalive: null, staleAfterMs: null, ...o.spec },
       staleAfterMs: o.staleAfterMs,
       reconnect: o.reconnect,
       stableAfterMs: 60_000,
       log,
-      onFrame: o.onFrame ?? (() => undefined),
-      onReconnect: o.onReconnect ?? (() => undefined),
+      onFrame: o.onFrame ?? (() => true),
+      onDisconnect: o.onDisconnect ?? (() => undefined),
+      handoverTimeoutMs: o.handoverTimeoutMs,
     });
   }
 
@@ -111,7 +142,13 @@ describe('WsFeed against a local server', () => {
       });
     });
     const reasons: string[] = [];
-    const feed = testFeed(url, { staleAfterMs: 10_000, reconnect: { initialMs: 20, maxMs: 100 }, subscribeMessages: ['sub'], onFrame: (f) => received.push(f), onReconnect: (r) => reasons.push(r) });
+    const feed = testFeed(url, {
+      staleAfterMs: 10_000,
+      reconnect: { initialMs: 20, maxMs: 100 },
+      spec: { subscribeMessages: ['sub'] },
+      onFrame: (f) => received.push(f) > 0,
+      onDisconnect: (d) => reasons.push(d.reason),
+    });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => received.length === 2);
@@ -127,7 +164,7 @@ describe('WsFeed against a local server', () => {
   it('replaces a connection that goes silent (stale watchdog)', async () => {
     const url = await server((ws) => ws.send('hello'));
     const reasons: string[] = [];
-    const feed = testFeed(url, { staleAfterMs: 200, reconnect: { initialMs: 10, maxMs: 50 }, onReconnect: (r) => reasons.push(r) });
+    const feed = testFeed(url, { staleAfterMs: 200, reconnect: { initialMs: 10, maxMs: 50 }, onDisconnect: (d) => reasons.push(d.reason) });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => feed.stats.connects >= 2);
@@ -154,7 +191,7 @@ describe('WsFeed against a local server', () => {
 
   it('keeps retrying with backoff while the server is down', async () => {
     const reasons: string[] = [];
-    const feed = testFeed('ws://127.0.0.1:1', { staleAfterMs: 1000, reconnect: { initialMs: 10, maxMs: 40 }, onReconnect: (r) => reasons.push(r) });
+    const feed = testFeed('ws://127.0.0.1:1', { staleAfterMs: 1000, reconnect: { initialMs: 10, maxMs: 40 }, onDisconnect: (d) => reasons.push(d.reason) });
     const ac = new AbortController();
     const running = feed.run(ac.signal);
     await waitFor(() => reasons.length >= 3);
@@ -162,5 +199,147 @@ describe('WsFeed against a local server', () => {
     expect(feed.stats.connects).toBe(0);
     ac.abort();
     await running;
+  });
+
+  it('sends the client keepalive after silence and counts the answer as activity (OKX ping/pong)', async () => {
+    const pings: string[] = [];
+    const url = await server((ws) => {
+      ws.on('message', (m: Buffer) => {
+        pings.push(m.toString());
+        if (m.toString() === 'ping') ws.send('pong');
+      });
+    });
+    const feed = testFeed(url, { staleAfterMs: 10_000, reconnect: { initialMs: 10, maxMs: 50 }, spec: { keepalive: { message: 'ping', afterSilenceMs: 60 }, staleAfterMs: 250 }, onFrame: () => false });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await new Promise((r) => setTimeout(r, 800)); // three times the connection's own stale threshold
+    expect(pings.length).toBeGreaterThanOrEqual(4);
+    expect(new Set(pings)).toEqual(new Set(['ping']));
+    expect(feed.stats).toMatchObject({ connects: 1, reconnects: 0 });
+    ac.abort();
+    await running;
+  });
+
+  it("uses the connection's own stale threshold over the collector default", async () => {
+    const url = await server((ws) => ws.send('hello'));
+    const reasons: string[] = [];
+    const feed = testFeed(url, { staleAfterMs: 60_000, reconnect: { initialMs: 10, maxMs: 50 }, spec: { staleAfterMs: 150 }, onDisconnect: (d) => reasons.push(d.reason) });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => feed.stats.connects >= 2);
+    expect(reasons[0]).toBe('stale');
+    ac.abort();
+    await running;
+  });
+
+  it('sends text on the open connection (ControlAction send, book resubscribes)', async () => {
+    const got: string[] = [];
+    const url = await server((ws) => ws.on('message', (m: Buffer) => got.push(m.toString())));
+    const feed = testFeed(url, { staleAfterMs: 10_000, reconnect: { initialMs: 10, maxMs: 50 } });
+    expect(feed.send('too early')).toBe(false);
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => feed.stats.state === 'open');
+    expect(feed.send('{"method":"public/test"}')).toBe(true);
+    await waitFor(() => got.length === 1);
+    expect(got).toEqual(['{"method":"public/test"}']);
+    ac.abort();
+    await running;
+  });
+
+  /** Every subscribed client gets the same numbered frames, like a venue's channel; `ack` answers a subscribe. */
+  async function channelServer(o: { everyMs: number; silentAfter?: number } = { everyMs: 4 }) {
+    let seq = 0;
+    let connections = 0;
+    const subscribed = new Set<WebSocket>();
+    const url = await server((ws, n) => {
+      connections++;
+      ws.on('message', () => {
+        ws.send('ack');
+        if (o.silentAfter === undefined || n < o.silentAfter) subscribed.add(ws);
+      });
+      ws.on('close', () => subscribed.delete(ws));
+    });
+    const timer = setInterval(() => {
+      seq++;
+      for (const ws of subscribed) ws.send(String(seq));
+    }, o.everyMs);
+    return { url, stop: () => clearInterval(timer), connections: () => connections, open: () => subscribed.size };
+  }
+
+  function expectContiguous(frames: string[]): void {
+    const ids = [...new Set(frames.filter((f) => f !== 'ack').map(Number))].sort((a, b) => a - b);
+    expect(ids.length).toBeGreaterThan(20);
+    expect(ids.at(-1)! - ids[0]! + 1).toBe(ids.length);
+  }
+
+  it('replaces a connection make-before-break on a venue notice: no frame lost, the old one closed after the new one delivers', async () => {
+    const ch = await channelServer();
+    const frames: string[] = [];
+    const disconnects: FeedDisconnect[] = [];
+    const feed = testFeed(ch.url, {
+      staleAfterMs: 10_000,
+      reconnect: { initialMs: 1000, maxMs: 1000 },
+      spec: { subscribeMessages: ['sub'] },
+      onFrame: (f) => frames.push(f) > 0 && f !== 'ack',
+      onDisconnect: (d) => disconnects.push(d),
+    });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => frames.length > 30);
+    feed.recycle('serverShutdown');
+    await waitFor(() => feed.stats.handovers === 1 && ch.open() === 1);
+    await waitFor(() => frames.length > 100);
+    ac.abort();
+    await running;
+    ch.stop();
+    expectContiguous(frames);
+    expect(ch.connections()).toBe(2);
+    expect(disconnects).toEqual([{ reason: 'serverShutdown', seamless: true }]);
+    expect(feed.stats).toMatchObject({ connects: 2, reconnects: 1, handovers: 1, lastDisconnectReason: 'serverShutdown' });
+  });
+
+  it('replaces a connection before its maximum age the same way', async () => {
+    const ch = await channelServer();
+    const frames: string[] = [];
+    const feed = testFeed(ch.url, {
+      staleAfterMs: 10_000,
+      reconnect: { initialMs: 1000, maxMs: 1000 },
+      spec: { subscribeMessages: ['sub'], maxConnectionAgeMs: 300 },
+      onFrame: (f) => frames.push(f) > 0 && f !== 'ack',
+    });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => feed.stats.handovers >= 2);
+    ac.abort();
+    await running;
+    ch.stop();
+    expectContiguous(frames);
+    expect(feed.stats.lastDisconnectReason).toBe('max_age');
+  });
+
+  it('hands over after the timeout when the replacement delivers nothing', async () => {
+    const ch = await channelServer({ everyMs: 4, silentAfter: 1 });
+    const disconnects: FeedDisconnect[] = [];
+    const feed = testFeed(ch.url, {
+      staleAfterMs: 10_000,
+      reconnect: { initialMs: 1000, maxMs: 1000 },
+      spec: { subscribeMessages: ['sub'] },
+      onFrame: (f) => f !== 'ack',
+      onDisconnect: (d) => disconnects.push(d),
+      handoverTimeoutMs: 200,
+    });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => feed.stats.frames > 10);
+    const started = Date.now();
+    feed.recycle('serverShutdown');
+    await waitFor(() => feed.stats.handovers === 1);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(150);
+    await waitFor(() => disconnects.length === 1);
+    expect(ch.open()).toBe(0);
+    ac.abort();
+    await running;
+    ch.stop();
   });
 });

@@ -3,19 +3,30 @@ import type { DataType } from '../config/schema.js';
 export type Freshness = 'fresh' | 'stale' | 'starting';
 
 /**
- * Seconds without a new record before a stream counts as stale. Trades flow continuously on the
- * configured majors; the polled and slow types added later get their own thresholds here.
+ * Seconds without a new record before a venue x data type counts as stale: the one table of these
+ * thresholds (collector /health and `mprism health` alike). Trades and books flow continuously on the
+ * configured majors; liquidations come in bursts; the polled types change at most every few hours
+ * (funding every 8 h), so only a long silence means the poller is broken.
  */
-export const STALE_AFTER_SECONDS: Partial<Record<DataType, number>> = { trade: 60 };
-const DEFAULT_STALE_AFTER_SECONDS = 300;
+export const STALE_AFTER_SECONDS: Readonly<Record<DataType, number>> = {
+  trade: 60,
+  orderbook: 60,
+  liquidation: 3600,
+  funding_rate: 8 * 3600,
+  open_interest: 8 * 3600,
+  lsr_top_position: 8 * 3600,
+  lsr_all_account: 8 * 3600,
+  volatility_index: 8 * 3600,
+};
 
 export function staleThresholdMs(dataType: DataType): number {
-  return (STALE_AFTER_SECONDS[dataType] ?? DEFAULT_STALE_AFTER_SECONDS) * 1000;
+  return STALE_AFTER_SECONDS[dataType] * 1000;
 }
 
 /**
  * fresh/stale for a stream. Before its first record, a stream is `starting` during the grace
- * period after start-up (connect + subscribe + first trade), and `stale` once that has passed.
+ * period after start-up (connect + subscribe + first record), and `stale` once that has passed: a
+ * subscription the venue acknowledged but never serves shows as stale, whatever its socket does.
  */
 export function freshness(input: { now: number; startedAt: number; lastSuccessAt: number | null; thresholdMs: number; graceMs: number }): Freshness {
   if (input.lastSuccessAt === null) return input.now - input.startedAt < input.graceMs ? 'starting' : 'stale';
