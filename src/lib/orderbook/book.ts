@@ -1,0 +1,150 @@
+import type { PriceLevel } from '../records.js';
+
+/** Every decimal spelling of zero ("0", "0.00000000", "0E-8") deletes a level. */
+export function isZeroQuantity(quantity: string): boolean {
+  return quantity === '0' || Number(quantity) === 0;
+}
+
+function sortKey(price: string, sign: 1 | -1): number {
+  const key = sign * Number(price);
+  if (Number.isNaN(key)) throw new RangeError(`orderbook price is not a number: ${JSON.stringify(price)}`);
+  return key;
+}
+
+/**
+ * One side of a book. Levels are ordered by numeric price but keep the strings exactly as the venue
+ * sent them (OKX checksums hash the strings). Keys ascend and the best level sits at the END, because
+ * most changes happen near the top of the book and splicing there moves few elements.
+ */
+class BookSide {
+  private keys: number[] = [];
+  private levels: PriceLevel[] = [];
+
+  /** sign 1: bids (best = highest price = largest key); -1: asks (best = lowest price = largest key). */
+  constructor(private readonly sign: 1 | -1) {}
+
+  get size(): number {
+    return this.levels.length;
+  }
+
+  get best(): PriceLevel | null {
+    return this.levels[this.levels.length - 1] ?? null;
+  }
+
+  /** Numeric price of the best level; NaN when the side is empty. */
+  get bestPrice(): number {
+    const n = this.keys.length;
+    return n === 0 ? Number.NaN : this.sign * this.keys[n - 1]!;
+  }
+
+  clear(): void {
+    this.keys = [];
+    this.levels = [];
+  }
+
+  replace(levels: readonly PriceLevel[]): void {
+    const entries: { key: number; level: PriceLevel }[] = [];
+    for (const level of levels) {
+      if (!isZeroQuantity(level[1])) entries.push({ key: sortKey(level[0], this.sign), level });
+    }
+    // Stable sort: of two levels at the same price, the later one wins, as it would in apply().
+    entries.sort((a, b) => a.key - b.key);
+    const keys: number[] = [];
+    const kept: PriceLevel[] = [];
+    for (const { key, level } of entries) {
+      if (keys.length > 0 && keys[keys.length - 1] === key) kept[kept.length - 1] = level;
+      else {
+        keys.push(key);
+        kept.push(level);
+      }
+    }
+    this.keys = keys;
+    this.levels = kept;
+  }
+
+  set(level: PriceLevel): void {
+    const key = sortKey(level[0], this.sign);
+    const keys = this.keys;
+    let lo = 0;
+    let hi = keys.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (keys[mid]! < key) lo = mid + 1;
+      else hi = mid;
+    }
+    const exists = lo < keys.length && keys[lo] === key;
+    if (isZeroQuantity(level[1])) {
+      if (exists) {
+        keys.splice(lo, 1);
+        this.levels.splice(lo, 1);
+      }
+    } else if (exists) {
+      this.levels[lo] = level;
+    } else {
+      keys.splice(lo, 0, key);
+      this.levels.splice(lo, 0, level);
+    }
+  }
+
+  /** The best `n` levels, best first. */
+  top(n: number): PriceLevel[] {
+    const levels = this.levels;
+    const count = Math.min(n, levels.length);
+    const out = new Array<PriceLevel>(count);
+    for (let i = 0; i < count; i++) out[i] = levels[levels.length - 1 - i]!;
+    return out;
+  }
+}
+
+/**
+ * One instrument's full L2 book. Level identity is the numeric price ("2000" and "2000.0" are one
+ * level); the PriceLevel tuples handed in are stored and returned as they are, so callers must not
+ * mutate them afterwards. Prices must be decimal strings: the adapters reject anything else.
+ */
+export class LocalBook {
+  private readonly bids = new BookSide(1);
+  private readonly asks = new BookSide(-1);
+
+  /** Replaces the whole book with a snapshot; zero-quantity levels are ignored. */
+  replace(bids: readonly PriceLevel[], asks: readonly PriceLevel[]): void {
+    this.bids.replace(bids);
+    this.asks.replace(asks);
+  }
+
+  /** Applies absolute level changes in order; a zero quantity deletes the level. */
+  apply(bids: readonly PriceLevel[], asks: readonly PriceLevel[]): void {
+    for (const level of bids) this.bids.set(level);
+    for (const level of asks) this.asks.set(level);
+  }
+
+  /** The best `n` levels of each side, best first. */
+  top(n: number): { bids: PriceLevel[]; asks: PriceLevel[] } {
+    return { bids: this.bids.top(n), asks: this.asks.top(n) };
+  }
+
+  get bestBid(): PriceLevel | null {
+    return this.bids.best;
+  }
+
+  get bestAsk(): PriceLevel | null {
+    return this.asks.best;
+  }
+
+  /** Best bid at or above best ask: the book has missed something. */
+  isCrossed(): boolean {
+    return this.bids.size > 0 && this.asks.size > 0 && this.bids.bestPrice >= this.asks.bestPrice;
+  }
+
+  get bidLevels(): number {
+    return this.bids.size;
+  }
+
+  get askLevels(): number {
+    return this.asks.size;
+  }
+
+  clear(): void {
+    this.bids.clear();
+    this.asks.clear();
+  }
+}

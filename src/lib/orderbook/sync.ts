@@ -1,0 +1,315 @@
+import type { GapReason, OrderbookGapRecord, OrderbookRecord } from '../records.js';
+import { LocalBook } from './book.js';
+import type { BookChecksum, BookMessage, SequenceRules, SequenceVerdict, SnapshotSource } from './types.js';
+
+export interface BookSyncOptions {
+  rules: SequenceRules;
+  source: SnapshotSource;
+  /** Verifies messages that carry a non-zero checksum (OKX). */
+  checksum?: BookChecksum;
+  /** Levels per side the checksum covers; 25 for OKX. */
+  checksumDepth?: number;
+  /** Levels per side in a published OrderbookRecord. */
+  depth: number;
+  /** At most one publish per interval (1000 / maxSnapshotsPerSecond); tick() publishes what was held back. */
+  minPublishIntervalMs: number;
+  /** source `rest`: stream updates kept while a snapshot is awaited; beyond it the buffer restarts. */
+  maxBufferedUpdates?: number;
+}
+
+/** What the caller must do after handing BookSync one event. */
+export interface BookSyncOutput {
+  /** A fresh top-N record to publish. */
+  publish: OrderbookRecord | null;
+  /** A marker to store where the book lost sync. */
+  gap: OrderbookGapRecord | null;
+  /** `rest_snapshot`: GET a snapshot and pass it to onSnapshot(); `resubscribe`: make the venue push a new one. */
+  resync: 'rest_snapshot' | 'resubscribe' | null;
+}
+
+export type BookSyncState = 'awaiting_snapshot' | 'synced';
+
+export interface BookSyncStats {
+  /** Resyncs asked for after the first snapshot request: gaps, stale snapshots, failures, buffer overflows. */
+  resyncs: number;
+  /** Gap records emitted. */
+  gaps: number;
+  /** REST snapshots that were older than the buffered stream and had to be fetched again. */
+  staleSnapshots: number;
+  /** Updates applied (snapshots not counted). */
+  applied: number;
+  /** Updates skipped: already in the book, or dropped while waiting for a stream snapshot. */
+  skipped: number;
+  lastUpdateId: number | null;
+  bidLevels: number;
+  askLevels: number;
+  buffered: number;
+}
+
+const DEFAULT_CHECKSUM_DEPTH = 25;
+const DEFAULT_MAX_BUFFERED_UPDATES = 1000;
+const NOTHING: BookSyncOutput = Object.freeze({ publish: null, gap: null, resync: null });
+
+type Resync = BookSyncOutput['resync'];
+
+/**
+ * Keeps one instrument's book in sync with a venue: snapshot + ordered updates checked against the
+ * venue's SequenceRules, an optional checksum, and crossed-book protection. Pure: the caller feeds it
+ * messages and the clock, and carries out what each BookSyncOutput asks for.
+ */
+export class BookSync {
+  private readonly book = new LocalBook();
+  private readonly checksumDepth: number;
+  private readonly maxBuffered: number;
+
+  private _state: BookSyncState = 'awaiting_snapshot';
+  /** Id of the last snapshot or update applied; null before a snapshot or when the venue sends none. */
+  private lastAppliedId: number | null = null;
+  /** After a REST snapshot, until an update bridges it: updates go to rules.firstAfterSnapshot. */
+  private bridging = false;
+  /** source `rest`: stream updates received while awaiting the snapshot, in arrival order. */
+  private buffer: BookMessage[] = [];
+  private snapshotRequested = false;
+  /** A gap record was emitted and the book has not been synced since: no second record. */
+  private gapOpen = false;
+  /** Identity for gap records: the last message seen for this instrument. */
+  private lastSeen: BookMessage | null = null;
+  /** Identity and times for the published record: the last message applied; null while not synced. */
+  private lastApplied: BookMessage | null = null;
+  private dirty = false;
+  private publishedSinceSync = false;
+  private lastPublishAt = Number.NEGATIVE_INFINITY;
+
+  private counts = { resyncs: 0, gaps: 0, staleSnapshots: 0, applied: 0, skipped: 0 };
+
+  constructor(private readonly opts: BookSyncOptions) {
+    this.checksumDepth = opts.checksumDepth ?? DEFAULT_CHECKSUM_DEPTH;
+    this.maxBuffered = opts.maxBufferedUpdates ?? DEFAULT_MAX_BUFFERED_UPDATES;
+  }
+
+  get state(): BookSyncState {
+    return this._state;
+  }
+
+  get stats(): BookSyncStats {
+    return {
+      ...this.counts,
+      lastUpdateId: this.lastAppliedId,
+      bidLevels: this.book.bidLevels,
+      askLevels: this.book.askLevels,
+      buffered: this.buffer.length,
+    };
+  }
+
+  /** A message from the stream: an update, or a snapshot the venue pushed in-stream (OKX, Deribit). */
+  onMessage(m: BookMessage, now: number): BookSyncOutput {
+    this.lastSeen = m;
+    if (m.action === 'snapshot') {
+      // Positioned in the stream: whatever was buffered is older, and the next update chains with rules.next.
+      this.buffer = [];
+      this.loadSnapshot(m, false);
+      return this.afterChange(this.validate(m, now), now);
+    }
+    if (this._state === 'synced') return this.afterChange(this.offer(m, now), now);
+    if (this.opts.source === 'stream') {
+      this.counts.skipped++;
+      return NOTHING;
+    }
+    return this.bufferUpdate(m);
+  }
+
+  /** A REST snapshot (the answer to `rest_snapshot`). Ignored while the book is synced. */
+  onSnapshot(m: BookMessage, now: number): BookSyncOutput {
+    if (this._state === 'synced') return NOTHING;
+    this.lastSeen = m;
+    const pending = this.buffer;
+    this.buffer = [];
+    this.loadSnapshot(m, true);
+    let out = this.validate(m, now);
+    let next = 0;
+    while (next < pending.length && out.resync === null) out = this.offer(pending[next++]!, now);
+    // Lost sync again: the updates not yet offered stay buffered, after the one that failed (if any).
+    if (out.resync !== null) this.buffer.push(...pending.slice(next));
+    return this.afterChange(out, now);
+  }
+
+  /** The snapshot request failed or timed out; asks again (the caller paces retries). */
+  onSnapshotFailed(reason: string, now: number): BookSyncOutput {
+    if (this._state === 'synced') return NOTHING;
+    this.counts.resyncs++;
+    this.snapshotRequested = true;
+    return { publish: null, gap: this.openGap('snapshot_failed', reason, now, now), resync: this.resyncKind() };
+  }
+
+  /**
+   * The connection carrying this book closed. Nothing to ask for: resubscribing on reconnect brings a
+   * stream snapshot, and for source `rest` the first update after it asks for a REST snapshot.
+   */
+  onDisconnect(now: number): BookSyncOutput {
+    const gap = this._state === 'synced' ? this.openGap('disconnect', 'connection closed', now, now) : null;
+    this.reset();
+    this.buffer = [];
+    this.snapshotRequested = false;
+    return gap === null ? NOTHING : { publish: null, gap, resync: null };
+  }
+
+  /** Publishes a change that the throttle held back, once the interval has passed. */
+  tick(now: number): OrderbookRecord | null {
+    const m = this.lastApplied;
+    if (m === null || !this.dirty || now - this.lastPublishAt < this.opts.minPublishIntervalMs) return null;
+    return this.publish(m, now);
+  }
+
+  private bufferUpdate(m: BookMessage): BookSyncOutput {
+    if (this.buffer.length >= this.maxBuffered) {
+      // The snapshot is taking too long; start over from the newest update with a fresh request.
+      this.buffer = [m];
+      this.counts.resyncs++;
+      this.snapshotRequested = true;
+      return { publish: null, gap: null, resync: 'rest_snapshot' };
+    }
+    this.buffer.push(m);
+    if (this.snapshotRequested) return NOTHING;
+    this.snapshotRequested = true;
+    return { publish: null, gap: null, resync: 'rest_snapshot' };
+  }
+
+  private loadSnapshot(m: BookMessage, fromRest: boolean): void {
+    this.book.replace(m.bids, m.asks);
+    this._state = 'synced';
+    this.lastAppliedId = m.lastUpdateId;
+    this.bridging = fromRest;
+    this.snapshotRequested = false;
+    this.publishedSinceSync = false;
+    this.lastApplied = m;
+    this.dirty = true;
+  }
+
+  /** Offers one update to the synced book. Returns a resync output when sync was lost, else NOTHING. */
+  private offer(m: BookMessage, now: number): BookSyncOutput {
+    const verdict = this.verdictFor(m);
+    if (verdict.kind === 'skip') {
+      this.counts.skipped++;
+      return NOTHING;
+    }
+    if (verdict.kind === 'gap') {
+      if (this.bridging) return this.refetchStaleSnapshot(m);
+      return this.loseSync('sequence_gap', verdict.detail, m, now);
+    }
+    this.book.apply(m.bids, m.asks);
+    this.counts.applied++;
+    this.bridging = false;
+    if (m.lastUpdateId !== null) this.lastAppliedId = m.lastUpdateId;
+    this.lastApplied = m;
+    if (m.bids.length > 0 || m.asks.length > 0) this.dirty = true;
+    return this.validate(m, now);
+  }
+
+  private verdictFor(m: BookMessage): SequenceVerdict {
+    const last = this.lastAppliedId;
+    if (m.lastUpdateId === null || last === null) return { kind: 'apply' };
+    return this.bridging ? this.opts.rules.firstAfterSnapshot(last, m) : this.opts.rules.next(last, m);
+  }
+
+  /** Checks the book after `m` was applied: the venue's checksum, then crossing. */
+  private validate(m: BookMessage, now: number): BookSyncOutput {
+    const checksum = this.opts.checksum;
+    if (checksum !== undefined && m.checksum !== null && m.checksum !== 0) {
+      const top = this.book.top(this.checksumDepth);
+      const local = checksum(top.bids, top.asks);
+      if (local !== m.checksum) {
+        return this.loseSync('checksum_mismatch', `checksum ${m.checksum} from venue, ${local} computed`, m, now);
+      }
+    }
+    if (this.book.isCrossed()) {
+      const detail = `best bid ${this.book.bestBid?.[0]} >= best ask ${this.book.bestAsk?.[0]}`;
+      return this.loseSync('crossed_book', detail, m, now);
+    }
+    return NOTHING;
+  }
+
+  /** The REST snapshot predates the first buffered update: not a data gap, just fetch a newer one. */
+  private refetchStaleSnapshot(m: BookMessage): BookSyncOutput {
+    this.counts.staleSnapshots++;
+    this.counts.resyncs++;
+    this.reset();
+    this.buffer = [m];
+    this.snapshotRequested = true;
+    return { publish: null, gap: null, resync: 'rest_snapshot' };
+  }
+
+  private loseSync(reason: GapReason, detail: string, m: BookMessage, now: number): BookSyncOutput {
+    const gap = this.openGap(reason, detail, m.eventTime, now);
+    this.counts.resyncs++;
+    this.reset();
+    if (this.opts.source === 'rest' && m.action === 'update') {
+      // A genuine stream update: it belongs to the stream the next snapshot is aligned with.
+      this.buffer = [m];
+      this.snapshotRequested = true;
+    }
+    return { publish: null, gap, resync: this.resyncKind() };
+  }
+
+  private openGap(reason: GapReason, detail: string, eventTime: number, now: number): OrderbookGapRecord | null {
+    const seen = this.lastSeen;
+    if (this.gapOpen || seen === null) return null;
+    this.gapOpen = true;
+    this.counts.gaps++;
+    return {
+      dataType: 'orderbook_gap',
+      venue: seen.venue,
+      marketType: seen.marketType,
+      symbol: seen.symbol,
+      instrument: seen.instrument,
+      eventTime,
+      receiveTime: now,
+      reason,
+      lastUpdateId: this.lastAppliedId ?? 0,
+      detail,
+    };
+  }
+
+  private reset(): void {
+    this.book.clear();
+    this._state = 'awaiting_snapshot';
+    this.lastAppliedId = null;
+    this.bridging = false;
+    this.dirty = false;
+    this.lastApplied = null;
+  }
+
+  private resyncKind(): Resync {
+    return this.opts.source === 'rest' ? 'rest_snapshot' : 'resubscribe';
+  }
+
+  private afterChange(out: BookSyncOutput, now: number): BookSyncOutput {
+    // Only a snapshot that passed validation closes the gap; a bad one must not open a second.
+    if (this._state === 'synced') this.gapOpen = false;
+    const m = this.lastApplied;
+    if (out.resync !== null || m === null || !this.dirty) return out;
+    const due = !this.publishedSinceSync || now - this.lastPublishAt >= this.opts.minPublishIntervalMs;
+    if (!due) return out;
+    return { publish: this.publish(m, now), gap: out.gap, resync: out.resync };
+  }
+
+  private publish(m: BookMessage, now: number): OrderbookRecord {
+    const top = this.book.top(this.opts.depth);
+    this.dirty = false;
+    this.publishedSinceSync = true;
+    this.lastPublishAt = now;
+    return {
+      dataType: 'orderbook',
+      venue: m.venue,
+      marketType: m.marketType,
+      symbol: m.symbol,
+      instrument: m.instrument,
+      eventTime: m.eventTime,
+      receiveTime: m.receiveTime,
+      lastUpdateId: this.lastAppliedId ?? 0,
+      bestBidPrice: this.book.bestBid?.[0] ?? null,
+      bestAskPrice: this.book.bestAsk?.[0] ?? null,
+      bids: top.bids,
+      asks: top.asks,
+    };
+  }
+}
