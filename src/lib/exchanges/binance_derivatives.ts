@@ -1,0 +1,412 @@
+import { createHash } from 'node:crypto';
+import type { DataType, PolledDataType } from '../config/schema.js';
+import type { BookMessage, SequenceRules, SequenceVerdict } from '../orderbook/types.js';
+import type {
+  FundingRateRecord,
+  LiquidationRecord,
+  LsrAllAccountRecord,
+  LsrTopPositionRecord,
+  OpenInterestRecord,
+  RecordBase,
+} from '../records.js';
+import {
+  binanceControl,
+  binanceEvent,
+  binanceSymbol,
+  isDecimal,
+  isDepthEvent,
+  isTimestamp,
+  isTradeEvent,
+  isZeroDecimal,
+  joinUrl,
+  parseDepthSnapshot,
+  requireSupported,
+  streamConnections,
+  toBookUpdate,
+  toTrade,
+  type StreamGroup,
+} from './binance.js';
+import {
+  MalformedFrameError,
+  isObject,
+  parseFrame,
+  type FrameSink,
+  type PollOptions,
+  type RestPoll,
+  type RestRequest,
+  type VenueAdapter,
+  type WsConnectionSpec,
+} from './types.js';
+
+/** `<symbol>@forceOrder` event ("Liquidation Order Streams"); `!forceOrder@arr` pushes the same shape. */
+export interface BinanceForceOrderEvent {
+  e: 'forceOrder';
+  E: number;
+  o: {
+    s: string;
+    S: 'BUY' | 'SELL';
+    /** Order type (LIMIT), time in force (IOC), status (FILLED). */
+    o?: string;
+    f?: string;
+    X?: string;
+    /** Original quantity. */
+    q: string;
+    /** Order price. */
+    p: string;
+    /** Average fill price; "0" before any fill. */
+    ap: string;
+    /** Last filled quantity. */
+    l?: string;
+    /** Accumulated filled quantity. */
+    z: string;
+    /** Trade time, ms. */
+    T: number;
+  };
+}
+
+/** `GET /fapi/v1/premiumIndex?symbol=` body. */
+export interface BinancePremiumIndex {
+  symbol: string;
+  markPrice: string;
+  indexPrice?: string;
+  estimatedSettlePrice?: string;
+  /** The rate of the running funding interval; negative when shorts pay. */
+  lastFundingRate: string;
+  nextFundingTime: number;
+  interestRate?: string;
+  time: number;
+}
+
+/** `GET /fapi/v1/openInterest?symbol=` body. */
+export interface BinanceOpenInterest {
+  symbol: string;
+  /** In base units (coins). */
+  openInterest: string;
+  time: number;
+}
+
+/**
+ * One entry of `/futures/data/topLongShortPositionRatio` and `/futures/data/globalLongShortAccountRatio`.
+ * On the position endpoint longAccount/shortAccount are the shares of long and short POSITIONS,
+ * despite their names.
+ */
+export interface BinanceLongShortRatio {
+  symbol: string;
+  longShortRatio: string;
+  longAccount: string;
+  shortAccount: string;
+  /** The docs print a string, other pages a number; both occur. */
+  timestamp: number | string;
+}
+
+const VENUE = 'binance_derivatives';
+const MARKET_TYPE = 'perpetual';
+
+const WS_DATA_TYPES = ['orderbook', 'trade', 'liquidation'] as const satisfies readonly DataType[];
+type WsDataType = (typeof WS_DATA_TYPES)[number];
+const POLLED_DATA_TYPES = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account'] as const satisfies readonly PolledDataType[];
+type BinancePolledType = (typeof POLLED_DATA_TYPES)[number];
+
+/**
+ * USD-M WebSocket routes (mandatory since 2026-04-23): depth and trade on /public, forceOrder on
+ * /market. A stream on the wrong route is acknowledged and then silently never delivered.
+ */
+const STREAMS: Readonly<Record<WsDataType, { route: 'public' | 'market'; suffix: string }>> = {
+  orderbook: { route: 'public', suffix: 'depth@100ms' },
+  trade: { route: 'public', suffix: 'trade' },
+  liquidation: { route: 'market', suffix: 'forceOrder' },
+};
+
+/**
+ * The server pings every 3 minutes, so silence is only proof of a dead socket after two missed
+ * pings: forceOrder and quiet trade streams can go minutes without an event. Depth @100ms pushes
+ * continuously, so a connection carrying it is dead after a minute of silence.
+ */
+const STALE_QUIET_MS = 8 * 60_000;
+const STALE_WITH_DEPTH_MS = 60_000;
+
+/**
+ * Events this adapter does not turn into records: aggTrade (a different id space that merges fills;
+ * trades come from @trade) and markPriceUpdate (funding is polled from premiumIndex).
+ */
+const IGNORED_EVENTS: ReadonlySet<string> = new Set(['aggTrade', 'markPriceUpdate', 'serverShutdown']);
+
+/** Snapshot depth and its request weight (limit 1000 costs 20). */
+const SNAPSHOT_LIMIT = 1000;
+const SNAPSHOT_WEIGHT = 20;
+
+const SIGNED_DECIMAL = /^-?\d+(\.\d+)?$/;
+const EPOCH_MS_STRING = /^\d+$/;
+
+/**
+ * USD-M diff-depth chaining: `pu` names the final id of the previous event on the stream, so each
+ * event must point at the last one applied (U is not previous u + 1 on futures).
+ */
+export const binanceFuturesSequence: SequenceRules = {
+  firstAfterSnapshot(snapshotId: number, m: BookMessage): SequenceVerdict {
+    const last = m.lastUpdateId ?? 0;
+    if (last < snapshotId) return { kind: 'skip' };
+    if (m.firstUpdateId !== null && m.firstUpdateId <= snapshotId) return { kind: 'apply' };
+    return { kind: 'gap', detail: `snapshot ${snapshotId} older than first buffered event U ${String(m.firstUpdateId)}` };
+  },
+  next(lastAppliedId: number, m: BookMessage): SequenceVerdict {
+    if (m.prevUpdateId === lastAppliedId) return { kind: 'apply' };
+    // A repeat (resent after a hiccup) holds nothing the book lacks.
+    if ((m.lastUpdateId ?? 0) <= lastAppliedId) return { kind: 'skip' };
+    return { kind: 'gap', detail: `expected pu ${lastAppliedId} got ${String(m.prevUpdateId)}` };
+  },
+};
+
+function isForceOrderEvent(v: Record<string, unknown>): v is Record<string, unknown> & BinanceForceOrderEvent {
+  const o = v.o;
+  return (
+    isTimestamp(v.E) &&
+    isObject(o) &&
+    typeof o.s === 'string' &&
+    (o.S === 'BUY' || o.S === 'SELL') &&
+    isDecimal(o.q) &&
+    isDecimal(o.p) &&
+    isDecimal(o.ap) &&
+    isDecimal(o.z) &&
+    isTimestamp(o.T)
+  );
+}
+
+/**
+ * Binance sends no liquidation id; a digest of the fields that identify the event makes the same
+ * event (seen again after a reconnect) publish once.
+ */
+export function liquidationDigest(symbol: string, time: number, side: string, quantity: string, price: string): string {
+  return createHash('sha256').update(`${symbol}|${time}|${side}|${quantity}|${price}`).digest('hex').slice(0, 24);
+}
+
+function toLiquidation(event: BinanceForceOrderEvent, receiveTime: number): LiquidationRecord {
+  const o = event.o;
+  // Before a fill the average price and accumulated quantity are 0: fall back to the order's own.
+  const price = isZeroDecimal(o.ap) ? o.p : o.ap;
+  const quantity = isZeroDecimal(o.z) ? o.q : o.z;
+  return {
+    dataType: 'liquidation',
+    venue: VENUE,
+    marketType: MARKET_TYPE,
+    symbol: binanceSymbol(o.s, 'liquidation'),
+    instrument: o.s,
+    eventTime: o.T,
+    receiveTime,
+    liquidationId: liquidationDigest(o.s, o.T, o.S, o.q, price),
+    side: o.S === 'SELL' ? 'sell' : 'buy',
+    price,
+    quantity,
+  };
+}
+
+function base(instrument: string, dataType: BinancePolledType, eventTime: number, receiveTime: number): RecordBase {
+  return {
+    dataType,
+    venue: VENUE,
+    marketType: MARKET_TYPE,
+    symbol: binanceSymbol(instrument, dataType),
+    instrument,
+    eventTime,
+    receiveTime,
+  };
+}
+
+function shapeError(dataType: BinancePolledType, body: string): MalformedFrameError {
+  return new MalformedFrameError('unexpected_shape', `${dataType} response missing or mistyped fields: ${body.slice(0, 120)}`, dataType);
+}
+
+function isPremiumIndex(v: unknown): v is BinancePremiumIndex {
+  return (
+    isObject(v) &&
+    typeof v.symbol === 'string' &&
+    isDecimal(v.markPrice) &&
+    typeof v.lastFundingRate === 'string' &&
+    SIGNED_DECIMAL.test(v.lastFundingRate) &&
+    isTimestamp(v.nextFundingTime) &&
+    isTimestamp(v.time)
+  );
+}
+
+function isOpenInterest(v: unknown): v is BinanceOpenInterest {
+  return isObject(v) && typeof v.symbol === 'string' && isDecimal(v.openInterest) && isTimestamp(v.time);
+}
+
+function isLongShortRatio(v: unknown): v is BinanceLongShortRatio {
+  return (
+    isObject(v) &&
+    typeof v.symbol === 'string' &&
+    isDecimal(v.longShortRatio) &&
+    isDecimal(v.longAccount) &&
+    isDecimal(v.shortAccount) &&
+    (isTimestamp(v.timestamp) || (typeof v.timestamp === 'string' && EPOCH_MS_STRING.test(v.timestamp)))
+  );
+}
+
+function parseFundingRate(body: string, receiveTime: number): FundingRateRecord[] {
+  const v = parseFrame(body, 'funding_rate');
+  if (!isPremiumIndex(v)) throw shapeError('funding_rate', body);
+  return [
+    {
+      ...base(v.symbol, 'funding_rate', v.time, receiveTime),
+      dataType: 'funding_rate',
+      fundingRate: v.lastFundingRate,
+      nextFundingTime: v.nextFundingTime,
+      markPrice: v.markPrice,
+    },
+  ];
+}
+
+function parseOpenInterest(body: string, receiveTime: number): OpenInterestRecord[] {
+  const v = parseFrame(body, 'open_interest');
+  if (!isOpenInterest(v)) throw shapeError('open_interest', body);
+  return [{ ...base(v.symbol, 'open_interest', v.time, receiveTime), dataType: 'open_interest', openInterest: v.openInterest, openInterestValue: null }];
+}
+
+function parseRatios(body: string, dataType: 'lsr_top_position' | 'lsr_all_account'): BinanceLongShortRatio[] {
+  const v = parseFrame(body, dataType);
+  if (!Array.isArray(v) || !v.every(isLongShortRatio)) throw shapeError(dataType, body);
+  return v;
+}
+
+function parseTopPosition(body: string, receiveTime: number, period: string): LsrTopPositionRecord[] {
+  return parseRatios(body, 'lsr_top_position').map((r) => ({
+    ...base(r.symbol, 'lsr_top_position', Number(r.timestamp), receiveTime),
+    dataType: 'lsr_top_position',
+    period,
+    longShortRatio: r.longShortRatio,
+    longPositionPct: r.longAccount,
+    shortPositionPct: r.shortAccount,
+  }));
+}
+
+function parseAllAccount(body: string, receiveTime: number, period: string): LsrAllAccountRecord[] {
+  return parseRatios(body, 'lsr_all_account').map((r) => ({
+    ...base(r.symbol, 'lsr_all_account', Number(r.timestamp), receiveTime),
+    dataType: 'lsr_all_account',
+    period,
+    longShortRatio: r.longShortRatio,
+    longAccountPct: r.longAccount,
+    shortAccountPct: r.shortAccount,
+  }));
+}
+
+/** What each polled type asks for; limit=2 so the latest closed period is there even at a boundary. */
+function pollRequest(dataType: BinancePolledType, instrument: string, period: string): { route: string; parse: RestPoll['parse'] } {
+  switch (dataType) {
+    case 'funding_rate':
+      return { route: `/fapi/v1/premiumIndex?symbol=${instrument}`, parse: parseFundingRate };
+    case 'open_interest':
+      return { route: `/fapi/v1/openInterest?symbol=${instrument}`, parse: parseOpenInterest };
+    case 'lsr_top_position':
+      return {
+        route: `/futures/data/topLongShortPositionRatio?symbol=${instrument}&period=${period}&limit=2`,
+        parse: (body, receiveTime) => parseTopPosition(body, receiveTime, period),
+      };
+    case 'lsr_all_account':
+      return {
+        route: `/futures/data/globalLongShortAccountRatio?symbol=${instrument}&period=${period}&limit=2`,
+        parse: (body, receiveTime) => parseAllAccount(body, receiveTime, period),
+      };
+  }
+}
+
+/**
+ * premiumIndex and openInterest cost weight 1. The /futures/data endpoints cost no weight; they have
+ * their own 1000 requests per 5 min per IP, far above any sensible poll rate.
+ */
+const POLL_WEIGHT: Readonly<Record<BinancePolledType, number>> = {
+  funding_rate: 1,
+  open_interest: 1,
+  lsr_top_position: 0,
+  lsr_all_account: 0,
+};
+
+export const binanceDerivatives: VenueAdapter = {
+  venue: VENUE,
+  marketType: MARKET_TYPE,
+  wsDataTypes: WS_DATA_TYPES,
+  polledDataTypes: POLLED_DATA_TYPES,
+
+  connections(baseUrl: string, symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
+    const wanted = requireSupported(VENUE, WS_DATA_TYPES, dataTypes, 'over WebSocket');
+    const groups: StreamGroup[] = [];
+    for (const route of ['public', 'market'] as const) {
+      const onRoute = wanted.filter((dataType) => STREAMS[dataType].route === route);
+      if (onRoute.length === 0) continue;
+      groups.push({
+        idPrefix: `${VENUE}/${route}`,
+        url: joinUrl(baseUrl, `/${route}/stream`),
+        dataTypes: onRoute,
+        streams: onRoute.flatMap((dataType) => symbols.map((s) => `${s.toLowerCase()}@${STREAMS[dataType].suffix}`)),
+        staleAfterMs: onRoute.includes('orderbook') ? STALE_WITH_DEPTH_MS : STALE_QUIET_MS,
+      });
+    }
+    return streamConnections(groups);
+  },
+
+  normalize(frame: string, receiveTime: number, out: FrameSink): void {
+    const event = binanceEvent(frame);
+    if (event === null) return;
+    switch (event.e) {
+      case 'depthUpdate':
+        if (!isDepthEvent(event) || !Number.isSafeInteger(event.pu)) {
+          throw new MalformedFrameError('unexpected_shape', `depth event missing or mistyped fields: ${frame.slice(0, 120)}`, 'orderbook');
+        }
+        out.book(toBookUpdate(event, VENUE, MARKET_TYPE, receiveTime));
+        return;
+      case 'trade':
+        if (!isTradeEvent(event)) {
+          throw new MalformedFrameError('unexpected_shape', `trade event missing or mistyped fields: ${frame.slice(0, 120)}`, 'trade');
+        }
+        // Insurance-fund and ADL fills, and price-0 placeholders, are not market trades. Frames from
+        // before X existed were all market trades.
+        if ((event.X !== undefined && event.X !== 'MARKET') || isZeroDecimal(event.p)) return;
+        out.record(toTrade(event, VENUE, MARKET_TYPE, receiveTime));
+        return;
+      case 'forceOrder':
+        if (!isForceOrderEvent(event)) {
+          throw new MalformedFrameError('unexpected_shape', `forceOrder event missing or mistyped fields: ${frame.slice(0, 120)}`, 'liquidation');
+        }
+        out.record(toLiquidation(event, receiveTime));
+        return;
+      default:
+        if (typeof event.e === 'string' && IGNORED_EVENTS.has(event.e)) return;
+        throw new MalformedFrameError('unexpected_shape', `unexpected event type ${JSON.stringify(event.e)}`);
+    }
+  },
+
+  control: binanceControl,
+
+  polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
+    const polls: RestPoll[] = [];
+    for (const dataType of requireSupported(VENUE, POLLED_DATA_TYPES, dataTypes, 'by polling')) {
+      for (const instrument of symbols) {
+        const { route, parse } = pollRequest(dataType, instrument, options.lsrPeriod);
+        polls.push({
+          id: `${VENUE}/${dataType}/${instrument}`,
+          url: joinUrl(restBaseUrl, route),
+          weight: POLL_WEIGHT[dataType],
+          dataType,
+          instrument,
+          intervalMs: options.intervalMs[dataType],
+          parse,
+        });
+      }
+    }
+    return polls;
+  },
+
+  rateLimit: { weightPerWindow: 2400, windowMs: 60_000, usedWeightHeader: 'x-mbx-used-weight-1m' },
+
+  book: {
+    rules: binanceFuturesSequence,
+    source: 'rest',
+    snapshotRequest(restBaseUrl: string, instrument: string): RestRequest {
+      return { url: joinUrl(restBaseUrl, `/fapi/v1/depth?symbol=${instrument}&limit=${SNAPSHOT_LIMIT}`), weight: SNAPSHOT_WEIGHT };
+    },
+    parseSnapshot(body: string, instrument: string, receiveTime: number): BookMessage {
+      return parseDepthSnapshot(body, VENUE, MARKET_TYPE, instrument, receiveTime);
+    },
+  },
+};
