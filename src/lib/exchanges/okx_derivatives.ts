@@ -1,0 +1,216 @@
+import type { PolledDataType } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+import type { FundingRateRecord, LsrAllAccountRecord, LsrTopPositionRecord, MarketRecord, OpenInterestRecord } from '../records.js';
+import { OKX_SWAP_MARKET, isDecimal, isEpochMs, isSignedDecimal, okxAdapter, okxRestData, okxSymbol } from './okx.js';
+import { MalformedFrameError, isObject, type PollOptions, type RestPoll, type VenueAdapter } from './types.js';
+
+/** `GET /api/v5/public/funding-rate` item (the `funding-rate` WebSocket push has the same fields). */
+export interface OkxFundingRateData {
+  instId: string;
+  instType: string;
+  /** Current rate of the running funding interval. */
+  fundingRate: string;
+  /** When the running interval settles, ms. */
+  fundingTime: string;
+  nextFundingTime: string;
+  /** Observation time, ms; missing in pushes from before 2023. */
+  ts?: string;
+  premium?: string;
+}
+
+/** `GET /api/v5/public/open-interest` item. */
+export interface OkxOpenInterestData {
+  instId: string;
+  instType: string;
+  /** Contracts. */
+  oi: string;
+  /** Coins. */
+  oiCcy: string;
+  /** USD value; missing in pushes from before 2024. */
+  oiUsd?: string;
+  ts: string;
+}
+
+/** Rubik long/short ratio point, newest first. */
+export type OkxRatioPoint = [ts: string, ratio: string];
+
+const VENUE = 'okx_derivatives';
+const POLLED: readonly PolledDataType[] = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account'];
+
+/** Our lsrPeriod spelling to OKX's (hours and days upper case). */
+const OKX_PERIOD: Readonly<Record<string, string>> = {
+  '5m': '5m',
+  '15m': '15m',
+  '30m': '30m',
+  '1h': '1H',
+  '2h': '2H',
+  '4h': '4H',
+  '6h': '6H',
+  '12h': '12H',
+  '1d': '1D',
+};
+
+function shapeError(dataType: PolledDataType, what: string, item: unknown): MalformedFrameError {
+  return new MalformedFrameError('unexpected_shape', `${what}: ${JSON.stringify(item)?.slice(0, 160)}`, dataType);
+}
+
+function isFundingRateData(v: unknown): v is OkxFundingRateData {
+  return (
+    isObject(v) &&
+    typeof v.instId === 'string' &&
+    isSignedDecimal(v.fundingRate) &&
+    isEpochMs(v.fundingTime) &&
+    (isEpochMs(v.nextFundingTime) || v.nextFundingTime === '') &&
+    (v.ts === undefined || isEpochMs(v.ts))
+  );
+}
+
+function isOpenInterestData(v: unknown): v is OkxOpenInterestData {
+  return (
+    isObject(v) &&
+    typeof v.instId === 'string' &&
+    isDecimal(v.oiCcy) &&
+    (v.oiUsd === undefined || v.oiUsd === '' || isDecimal(v.oiUsd)) &&
+    isEpochMs(v.ts)
+  );
+}
+
+function isRatioPoint(v: unknown): v is OkxRatioPoint {
+  return Array.isArray(v) && v.length >= 2 && isEpochMs(v[0]) && isDecimal(v[1]);
+}
+
+/** A response item must be about the instrument asked for. */
+function checkInstrument(dataType: PolledDataType, asked: string, got: string): void {
+  if (got !== asked) throw new MalformedFrameError('unexpected_shape', `asked for ${asked}, got ${got}`, dataType);
+}
+
+export function okxFundingRates(data: readonly unknown[], instId: string, receiveTime: number): FundingRateRecord[] {
+  return data.map((d) => {
+    if (!isFundingRateData(d)) throw shapeError('funding_rate', 'funding rate item missing or mistyped fields', d);
+    checkInstrument('funding_rate', instId, d.instId);
+    return {
+      dataType: 'funding_rate',
+      venue: VENUE,
+      marketType: OKX_SWAP_MARKET.marketType,
+      symbol: okxSymbol(OKX_SWAP_MARKET, d.instId, 'funding_rate'),
+      instrument: d.instId,
+      // The observation time: the same rate polled again is the same observation only if ts repeats.
+      eventTime: Number(d.ts ?? d.fundingTime),
+      receiveTime,
+      fundingRate: d.fundingRate,
+      nextFundingTime: d.nextFundingTime === '' ? 0 : Number(d.nextFundingTime),
+      markPrice: null,
+    };
+  });
+}
+
+export function okxOpenInterest(data: readonly unknown[], instId: string, receiveTime: number): OpenInterestRecord[] {
+  return data.map((d) => {
+    if (!isOpenInterestData(d)) throw shapeError('open_interest', 'open interest item missing or mistyped fields', d);
+    checkInstrument('open_interest', instId, d.instId);
+    return {
+      dataType: 'open_interest',
+      venue: VENUE,
+      marketType: OKX_SWAP_MARKET.marketType,
+      symbol: okxSymbol(OKX_SWAP_MARKET, d.instId, 'open_interest'),
+      instrument: d.instId,
+      eventTime: Number(d.ts),
+      receiveTime,
+      // oiCcy is in coins; oi counts contracts, whose size differs per instrument.
+      openInterest: d.oiCcy,
+      openInterestValue: d.oiUsd === undefined || d.oiUsd === '' ? null : d.oiUsd,
+    };
+  });
+}
+
+/** One record per distinct timestamp (the first, i.e. newest, where OKX repeats one); OKX gives the ratio only. */
+export function okxLongShortRatios(
+  dataType: 'lsr_top_position' | 'lsr_all_account',
+  data: readonly unknown[],
+  instId: string,
+  period: string,
+  receiveTime: number,
+): (LsrTopPositionRecord | LsrAllAccountRecord)[] {
+  const symbol = okxSymbol(OKX_SWAP_MARKET, instId, dataType);
+  const seen = new Set<string>();
+  const records: (LsrTopPositionRecord | LsrAllAccountRecord)[] = [];
+  for (const point of data) {
+    if (!isRatioPoint(point)) throw shapeError(dataType, 'long/short ratio point is not [ts, ratio]', point);
+    const [ts, ratio] = point;
+    if (seen.has(ts)) continue;
+    seen.add(ts);
+    const base = { venue: VENUE, marketType: OKX_SWAP_MARKET.marketType, symbol, instrument: instId, eventTime: Number(ts), receiveTime, period, longShortRatio: ratio } as const;
+    records.push(
+      dataType === 'lsr_top_position'
+        ? { ...base, dataType, longPositionPct: null, shortPositionPct: null }
+        : { ...base, dataType, longAccountPct: null, shortAccountPct: null },
+    );
+  }
+  return records;
+}
+
+function okxPeriod(period: string): string {
+  const okx = OKX_PERIOD[period];
+  if (okx === undefined) throw new ConfigError(`collector.lsrPeriod: ${period} has no OKX equivalent`);
+  return okx;
+}
+
+interface PollTarget {
+  route: string;
+  parse(data: unknown[], receiveTime: number): MarketRecord[];
+}
+
+function pollTarget(dataType: PolledDataType, instId: string, options: PollOptions): PollTarget {
+  const q = encodeURIComponent(instId);
+  switch (dataType) {
+    case 'funding_rate':
+      return { route: `/api/v5/public/funding-rate?instId=${q}`, parse: (d, t) => okxFundingRates(d, instId, t) };
+    case 'open_interest':
+      return { route: `/api/v5/public/open-interest?instType=SWAP&instId=${q}`, parse: (d, t) => okxOpenInterest(d, instId, t) };
+    case 'lsr_all_account':
+    case 'lsr_top_position': {
+      const path = dataType === 'lsr_all_account' ? 'long-short-account-ratio-contract' : 'long-short-position-ratio-contract-top-trader';
+      return {
+        // Two points: a poll that comes late still finds the one it missed.
+        route: `/api/v5/rubik/stat/contracts/${path}?instId=${q}&period=${okxPeriod(options.lsrPeriod)}&limit=2`,
+        parse: (d, t) => okxLongShortRatios(dataType, d, instId, options.lsrPeriod, t),
+      };
+    }
+    case 'volatility_index':
+      throw new ConfigError(`collector.venues.${VENUE}.dataTypes: ${dataType} is not polled for ${VENUE}`);
+  }
+}
+
+function okxPolls(restBaseUrl: string, instIds: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
+  const base = restBaseUrl.replace(/\/+$/, '');
+  return instIds.flatMap((instId) =>
+    dataTypes.map((dataType): RestPoll => {
+      const target = pollTarget(dataType, instId, options);
+      return {
+        id: `${VENUE}/${dataType}/${instId}`,
+        url: `${base}${target.route}`,
+        weight: 1,
+        dataType,
+        instrument: instId,
+        intervalMs: options.intervalMs[dataType],
+        parse: (body, receiveTime) => target.parse(okxRestData(body, dataType), receiveTime),
+      };
+    }),
+  );
+}
+
+/**
+ * OKX perpetual swaps (instIds like BTC-USDT-SWAP, symbol BTC-USDT): books, trades and liquidations
+ * over the public WebSocket; funding, open interest and long/short ratios polled. `instIds` are the
+ * configured instruments: the liquidation channel pushes every swap, and only these are kept.
+ * Trade and liquidation sizes stay in contracts, as OKX sends them.
+ */
+export function okxDerivatives(instIds: readonly string[]): VenueAdapter {
+  return okxAdapter({
+    market: OKX_SWAP_MARKET,
+    wsDataTypes: ['orderbook', 'trade', 'liquidation'],
+    polledDataTypes: POLLED,
+    polls: okxPolls,
+    liquidationInstIds: new Set(instIds),
+  });
+}
