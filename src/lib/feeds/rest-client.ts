@@ -213,23 +213,22 @@ export class RestClient {
 
   /** Waits for this request's turn, then for budget, then spends its weight. */
   private async admit(weight: number, signal: AbortSignal): Promise<void> {
+    const arrivedAt = this.clock.now();
     const ahead = this.queueTail;
     let release!: () => void;
     this.queueTail = new Promise((resolve) => (release = resolve));
     try {
       await ahead;
-      let waited = 0;
       for (;;) {
         if (signal.aborted) throw signal.reason;
         const now = this.clock.now();
         const wait = this.budget.waitFor(weight, now);
         if (wait === 0) {
           this.budget.spend(weight, now);
-          if (waited > 0) this.hooks.waited?.(waited);
+          if (now > arrivedAt) this.hooks.waited?.(now - arrivedAt);
           return;
         }
         await this.clock.sleep(wait, signal);
-        waited += wait;
       }
     } finally {
       release();
