@@ -25,7 +25,7 @@ export interface CaptureStats {
   entries: number;
   /** Uncompressed bytes written. */
   bytes: number;
-  /** Disk errors, plus entries dropped because of them (or because the disk fell too far behind). */
+  /** Entries dropped for a broken or too slow disk, plus one per file that failed while open. */
   errors: number;
 }
 
@@ -117,6 +117,7 @@ export class RawCaptureWriter {
     const done = pipeline(gzip, createWriteStream(path, { flags: 'wx' }))
       .catch((err: unknown) => {
         if (this.current === file) this.current = null;
+        this.stats.errors += 1;
         this.diskError(err, path);
       })
       .finally(() => this.finishing.delete(done));
@@ -131,8 +132,8 @@ export class RawCaptureWriter {
     file.gzip.end();
   }
 
+  /** Pauses reopening and logs, rate-limited; the caller counts what was lost. */
   private diskError(err: unknown, path: string): void {
-    this.stats.errors += 1;
     const now = this.now();
     this.pausedUntil = now + REOPEN_AFTER_MS;
     if (now - this.lastErrorLogAt >= ERROR_LOG_INTERVAL_MS) {
