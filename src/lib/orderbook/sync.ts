@@ -49,6 +49,7 @@ export interface BookSyncStats {
 const DEFAULT_CHECKSUM_DEPTH = 25;
 const DEFAULT_MAX_BUFFERED_UPDATES = 1000;
 const NOTHING: BookSyncOutput = Object.freeze({ publish: null, gap: null, resync: null });
+const APPLY: SequenceVerdict = Object.freeze({ kind: 'apply' });
 
 type Resync = BookSyncOutput['resync'];
 
@@ -56,6 +57,11 @@ type Resync = BookSyncOutput['resync'];
  * Keeps one instrument's book in sync with a venue: snapshot + ordered updates checked against the
  * venue's SequenceRules, an optional checksum, and crossed-book protection. Pure: the caller feeds it
  * messages and the clock, and carries out what each BookSyncOutput asks for.
+ *
+ * Source `rest` (Binance): updates are buffered until onSnapshot(); the buffer is then offered to
+ * rules.firstAfterSnapshot until one update bridges the snapshot, and to rules.next after that.
+ * Source `stream` (OKX, Deribit): updates before an in-stream snapshot are dropped.
+ * Any lost sync emits at most one gap record until the book is synced again.
  */
 export class BookSync {
   private readonly book = new LocalBook();
@@ -207,7 +213,7 @@ export class BookSync {
 
   private verdictFor(m: BookMessage): SequenceVerdict {
     const last = this.lastAppliedId;
-    if (m.lastUpdateId === null || last === null) return { kind: 'apply' };
+    if (m.lastUpdateId === null || last === null) return APPLY;
     return this.bridging ? this.opts.rules.firstAfterSnapshot(last, m) : this.opts.rules.next(last, m);
   }
 
@@ -289,7 +295,7 @@ export class BookSync {
     if (out.resync !== null || m === null || !this.dirty) return out;
     const due = !this.publishedSinceSync || now - this.lastPublishAt >= this.opts.minPublishIntervalMs;
     if (!due) return out;
-    return { publish: this.publish(m, now), gap: out.gap, resync: out.resync };
+    return { publish: this.publish(m, now), gap: null, resync: null };
   }
 
   private publish(m: BookMessage, now: number): OrderbookRecord {
