@@ -1,53 +1,87 @@
+import { join } from 'node:path';
 import { connectNats } from '../../lib/bus/connection.js';
 import { Publisher } from '../../lib/bus/publisher.js';
-import type { Config } from '../../lib/config/schema.js';
+import { POLLED_DATA_TYPES, type Config, type Venue } from '../../lib/config/schema.js';
 import type { Daemon } from '../../lib/daemon-context.js';
 import { errorMessage } from '../../lib/errors.js';
+import { binanceDerivatives } from '../../lib/exchanges/binance_derivatives.js';
 import { binanceSpot } from '../../lib/exchanges/binance_spot.js';
-import type { VenueAdapter } from '../../lib/exchanges/types.js';
+import { deribitDerivatives } from '../../lib/exchanges/deribit_derivatives.js';
+import { okxDerivatives } from '../../lib/exchanges/okx_derivatives.js';
+import { okxSpot } from '../../lib/exchanges/okx_spot.js';
+import type { PollOptions, VenueAdapter } from '../../lib/exchanges/types.js';
 import { VenueCollector, createCollectorMetrics } from '../../lib/feeds/venue-collector.js';
 
-type CollectorVenues = Config['collector']['venues'];
+/**
+ * Every venue the config can enable must have an adapter (a missing one is a type error), built for
+ * the configured symbols (OKX liquidations arrive for the whole market and are filtered by them).
+ */
+const ADAPTERS: { readonly [V in Venue]: (symbols: readonly string[]) => VenueAdapter } = {
+  binance_spot: () => binanceSpot,
+  binance_derivatives: () => binanceDerivatives,
+  okx_spot: () => okxSpot,
+  okx_derivatives: okxDerivatives,
+  deribit_derivatives: () => deribitDerivatives,
+};
 
-/** Every venue the config can enable must have an adapter: a missing one is a type error. */
-const ADAPTERS: { readonly [V in keyof CollectorVenues]: VenueAdapter } = { binance_spot: binanceSpot };
+/** A venue's WebSocket and REST bases: the configured hosts, or in simulate mode the local simulator's route for the venue. */
+export function venueBaseUrls(config: Config, venue: Venue, simulate: boolean): { ws: string; rest: string } {
+  if (simulate) {
+    const hostPort = `127.0.0.1:${config.simulator.port}`;
+    return { ws: `ws://${hostPort}/${venue}`, rest: `http://${hostPort}/${venue}` };
+  }
+  const v = config.collector.venues[venue];
+  return { ws: v.wsUrl, rest: v.restUrl };
+}
 
-/** In simulate mode every venue is served by the local simulator on loopback. */
-function baseUrl(config: Config, venue: keyof CollectorVenues, simulate: boolean): string {
-  return simulate ? `ws://127.0.0.1:${config.simulator.port}` : config.collector.venues[venue].wsUrl;
+function pollOptions(config: Config): PollOptions {
+  const seconds = config.collector.pollIntervalSeconds;
+  const intervalMs = Object.fromEntries(POLLED_DATA_TYPES.map((t) => [t, seconds[t] * 1000])) as PollOptions['intervalMs'];
+  return { intervalMs, lsrPeriod: config.collector.lsrPeriod };
 }
 
 export const collector: Daemon = async (ctx, config) => {
   const nc = await connectNats(config, 'collector');
   const publisher = new Publisher(nc, { metrics: ctx.metrics, component: 'collector', signal: ctx.signal });
   const metrics = createCollectorMetrics(ctx.metrics);
-  const venues = Object.keys(ADAPTERS) as (keyof CollectorVenues)[];
-  const collectors = venues
-    .filter((venue) => config.collector.venues[venue].enabled)
-    .map((venue) => {
-      const venueConfig = config.collector.venues[venue];
-      return new VenueCollector({
-        adapter: ADAPTERS[venue],
-        baseUrl: baseUrl(config, venue, ctx.simulate),
-        symbols: venueConfig.symbols,
-        dataTypes: venueConfig.dataTypes,
-        sink: publisher,
-        metrics,
-        log: ctx.log.child({ venue }),
-        staleAfterMs: config.collector.staleAfterSeconds * 1000,
-        reconnect: { initialMs: config.collector.reconnect.initialDelayMs, maxMs: config.collector.reconnect.maxDelayMs },
-      });
+  const c = config.collector;
+  const venues = (Object.keys(ADAPTERS) as Venue[]).filter((venue) => c.venues[venue].enabled);
+  const collectors = venues.map((venue) => {
+    const urls = venueBaseUrls(config, venue, ctx.simulate);
+    return new VenueCollector({
+      adapter: ADAPTERS[venue](c.venues[venue].symbols),
+      wsBaseUrl: urls.ws,
+      restBaseUrl: urls.rest,
+      symbols: c.venues[venue].symbols,
+      dataTypes: c.venues[venue].dataTypes,
+      sink: publisher,
+      metrics,
+      log: ctx.log.child({ venue }),
+      staleAfterMs: c.staleAfterSeconds * 1000,
+      reconnect: { initialMs: c.reconnect.initialDelayMs, maxMs: c.reconnect.maxDelayMs },
+      startupGraceMs: c.startupGraceSeconds * 1000,
+      orderbook: c.orderbook,
+      polls: pollOptions(config),
+      capture: c.capture.enabled ? { dir: c.capture.dir ?? join(config.home, 'capture'), maxFileBytes: c.capture.maxFileBytes } : null,
     });
+  });
 
-  ctx.setHealth(() => ({
-    ok: publisher.connection.connected && !nc.isClosed(),
-    nats: publisher.connection.connected ? 'connected' : 'disconnected',
-    publishPending: publisher.pending,
-    streams: collectors.flatMap((c) => c.health()),
-  }));
-  ctx.log.info({ venues: collectors.length, simulate: ctx.simulate }, 'collector started');
+  // `ok` is about what the supervisor can fix by restarting us (NATS connectivity); a stale stream is
+  // reported for `mprism health`, but restarting the collector would not make a venue send.
+  ctx.setHealth(() => {
+    const venueHealth = collectors.map((vc) => vc.health());
+    return {
+      ok: publisher.connection.connected && !nc.isClosed(),
+      nats: publisher.connection.connected ? 'connected' : 'disconnected',
+      publishPending: publisher.pending,
+      streams: venueHealth.flatMap((h) => h.streams),
+      books: venueHealth.flatMap((h) => h.books),
+      connections: venueHealth.flatMap((h) => h.connections),
+    };
+  });
+  ctx.log.info({ venues, simulate: ctx.simulate }, 'collector started');
 
-  await Promise.all(collectors.map((c) => c.run(ctx.signal)));
+  await Promise.all(collectors.map((vc) => vc.run(ctx.signal)));
   await publisher.flush();
   if (publisher.lastError !== null) {
     ctx.log.error({ err: errorMessage(publisher.lastError) }, 'records given up at shutdown (see mprism_collector_publish_lost_total)');

@@ -1,32 +1,71 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { BackoffPolicy } from '../backoff.js';
-import type { DataType } from '../config/schema.js';
-import { errorMessage } from '../errors.js';
-import { MalformedFrameError, type VenueAdapter } from '../exchanges/types.js';
+import { backoffDelay, type BackoffPolicy } from '../backoff.js';
+import type { DataType, PolledDataType } from '../config/schema.js';
+import { ConfigError, errorMessage } from '../errors.js';
+import { MalformedFrameError, type BookSupport, type PollOptions, type VenueAdapter } from '../exchanges/types.js';
 import type { Logger } from '../log.js';
+import { BookSync, type BookSyncOutput, type BookSyncState } from '../orderbook/sync.js';
+import type { BookMessage } from '../orderbook/types.js';
 import type { MarketRecord } from '../records.js';
 import { freshness, staleThresholdMs, type Freshness } from './freshness.js';
-import { WsFeed, type FeedState } from './ws-feed.js';
+import { RawCaptureWriter } from './raw-capture.js';
+import { RestClient, type RestResponse } from './rest-client.js';
+import { RestPoller, pollErrorCode, type PollOutcome } from './rest-poller.js';
+import { SnapshotQueue } from './snapshot-queue.js';
+import { WsFeed, type FeedDisconnect, type FeedState } from './ws-feed.js';
 
 export interface CollectorMetrics {
   messages: Counter<'venue' | 'data_type'>;
   errors: Counter<'venue' | 'data_type' | 'code'>;
   lastSuccess: Gauge<'venue' | 'data_type'>;
   reconnects: Counter<'venue'>;
+  resyncs: Counter<'venue' | 'symbol' | 'reason'>;
+  restRequests: Counter<'venue' | 'outcome'>;
+  restWaitSeconds: Counter<'venue'>;
+  restRateLimited: Counter<'venue' | 'status'>;
 }
 
 export function createCollectorMetrics(registry: Registry): CollectorMetrics {
   const registers = [registry];
   return {
-    messages: new Counter({ name: 'mprism_collector_messages_total', help: 'Records normalized from venue frames', labelNames: ['venue', 'data_type'], registers }),
-    errors: new Counter({ name: 'mprism_collector_errors_total', help: 'Frames rejected, by reason', labelNames: ['venue', 'data_type', 'code'], registers }),
+    messages: new Counter({
+      name: 'mprism_collector_messages_total',
+      help: 'Records and orderbook messages normalized from venue frames and REST bodies',
+      labelNames: ['venue', 'data_type'],
+      registers,
+    }),
+    errors: new Counter({
+      name: 'mprism_collector_errors_total',
+      help: 'Bad frames, failed REST calls and orderbook gaps, by code',
+      labelNames: ['venue', 'data_type', 'code'],
+      registers,
+    }),
     lastSuccess: new Gauge({
       name: 'mprism_collector_last_success_timestamp_seconds',
-      help: 'Receive time of the newest record, epoch seconds',
+      help: 'Receive time of the newest record (orderbook: newest valid book), epoch seconds',
       labelNames: ['venue', 'data_type'],
       registers,
     }),
     reconnects: new Counter({ name: 'mprism_collector_reconnects_total', help: 'WebSocket connections lost or replaced', labelNames: ['venue'], registers }),
+    resyncs: new Counter({ name: 'mprism_collector_orderbook_resyncs_total', help: 'Orderbooks resynced, by reason', labelNames: ['venue', 'symbol', 'reason'], registers }),
+    restRequests: new Counter({
+      name: 'mprism_collector_rest_requests_total',
+      help: 'REST requests by outcome (HTTP status, network, timeout)',
+      labelNames: ['venue', 'outcome'],
+      registers,
+    }),
+    restWaitSeconds: new Counter({
+      name: 'mprism_collector_rest_wait_seconds_total',
+      help: 'Time REST requests were held back for rate budget or Retry-After',
+      labelNames: ['venue'],
+      registers,
+    }),
+    restRateLimited: new Counter({
+      name: 'mprism_collector_rest_rate_limited_total',
+      help: 'REST answers that rate-limited the venue (429, Binance 418)',
+      labelNames: ['venue', 'status'],
+      registers,
+    }),
   };
 }
 
@@ -37,26 +76,82 @@ export interface RecordSink {
 
 export interface VenueCollectorOptions {
   adapter: VenueAdapter;
-  baseUrl: string;
+  /** scheme://host[:port][/prefix]; the adapter appends its routes. */
+  wsBaseUrl: string;
+  restBaseUrl: string;
   symbols: readonly string[];
   dataTypes: readonly DataType[];
   sink: RecordSink;
   metrics: CollectorMetrics;
   log: Logger;
+  /** Silence threshold of connections whose spec does not set one. */
   staleAfterMs: number;
   reconnect: BackoffPolicy;
   /** Before its first record a stream is `starting`, not `stale`, for this long. */
-  startupGraceMs?: number;
+  startupGraceMs: number;
+  orderbook: { depth: number; maxSnapshotsPerSecond: number };
+  polls: PollOptions;
+  /** Raw capture of every frame and REST body; null: off. */
+  capture: { dir: string; maxFileBytes: number } | null;
+  /** Snapshot requests started per second for this venue, at most. */
+  snapshotRequestsPerSecond?: number;
+  /** Injected in tests; otherwise built from the adapter's rate limit. */
+  rest?: RestClient;
   now?: () => number;
 }
 
 export interface StreamHealth {
   venue: string;
   dataType: DataType;
+  source: 'ws' | 'rest';
   status: Freshness;
   lastSuccessAt: string | null;
   ageSeconds: number | null;
-  connections: { id: string; state: FeedState; connects: number; reconnects: number; lastDisconnectReason: string | null }[];
+  /** Polled types: code of the last failed request since the last success. */
+  lastError: string | null;
+}
+
+export interface ConnectionHealth {
+  venue: string;
+  id: string;
+  dataTypes: readonly DataType[];
+  state: FeedState;
+  connects: number;
+  reconnects: number;
+  handovers: number;
+  lastDisconnectReason: string | null;
+}
+
+export interface BookHealth {
+  venue: string;
+  instrument: string;
+  symbol: string;
+  state: BookSyncState;
+  resyncs: number;
+  gaps: number;
+  lastUpdateId: number | null;
+  bidLevels: number;
+  askLevels: number;
+  connection: string | null;
+}
+
+export interface VenueHealth {
+  streams: StreamHealth[];
+  connections: ConnectionHealth[];
+  books: BookHealth[];
+}
+
+interface BookEntry {
+  instrument: string;
+  symbol: string;
+  sync: BookSync;
+  /** The feed that last delivered this book: resubscribes go there, its loss resets the book. */
+  feed: WsFeed | null;
+  /** BookSync's resync count already turned into metrics. */
+  countedResyncs: number;
+  snapshotFailures: number;
+  /** source `stream`: when a fresh snapshot was last asked for. */
+  resubscribedAt: number | null;
 }
 
 /** Records waiting for the sink beyond this pause the sockets; below the low mark they resume. */
@@ -65,15 +160,51 @@ const QUEUE_LOW_WATER = 5_000;
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
 /** An open connection this long resets the reconnect backoff. */
 const STABLE_CONNECTION_MS = 60_000;
-const DEFAULT_STARTUP_GRACE_MS = 30_000;
+/** Throttled book changes are published at most this late. */
+const BOOK_TICK_MS = 100;
+const DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND = 3;
+const SNAPSHOT_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 30_000, jitter: 0.3 };
+/** A resubscribe that brought no snapshot in this long is sent again. */
+const RESUBSCRIBE_TIMEOUT_MS = 10_000;
 
 /**
- * One venue: its WebSocket connections, frame normalization, and a bounded queue into the sink.
- * Frames are normalized synchronously in arrival order; publishing is pipelined by the sink.
+ * Why a book resynced, for mprism_collector_orderbook_resyncs_total: the gap's reason when the call
+ * opened one, otherwise what the call was about.
+ */
+export function resyncReason(out: BookSyncOutput, context: 'message' | 'snapshot' | 'snapshot_failed', staleSnapshot: boolean): string {
+  if (out.gap !== null) return out.gap.reason;
+  if (staleSnapshot) return 'stale_snapshot';
+  if (context === 'snapshot_failed') return 'snapshot_failed';
+  return context === 'message' ? 'buffer_overflow' : 'invalid_snapshot';
+}
+
+/** The requested data types the adapter collects over WebSocket and by polling; any other is a config error. */
+export function splitDataTypes(adapter: VenueAdapter, dataTypes: readonly DataType[]): { ws: DataType[]; polled: PolledDataType[] } {
+  const ws: DataType[] = [];
+  const polled: PolledDataType[] = [];
+  for (const t of dataTypes) {
+    if (adapter.wsDataTypes.includes(t)) ws.push(t);
+    else if ((adapter.polledDataTypes as readonly DataType[]).includes(t)) polled.push(t as PolledDataType);
+    else throw new ConfigError(`collector.venues.${adapter.venue}.dataTypes: ${t} is not collected for ${adapter.venue}`);
+  }
+  return { ws, polled };
+}
+
+/**
+ * One venue: its WebSocket connections, REST polls and orderbooks. Frames are normalized
+ * synchronously in arrival order; book messages go through one BookSync per instrument; records
+ * wait in a bounded queue for the sink (publishing is pipelined by the sink).
  */
 export class VenueCollector {
   private readonly feeds: WsFeed[];
+  private readonly rest: RestClient;
+  private readonly poller: RestPoller | null;
+  private readonly snapshots: SnapshotQueue<RestResponse> | null;
+  private readonly capture: RawCaptureWriter | null;
+  private readonly books = new Map<string, BookEntry>();
   private readonly lastSuccess = new Map<DataType, number>();
+  private readonly lastPollError = new Map<DataType, string>();
+  private readonly polledTypes: readonly PolledDataType[];
   private queue: MarketRecord[] = [];
   private pumping: Promise<void> | null = null;
   private paused = false;
@@ -85,26 +216,74 @@ export class VenueCollector {
   constructor(private readonly opts: VenueCollectorOptions) {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
-    const venue = opts.adapter.venue;
-    this.feeds = opts.adapter.connections(opts.baseUrl, opts.symbols, opts.dataTypes).map((spec) => {
-      const feed: WsFeed = new WsFeed({
-        spec,
-        staleAfterMs: opts.staleAfterMs,
-        reconnect: opts.reconnect,
-        stableAfterMs: STABLE_CONNECTION_MS,
-        log: opts.log,
-        now: this.now,
-        onFrame: (frame, receiveTime) => this.handleFrame(feed, frame, receiveTime),
-        onReconnect: () => opts.metrics.reconnects.inc({ venue }),
+    const { adapter, metrics } = opts;
+    const venue = adapter.venue;
+    const { ws, polled } = splitDataTypes(adapter, opts.dataTypes);
+    this.polledTypes = polled;
+    this.capture = opts.capture === null ? null : new RawCaptureWriter({ ...opts.capture, venue, log: opts.log, now: this.now });
+    this.rest =
+      opts.rest ??
+      new RestClient({
+        venue,
+        policy: adapter.rateLimit,
+        hooks: {
+          request: (outcome) => metrics.restRequests.inc({ venue, outcome }),
+          waited: (ms) => metrics.restWaitSeconds.inc({ venue }, ms / 1000),
+          rateLimited: (status) => metrics.restRateLimited.inc({ venue, status: String(status) }),
+        },
       });
-      return feed;
-    });
+    this.feeds =
+      ws.length === 0
+        ? []
+        : adapter.connections(opts.wsBaseUrl, opts.symbols, ws).map((spec) => {
+            const feed: WsFeed = new WsFeed({
+              spec,
+              staleAfterMs: opts.staleAfterMs,
+              reconnect: opts.reconnect,
+              stableAfterMs: STABLE_CONNECTION_MS,
+              log: opts.log,
+              now: this.now,
+              onFrame: (frame, receiveTime) => this.handleFrame(feed, frame, receiveTime),
+              onDisconnect: (d) => this.handleDisconnect(feed, d),
+            });
+            return feed;
+          });
+    const polls = polled.length === 0 ? [] : adapter.polls(opts.restBaseUrl, opts.symbols, polled, opts.polls);
+    this.poller =
+      polls.length === 0
+        ? null
+        : new RestPoller({
+            client: this.rest,
+            polls,
+            log: opts.log,
+            onRecords: (records) => {
+              for (const r of records) this.acceptRecord(r);
+            },
+            onResponse: (poll, res) => this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: poll.id, url: poll.url, data: res.body }),
+            onOutcome: (o) => this.handlePollOutcome(o),
+          });
+    const book = adapter.book;
+    this.snapshots =
+      book?.source === 'rest'
+        ? new SnapshotQueue<RestResponse>({
+            perSecond: opts.snapshotRequestsPerSecond ?? DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND,
+            now: this.now,
+            fetch: (instrument, signal) => this.fetchSnapshot(book, instrument, signal),
+            settle: (instrument, outcome) => this.settleSnapshot(book, instrument, outcome),
+          })
+        : null;
   }
 
-  /** Runs the connections until the signal aborts, then hands every queued record to the sink. */
+  /** Runs connections, polls and book upkeep until the signal aborts, then hands every queued record to the sink. */
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all(this.feeds.map((f) => f.run(signal)));
+    const ticker = setInterval(() => this.tickBooks(), BOOK_TICK_MS);
+    try {
+      await Promise.all([...this.feeds.map((f) => f.run(signal)), this.poller?.run(signal), this.snapshots?.run(signal)]);
+    } finally {
+      clearInterval(ticker);
+    }
     await this.drain();
+    await this.capture?.close();
   }
 
   /** Resolves when every record received so far has been handed to the sink. */
@@ -112,55 +291,224 @@ export class VenueCollector {
     while (this.pumping !== null) await this.pumping;
   }
 
-  health(): StreamHealth[] {
+  health(): VenueHealth {
     const now = this.now();
-    const connections = this.feeds.map((f) => {
-      const s = f.stats;
-      return { id: f.id, state: s.state, connects: s.connects, reconnects: s.reconnects, lastDisconnectReason: s.lastDisconnectReason };
-    });
-    return this.opts.dataTypes.map((dataType) => {
+    const venue = this.opts.adapter.venue;
+    const graceMs = this.opts.startupGraceMs;
+    const streams = this.opts.dataTypes.map((dataType): StreamHealth => {
       const last = this.lastSuccess.get(dataType) ?? null;
+      const polled = (this.polledTypes as readonly DataType[]).includes(dataType);
       return {
-        venue: this.opts.adapter.venue,
+        venue,
         dataType,
-        status: freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs: this.opts.startupGraceMs ?? DEFAULT_STARTUP_GRACE_MS }),
+        source: polled ? 'rest' : 'ws',
+        status: freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs }),
         lastSuccessAt: last === null ? null : new Date(last).toISOString(),
         ageSeconds: last === null ? null : Math.max(0, (now - last) / 1000),
-        connections,
+        lastError: this.lastPollError.get(dataType) ?? null,
       };
     });
+    const connections = this.feeds.map((f): ConnectionHealth => {
+      const s = f.stats;
+      return {
+        venue,
+        id: f.id,
+        dataTypes: f.dataTypes,
+        state: s.state,
+        connects: s.connects,
+        reconnects: s.reconnects,
+        handovers: s.handovers,
+        lastDisconnectReason: s.lastDisconnectReason,
+      };
+    });
+    const books = [...this.books.values()].map((b): BookHealth => {
+      const s = b.sync.stats;
+      return {
+        venue,
+        instrument: b.instrument,
+        symbol: b.symbol,
+        state: b.sync.state,
+        resyncs: s.resyncs,
+        gaps: s.gaps,
+        lastUpdateId: s.lastUpdateId,
+        bidLevels: s.bidLevels,
+        askLevels: s.askLevels,
+        connection: b.feed?.id ?? null,
+      };
+    });
+    return { streams, connections, books };
   }
 
-  private handleFrame(feed: WsFeed, frame: string, receiveTime: number): void {
-    const { adapter, metrics } = this.opts;
-    const venue = adapter.venue;
+  /** Returns true when the frame carried market data (a replacement connection proves itself with it). */
+  private handleFrame(feed: WsFeed, frame: string, receiveTime: number): boolean {
+    const { adapter } = this.opts;
+    this.capture?.write({ t: receiveTime, kind: 'ws', conn: feed.id, url: feed.url, data: frame });
     let produced = 0;
     try {
-      for (const record of adapter.normalize(frame, receiveTime)) {
-        produced++;
-        this.queue.push(record);
-        metrics.messages.inc({ venue, data_type: record.dataType });
-        if (this.lastSuccess.get(record.dataType) !== receiveTime) {
-          this.lastSuccess.set(record.dataType, receiveTime);
-          metrics.lastSuccess.set({ venue, data_type: record.dataType }, receiveTime / 1000);
-        }
-      }
+      adapter.normalize(frame, receiveTime, {
+        record: (r) => {
+          produced++;
+          this.acceptRecord(r);
+        },
+        book: (m) => {
+          produced++;
+          this.acceptBookMessage(feed, m, receiveTime);
+        },
+      });
     } catch (err) {
       this.countBadFrame(err, frame);
     }
-    if (produced === 0) {
-      const action = adapter.control(frame);
-      if (action.kind === 'reconnect') {
-        this.opts.log.warn({ venue, reason: action.reason }, 'venue asked for a new connection');
-        feed.recycle(action.reason);
+    if (produced > 0) return true;
+    const action = adapter.control(frame);
+    if (action.kind === 'reconnect') {
+      this.opts.log.warn({ feed: feed.id, reason: action.reason }, 'venue asked for a new connection');
+      feed.recycle(action.reason);
+    } else if (action.kind === 'send') {
+      feed.send(action.message);
+    }
+    return false;
+  }
+
+  private acceptRecord(record: MarketRecord): void {
+    this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: record.dataType });
+    if (record.dataType !== 'orderbook_gap') this.markSuccess(record.dataType, record.receiveTime);
+    this.publish(record);
+  }
+
+  private markSuccess(dataType: DataType, at: number): void {
+    if (this.lastSuccess.get(dataType) === at) return;
+    this.lastSuccess.set(dataType, at);
+    this.opts.metrics.lastSuccess.set({ venue: this.opts.adapter.venue, data_type: dataType }, at / 1000);
+  }
+
+  private acceptBookMessage(feed: WsFeed, m: BookMessage, now: number): void {
+    this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook' });
+    const entry = this.bookFor(m);
+    entry.feed = feed;
+    if (m.action === 'snapshot') entry.resubscribedAt = null;
+    this.act(entry, entry.sync.onMessage(m, now), 'message');
+  }
+
+  private bookFor(m: BookMessage): BookEntry {
+    const existing = this.books.get(m.instrument);
+    if (existing !== undefined) return existing;
+    const support = this.opts.adapter.book;
+    if (support === null) throw new MalformedFrameError('unexpected_shape', `${this.opts.adapter.venue} has no orderbooks but sent a book message`, 'orderbook');
+    const { depth, maxSnapshotsPerSecond } = this.opts.orderbook;
+    const entry: BookEntry = {
+      instrument: m.instrument,
+      symbol: m.symbol,
+      sync: new BookSync({ rules: support.rules, source: support.source, checksum: support.checksum, depth, minPublishIntervalMs: 1000 / maxSnapshotsPerSecond }),
+      feed: null,
+      countedResyncs: 0,
+      snapshotFailures: 0,
+      resubscribedAt: null,
+    };
+    this.books.set(m.instrument, entry);
+    return entry;
+  }
+
+  /** Carries out what BookSync asked for. */
+  private act(entry: BookEntry, out: BookSyncOutput, context: 'message' | 'snapshot' | 'snapshot_failed', staleBefore = entry.sync.stats.staleSnapshots): void {
+    const venue = this.opts.adapter.venue;
+    const stats = entry.sync.stats;
+    if (out.gap !== null) {
+      this.opts.metrics.errors.inc({ venue, data_type: 'orderbook', code: out.gap.reason });
+      this.opts.log.warn({ instrument: entry.instrument, reason: out.gap.reason, detail: out.gap.detail, lastUpdateId: out.gap.lastUpdateId }, 'orderbook lost sync');
+      this.acceptRecord(out.gap);
+    }
+    if (stats.resyncs > entry.countedResyncs) {
+      const reason = resyncReason(out, context, stats.staleSnapshots > staleBefore);
+      this.opts.metrics.resyncs.inc({ venue, symbol: entry.symbol, reason }, stats.resyncs - entry.countedResyncs);
+      entry.countedResyncs = stats.resyncs;
+    }
+    if (out.publish !== null) {
+      this.markSuccess('orderbook', out.publish.receiveTime);
+      this.publish(out.publish);
+    }
+    if (out.resync === 'rest_snapshot') {
+      const notBefore = entry.snapshotFailures === 0 ? 0 : this.now() + backoffDelay(entry.snapshotFailures - 1, SNAPSHOT_RETRY);
+      this.snapshots?.request(entry.instrument, notBefore);
+    } else if (out.resync === 'resubscribe') {
+      this.resubscribe(entry);
+    }
+  }
+
+  private resubscribe(entry: BookEntry): void {
+    entry.resubscribedAt = this.now();
+    const frames = this.opts.adapter.book?.resubscribe?.(entry.instrument) ?? [];
+    // Not open: the reconnect subscribes afresh, which brings a snapshot anyway.
+    if (entry.feed === null) return;
+    for (const frame of frames) entry.feed.send(frame);
+  }
+
+  private handleDisconnect(feed: WsFeed, d: FeedDisconnect): void {
+    this.opts.metrics.reconnects.inc({ venue: this.opts.adapter.venue });
+    if (d.seamless) return;
+    const now = this.now();
+    for (const entry of this.books.values()) {
+      if (entry.feed !== feed) continue;
+      const out = entry.sync.onDisconnect(now);
+      if (out.gap !== null) this.opts.metrics.resyncs.inc({ venue: this.opts.adapter.venue, symbol: entry.symbol, reason: 'disconnect' });
+      this.act(entry, out, 'message');
+    }
+  }
+
+  private tickBooks(): void {
+    const now = this.now();
+    for (const entry of this.books.values()) {
+      const record = entry.sync.tick(now);
+      if (record !== null) {
+        this.markSuccess('orderbook', record.receiveTime);
+        this.publish(record);
       }
+      if (entry.resubscribedAt !== null && entry.sync.state !== 'synced' && now - entry.resubscribedAt >= RESUBSCRIBE_TIMEOUT_MS) {
+        this.opts.log.warn({ instrument: entry.instrument }, 'no snapshot after resubscribing; asking again');
+        this.resubscribe(entry);
+      }
+    }
+  }
+
+  private async fetchSnapshot(book: BookSupport, instrument: string, signal: AbortSignal): Promise<RestResponse> {
+    if (book.snapshotRequest === undefined) throw new Error(`${this.opts.adapter.venue}: book source rest without snapshotRequest`);
+    const req = book.snapshotRequest(this.opts.restBaseUrl, instrument);
+    const res = await this.rest.get(req, signal);
+    this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: `${this.opts.adapter.venue}/snapshot/${instrument}`, url: req.url, data: res.body });
+    return res;
+  }
+
+  private settleSnapshot(book: BookSupport, instrument: string, outcome: { ok: true; value: RestResponse } | { ok: false; error: unknown }): void {
+    const entry = this.books.get(instrument);
+    if (entry === undefined) return;
+    const now = this.now();
+    const staleBefore = entry.sync.stats.staleSnapshots;
+    let error = outcome.ok ? null : outcome.error;
+    if (outcome.ok) {
+      try {
+        if (book.parseSnapshot === undefined) throw new Error(`${this.opts.adapter.venue}: book source rest without parseSnapshot`);
+        const snapshot = book.parseSnapshot(outcome.value.body, instrument, outcome.value.receiveTime);
+        entry.snapshotFailures = 0;
+        this.act(entry, entry.sync.onSnapshot(snapshot, now), 'snapshot', staleBefore);
+        return;
+      } catch (err) {
+        error = err;
+      }
+    }
+    const code = pollErrorCode(error);
+    entry.snapshotFailures++;
+    this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook', code });
+    this.opts.log.warn({ instrument, code, err: errorMessage(error), failures: entry.snapshotFailures }, 'orderbook snapshot failed');
+    this.act(entry, entry.sync.onSnapshotFailed(`${code}: ${errorMessage(error)}`, now), 'snapshot_failed', staleBefore);
+  }
+
+  private handlePollOutcome(o: PollOutcome): void {
+    if (o.ok) {
+      this.lastPollError.delete(o.poll.dataType);
+      this.markSuccess(o.poll.dataType, o.at);
       return;
     }
-    if (!this.paused && this.queue.length >= QUEUE_HIGH_WATER) {
-      this.paused = true;
-      for (const f of this.feeds) f.pause();
-    }
-    this.pumping ??= this.pump();
+    this.lastPollError.set(o.poll.dataType, o.code);
+    this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: o.poll.dataType, code: o.code });
   }
 
   private countBadFrame(err: unknown, frame: string): void {
@@ -177,6 +525,15 @@ export class VenueCollector {
       this.lastMalformedLogAt = now;
       this.malformedSinceLog = 0;
     }
+  }
+
+  private publish(record: MarketRecord): void {
+    this.queue.push(record);
+    if (!this.paused && this.queue.length >= QUEUE_HIGH_WATER) {
+      this.paused = true;
+      for (const f of this.feeds) f.pause();
+    }
+    this.pumping ??= this.pump();
   }
 
   private async pump(): Promise<void> {

@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
 import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
+import type { DataType } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { WsConnectionSpec } from '../exchanges/types.js';
 import type { Logger } from '../log.js';
@@ -169,6 +170,14 @@ export class WsFeed {
 
   get id(): string {
     return this.opts.spec.id;
+  }
+
+  get url(): string {
+    return this.opts.spec.url;
+  }
+
+  get dataTypes(): readonly DataType[] {
+    return this.opts.spec.dataTypes;
   }
 
   get stats(): FeedStats {
