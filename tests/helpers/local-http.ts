@@ -51,6 +51,7 @@ export class ManualClock {
 
   sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
     new Promise((resolve) => {
+      if (ms <= 0) return resolve();
       const sleeper = { until: this.t + ms, resolve };
       this.sleepers.push(sleeper);
       signal?.addEventListener(
