@@ -219,7 +219,11 @@ describe('binance_derivatives sequence rules', () => {
     expect(binanceFuturesSequence.firstAfterSnapshot(100, update(90, 99, 80))).toEqual({ kind: 'skip' });
     expect(binanceFuturesSequence.firstAfterSnapshot(100, update(90, 100, 80))).toEqual({ kind: 'apply' });
     expect(binanceFuturesSequence.firstAfterSnapshot(100, update(100, 120, 99))).toEqual({ kind: 'apply' });
-    expect(binanceFuturesSequence.firstAfterSnapshot(100, update(101, 120, 100))).toMatchObject({ kind: 'gap' });
+    expect(binanceFuturesSequence.firstAfterSnapshot(100, update(101, 120, 99))).toMatchObject({ kind: 'gap' });
+  });
+
+  it('after a snapshot taken exactly at an event boundary, applies the event whose pu is the snapshot id', () => {
+    expect(binanceFuturesSequence.firstAfterSnapshot(100, update(105, 120, 100))).toEqual({ kind: 'apply' });
   });
 
   it('then: pu must be the previous u (U need not be u + 1); a repeat is skipped; anything else is a gap', () => {

@@ -147,6 +147,8 @@ export const binanceFuturesSequence: SequenceRules = {
     const last = m.lastUpdateId ?? 0;
     if (last < snapshotId) return { kind: 'skip' };
     if (m.firstUpdateId !== null && m.firstUpdateId <= snapshotId) return { kind: 'apply' };
+    // A snapshot taken exactly at an event boundary: this event follows it with nothing in between.
+    if (m.prevUpdateId === snapshotId) return { kind: 'apply' };
     return { kind: 'gap', detail: `snapshot ${snapshotId} older than first buffered event U ${String(m.firstUpdateId)}` };
   },
   next(lastAppliedId: number, m: BookMessage): SequenceVerdict {
