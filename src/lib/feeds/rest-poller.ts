@@ -97,7 +97,7 @@ export class RestPoller {
     } catch (error) {
       if (signal.aborted) return false;
       const code = pollErrorCode(error);
-      log.warn({ poll: poll.id, code, err: errorMessage(error) }, 'REST poll failed');
+      log.warn({ venue: client.venue, poll: poll.id, code, err: errorMessage(error) }, 'REST poll failed');
       this.options.onOutcome?.({ ok: false, poll, at: this.now(), code, error });
       return false;
     }
