@@ -80,7 +80,7 @@ describe('RestClient against a local HTTP server', () => {
       res.end('{"ok":true}');
     });
     const res = await client().get({ url: `${server.url}/a`, weight: 1 }, controller.signal);
-    expect(res).toMatchObject({ status: 200, body: '{"ok":true}', receiveTime: clock.t });
+    expect(res).toMatchObject({ url: `${server.url}/a`, status: 200, body: '{"ok":true}', receiveTime: clock.t });
     expect(res.headers.get('x-test')).toBe('yes');
     expect(calls).toEqual(['request 200']);
   });

@@ -5,6 +5,8 @@ import type { RateLimitPolicy, RestRequest } from '../exchanges/types.js';
 
 /** A 2xx answer. */
 export interface RestResponse {
+  /** The URL requested (a poll's URL may differ per read: record this one). */
+  url: string;
   status: number;
   body: string;
   headers: Headers;
@@ -200,7 +202,7 @@ export class RestClient {
       throw new RestError(req.url, res.status, retryAfterMs, body);
     }
     if (res.status < 200 || res.status > 299) throw new RestError(req.url, res.status, null, body);
-    return { status: res.status, body, headers: res.headers, receiveTime: now };
+    return { url: req.url, status: res.status, body, headers: res.headers, receiveTime: now };
   }
 
   private syncUsedWeight(headers: Headers, now: number): void {
