@@ -1,7 +1,7 @@
 import type { DataType, Venue } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { BookMessage } from '../orderbook/types.js';
-import type { MarketType, PriceLevel, TradeRecord } from '../records.js';
+import type { MarketType, TradeRecord } from '../records.js';
 import { MalformedFrameError, isObject, parseFrame, splitConcatenatedSymbol, type ControlAction, type WsConnectionSpec } from './types.js';
 
 /** Frames on `/stream` are wrapped; `/ws/<stream>` delivers the bare event. */
@@ -74,10 +74,10 @@ export interface BinanceDepthSnapshot {
 /** Documented limit of streams per connection, spot and USD-M. */
 const MAX_STREAMS_PER_CONNECTION = 1024;
 /** Binance closes every connection at 24 h; leave an hour of margin to reconnect cleanly. */
-export const MAX_CONNECTION_AGE_MS = 23 * 3600_000;
+const MAX_CONNECTION_AGE_MS = 23 * 3600_000;
 
 /** Unsigned decimal as Binance writes prices and sizes: no sign, no exponent. */
-export const DECIMAL = /^\d+(\.\d+)?$/;
+const DECIMAL = /^\d+(\.\d+)?$/;
 const ZERO = /^0+(\.0+)?$/;
 
 /** True for "0", "0.00000000" and the like: Binance marks absent prices and sizes with zero. */
@@ -142,10 +142,9 @@ function sniffDataType(frame: string): DataType | null {
 export function binanceEvent(frame: string): Record<string, unknown> | null {
   let parsed: unknown;
   try {
-    parsed = parseFrame(frame);
+    parsed = JSON.parse(frame) as unknown;
   } catch (err) {
-    if (err instanceof MalformedFrameError) throw new MalformedFrameError(err.code, err.message, sniffDataType(frame), { cause: err.cause });
-    throw err;
+    throw new MalformedFrameError('malformed_json', `not JSON: ${frame.slice(0, 80)}`, sniffDataType(frame), { cause: err });
   }
   if (!isObject(parsed)) throw new MalformedFrameError('unexpected_shape', 'frame is not a JSON object');
   if (isCombined(parsed)) {
@@ -208,7 +207,7 @@ export function toTrade(event: BinanceTradeEvent, venue: Venue, marketType: Mark
 }
 
 /** Every entry a [price, quantity] pair of decimal strings. */
-export function isLevelList(v: unknown): v is [string, string][] {
+function isLevelList(v: unknown): v is [string, string][] {
   if (!Array.isArray(v)) return false;
   for (const level of v) {
     if (!Array.isArray(level) || level.length !== 2 || !isDecimal(level[0]) || !isDecimal(level[1])) return false;
@@ -240,8 +239,8 @@ export function toBookUpdate(event: BinanceDepthEvent, venue: Venue, marketType:
     lastUpdateId: event.u,
     prevUpdateId: event.pu ?? null,
     checksum: null,
-    bids: event.b as PriceLevel[],
-    asks: event.a as PriceLevel[],
+    bids: event.b,
+    asks: event.a,
     eventTime: event.E,
     receiveTime,
   };
