@@ -495,7 +495,10 @@ export function okxRestData(body: string, dataType: DataType): unknown[] {
   return parsed.data;
 }
 
-/** OKX REST: 10 requests per 2 s per IP and instrument on funding rate, 5 on rubik; all weight 1. */
+/**
+ * One conservative budget for every OKX endpoint we poll (documented: funding rate 10, open interest
+ * 20, rubik ratios 5 requests per 2 s per IP and instrument); every request weighs 1.
+ */
 export const OKX_RATE_LIMIT: RateLimitPolicy = { weightPerWindow: 10, windowMs: 2000, usedWeightHeader: null };
 
 // ---------------------------------------------------------------------------------------------
@@ -524,7 +527,7 @@ export function okxAdapter(spec: OkxAdapterSpec): VenueAdapter {
     }
     if (dataType === 'orderbook') {
       const instId = push.arg.instId;
-      if (instId === undefined) throw shapeError('orderbook', 'book push without arg.instId', push.arg);
+      if (typeof instId !== 'string') throw shapeError('orderbook', 'book push without arg.instId', push.arg);
       // Validate everything before handing anything out.
       const messages = push.data.map((d) => okxBookMessage(market, instId, push.action, d, receiveTime));
       for (const m of messages) out.book(m);
