@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { binanceSpot } from '../../src/lib/exchanges/binance_spot.js';
-import { MalformedFrameError } from '../../src/lib/exchanges/types.js';
+import { MalformedFrameError, normalizeAll } from '../../src/lib/exchanges/types.js';
 import type { TradeRecord } from '../../src/lib/records.js';
 import { tradeEventJson } from '../../src/lib/simulator/binance-spot.js';
 import { RateClock, SymbolMarket, seededRandom } from '../../src/lib/simulator/market.js';
@@ -53,7 +53,7 @@ describe('simulator frame format', () => {
     const ours = JSON.parse(frame) as Record<string, unknown>;
     expect(Object.keys(ours)).toEqual(Object.keys(doc));
     for (const k of Object.keys(doc)) expect(typeof ours[k]).toBe(typeof doc[k]);
-    const [r] = [...binanceSpot.normalize(frame, 1)];
+    const [r] = normalizeAll(binanceSpot, frame, 1).records;
     expect(r).toMatchObject({ symbol: 'BTC-USDT', tradeId: '12345', price: t.price, quantity: t.quantity, eventTime: 1672515782136, side: t.buyerIsMaker ? 'sell' : 'buy' });
   });
 });
@@ -69,7 +69,7 @@ describe('simulator server', () => {
 
   async function start(tradesPerSecond = 200) {
     sim = await startSimulator({ host: '127.0.0.1', port: 0, symbols: ['BTCUSDT', 'ETHUSDT'], tradesPerSecond, seed: 42, metrics: new Registry(), log });
-    return { http: `http://127.0.0.1:${sim.port}`, ws: `ws://127.0.0.1:${sim.port}` };
+    return { http: `http://127.0.0.1:${sim.port}`, ws: `ws://127.0.0.1:${sim.port}/binance_spot` };
   }
 
   function collect(url: string, send?: string): { frames: string[]; ws: WebSocket; opened: Promise<void> } {
@@ -97,7 +97,7 @@ describe('simulator server', () => {
   const post = (url: string, body?: unknown) =>
     fetch(url, { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
 
-  const trades = (frames: string[]) => frames.flatMap((f) => [...binanceSpot.normalize(f, 0)]) as TradeRecord[];
+  const trades = (frames: string[]) => frames.flatMap((f) => normalizeAll(binanceSpot, f, 0).records) as TradeRecord[];
 
   it('acks SUBSCRIBE on /stream and sends combined frames with sequential ids; /stats counts them', async () => {
     const { http, ws } = await start();
@@ -169,7 +169,7 @@ describe('simulator server', () => {
       .filter((f) => !f.includes('"M":true'))
       .map((f) => {
         try {
-          [...binanceSpot.normalize(f, 0)];
+          normalizeAll(binanceSpot, f, 0);
           return 'ok';
         } catch (err) {
           return err instanceof MalformedFrameError ? err.code : 'other';

@@ -69,6 +69,8 @@ export const configSchema = z.strictObject({
     tradesPerSecond: z.number().positive().max(100_000),
     symbols: z.array(z.string().min(1)).min(1),
     seed: z.number().int(),
+    /** A raw capture file (gzip JSONL) played instead of synthetic data for the venues it holds; speed divides the recorded gaps. */
+    replay: z.strictObject({ file: z.string().min(1).nullable(), speed: z.number().positive().max(10_000) }).default({ file: null, speed: 1 }),
   }),
   collector: z.strictObject({
     port,

@@ -1,32 +1,21 @@
-import type { IncomingMessage } from 'node:http';
-import type { Duplex } from 'node:stream';
-import { Counter, Gauge, type Registry } from 'prom-client';
-import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { Logger } from '../log.js';
-import type { SimTrade } from './market.js';
-
-/** Unsent bytes after which a subscriber counts as too slow and is disconnected. */
-const SLOW_CLIENT_BUFFER_BYTES = 16 * 1024 * 1024;
-
-/** Per-symbol count of trades that reached at least one subscriber. */
-export interface SymbolSendStats {
-  sent: number;
-  firstId: number | null;
-  lastId: number | null;
-}
-
-interface Client {
-  /** `/stream` wraps frames as {"stream","data"}; `/ws` sends bare events. */
-  combined: boolean;
-  streams: Set<string>;
-  alive: boolean;
-}
+import { splitConcatenatedSymbol } from '../exchanges/types.js';
+import type { ModelLevel } from './book-model.js';
+import { SocketHub } from './hub.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
+import { BinanceHub, UsedWeight, binanceAcceptor, framer, parseStreamRoute, sendBinanceMalformed, streamInstrument } from './binance-ws.js';
+import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext, type VenueSim } from './venue.js';
 
 /** Binance pings every 20 s and drops a client that has not answered by the next round. */
 const PING_INTERVAL_MS = 20_000;
+/** Largest book level: 5 coins. */
+const MAX_LEVEL_LOTS = 5 * 10 ** QTY_DECIMALS;
 
 export function tradeStream(symbol: string): string {
   return `${symbol.toLowerCase()}@trade`;
+}
+
+export function depthStream(symbol: string): string {
+  return `${symbol.toLowerCase()}@depth@100ms`;
 }
 
 /** The exact field order and formatting of a live spot `@trade` event. */
@@ -34,208 +23,145 @@ export function tradeEventJson(t: SimTrade, eventTime: number): string {
   return `{"e":"trade","E":${eventTime},"s":"${t.symbol}","t":${t.id},"p":"${t.price}","q":"${t.quantity}","T":${t.time},"m":${t.buyerIsMaker},"M":true}`;
 }
 
-function combinedJson(stream: string, event: string): string {
-  return `{"stream":"${stream}","data":${event}}`;
+/** Spot prints prices and quantities with 8 decimals. */
+export function spotLevels(levels: readonly ModelLevel[]): string {
+  return JSON.stringify(levels.map(([p, q]) => [formatFixed(p, PRICE_DECIMALS), formatFixed(q, QTY_DECIMALS)]));
 }
 
-function streamsFromPath(url: URL): { combined: boolean; streams: string[] } | null {
-  if (url.pathname === '/stream') {
-    const list = url.searchParams.get('streams');
-    return { combined: true, streams: list === null || list === '' ? [] : list.split('/') };
-  }
-  if (url.pathname === '/ws') return { combined: false, streams: [] };
-  const raw = /^\/ws\/([^/]+)$/.exec(url.pathname);
-  if (raw !== null) return { combined: false, streams: (raw[1] ?? '').split('/') };
-  return null;
+/** `GET /api/v3/depth` weight by limit. */
+function depthWeight(limit: number): number {
+  if (limit <= 100) return 5;
+  if (limit <= 500) return 25;
+  if (limit <= 1000) return 50;
+  return 250;
 }
 
-type Request = { method?: unknown; params?: unknown; id?: unknown };
+/** Binance's REST error shape. */
+export function binanceError(status: number, code: number, msg: string, headers?: Record<string, string>): RestReply {
+  return jsonReply(status, { code, msg }, headers);
+}
+
+/** Parses `symbol` and `limit` like Binance: 400 with its error codes when they are wrong. */
+export function depthParams(query: URLSearchParams, maxLimit: number, defaultLimit: number): { symbol: string; limit: number } | RestReply {
+  const symbol = query.get('symbol');
+  if (symbol === null || symbol === '') return binanceError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
+  if (!/^[A-Z0-9]{2,30}$/.test(symbol) || splitConcatenatedSymbol(symbol) === null) return binanceError(400, -1121, 'Invalid symbol.');
+  const rawLimit = query.get('limit');
+  if (rawLimit !== null && !/^[0-9]{1,20}$/.test(rawLimit)) return binanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.");
+  const limit = rawLimit === null ? defaultLimit : Math.min(Math.max(1, Number(rawLimit)), maxLimit);
+  return { symbol, limit };
+}
 
 /**
- * Binance spot market streams as the real exchange serves them: `/stream` (combined, optional
- * `?streams=`), `/ws/<stream>` and `/ws` (raw), SUBSCRIBE/UNSUBSCRIBE/LIST_SUBSCRIPTIONS requests.
+ * Binance spot as the real exchange serves it: `/stream` (combined, optional `?streams=`),
+ * `/ws/<stream>` and `/ws` (raw) with `<sym>@trade` and `<sym>@depth@100ms` (U/u contiguous),
+ * and the REST snapshot `GET /api/v3/depth` matching the stream at that moment.
  */
-export class BinanceSpotSim {
-  private readonly wss = new WebSocketServer({ noServer: true, perMessageDeflate: false });
-  private readonly clients = new Map<WebSocket, Client>();
-  private readonly subscribers = new Map<string, Set<WebSocket>>();
-  private readonly sendStats = new Map<string, SymbolSendStats>();
-  private stalledUntil = 0;
-  private readonly pinger: NodeJS.Timeout;
-  private readonly tradesSent: Counter<'venue' | 'symbol'>;
-  private readonly framesSent: Counter<'venue'>;
-  private readonly connections: Gauge<'venue'>;
+export class BinanceSpotSim implements VenueSim {
+  readonly venue = 'binance_spot';
+  readonly hub: BinanceHub;
+  synthetic = true;
+  private readonly instruments: InstrumentSet;
+  private readonly weight = new UsedWeight();
+  private bookUpdates = 0;
 
-  constructor(
-    symbols: readonly string[],
-    metrics: Registry,
-    private readonly log: Logger,
-  ) {
-    for (const s of symbols) this.sendStats.set(s, { sent: 0, firstId: null, lastId: null });
-    this.tradesSent = new Counter({ name: 'mprism_simulator_trades_sent_total', help: 'Trades sent to at least one subscriber', labelNames: ['venue', 'symbol'], registers: [metrics] });
-    this.framesSent = new Counter({ name: 'mprism_simulator_frames_sent_total', help: 'WebSocket data frames sent', labelNames: ['venue'], registers: [metrics] });
-    this.connections = new Gauge({ name: 'mprism_simulator_connections', help: 'Open WebSocket connections', labelNames: ['venue'], registers: [metrics] });
-    this.pinger = setInterval(() => this.pingAll(), PING_INTERVAL_MS);
-    this.pinger.unref();
+  constructor(private readonly ctx: VenueContext) {
+    this.hub = new SocketHub(this.venue, { pingIntervalMs: PING_INTERVAL_MS, idleCloseMs: null }, ctx.metrics, ctx.log, ctx.now);
+    this.instruments = new InstrumentSet(this.venue, ctx, MAX_LEVEL_LOTS);
   }
 
-  /** Takes over the upgrade when the path is a Binance spot route; false leaves it to others. */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    const route = streamsFromPath(url);
-    if (route === null) return false;
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.accept(ws, route.combined, route.streams));
+  preCreate(symbol: string): boolean {
+    if (splitConcatenatedSymbol(symbol) === null) return false;
+    this.instruments.get(symbol.toUpperCase());
     return true;
   }
 
-  get stats(): Record<string, SymbolSendStats> {
-    return Object.fromEntries([...this.sendStats].map(([s, v]) => [s, { ...v }]));
+  wsRoute(route: string, query: URLSearchParams): Acceptor | null {
+    const parsed = parseStreamRoute(route, query, '');
+    if (parsed === null) return null;
+    return binanceAcceptor(this.hub, route, parsed.combined, parsed.streams, () => true, (s) => this.touch(s));
   }
 
-  get connectionCount(): number {
-    return this.clients.size;
+  rest(route: string, query: URLSearchParams): RestReply | null {
+    if (route !== '/api/v3/depth') return null;
+    const params = depthParams(query, 5000, 100);
+    if ('status' in params) return params;
+    const m = this.instruments.get(params.symbol);
+    const { bids, asks } = m.book.levels(params.limit);
+    const used = this.weight.add(depthWeight(params.limit), this.ctx.now());
+    return jsonReply(200, `{"lastUpdateId":${m.seq},"bids":${spotLevels(bids)},"asks":${spotLevels(asks)}}`, { 'x-mbx-used-weight-1m': String(used) });
   }
 
-  /** Sends one trade to its subscribers; counted only if at least one socket took it. */
-  publish(trade: SimTrade, now: number): void {
-    if (now < this.stalledUntil) return;
-    const stream = tradeStream(trade.symbol);
-    const subs = this.subscribers.get(stream);
-    if (subs === undefined || subs.size === 0) return;
-    const event = tradeEventJson(trade, now);
-    let combinedFrame: string | null = null;
-    let delivered = 0;
-    for (const ws of subs) {
-      const client = this.clients.get(ws);
-      if (client === undefined || ws.readyState !== WebSocket.OPEN) continue;
-      if (ws.bufferedAmount > SLOW_CLIENT_BUFFER_BYTES) {
-        // Like the real exchange, a client that stops reading is dropped rather than buffered for forever.
-        ws.terminate();
-        continue;
-      }
-      if (client.combined) {
-        combinedFrame ??= combinedJson(stream, event);
-        ws.send(combinedFrame);
-      } else {
-        ws.send(event);
-      }
-      delivered++;
+  tooManyRequests(retryAfterSeconds: number): RestReply {
+    return binanceError(429, -1003, 'Too many requests; current limit of IP is 6000 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.', {
+      'retry-after': String(retryAfterSeconds),
+    });
+  }
+
+  tick(tradesDue: number): void {
+    const now = this.ctx.now();
+    for (const m of this.instruments.all()) {
+      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now), now);
+      if (now >= m.nextBookAt) this.stepBook(m, now);
     }
-    if (delivered === 0) return;
-    this.framesSent.inc({ venue: 'binance_spot' }, delivered);
-    this.tradesSent.inc({ venue: 'binance_spot', symbol: trade.symbol });
-    const st = this.sendStats.get(trade.symbol) ?? { sent: 0, firstId: null, lastId: null };
-    st.sent++;
-    st.firstId ??= trade.id;
-    st.lastId = trade.id;
-    this.sendStats.set(trade.symbol, st);
   }
 
-  /** Close every connection with a normal close handshake, so frames already sent still arrive. */
-  disconnectAll(): number {
-    const n = this.clients.size;
-    for (const ws of this.clients.keys()) ws.close(1001, 'simulated disconnect');
-    return n;
+  gap(instrument: string | null): string[] {
+    return this.instruments.select(instrument).map((m) => {
+      m.dropNextBookUpdate = true;
+      return m.id;
+    });
   }
 
-  /** One unparseable and one wrong-shape frame to every subscribed connection. */
-  sendMalformed(now: number): number {
-    let n = 0;
-    for (const [ws, client] of this.clients) {
-      if (client.streams.size === 0 || ws.readyState !== WebSocket.OPEN) continue;
-      const stream = [...client.streams][0] as string;
-      const symbol = stream.split('@')[0]?.toUpperCase() ?? 'BTCUSDT';
-      const wrongShape = `{"e":"trade","E":${now},"s":"${symbol}","t":"not-a-number","p":42}`;
-      ws.send(client.combined ? `{"stream":"${stream}","data":{"e":"trade","E":${now}` : `{"e":"trade","E":${now}`);
-      ws.send(client.combined ? combinedJson(stream, wrongShape) : wrongShape);
-      n++;
-    }
-    return n;
+  badChecksum(): string[] {
+    return [];
   }
 
-  /** Stop sending frames until `until`; connections stay open and answer pings. */
-  stall(until: number): void {
-    this.stalledUntil = until;
+  malformed(instrument: string | null): number {
+    return sendBinanceMalformed(this.hub, instrument, this.ctx.now());
+  }
+
+  disconnect(instrument: string | null): number {
+    return this.hub.disconnect((c) => instrument === null || [...c.topics].some((s) => streamInstrument(s) === instrument));
+  }
+
+  stats() {
+    return { connections: this.hub.size, trades: this.instruments.tradeStats(), bookUpdates: this.bookUpdates, liquidations: 0 };
   }
 
   close(): void {
-    clearInterval(this.pinger);
-    for (const ws of this.clients.keys()) ws.terminate();
-    this.wss.close();
+    this.hub.close();
   }
 
-  private accept(ws: WebSocket, combined: boolean, streams: string[]): void {
-    const client: Client = { combined, streams: new Set(), alive: true };
-    this.clients.set(ws, client);
-    this.connections.set({ venue: 'binance_spot' }, this.clients.size);
-    this.subscribe(ws, client, streams);
-    ws.on('pong', () => {
-      client.alive = true;
-    });
-    ws.on('message', (data: RawData, isBinary: boolean) => this.onRequest(ws, client, data, isBinary));
-    ws.on('close', () => {
-      for (const s of client.streams) this.subscribers.get(s)?.delete(ws);
-      this.clients.delete(ws);
-      this.connections.set({ venue: 'binance_spot' }, this.clients.size);
-    });
-    ws.on('error', (err) => this.log.debug({ err: err.message }, 'simulator client socket error'));
+  private touch(stream: string): void {
+    const id = streamInstrument(stream);
+    if (id !== null && splitConcatenatedSymbol(id) !== null) this.instruments.get(id);
   }
 
-  private subscribe(ws: WebSocket, client: Client, streams: readonly string[]): void {
-    for (const s of streams) {
-      client.streams.add(s);
-      let set = this.subscribers.get(s);
-      if (set === undefined) {
-        set = new Set();
-        this.subscribers.set(s, set);
-      }
-      set.add(ws);
-    }
+  /** Counted only if at least one socket took it. */
+  private publishTrade(m: InstrumentMarket, trade: SimTrade, now: number): void {
+    if (!this.synthetic) return;
+    const stream = tradeStream(m.id);
+    if (!this.hub.hasSubscribers(stream)) return;
+    if (this.hub.publish(stream, framer(stream, tradeEventJson(trade, now))) === 0) return;
+    this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });
+    m.countSent(trade);
   }
 
-  private unsubscribe(ws: WebSocket, client: Client, streams: readonly string[]): void {
-    for (const s of streams) {
-      client.streams.delete(s);
-      this.subscribers.get(s)?.delete(ws);
-    }
-  }
-
-  private onRequest(ws: WebSocket, client: Client, data: RawData, isBinary: boolean): void {
-    if (isBinary) return;
-    let req: Request;
-    try {
-      const parsed: unknown = JSON.parse(data.toString());
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      req = parsed as Request;
-    } catch {
-      ws.send(JSON.stringify({ error: { code: 3, msg: 'Invalid JSON: expected value at line 1 column 1' }, id: null }));
+  private stepBook(m: InstrumentMarket, now: number): void {
+    m.nextBookAt = Math.max(m.nextBookAt + BOOK_INTERVAL_MS, now);
+    const diff = m.book.step(m.tape.priceTicks);
+    const first = m.seq + 1;
+    m.seq += diff.bids.length + diff.asks.length;
+    if (m.dropNextBookUpdate) {
+      m.dropNextBookUpdate = false;
       return;
     }
-    const id = typeof req.id === 'number' || typeof req.id === 'string' ? req.id : null;
-    const params = Array.isArray(req.params) && req.params.every((p) => typeof p === 'string') ? (req.params as string[]) : null;
-    switch (req.method) {
-      case 'SUBSCRIBE':
-      case 'UNSUBSCRIBE':
-        if (params === null) break;
-        if (req.method === 'SUBSCRIBE') this.subscribe(ws, client, params);
-        else this.unsubscribe(ws, client, params);
-        ws.send(JSON.stringify({ result: null, id }));
-        return;
-      case 'LIST_SUBSCRIPTIONS':
-        ws.send(JSON.stringify({ result: [...client.streams], id }));
-        return;
-    }
-    ws.send(JSON.stringify({ error: { code: 2, msg: `Invalid request: unknown method or params` }, id }));
-  }
-
-  private pingAll(): void {
-    for (const [ws, client] of this.clients) {
-      if (!client.alive) {
-        ws.terminate();
-        continue;
-      }
-      client.alive = false;
-      ws.ping();
-    }
+    const stream = depthStream(m.id);
+    if (!this.synthetic || !this.hub.hasSubscribers(stream)) return;
+    const event = `{"e":"depthUpdate","E":${now},"s":"${m.id}","U":${first},"u":${m.seq},"b":${spotLevels(diff.bids)},"a":${spotLevels(diff.asks)}}`;
+    if (this.hub.publish(stream, framer(stream, event)) === 0) return;
+    this.bookUpdates++;
+    this.ctx.metrics.bookUpdates.inc({ venue: this.venue });
   }
 }

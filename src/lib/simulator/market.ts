@@ -11,7 +11,7 @@ export function seededRandom(seed: number): () => number {
 }
 
 /** FNV-1a, to give each symbol its own stream of randomness derived from the one seed. */
-function hashString(s: string): number {
+export function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
@@ -20,28 +20,53 @@ function hashString(s: string): number {
   return h >>> 0;
 }
 
+/**
+ * A reproducible number in [0, 1) for (seed, key, n): REST observations that must read the same
+ * on every request (history entries, funding of one interval) derive from it instead of a stream.
+ */
+export function noise(seed: number, key: string, n: number): number {
+  return seededRandom((seed ^ hashString(`${key}:${n}`)) >>> 0)();
+}
+
 export interface SimTrade {
   /** Native id, e.g. BTCUSDT. */
   symbol: string;
   id: number;
-  /** Decimal strings with 8 places, as Binance prints them. */
+  /** Decimal strings with 8 places, as Binance spot prints them. */
   price: string;
   quantity: string;
+  /** The same price in whole ticks of 10^-PRICE_DECIMALS, and quantity in lots of 10^-QTY_DECIMALS, for other venues' formats. */
+  priceTicks: number;
+  qtyLots: number;
   buyerIsMaker: boolean;
   time: number;
 }
 
 const START_PRICE: Readonly<Record<string, number>> = { BTC: 65_000, ETH: 3_500, BNB: 600, SOL: 150 };
-const PRICE_DECIMALS = 2;
-const QTY_DECIMALS = 5;
+/** Model prices are whole ticks of 10^-2, quantities whole lots of 10^-5. */
+export const PRICE_DECIMALS = 2;
+export const QTY_DECIMALS = 5;
 const PRINT_DECIMALS = 8;
 
-/** Integer `units` of 10^-decimals printed with 8 places, without float rounding. */
-function formatFixed(units: number, decimals: number): string {
+/** Starting price of an instrument in ticks, from the base asset its id starts with. */
+export function startTicks(instrument: string): number {
+  const base = Object.keys(START_PRICE).find((b) => instrument.toUpperCase().startsWith(b));
+  return Math.round((base === undefined ? 100 : (START_PRICE[base] ?? 100)) * 10 ** PRICE_DECIMALS);
+}
+
+/** Integer `units` of 10^-decimals printed with `places` decimals (>= decimals), without float rounding. */
+export function formatFixed(units: number, decimals: number, places = PRINT_DECIMALS): string {
   const scale = 10 ** decimals;
   const whole = Math.floor(units / scale);
+  if (places === 0) return String(whole);
   const frac = String(units % scale).padStart(decimals, '0');
-  return `${whole}.${frac}${'0'.repeat(PRINT_DECIMALS - decimals)}`;
+  return `${whole}.${frac}${'0'.repeat(places - decimals)}`;
+}
+
+/** Integer `units` of 10^-decimals printed as OKX does: no trailing zeros, no trailing point. */
+export function formatTrimmed(units: number, decimals: number): string {
+  const fixed = formatFixed(units, decimals, decimals);
+  return decimals === 0 ? fixed : fixed.replace(/0+$/, '').replace(/\.$/, '');
 }
 
 /**
@@ -63,9 +88,13 @@ export class SymbolMarket {
     firstId: number,
   ) {
     this.random = seededRandom((seed ^ hashString(symbol)) >>> 0);
-    const base = Object.keys(START_PRICE).find((b) => symbol.startsWith(b));
-    this.ticks = Math.round((base === undefined ? 100 : (START_PRICE[base] ?? 100)) * 10 ** PRICE_DECIMALS);
+    this.ticks = startTicks(symbol);
     this.nextId = firstId;
+  }
+
+  /** The last trade price in ticks: the centre the book model quotes around. */
+  get priceTicks(): number {
+    return this.ticks;
   }
 
   next(time: number): SimTrade {
@@ -78,6 +107,8 @@ export class SymbolMarket {
       id: this.nextId++,
       price: formatFixed(this.ticks, PRICE_DECIMALS),
       quantity: formatFixed(qtyUnits, QTY_DECIMALS),
+      priceTicks: this.ticks,
+      qtyLots: qtyUnits,
       buyerIsMaker: this.random() < 0.5,
       time,
     };

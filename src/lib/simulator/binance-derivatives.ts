@@ -1,0 +1,266 @@
+import { splitConcatenatedSymbol } from '../exchanges/types.js';
+import { binanceError, depthParams } from './binance-spot.js';
+import { UsedWeight, binanceAcceptor, framer, parseStreamRoute, sendBinanceMalformed, streamInstrument, type BinanceHub } from './binance-ws.js';
+import type { ModelLevel } from './book-model.js';
+import { fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts } from './derivatives-model.js';
+import { SocketHub } from './hub.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
+import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext, type VenueSim } from './venue.js';
+
+/** USD-M pings every 3 minutes. */
+const PING_INTERVAL_MS = 180_000;
+/** Futures quantities have 3 decimals: book lots are 10^-3 coins, up to 5 coins a level. */
+const LOT_DECIMALS = 3;
+const MAX_LEVEL_LOTS = 5000;
+const LSR_PERIODS = ['5m', '15m', '30m', '1h', '2h', '4h', '6h', '12h', '1d'];
+
+/** Streams each route carries since the 2026 split; the legacy routes act as /public. */
+const PUBLIC_STREAM = /^[a-z0-9]+@(depth@100ms|trade)$/;
+const MARKET_STREAM = /^([a-z0-9]+@(aggTrade|markPrice|markPrice@1s|forceOrder)|!forceOrder@arr)$/;
+const ROUTES: ReadonlyArray<{ prefix: string; delivers: RegExp }> = [
+  { prefix: '/public', delivers: PUBLIC_STREAM },
+  { prefix: '/market', delivers: MARKET_STREAM },
+  { prefix: '', delivers: PUBLIC_STREAM },
+];
+
+const price = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS, PRICE_DECIMALS);
+const qty = (lots: number) => formatFixed(lots, LOT_DECIMALS, LOT_DECIMALS);
+/** The tape counts 10^-5 lots; futures trade in 10^-3. */
+const tradeLots = (t: SimTrade) => Math.max(1, Math.round(t.qtyLots / 10 ** (QTY_DECIMALS - LOT_DECIMALS)));
+
+function levelsJson(levels: readonly ModelLevel[]): string {
+  return JSON.stringify(levels.map(([p, q]) => [price(p), qty(q)]));
+}
+
+/** `GET /fapi/v1/depth` weight by limit. */
+function depthWeight(limit: number): number {
+  if (limit <= 50) return 2;
+  if (limit <= 100) return 5;
+  if (limit <= 500) return 10;
+  return 20;
+}
+
+function optionalTime(query: URLSearchParams, name: string): number | null {
+  const v = query.get(name);
+  return v !== null && /^\d+$/.test(v) ? Number(v) : null;
+}
+
+/**
+ * Binance USD-M perpetuals: `/public` (`@depth@100ms` with U/u/pu, `@trade`), `/market`
+ * (`@aggTrade`, `@markPrice[@1s]`, `@forceOrder`, `!forceOrder@arr`), the legacy `/stream` and
+ * `/ws` that ack everything but deliver only public streams, and the REST depth, premium index,
+ * open interest and long/short ratio endpoints.
+ */
+export class BinanceDerivativesSim implements VenueSim {
+  readonly venue = 'binance_derivatives';
+  readonly hub: BinanceHub;
+  synthetic = true;
+  private readonly instruments: InstrumentSet;
+  private readonly weight = new UsedWeight();
+  private bookUpdates = 0;
+  private liquidations = 0;
+  private nextMarkPriceAt: number;
+
+  constructor(private readonly ctx: VenueContext) {
+    this.hub = new SocketHub(this.venue, { pingIntervalMs: PING_INTERVAL_MS, idleCloseMs: null }, ctx.metrics, ctx.log, ctx.now);
+    this.instruments = new InstrumentSet(this.venue, ctx, MAX_LEVEL_LOTS);
+    this.nextMarkPriceAt = ctx.now() + 1000;
+  }
+
+  preCreate(symbol: string): boolean {
+    if (splitConcatenatedSymbol(symbol) === null) return false;
+    this.instruments.get(symbol.toUpperCase());
+    return true;
+  }
+
+  wsRoute(route: string, query: URLSearchParams): Acceptor | null {
+    for (const { prefix, delivers } of ROUTES) {
+      const parsed = parseStreamRoute(route, query, prefix);
+      if (parsed === null) continue;
+      return binanceAcceptor(this.hub, route, parsed.combined, parsed.streams, (s) => delivers.test(s), (s) => this.touch(s));
+    }
+    return null;
+  }
+
+  rest(route: string, query: URLSearchParams): RestReply | null {
+    const now = this.ctx.now();
+    switch (route) {
+      case '/fapi/v1/depth': {
+        const params = depthParams(query, 1000, 500);
+        if ('status' in params) return params;
+        const m = this.instruments.get(params.symbol);
+        const { bids, asks } = m.book.levels(params.limit);
+        return this.reply(depthWeight(params.limit), `{"lastUpdateId":${m.seq},"E":${now},"T":${now - 1},"bids":${levelsJson(bids)},"asks":${levelsJson(asks)}}`);
+      }
+      case '/fapi/v1/premiumIndex': {
+        const symbol = query.get('symbol');
+        if (symbol === null) return this.reply(10, `[${[...this.instruments.all()].map((m) => this.premiumIndex(m, now)).join(',')}]`);
+        const m = this.instrument(symbol);
+        return 'status' in m ? m : this.reply(1, this.premiumIndex(m, now));
+      }
+      case '/fapi/v1/openInterest': {
+        const m = this.instrument(query.get('symbol'));
+        if ('status' in m) return m;
+        const oi = Math.round(openInterestCoins(this.ctx.seed, `${this.venue}/${m.id}`, now) * 1000);
+        return this.reply(1, `{"openInterest":"${qty(oi)}","symbol":"${m.id}","time":${now}}`);
+      }
+      case '/futures/data/topLongShortPositionRatio':
+      case '/futures/data/globalLongShortAccountRatio':
+        return this.longShortRatio(route, query, now);
+      default:
+        return null;
+    }
+  }
+
+  tooManyRequests(retryAfterSeconds: number): RestReply {
+    return binanceError(429, -1003, 'Too many requests; current limit of IP is 2400 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.', {
+      'retry-after': String(retryAfterSeconds),
+    });
+  }
+
+  tick(tradesDue: number): void {
+    const now = this.ctx.now();
+    const markPriceDue = now >= this.nextMarkPriceAt;
+    if (markPriceDue) this.nextMarkPriceAt = Math.max(this.nextMarkPriceAt + 1000, now);
+    for (const m of this.instruments.all()) {
+      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now), now);
+      if (now >= m.nextBookAt) this.stepBook(m, now);
+      if (now >= m.nextLiquidationAt) this.liquidate(m, now);
+      // @markPrice pushes every 3 s, @markPrice@1s every second.
+      if (markPriceDue) this.publishMarkPrice(m, now, Math.floor(now / 1000) % 3 === 0);
+    }
+  }
+
+  gap(instrument: string | null): string[] {
+    return this.instruments.select(instrument).map((m) => {
+      m.dropNextBookUpdate = true;
+      return m.id;
+    });
+  }
+
+  badChecksum(): string[] {
+    return [];
+  }
+
+  malformed(instrument: string | null): number {
+    return sendBinanceMalformed(this.hub, instrument, this.ctx.now());
+  }
+
+  disconnect(instrument: string | null): number {
+    return this.hub.disconnect((c) => instrument === null || [...c.topics].some((s) => streamInstrument(s) === instrument));
+  }
+
+  stats() {
+    return { connections: this.hub.size, trades: this.instruments.tradeStats(), bookUpdates: this.bookUpdates, liquidations: this.liquidations };
+  }
+
+  close(): void {
+    this.hub.close();
+  }
+
+  private reply(weight: number, body: string): RestReply {
+    return jsonReply(200, body, { 'x-mbx-used-weight-1m': String(this.weight.add(weight, this.ctx.now())) });
+  }
+
+  private instrument(symbol: string | null): InstrumentMarket | RestReply {
+    if (symbol === null || symbol === '') return binanceError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
+    if (!/^[A-Z0-9]{2,30}$/.test(symbol) || splitConcatenatedSymbol(symbol) === null) return binanceError(400, -1121, 'Invalid symbol.');
+    return this.instruments.get(symbol);
+  }
+
+  private premiumIndex(m: InstrumentMarket, now: number): string {
+    const mark = m.tape.priceTicks;
+    const index = mark - Math.round(mark * 0.0002);
+    const rate = fundingRate(this.ctx.seed, `${this.venue}/${m.id}`, now);
+    const p8 = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS);
+    return `{"symbol":"${m.id}","markPrice":"${p8(mark)}","indexPrice":"${p8(index)}","estimatedSettlePrice":"${p8(index)}","lastFundingRate":"${rate.toFixed(8)}","interestRate":"0.00010000","nextFundingTime":${nextFundingTime(now)},"time":${now}}`;
+  }
+
+  private longShortRatio(route: string, query: URLSearchParams, now: number): RestReply {
+    const m = this.instrument(query.get('symbol'));
+    if ('status' in m) return m;
+    const period = periodMs(query.get('period'), LSR_PERIODS);
+    if (period === null) return binanceError(400, -1120, 'Invalid interval.');
+    const rawLimit = query.get('limit');
+    const limit = rawLimit === null ? 30 : Math.min(Math.max(1, Number(rawLimit) || 30), 500);
+    const key = `${this.venue}/${m.id}${route}/${period}`;
+    // Oldest first, as Binance lists them.
+    const rows = periodStarts(now, period, limit, optionalTime(query, 'startTime'), optionalTime(query, 'endTime'))
+      .reverse()
+      .map((ts) => {
+        const s = longShortShares(this.ctx.seed, key, ts);
+        return `{"symbol":"${m.id}","longShortRatio":"${s.ratio}","longAccount":"${s.long}","shortAccount":"${s.short}","timestamp":${ts}}`;
+      });
+    return this.reply(0, `[${rows.join(',')}]`);
+  }
+
+  private touch(stream: string): void {
+    const id = streamInstrument(stream);
+    if (id !== null && splitConcatenatedSymbol(id) !== null) this.instruments.get(id);
+  }
+
+  private publishTrade(m: InstrumentMarket, t: SimTrade, now: number): void {
+    if (!this.synthetic) return;
+    const lower = m.id.toLowerCase();
+    const q = qty(tradeLots(t));
+    const p = price(t.priceTicks);
+    let delivered = 0;
+    const tradeStream = `${lower}@trade`;
+    if (this.hub.hasSubscribers(tradeStream)) {
+      const event = `{"e":"trade","E":${now},"T":${t.time},"s":"${m.id}","t":${t.id},"p":"${p}","q":"${q}","X":"MARKET","m":${t.buyerIsMaker}}`;
+      delivered += this.hub.publish(tradeStream, framer(tradeStream, event));
+    }
+    const aggStream = `${lower}@aggTrade`;
+    if (this.hub.hasSubscribers(aggStream)) {
+      const event = `{"e":"aggTrade","E":${now},"s":"${m.id}","a":${t.id},"p":"${p}","q":"${q}","nq":"${q}","f":${t.id},"l":${t.id},"T":${t.time},"m":${t.buyerIsMaker}}`;
+      delivered += this.hub.publish(aggStream, framer(aggStream, event));
+    }
+    if (delivered === 0) return;
+    this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });
+    m.countSent(t);
+  }
+
+  private stepBook(m: InstrumentMarket, now: number): void {
+    m.nextBookAt = Math.max(m.nextBookAt + BOOK_INTERVAL_MS, now);
+    const diff = m.book.step(m.tape.priceTicks);
+    const prev = m.seq;
+    // Futures ids advance by more than the event's own range: U is not previous u + 1 here.
+    const first = prev + 1 + Math.floor(m.random() * 5);
+    m.seq = first + diff.bids.length + diff.asks.length;
+    if (m.dropNextBookUpdate) {
+      m.dropNextBookUpdate = false;
+      return;
+    }
+    const stream = `${m.id.toLowerCase()}@depth@100ms`;
+    if (!this.synthetic || !this.hub.hasSubscribers(stream)) return;
+    const event = `{"e":"depthUpdate","E":${now},"T":${now - 1},"s":"${m.id}","U":${first},"u":${m.seq},"pu":${prev},"b":${levelsJson(diff.bids)},"a":${levelsJson(diff.asks)}}`;
+    if (this.hub.publish(stream, framer(stream, event)) === 0) return;
+    this.bookUpdates++;
+    this.ctx.metrics.bookUpdates.inc({ venue: this.venue });
+  }
+
+  private liquidate(m: InstrumentMarket, now: number): void {
+    m.nextLiquidationAt = now + m.liquidationPause();
+    if (!this.synthetic) return;
+    const side = m.random() < 0.5 ? 'SELL' : 'BUY';
+    const q = qty(1 + Math.floor(m.random() ** 2 * 2000));
+    // A long liquidated sells below the market, a short buys above it.
+    const p = price(m.tape.priceTicks + (side === 'SELL' ? -1 : 1) * Math.round(m.tape.priceTicks * 0.001));
+    const event = `{"e":"forceOrder","E":${now},"o":{"s":"${m.id}","S":"${side}","o":"LIMIT","f":"IOC","q":"${q}","p":"${p}","ap":"${p}","X":"FILLED","l":"${q}","z":"${q}","T":${now - 1}}}`;
+    const stream = `${m.id.toLowerCase()}@forceOrder`;
+    const delivered = this.hub.publish(stream, framer(stream, event)) + this.hub.publish('!forceOrder@arr', framer('!forceOrder@arr', event));
+    if (delivered > 0) this.liquidations++;
+  }
+
+  private publishMarkPrice(m: InstrumentMarket, now: number, everyThreeSeconds: boolean): void {
+    if (!this.synthetic) return;
+    const lower = m.id.toLowerCase();
+    const streams = [`${lower}@markPrice@1s`, ...(everyThreeSeconds ? [`${lower}@markPrice`] : [])].filter((s) => this.hub.hasSubscribers(s));
+    if (streams.length === 0) return;
+    const mark = m.tape.priceTicks;
+    const p8 = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS);
+    const rate = fundingRate(this.ctx.seed, `${this.venue}/${m.id}`, now).toFixed(8);
+    const event = `{"e":"markPriceUpdate","E":${now},"s":"${m.id}","p":"${p8(mark)}","i":"${p8(mark - Math.round(mark * 0.0002))}","P":"${p8(mark)}","r":"${rate}","T":${nextFundingTime(now)}}`;
+    for (const s of streams) this.hub.publish(s, framer(s, event));
+  }
+}
