@@ -1,116 +1,488 @@
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
-import { binanceSpot } from '../../src/lib/exchanges/binance_spot.js';
-import { VenueCollector, createCollectorMetrics } from '../../src/lib/feeds/venue-collector.js';
-import type { MarketRecord } from '../../src/lib/records.js';
-import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { DataType } from '../../src/lib/config/schema.js';
+import { MalformedFrameError, isObject, parseFrame, type ControlAction, type FrameSink, type VenueAdapter } from '../../src/lib/exchanges/types.js';
+import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
+import { VenueCollector, createCollectorMetrics, resyncReason, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
+import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
+import type { FundingRateRecord, MarketRecord, OrderbookGapRecord, OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
 
 const log = pino({ level: 'silent' });
 
-const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 10_000) => {
+/**
+ * A small venue for transport tests. Frames: `{"k":"trade","s":..,"id":..}`,
+ * `{"k":"book","s":..,"action":"snapshot"|"update","u":..,"pu":..,"b":[[p,q]],"a":[[p,q]]}`,
+ * `{"k":"notice"}` (leave), `{"k":"test_request"}` (answer), anything else `{"k":"ack"}`.
+ */
+function testAdapter(source: 'rest' | 'stream'): VenueAdapter {
+  const bookMessage = (v: Record<string, unknown>, action: 'snapshot' | 'update', receiveTime: number): BookMessage => ({
+    venue: 'binance_spot',
+    marketType: 'spot',
+    symbol: `${String(v.s).slice(0, 3)}-USDT`,
+    instrument: String(v.s),
+    action,
+    firstUpdateId: action === 'update' ? Number(v.u) : null,
+    lastUpdateId: Number(v.u),
+    prevUpdateId: action === 'update' ? Number(v.pu) : null,
+    checksum: null,
+    bids: v.b as [string, string][],
+    asks: v.a as [string, string][],
+    eventTime: receiveTime,
+    receiveTime,
+  });
+  const chained = (last: number, m: BookMessage): SequenceVerdict =>
+    (m.lastUpdateId ?? 0) <= last ? { kind: 'skip' } : m.prevUpdateId === last ? { kind: 'apply' } : { kind: 'gap', detail: `pu ${m.prevUpdateId} after ${last}` };
+  return {
+    venue: 'binance_spot',
+    marketType: 'spot',
+    wsDataTypes: ['trade', 'orderbook'],
+    polledDataTypes: ['funding_rate'],
+    connections: (baseUrl, _symbols, dataTypes) => [
+      { id: 'test/0', url: `${baseUrl}/ws`, dataTypes, subscribeMessages: ['sub'], maxConnectionAgeMs: Infinity, keepalive: null, staleAfterMs: null },
+    ],
+    normalize(frame: string, receiveTime: number, out: FrameSink): void {
+      const v = parseFrame(frame);
+      if (!isObject(v)) throw new MalformedFrameError('unexpected_shape', 'not an object');
+      if (v.k === 'trade') {
+        const trade: TradeRecord = {
+          dataType: 'trade',
+          venue: 'binance_spot',
+          marketType: 'spot',
+          symbol: `${String(v.s).slice(0, 3)}-USDT`,
+          instrument: String(v.s),
+          eventTime: receiveTime,
+          receiveTime,
+          tradeId: String(v.id),
+          price: '1',
+          quantity: '1',
+          side: 'buy',
+        };
+        out.record(trade);
+      } else if (v.k === 'book') {
+        out.book(bookMessage(v, v.action === 'snapshot' ? 'snapshot' : 'update', receiveTime));
+      }
+    },
+    control(frame: string): ControlAction {
+      if (frame.includes('"notice"')) return { kind: 'reconnect', reason: 'notice' };
+      if (frame.includes('"test_request"')) return { kind: 'send', message: 'test_answer' };
+      return { kind: 'none' };
+    },
+    polls: (restBaseUrl, symbols, dataTypes, options) =>
+      dataTypes.flatMap((dataType) =>
+        symbols.map((s) => ({
+          id: `test/${dataType}/${s}`,
+          url: `${restBaseUrl}/funding?symbol=${s}`,
+          weight: 1,
+          dataType,
+          instrument: s,
+          intervalMs: options.intervalMs[dataType],
+          parse(body: string, receiveTime: number): MarketRecord[] {
+            const v = parseFrame(body, 'funding_rate');
+            if (!isObject(v) || typeof v.rate !== 'string') throw new MalformedFrameError('unexpected_shape', 'no rate', 'funding_rate');
+            const r: FundingRateRecord = {
+              dataType: 'funding_rate',
+              venue: 'binance_spot',
+              marketType: 'spot',
+              symbol: `${s.slice(0, 3)}-USDT`,
+              instrument: s,
+              eventTime: Number(v.time),
+              receiveTime,
+              fundingRate: v.rate,
+              nextFundingTime: 0,
+              markPrice: null,
+            };
+            return [r];
+          },
+        })),
+      ),
+    rateLimit: { weightPerWindow: 1000, windowMs: 60_000, usedWeightHeader: null },
+    book: {
+      rules: { firstAfterSnapshot: (snap, m) => ((m.lastUpdateId ?? 0) <= snap ? { kind: 'skip' } : chained(snap, m)), next: chained },
+      source,
+      snapshotRequest: (base, instrument) => ({ url: `${base}/depth?symbol=${instrument}`, weight: 5 }),
+      parseSnapshot: (body, _instrument, receiveTime) => {
+        const v = parseFrame(body, 'orderbook');
+        if (!isObject(v)) throw new MalformedFrameError('unexpected_shape', 'not an object', 'orderbook');
+        return bookMessage(v, 'snapshot', receiveTime);
+      },
+      resubscribe: (instrument) => [`resub:${instrument}`],
+    },
+  };
+}
+
+/** The venue's side: a book per instrument changing every few ms, trades, snapshots over REST or in-stream. */
+class TestVenue {
+  readonly url: string;
+  readonly received: string[] = [];
+  readonly snapshotRequests: { instrument: string; at: number }[] = [];
+  sentTrades = 0;
+  seq = new Map<string, number>();
+  /** Answer REST snapshots with this status instead (e.g. 429). */
+  snapshotStatus = 200;
+  fundingStatus = 200;
+  /** Acknowledge subscriptions, then send nothing (the Binance routing failure). */
+  silent = false;
+  private readonly clients = new Set<WebSocket>();
+  private timer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    private readonly http: Server,
+    private readonly wss: WebSocketServer,
+    private readonly source: 'rest' | 'stream',
+  ) {
+    this.url = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+  }
+
+  static async start(o: { source: 'rest' | 'stream'; instruments: string[]; everyMs?: number }): Promise<TestVenue> {
+    const http = createServer();
+    const wss = new WebSocketServer({ server: http });
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    const venue = new TestVenue(http, wss, o.source);
+    for (const i of o.instruments) venue.seq.set(i, 1000);
+    http.on('request', (req, res) => venue.rest(req.url ?? '', res));
+    wss.on('connection', (ws) => venue.accept(ws));
+    venue.timer = setInterval(() => venue.step(), o.everyMs ?? 5);
+    return venue;
+  }
+
+  async close(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    for (const c of this.wss.clients) c.terminate();
+    await new Promise<void>((r) => this.wss.close(() => r()));
+    this.http.closeAllConnections();
+    await new Promise<void>((r) => this.http.close(() => r()));
+  }
+
+  /** Skip one update of `instrument`: the next one does not chain. */
+  gap(instrument: string): void {
+    this.seq.set(instrument, (this.seq.get(instrument) ?? 0) + 1);
+  }
+
+  dropConnections(): void {
+    for (const c of this.clients) c.terminate();
+  }
+
+  broadcast(frame: string): void {
+    for (const c of this.clients) c.send(frame);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  private snapshot(instrument: string): Record<string, unknown> {
+    const levels = (from: number, step: number) => [0, 1, 2, 3, 4].map((i) => [String(from + step * i), '1']);
+    return { k: 'book', action: 'snapshot', s: instrument, u: this.seq.get(instrument), b: levels(99, -1), a: levels(101, 1) };
+  }
+
+  private step(): void {
+    if (this.silent) return;
+    for (const [instrument, last] of this.seq) {
+      const u = last + 1;
+      this.seq.set(instrument, u);
+      const frame = JSON.stringify({ k: 'book', action: 'update', s: instrument, u, pu: last, b: [[String(99 - (u % 5)), String(u)]], a: [[String(101 + (u % 5)), String(u)]] });
+      for (const c of this.clients) c.send(frame);
+    }
+    this.sentTrades++;
+    const trade = JSON.stringify({ k: 'trade', s: 'AAAUSDT', id: this.sentTrades });
+    for (const c of this.clients) c.send(trade);
+  }
+
+  private accept(ws: WebSocket): void {
+    ws.on('message', (m: Buffer) => {
+      const text = m.toString();
+      this.received.push(text);
+      ws.send('{"k":"ack"}');
+      if (text === 'sub') {
+        this.clients.add(ws);
+        if (this.source === 'stream' && !this.silent) for (const i of this.seq.keys()) ws.send(JSON.stringify(this.snapshot(i)));
+      } else if (text.startsWith('resub:')) {
+        ws.send(JSON.stringify(this.snapshot(text.slice('resub:'.length))));
+      }
+    });
+    ws.on('close', () => this.clients.delete(ws));
+  }
+
+  private rest(path: string, res: import('node:http').ServerResponse): void {
+    const url = new URL(path, 'http://x');
+    const instrument = url.searchParams.get('symbol') ?? '';
+    if (url.pathname.endsWith('/depth')) {
+      this.snapshotRequests.push({ instrument, at: Date.now() });
+      if (this.snapshotStatus !== 200) {
+        res.writeHead(this.snapshotStatus, { 'retry-after': '1' }).end('{"code":-1003}');
+        return;
+      }
+      res.end(JSON.stringify(this.snapshot(instrument)));
+      return;
+    }
+    if (url.pathname.endsWith('/funding')) {
+      if (this.fundingStatus !== 200) res.writeHead(this.fundingStatus).end('oops');
+      else res.end(JSON.stringify({ rate: '0.0001', time: 1_700_000_000_000 }));
+      return;
+    }
+    res.writeHead(404).end();
+  }
+}
+
+const waitFor = async (cond: () => boolean, ms = 10_000) => {
   const until = Date.now() + ms;
-  while (!(await cond())) {
+  while (!cond()) {
     if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 10));
   }
 };
 
-describe('VenueCollector against the simulator', () => {
-  let sim: SimulatorHandle | null = null;
+function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { source: 'rest' | 'stream'; symbols: string[] }) {
+  const registry = new Registry();
+  const published: MarketRecord[] = [];
+  const vc = new VenueCollector({
+    adapter: testAdapter(o.source),
+    wsBaseUrl: `ws://${venue.url}`,
+    restBaseUrl: `http://${venue.url}`,
+    symbols: o.symbols,
+    dataTypes: o.dataTypes ?? ['trade', 'orderbook'],
+    sink: { publish: async (r) => void published.push(r) },
+    metrics: createCollectorMetrics(registry),
+    log,
+    staleAfterMs: 10_000,
+    reconnect: { initialMs: 20, maxMs: 100 },
+    startupGraceMs: o.startupGraceMs ?? 10_000,
+    orderbook: o.orderbook ?? { depth: 3, maxSnapshotsPerSecond: 1000 },
+    polls: { intervalMs: { funding_rate: 200, open_interest: 1000, lsr_top_position: 1000, lsr_all_account: 1000, volatility_index: 1000 }, lsrPeriod: '5m' },
+    capture: null,
+    snapshotRequestsPerSecond: o.snapshotRequestsPerSecond ?? 50,
+  });
+  const ac = new AbortController();
+  const running = vc.run(ac.signal);
+  const stop = async () => {
+    ac.abort();
+    await running;
+  };
+  const books = (instrument: string) => published.filter((r): r is OrderbookRecord => r.dataType === 'orderbook' && r.instrument === instrument);
+  const gaps = () => published.filter((r): r is OrderbookGapRecord => r.dataType === 'orderbook_gap');
+  return { vc, registry, published, stop, books, gaps };
+}
+
+function expectValidBook(r: OrderbookRecord | undefined): void {
+  expect(r).toBeDefined();
+  expect(Number(r?.bestBidPrice)).toBeLessThan(Number(r?.bestAskPrice));
+  expect(r?.bids.length).toBe(3);
+}
+
+describe('VenueCollector', () => {
+  let venue: TestVenue | null = null;
   afterEach(async () => {
-    await sim?.close();
-    sim = null;
+    await venue?.close();
+    venue = null;
   });
 
-  it('hands every trade the simulator sent to the sink, across a disconnect, and counts bad frames', async () => {
-    sim = await startSimulator({ host: '127.0.0.1', port: 0, symbols: ['BTCUSDT', 'ETHUSDT'], tradesPerSecond: 300, seed: 1, metrics: new Registry(), log });
-    const http = `http://127.0.0.1:${sim.port}`;
-    const registry = new Registry();
-    const metrics = createCollectorMetrics(registry);
-    const published: MarketRecord[] = [];
-    // An asynchronous sink, like the bus Publisher: resolves once the record is in flight.
-    const sink = { publish: async (r: MarketRecord) => void published.push(r) };
-    const vc = new VenueCollector({
-      adapter: binanceSpot,
-      baseUrl: `ws://127.0.0.1:${sim.port}`,
-      symbols: ['BTCUSDT', 'ETHUSDT'],
-      dataTypes: ['trade'],
-      sink,
-      metrics,
-      log,
-      staleAfterMs: 5000,
-      reconnect: { initialMs: 50, maxMs: 200 },
-    });
-    expect(vc.health()[0]).toMatchObject({ venue: 'binance_spot', dataType: 'trade', status: 'starting', lastSuccessAt: null });
-    const ac = new AbortController();
-    const running = vc.run(ac.signal);
+  it('syncs a book from a REST snapshot, publishes a gap record and resyncs over REST after a sequence gap', async () => {
+    venue = await TestVenue.start({ source: 'rest', instruments: ['AAAUSDT'] });
+    const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'] });
+    await waitFor(() => c.books('AAAUSDT').length > 20);
+    expect(venue.snapshotRequests).toHaveLength(1);
+    expectValidBook(c.books('AAAUSDT').at(-1));
 
-    await waitFor(() => published.length > 200);
-    await fetch(`${http}/control/fault`, { method: 'POST', body: JSON.stringify({ kind: 'malformed' }) });
-    await fetch(`${http}/control/fault`, { method: 'POST', body: JSON.stringify({ kind: 'disconnect' }) });
-    const before = published.length;
-    await waitFor(() => published.length > before + 200);
-    await fetch(`${http}/control/pause`, { method: 'POST' });
-    await new Promise((r) => setTimeout(r, 200));
-    ac.abort();
-    await running;
+    venue.gap('AAAUSDT');
+    await waitFor(() => c.gaps().length === 1 && venue!.snapshotRequests.length === 2);
+    const resumedFrom = c.published.length;
+    await waitFor(() => c.books('AAAUSDT').length > 0 && c.published.slice(resumedFrom).some((r) => r.dataType === 'orderbook'));
+    await c.stop();
 
-    const stats = sim.stats().trades;
-    for (const [native, symbol] of [['BTCUSDT', 'BTC-USDT'], ['ETHUSDT', 'ETH-USDT']] as const) {
-      const ids = published.filter((r) => r.symbol === symbol).map((r) => Number(r.tradeId));
-      expect(ids.length).toBe(stats[native]?.sent);
-      expect(new Set(ids).size).toBe(ids.length);
-      expect(ids[0]).toBe(stats[native]?.firstId);
-      expect(ids.at(-1)).toBe(stats[native]?.lastId);
-    }
-    const text = await registry.metrics();
-    expect(text).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="unknown",code="malformed_json"\} 1/);
-    expect(text).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="trade",code="unexpected_shape"\} 1/);
-    expect(text).toMatch(/mprism_collector_reconnects_total\{venue="binance_spot"\} 1/);
-    expect(text).toMatch(new RegExp(`mprism_collector_messages_total\\{venue="binance_spot",data_type="trade"\\} ${published.length}`));
-    expect(text).toMatch(/mprism_collector_last_success_timestamp_seconds\{venue="binance_spot",data_type="trade"\} \d+/);
-    const [h] = vc.health();
-    expect(h).toMatchObject({ status: 'fresh', connections: [{ id: 'binance_spot/0', state: 'stopped', connects: 2, reconnects: 1 }] });
-    expect(h?.ageSeconds).toBeLessThan(5);
+    expect(c.gaps()[0]).toMatchObject({ reason: 'sequence_gap', instrument: 'AAAUSDT', symbol: 'AAA-USDT' });
+    expectValidBook(c.books('AAAUSDT').at(-1));
+    const ids = c.books('AAAUSDT').map((r) => r.lastUpdateId);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    const metrics = await c.registry.metrics();
+    expect(metrics).toMatch(/mprism_collector_orderbook_resyncs_total\{venue="binance_spot",symbol="AAA-USDT",reason="sequence_gap"\} 1/);
+    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="orderbook",code="sequence_gap"\} 1/);
+    expect(metrics).toMatch(/mprism_collector_rest_requests_total\{venue="binance_spot",outcome="200"\} 2/);
+    const [book] = c.vc.health().books;
+    expect(book).toMatchObject({ instrument: 'AAAUSDT', state: 'synced', resyncs: 1, gaps: 1, bidLevels: 5, askLevels: 5, connection: 'test/0' });
+    expect(book?.lastUpdateId).toBeGreaterThan(1000);
   });
 
-  it('loses nothing when the sink stalls: the socket is paused and resumed', async () => {
-    sim = await startSimulator({ host: '127.0.0.1', port: 0, symbols: ['BTCUSDT'], tradesPerSecond: 10_000, seed: 2, metrics: new Registry(), log });
-    const http = `http://127.0.0.1:${sim.port}`;
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    const published: MarketRecord[] = [];
-    const sink = {
-      publish: async (r: MarketRecord) => {
-        await gate;
-        published.push(r);
+  it('resyncs a stream-snapshot book by resubscribing on the connection that delivered it', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT', 'BBBUSDT'] });
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT', 'BBBUSDT'] });
+    await waitFor(() => c.books('AAAUSDT').length > 10 && c.books('BBBUSDT').length > 10);
+    venue.gap('BBBUSDT');
+    await waitFor(() => venue!.received.includes('resub:BBBUSDT'));
+    const after = c.published.length;
+    await waitFor(() => c.published.slice(after).some((r) => r.dataType === 'orderbook' && r.instrument === 'BBBUSDT'));
+    await c.stop();
+    expect(venue.received.filter((m) => m.startsWith('resub:'))).toEqual(['resub:BBBUSDT']);
+    expect(c.gaps().map((g) => [g.instrument, g.reason])).toEqual([['BBBUSDT', 'sequence_gap']]);
+    expect(venue.snapshotRequests).toHaveLength(0);
+    expectValidBook(c.books('BBBUSDT').at(-1));
+    expect(c.vc.health().books.map((b) => [b.instrument, b.resyncs])).toEqual([
+      ['AAAUSDT', 0],
+      ['BBBUSDT', 1],
+    ]);
+  });
+
+  it('spreads the snapshot requests of many books and retries them after a 429', async () => {
+    const instruments = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT', 'DDDUSDT', 'EEEUSDT', 'FFFUSDT'];
+    venue = await TestVenue.start({ source: 'rest', instruments });
+    venue.snapshotStatus = 429;
+    const c = collectorFor(venue, { source: 'rest', symbols: instruments, snapshotRequestsPerSecond: 20 });
+    await waitFor(() => venue!.snapshotRequests.length >= 1);
+    venue.snapshotStatus = 200;
+    await waitFor(() => instruments.every((i) => c.books(i).length > 0));
+    await c.stop();
+    const times = venue.snapshotRequests.map((r) => r.at);
+    // 20 per second and 2 in flight: never three requests within 50 ms, not even when the 429's
+    // Retry-After (1 s) releases the ones held back.
+    for (let i = 2; i < times.length; i++) expect(times[i]! - times[i - 2]!).toBeGreaterThanOrEqual(40);
+    expect(times.at(-1)! - times[0]!).toBeGreaterThanOrEqual(1000);
+    expect(c.gaps().length).toBeGreaterThanOrEqual(1);
+    expect(c.gaps().every((g) => g.reason === 'snapshot_failed')).toBe(true);
+    const metrics = await c.registry.metrics();
+    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="orderbook",code="http_429"\} [1-9]/);
+    expect(metrics).toMatch(/mprism_collector_rest_rate_limited_total\{venue="binance_spot",status="429"\} [1-9]/);
+  });
+
+  it('throttles published books per symbol and publishes the last change once the interval has passed', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'], everyMs: 2 });
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], orderbook: { depth: 3, maxSnapshotsPerSecond: 5 } });
+    await waitFor(() => c.books('AAAUSDT').length > 0);
+    await new Promise((r) => setTimeout(r, 1000));
+    venue.stop();
+    const lastSent = venue.seq.get('AAAUSDT');
+    await new Promise((r) => setTimeout(r, 400));
+    await c.stop();
+    const books = c.books('AAAUSDT');
+    // ~1.4 s at 5 per second, plus the snapshot published at once.
+    expect(books.length).toBeGreaterThanOrEqual(5);
+    expect(books.length).toBeLessThanOrEqual(9);
+    expect(books.at(-1)?.lastUpdateId).toBe(lastSent);
+  });
+
+  it('resets the books of a lost connection with a gap record and resyncs them after the reconnect', async () => {
+    venue = await TestVenue.start({ source: 'rest', instruments: ['AAAUSDT'] });
+    const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'] });
+    await waitFor(() => c.books('AAAUSDT').length > 5);
+    venue.dropConnections();
+    await waitFor(() => venue!.snapshotRequests.length === 2);
+    const after = c.published.length;
+    await waitFor(() => c.published.slice(after).some((r) => r.dataType === 'orderbook'));
+    await c.stop();
+    expect(c.gaps().map((g) => g.reason)).toEqual(['disconnect']);
+    expect(await c.registry.metrics()).toMatch(/mprism_collector_orderbook_resyncs_total\{venue="binance_spot",symbol="AAA-USDT",reason="disconnect"\} 1/);
+    expect(c.vc.health().connections[0]).toMatchObject({ id: 'test/0', connects: 2, reconnects: 1 });
+  });
+
+  it('answers venue requests (ControlAction send) and replaces the connection on a venue notice without losing trades', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: [] });
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], dataTypes: ['trade'] });
+    await waitFor(() => c.published.length > 20);
+    venue.broadcast('{"k":"test_request"}');
+    venue.broadcast('{"k":"notice"}');
+    await waitFor(() => c.vc.health().connections[0]?.handovers === 1);
+    const after = c.published.length;
+    await waitFor(() => c.published.length > after + 50);
+    await c.stop();
+    expect(venue.received).toContain('test_answer');
+    const ids = [...new Set(c.published.map((r) => Number((r as TradeRecord).tradeId)))].sort((a, b) => a - b);
+    expect(ids.at(-1)! - ids[0]! + 1).toBe(ids.length);
+    expect(c.vc.health().connections[0]).toMatchObject({ connects: 2, reconnects: 1, handovers: 1, lastDisconnectReason: 'notice' });
+  });
+
+  it('reports an acknowledged but silent subscription as stale while its socket stays connected', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'] });
+    venue.silent = true;
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], startupGraceMs: 300 });
+    await waitFor(() => c.vc.health().connections[0]?.state === 'open');
+    expect(c.vc.health().streams.map((s) => s.status)).toEqual(['starting', 'starting']);
+    await new Promise((r) => setTimeout(r, 400));
+    const health = c.vc.health();
+    await c.stop();
+    expect(health.connections[0]).toMatchObject({ state: 'open', reconnects: 0 });
+    expect(health.streams).toEqual([
+      { venue: 'binance_spot', dataType: 'trade', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
+      { venue: 'binance_spot', dataType: 'orderbook', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
+    ]);
+  });
+
+  it('reports polled types fresh after a successful poll, and the error code of failing polls', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: [] });
+    venue.fundingStatus = 500;
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], dataTypes: ['funding_rate'], startupGraceMs: 60_000 });
+    await waitFor(() => c.vc.health().streams[0]?.lastError === 'http_500');
+    expect(c.vc.health().streams[0]).toMatchObject({ dataType: 'funding_rate', source: 'rest', status: 'starting' });
+    venue.fundingStatus = 200;
+    await waitFor(() => c.published.length > 0, 15_000);
+    const health = c.vc.health();
+    await c.stop();
+    expect(health.streams[0]).toMatchObject({ dataType: 'funding_rate', source: 'rest', status: 'fresh', lastError: null });
+    expect(health.connections).toEqual([]);
+    expect(c.published[0]).toMatchObject({ dataType: 'funding_rate', fundingRate: '0.0001', eventTime: 1_700_000_000_000 });
+    const metrics = await c.registry.metrics();
+    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="funding_rate",code="http_500"\} [1-9]/);
+    expect(metrics).toMatch(/mprism_collector_last_success_timestamp_seconds\{venue="binance_spot",data_type="funding_rate"\} \d+/);
+  });
+});
+
+describe('splitDataTypes', () => {
+  it('routes data types to WebSocket or polling and refuses ones the venue does not serve', () => {
+    const adapter = testAdapter('rest');
+    expect(splitDataTypes(adapter, ['trade', 'funding_rate', 'orderbook'])).toEqual({ ws: ['trade', 'orderbook'], polled: ['funding_rate'] });
+    expect(() => splitDataTypes(adapter, ['liquidation' as DataType])).toThrow(/liquidation is not collected for binance_spot/);
+  });
+});
+
+describe('resyncReason', () => {
+  const gap: OrderbookGapRecord = {
+    dataType: 'orderbook_gap',
+    venue: 'okx_spot',
+    marketType: 'spot',
+    symbol: 'BTC-USDT',
+    instrument: 'BTC-USDT',
+    eventTime: 1,
+    receiveTime: 1,
+    reason: 'checksum_mismatch',
+    lastUpdateId: 5,
+    detail: '',
+  };
+  it('names the gap, else what the call was about', () => {
+    expect(resyncReason({ publish: null, gap, resync: 'resubscribe' }, 'message', false)).toBe('checksum_mismatch');
+    expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'message', true)).toBe('stale_snapshot');
+    expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'message', false)).toBe('buffer_overflow');
+    expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'snapshot_failed', false)).toBe('snapshot_failed');
+  });
+});
+
+describe('SnapshotQueue', () => {
+  it('starts at most perSecond requests a second, one per instrument at a time, honouring notBefore', async () => {
+    const started: { instrument: string; at: number }[] = [];
+    const settled: string[] = [];
+    const q = new SnapshotQueue<string>({
+      perSecond: 20,
+      fetch: async (instrument) => {
+        started.push({ instrument, at: Date.now() });
+        await new Promise((r) => setTimeout(r, 30));
+        return instrument;
       },
-    };
-    const vc = new VenueCollector({
-      adapter: binanceSpot,
-      baseUrl: `ws://127.0.0.1:${sim.port}`,
-      symbols: ['BTCUSDT'],
-      dataTypes: ['trade'],
-      sink,
-      metrics: createCollectorMetrics(new Registry()),
-      log,
-      // Longer than the simulator pause below, shorter than the time the socket stays paused.
-      staleAfterMs: 2500,
-      reconnect: { initialMs: 50, maxMs: 200 },
+      settle: (instrument, outcome) => settled.push(`${instrument}:${outcome.ok}`),
     });
     const ac = new AbortController();
-    const running = vc.run(ac.signal);
-    // The queue passes its 20k high-water mark after ~2 s; the socket then stays paused ~3 s,
-    // past the stale threshold: neither the pause nor the watchdog may drop data.
-    await waitFor(() => (sim?.stats().trades.BTCUSDT?.sent ?? 0) > 50_000, 20_000);
-    await fetch(`${http}/control/pause`, { method: 'POST' });
-    release();
-    await new Promise((r) => setTimeout(r, 1500));
+    const running = q.run(ac.signal);
+    const t0 = Date.now();
+    q.request('late', t0 + 300);
+    for (const i of ['a', 'b', 'c', 'a', 'b']) q.request(i);
+    await waitFor(() => settled.length === 4);
     ac.abort();
     await running;
-    const stats = sim.stats().trades.BTCUSDT;
-    expect(published.length).toBe(stats?.sent);
-    expect(vc.health()[0]?.connections[0]).toMatchObject({ connects: 1, reconnects: 0, lastDisconnectReason: null });
+    expect(started.map((s) => s.instrument)).toEqual(['a', 'b', 'c', 'late']);
+    expect(settled).toEqual(['a:true', 'b:true', 'c:true', 'late:true']);
+    for (let i = 1; i < started.length; i++) expect(started[i]!.at - started[i - 1]!.at).toBeGreaterThanOrEqual(45);
+    expect(started[3]!.at - t0).toBeGreaterThanOrEqual(295);
   });
 });

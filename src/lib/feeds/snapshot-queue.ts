@@ -3,11 +3,18 @@ import { sleep as abortableSleep } from '../backoff.js';
 export interface SnapshotQueueOptions<T> {
   /** Requests started per second, at most (on top of the RestClient's weight budget). */
   perSecond: number;
+  /**
+   * Requests in flight at most. Also bounds the burst when the RestClient lifts a Retry-After block:
+   * requests waiting inside it would otherwise all go out at that moment.
+   */
+  maxInFlight?: number;
   fetch(instrument: string, signal: AbortSignal): Promise<T>;
   /** Called once the instrument is no longer in flight, so a failure can ask again at once. */
   settle(instrument: string, outcome: { ok: true; value: T } | { ok: false; error: unknown }): void;
   now?: () => number;
 }
+
+const DEFAULT_MAX_IN_FLIGHT = 2;
 
 /**
  * Orderbook snapshot requests of one venue, spread out: after a mass reconnect every book asks at
@@ -39,8 +46,15 @@ export class SnapshotQueue<T> {
   /** Serves requests until the signal aborts, then waits for those in flight. */
   async run(signal: AbortSignal): Promise<void> {
     const spacingMs = 1000 / this.opts.perSecond;
+    const maxInFlight = this.opts.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT;
     const running = new Set<Promise<void>>();
     while (!signal.aborted) {
+      if (running.size >= maxInFlight) {
+        // The slot may have been held back (Retry-After) and just gone out with the others: space again.
+        await Promise.race(running);
+        await abortableSleep(spacingMs, signal);
+        continue;
+      }
       const now = this.now();
       const next = this.nextDue(now);
       if (next === null) {
