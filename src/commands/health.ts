@@ -18,7 +18,15 @@ export function healthCommand(): Command {
         println(table(['DAEMON', 'STATE', 'HTTP', 'REGISTERED'], report.daemons.map((d) => [d.name, stateColor(d.ok ? 'ok' : 'down'), String(d.httpStatus ?? '-'), d.registered ? 'yes' : 'no'])));
         if (report.freshness.length > 0) {
           println();
-          println(table(['VENUE', 'DATA TYPE', 'STATE', 'AGE', 'LAST EVENT'], report.freshness.map((f) => [f.venue, f.dataType, stateColor(f.status), f.ageSeconds === null ? '-' : `${f.ageSeconds}s`, f.lastEventAt ?? '-'])));
+          // STORED: newest row in ClickHouse hot; COLLECTOR: what the collector itself last received.
+          const seen = new Map(report.collectorStreams.map((st) => [`${st.venue} ${st.dataType}`, st.status]));
+          println(table(
+            ['VENUE', 'DATA TYPE', 'STORED', 'AGE', 'LAST EVENT', 'COLLECTOR'],
+            report.freshness.map((f) => {
+              const collector = seen.get(`${f.venue} ${f.dataType}`);
+              return [f.venue, f.dataType, stateColor(f.status), f.ageSeconds === null ? '-' : `${f.ageSeconds}s`, f.lastEventAt ?? '-', collector === undefined ? '-' : stateColor(collector)];
+            }),
+          ));
         }
         println();
         println(report.ok ? green('healthy') : red(`unhealthy:\n  ${report.problems.join('\n  ')}`));

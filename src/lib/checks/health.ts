@@ -1,27 +1,17 @@
-import type { Config, DataType, Venue } from '../config/schema.js';
+import { DATA_TYPES, VENUES, type Config, type DataType, type Venue } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { redisUrl } from '../infra/endpoints.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName } from '../paths.js';
 import { fetchRegistry } from '../registry.js';
-import { createClickHouse } from '../store/client.js';
+import { createClickHouse, selectRows } from '../store/client.js';
 import { ident, qualified, str } from '../store/sql.js';
 import { tableFor } from '../store/tables.js';
+import { STALE_AFTER_SECONDS } from '../feeds/freshness.js';
+import type { StreamHealth } from '../feeds/venue-collector.js';
 import { callSupervisor } from '../supervisor/control.js';
 import { readSnapshot } from '../supervisor/state.js';
-
-/** Freshness thresholds per data type, seconds: a feed older than this is stale. */
-export const FRESHNESS_THRESHOLD_SECONDS: Record<DataType, number> = {
-  trade: 60,
-  orderbook: 60,
-  liquidation: 3600,
-  funding_rate: 8 * 3600,
-  open_interest: 8 * 3600,
-  lsr_top_position: 8 * 3600,
-  lsr_all_account: 8 * 3600,
-  volatility_index: 8 * 3600,
-};
 
 export interface DaemonHealth {
   name: DaemonName;
@@ -48,7 +38,10 @@ export interface HealthReport {
   checkedAt: string;
   infra: InfraStatus[];
   daemons: DaemonHealth[];
+  /** Newest stored event per enabled venue x data type (ClickHouse hot). */
   freshness: Freshness[];
+  /** The collector's own view per venue x data type: what it received, before the bus and storage. */
+  collectorStreams: StreamHealth[];
   problems: string[];
 }
 
@@ -79,36 +72,49 @@ async function registeredNames(config: Config): Promise<Set<string>> {
   return new Set((await fetchRegistry(redisUrl(config), 3000))?.map((e) => e.name) ?? []);
 }
 
-/** Last event time per venue for each enabled venue x data type, from ClickHouse hot. */
+/** Last event time for each enabled venue x data type, from ClickHouse hot: one query per table. */
 async function freshness(config: Config, now: number): Promise<Freshness[]> {
-  const wanted: { venue: Venue; dataType: DataType }[] = [];
-  for (const [venue, v] of Object.entries(config.collector.venues) as [Venue, Config['collector']['venues']['binance_spot']][]) {
-    if (v.enabled) for (const dataType of v.dataTypes) wanted.push({ venue, dataType });
+  const wanted = new Map<DataType, Venue[]>();
+  for (const venue of VENUES) {
+    const v = config.collector.venues[venue];
+    if (!v.enabled) continue;
+    for (const dataType of v.dataTypes) wanted.set(dataType, [...(wanted.get(dataType) ?? []), venue]);
   }
   const client = createClickHouse(config.clickhouse.hot);
   try {
     const out: Freshness[] = [];
-    for (const { venue, dataType } of wanted) {
+    for (const dataType of DATA_TYPES) {
+      const venues = wanted.get(dataType);
+      if (venues === undefined) continue;
       const spec = tableFor(dataType);
-      const rs = await client.query({
-        query: `SELECT toString(max(${ident(spec.timeColumn)})) AS last, count() AS n FROM ${qualified(config.clickhouse.hot.database, spec.table)} WHERE venue = ${str(venue)}`,
-        format: 'JSONEachRow',
-      });
-      const [row] = await rs.json<{ last: string; n: string | number }>();
-      const last = row && Number(row.n) > 0 ? Number(row.last) : null;
-      const age = last === null ? null : Math.max(0, (now - last) / 1000);
-      const thresholdSeconds = FRESHNESS_THRESHOLD_SECONDS[dataType];
-      out.push({
-        venue, dataType, thresholdSeconds,
-        lastEventAt: last === null ? null : new Date(last).toISOString(),
-        ageSeconds: age === null ? null : Math.round(age * 10) / 10,
-        status: age === null ? 'missing' : age <= thresholdSeconds ? 'fresh' : 'stale',
-      });
+      const rows = await selectRows<{ venue: string; last: string }>(
+        client,
+        `SELECT venue, toString(max(${ident(spec.timeColumn)})) AS last FROM ${qualified(config.clickhouse.hot.database, spec.table)} WHERE venue IN (${venues.map(str).join(', ')}) GROUP BY venue`,
+      );
+      const lastByVenue = new Map(rows.map((r) => [r.venue, Number(r.last)]));
+      const thresholdSeconds = STALE_AFTER_SECONDS[dataType];
+      for (const venue of venues) {
+        const last = lastByVenue.get(venue) ?? null;
+        const age = last === null ? null : Math.max(0, (now - last) / 1000);
+        out.push({
+          venue, dataType, thresholdSeconds,
+          lastEventAt: last === null ? null : new Date(last).toISOString(),
+          ageSeconds: age === null ? null : Math.round(age * 10) / 10,
+          status: age === null ? 'missing' : age <= thresholdSeconds ? 'fresh' : 'stale',
+        });
+      }
     }
     return out;
   } finally {
     await client.close();
   }
+}
+
+/** The stream list of the collector's /health body, when it answered with one. */
+function collectorStreams(daemons: readonly DaemonHealth[]): StreamHealth[] {
+  const detail = daemons.find((d) => d.name === 'collector')?.detail;
+  if (typeof detail !== 'object' || detail === null || !('streams' in detail) || !Array.isArray(detail.streams)) return [];
+  return detail.streams as StreamHealth[];
 }
 
 export async function checkHealth(config: Config, now = Date.now()): Promise<HealthReport> {
@@ -138,5 +144,13 @@ export async function checkHealth(config: Config, now = Date.now()): Promise<Hea
       if (f.status !== 'fresh') problems.push(`${f.venue} ${f.dataType}: ${f.status}${f.ageSeconds !== null ? ` (${f.ageSeconds}s old, threshold ${f.thresholdSeconds}s)` : ''}`);
     }
   }
-  return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), infra, daemons, freshness: fresh, problems };
+  // What the collector itself sees catches what stored data cannot yet: a subscription the venue
+  // acknowledged but never serves is `stale` there from the end of the start-up grace period.
+  const streams = collectorStreams(daemons);
+  for (const st of streams) {
+    if (st.status === 'stale') {
+      problems.push(`collector ${st.venue} ${st.dataType}: stale (${st.ageSeconds === null ? 'nothing received since start' : `last ${Math.round(st.ageSeconds)}s ago`}${st.lastError ? `, last error ${st.lastError}` : ''})`);
+    }
+  }
+  return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), infra, daemons, freshness: fresh, collectorStreams: streams, problems };
 }
