@@ -132,7 +132,7 @@ describe('collector -> JetStream with the simulator', () => {
     expect(seen.get('BTCUSDT')?.length).toBeGreaterThan(600);
 
     const metrics = await col.ctx.metrics.metrics();
-    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="unknown",code="malformed_json"\} 1/);
+    expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="trade",code="malformed_json"\} 1/);
     expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="trade",code="unexpected_shape"\} 1/);
     expect(metrics).toMatch(/mprism_collector_reconnects_total\{venue="binance_spot"\} 1/);
     expect(metrics).toMatch(new RegExp(`mprism_collector_messages_total\\{venue="binance_spot",data_type="trade"\\} ${totalSent}`));
