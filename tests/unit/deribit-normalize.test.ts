@@ -5,6 +5,7 @@ import { MalformedFrameError, normalizeAll, type PollOptions } from '../../src/l
 import { ConfigError } from '../../src/lib/errors.js';
 import { formatDecimal } from '../../src/lib/store/decimal.js';
 import { msgIdFor, subjectFor } from '../../src/lib/records.js';
+import { fixturePath } from '../helpers/fixtures.js';
 
 /*
  * Deribit fixtures consumed here: volatility_index_rest.jsonl (every line). Not consumed:
@@ -13,7 +14,7 @@ import { msgIdFor, subjectFor } from '../../src/lib/records.js';
  * - book_ws*, order_book_rest, trades_ws*, ticker_ws*, ticker_rest: books, trades, funding and open
  *   interest are not in Deribit's coverage (issue 3: deribit_derivatives collects volatility_index only).
  */
-const FIXTURES = '/work/shared/fixtures/exchanges/deribit_derivatives';
+const FIXTURES = fixturePath('deribit_derivatives', '');
 const lines = (file: string) =>
   readFileSync(`${FIXTURES}/${file}`, 'utf8')
     .split('\n')

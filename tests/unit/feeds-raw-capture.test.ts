@@ -6,9 +6,10 @@ import { gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RawCaptureWriter, captureFileName, parseCaptureLine, readCapture, type CaptureEntry } from '../../src/lib/feeds/raw-capture.js';
+import { fixturePath } from '../helpers/fixtures.js';
 
-const BINANCE_TRADE = readFileSync('/work/shared/fixtures/exchanges/binance_spot/trade.jsonl', 'utf8').split('\n')[0] as string;
-const DVOL_BODY = readFileSync('/work/shared/fixtures/exchanges/deribit_derivatives/volatility_index_rest.jsonl', 'utf8').split('\n')[0] as string;
+const BINANCE_TRADE = readFileSync(fixturePath('binance_spot', 'trade.jsonl'), 'utf8').split('\n')[0] as string;
+const DVOL_BODY = readFileSync(fixturePath('deribit_derivatives', 'volatility_index_rest.jsonl'), 'utf8').split('\n')[0] as string;
 
 let dir: string;
 const logLines: string[] = [];

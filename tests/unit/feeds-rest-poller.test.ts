@@ -7,8 +7,9 @@ import { RestClient } from '../../src/lib/feeds/rest-client.js';
 import { RestPoller, firstRunDelay, nextRunDelay, pollErrorCode, type PollOutcome } from '../../src/lib/feeds/rest-poller.js';
 import type { MarketRecord } from '../../src/lib/records.js';
 import { ManualClock, eventually, startLocalHttp, type LocalHttp } from '../helpers/local-http.js';
+import { fixturePath } from '../helpers/fixtures.js';
 
-const DVOL_BODY = readFileSync('/work/shared/fixtures/exchanges/deribit_derivatives/volatility_index_rest.jsonl', 'utf8').split('\n')[0] as string;
+const DVOL_BODY = readFileSync(fixturePath('deribit_derivatives', 'volatility_index_rest.jsonl'), 'utf8').split('\n')[0] as string;
 const OPTIONS: PollOptions = {
   intervalMs: { funding_rate: 60_000, open_interest: 60_000, lsr_top_position: 300_000, lsr_all_account: 300_000, volatility_index: 60_000 },
   lsrPeriod: '5m',

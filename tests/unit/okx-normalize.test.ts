@@ -16,8 +16,9 @@ import { okxSpot } from '../../src/lib/exchanges/okx_spot.js';
 import { MalformedFrameError, normalizeAll, type PollOptions, type RestPoll, type VenueAdapter } from '../../src/lib/exchanges/types.js';
 import type { BookMessage } from '../../src/lib/orderbook/types.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../../src/lib/records.js';
+import { FIXTURES_DIR } from '../helpers/fixtures.js';
 
-const FIXTURES = '/work/shared/fixtures/exchanges';
+const FIXTURES = FIXTURES_DIR;
 const RECEIVED = 1_700_000_000_000;
 const lines = (venue: 'okx_spot' | 'okx_derivatives', file: string): string[] =>
   readFileSync(`${FIXTURES}/${venue}/${file}`, 'utf8')

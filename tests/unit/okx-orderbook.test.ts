@@ -8,8 +8,9 @@ import { normalizeAll, type BookSupport, type VenueAdapter } from '../../src/lib
 import { BookSync, type BookSyncOutput } from '../../src/lib/orderbook/sync.js';
 import type { BookMessage } from '../../src/lib/orderbook/types.js';
 import type { PriceLevel } from '../../src/lib/records.js';
+import { FIXTURES_DIR } from '../helpers/fixtures.js';
 
-const FIXTURES = '/work/shared/fixtures/exchanges';
+const FIXTURES = FIXTURES_DIR;
 const lines = (path: string): string[] =>
   readFileSync(`${FIXTURES}/${path}`, 'utf8')
     .split('\n')
