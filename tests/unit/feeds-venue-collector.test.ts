@@ -1,12 +1,16 @@
 import { once } from 'node:events';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { DataType } from '../../src/lib/config/schema.js';
 import { MalformedFrameError, isObject, parseFrame, type ControlAction, type FrameSink, type VenueAdapter } from '../../src/lib/exchanges/types.js';
+import { readCapture, type CaptureEntry } from '../../src/lib/feeds/raw-capture.js';
 import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
 import { VenueCollector, createCollectorMetrics, resyncReason, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
 import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
@@ -256,7 +260,7 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
     startupGraceMs: o.startupGraceMs ?? 10_000,
     orderbook: o.orderbook ?? { depth: 3, maxSnapshotsPerSecond: 1000 },
     polls: { intervalMs: { funding_rate: 200, open_interest: 1000, lsr_top_position: 1000, lsr_all_account: 1000, volatility_index: 1000 }, lsrPeriod: '5m' },
-    capture: null,
+    capture: o.capture ?? null,
     snapshotRequestsPerSecond: o.snapshotRequestsPerSecond ?? 50,
   });
   const ac = new AbortController();
@@ -409,6 +413,26 @@ describe('VenueCollector', () => {
       { venue: 'binance_spot', dataType: 'trade', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
       { venue: 'binance_spot', dataType: 'orderbook', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
     ]);
+  });
+
+  it('captures every WebSocket frame and REST body with its receive time when capture is on', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mprism-capture-'));
+    try {
+      venue = await TestVenue.start({ source: 'rest', instruments: ['AAAUSDT'] });
+      const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], dataTypes: ['orderbook', 'funding_rate'], capture: { dir, maxFileBytes: 1 << 20 } });
+      await waitFor(() => c.books('AAAUSDT').length > 0 && c.published.some((r) => r.dataType === 'funding_rate'));
+      await c.stop();
+      const [file] = readdirSync(dir);
+      const entries: CaptureEntry[] = [];
+      for await (const e of readCapture(join(dir, file!))) entries.push(e);
+      expect(entries.find((e) => e.kind === 'ws')).toMatchObject({ venue: 'binance_spot', conn: 'test/0', url: `ws://${venue.url}/ws`, data: '{"k":"ack"}' });
+      expect(entries.filter((e) => e.kind === 'rest').map((e) => e.conn)).toEqual(expect.arrayContaining(['binance_spot/snapshot/AAAUSDT', 'test/funding_rate/AAAUSDT']));
+      const wsFrames = entries.filter((e) => e.kind === 'ws').length;
+      expect(wsFrames).toBeGreaterThan(5);
+      expect(entries.every((e, i) => i === 0 || e.t >= entries[i - 1]!.t)).toBe(true);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('reports polled types fresh after a successful poll, and the error code of failing polls', async () => {
