@@ -2,7 +2,7 @@ import { splitConcatenatedSymbol } from '../exchanges/types.js';
 import type { ModelLevel } from './book-model.js';
 import { SocketHub } from './hub.js';
 import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
-import { BinanceHub, UsedWeight, binanceAcceptor, framer, parseStreamRoute, sendBinanceMalformed, streamInstrument } from './binance-ws.js';
+import { UsedWeight, type BinanceHub, binanceAcceptor, framer, parseStreamRoute, sendBinanceMalformed, streamInstrument } from './binance-ws.js';
 import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext, type VenueSim } from './venue.js';
 
 /** Binance pings every 20 s and drops a client that has not answered by the next round. */

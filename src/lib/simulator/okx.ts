@@ -130,7 +130,7 @@ export class OkxSim implements VenueSim {
     const oiDue = now >= this.nextOpenInterestPushAt;
     if (oiDue) this.nextOpenInterestPushAt = now + 3000;
     for (const m of this.instruments.all()) {
-      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now), now);
+      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now));
       if (now >= m.nextBookAt) this.stepBook(m, now);
       if (!this.swaps) continue;
       if (now >= m.nextLiquidationAt) this.liquidate(m, now);
@@ -277,7 +277,8 @@ export class OkxSim implements VenueSim {
     return String(Math.max(1, Math.round((t.qtyLots / 10 ** QTY_DECIMALS) / contractValue(instId))));
   }
 
-  private publishTrade(m: InstrumentMarket, t: SimTrade, now: number): void {
+  private publishTrade(m: InstrumentMarket, t: SimTrade): void {
+    if (!this.hub.hasSubscribers(topic({ channel: 'trades', instId: m.id }))) return;
     const item = `{"instId":"${m.id}","tradeId":"${t.id}","px":"${px(t.priceTicks)}","sz":"${this.tradeSize(t, m.id)}","side":"${t.buyerIsMaker ? 'sell' : 'buy'}","ts":"${t.time}","count":"1","seqId":${t.id}}`;
     if (this.push({ channel: 'trades', instId: m.id }, item) === 0) return;
     this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });

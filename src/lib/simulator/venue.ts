@@ -137,10 +137,6 @@ export class InstrumentSet {
     return m;
   }
 
-  has(id: string): boolean {
-    return this.byId.has(id);
-  }
-
   all(): Iterable<InstrumentMarket> {
     return this.byId.values();
   }
