@@ -26,7 +26,7 @@ interface OkxClientState {
 const SPOT_ID = /^[A-Z0-9]{2,15}-[A-Z0-9]{2,10}$/;
 const SWAP_ID = /^[A-Z0-9]{2,15}-[A-Z0-9]{2,10}-SWAP$/;
 const SPOT_CHANNELS = ['books', 'trades'];
-const SWAP_CHANNELS = ['books', 'trades', 'funding-rate', 'open-interest', 'mark-price'];
+const SWAP_CHANNELS = ['books', 'trades', 'funding-rate', 'open-interest'];
 
 const px = (ticks: number) => formatTrimmed(ticks, PRICE_DECIMALS);
 
