@@ -1,14 +1,19 @@
 import { createConnection } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { HealthReport } from '../../src/lib/checks/health.js';
+import type { IntegrityReport } from '../../src/lib/checks/integrity.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
 import { isAlive } from '../../src/lib/process-util.js';
+import { VENUES, type DataType, type Venue } from '../../src/lib/config/schema.js';
 import { createClickHouse } from '../../src/lib/store/client.js';
+import { TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { eventually, runCli } from '../helpers/cli.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 /**
- * The walking skeleton as a user drives it: init, start --simulate, data in hot and cold, health,
- * integrity, kill -9 of storage with no trade lost or duplicated, stop with nothing left behind.
+ * The platform as a user drives it: init, start --simulate with the default venues, all eight tables in
+ * hot and cold, health per venue x data type, integrity, kill -9 of storage with no trade lost or
+ * duplicated, stop with nothing left behind.
  */
 let infra: TestInfra;
 const seenPids = new Set<number>();
@@ -32,11 +37,12 @@ async function status(): Promise<StatusReport> {
   return report;
 }
 
+/** Binance spot trades: the simulator's /stats counts exactly these. */
 async function count(side: 'hot' | 'cold', where = '1'): Promise<{ rows: number; distinct: number }> {
   const server = infra.config.clickhouse[side];
   const ch = createClickHouse(server);
   try {
-    const rs = await ch.query({ query: `SELECT count() AS rows, uniqExact(symbol, trade_id) AS distinct FROM ${server.database}.trades WHERE ${where}`, format: 'JSONEachRow' });
+    const rs = await ch.query({ query: `SELECT count() AS rows, uniqExact(symbol, trade_id) AS distinct FROM ${server.database}.trades WHERE venue = 'binance_spot' AND ${where}`, format: 'JSONEachRow' });
     const [row] = await rs.json<{ rows: string; distinct: string }>();
     return { rows: Number(row!.rows), distinct: Number(row!.distinct) };
   } finally {
@@ -48,11 +54,31 @@ async function tradeIds(symbol: string): Promise<string[]> {
   const server = infra.config.clickhouse.hot;
   const ch = createClickHouse(server);
   try {
-    const rs = await ch.query({ query: `SELECT trade_id FROM ${server.database}.trades WHERE symbol = '${symbol}'`, format: 'JSONEachRow' });
+    const rs = await ch.query({ query: `SELECT trade_id FROM ${server.database}.trades WHERE venue = 'binance_spot' AND symbol = '${symbol}'`, format: 'JSONEachRow' });
     return (await rs.json<{ trade_id: string }>()).map((r) => r.trade_id);
   } finally {
     await ch.close();
   }
+}
+
+/** Rows per venue in one table. */
+async function rowsByVenue(side: 'hot' | 'cold', table: string): Promise<Record<string, number>> {
+  const server = infra.config.clickhouse[side];
+  const ch = createClickHouse(server);
+  try {
+    const rs = await ch.query({ query: `SELECT venue, count() AS n FROM ${server.database}.${table} GROUP BY venue`, format: 'JSONEachRow' });
+    return Object.fromEntries((await rs.json<{ venue: string; n: string }>()).map((r) => [r.venue, Number(r.n)]));
+  } finally {
+    await ch.close();
+  }
+}
+
+/** Every venue x data type the default config enables. */
+function enabledStreams(): { venue: Venue; dataType: DataType }[] {
+  return VENUES.flatMap((venue) => {
+    const v = infra.config.collector.venues[venue];
+    return v.enabled ? v.dataTypes.map((dataType) => ({ venue, dataType })) : [];
+  });
 }
 
 async function simulatorStats(): Promise<Record<string, { sent: number; firstId: number; lastId: number }>> {
@@ -90,7 +116,7 @@ describe('mprism end to end with the simulator', () => {
     const report = JSON.parse(second.stdout);
     expect(report.changed).toBe(false);
     expect(report.provision.clickhouse.map((c: { created: string[] }) => c.created.length)).toEqual([0, 0]);
-    expect(report.provision.clickhouse[0].existing).toHaveLength(8);
+    expect(report.provision.clickhouse[0].existing).toHaveLength(TABLES.length);
     // init stops the servers it started for provisioning
     expect((await status()).processes.filter((p) => p.kind === 'infra' && p.state === 'running')).toEqual([]);
   }, 400_000);
@@ -110,18 +136,29 @@ describe('mprism end to end with the simulator', () => {
     expect((await status()).processes.map((p) => p.pid)).toEqual(pids);
   }, 400_000);
 
-  it('trades flow into hot and are replicated to cold', async () => {
-    await eventually('trades in hot', async () => (await count('hot')).rows > 50, 60_000);
-    await eventually('trades in cold', async () => (await count('cold')).rows > 0, 60_000);
-  }, 150_000);
+  it('the default config fills all eight tables, from every enabled venue, in hot and in cold', async () => {
+    const streams = enabledStreams();
+    expect(streams).toHaveLength(2 + 7 + 2 + 7 + 1);
+    for (const side of ['hot', 'cold'] as const) {
+      for (const { venue, dataType } of streams) {
+        const table = tableFor(dataType).table;
+        await eventually(`${venue} ${dataType} in ${side}`, async () => ((await rowsByVenue(side, table))[venue] ?? 0) > 0, 120_000, 1000);
+      }
+    }
+    expect((await count('hot')).rows).toBeGreaterThan(50);
+  }, 300_000);
 
   it('health is ok and integrity is clean for closed windows', async () => {
     const health = await eventually('health ok', async () => {
       const r = await runCli(['health', '--json'], infra.env);
       return r.code === 0 ? r : null;
     }, 60_000, 2000);
-    const report = JSON.parse(health.stdout);
-    expect(report.freshness).toContainEqual(expect.objectContaining({ venue: 'binance_spot', dataType: 'trade', status: 'fresh' }));
+    const report = JSON.parse(health.stdout) as HealthReport;
+    const fresh = (xs: { venue: string; dataType: string; status: string }[]) => xs.map((f) => [f.venue, f.dataType, f.status]).sort();
+    const expected = enabledStreams().map((x) => [x.venue, x.dataType, 'fresh']).sort();
+    // Stored data (ClickHouse hot) and the collector's own view agree: every enabled stream is fresh.
+    expect(fresh(report.freshness)).toEqual(expected);
+    expect(fresh(report.collectorStreams)).toEqual(expected);
     expect(report.daemons.every((d: { registered: boolean }) => d.registered)).toBe(true);
     // status reads the same Redis registry: every daemon heartbeats within its interval (1 s here).
     for (const p of (await status()).processes.filter((x) => x.kind === 'daemon')) {
@@ -132,10 +169,12 @@ describe('mprism end to end with the simulator', () => {
       const r = await runCli(['integrity', '--since', '10m', '--json'], infra.env);
       return r.code === 0 ? r : null;
     }, 60_000, 2000);
-    const trades = JSON.parse(integrity.stdout).tables.find((t: { table: string }) => t.table === 'trades');
-    const closed = trades.windows.filter((w: { status: string }) => w.status !== 'pending');
-    expect(closed.length).toBeGreaterThan(0);
-    for (const w of closed) expect(w.hot).toBe(w.cold);
+    const tables = (JSON.parse(integrity.stdout) as IntegrityReport).tables;
+    for (const t of tables.filter((x) => x.table !== 'orderbook_gaps')) {
+      const closed = t.windows.filter((w) => w.status !== 'pending');
+      expect([t.table, closed.length > 0]).toEqual([t.table, true]);
+      for (const w of closed) expect([t.table, w.start, w.hot]).toEqual([t.table, w.start, w.cold]);
+    }
   }, 150_000);
 
   it('kill -9 of storage: the supervisor restarts it and no trade is lost or duplicated', async () => {
