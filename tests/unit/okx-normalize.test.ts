@@ -240,7 +240,7 @@ describe('okx_derivatives: every captured and documented frame and response', ()
     expect(m).toMatchSnapshot();
   });
 
-  it('funding_rate_rest.jsonl through the funding poll: fundingRate, nextFundingTime, ts as event time', () => {
+  it('funding_rate_rest.jsonl through the funding poll: fundingRate, its settlement (fundingTime) as nextFundingTime, ts as event time', () => {
     const records = pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse(only('okx_derivatives', 'funding_rate_rest.jsonl'), RECEIVED);
     expect(records).toEqual([
       {
@@ -252,7 +252,9 @@ describe('okx_derivatives: every captured and documented frame and response', ()
         eventTime: 1743588686291,
         receiveTime: RECEIVED,
         fundingRate: '0.0000182221218054',
-        nextFundingTime: 1743638400000,
+        // fundingRate is the rate of the running interval, which settles at fundingTime (5.8 h after
+        // ts); OKX's nextFundingTime is the settlement after that one.
+        nextFundingTime: 1743609600000,
         markPrice: null,
       },
     ]);
@@ -273,9 +275,9 @@ describe('okx_derivatives: every captured and documented frame and response', ()
     expect(okxFundingRates(items(doc), 'BTC-USD-SWAP', RECEIVED)).toMatchSnapshot();
   });
 
-  it('funding without ts falls back to fundingTime; an empty nextFundingTime becomes 0', () => {
+  it('funding without ts falls back to fundingTime; an empty nextFundingTime (the settlement after next) is not needed', () => {
     const body = '{"code":"0","msg":"","data":[{"instId":"BTC-USDT-SWAP","instType":"SWAP","fundingRate":"-0.0001","fundingTime":"1743609600000","nextFundingTime":""}]}';
-    expect(pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse(body, RECEIVED)[0]).toMatchObject({ eventTime: 1743609600000, nextFundingTime: 0, fundingRate: '-0.0001' });
+    expect(pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse(body, RECEIVED)[0]).toMatchObject({ eventTime: 1743609600000, nextFundingTime: 1743609600000, fundingRate: '-0.0001' });
   });
 
   it('open_interest_rest.jsonl through the open-interest poll: coins (oiCcy) and USD value', () => {

@@ -10,9 +10,10 @@ export interface OkxFundingRateData {
   instType: string;
   /** Current rate of the running funding interval. */
   fundingRate: string;
-  /** When the running interval settles, ms. */
+  /** When the running interval settles, ms: the venue's next funding. */
   fundingTime: string;
-  nextFundingTime: string;
+  /** The settlement after fundingTime; "" in some pushes. */
+  nextFundingTime?: string;
   /** Observation time, ms; missing in pushes from before 2023. */
   ts?: string;
   premium?: string;
@@ -60,7 +61,6 @@ function isFundingRateData(v: unknown): v is OkxFundingRateData {
     typeof v.instId === 'string' &&
     isSignedDecimal(v.fundingRate) &&
     isEpochMs(v.fundingTime) &&
-    (isEpochMs(v.nextFundingTime) || v.nextFundingTime === '') &&
     (v.ts === undefined || isEpochMs(v.ts))
   );
 }
@@ -98,7 +98,8 @@ export function okxFundingRates(data: readonly unknown[], instId: string, receiv
       eventTime: Number(d.ts ?? d.fundingTime),
       receiveTime,
       fundingRate: d.fundingRate,
-      nextFundingTime: d.nextFundingTime === '' ? 0 : Number(d.nextFundingTime),
+      // fundingRate settles at fundingTime; OKX's own nextFundingTime is the settlement after it.
+      nextFundingTime: Number(d.fundingTime),
       markPrice: null,
     };
   });
