@@ -319,6 +319,18 @@ describe('simulator venues against the real adapters', () => {
     expect(await c.closed).toBe(4004);
   });
 
+  it('okx: keeps a connection open while it pushes data, though the client sends nothing (the collector pings only after silence)', async () => {
+    const { base } = await start({ speed: 100 });
+    const [feed] = connect(okxSpot, base('okx_spot').ws, ['BTC-USDT']);
+    let closedWith: number | null = null;
+    void feed?.closed.then((code) => (closedWith = code));
+    await feed?.opened;
+    // 2.5 s here is over 4 simulated minutes: several 30 s idle windows with books every 100 ms.
+    await sleep(2500);
+    expect(closedWith).toBeNull();
+    expect(feed?.frames.length).toBeGreaterThan(100);
+  });
+
   it('deribit: DVOL polls parse into minute candles ending now; JSON-RPC subscribe pushes the index and heartbeats ask for tests', async () => {
     const { base } = await start({ speed: 10 });
     const { ws, rest } = base('deribit_derivatives');

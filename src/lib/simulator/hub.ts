@@ -37,14 +37,17 @@ export interface SimClient<S> {
   readonly state: S;
   /** Answered our last ping (venues that ping). */
   alive: boolean;
-  /** Last text frame from the client (venues that close idle clients). */
-  lastHeardAt: number;
+  /**
+   * Last text frame either way (venues that close idle clients): OKX cuts a connection only when
+   * nothing was pushed and nothing asked for 30 s, so a busy feed needs no client pings.
+   */
+  lastActiveAt: number;
 }
 
 export interface HubOptions {
   /** The venue pings every so often and drops a client that did not answer by the next ping; null: never. */
   pingIntervalMs: number | null;
-  /** The venue closes a client that sent nothing for this long (OKX: 30 s); null: never. */
+  /** The venue closes a connection without traffic either way for this long (OKX: 30 s); null: never. */
   idleCloseMs: number | null;
 }
 
@@ -77,7 +80,7 @@ export class SocketHub<S> {
   }
 
   accept(ws: WebSocket, route: string, state: S, onText: (client: SimClient<S>, text: string) => void): SimClient<S> {
-    const client: SimClient<S> = { ws, route, topics: new Set(), state, alive: true, lastHeardAt: this.now() };
+    const client: SimClient<S> = { ws, route, topics: new Set(), state, alive: true, lastActiveAt: this.now() };
     this.clients.add(client);
     this.metrics.connections.set({ venue: this.venue }, this.clients.size);
     ws.on('pong', () => {
@@ -85,7 +88,7 @@ export class SocketHub<S> {
     });
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (isBinary) return;
-      client.lastHeardAt = this.now();
+      client.lastActiveAt = this.now();
       onText(client, data.toString());
     });
     ws.on('close', () => {
@@ -129,6 +132,7 @@ export class SocketHub<S> {
       return false;
     }
     client.ws.send(frame);
+    client.lastActiveAt = this.now();
     this.metrics.framesSent.inc({ venue: this.venue });
     return true;
   }
@@ -169,7 +173,7 @@ export class SocketHub<S> {
     const { idleCloseMs, pingIntervalMs } = this.options;
     if (idleCloseMs !== null) {
       for (const client of this.clients) {
-        if (now - client.lastHeardAt > idleCloseMs) client.ws.close(4004, 'No data received in 30s.');
+        if (now - client.lastActiveAt > idleCloseMs) client.ws.close(4004, 'No data received in 30s.');
       }
     }
     if (pingIntervalMs === null || now - this.lastPingAt < pingIntervalMs) return;
