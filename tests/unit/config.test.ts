@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/lib/config/load.js';
+import { VENUE_DATA_TYPES, VENUES } from '../../src/lib/config/schema.js';
 import { ConfigError } from '../../src/lib/errors.js';
 
 let home: string;
@@ -65,5 +66,17 @@ describe('loadConfig', () => {
 
   it('fails clearly when an explicit config file is missing', () => {
     expect(() => loadConfig({ env: { MPRISM_HOME: home, MPRISM_CONFIG: join(home, 'nope.yaml') } })).toThrow(/nope\.yaml: cannot read/);
+  });
+
+  it('enables every venue x data type of the coverage by default, and refuses a data type a venue does not offer', () => {
+    const c = loadConfig({ env: { MPRISM_HOME: home } });
+    for (const venue of VENUES) {
+      expect([venue, c.collector.venues[venue].enabled, [...c.collector.venues[venue].dataTypes].sort()]).toEqual([venue, true, [...VENUE_DATA_TYPES[venue]].sort()]);
+    }
+    const file = join(home, 'more.yaml');
+    writeFileSync(file, 'collector:\n  venues:\n    okx_spot:\n      dataTypes: [trade, funding_rate]\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(
+      `${file}: collector.venues.okx_spot.dataTypes.1: okx_spot does not offer funding_rate (it offers orderbook, trade)`,
+    );
   });
 });

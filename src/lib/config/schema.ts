@@ -46,6 +46,15 @@ const venueConfig = z.strictObject({
   dataTypes: z.array(z.enum(DATA_TYPES)).min(1),
 });
 
+/** What each venue offers (issue 3's coverage); a config asking for more is refused at load time. */
+export const VENUE_DATA_TYPES: { readonly [V in Venue]: readonly DataType[] } = {
+  binance_spot: ['orderbook', 'trade'],
+  binance_derivatives: ['orderbook', 'trade', 'funding_rate', 'open_interest', 'liquidation', 'lsr_top_position', 'lsr_all_account'],
+  okx_spot: ['orderbook', 'trade'],
+  okx_derivatives: ['orderbook', 'trade', 'funding_rate', 'open_interest', 'liquidation', 'lsr_top_position', 'lsr_all_account'],
+  deribit_derivatives: ['volatility_index'],
+};
+
 /** Data types collected by polling REST, and how often each is polled. */
 export const POLLED_DATA_TYPES = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account', 'volatility_index'] as const;
 export type PolledDataType = (typeof POLLED_DATA_TYPES)[number];
@@ -74,13 +83,23 @@ export const configSchema = z.strictObject({
   }),
   collector: z.strictObject({
     port,
-    venues: z.strictObject({
-      binance_spot: venueConfig,
-      binance_derivatives: venueConfig,
-      okx_spot: venueConfig,
-      okx_derivatives: venueConfig,
-      deribit_derivatives: venueConfig,
-    }),
+    venues: z
+      .strictObject({
+        binance_spot: venueConfig,
+        binance_derivatives: venueConfig,
+        okx_spot: venueConfig,
+        okx_derivatives: venueConfig,
+        deribit_derivatives: venueConfig,
+      })
+      .superRefine((venues, ctx) => {
+        for (const venue of VENUES) {
+          venues[venue].dataTypes.forEach((dataType, i) => {
+            if (!VENUE_DATA_TYPES[venue].includes(dataType)) {
+              ctx.addIssue({ code: 'custom', path: [venue, 'dataTypes', i], message: `${venue} does not offer ${dataType} (it offers ${VENUE_DATA_TYPES[venue].join(', ')})` });
+            }
+          });
+        }
+      }),
     reconnect: z.strictObject({ initialDelayMs: z.number().int().positive(), maxDelayMs: z.number().int().positive() }),
     /**
      * Seconds without any frame or ping before a connection counts as dead and is replaced. Venues
