@@ -124,6 +124,8 @@ class TestVenue {
   readonly url: string;
   readonly received: string[] = [];
   readonly snapshotRequests: { instrument: string; at: number }[] = [];
+  /** Path and query of every REST request, in arrival order. */
+  readonly restRequests: string[] = [];
   sentTrades = 0;
   seq = new Map<string, number>();
   /** Answer REST snapshots with this status instead (e.g. 429). */
@@ -215,6 +217,7 @@ class TestVenue {
   }
 
   private rest(path: string, res: import('node:http').ServerResponse): void {
+    this.restRequests.push(path);
     const url = new URL(path, 'http://x');
     const instrument = url.searchParams.get('symbol') ?? '';
     if (url.pathname.endsWith('/depth')) {
@@ -247,7 +250,7 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
   const registry = new Registry();
   const published: MarketRecord[] = [];
   const vc = new VenueCollector({
-    adapter: testAdapter(o.source),
+    adapter: o.adapter ?? testAdapter(o.source),
     wsBaseUrl: `ws://${venue.url}`,
     restBaseUrl: `http://${venue.url}`,
     symbols: o.symbols,
@@ -433,6 +436,48 @@ describe('VenueCollector', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('captures the URL a poll actually requested when its URL is built on every read', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mprism-capture-'));
+    try {
+      venue = await TestVenue.start({ source: 'stream', instruments: [] });
+      const base = testAdapter('stream');
+      let reads = 0;
+      // Like Deribit's DVOL poll: a time window ending at the moment of the read.
+      const adapter: VenueAdapter = {
+        ...base,
+        polls: (...args) =>
+          base.polls(...args).map((poll) => ({
+            ...poll,
+            get url() {
+              return `${poll.url}&read=${++reads}`;
+            },
+          })),
+      };
+      const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], dataTypes: ['funding_rate'], adapter, capture: { dir, maxFileBytes: 1 << 20 } });
+      await waitFor(() => c.published.length >= 2);
+      await c.stop();
+      const [file] = readdirSync(dir);
+      const captured: string[] = [];
+      for await (const e of readCapture(join(dir, file!))) if (e.kind === 'rest') captured.push(e.url);
+      expect(captured.length).toBeGreaterThanOrEqual(2);
+      for (const url of captured) expect(venue.restRequests.map((p) => `http://${venue!.url}${p}`)).toContain(url);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('reports a polled type stale when its successful answers carry no records (answered but empty)', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: [] });
+    const base = testAdapter('stream');
+    const adapter: VenueAdapter = { ...base, polls: (...args) => base.polls(...args).map((poll) => ({ ...poll, parse: () => [] })) };
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], dataTypes: ['funding_rate'], adapter, startupGraceMs: 300 });
+    await waitFor(() => venue!.restRequests.length >= 2);
+    await new Promise((r) => setTimeout(r, 400));
+    const health = c.vc.health();
+    await c.stop();
+    expect(health.streams[0]).toMatchObject({ dataType: 'funding_rate', source: 'rest', status: 'stale', lastSuccessAt: null, lastError: null });
   });
 
   it('reports polled types fresh after a successful poll, and the error code of failing polls', async () => {

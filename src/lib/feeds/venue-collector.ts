@@ -259,7 +259,8 @@ export class VenueCollector {
             onRecords: (records) => {
               for (const r of records) this.acceptRecord(r);
             },
-            onResponse: (poll, res) => this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: poll.id, url: poll.url, data: res.body }),
+            // res.url, not poll.url: a poll may build its URL on every read (a window ending now).
+            onResponse: (poll, res) => this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: poll.id, url: res.url, data: res.body }),
             onOutcome: (o) => this.handlePollOutcome(o),
           });
     const book = adapter.book;
@@ -503,8 +504,9 @@ export class VenueCollector {
 
   private handlePollOutcome(o: PollOutcome): void {
     if (o.ok) {
+      // Freshness comes from the records themselves (acceptRecord): an answer that carries none
+      // is the REST twin of an acknowledged but silent subscription, and must not look fresh.
       this.lastPollError.delete(o.poll.dataType);
-      this.markSuccess(o.poll.dataType, o.at);
       return;
     }
     this.lastPollError.set(o.poll.dataType, o.code);
