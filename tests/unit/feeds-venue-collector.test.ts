@@ -12,7 +12,7 @@ import type { DataType } from '../../src/lib/config/schema.js';
 import { MalformedFrameError, isObject, parseFrame, type ControlAction, type FrameSink, type VenueAdapter } from '../../src/lib/exchanges/types.js';
 import { readCapture, type CaptureEntry } from '../../src/lib/feeds/raw-capture.js';
 import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
-import { VenueCollector, createCollectorMetrics, resyncReason, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
+import { VenueCollector, createCollectorMetrics, resubscribeDelayMs, resyncReason, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
 import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
 import type { FundingRateRecord, MarketRecord, OrderbookGapRecord, OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
 
@@ -133,6 +133,8 @@ class TestVenue {
   fundingStatus = 200;
   /** Acknowledge subscriptions, then send nothing (the Binance routing failure). */
   silent = false;
+  /** Stream snapshots whose best bid is above the best ask (a venue glitch that every resubscribe repeats). */
+  crossedSnapshots = false;
   private readonly clients = new Set<WebSocket>();
   private timer: NodeJS.Timeout | null = null;
 
@@ -185,7 +187,7 @@ class TestVenue {
 
   private snapshot(instrument: string): Record<string, unknown> {
     const levels = (from: number, step: number) => [0, 1, 2, 3, 4].map((i) => [String(from + step * i), '1']);
-    return { k: 'book', action: 'snapshot', s: instrument, u: this.seq.get(instrument), b: levels(99, -1), a: levels(101, 1) };
+    return { k: 'book', action: 'snapshot', s: instrument, u: this.seq.get(instrument), b: levels(this.crossedSnapshots ? 103 : 99, -1), a: levels(101, 1) };
   }
 
   private step(): void {
@@ -354,6 +356,19 @@ describe('VenueCollector', () => {
     const metrics = await c.registry.metrics();
     expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="orderbook",code="http_429"\} [1-9]/);
     expect(metrics).toMatch(/mprism_collector_rest_rate_limited_total\{venue="binance_spot",status="429"\} [1-9]/);
+  });
+
+  it('paces resubscribes when every fresh snapshot fails again, instead of resubscribing at round-trip speed', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'] });
+    venue.crossedSnapshots = true;
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'] });
+    await waitFor(() => venue!.received.includes('resub:AAAUSDT'));
+    await new Promise((r) => setTimeout(r, 1000));
+    await c.stop();
+    // OKX allows 480 (un)subscribes per connection per hour; the first retry waits 10 s.
+    expect(venue.received.filter((m) => m === 'resub:AAAUSDT')).toHaveLength(1);
+    expect(c.gaps().map((g) => g.reason)).toEqual(['crossed_book']);
+    expect(c.books('AAAUSDT')).toEqual([]);
   });
 
   it('throttles published books per symbol and publishes the last change once the interval has passed', async () => {
@@ -525,6 +540,19 @@ describe('resyncReason', () => {
     expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'message', true)).toBe('stale_snapshot');
     expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'message', false)).toBe('buffer_overflow');
     expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'snapshot_failed', false)).toBe('snapshot_failed');
+  });
+});
+
+describe('resubscribeDelayMs', () => {
+  it('resubscribes at once, then backs off from 10 s to 15 min', () => {
+    expect([0, 1, 2, 3, 8, 9, 20].map(resubscribeDelayMs)).toEqual([0, 10_000, 20_000, 40_000, 900_000, 900_000, 900_000]);
+  });
+
+  it('keeps a book that never recovers within OKX subscription limits (480 per connection per hour, 20 books on one)', () => {
+    let sent = 0;
+    for (let at = 0; at < 3_600_000; at += resubscribeDelayMs(sent)) sent++;
+    // Each resubscribe is an unsubscribe and a subscribe request.
+    expect(20 * 2 * sent).toBeLessThan(480);
   });
 });
 

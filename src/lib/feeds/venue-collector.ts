@@ -150,8 +150,14 @@ interface BookEntry {
   /** BookSync's resync count already turned into metrics. */
   countedResyncs: number;
   snapshotFailures: number;
-  /** source `stream`: when a fresh snapshot was last asked for. */
+  /** source `stream`: when a fresh snapshot was asked for that has not come yet. */
   resubscribedAt: number | null;
+  /** source `stream`: when the last resubscribe was sent, answered or not. */
+  lastResubscribeAt: number | null;
+  /** source `stream`: resubscribes sent in a row, none of them more than RESUBSCRIBE_BACKOFF.maxMs apart. */
+  resubscribesInARow: number;
+  /** source `stream`: a resubscribe held back by the pacing, sent by tickBooks from then on. */
+  resubscribeDueAt: number | null;
 }
 
 /** Records waiting for the sink beyond this pause the sockets; below the low mark they resume. */
@@ -166,6 +172,17 @@ const DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND = 3;
 const SNAPSHOT_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 30_000, jitter: 0.3 };
 /** A resubscribe that brought no snapshot in this long is sent again. */
 const RESUBSCRIBE_TIMEOUT_MS = 10_000;
+/**
+ * Spacing of one book's resubscribes in a row. A venue whose fresh snapshots keep failing validation
+ * would otherwise be resubscribed at round-trip speed, and OKX allows 480 (un)subscribe requests per
+ * connection per hour. A book that went maxMs without one starts over at once.
+ */
+const RESUBSCRIBE_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 15 * 60_000 };
+
+/** How long after the previous resubscribe the next may go, given how many were sent in a row. */
+export function resubscribeDelayMs(sentInARow: number): number {
+  return sentInARow === 0 ? 0 : backoffDelay(sentInARow - 1, RESUBSCRIBE_BACKOFF);
+}
 
 /**
  * Why a book resynced, for mprism_collector_orderbook_resyncs_total: the gap's reason when the call
@@ -404,6 +421,9 @@ export class VenueCollector {
       countedResyncs: 0,
       snapshotFailures: 0,
       resubscribedAt: null,
+      lastResubscribeAt: null,
+      resubscribesInARow: 0,
+      resubscribeDueAt: null,
     };
     this.books.set(m.instrument, entry);
     return entry;
@@ -431,12 +451,25 @@ export class VenueCollector {
       const notBefore = entry.snapshotFailures === 0 ? 0 : this.now() + backoffDelay(entry.snapshotFailures - 1, SNAPSHOT_RETRY);
       this.snapshots?.request(entry.instrument, notBefore);
     } else if (out.resync === 'resubscribe') {
-      this.resubscribe(entry);
+      this.requestResubscribe(entry, this.now());
     }
   }
 
-  private resubscribe(entry: BookEntry): void {
-    entry.resubscribedAt = this.now();
+  /** Resubscribes at once, or schedules it when the book's previous resubscribes were too recent. */
+  private requestResubscribe(entry: BookEntry, now: number): void {
+    if (entry.resubscribeDueAt !== null) return;
+    const last = entry.lastResubscribeAt;
+    if (last === null || now - last >= RESUBSCRIBE_BACKOFF.maxMs) entry.resubscribesInARow = 0;
+    const dueAt = last === null ? now : last + resubscribeDelayMs(entry.resubscribesInARow);
+    if (dueAt <= now) this.resubscribe(entry, now);
+    else entry.resubscribeDueAt = dueAt;
+  }
+
+  private resubscribe(entry: BookEntry, now: number): void {
+    entry.resubscribeDueAt = null;
+    entry.resubscribedAt = now;
+    entry.lastResubscribeAt = now;
+    entry.resubscribesInARow++;
     const frames = this.opts.adapter.book?.resubscribe?.(entry.instrument) ?? [];
     // Not open: the reconnect subscribes afresh, which brings a snapshot anyway.
     if (entry.feed === null) return;
@@ -463,9 +496,13 @@ export class VenueCollector {
         this.markSuccess('orderbook', record.receiveTime);
         this.publish(record);
       }
-      if (entry.resubscribedAt !== null && entry.sync.state !== 'synced' && now - entry.resubscribedAt >= RESUBSCRIBE_TIMEOUT_MS) {
+      if (entry.resubscribeDueAt !== null) {
+        // A snapshot came meanwhile (a reconnect subscribes afresh) and was good: nothing to ask for.
+        if (entry.sync.state === 'synced') entry.resubscribeDueAt = null;
+        else if (now >= entry.resubscribeDueAt) this.resubscribe(entry, now);
+      } else if (entry.resubscribedAt !== null && entry.sync.state !== 'synced' && now - entry.resubscribedAt >= RESUBSCRIBE_TIMEOUT_MS) {
         this.opts.log.warn({ instrument: entry.instrument }, 'no snapshot after resubscribing; asking again');
-        this.resubscribe(entry);
+        this.requestResubscribe(entry, now);
       }
     }
   }
