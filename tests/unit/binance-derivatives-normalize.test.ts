@@ -3,20 +3,18 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { PolledDataType } from '../../src/lib/config/schema.js';
 import { binanceDerivatives, binanceFuturesSequence, liquidationDigest } from '../../src/lib/exchanges/binance_derivatives.js';
-import { MalformedFrameError, normalizeAll, type PollOptions, type RestPoll } from '../../src/lib/exchanges/types.js';
+import { normalizeAll, type RestPoll } from '../../src/lib/exchanges/types.js';
 import type { BookMessage } from '../../src/lib/orderbook/types.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../../src/lib/records.js';
 import { FIXTURES_DIR, fixtureLines } from '../helpers/fixtures.js';
+import { malformed, TEST_POLL_OPTIONS } from '../helpers/adapters.js';
 
 const RECEIVE_TIME = 1_700_000_000_000;
 const REST = 'https://fapi.binance.com';
 const lines = (file: string) => fixtureLines('binance_derivatives', file);
 const normalize = (frame: string) => normalizeAll(binanceDerivatives, frame, RECEIVE_TIME);
 const records = (frame: string): MarketRecord[] => normalize(frame).records;
-const OPTIONS: PollOptions = {
-  intervalMs: { funding_rate: 60_000, open_interest: 30_000, lsr_top_position: 300_000, lsr_all_account: 300_000, volatility_index: 60_000 },
-  lsrPeriod: '5m',
-};
+const OPTIONS = TEST_POLL_OPTIONS;
 
 function pollFor(dataType: PolledDataType, instrument = 'BTCUSDT'): RestPoll {
   const [poll, ...rest] = binanceDerivatives.polls(REST, [instrument], [dataType], OPTIONS);
@@ -30,15 +28,6 @@ const snapshotOf = (body: string, instrument: string): BookMessage => {
   return parse(body, instrument, RECEIVE_TIME);
 };
 
-function malformed(run: () => unknown): MalformedFrameError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MalformedFrameError);
-    return err as MalformedFrameError;
-  }
-  throw new Error('expected a MalformedFrameError');
-}
 const malformedFrame = (frame: string) => malformed(() => normalize(frame));
 
 /** WebSocket fixture files and how many of their lines are expected to hand something out. */

@@ -7,6 +7,7 @@ import { MalformedFrameError, normalizeAll, splitConcatenatedSymbol } from '../.
 import type { BookMessage } from '../../src/lib/orderbook/types.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../../src/lib/records.js';
 import { FIXTURES_DIR, fixtureLines } from '../helpers/fixtures.js';
+import { malformed } from '../helpers/adapters.js';
 
 const RECEIVE_TIME = 1_700_000_000_000;
 const lines = (file: string) => fixtureLines('binance_spot', file);
@@ -18,15 +19,6 @@ const snapshotOf = (body: string, instrument: string): BookMessage => {
   return parse(body, instrument, RECEIVE_TIME);
 };
 
-function malformed(run: () => unknown): MalformedFrameError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MalformedFrameError);
-    return err as MalformedFrameError;
-  }
-  throw new Error('expected a MalformedFrameError');
-}
 const malformedFrame = (frame: string) => malformed(() => normalize(frame));
 
 /** Fixture files and what their lines are: WebSocket frames, or REST depth bodies for these instruments. */

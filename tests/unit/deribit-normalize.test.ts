@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { deribitDerivatives, dvolUrl, dvolWindowMs, numberText, parseVolatilityIndex } from '../../src/lib/exchanges/deribit_derivatives.js';
-import { MalformedFrameError, normalizeAll, type PollOptions } from '../../src/lib/exchanges/types.js';
+import { normalizeAll } from '../../src/lib/exchanges/types.js';
 import { ConfigError } from '../../src/lib/errors.js';
 import { formatDecimal } from '../../src/lib/store/decimal.js';
 import { msgIdFor, subjectFor } from '../../src/lib/records.js';
 import { fixturePath } from '../helpers/fixtures.js';
+import { malformed, TEST_POLL_OPTIONS } from '../helpers/adapters.js';
 
 /*
  * Deribit fixtures consumed here: volatility_index_rest.jsonl (every line). Not consumed:
@@ -21,20 +22,8 @@ const lines = (file: string) =>
     .filter((l) => l.length > 0);
 
 const RECEIVE = 1_700_000_000_000;
-const OPTIONS: PollOptions = {
-  intervalMs: { funding_rate: 60_000, open_interest: 60_000, lsr_top_position: 300_000, lsr_all_account: 300_000, volatility_index: 60_000 },
-  lsrPeriod: '5m',
-};
+const OPTIONS = TEST_POLL_OPTIONS;
 
-function malformed(run: () => unknown): MalformedFrameError {
-  try {
-    run();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MalformedFrameError);
-    return err as MalformedFrameError;
-  }
-  throw new Error('expected MalformedFrameError');
-}
 
 describe('deribit_derivatives DVOL candles from public/get_volatility_index_data', () => {
   it('maps every documented response line to one record per finished candle', () => {

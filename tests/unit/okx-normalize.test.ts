@@ -13,10 +13,11 @@ import {
 } from '../../src/lib/exchanges/okx.js';
 import { okxDerivatives, okxFundingRates, okxOpenInterest } from '../../src/lib/exchanges/okx_derivatives.js';
 import { okxSpot } from '../../src/lib/exchanges/okx_spot.js';
-import { MalformedFrameError, normalizeAll, type PollOptions, type RestPoll, type VenueAdapter } from '../../src/lib/exchanges/types.js';
+import { MalformedFrameError, normalizeAll, type RestPoll, type VenueAdapter } from '../../src/lib/exchanges/types.js';
 import type { BookMessage } from '../../src/lib/orderbook/types.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../../src/lib/records.js';
 import { FIXTURES_DIR } from '../helpers/fixtures.js';
+import { malformed, TEST_POLL_OPTIONS } from '../helpers/adapters.js';
 
 const FIXTURES = FIXTURES_DIR;
 const RECEIVED = 1_700_000_000_000;
@@ -33,20 +34,8 @@ const only = (venue: 'okx_spot' | 'okx_derivatives', file: string): string => {
 /** The configured swaps of the tests, plus the instruments of the captured derivative fixtures. */
 const derivatives = okxDerivatives(['BTC-USDT-SWAP', 'ETH-USDT-SWAP', 'UNI-USD-SWAP', 'IOST-USDT-SWAP']);
 
-const OPTIONS: PollOptions = {
-  intervalMs: { funding_rate: 60_000, open_interest: 30_000, lsr_top_position: 300_000, lsr_all_account: 300_000, volatility_index: 60_000 },
-  lsrPeriod: '5m',
-};
+const OPTIONS = TEST_POLL_OPTIONS;
 
-function caught(fn: () => unknown): MalformedFrameError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(MalformedFrameError);
-    return err as MalformedFrameError;
-  }
-  throw new Error('expected a MalformedFrameError');
-}
 
 function normalizeLines(adapter: VenueAdapter, frames: readonly string[]): { records: MarketRecord[]; books: BookMessage[] } {
   const records: MarketRecord[] = [];
@@ -130,7 +119,7 @@ describe('okx_spot: every captured and documented WebSocket frame', () => {
 
   it('trades-all (business endpoint, not subscribed) is rejected by the adapter; its items are the trades format', () => {
     for (const frame of [only('okx_spot', 'trades_all_ws.jsonl'), only('okx_spot', 'trades_all_ws_doc.jsonl')]) {
-      const err = caught(() => normalizeAll(okxSpot, frame, RECEIVED));
+      const err = malformed(() => normalizeAll(okxSpot, frame, RECEIVED));
       expect(err.code).toBe('unexpected_shape');
       expect(err.message).toContain('channel trades-all is not collected for okx_spot');
       const data = (JSON.parse(frame) as { data: unknown[] }).data;
@@ -140,7 +129,7 @@ describe('okx_spot: every captured and documented WebSocket frame', () => {
 
   it('books-l2-tbt (needs VIP login, not subscribed) is rejected by the adapter; its item is the books format', () => {
     const frame = only('okx_spot', 'books_l2_tbt_ws.jsonl');
-    expect(caught(() => normalizeAll(okxSpot, frame, RECEIVED)).message).toContain('channel books-l2-tbt is not collected');
+    expect(malformed(() => normalizeAll(okxSpot, frame, RECEIVED)).message).toContain('channel books-l2-tbt is not collected');
     const parsed = JSON.parse(frame) as { action: string; data: unknown[] };
     expect(okxBookMessage(OKX_SPOT_MARKET, 'ETC-ETH', parsed.action, parsed.data[0], RECEIVED)).toMatchSnapshot();
   });
@@ -157,7 +146,7 @@ describe('okx_spot: every captured and documented WebSocket frame', () => {
   });
 
   it('books_checksum_doc.jsonl is a bare book state, not a frame: rejected (the orderbook tests use it)', () => {
-    expect(caught(() => normalizeAll(okxSpot, only('okx_spot', 'books_checksum_doc.jsonl'), RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => normalizeAll(okxSpot, only('okx_spot', 'books_checksum_doc.jsonl'), RECEIVED)).code).toBe('unexpected_shape');
   });
 });
 
@@ -225,12 +214,12 @@ describe('okx_derivatives: every captured and documented frame and response', ()
 
   it('a configured instrument that is not a swap is refused, not published under a wrong symbol', () => {
     const frame = only('okx_derivatives', 'liquidation_orders_ws.jsonl');
-    expect(caught(() => normalizeAll(okxDerivatives(['XRP-USD-230929']), frame, RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'liquidation' });
+    expect(malformed(() => normalizeAll(okxDerivatives(['XRP-USD-230929']), frame, RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'liquidation' });
   });
 
   it('books-l2-tbt is rejected by the adapter; its item (with a deletion) is the books format', () => {
     const frame = only('okx_derivatives', 'books_l2_tbt_ws.jsonl');
-    expect(caught(() => normalizeAll(derivatives, frame, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).code).toBe('unexpected_shape');
     const parsed = JSON.parse(frame) as { action: string; data: unknown[] };
     const m = okxBookMessage(OKX_SWAP_MARKET, 'REN-USDT-SWAP', parsed.action, parsed.data[0], RECEIVED);
     expect(m.bids).toEqual([
@@ -265,13 +254,13 @@ describe('okx_derivatives: every captured and documented frame and response', ()
     const [old2021, xPerp] = lines('okx_derivatives', 'funding_rate_ws.jsonl') as [string, string];
     const doc = only('okx_derivatives', 'funding_rate_ws_doc.jsonl');
     for (const frame of [old2021, xPerp, doc]) {
-      expect(caught(() => normalizeAll(derivatives, frame, RECEIVED)).message).toContain('channel funding-rate is not collected');
+      expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).message).toContain('channel funding-rate is not collected');
     }
     const items = (frame: string) => (JSON.parse(frame) as { data: unknown[] }).data;
     // 2021 format: no fundingRate at all.
-    expect(caught(() => okxFundingRates(items(old2021), 'SOS-USDT-SWAP', RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'funding_rate' });
+    expect(malformed(() => okxFundingRates(items(old2021), 'SOS-USDT-SWAP', RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'funding_rate' });
     // X-Perp is a FUTURES instrument, not a swap of this venue.
-    expect(caught(() => okxFundingRates(items(xPerp), 'BTC-USD_UM_XPERP-310404', RECEIVED))).toMatchObject({ code: 'unknown_symbol' });
+    expect(malformed(() => okxFundingRates(items(xPerp), 'BTC-USD_UM_XPERP-310404', RECEIVED))).toMatchObject({ code: 'unknown_symbol' });
     expect(okxFundingRates(items(doc), 'BTC-USD-SWAP', RECEIVED)).toMatchSnapshot();
   });
 
@@ -300,9 +289,9 @@ describe('okx_derivatives: every captured and documented frame and response', ()
   it('WS open-interest frames are not subscribed (polled instead): rejected; their items are checked by the REST parser', () => {
     const future = only('okx_derivatives', 'open_interest_ws.jsonl');
     const doc = only('okx_derivatives', 'open_interest_ws_doc.jsonl');
-    for (const frame of [future, doc]) expect(caught(() => normalizeAll(derivatives, frame, RECEIVED)).code).toBe('unexpected_shape');
+    for (const frame of [future, doc]) expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).code).toBe('unexpected_shape');
     const items = (frame: string) => (JSON.parse(frame) as { data: unknown[] }).data;
-    expect(caught(() => okxOpenInterest(items(future), 'FIL-USDT-220325', RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'open_interest' });
+    expect(malformed(() => okxOpenInterest(items(future), 'FIL-USDT-220325', RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'open_interest' });
     expect(okxOpenInterest(items(doc), 'BTC-USDT-SWAP', RECEIVED)).toMatchSnapshot();
   });
 
@@ -313,7 +302,7 @@ describe('okx_derivatives: every captured and documented frame and response', ()
 
   it('a response about another instrument than the one asked for is refused', () => {
     const body = only('okx_derivatives', 'open_interest_rest.jsonl');
-    expect(caught(() => pollFor(derivatives, 'open_interest', 'ETH-USDT-SWAP').parse(body, RECEIVED)).message).toContain('asked for ETH-USDT-SWAP, got BTC-USDT-SWAP');
+    expect(malformed(() => pollFor(derivatives, 'open_interest', 'ETH-USDT-SWAP').parse(body, RECEIVED)).message).toContain('asked for ETH-USDT-SWAP, got BTC-USDT-SWAP');
   });
 
   it('long/short ratio bodies: one record per distinct ts (the docs repeat one), ratio only, our period spelling', () => {
@@ -364,33 +353,33 @@ describe('okx_derivatives: every captured and documented frame and response', ()
 
 describe('malformed frames and error responses', () => {
   it('malformed JSON', () => {
-    expect(caught(() => normalizeAll(okxSpot, '{"arg":{"channel":"trades"', RECEIVED)).code).toBe('malformed_json');
-    expect(caught(() => pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse('<html>502</html>', RECEIVED))).toMatchObject({ code: 'malformed_json', dataType: 'funding_rate' });
+    expect(malformed(() => normalizeAll(okxSpot, '{"arg":{"channel":"trades"', RECEIVED)).code).toBe('malformed_json');
+    expect(malformed(() => pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse('<html>502</html>', RECEIVED))).toMatchObject({ code: 'malformed_json', dataType: 'funding_rate' });
   });
 
   it('an error envelope is a venue error of the polled data type', () => {
     const body = '{"code":"51001","msg":"Instrument ID does not exist","data":[]}';
-    const err = caught(() => pollFor(derivatives, 'open_interest', 'BTC-USDT-SWAP').parse(body, RECEIVED));
+    const err = malformed(() => pollFor(derivatives, 'open_interest', 'BTC-USDT-SWAP').parse(body, RECEIVED));
     expect(err).toMatchObject({ code: 'venue_error', dataType: 'open_interest' });
     expect(err.message).toContain('51001');
   });
 
   it('wrong shapes name the data type', () => {
     const trade = '{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"1","px":30236,"sz":"1","side":"buy","ts":"1"}]}';
-    expect(caught(() => normalizeAll(okxSpot, trade, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(okxSpot, trade, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
     const side = trade.replace('30236', '"30236"').replace('"buy"', '"long"');
-    expect(caught(() => normalizeAll(okxSpot, side, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(okxSpot, side, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
     const level = '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["30243.5"]],"bids":[],"ts":"1"}]}';
-    expect(caught(() => normalizeAll(okxSpot, level, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
+    expect(malformed(() => normalizeAll(okxSpot, level, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
     const action = '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"partial","data":[{"asks":[],"bids":[],"ts":"1"}]}';
-    expect(caught(() => normalizeAll(okxSpot, action, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
+    expect(malformed(() => normalizeAll(okxSpot, action, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
     const detail = '{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":[{"instId":"BTC-USDT-SWAP","instType":"SWAP","details":[{"side":"sell","bkPx":"1","sz":"x","ts":"1"}]}]}';
-    expect(caught(() => normalizeAll(derivatives, detail, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'liquidation' });
-    expect(caught(() => pollFor(derivatives, 'lsr_all_account', 'BTC-USDT-SWAP').parse('{"code":"0","msg":"","data":[{"ts":"1"}]}', RECEIVED))).toMatchObject({
+    expect(malformed(() => normalizeAll(derivatives, detail, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'liquidation' });
+    expect(malformed(() => pollFor(derivatives, 'lsr_all_account', 'BTC-USDT-SWAP').parse('{"code":"0","msg":"","data":[{"ts":"1"}]}', RECEIVED))).toMatchObject({
       code: 'unexpected_shape',
       dataType: 'lsr_all_account',
     });
-    for (const frame of ['[1,2]', '"text"', '{"data":[]}']) expect(caught(() => normalizeAll(okxSpot, frame, RECEIVED)).code).toBe('unexpected_shape');
+    for (const frame of ['[1,2]', '"text"', '{"data":[]}']) expect(malformed(() => normalizeAll(okxSpot, frame, RECEIVED)).code).toBe('unexpected_shape');
   });
 
   it('a frame with one bad item hands out nothing', () => {
@@ -402,12 +391,12 @@ describe('malformed frames and error responses', () => {
 
   it('a swap on the spot venue (and a spot pair on the derivatives venue) is an unknown symbol', () => {
     const trade = (instId: string) => `{"arg":{"channel":"trades","instId":"${instId}"},"data":[{"instId":"${instId}","tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"}]}`;
-    expect(caught(() => normalizeAll(okxSpot, trade('BTC-USDT-SWAP'), RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
-    expect(caught(() => normalizeAll(derivatives, trade('BTC-USDT'), RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(okxSpot, trade('BTC-USDT-SWAP'), RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(derivatives, trade('BTC-USDT'), RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
   });
 
   it('the spot venue does not take liquidation pushes', () => {
-    expect(caught(() => normalizeAll(okxSpot, only('okx_derivatives', 'liquidation_orders_ws_doc.jsonl'), RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => normalizeAll(okxSpot, only('okx_derivatives', 'liquidation_orders_ws_doc.jsonl'), RECEIVED)).code).toBe('unexpected_shape');
   });
 });
 

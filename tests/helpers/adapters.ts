@@ -1,0 +1,19 @@
+import { expect } from 'vitest';
+import { MalformedFrameError, type PollOptions } from '../../src/lib/exchanges/types.js';
+
+/** The MalformedFrameError `run` throws; fails the test when it throws nothing or something else. */
+export function malformed(run: () => unknown): MalformedFrameError {
+  try {
+    run();
+  } catch (err) {
+    expect(err).toBeInstanceOf(MalformedFrameError);
+    return err as MalformedFrameError;
+  }
+  throw new Error('expected a MalformedFrameError');
+}
+
+/** Poll intervals and LSR period as the default config has them (open interest faster, to tell intervals apart). */
+export const TEST_POLL_OPTIONS: PollOptions = {
+  intervalMs: { funding_rate: 60_000, open_interest: 30_000, lsr_top_position: 300_000, lsr_all_account: 300_000, volatility_index: 60_000 },
+  lsrPeriod: '5m',
+};
