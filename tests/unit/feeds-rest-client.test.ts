@@ -160,6 +160,18 @@ describe('RestClient against a local HTTP server', () => {
     expect(calls).toEqual(['request timeout']);
   });
 
+  it("leaves nothing attached to the caller's long-lived signal once a request has ended", async () => {
+    server.handle((_req, res) => res.end('ok'));
+    const daemon = new AbortController();
+    const c = client({ weightPerWindow: 1000, windowMs: 1000, usedWeightHeader: null });
+    for (let i = 0; i < 50; i++) await c.get({ url: `${server.url}/${i}`, weight: 1 }, daemon.signal);
+    // Node keeps every AbortSignal.any() composite of a signal in this set for as long as the signal
+    // lives (nodejs/node#55351): one entry per request, for the whole life of the daemon.
+    const dependants = Object.getOwnPropertySymbols(daemon.signal).find((s) => s.description === 'kDependantSignals');
+    const held = dependants === undefined ? 0 : (daemon.signal as unknown as Record<symbol, Set<unknown>>)[dependants]!.size;
+    expect(held).toBe(0);
+  });
+
   it('reports a refused connection as a network error', async () => {
     const port = await freePort();
     const err = await client().get({ url: `http://127.0.0.1:${port}/`, weight: 1 }, controller.signal).catch((e: unknown) => e);

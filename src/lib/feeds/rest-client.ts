@@ -180,17 +180,28 @@ export class RestClient {
    */
   async get(req: RestRequest, signal: AbortSignal): Promise<RestResponse> {
     await this.admit(req.weight, signal);
-    const timeout = AbortSignal.timeout(this.timeoutMs);
+    // Not AbortSignal.any([signal, timeout]): Node keeps every composite of the caller's long-lived
+    // signal reachable from it (nodejs/node#55351), one per request for the life of the daemon.
+    const request = new AbortController();
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      request.abort();
+    }, this.timeoutMs);
+    const onAbort = () => request.abort(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
     let res: Response;
     let body: string;
     try {
-      res = await fetch(req.url, { signal: AbortSignal.any([signal, timeout]) });
+      res = await fetch(req.url, { signal: request.signal });
       body = await res.text();
     } catch (err) {
       if (signal.aborted) throw signal.reason;
-      const timedOut = timeout.aborted;
       this.hooks.request?.(timedOut ? 'timeout' : 'network');
       throw new RestNetworkError(req.url, timedOut, { cause: err });
+    } finally {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
     }
     const now = this.clock.now();
     this.hooks.request?.(String(res.status));
