@@ -9,8 +9,8 @@ import { dashboardView } from '../../src/lib/tui/view.js';
 const snapshot: TuiSnapshot = {
   at: '2025-06-01T12:00:00.000Z',
   processes: [
-    { name: 'storage', kind: 'daemon', state: 'running', pid: 4242, uptimeSeconds: 3725, restarts: 2, cpuPercent: 3, rssBytes: 52_428_800, port: 8085, detail: null },
-    { name: 'brain', kind: 'daemon', state: 'dead', pid: null, uptimeSeconds: null, restarts: 0, cpuPercent: null, rssBytes: null, port: 8088, detail: 'stale lock' },
+    { name: 'storage', kind: 'daemon', state: 'running', pid: 4242, uptimeSeconds: 3725, restarts: 2, cpuPercent: 3, rssBytes: 52_428_800, port: 8085, detail: null, heartbeatAgeSeconds: 1.5 },
+    { name: 'brain', kind: 'daemon', state: 'dead', pid: null, uptimeSeconds: null, restarts: 0, cpuPercent: null, rssBytes: null, port: 8088, detail: 'stale lock', heartbeatAgeSeconds: null },
   ],
   infra: [
     { name: 'clickhouse-hot', mode: 'local', address: 'http://127.0.0.1:8123', up: false, pid: null, version: null, error: 'ECONNREFUSED' },

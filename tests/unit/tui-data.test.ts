@@ -20,7 +20,7 @@ class FakeSources implements TuiSources {
   down = new Set<InfraName>();
   statusReport: StatusReport | Error = {
     home: '/h',
-    processes: [{ name: 'storage', kind: 'daemon', state: 'running', pid: 42, uptimeSeconds: 5, restarts: 0, cpuPercent: 1, rssBytes: 1, port: 8085, detail: null }],
+    processes: [{ name: 'storage', kind: 'daemon', state: 'running', pid: 42, uptimeSeconds: 5, restarts: 0, cpuPercent: 1, rssBytes: 1, port: 8085, detail: null, heartbeatAgeSeconds: 0.5 }],
   };
 
   private static settle<T>(v: T | Error): Promise<T> {
