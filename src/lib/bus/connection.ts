@@ -48,8 +48,16 @@ export class ConnectionWatch {
   waitConnected(signal?: AbortSignal): Promise<void> {
     if (this.up || signal?.aborted) return Promise.resolve();
     return new Promise((resolve) => {
-      this.waiters.push(resolve);
-      signal?.addEventListener('abort', () => resolve(), { once: true });
+      // The signal lives as long as the daemon and every retry during an outage waits here: the
+      // listener must go once the wait is over, or they pile up on the signal.
+      const done = () => {
+        signal?.removeEventListener('abort', done);
+        const i = this.waiters.indexOf(done);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve();
+      };
+      this.waiters.push(done);
+      signal?.addEventListener('abort', done, { once: true });
     });
   }
 }
