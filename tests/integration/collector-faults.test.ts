@@ -1,44 +1,17 @@
 import { connect, type NatsConnection } from 'nats';
-import pino from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collector } from '../../src/daemons/collector/run.js';
 import { simulator } from '../../src/daemons/simulator/run.js';
 import { storage } from '../../src/daemons/storage/run.js';
 import { ensureStreams } from '../../src/lib/bus/streams.js';
 import type { Venue } from '../../src/lib/config/schema.js';
-import type { Daemon, DaemonContext, HealthReport } from '../../src/lib/daemon-context.js';
 import type { BookHealth } from '../../src/lib/feeds/venue-collector.js';
 import { natsUrl } from '../../src/lib/infra/endpoints.js';
 import type { SimulatorStats } from '../../src/lib/simulator/server.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema } from '../../src/lib/store/tables.js';
+import { runDaemon, stopDaemon } from '../helpers/daemons.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
-
-interface RunningDaemon {
-  ctx: DaemonContext;
-  controller: AbortController;
-  done: Promise<void>;
-  health: () => Promise<HealthReport>;
-}
-
-function run(daemon: Daemon, config: TestInfra['config']): RunningDaemon {
-  const controller = new AbortController();
-  let provider: () => HealthReport | Promise<HealthReport> = () => ({ ok: false });
-  const ctx: DaemonContext = {
-    signal: controller.signal,
-    log: pino({ level: 'silent' }),
-    metrics: new Registry(),
-    setHealth: (p) => (provider = p),
-    simulate: true,
-  };
-  return { ctx, controller, done: daemon(ctx, config), health: async () => provider() };
-}
-
-async function stop(d: RunningDaemon): Promise<void> {
-  d.controller.abort();
-  await d.done;
-}
 
 const waitFor = async (what: string, cond: () => boolean | Promise<boolean>, ms = 30_000) => {
   const until = Date.now() + ms;
@@ -94,10 +67,10 @@ describe('collector against injected simulator faults, through JetStream into Cl
 
   it('ends every fault with a valid book again, records the gaps, and stores each trade exactly once across a disconnect', async () => {
     const http = `http://127.0.0.1:${infra.config.simulator.port}`;
-    const sim = run(simulator, infra.config);
+    const sim = runDaemon(simulator, infra.config);
     await waitFor('simulator', async () => (await fetch(`${http}/health`).catch(() => null))?.ok === true);
-    const store = run(storage, infra.config);
-    const col = run(collector, infra.config);
+    const store = runDaemon(storage, infra.config);
+    const col = runDaemon(collector, infra.config);
 
     const books = async () => ((await col.health()).books ?? []) as BookHealth[];
     const book = async (venue: Venue) => (await books()).find((b) => b.venue === venue);
@@ -153,12 +126,12 @@ describe('collector against injected simulator faults, through JetStream into Cl
     // Wind down: no more trades, let the collector publish what it has and storage store it.
     await fetch(`${http}/control/pause`, { method: 'POST' });
     await new Promise((r) => setTimeout(r, 500));
-    await stop(col);
+    await stopDaemon(col);
     const final = (await (await fetch(`${http}/stats`)).json()) as SimulatorStats;
     const sent = BOOKS.reduce((n, { venue, instrument }) => n + (final.venues[venue].trades[instrument]?.sent ?? 0), 0);
     await waitFor('storage to store every trade', async () => Number((await selectRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.trades`))[0]?.n) >= sent);
-    await stop(store);
-    await stop(sim);
+    await stopDaemon(store);
+    await stopDaemon(sim);
 
     for (const { venue, instrument } of BOOKS) {
       const s = final.venues[venue].trades[instrument];

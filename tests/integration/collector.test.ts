@@ -1,35 +1,13 @@
 import { connect, type NatsConnection } from 'nats';
-import pino from 'pino';
-import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collector } from '../../src/daemons/collector/run.js';
 import { simulator } from '../../src/daemons/simulator/run.js';
 import { MARKET_DATA_STREAM, ensureStreams } from '../../src/lib/bus/streams.js';
-import type { DaemonContext, HealthReport } from '../../src/lib/daemon-context.js';
 import { natsUrl } from '../../src/lib/infra/endpoints.js';
 import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
 import { msgIdFor, subjectFor, type TradeRecord } from '../../src/lib/records.js';
+import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
-
-interface RunningDaemon {
-  ctx: DaemonContext;
-  controller: AbortController;
-  done: Promise<void>;
-  health: () => Promise<HealthReport>;
-}
-
-function run(daemon: typeof collector, config: TestInfra['config']): RunningDaemon {
-  const controller = new AbortController();
-  let provider: () => HealthReport | Promise<HealthReport> = () => ({ ok: true });
-  const ctx: DaemonContext = {
-    signal: controller.signal,
-    log: pino({ level: 'silent' }),
-    metrics: new Registry(),
-    setHealth: (p) => (provider = p),
-    simulate: true,
-  };
-  return { ctx, controller, done: daemon(ctx, config), health: async () => provider() };
-}
 
 const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 20_000) => {
   const until = Date.now() + ms;
@@ -46,11 +24,9 @@ const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 20_000) => {
 async function windDown(http: string, sim: RunningDaemon, col: RunningDaemon): Promise<Stats> {
   await fetch(`${http}/control/pause`, { method: 'POST' });
   await new Promise((r) => setTimeout(r, 300));
-  col.controller.abort();
-  await col.done;
+  await stopDaemon(col);
   const final = (await (await fetch(`${http}/stats`)).json()) as Stats;
-  sim.controller.abort();
-  await sim.done;
+  await stopDaemon(sim);
   return final;
 }
 
@@ -90,9 +66,9 @@ describe('collector -> JetStream with the simulator', () => {
 
   it('stores every trade the simulator sent, with subjects and Msg-Ids, across a disconnect; counts malformed frames', async () => {
     const http = `http://127.0.0.1:${infra.config.simulator.port}`;
-    const sim = run(simulator, infra.config);
+    const sim = runDaemon(simulator, infra.config);
     await waitFor(async () => (await fetch(`${http}/health`).catch(() => null))?.ok === true);
-    const col = run(collector, infra.config);
+    const col = runDaemon(collector, infra.config);
     const stats = async () => (await (await fetch(`${http}/stats`)).json()) as Stats;
 
     await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > 300);
@@ -143,9 +119,9 @@ describe('collector -> JetStream with the simulator', () => {
     const http = `http://127.0.0.1:${infra.config.simulator.port}`;
     const jsm = await nc.jetstreamManager();
     const storedBefore = (await jsm.streams.info(MARKET_DATA_STREAM)).state.messages;
-    const sim = run(simulator, infra.config);
+    const sim = runDaemon(simulator, infra.config);
     await waitFor(async () => (await fetch(`${http}/health`).catch(() => null))?.ok === true);
-    const col = run(collector, infra.config);
+    const col = runDaemon(collector, infra.config);
     const stats = async () => (await (await fetch(`${http}/stats`)).json()) as Stats;
     await waitFor(async () => ((await stats()).trades.BTCUSDT?.sent ?? 0) > 200);
 
