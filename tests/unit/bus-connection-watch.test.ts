@@ -1,4 +1,4 @@
-import { getEventListeners } from 'node:events';
+import { getEventListeners, setMaxListeners } from 'node:events';
 import { Events, type NatsConnection, type Status } from 'nats';
 import { describe, expect, it } from 'vitest';
 import { ConnectionWatch } from '../../src/lib/bus/connection.js';
@@ -34,6 +34,7 @@ describe('ConnectionWatch', () => {
     await emit(Events.Disconnect);
     expect(watch.connected).toBe(false);
     const daemon = new AbortController();
+    setMaxListeners(100, daemon.signal); // 100 concurrent waits are the point here, not a leak
     let woken = 0;
     const waits = Array.from({ length: 100 }, () => watch.waitConnected(daemon.signal).then(() => woken++));
     await new Promise((r) => setImmediate(r));

@@ -1,4 +1,4 @@
-import { once } from 'node:events';
+import { getEventListeners, once } from 'node:events';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -276,7 +276,7 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
   };
   const books = (instrument: string) => published.filter((r): r is OrderbookRecord => r.dataType === 'orderbook' && r.instrument === instrument);
   const gaps = () => published.filter((r): r is OrderbookGapRecord => r.dataType === 'orderbook_gap');
-  return { vc, registry, published, stop, books, gaps };
+  return { vc, registry, published, stop, books, gaps, signal: ac.signal };
 }
 
 function expectValidBook(r: OrderbookRecord | undefined): void {
@@ -431,6 +431,25 @@ describe('VenueCollector', () => {
       { venue: 'binance_spot', dataType: 'trade', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
       { venue: 'binance_spot', dataType: 'orderbook', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
     ]);
+  });
+
+  it('waits on the daemon signal from every feed, poll and snapshot of many symbols without a listener-leak warning', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => void warnings.push(w.name);
+    process.on('warning', onWarning);
+    try {
+      const symbols = Array.from({ length: 15 }, (_, i) => `S${i}USDT`);
+      venue = await TestVenue.start({ source: 'rest', instruments: symbols });
+      const c = collectorFor(venue, { source: 'rest', symbols, dataTypes: ['orderbook', 'funding_rate'] });
+      await waitFor(() => symbols.every((s) => c.books(s).length > 0 && c.published.some((r) => r.dataType === 'funding_rate' && r.instrument === c.books(s)[0]!.instrument)));
+      // The collector hangs one listener on the daemon's signal; its waits hang on its own bounded one.
+      expect(getEventListeners(c.signal, 'abort')).toHaveLength(1);
+      await c.stop();
+      await new Promise((r) => setImmediate(r)); // warnings are emitted on the next tick
+      expect(warnings).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 
   it('captures every WebSocket frame and REST body with its receive time when capture is on', async () => {

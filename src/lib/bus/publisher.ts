@@ -1,6 +1,7 @@
 import { JSONCodec, type JetStreamClient, type NatsConnection } from 'nats';
 import { Counter, type Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
+import { boundedSignal } from '../abort.js';
 import { ConnectionWatch } from './connection.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../records.js';
 
@@ -30,6 +31,8 @@ export class Publisher {
   private readonly lost: Counter<'data_type' | 'venue'>;
   /** Last error of a publish given up during shutdown, for the daemon's final log line. */
   lastError: unknown = null;
+  /** opts.signal, allowed one listener per publish in flight: each waits on it during an outage. */
+  private readonly signal: AbortSignal | undefined;
 
   /** Connection state, also for the owner's health report. */
   readonly connection: ConnectionWatch;
@@ -41,6 +44,7 @@ export class Publisher {
     this.js = nc.jetstream();
     this.connection = new ConnectionWatch(nc);
     this.maxInFlight = opts.maxInFlight ?? 1024;
+    this.signal = opts.signal && boundedSignal(opts.signal, this.maxInFlight + 1).signal;
     const prefix = `mprism_${opts.component}`;
     const labelNames = ['venue', 'data_type'] as const;
     this.published = new Counter({ name: `${prefix}_published_total`, help: 'Records stored by JetStream', labelNames, registers: [opts.metrics] });
@@ -83,11 +87,11 @@ export class Publisher {
       } catch (err) {
         this.retries.inc(labels);
         // During shutdown keep trying for a bounded time only; the caller logs what was lost.
-        if (this.opts.signal?.aborted && attempt >= 5) throw err;
+        if (this.signal?.aborted && attempt >= 5) throw err;
         await sleep(backoffDelay(attempt, { initialMs: 100, maxMs: 5000, jitter: 0.3 }));
         // While disconnected a retry would only add another copy to the client's outgoing buffer,
         // which grows without bound during a long outage: wait for the reconnect instead.
-        await this.connection.waitConnected(this.opts.signal);
+        await this.connection.waitConnected(this.signal);
       }
     }
   }

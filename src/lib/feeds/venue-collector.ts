@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { boundedSignal } from '../abort.js';
 import { backoffDelay, type BackoffPolicy } from '../backoff.js';
 import type { DataType, PolledDataType } from '../config/schema.js';
 import { ConfigError, errorMessage } from '../errors.js';
@@ -216,6 +217,7 @@ export class VenueCollector {
   private readonly feeds: WsFeed[];
   private readonly rest: RestClient;
   private readonly poller: RestPoller | null;
+  private readonly pollCount: number;
   private readonly snapshots: SnapshotQueue<RestResponse> | null;
   private readonly capture: RawCaptureWriter | null;
   private readonly books = new Map<string, BookEntry>();
@@ -266,6 +268,7 @@ export class VenueCollector {
             return feed;
           });
     const polls = polled.length === 0 ? [] : adapter.polls(opts.restBaseUrl, opts.symbols, polled, opts.polls);
+    this.pollCount = polls.length;
     this.poller =
       polls.length === 0
         ? null
@@ -293,12 +296,17 @@ export class VenueCollector {
   }
 
   /** Runs connections, polls and book upkeep until the signal aborts, then hands every queued record to the sink. */
-  async run(signal: AbortSignal): Promise<void> {
+  async run(daemonSignal: AbortSignal): Promise<void> {
+    // Every feed (run and backoff), poll loop and snapshot request waits on this signal at once;
+    // with many symbols that is more than Node's default of 10 listeners, and not a leak.
+    const bound = 2 * this.feeds.length + this.pollCount + this.opts.symbols.length + 8;
+    const { signal, release } = boundedSignal(daemonSignal, bound);
     const ticker = setInterval(() => this.tickBooks(), BOOK_TICK_MS);
     try {
       await Promise.all([...this.feeds.map((f) => f.run(signal)), this.poller?.run(signal), this.snapshots?.run(signal)]);
     } finally {
       clearInterval(ticker);
+      release();
     }
     await this.drain();
     await this.capture?.close();
