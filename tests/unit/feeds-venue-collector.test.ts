@@ -358,6 +358,23 @@ describe('VenueCollector', () => {
     expect(metrics).toMatch(/mprism_collector_rest_rate_limited_total\{venue="binance_spot",status="429"\} [1-9]/);
   });
 
+  it('backs off refetching a REST snapshot that keeps coming back crossed, and syncs once a good one comes', async () => {
+    venue = await TestVenue.start({ source: 'rest', instruments: ['AAAUSDT'] });
+    venue.crossedSnapshots = true;
+    const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], snapshotRequestsPerSecond: 50 });
+    await waitFor(() => venue!.snapshotRequests.length >= 1);
+    await new Promise((r) => setTimeout(r, 2000));
+    // Backoff from 0.5 s doubling: at most ~4 in 2 s, where the queue alone would allow 100.
+    const crossedRequests = venue.snapshotRequests.length;
+    venue.crossedSnapshots = false;
+    await waitFor(() => c.books('AAAUSDT').length > 0, 20_000);
+    await c.stop();
+    expect(crossedRequests).toBeGreaterThanOrEqual(2);
+    expect(crossedRequests).toBeLessThanOrEqual(6);
+    expect(new Set(c.gaps().map((g) => g.reason))).toEqual(new Set(['crossed_book']));
+    expectValidBook(c.books('AAAUSDT').at(-1));
+  });
+
   it('paces resubscribes when every fresh snapshot fails again, instead of resubscribing at round-trip speed', async () => {
     venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'] });
     venue.crossedSnapshots = true;

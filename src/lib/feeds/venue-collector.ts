@@ -533,8 +533,11 @@ export class VenueCollector {
       try {
         if (book.parseSnapshot === undefined) throw new Error(`${this.opts.adapter.venue}: book source rest without parseSnapshot`);
         const snapshot = book.parseSnapshot(outcome.value.body, instrument, outcome.value.receiveTime);
-        entry.snapshotFailures = 0;
-        this.act(entry, entry.sync.onSnapshot(snapshot, now), 'snapshot', staleBefore);
+        const out = entry.sync.onSnapshot(snapshot, now);
+        // A snapshot that cannot seed the book (stale, crossed) is a failure too: the refetch backs
+        // off instead of spending the venue's weight budget, which other books need, at queue rate.
+        entry.snapshotFailures = out.resync === 'rest_snapshot' ? entry.snapshotFailures + 1 : 0;
+        this.act(entry, out, 'snapshot', staleBefore);
         return;
       } catch (err) {
         error = err;
