@@ -1,11 +1,9 @@
-import { splitConcatenatedSymbol } from '../exchanges/types.js';
-import { binanceError, depthParams } from './binance-spot.js';
-import { UsedWeight, binanceAcceptor, framer, parseStreamRoute, sendBinanceMalformed, streamInstrument, type BinanceHub } from './binance-ws.js';
+import { BinanceSim, binanceError, depthParams, symbolParam } from './binance-sim.js';
+import { binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
 import { fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts } from './derivatives-model.js';
-import { SocketHub } from './hub.js';
 import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
-import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext, type VenueSim } from './venue.js';
+import { BOOK_INTERVAL_MS, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext } from './venue.js';
 
 /** USD-M pings every 3 minutes. */
 const PING_INTERVAL_MS = 180_000;
@@ -51,26 +49,12 @@ function optionalTime(query: URLSearchParams, name: string): number | null {
  * `/ws` that ack everything but deliver only public streams, and the REST depth, premium index,
  * open interest and long/short ratio endpoints.
  */
-export class BinanceDerivativesSim implements VenueSim {
-  readonly venue = 'binance_derivatives';
-  readonly hub: BinanceHub;
-  synthetic = true;
-  private readonly instruments: InstrumentSet;
-  private readonly weight = new UsedWeight();
-  private bookUpdates = 0;
-  private liquidations = 0;
+export class BinanceDerivativesSim extends BinanceSim {
   private nextMarkPriceAt: number;
 
-  constructor(private readonly ctx: VenueContext) {
-    this.hub = new SocketHub(this.venue, { pingIntervalMs: PING_INTERVAL_MS, idleCloseMs: null }, ctx.metrics, ctx.log, ctx.now);
-    this.instruments = new InstrumentSet(this.venue, ctx, MAX_LEVEL_LOTS);
+  constructor(ctx: VenueContext) {
+    super('binance_derivatives', ctx, { pingIntervalMs: PING_INTERVAL_MS, maxLevelLots: MAX_LEVEL_LOTS, weightLimitPerMinute: 2400 });
     this.nextMarkPriceAt = ctx.now() + 1000;
-  }
-
-  preCreate(symbol: string): boolean {
-    if (splitConcatenatedSymbol(symbol) === null) return false;
-    this.instruments.get(symbol.toUpperCase());
-    return true;
   }
 
   wsRoute(route: string, query: URLSearchParams): Acceptor | null {
@@ -112,12 +96,6 @@ export class BinanceDerivativesSim implements VenueSim {
     }
   }
 
-  tooManyRequests(retryAfterSeconds: number): RestReply {
-    return binanceError(429, -1003, 'Too many requests; current limit of IP is 2400 request weight per 1 MINUTE. Please use WebSocket Streams for live updates to avoid polling the API.', {
-      'retry-after': String(retryAfterSeconds),
-    });
-  }
-
   tick(tradesDue: number): void {
     const now = this.ctx.now();
     const markPriceDue = now >= this.nextMarkPriceAt;
@@ -131,41 +109,13 @@ export class BinanceDerivativesSim implements VenueSim {
     }
   }
 
-  gap(instrument: string | null): string[] {
-    return this.instruments.select(instrument).map((m) => {
-      m.dropNextBookUpdate = true;
-      return m.id;
-    });
-  }
-
-  badChecksum(): string[] {
-    return [];
-  }
-
-  malformed(instrument: string | null): number {
-    return sendBinanceMalformed(this.hub, instrument, this.ctx.now());
-  }
-
-  disconnect(instrument: string | null): number {
-    return this.hub.disconnect((c) => instrument === null || [...c.topics].some((s) => streamInstrument(s) === instrument));
-  }
-
-  stats() {
-    return { connections: this.hub.size, trades: this.instruments.tradeStats(), bookUpdates: this.bookUpdates, liquidations: this.liquidations };
-  }
-
-  close(): void {
-    this.hub.close();
-  }
-
   private reply(weight: number, body: string): RestReply {
     return jsonReply(200, body, { 'x-mbx-used-weight-1m': String(this.weight.add(weight, this.ctx.now())) });
   }
 
   private instrument(symbol: string | null): InstrumentMarket | RestReply {
-    if (symbol === null || symbol === '') return binanceError(400, -1102, "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.");
-    if (!/^[A-Z0-9]{2,30}$/.test(symbol) || splitConcatenatedSymbol(symbol) === null) return binanceError(400, -1121, 'Invalid symbol.');
-    return this.instruments.get(symbol);
+    const checked = symbolParam(symbol);
+    return typeof checked === 'string' ? this.instruments.get(checked) : checked;
   }
 
   private premiumIndex(m: InstrumentMarket, now: number): string {
@@ -192,11 +142,6 @@ export class BinanceDerivativesSim implements VenueSim {
         return `{"symbol":"${m.id}","longShortRatio":"${s.ratio}","longAccount":"${s.long}","shortAccount":"${s.short}","timestamp":${ts}}`;
       });
     return this.reply(0, `[${rows.join(',')}]`);
-  }
-
-  private touch(stream: string): void {
-    const id = streamInstrument(stream);
-    if (id !== null && splitConcatenatedSymbol(id) !== null) this.instruments.get(id);
   }
 
   private publishTrade(m: InstrumentMarket, t: SimTrade, now: number): void {
