@@ -1,8 +1,8 @@
 import type { DataType, Venue } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
-import type { BookMessage } from '../orderbook/types.js';
+import type { BookMessage, SequenceRules } from '../orderbook/types.js';
 import type { MarketType, TradeRecord } from '../records.js';
-import { MalformedFrameError, isObject, parseFrame, splitConcatenatedSymbol, type ControlAction, type WsConnectionSpec } from './types.js';
+import { MalformedFrameError, isObject, parseFrame, splitConcatenatedSymbol, type BookSupport, type ControlAction, type WsConnectionSpec } from './types.js';
 
 /** Frames on `/stream` are wrapped; `/ws/<stream>` delivers the bare event. */
 export interface BinanceCombinedFrame {
@@ -330,4 +330,14 @@ export function requireSupported<T extends DataType>(venue: Venue, supported: re
     wanted.push(dataType as T);
   }
   return wanted;
+}
+
+/** Binance's book support: the stream's diffs on top of a REST depth snapshot of `limit` levels at `weight`. */
+export function binanceRestBook(o: { rules: SequenceRules; venue: Venue; marketType: MarketType; depthRoute: string; limit: number; weight: number }): BookSupport {
+  return {
+    rules: o.rules,
+    source: 'rest',
+    snapshotRequest: (restBaseUrl, instrument) => ({ url: joinUrl(restBaseUrl, `${o.depthRoute}?symbol=${instrument}&limit=${o.limit}`), weight: o.weight }),
+    parseSnapshot: (body, instrument, receiveTime) => parseDepthSnapshot(body, o.venue, o.marketType, instrument, receiveTime),
+  };
 }

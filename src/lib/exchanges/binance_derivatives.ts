@@ -11,6 +11,7 @@ import type {
 } from '../records.js';
 import {
   binanceControl,
+  binanceRestBook,
   binanceEvent,
   binanceSymbol,
   isDecimal,
@@ -19,7 +20,6 @@ import {
   isTradeEvent,
   isZeroDecimal,
   joinUrl,
-  parseDepthSnapshot,
   requireSupported,
   streamConnections,
   toBookUpdate,
@@ -33,7 +33,6 @@ import {
   type FrameSink,
   type PollOptions,
   type RestPoll,
-  type RestRequest,
   type VenueAdapter,
   type WsConnectionSpec,
 } from './types.js';
@@ -401,14 +400,5 @@ export const binanceDerivatives: VenueAdapter = {
 
   rateLimit: { weightPerWindow: 2400, windowMs: 60_000, usedWeightHeader: 'x-mbx-used-weight-1m' },
 
-  book: {
-    rules: binanceFuturesSequence,
-    source: 'rest',
-    snapshotRequest(restBaseUrl: string, instrument: string): RestRequest {
-      return { url: joinUrl(restBaseUrl, `/fapi/v1/depth?symbol=${instrument}&limit=${SNAPSHOT_LIMIT}`), weight: SNAPSHOT_WEIGHT };
-    },
-    parseSnapshot(body: string, instrument: string, receiveTime: number): BookMessage {
-      return parseDepthSnapshot(body, VENUE, MARKET_TYPE, instrument, receiveTime);
-    },
-  },
+  book: binanceRestBook({ rules: binanceFuturesSequence, venue: VENUE, marketType: MARKET_TYPE, depthRoute: '/fapi/v1/depth', limit: SNAPSHOT_LIMIT, weight: SNAPSHOT_WEIGHT }),
 };

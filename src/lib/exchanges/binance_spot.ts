@@ -2,17 +2,17 @@ import type { DataType, PolledDataType } from '../config/schema.js';
 import type { BookMessage, SequenceRules, SequenceVerdict } from '../orderbook/types.js';
 import {
   binanceControl,
+  binanceRestBook,
   binanceEvent,
   isDepthEvent,
   isTradeEvent,
   joinUrl,
-  parseDepthSnapshot,
   requireSupported,
   streamConnections,
   toBookUpdate,
   toTrade,
 } from './binance.js';
-import { MalformedFrameError, type FrameSink, type RestPoll, type RestRequest, type VenueAdapter, type WsConnectionSpec } from './types.js';
+import { MalformedFrameError, type FrameSink, type RestPoll, type VenueAdapter, type WsConnectionSpec } from './types.js';
 
 const WS_DATA_TYPES = ['orderbook', 'trade'] as const satisfies readonly DataType[];
 const POLLED_DATA_TYPES: readonly PolledDataType[] = [];
@@ -107,14 +107,5 @@ export const binanceSpot: VenueAdapter = {
 
   rateLimit: { weightPerWindow: 6000, windowMs: 60_000, usedWeightHeader: 'x-mbx-used-weight-1m' },
 
-  book: {
-    rules: binanceSpotSequence,
-    source: 'rest',
-    snapshotRequest(restBaseUrl: string, instrument: string): RestRequest {
-      return { url: joinUrl(restBaseUrl, `/api/v3/depth?symbol=${instrument}&limit=${SNAPSHOT_LIMIT}`), weight: SNAPSHOT_WEIGHT };
-    },
-    parseSnapshot(body: string, instrument: string, receiveTime: number): BookMessage {
-      return parseDepthSnapshot(body, 'binance_spot', 'spot', instrument, receiveTime);
-    },
-  },
+  book: binanceRestBook({ rules: binanceSpotSequence, venue: 'binance_spot', marketType: 'spot', depthRoute: '/api/v3/depth', limit: SNAPSHOT_LIMIT, weight: SNAPSHOT_WEIGHT }),
 };
