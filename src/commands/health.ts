@@ -1,7 +1,14 @@
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed } from '../lib/errors.js';
+import type { StreamHealth } from '../lib/feeds/venue-collector.js';
 import { green, printJson, println, red, stateColor, table } from './output.js';
+
+/** The collector's status of a stream, with its stale instruments named: `stale (ETHUSDT)`. */
+function collectorCell(st: StreamHealth): string {
+  const stale = (st.instruments ?? []).filter((i) => i.status === 'stale').map((i) => i.instrument);
+  return stateColor(st.status) + (st.status === 'stale' && stale.length > 0 ? ` (${stale.join(', ')})` : '');
+}
 
 export function healthCommand(): Command {
   return new Command('health')
@@ -19,12 +26,12 @@ export function healthCommand(): Command {
         if (report.freshness.length > 0) {
           println();
           // STORED: newest row in ClickHouse hot; COLLECTOR: what the collector itself last received.
-          const seen = new Map(report.collectorStreams.map((st) => [`${st.venue} ${st.dataType}`, st.status]));
+          const seen = new Map(report.collectorStreams.map((st) => [`${st.venue} ${st.dataType}`, st]));
           println(table(
             ['VENUE', 'DATA TYPE', 'STORED', 'AGE', 'LAST EVENT', 'COLLECTOR'],
             report.freshness.map((f) => {
               const collector = seen.get(`${f.venue} ${f.dataType}`);
-              return [f.venue, f.dataType, stateColor(f.status), f.ageSeconds === null ? '-' : `${f.ageSeconds}s`, f.lastEventAt ?? '-', collector === undefined ? '-' : stateColor(collector)];
+              return [f.venue, f.dataType, stateColor(f.status), f.ageSeconds === null ? '-' : `${f.ageSeconds}s`, f.lastEventAt ?? '-', collector === undefined ? '-' : collectorCell(collector)];
             }),
           ));
         }

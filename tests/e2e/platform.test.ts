@@ -159,6 +159,10 @@ describe('mprism end to end with the simulator', () => {
     // Stored data (ClickHouse hot) and the collector's own view agree: every enabled stream is fresh.
     expect(fresh(report.freshness)).toEqual(expected);
     expect(fresh(report.collectorStreams)).toEqual(expected);
+    // ...and so is each configured instrument of each stream (BTC and ETH on every venue).
+    const instruments = report.collectorStreams.flatMap((st) => st.instruments.map((i) => `${st.venue} ${st.dataType} ${i.instrument} ${i.status}`));
+    expect(instruments).toHaveLength(2 * expected.length);
+    expect(instruments.filter((x) => !x.endsWith(' fresh'))).toEqual([]);
     expect(report.daemons.every((d: { registered: boolean }) => d.registered)).toBe(true);
     // status reads the same Redis registry: every daemon heartbeats within its interval (1 s here).
     for (const p of (await status()).processes.filter((x) => x.kind === 'daemon')) {

@@ -46,6 +46,7 @@ function testAdapter(source: 'rest' | 'stream'): VenueAdapter {
     marketType: 'spot',
     wsDataTypes: ['trade', 'orderbook'],
     polledDataTypes: ['funding_rate'],
+    instrumentOf: (symbol) => symbol,
     connections: (baseUrl, _symbols, dataTypes) => [
       { id: 'test/0', url: `${baseUrl}/ws`, dataTypes, subscribeMessages: ['sub'], maxConnectionAgeMs: Infinity, keepalive: null, staleAfterMs: null },
     ],
@@ -449,10 +450,35 @@ describe('VenueCollector', () => {
     const health = c.vc.health();
     await c.stop();
     expect(health.connections[0]).toMatchObject({ state: 'open', reconnects: 0 });
+    const silent = [{ instrument: 'AAAUSDT', status: 'stale', lastSuccessAt: null, ageSeconds: null }];
     expect(health.streams).toEqual([
-      { venue: 'binance_spot', dataType: 'trade', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
-      { venue: 'binance_spot', dataType: 'orderbook', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null },
+      { venue: 'binance_spot', dataType: 'trade', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null, instruments: silent },
+      { venue: 'binance_spot', dataType: 'orderbook', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null, instruments: silent },
     ]);
+  });
+
+  it('reports a stream stale when one of its instruments is silent while another flows, naming that instrument', async () => {
+    // The test venue trades AAAUSDT only, and books both.
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT', 'BBBUSDT'] });
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT', 'BBBUSDT'], startupGraceMs: 300 });
+    await waitFor(() => c.books('BBBUSDT').length > 0 && c.published.some((r) => r.dataType === 'trade'));
+    expect(c.vc.health().streams.find((s) => s.dataType === 'trade')?.status).toBe('starting');
+    await new Promise((r) => setTimeout(r, 400));
+    const health = c.vc.health();
+    await c.stop();
+    const trade = health.streams.find((s) => s.dataType === 'trade')!;
+    expect(trade.status).toBe('stale');
+    expect(trade.ageSeconds).not.toBeNull();
+    expect(trade.instruments.map((i) => [i.instrument, i.status])).toEqual([
+      ['AAAUSDT', 'fresh'],
+      ['BBBUSDT', 'stale'],
+    ]);
+    const book = health.streams.find((s) => s.dataType === 'orderbook')!;
+    expect(book.status).toBe('fresh');
+    expect(book.instruments.map((i) => i.status)).toEqual(['fresh', 'fresh']);
+    const metrics = await c.registry.metrics();
+    expect(metrics).toMatch(/mprism_collector_instrument_last_success_timestamp_seconds\{venue="binance_spot",data_type="trade",instrument="AAAUSDT"\} \d/);
+    expect(metrics).not.toMatch(/instrument_last_success_timestamp_seconds\{venue="binance_spot",data_type="trade",instrument="BBBUSDT"/);
   });
 
   it('waits on the daemon signal from every feed, poll and snapshot of many symbols without a listener-leak warning', async () => {

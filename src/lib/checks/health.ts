@@ -117,6 +117,15 @@ function collectorStreams(daemons: readonly DaemonHealth[]): StreamHealth[] {
   return detail.streams as StreamHealth[];
 }
 
+/** `stale (...)` naming each stale instrument and how long it has been silent. */
+export function staleDetail(st: StreamHealth): string {
+  const silence = (ageSeconds: number | null) => (ageSeconds === null ? 'nothing received since start' : `last ${Math.round(ageSeconds)}s ago`);
+  // A collector from before per-instrument health reports none: judge the stream as a whole.
+  const stale = (st.instruments ?? []).filter((i) => i.status === 'stale');
+  const what = stale.length === 0 ? silence(st.ageSeconds) : stale.map((i) => `${i.instrument}: ${silence(i.ageSeconds)}`).join('; ');
+  return `stale (${what}${st.lastError ? `, last error ${st.lastError}` : ''})`;
+}
+
 export async function checkHealth(config: Config, now = Date.now()): Promise<HealthReport> {
   const problems: string[] = [];
   const infra = await Promise.all(INFRA_NAMES.map((n) => probeInfra(config, n, 3000)));
@@ -147,10 +156,6 @@ export async function checkHealth(config: Config, now = Date.now()): Promise<Hea
   // What the collector itself sees catches what stored data cannot yet: a subscription the venue
   // acknowledged but never serves is `stale` there from the end of the start-up grace period.
   const streams = collectorStreams(daemons);
-  for (const st of streams) {
-    if (st.status === 'stale') {
-      problems.push(`collector ${st.venue} ${st.dataType}: stale (${st.ageSeconds === null ? 'nothing received since start' : `last ${Math.round(st.ageSeconds)}s ago`}${st.lastError ? `, last error ${st.lastError}` : ''})`);
-    }
-  }
+  for (const st of streams) if (st.status === 'stale') problems.push(`collector ${st.venue} ${st.dataType}: ${staleDetail(st)}`);
   return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), infra, daemons, freshness: fresh, collectorStreams: streams, problems };
 }

@@ -379,6 +379,9 @@ export const binanceDerivatives: VenueAdapter = {
 
   control: binanceControl,
 
+  // Streams take the symbol in lower case; events and REST answers carry it in upper case.
+  instrumentOf: (symbol) => symbol.toUpperCase(),
+
   polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
     const polls: RestPoll[] = [];
     for (const dataType of requireSupported(VENUE, POLLED_DATA_TYPES, dataTypes, 'by polling')) {

@@ -100,6 +100,9 @@ export const binanceSpot: VenueAdapter = {
 
   control: binanceControl,
 
+  // Streams take the symbol in lower case; events and REST answers carry it in upper case.
+  instrumentOf: (symbol) => symbol.toUpperCase(),
+
   polls(_restBaseUrl: string, _symbols: readonly string[], dataTypes: readonly PolledDataType[]): RestPoll[] {
     requireSupported('binance_spot', POLLED_DATA_TYPES, dataTypes, 'by polling');
     return [];

@@ -153,6 +153,9 @@ export const deribitDerivatives: VenueAdapter = {
     return isObject(parsed) && isTestRequest(parsed) ? { kind: 'send', message: TEST_REQUEST_ANSWER } : { kind: 'none' };
   },
 
+  // Symbols are DVOL currencies (BTC); records carry the index name (btc_usd).
+  instrumentOf: (currency) => dvolSymbol(currency).indexName,
+
   polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
     const polls: RestPoll[] = [];
     for (const dataType of dataTypes) {

@@ -549,6 +549,8 @@ export function okxAdapter(spec: OkxAdapterSpec): VenueAdapter {
     marketType: market.marketType,
     wsDataTypes,
     polledDataTypes: spec.polledDataTypes,
+    // Symbols are instIds, which the records carry as they are.
+    instrumentOf: (instId) => instId,
     connections: (baseUrl, instIds, dataTypes) => okxConnections(market, wsDataTypes, baseUrl, instIds, dataTypes),
     normalize(frame: string, receiveTime: number, out: FrameSink): void {
       // Answer to our keepalive ping: plain text, not JSON.

@@ -141,6 +141,8 @@ export interface VenueAdapter {
   normalize(frame: string, receiveTime: number, out: FrameSink): void;
   /** Only asked about frames that yielded nothing, so data frames are parsed once. */
   control(frame: string): ControlAction;
+  /** The instrument id this venue's records carry for a configured symbol (health expects each). */
+  instrumentOf(symbol: string): string;
   /** REST polls for these symbols and polled data types. */
   polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[];
   readonly rateLimit: RateLimitPolicy;

@@ -32,3 +32,16 @@ export function freshness(input: { now: number; startedAt: number; lastSuccessAt
   if (input.lastSuccessAt === null) return input.now - input.startedAt < input.graceMs ? 'starting' : 'stale';
   return input.now - input.lastSuccessAt < input.thresholdMs ? 'fresh' : 'stale';
 }
+
+/** Types a venue sends only when something happens: one quiet instrument is not a fault there. */
+const EVENT_DRIVEN: ReadonlySet<DataType> = new Set<DataType>(['liquidation']);
+
+/**
+ * A venue x data type's status from those of its instruments: stale as soon as one instrument is
+ * (a dead symbol must not hide behind a live one), except for event-driven types, which are fresh
+ * while any instrument is.
+ */
+export function combinedFreshness(dataType: DataType, statuses: readonly Freshness[]): Freshness {
+  const order: readonly Freshness[] = EVENT_DRIVEN.has(dataType) ? ['fresh', 'starting', 'stale'] : ['stale', 'starting', 'fresh'];
+  return order.find((s) => statuses.includes(s)) ?? 'starting';
+}

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { BookSync, type BookSyncOutput, type BookSyncState } from '../orderbook/sync.js';
 import type { BookMessage } from '../orderbook/types.js';
 import type { MarketRecord } from '../records.js';
-import { freshness, staleThresholdMs, type Freshness } from './freshness.js';
+import { combinedFreshness, freshness, staleThresholdMs, type Freshness } from './freshness.js';
 import { RawCaptureWriter } from './raw-capture.js';
 import { RestClient, type RestResponse } from './rest-client.js';
 import { RestPoller, pollErrorCode, type PollOutcome } from './rest-poller.js';
@@ -19,6 +19,7 @@ export interface CollectorMetrics {
   messages: Counter<'venue' | 'data_type'>;
   errors: Counter<'venue' | 'data_type' | 'code'>;
   lastSuccess: Gauge<'venue' | 'data_type'>;
+  instrumentLastSuccess: Gauge<'venue' | 'data_type' | 'instrument'>;
   reconnects: Counter<'venue'>;
   resyncs: Counter<'venue' | 'symbol' | 'reason'>;
   restRequests: Counter<'venue' | 'outcome'>;
@@ -45,6 +46,12 @@ export function createCollectorMetrics(registry: Registry): CollectorMetrics {
       name: 'mprism_collector_last_success_timestamp_seconds',
       help: 'Receive time of the newest record (orderbook: newest valid book), epoch seconds',
       labelNames: ['venue', 'data_type'],
+      registers,
+    }),
+    instrumentLastSuccess: new Gauge({
+      name: 'mprism_collector_instrument_last_success_timestamp_seconds',
+      help: 'Receive time of the newest record per instrument (orderbook: newest valid book), epoch seconds',
+      labelNames: ['venue', 'data_type', 'instrument'],
       registers,
     }),
     reconnects: new Counter({ name: 'mprism_collector_reconnects_total', help: 'WebSocket connections lost or replaced', labelNames: ['venue'], registers }),
@@ -105,11 +112,22 @@ export interface StreamHealth {
   venue: string;
   dataType: DataType;
   source: 'ws' | 'rest';
+  /** Combined from `instruments` (combinedFreshness): one stale instrument makes it stale. */
   status: Freshness;
+  /** Newest success over all instruments. */
   lastSuccessAt: string | null;
   ageSeconds: number | null;
   /** Polled types: code of the last failed request since the last success. */
   lastError: string | null;
+  /** Each configured instrument, so a dead symbol shows up beside a live one. */
+  instruments: InstrumentHealth[];
+}
+
+export interface InstrumentHealth {
+  instrument: string;
+  status: Freshness;
+  lastSuccessAt: string | null;
+  ageSeconds: number | null;
 }
 
 export interface ConnectionHealth {
@@ -221,7 +239,11 @@ export class VenueCollector {
   private readonly snapshots: SnapshotQueue<RestResponse> | null;
   private readonly capture: RawCaptureWriter | null;
   private readonly books = new Map<string, BookEntry>();
-  private readonly lastSuccess = new Map<DataType, number>();
+  /** Receive time of the newest success per data type and instrument. */
+  private readonly lastSuccess = new Map<DataType, Map<string, number>>();
+  private readonly newestSuccess = new Map<DataType, number>();
+  /** The instrument ids the configured symbols' records carry: what health expects to hear from. */
+  private readonly instruments: readonly string[];
   private readonly lastPollError = new Map<DataType, string>();
   private readonly polledTypes: readonly PolledDataType[];
   private queue: MarketRecord[] = [];
@@ -239,6 +261,7 @@ export class VenueCollector {
     const venue = adapter.venue;
     const { ws, polled } = splitDataTypes(adapter, opts.dataTypes);
     this.polledTypes = polled;
+    this.instruments = [...new Set(opts.symbols.map((s) => adapter.instrumentOf(s)))];
     this.capture = opts.capture === null ? null : new RawCaptureWriter({ ...opts.capture, venue, log: opts.log, now: this.now });
     this.rest =
       opts.rest ??
@@ -321,17 +344,26 @@ export class VenueCollector {
     const now = this.now();
     const venue = this.opts.adapter.venue;
     const graceMs = this.opts.startupGraceMs;
+    const at = (last: number | null) => ({
+      lastSuccessAt: last === null ? null : new Date(last).toISOString(),
+      ageSeconds: last === null ? null : Math.max(0, (now - last) / 1000),
+    });
     const streams = this.opts.dataTypes.map((dataType): StreamHealth => {
-      const last = this.lastSuccess.get(dataType) ?? null;
+      const byInstrument = this.lastSuccess.get(dataType);
+      const instruments = this.instruments.map((instrument): InstrumentHealth => {
+        const last = byInstrument?.get(instrument) ?? null;
+        return { instrument, status: freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs }), ...at(last) };
+      });
+      const newest = this.newestSuccess.get(dataType) ?? null;
       const polled = (this.polledTypes as readonly DataType[]).includes(dataType);
       return {
         venue,
         dataType,
         source: polled ? 'rest' : 'ws',
-        status: freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs }),
-        lastSuccessAt: last === null ? null : new Date(last).toISOString(),
-        ageSeconds: last === null ? null : Math.max(0, (now - last) / 1000),
+        status: combinedFreshness(dataType, instruments.map((i) => i.status)),
+        ...at(newest),
         lastError: this.lastPollError.get(dataType) ?? null,
+        instruments,
       };
     });
     const connections = this.feeds.map((f): ConnectionHealth => {
@@ -397,14 +429,21 @@ export class VenueCollector {
 
   private acceptRecord(record: MarketRecord): void {
     this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: record.dataType });
-    if (record.dataType !== 'orderbook_gap') this.markSuccess(record.dataType, record.receiveTime);
+    if (record.dataType !== 'orderbook_gap') this.markSuccess(record.dataType, record.instrument, record.receiveTime);
     this.publish(record);
   }
 
-  private markSuccess(dataType: DataType, at: number): void {
-    if (this.lastSuccess.get(dataType) === at) return;
-    this.lastSuccess.set(dataType, at);
-    this.opts.metrics.lastSuccess.set({ venue: this.opts.adapter.venue, data_type: dataType }, at / 1000);
+  private markSuccess(dataType: DataType, instrument: string, at: number): void {
+    let byInstrument = this.lastSuccess.get(dataType);
+    if (byInstrument === undefined) this.lastSuccess.set(dataType, (byInstrument = new Map()));
+    if (byInstrument.get(instrument) === at) return;
+    byInstrument.set(instrument, at);
+    const venue = this.opts.adapter.venue;
+    this.opts.metrics.instrumentLastSuccess.set({ venue, data_type: dataType, instrument }, at / 1000);
+    if (at > (this.newestSuccess.get(dataType) ?? -Infinity)) {
+      this.newestSuccess.set(dataType, at);
+      this.opts.metrics.lastSuccess.set({ venue, data_type: dataType }, at / 1000);
+    }
   }
 
   private acceptBookMessage(feed: WsFeed, m: BookMessage, now: number): void {
@@ -452,7 +491,7 @@ export class VenueCollector {
       entry.countedResyncs = stats.resyncs;
     }
     if (out.publish !== null) {
-      this.markSuccess('orderbook', out.publish.receiveTime);
+      this.markSuccess('orderbook', out.publish.instrument, out.publish.receiveTime);
       this.publish(out.publish);
     }
     if (out.resync === 'rest_snapshot') {
@@ -501,7 +540,7 @@ export class VenueCollector {
     for (const entry of this.books.values()) {
       const record = entry.sync.tick(now);
       if (record !== null) {
-        this.markSuccess('orderbook', record.receiveTime);
+        this.markSuccess('orderbook', record.instrument, record.receiveTime);
         this.publish(record);
       }
       if (entry.resubscribeDueAt !== null) {
