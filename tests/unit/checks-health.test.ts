@@ -15,16 +15,16 @@ const stream = (o: Partial<StreamHealth>): StreamHealth => ({
 });
 
 describe('staleDetail', () => {
-  it('names each stale instrument and its silence, not the live ones', () => {
+  it('names each stale instrument, its silence and its last poll error, not the live ones', () => {
     const st = stream({
       ageSeconds: 0.4,
       instruments: [
-        { instrument: 'BTC-USDT', status: 'fresh', lastSuccessAt: '2026-11-22T06:00:00.000Z', ageSeconds: 0.4 },
-        { instrument: 'ETH-USDT', status: 'stale', lastSuccessAt: '2026-11-22T05:58:00.000Z', ageSeconds: 120.4 },
-        { instrument: 'SOL-USDT', status: 'stale', lastSuccessAt: null, ageSeconds: null },
+        { instrument: 'BTC-USDT', status: 'fresh', lastSuccessAt: '2026-11-22T06:00:00.000Z', ageSeconds: 0.4, lastError: null },
+        { instrument: 'ETH-USDT', status: 'stale', lastSuccessAt: '2026-11-22T05:58:00.000Z', ageSeconds: 120.4, lastError: null },
+        { instrument: 'SOL-USDT', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: 'http_400' },
       ],
     });
-    expect(staleDetail(st)).toBe('stale (ETH-USDT: last 120s ago; SOL-USDT: nothing received since start)');
+    expect(staleDetail(st)).toBe('stale (ETH-USDT: last 120s ago; SOL-USDT: nothing received since start, last error http_400)');
   });
 
   it('adds the last poll error, and judges the stream as a whole when a collector reports no instruments', () => {

@@ -132,6 +132,8 @@ class TestVenue {
   /** Answer REST snapshots with this status instead (e.g. 429). */
   snapshotStatus = 200;
   fundingStatus = 200;
+  /** Instruments whose funding requests fail with 400 (a symbol the venue does not list). */
+  readonly unknownFunding = new Set<string>();
   /** Acknowledge subscriptions, then send nothing (the Binance routing failure). */
   silent = false;
   /** Stream snapshots whose best bid is above the best ask (a venue glitch that every resubscribe repeats). */
@@ -233,7 +235,8 @@ class TestVenue {
       return;
     }
     if (url.pathname.endsWith('/funding')) {
-      if (this.fundingStatus !== 200) res.writeHead(this.fundingStatus).end('oops');
+      if (this.unknownFunding.has(instrument)) res.writeHead(400).end('{"code":-1121,"msg":"Invalid symbol."}');
+      else if (this.fundingStatus !== 200) res.writeHead(this.fundingStatus).end('oops');
       else res.end(JSON.stringify({ rate: '0.0001', time: 1_700_000_000_000 }));
       return;
     }
@@ -450,7 +453,7 @@ describe('VenueCollector', () => {
     const health = c.vc.health();
     await c.stop();
     expect(health.connections[0]).toMatchObject({ state: 'open', reconnects: 0 });
-    const silent = [{ instrument: 'AAAUSDT', status: 'stale', lastSuccessAt: null, ageSeconds: null }];
+    const silent = [{ instrument: 'AAAUSDT', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null }];
     expect(health.streams).toEqual([
       { venue: 'binance_spot', dataType: 'trade', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null, instruments: silent },
       { venue: 'binance_spot', dataType: 'orderbook', source: 'ws', status: 'stale', lastSuccessAt: null, ageSeconds: null, lastError: null, instruments: silent },
@@ -563,6 +566,22 @@ describe('VenueCollector', () => {
     const health = c.vc.health();
     await c.stop();
     expect(health.streams[0]).toMatchObject({ dataType: 'funding_rate', source: 'rest', status: 'stale', lastSuccessAt: null, lastError: null });
+  });
+
+  it('keeps the poll error of a failing instrument while another instrument of the type polls fine', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: [] });
+    venue.unknownFunding.add('BBBUSDT');
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT', 'BBBUSDT'], dataTypes: ['funding_rate'], startupGraceMs: 300 });
+    // Both polled more than once: AAAUSDT's successes must not clear BBBUSDT's error.
+    await waitFor(() => ['AAAUSDT', 'BBBUSDT'].every((i) => venue!.restRequests.filter((r) => r.endsWith(`symbol=${i}`)).length >= 3));
+    await new Promise((r) => setTimeout(r, 300));
+    const health = c.vc.health();
+    await c.stop();
+    expect(health.streams[0]).toMatchObject({ dataType: 'funding_rate', status: 'stale', lastError: 'http_400' });
+    expect(health.streams[0]!.instruments.map((i) => [i.instrument, i.status, i.lastError])).toEqual([
+      ['AAAUSDT', 'fresh', null],
+      ['BBBUSDT', 'stale', 'http_400'],
+    ]);
   });
 
   it('reports polled types fresh after a successful poll, and the error code of failing polls', async () => {

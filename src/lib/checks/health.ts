@@ -122,8 +122,9 @@ export function staleDetail(st: StreamHealth): string {
   const silence = (ageSeconds: number | null) => (ageSeconds === null ? 'nothing received since start' : `last ${Math.round(ageSeconds)}s ago`);
   // A collector from before per-instrument health reports none: judge the stream as a whole.
   const stale = (st.instruments ?? []).filter((i) => i.status === 'stale');
-  const what = stale.length === 0 ? silence(st.ageSeconds) : stale.map((i) => `${i.instrument}: ${silence(i.ageSeconds)}`).join('; ');
-  return `stale (${what}${st.lastError ? `, last error ${st.lastError}` : ''})`;
+  const error = (code: string | null | undefined) => (code ? `, last error ${code}` : '');
+  if (stale.length === 0) return `stale (${silence(st.ageSeconds)}${error(st.lastError)})`;
+  return `stale (${stale.map((i) => `${i.instrument}: ${silence(i.ageSeconds)}${error(i.lastError)}`).join('; ')})`;
 }
 
 export async function checkHealth(config: Config, now = Date.now()): Promise<HealthReport> {

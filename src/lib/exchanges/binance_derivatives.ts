@@ -385,7 +385,8 @@ export const binanceDerivatives: VenueAdapter = {
   polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
     const polls: RestPoll[] = [];
     for (const dataType of requireSupported(VENUE, POLLED_DATA_TYPES, dataTypes, 'by polling')) {
-      for (const instrument of symbols) {
+      // REST wants the symbol in upper case, as the records carry it.
+      for (const instrument of symbols.map((s) => s.toUpperCase())) {
         const { route, parse } = pollRequest(dataType, instrument, options.lsrPeriod);
         polls.push({
           id: `${VENUE}/${dataType}/${instrument}`,

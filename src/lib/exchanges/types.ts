@@ -76,6 +76,7 @@ export interface RestPoll extends RestRequest {
   /** Stable label, e.g. `binance_derivatives/open_interest/BTCUSDT`. */
   id: string;
   dataType: PolledDataType;
+  /** The instrument id its records carry (VenueAdapter.instrumentOf of the symbol). */
   instrument: string;
   intervalMs: number;
   /**

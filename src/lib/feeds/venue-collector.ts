@@ -117,7 +117,7 @@ export interface StreamHealth {
   /** Newest success over all instruments. */
   lastSuccessAt: string | null;
   ageSeconds: number | null;
-  /** Polled types: code of the last failed request since the last success. */
+  /** Polled types: the first of the instruments' lastError. */
   lastError: string | null;
   /** Each configured instrument, so a dead symbol shows up beside a live one. */
   instruments: InstrumentHealth[];
@@ -128,6 +128,8 @@ export interface InstrumentHealth {
   status: Freshness;
   lastSuccessAt: string | null;
   ageSeconds: number | null;
+  /** Polled types: code of this instrument's last failed request since its last success. */
+  lastError: string | null;
 }
 
 export interface ConnectionHealth {
@@ -244,7 +246,8 @@ export class VenueCollector {
   private readonly newestSuccess = new Map<DataType, number>();
   /** The instrument ids the configured symbols' records carry: what health expects to hear from. */
   private readonly instruments: readonly string[];
-  private readonly lastPollError = new Map<DataType, string>();
+  /** Code of the last failed poll per data type and instrument, until that poll succeeds again. */
+  private readonly lastPollError = new Map<DataType, Map<string, string>>();
   private readonly polledTypes: readonly PolledDataType[];
   private queue: MarketRecord[] = [];
   private pumping: Promise<void> | null = null;
@@ -352,7 +355,8 @@ export class VenueCollector {
       const byInstrument = this.lastSuccess.get(dataType);
       const instruments = this.instruments.map((instrument): InstrumentHealth => {
         const last = byInstrument?.get(instrument) ?? null;
-        return { instrument, status: freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs }), ...at(last) };
+        const status = freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs });
+        return { instrument, status, ...at(last), lastError: this.lastPollError.get(dataType)?.get(instrument) ?? null };
       });
       const newest = this.newestSuccess.get(dataType) ?? null;
       const polled = (this.polledTypes as readonly DataType[]).includes(dataType);
@@ -362,7 +366,7 @@ export class VenueCollector {
         source: polled ? 'rest' : 'ws',
         status: combinedFreshness(dataType, instruments.map((i) => i.status)),
         ...at(newest),
-        lastError: this.lastPollError.get(dataType) ?? null,
+        lastError: instruments.find((i) => i.lastError !== null)?.lastError ?? null,
         instruments,
       };
     });
@@ -593,10 +597,12 @@ export class VenueCollector {
     if (o.ok) {
       // Freshness comes from the records themselves (acceptRecord): an answer that carries none
       // is the REST twin of an acknowledged but silent subscription, and must not look fresh.
-      this.lastPollError.delete(o.poll.dataType);
+      this.lastPollError.get(o.poll.dataType)?.delete(o.poll.instrument);
       return;
     }
-    this.lastPollError.set(o.poll.dataType, o.code);
+    let byInstrument = this.lastPollError.get(o.poll.dataType);
+    if (byInstrument === undefined) this.lastPollError.set(o.poll.dataType, (byInstrument = new Map()));
+    byInstrument.set(o.poll.instrument, o.code);
     this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: o.poll.dataType, code: o.code });
   }
 
