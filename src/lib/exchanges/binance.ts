@@ -341,3 +341,8 @@ export function binanceRestBook(o: { rules: SequenceRules; venue: Venue; marketT
     parseSnapshot: (body, instrument, receiveTime) => parseDepthSnapshot(body, o.venue, o.marketType, instrument, receiveTime),
   };
 }
+
+/** Streams take the symbol in lower case; events and REST answers carry it in upper case. */
+export function binanceInstrumentOf(symbol: string): string {
+  return symbol.toUpperCase();
+}

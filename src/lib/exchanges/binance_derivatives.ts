@@ -11,6 +11,7 @@ import type {
 } from '../records.js';
 import {
   binanceControl,
+  binanceInstrumentOf,
   binanceRestBook,
   binanceEvent,
   binanceSymbol,
@@ -379,8 +380,7 @@ export const binanceDerivatives: VenueAdapter = {
 
   control: binanceControl,
 
-  // Streams take the symbol in lower case; events and REST answers carry it in upper case.
-  instrumentOf: (symbol) => symbol.toUpperCase(),
+  instrumentOf: binanceInstrumentOf,
 
   polls(restBaseUrl: string, symbols: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
     const polls: RestPoll[] = [];

@@ -2,6 +2,7 @@ import type { DataType, PolledDataType } from '../config/schema.js';
 import type { BookMessage, SequenceRules, SequenceVerdict } from '../orderbook/types.js';
 import {
   binanceControl,
+  binanceInstrumentOf,
   binanceRestBook,
   binanceEvent,
   isDepthEvent,
@@ -100,8 +101,7 @@ export const binanceSpot: VenueAdapter = {
 
   control: binanceControl,
 
-  // Streams take the symbol in lower case; events and REST answers carry it in upper case.
-  instrumentOf: (symbol) => symbol.toUpperCase(),
+  instrumentOf: binanceInstrumentOf,
 
   polls(_restBaseUrl: string, _symbols: readonly string[], dataTypes: readonly PolledDataType[]): RestPoll[] {
     requireSupported('binance_spot', POLLED_DATA_TYPES, dataTypes, 'by polling');

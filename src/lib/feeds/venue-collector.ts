@@ -216,6 +216,13 @@ export function resyncReason(out: BookSyncOutput, context: 'message' | 'snapshot
   return context === 'message' ? 'buffer_overflow' : 'invalid_snapshot';
 }
 
+/** The inner map of `outer` at `key`, created on first use. */
+function innerMap<K, IK, V>(outer: Map<K, Map<IK, V>>, key: K): Map<IK, V> {
+  let inner = outer.get(key);
+  if (inner === undefined) outer.set(key, (inner = new Map()));
+  return inner;
+}
+
 /** The requested data types the adapter collects over WebSocket and by polling; any other is a config error. */
 export function splitDataTypes(adapter: VenueAdapter, dataTypes: readonly DataType[]): { ws: DataType[]; polled: PolledDataType[] } {
   const ws: DataType[] = [];
@@ -438,8 +445,7 @@ export class VenueCollector {
   }
 
   private markSuccess(dataType: DataType, instrument: string, at: number): void {
-    let byInstrument = this.lastSuccess.get(dataType);
-    if (byInstrument === undefined) this.lastSuccess.set(dataType, (byInstrument = new Map()));
+    const byInstrument = innerMap(this.lastSuccess, dataType);
     if (byInstrument.get(instrument) === at) return;
     byInstrument.set(instrument, at);
     const venue = this.opts.adapter.venue;
@@ -600,9 +606,7 @@ export class VenueCollector {
       this.lastPollError.get(o.poll.dataType)?.delete(o.poll.instrument);
       return;
     }
-    let byInstrument = this.lastPollError.get(o.poll.dataType);
-    if (byInstrument === undefined) this.lastPollError.set(o.poll.dataType, (byInstrument = new Map()));
-    byInstrument.set(o.poll.instrument, o.code);
+    innerMap(this.lastPollError, o.poll.dataType).set(o.poll.instrument, o.code);
     this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: o.poll.dataType, code: o.code });
   }
 
