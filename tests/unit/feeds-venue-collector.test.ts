@@ -446,10 +446,11 @@ describe('VenueCollector', () => {
   it('reports an acknowledged but silent subscription as stale while its socket stays connected', async () => {
     venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'] });
     venue.silent = true;
-    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], startupGraceMs: 300 });
+    // A grace long enough that even a slow machine sees the socket open within it.
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], startupGraceMs: 1500 });
     await waitFor(() => c.vc.health().connections[0]?.state === 'open');
     expect(c.vc.health().streams.map((s) => s.status)).toEqual(['starting', 'starting']);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 1600));
     const health = c.vc.health();
     await c.stop();
     expect(health.connections[0]).toMatchObject({ state: 'open', reconnects: 0 });
