@@ -8,14 +8,8 @@ import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-ser
 import { msgIdFor, subjectFor, type TradeRecord } from '../../src/lib/records.js';
 import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+import { waitFor } from '../helpers/wait.js';
 
-const waitFor = async (cond: () => boolean | Promise<boolean>, ms = 20_000) => {
-  const until = Date.now() + ms;
-  while (!(await cond())) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 /**
  * Pause the simulator, let the collector publish what it has and stop, then read what the

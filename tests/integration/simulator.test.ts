@@ -10,6 +10,7 @@ import type { VenueAdapter } from '../../src/lib/exchanges/types.js';
 import { VenueCollector, createCollectorMetrics, type VenueHealth } from '../../src/lib/feeds/venue-collector.js';
 import type { MarketRecord, TradeRecord } from '../../src/lib/records.js';
 import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -21,13 +22,6 @@ const VENUES: ReadonlyArray<readonly [VenueAdapter, readonly string[]]> = [
   [deribitDerivatives, ['BTC', 'ETH']],
 ];
 
-const waitFor = async (cond: () => boolean, ms = 20_000) => {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 /**
  * The collector's real venue code (adapters, transport, book sync, polls) against the simulator with

@@ -15,6 +15,7 @@ import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
 import { VenueCollector, createCollectorMetrics, resubscribeDelayMs, resyncReason, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
 import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
 import type { FundingRateRecord, MarketRecord, OrderbookGapRecord, OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -244,13 +245,6 @@ class TestVenue {
   }
 }
 
-const waitFor = async (cond: () => boolean, ms = 10_000) => {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { source: 'rest' | 'stream'; symbols: string[] }) {
   const registry = new Registry();

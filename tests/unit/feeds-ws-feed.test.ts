@@ -8,6 +8,7 @@ import { DATA_TYPES } from '../../src/lib/config/schema.js';
 import type { WsConnectionSpec } from '../../src/lib/exchanges/types.js';
 import { freshness, staleThresholdMs } from '../../src/lib/feeds/freshness.js';
 import { WsFeed, keepaliveDue, nextAttempt, watchdogVerdict, type FeedDisconnect } from '../../src/lib/feeds/ws-feed.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -123,13 +124,6 @@ describe('WsFeed against a local server', () => {
     });
   }
 
-  const waitFor = async (cond: () => boolean, ms = 5000) => {
-    const until = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > until) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
 
   it('sends subscriptions, delivers frames, reconnects after the server closes, stops on abort', async () => {
     const received: string[] = [];

@@ -8,6 +8,7 @@ import type { TradeRecord } from '../../src/lib/records.js';
 import { tradeEventJson } from '../../src/lib/simulator/binance-spot.js';
 import { RateClock, SymbolMarket, seededRandom } from '../../src/lib/simulator/market.js';
 import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -86,13 +87,6 @@ describe('simulator server', () => {
     return { frames, ws, opened };
   }
 
-  const waitFor = async (cond: () => boolean, ms = 5000) => {
-    const until = Date.now() + ms;
-    while (!cond()) {
-      if (Date.now() > until) throw new Error('timed out');
-      await new Promise((r) => setTimeout(r, 10));
-    }
-  };
 
   const post = (url: string, body?: unknown) =>
     fetch(url, { method: 'POST', body: body === undefined ? undefined : JSON.stringify(body), headers: { 'content-type': 'application/json' } });
@@ -182,7 +176,8 @@ describe('simulator server', () => {
     const { http, ws } = await start();
     const c = collect(`${ws}/ws/btcusdt@trade`);
     await waitFor(() => c.frames.length > 3);
-    await post(`${http}/control/fault`, { kind: 'stall', seconds: 0.4 });
+    // Long enough that late timers on a loaded machine still look inside it.
+    await post(`${http}/control/fault`, { kind: 'stall', seconds: 2 });
     await new Promise((r) => setTimeout(r, 50));
     const n = c.frames.length;
     await new Promise((r) => setTimeout(r, 250));

@@ -22,6 +22,7 @@ import { BookModel } from '../../src/lib/simulator/book-model.js';
 import { dvolCandle } from '../../src/lib/simulator/deribit.js';
 import { seededRandom } from '../../src/lib/simulator/market.js';
 import { startSimulator, type SimulatorHandle, type SimulatorStats } from '../../src/lib/simulator/server.js';
+import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
 
@@ -31,13 +32,6 @@ const POLL_OPTIONS: PollOptions = {
 };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const waitFor = async (cond: () => boolean, ms = 8000) => {
-  const until = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > until) throw new Error('timed out');
-    await sleep(10);
-  }
-};
 
 describe('book model', () => {
   it('is never crossed, stays within its depth, and reports every change it makes', () => {

@@ -5,6 +5,7 @@ import type { TuiSnapshot } from '../../src/lib/tui/data.js';
 import { formatCount, formatDuration, formatRate } from '../../src/lib/tui/format.js';
 import { renderPlain } from '../../src/lib/tui/plain.js';
 import { dashboardView } from '../../src/lib/tui/view.js';
+import { waitFor } from '../helpers/wait.js';
 
 const snapshot: TuiSnapshot = {
   at: '2025-06-01T12:00:00.000Z',
@@ -60,7 +61,8 @@ describe('App', () => {
     };
     const { lastFrame, unmount } = render(<App refresh={refresh} intervalMs={30} />);
     expect(lastFrame()).toContain('gathering status');
-    await new Promise((r) => setTimeout(r, 200));
+    await waitFor(() => calls >= 3);
+    await new Promise((r) => setTimeout(r, 20)); // let the last refresh render
     const frame = lastFrame() ?? '';
     unmount();
     expect(calls).toBeGreaterThanOrEqual(3);
@@ -69,8 +71,7 @@ describe('App', () => {
 
   it('shows a failing refresh in the footer instead of crashing', async () => {
     const { lastFrame, unmount } = render(<App refresh={() => Promise.reject(new Error('disk on fire'))} intervalMs={1000} />);
-    await new Promise((r) => setTimeout(r, 50));
-    expect(lastFrame()).toContain('refresh failed: disk on fire');
+    await waitFor(() => (lastFrame() ?? '').includes('refresh failed: disk on fire'));
     unmount();
   });
 
@@ -85,8 +86,7 @@ describe('App', () => {
         intervalMs={40}
       />,
     );
-    await new Promise((r) => setTimeout(r, 100));
-    expect(lastFrame()).toContain('alerts: 1 open');
+    await waitFor(() => (lastFrame() ?? '').includes('alerts: 1 open'));
     stdin.write('q');
     await new Promise((r) => setTimeout(r, 20));
     const atExit = calls;
