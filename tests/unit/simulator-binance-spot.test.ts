@@ -9,6 +9,7 @@ import { tradeEventJson } from '../../src/lib/simulator/binance-spot.js';
 import { RateClock, SymbolMarket, seededRandom } from '../../src/lib/simulator/market.js';
 import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
 import { waitFor } from '../helpers/wait.js';
+import { openWsClient, type WsClient } from '../helpers/ws-client.js';
 
 const log = pino({ level: 'silent' });
 
@@ -73,18 +74,10 @@ describe('simulator server', () => {
     return { http: `http://127.0.0.1:${sim.port}`, ws: `ws://127.0.0.1:${sim.port}/binance_spot` };
   }
 
-  function collect(url: string, send?: string): { frames: string[]; ws: WebSocket; opened: Promise<void> } {
-    const ws = new WebSocket(url);
-    sockets.push(ws);
-    const frames: string[] = [];
-    ws.on('message', (d: Buffer) => frames.push(d.toString()));
-    const opened = new Promise<void>((resolve) =>
-      ws.on('open', () => {
-        if (send) ws.send(send);
-        resolve();
-      }),
-    );
-    return { frames, ws, opened };
+  function collect(url: string, send?: string): WsClient {
+    const client = openWsClient(url, send === undefined ? [] : [send]);
+    sockets.push(client.ws);
+    return client;
   }
 
 

@@ -23,6 +23,7 @@ import { dvolCandle } from '../../src/lib/simulator/deribit.js';
 import { seededRandom } from '../../src/lib/simulator/market.js';
 import { startSimulator, type SimulatorHandle, type SimulatorStats } from '../../src/lib/simulator/server.js';
 import { waitFor } from '../helpers/wait.js';
+import { openWsClient, type WsClient } from '../helpers/ws-client.js';
 
 const log = pino({ level: 'silent' });
 
@@ -71,13 +72,6 @@ describe('book model', () => {
   });
 });
 
-interface Feed {
-  frames: string[];
-  ws: WebSocket;
-  opened: Promise<void>;
-  closed: Promise<number>;
-}
-
 describe('simulator venues against the real adapters', () => {
   let sim: SimulatorHandle | null = null;
   const sockets: WebSocket[] = [];
@@ -107,24 +101,14 @@ describe('simulator venues against the real adapters', () => {
     return { http, ws: `ws://127.0.0.1:${sim.port}`, base: (venue: string) => ({ ws: `ws://127.0.0.1:${sim?.port}/${venue}`, rest: `${http}/${venue}` }) };
   }
 
-  function open(url: string, messages: readonly string[] = []): Feed {
-    const ws = new WebSocket(url);
-    sockets.push(ws);
-    const frames: string[] = [];
-    ws.on('message', (d: Buffer) => frames.push(d.toString()));
-    const opened = new Promise<void>((resolve) =>
-      ws.on('open', () => {
-        for (const m of messages) ws.send(m);
-        resolve();
-      }),
-    );
-    const closed = new Promise<number>((resolve) => ws.on('close', (code: number) => resolve(code)));
-    ws.on('error', () => undefined);
-    return { frames, ws, opened, closed };
+  function open(url: string, messages: readonly string[] = []): WsClient {
+    const client = openWsClient(url, messages);
+    sockets.push(client.ws);
+    return client;
   }
 
   /** Every connection the adapter asks for, as the collector opens them. */
-  function connect(adapter: VenueAdapter, wsBase: string, symbols: string[]): Feed[] {
+  function connect(adapter: VenueAdapter, wsBase: string, symbols: string[]): WsClient[] {
     return adapter.connections(wsBase, symbols, adapter.wsDataTypes).map((spec) => open(spec.url, spec.subscribeMessages));
   }
 
@@ -173,7 +157,7 @@ describe('simulator venues against the real adapters', () => {
   }
 
   /** Feeds frames as they arrive; returns a function that stops. */
-  function pump(adapter: VenueAdapter, feeds: readonly Feed[], onBook: (m: BookMessage) => void, onRecord: (r: MarketRecord) => void = () => undefined) {
+  function pump(adapter: VenueAdapter, feeds: readonly WsClient[], onBook: (m: BookMessage) => void, onRecord: (r: MarketRecord) => void = () => undefined) {
     const seen = feeds.map(() => 0);
     const timer = setInterval(() => {
       feeds.forEach((f, i) => {
