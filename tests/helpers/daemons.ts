@@ -17,7 +17,8 @@ export function runDaemon(daemon: Daemon, config: Config): RunningDaemon {
   let provider: () => HealthReport | Promise<HealthReport> = () => ({ ok: false });
   const ctx: DaemonContext = {
     signal: controller.signal,
-    log: pino({ level: 'silent' }),
+    // MPRISM_TEST_LOG=debug shows the daemons' logs on stderr when a test needs explaining.
+    log: pino({ level: process.env.MPRISM_TEST_LOG ?? 'silent' }, pino.destination(2)),
     metrics: new Registry(),
     setHealth: (p) => (provider = p),
     simulate: true,

@@ -12,7 +12,7 @@ import type { DataType } from '../../src/lib/config/schema.js';
 import { MalformedFrameError, isObject, parseFrame, type ControlAction, type FrameSink, type VenueAdapter } from '../../src/lib/exchanges/types.js';
 import { readCapture, type CaptureEntry } from '../../src/lib/feeds/raw-capture.js';
 import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
-import { VenueCollector, createCollectorMetrics, resubscribeDelayMs, resyncReason, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
+import { VenueCollector, createCollectorMetrics, resubscribeDelayMs, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
 import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
 import type { FundingRateRecord, MarketRecord, OrderbookGapRecord, OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
 import { waitFor } from '../helpers/wait.js';
@@ -370,6 +370,7 @@ describe('VenueCollector', () => {
     expect(crossedRequests).toBeGreaterThanOrEqual(2);
     expect(crossedRequests).toBeLessThanOrEqual(6);
     expect(new Set(c.gaps().map((g) => g.reason))).toEqual(new Set(['crossed_book']));
+    expect(await c.registry.metrics()).toMatch(/mprism_collector_orderbook_resyncs_total\{venue="binance_spot",symbol="AAA-USDT",reason="crossed_book"\} [1-9]/);
     expectValidBook(c.books('AAAUSDT').at(-1));
   });
 
@@ -605,26 +606,6 @@ describe('splitDataTypes', () => {
   });
 });
 
-describe('resyncReason', () => {
-  const gap: OrderbookGapRecord = {
-    dataType: 'orderbook_gap',
-    venue: 'okx_spot',
-    marketType: 'spot',
-    symbol: 'BTC-USDT',
-    instrument: 'BTC-USDT',
-    eventTime: 1,
-    receiveTime: 1,
-    reason: 'checksum_mismatch',
-    lastUpdateId: 5,
-    detail: '',
-  };
-  it('names the gap, else what the call was about', () => {
-    expect(resyncReason({ publish: null, gap, resync: 'resubscribe' }, 'message', false)).toBe('checksum_mismatch');
-    expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'message', true)).toBe('stale_snapshot');
-    expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'message', false)).toBe('buffer_overflow');
-    expect(resyncReason({ publish: null, gap: null, resync: 'rest_snapshot' }, 'snapshot_failed', false)).toBe('snapshot_failed');
-  });
-});
 
 describe('resubscribeDelayMs', () => {
   it('resubscribes at once, then backs off from 10 s to 15 min', () => {

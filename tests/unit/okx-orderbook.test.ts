@@ -70,7 +70,7 @@ class NaiveBook {
   }
 }
 
-const NOTHING: BookSyncOutput = { publish: null, gap: null, resync: null };
+const NOTHING: BookSyncOutput = { publish: null, gap: null, resync: null, reason: null };
 
 describe('okxChecksum', () => {
   it("reproduces the docs' worked example (check string 3366.1:7:3366.8:9:3366:6:3368:8)", () => {

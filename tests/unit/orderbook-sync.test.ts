@@ -75,7 +75,7 @@ function syncedRestBook(overrides: Partial<BookSyncOptions> = {}): BookSync {
 describe('BookSync, REST snapshot source', () => {
   it('buffers updates, asks once for a snapshot, skips stale ones and bridges', () => {
     const sync = restSync();
-    expect(sync.onMessage(diff(101, 103, [['98', '1']]), 0)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot' });
+    expect(sync.onMessage(diff(101, 103, [['98', '1']]), 0)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot', reason: null });
     expect(sync.onMessage(diff(104, 106, [['99', '5']]), 1).resync).toBeNull();
     expect(sync.onMessage(diff(107, 108, [], [['101', '0']]), 2).resync).toBeNull();
     expect(sync.state).toBe('awaiting_snapshot');
@@ -120,7 +120,7 @@ describe('BookSync, REST snapshot source', () => {
     sync.onMessage(diff(110, 112, [['99', '1']]), 0);
     sync.onMessage(diff(113, 114, [['98', '1']]), 0);
     const stale = sync.onSnapshot(restSnapshot(105, [['100', '1']], [['101', '1']]), 0);
-    expect(stale).toEqual({ publish: null, gap: null, resync: 'rest_snapshot' });
+    expect(stale).toEqual({ publish: null, gap: null, resync: 'rest_snapshot', reason: 'stale_snapshot' });
     expect(sync.state).toBe('awaiting_snapshot');
     expect(sync.stats).toMatchObject({ staleSnapshots: 1, resyncs: 1, gaps: 0, buffered: 2 });
 
@@ -129,11 +129,34 @@ describe('BookSync, REST snapshot source', () => {
     expect(fresh.publish?.bids).toEqual([['100', '1'], ['99', '1'], ['98', '1']]);
   });
 
+  it('records a gap in the stream, not a stale snapshot, when the update after one already in the snapshot does not chain', () => {
+    // The stream lost 107..109 after the snapshot (106) was taken: refetching alone would hide it.
+    const sync = restSync();
+    sync.onMessage(diff(105, 106), 0);
+    expect(sync.onSnapshot(restSnapshot(106, [['100', '1']], [['101', '1']]), 0).publish?.lastUpdateId).toBe(106);
+    const out = sync.onMessage(diff(110, 111, [['99', '1']]), 100);
+    expect(out).toMatchObject({ publish: null, resync: 'rest_snapshot', reason: 'sequence_gap', gap: { reason: 'sequence_gap', detail: 'expected U 107, got 110' } });
+    expect(sync.stats).toMatchObject({ gaps: 1, staleSnapshots: 0, buffered: 1 });
+
+    // The same holds inside the buffer: 101..103 is in the snapshot, 108 does not follow it.
+    const buffered = restSync();
+    buffered.onMessage(diff(101, 103), 0);
+    buffered.onMessage(diff(108, 109), 0);
+    expect(buffered.onSnapshot(restSnapshot(105, [['100', '1']], [['101', '1']]), 0)).toMatchObject({ reason: 'sequence_gap', gap: { reason: 'sequence_gap' } });
+
+    // An update that chains with the skipped one but still does not bridge: the snapshot is stale, no gap.
+    const stale = restSync({ rules: { ...spotRules, firstAfterSnapshot: (id, m) => (m.lastUpdateId! <= id ? { kind: 'skip' } : { kind: 'gap', detail: 'too old' }) } });
+    stale.onMessage(diff(101, 103), 0);
+    stale.onMessage(diff(104, 106), 0);
+    expect(stale.onSnapshot(restSnapshot(103, [['100', '1']], [['101', '1']]), 0)).toMatchObject({ gap: null, reason: 'stale_snapshot' });
+  });
+
   it('on a sequence gap emits one gap record, resyncs, buffers the revealing update and recovers', () => {
     const sync = syncedRestBook({ minPublishIntervalMs: 10_000 });
     const out = sync.onMessage(diff(110, 112, [['97', '1']]), 1_000);
     expect(out.publish).toBeNull();
     expect(out.resync).toBe('rest_snapshot');
+    expect(out.reason).toBe('sequence_gap');
     expect(out.gap).toEqual({
       dataType: 'orderbook_gap',
       venue: 'binance_spot',
@@ -150,8 +173,8 @@ describe('BookSync, REST snapshot source', () => {
     expect(sync.stats).toMatchObject({ gaps: 1, resyncs: 1, buffered: 1, bidLevels: 0, askLevels: 0, lastUpdateId: null });
 
     // Still resyncing: no second request, no second gap record, even when the snapshot fails.
-    expect(sync.onMessage(diff(113, 113, [['96', '1']]), 1_010)).toEqual({ publish: null, gap: null, resync: null });
-    expect(sync.onSnapshotFailed('HTTP 503', 1_020)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot' });
+    expect(sync.onMessage(diff(113, 113, [['96', '1']]), 1_010)).toEqual({ publish: null, gap: null, resync: null, reason: null });
+    expect(sync.onSnapshotFailed('HTTP 503', 1_020)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot', reason: 'snapshot_failed' });
 
     // The first publish after the resync is immediate, although the last one was less than 10 s ago.
     const recovered = sync.onSnapshot(restSnapshot(111, [['100', '1']], [['101', '1']]), 1_030);
@@ -182,7 +205,7 @@ describe('BookSync, REST snapshot source', () => {
     expect(sync.onMessage(diff(101, 101), 0).resync).toBe('rest_snapshot');
     expect(sync.onMessage(diff(102, 102), 0).resync).toBeNull();
     expect(sync.onMessage(diff(103, 103), 0).resync).toBeNull();
-    expect(sync.onMessage(diff(104, 104, [['99', '1']]), 0)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot' });
+    expect(sync.onMessage(diff(104, 104, [['99', '1']]), 0)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot', reason: 'buffer_overflow' });
     expect(sync.stats).toMatchObject({ buffered: 1, resyncs: 1, gaps: 0 });
     expect(sync.onSnapshot(restSnapshot(103, [['100', '1']], [['101', '1']]), 0).publish?.lastUpdateId).toBe(104);
   });
@@ -198,7 +221,7 @@ describe('BookSync, REST snapshot source', () => {
     expect(out.gap).toMatchObject({ reason: 'disconnect', eventTime: 3_000, receiveTime: 3_000, lastUpdateId: 106 });
     expect(sync.state).toBe('awaiting_snapshot');
     expect(sync.onDisconnect(3_100).gap).toBeNull();
-    expect(sync.onMessage(diff(200, 201), 4_000)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot' });
+    expect(sync.onMessage(diff(200, 201), 4_000)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot', reason: null });
     expect(sync.stats.gaps).toBe(1);
   });
 
@@ -213,7 +236,7 @@ describe('BookSync, REST snapshot source', () => {
 
   it('ignores a snapshot that arrives while the book is synced', () => {
     const sync = syncedRestBook();
-    expect(sync.onSnapshot(restSnapshot(200, [['1', '1']], [['2', '1']]), 0)).toEqual({ publish: null, gap: null, resync: null });
+    expect(sync.onSnapshot(restSnapshot(200, [['1', '1']], [['2', '1']]), 0)).toEqual({ publish: null, gap: null, resync: null, reason: null });
     expect(sync.stats.lastUpdateId).toBe(106);
   });
 });
@@ -261,7 +284,7 @@ describe('BookSync, stream snapshot source', () => {
 
   it('drops updates before the first snapshot, then chains, resubscribes on a gap and takes the next snapshot', () => {
     const sync = streamSync();
-    expect(sync.onMessage(push('update', 9, 10, [['1', '1']]), 0)).toEqual({ publish: null, gap: null, resync: null });
+    expect(sync.onMessage(push('update', 9, 10, [['1', '1']]), 0)).toEqual({ publish: null, gap: null, resync: null, reason: null });
     expect(sync.stats.skipped).toBe(1);
 
     expect(sync.onMessage(push('snapshot', -1, 20, [['100', '1']], [['101', '1']]), 1).publish?.lastUpdateId).toBe(20);
@@ -271,7 +294,7 @@ describe('BookSync, stream snapshot source', () => {
     expect(gap.resync).toBe('resubscribe');
     expect(gap.gap).toMatchObject({ reason: 'sequence_gap', lastUpdateId: 21, detail: 'expected prev 21, got 23' });
     expect(sync.stats.buffered).toBe(0);
-    expect(sync.onMessage(push('update', 24, 25, [['99', '1']]), 4)).toEqual({ publish: null, gap: null, resync: null });
+    expect(sync.onMessage(push('update', 24, 25, [['99', '1']]), 4)).toEqual({ publish: null, gap: null, resync: null, reason: null });
 
     const again = sync.onMessage(push('snapshot', -1, 30, [['98', '1']], [['99', '1']]), 5);
     expect(again.publish).toMatchObject({ lastUpdateId: 30, bids: [['98', '1']], asks: [['99', '1']] });

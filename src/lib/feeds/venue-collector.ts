@@ -205,17 +205,6 @@ export function resubscribeDelayMs(sentInARow: number): number {
   return sentInARow === 0 ? 0 : backoffDelay(sentInARow - 1, RESUBSCRIBE_BACKOFF);
 }
 
-/**
- * Why a book resynced, for mprism_collector_orderbook_resyncs_total: the gap's reason when the call
- * opened one, otherwise what the call was about.
- */
-export function resyncReason(out: BookSyncOutput, context: 'message' | 'snapshot' | 'snapshot_failed', staleSnapshot: boolean): string {
-  if (out.gap !== null) return out.gap.reason;
-  if (staleSnapshot) return 'stale_snapshot';
-  if (context === 'snapshot_failed') return 'snapshot_failed';
-  return context === 'message' ? 'buffer_overflow' : 'invalid_snapshot';
-}
-
 /** The inner map of `outer` at `key`, created on first use. */
 function innerMap<K, IK, V>(outer: Map<K, Map<IK, V>>, key: K): Map<IK, V> {
   let inner = outer.get(key);
@@ -461,7 +450,7 @@ export class VenueCollector {
     const entry = this.bookFor(m);
     entry.feed = feed;
     if (m.action === 'snapshot') entry.resubscribedAt = null;
-    this.act(entry, entry.sync.onMessage(m, now), 'message');
+    this.act(entry, entry.sync.onMessage(m, now));
   }
 
   private bookFor(m: BookMessage): BookEntry {
@@ -487,7 +476,7 @@ export class VenueCollector {
   }
 
   /** Carries out what BookSync asked for. */
-  private act(entry: BookEntry, out: BookSyncOutput, context: 'message' | 'snapshot' | 'snapshot_failed', staleBefore = entry.sync.stats.staleSnapshots): void {
+  private act(entry: BookEntry, out: BookSyncOutput): void {
     const venue = this.opts.adapter.venue;
     const stats = entry.sync.stats;
     if (out.gap !== null) {
@@ -496,8 +485,7 @@ export class VenueCollector {
       this.acceptRecord(out.gap);
     }
     if (stats.resyncs > entry.countedResyncs) {
-      const reason = resyncReason(out, context, stats.staleSnapshots > staleBefore);
-      this.opts.metrics.resyncs.inc({ venue, symbol: entry.symbol, reason }, stats.resyncs - entry.countedResyncs);
+      this.opts.metrics.resyncs.inc({ venue, symbol: entry.symbol, reason: out.reason ?? 'unknown' }, stats.resyncs - entry.countedResyncs);
       entry.countedResyncs = stats.resyncs;
     }
     if (out.publish !== null) {
@@ -541,7 +529,7 @@ export class VenueCollector {
       if (entry.feed !== feed) continue;
       const out = entry.sync.onDisconnect(now);
       if (out.gap !== null) this.opts.metrics.resyncs.inc({ venue: this.opts.adapter.venue, symbol: entry.symbol, reason: 'disconnect' });
-      this.act(entry, out, 'message');
+      this.act(entry, out);
     }
   }
 
@@ -576,7 +564,6 @@ export class VenueCollector {
     const entry = this.books.get(instrument);
     if (entry === undefined) return;
     const now = this.now();
-    const staleBefore = entry.sync.stats.staleSnapshots;
     let error = outcome.ok ? null : outcome.error;
     if (outcome.ok) {
       try {
@@ -585,8 +572,10 @@ export class VenueCollector {
         const out = entry.sync.onSnapshot(snapshot, now);
         // A snapshot that cannot seed the book (stale, crossed) is a failure too: the refetch backs
         // off instead of spending the venue's weight budget, which other books need, at queue rate.
-        entry.snapshotFailures = out.resync === 'rest_snapshot' ? entry.snapshotFailures + 1 : 0;
-        this.act(entry, out, 'snapshot', staleBefore);
+        // A break in the buffered stream is no fault of the snapshot.
+        const bad = out.resync === 'rest_snapshot' && out.reason !== 'sequence_gap';
+        entry.snapshotFailures = bad ? entry.snapshotFailures + 1 : 0;
+        this.act(entry, out);
         return;
       } catch (err) {
         error = err;
@@ -596,7 +585,7 @@ export class VenueCollector {
     entry.snapshotFailures++;
     this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook', code });
     this.opts.log.warn({ instrument, code, err: errorMessage(error), failures: entry.snapshotFailures }, 'orderbook snapshot failed');
-    this.act(entry, entry.sync.onSnapshotFailed(`${code}: ${errorMessage(error)}`, now), 'snapshot_failed', staleBefore);
+    this.act(entry, entry.sync.onSnapshotFailed(`${code}: ${errorMessage(error)}`, now));
   }
 
   private handlePollOutcome(o: PollOutcome): void {

@@ -17,6 +17,12 @@ export interface BookSyncOptions {
   maxBufferedUpdates?: number;
 }
 
+/**
+ * Why a book asked for a resync: a lost sync (GapReason), a REST snapshot older than the stream
+ * it must bridge, or a REST snapshot awaited so long that the buffered stream overflowed.
+ */
+export type ResyncReason = GapReason | 'stale_snapshot' | 'buffer_overflow';
+
 /** What the caller must do after handing BookSync one event. */
 export interface BookSyncOutput {
   /** A fresh top-N record to publish. */
@@ -25,6 +31,8 @@ export interface BookSyncOutput {
   gap: OrderbookGapRecord | null;
   /** `rest_snapshot`: GET a snapshot and pass it to onSnapshot(); `resubscribe`: make the venue push a new one. */
   resync: 'rest_snapshot' | 'resubscribe' | null;
+  /** Why, when `resync` asks again after a loss of sync (counted in stats.resyncs); null for a book's first request. */
+  reason: ResyncReason | null;
 }
 
 export type BookSyncState = 'awaiting_snapshot' | 'synced';
@@ -48,7 +56,7 @@ export interface BookSyncStats {
 
 const DEFAULT_CHECKSUM_DEPTH = 25;
 const DEFAULT_MAX_BUFFERED_UPDATES = 1000;
-const NOTHING: BookSyncOutput = Object.freeze({ publish: null, gap: null, resync: null });
+const NOTHING: BookSyncOutput = Object.freeze({ publish: null, gap: null, resync: null, reason: null });
 const APPLY: SequenceVerdict = Object.freeze({ kind: 'apply' });
 
 type Resync = BookSyncOutput['resync'];
@@ -73,6 +81,8 @@ export class BookSync {
   private lastAppliedId: number | null = null;
   /** After a REST snapshot, until an update bridges it: updates go to rules.firstAfterSnapshot. */
   private bridging = false;
+  /** While bridging: the last update skipped as already in the snapshot. */
+  private skippedWhileBridging: BookMessage | null = null;
   /** source `rest`: stream updates received while awaiting the snapshot, in arrival order. */
   private buffer: BookMessage[] = [];
   private snapshotRequested = false;
@@ -144,7 +154,7 @@ export class BookSync {
     if (this._state === 'synced') return NOTHING;
     this.counts.resyncs++;
     this.snapshotRequested = true;
-    return { publish: null, gap: this.openGap('snapshot_failed', reason, now, now), resync: this.resyncKind() };
+    return { publish: null, gap: this.openGap('snapshot_failed', reason, now, now), resync: this.resyncKind(), reason: 'snapshot_failed' };
   }
 
   /**
@@ -156,7 +166,7 @@ export class BookSync {
     this.reset();
     this.buffer = [];
     this.snapshotRequested = false;
-    return gap === null ? NOTHING : { publish: null, gap, resync: null };
+    return gap === null ? NOTHING : { publish: null, gap, resync: null, reason: null };
   }
 
   /** Publishes a change that the throttle held back, once the interval has passed. */
@@ -172,12 +182,13 @@ export class BookSync {
       this.buffer = [m];
       this.counts.resyncs++;
       this.snapshotRequested = true;
-      return { publish: null, gap: null, resync: 'rest_snapshot' };
+      return { publish: null, gap: null, resync: 'rest_snapshot', reason: 'buffer_overflow' };
     }
     this.buffer.push(m);
     if (this.snapshotRequested) return NOTHING;
     this.snapshotRequested = true;
-    return { publish: null, gap: null, resync: 'rest_snapshot' };
+    // The first request of a book is no resync: `reason` stays null.
+    return { publish: null, gap: null, resync: 'rest_snapshot', reason: null };
   }
 
   private loadSnapshot(m: BookMessage, fromRest: boolean): void {
@@ -185,6 +196,7 @@ export class BookSync {
     this._state = 'synced';
     this.lastAppliedId = m.lastUpdateId;
     this.bridging = fromRest;
+    this.skippedWhileBridging = null;
     this.snapshotRequested = false;
     this.publishedSinceSync = false;
     this.lastApplied = m;
@@ -196,11 +208,13 @@ export class BookSync {
     const verdict = this.verdictFor(m);
     if (verdict.kind === 'skip') {
       this.counts.skipped++;
+      if (this.bridging) this.skippedWhileBridging = m;
       return NOTHING;
     }
     if (verdict.kind === 'gap') {
-      if (this.bridging) return this.refetchStaleSnapshot(m);
-      return this.loseSync('sequence_gap', verdict.detail, m, now);
+      const streamBreak = this.bridging ? this.streamBreakSinceSkipped(m) : verdict.detail;
+      if (streamBreak === null) return this.refetchStaleSnapshot(m);
+      return this.loseSync('sequence_gap', streamBreak, m, now);
     }
     this.book.apply(m.bids, m.asks);
     this.counts.applied++;
@@ -234,6 +248,18 @@ export class BookSync {
     return NOTHING;
   }
 
+  /**
+   * An update that does not bridge the REST snapshot, after one that was already in it: if the two do
+   * not chain, the stream itself lost updates in between (a gap, detail returned). If they chain, or
+   * nothing was skipped, the snapshot is simply older than the stream (null).
+   */
+  private streamBreakSinceSkipped(m: BookMessage): string | null {
+    const skipped = this.skippedWhileBridging?.lastUpdateId ?? null;
+    if (skipped === null) return null;
+    const verdict = this.opts.rules.next(skipped, m);
+    return verdict.kind === 'gap' ? verdict.detail : null;
+  }
+
   /** The REST snapshot predates the first buffered update: not a data gap, just fetch a newer one. */
   private refetchStaleSnapshot(m: BookMessage): BookSyncOutput {
     this.counts.staleSnapshots++;
@@ -241,7 +267,7 @@ export class BookSync {
     this.reset();
     this.buffer = [m];
     this.snapshotRequested = true;
-    return { publish: null, gap: null, resync: 'rest_snapshot' };
+    return { publish: null, gap: null, resync: 'rest_snapshot', reason: 'stale_snapshot' };
   }
 
   private loseSync(reason: GapReason, detail: string, m: BookMessage, now: number): BookSyncOutput {
@@ -253,7 +279,7 @@ export class BookSync {
       this.buffer = [m];
       this.snapshotRequested = true;
     }
-    return { publish: null, gap, resync: this.resyncKind() };
+    return { publish: null, gap, resync: this.resyncKind(), reason };
   }
 
   private openGap(reason: GapReason, detail: string, eventTime: number, now: number): OrderbookGapRecord | null {
@@ -280,6 +306,7 @@ export class BookSync {
     this._state = 'awaiting_snapshot';
     this.lastAppliedId = null;
     this.bridging = false;
+    this.skippedWhileBridging = null;
     this.dirty = false;
     this.lastApplied = null;
   }
@@ -295,7 +322,7 @@ export class BookSync {
     if (out.resync !== null || m === null || !this.dirty) return out;
     const due = !this.publishedSinceSync || now - this.lastPublishAt >= this.opts.minPublishIntervalMs;
     if (!due) return out;
-    return { publish: this.publish(m, now), gap: null, resync: null };
+    return { publish: this.publish(m, now), gap: null, resync: null, reason: null };
   }
 
   private publish(m: BookMessage, now: number): OrderbookRecord {
