@@ -5,6 +5,7 @@ import { binanceDerivatives } from '../lib/exchanges/binance_derivatives.js';
 import { binanceSpot } from '../lib/exchanges/binance_spot.js';
 import { okxDerivatives } from '../lib/exchanges/okx_derivatives.js';
 import { okxSpot } from '../lib/exchanges/okx_spot.js';
+import { recordInCoins } from '../lib/exchanges/contracts.js';
 import type { FrameSink, VenueAdapter } from '../lib/exchanges/types.js';
 import { BookSync } from '../lib/orderbook/sync.js';
 import type { BookMessage } from '../lib/orderbook/types.js';
@@ -39,6 +40,8 @@ interface Corpus {
   venue: BookVenue;
   kind: 'trade' | 'depth';
   frames: string[];
+  /** Contract venues: also size each record in coins, as the collector does before publishing. */
+  coinsPerContract?: string;
 }
 
 const CORPORA: readonly Corpus[] = [
@@ -51,6 +54,7 @@ const CORPORA: readonly Corpus[] = [
   // The first line is the 400-level snapshot; the depth figure is about the 100 ms increments.
   { venue: 'okx_spot', kind: 'depth', frames: lines('okx_spot', 'books_ws.jsonl').slice(1) },
   { venue: 'okx_derivatives', kind: 'trade', frames: lines('okx_derivatives', 'trades_ws.jsonl') },
+  { venue: 'okx_derivatives', kind: 'trade', frames: lines('okx_derivatives', 'trades_ws.jsonl'), coinsPerContract: '0.01' },
   { venue: 'okx_derivatives', kind: 'depth', frames: lines('okx_derivatives', 'books_ws.jsonl').slice(1) },
 ];
 
@@ -72,9 +76,18 @@ function parseRun(frames: readonly string[], n: number): number {
   });
 }
 
-function normalizeRun(adapter: VenueAdapter, frames: readonly string[], n: number): number {
+function coinsSink(coinsPerContract: string): FrameSink {
+  return {
+    record: (r) => {
+      if (recordInCoins(r, coinsPerContract) !== r) sunk++;
+    },
+    book: countingSink.book,
+  };
+}
+
+function normalizeRun(adapter: VenueAdapter, frames: readonly string[], n: number, sink: FrameSink): number {
   return timeIt(() => {
-    for (let i = 0; i < n; i++) adapter.normalize(frames[i % frames.length] as string, 1_700_000_000_000, countingSink);
+    for (let i = 0; i < n; i++) adapter.normalize(frames[i % frames.length] as string, 1_700_000_000_000, sink);
   });
 }
 
@@ -167,7 +180,9 @@ export function runNormalizeBench(print: (line: string) => void): Row[] {
   const rows: Row[] = [];
   for (const c of CORPORA) {
     const adapter = ADAPTERS[c.venue];
-    rows.push(measure(`${c.venue} ${c.kind}`, MESSAGES_PER_RUN, () => normalizeRun(adapter, c.frames, MESSAGES_PER_RUN), () => parseRun(c.frames, MESSAGES_PER_RUN)));
+    const sink = c.coinsPerContract === undefined ? countingSink : coinsSink(c.coinsPerContract);
+    const name = `${c.venue} ${c.kind}${c.coinsPerContract === undefined ? '' : ' in coins'}`;
+    rows.push(measure(name, MESSAGES_PER_RUN, () => normalizeRun(adapter, c.frames, MESSAGES_PER_RUN, sink), () => parseRun(c.frames, MESSAGES_PER_RUN)));
   }
   for (const c of bookCorpora()) {
     const passes = Math.ceil(20_000 / c.updates.length);
@@ -179,7 +194,8 @@ export function runNormalizeBench(print: (line: string) => void): Row[] {
   for (const r of rows) {
     print(`${r.name.padEnd(width)}  ${formatRate(r.rate).padStart(11)}  ${formatRate(r.jsonParseRate).padStart(11)}  ${r.ratio.toFixed(2)}x`);
   }
-  print(`medians of ${RUNS} interleaved runs. trade/depth rows: JSON text -> records and book messages (parsing included).`);
+  print(`medians of ${RUNS} interleaved runs. trade/depth rows: JSON text -> records and book messages (parsing included);`);
+  print('"in coins": plus the contract-to-coin sizing the collector applies to OKX swap records before publishing.');
   print('orderbook rows: normalized updates through BookSync (sequence check, apply, checksum if sent, throttled top-50 publish),');
   print(`beside JSON.parse of the same frames. (${sunk} items sunk)`);
   return rows;

@@ -79,4 +79,14 @@ describe('loadConfig', () => {
       `${file}: collector.venues.okx_spot.dataTypes.1: okx_spot does not offer funding_rate (it offers orderbook, trade)`,
     );
   });
+
+  it('refuses an OKX swap whose sizes cannot be told in coins (inverse), naming the entry', () => {
+    const file = join(home, 'inverse.yaml');
+    writeFileSync(file, 'collector:\n  venues:\n    okx_derivatives:\n      symbols: [BTC-USDT-SWAP, BTC-USD-SWAP]\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(
+      `${file}: collector.venues.okx_derivatives.symbols.1: BTC-USD-SWAP is not a linear OKX swap (<BASE>-USDT-SWAP or <BASE>-USDC-SWAP)`,
+    );
+    writeFileSync(file, 'collector:\n  venues:\n    okx_derivatives:\n      symbols: [ETH-USDC-SWAP]\n');
+    expect(loadConfig({ env: { MPRISM_HOME: home }, file }).collector.venues.okx_derivatives.symbols).toEqual(['ETH-USDC-SWAP']);
+  });
 });

@@ -133,6 +133,8 @@ class TestVenue {
   /** Answer REST snapshots with this status instead (e.g. 429). */
   snapshotStatus = 200;
   fundingStatus = 200;
+  /** Answer contract value requests with this status instead. */
+  contractStatus = 200;
   /** Instruments whose funding requests fail with 400 (a symbol the venue does not list). */
   readonly unknownFunding = new Set<string>();
   /** Acknowledge subscriptions, then send nothing (the Binance routing failure). */
@@ -233,6 +235,11 @@ class TestVenue {
         return;
       }
       res.end(JSON.stringify(this.snapshot(instrument)));
+      return;
+    }
+    if (url.pathname.endsWith('/contract')) {
+      if (this.contractStatus !== 200) res.writeHead(this.contractStatus).end('busy');
+      else res.end(JSON.stringify({ value: '0.01' }));
       return;
     }
     if (url.pathname.endsWith('/funding')) {
@@ -385,6 +392,41 @@ describe('VenueCollector', () => {
     expect(venue.received.filter((m) => m === 'resub:AAAUSDT')).toHaveLength(1);
     expect(c.gaps().map((g) => g.reason)).toEqual(['crossed_book']);
     expect(c.books('AAAUSDT')).toEqual([]);
+  });
+
+  it('opens the feeds only once the contract value is known, and publishes trade and book sizes in coins', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'] });
+    venue.contractStatus = 503;
+    const adapter: VenueAdapter = {
+      ...testAdapter('stream'),
+      contracts: {
+        request: (base, instrument) => ({ url: `${base}/contract?symbol=${instrument}`, weight: 1 }),
+        parse: (body) => String((JSON.parse(body) as { value: string }).value),
+      },
+    };
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], adapter });
+    await waitFor(() => venue!.restRequests.some((r) => r.startsWith('/contract')));
+    await new Promise((r) => setTimeout(r, 300));
+    // No connection and no record while the value is unknown, and health says why.
+    expect(venue.received).toEqual([]);
+    expect(c.published).toEqual([]);
+    const trade = c.vc.health().streams.find((s) => s.dataType === 'trade');
+    expect(trade?.lastError).toMatch(/^contract value unknown, http_503: /);
+    expect(await c.registry.metrics()).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="trade",code="http_503"\} 1/);
+
+    venue.contractStatus = 200;
+    await waitFor(() => c.books('AAAUSDT').length > 0 && c.published.some((r) => r.dataType === 'trade'), 10_000);
+    await c.stop();
+    expect(c.vc.health().streams.find((s) => s.dataType === 'trade')?.lastError).toBeNull();
+    // The venue sends quantity 1 and book sizes of whole contracts; each contract is 0.01 coins.
+    const trades = c.published.filter((r): r is TradeRecord => r.dataType === 'trade');
+    expect(new Set(trades.map((t) => t.quantity))).toEqual(new Set(['0.01']));
+    const book = c.books('AAAUSDT')[0];
+    expect(book?.bids[0]).toEqual(['99', '0.01']);
+    // Updates set sizes of u >= 1000 contracts: u / 100 coins, never the raw count.
+    const sizes = c.books('AAAUSDT').flatMap((r) => [...r.bids, ...r.asks].map(([, q]) => Number(q)));
+    expect(sizes.some((q) => q >= 10)).toBe(true);
+    expect(sizes.every((q) => q < 1000)).toBe(true);
   });
 
   it('throttles published books per symbol and publishes the last change once the interval has passed', async () => {

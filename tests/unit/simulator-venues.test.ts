@@ -286,6 +286,14 @@ describe('simulator venues against the real adapters', () => {
       for (const r of records) types.add(r.dataType);
     }
     expect(types).toEqual(new Set(adapter.polledDataTypes));
+
+    // Contract values as OKX lists them: 0.01 BTC a contract, the unit the simulated swap sizes count.
+    const contracts = adapter.contracts!;
+    expect(contracts.parse(await (await fetch(contracts.request(rest, 'BTC-USDT-SWAP').url)).text(), 'BTC-USDT-SWAP')).toBe('0.01');
+    expect(contracts.parse(await (await fetch(contracts.request(rest, 'ETH-USDT-SWAP').url)).text(), 'ETH-USDT-SWAP')).toBe('0.1');
+    const noType = await fetch(`${rest}/api/v5/public/instruments?instId=BTC-USDT-SWAP`);
+    expect(noType.status).toBe(400);
+    expect(await noType.json()).toMatchObject({ code: '50014' });
   });
 
   it('okx: answers ping, rejects unknown channels, closes a client silent for 30 s', async () => {

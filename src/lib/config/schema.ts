@@ -55,6 +55,12 @@ export const VENUE_DATA_TYPES: { readonly [V in Venue]: readonly DataType[] } = 
   deribit_derivatives: ['volatility_index'],
 };
 
+/**
+ * OKX swaps whose contract is worth a fixed number of coins (linear: USDT- or USDC-margined). An
+ * inverse swap's contract is worth USD, and its sizes could not be published in coins.
+ */
+export const OKX_LINEAR_SWAP = /^[A-Z0-9]+-(USDT|USDC)-SWAP$/;
+
 /** Data types collected by polling REST, and how often each is polled. */
 export const POLLED_DATA_TYPES = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account', 'volatility_index'] as const;
 export type PolledDataType = (typeof POLLED_DATA_TYPES)[number];
@@ -99,6 +105,12 @@ export const configSchema = z.strictObject({
             }
           });
         }
+        venues.okx_derivatives.symbols.forEach((instId, i) => {
+          if (!OKX_LINEAR_SWAP.test(instId)) {
+            const message = `${instId} is not a linear OKX swap (<BASE>-USDT-SWAP or <BASE>-USDC-SWAP): sizes are stored in coins, and only a linear swap's contract is worth a fixed number of coins`;
+            ctx.addIssue({ code: 'custom', path: ['okx_derivatives', 'symbols', i], message });
+          }
+        });
       }),
     reconnect: z.strictObject({ initialDelayMs: z.number().int().positive(), maxDelayMs: z.number().int().positive() }),
     /**

@@ -2,7 +2,7 @@ import type { DataType, Venue } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { BookMessage, SequenceRules } from '../orderbook/types.js';
 import type { MarketType, TradeRecord } from '../records.js';
-import { MalformedFrameError, isObject, parseFrame, splitConcatenatedSymbol, type BookSupport, type ControlAction, type WsConnectionSpec } from './types.js';
+import { MalformedFrameError, isObject, joinUrl, parseFrame, splitConcatenatedSymbol, type BookSupport, type ControlAction, type WsConnectionSpec } from './types.js';
 
 /** Frames on `/stream` are wrapped; `/ws/<stream>` delivers the bare event. */
 export interface BinanceCombinedFrame {
@@ -312,11 +312,6 @@ export function streamConnections(groups: readonly StreamGroup[]): WsConnectionS
     }
   }
   return specs;
-}
-
-/** `${base}${route}`, keeping any path prefix of the base (the simulator serves venues under /<venue>). */
-export function joinUrl(base: string, route: string): string {
-  return `${base.replace(/\/+$/, '')}${route}`;
 }
 
 /** Refuses data types a venue does not collect the asked way, naming the config path to fix. */

@@ -20,7 +20,6 @@ import {
   isTimestamp,
   isTradeEvent,
   isZeroDecimal,
-  joinUrl,
   requireSupported,
   streamConnections,
   toBookUpdate,
@@ -30,6 +29,7 @@ import {
 import {
   MalformedFrameError,
   isObject,
+  joinUrl,
   parseFrame,
   type FrameSink,
   type PollOptions,

@@ -7,13 +7,12 @@ import {
   binanceEvent,
   isDepthEvent,
   isTradeEvent,
-  joinUrl,
   requireSupported,
   streamConnections,
   toBookUpdate,
   toTrade,
 } from './binance.js';
-import { MalformedFrameError, type FrameSink, type RestPoll, type VenueAdapter, type WsConnectionSpec } from './types.js';
+import { MalformedFrameError, joinUrl, type FrameSink, type RestPoll, type VenueAdapter, type WsConnectionSpec } from './types.js';
 
 const WS_DATA_TYPES = ['orderbook', 'trade'] as const satisfies readonly DataType[];
 const POLLED_DATA_TYPES: readonly PolledDataType[] = [];

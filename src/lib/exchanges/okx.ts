@@ -485,7 +485,7 @@ function okxBookSupport(): BookSupport {
 // REST
 
 /** `data` of an OKX REST response; a non-"0" code is a venue error. Throws MalformedFrameError. */
-export function okxRestData(body: string, dataType: DataType): unknown[] {
+export function okxRestData(body: string, dataType: DataType | null): unknown[] {
   const parsed = parseFrame(body, dataType);
   if (!isObject(parsed) || typeof parsed.code !== 'string') throw shapeError(dataType, 'not an OKX response envelope', parsed);
   if (parsed.code !== '0') {

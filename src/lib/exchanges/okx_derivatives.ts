@@ -2,7 +2,8 @@ import type { PolledDataType } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { FundingRateRecord, LsrAllAccountRecord, LsrTopPositionRecord, MarketRecord, OpenInterestRecord } from '../records.js';
 import { OKX_SWAP_MARKET, isDecimal, isEpochMs, isSignedDecimal, okxAdapter, okxRestData, okxSymbol } from './okx.js';
-import { MalformedFrameError, isObject, type PollOptions, type RestPoll, type VenueAdapter } from './types.js';
+import { multiplyDecimals } from './contracts.js';
+import { MalformedFrameError, isObject, joinUrl, type ContractValueSupport, type PollOptions, type RestPoll, type VenueAdapter } from './types.js';
 
 /** `GET /api/v5/public/funding-rate` item (the `funding-rate` WebSocket push has the same fields). */
 export interface OkxFundingRateData {
@@ -30,6 +31,16 @@ export interface OkxOpenInterestData {
   /** USD value; missing in pushes from before 2024. */
   oiUsd?: string;
   ts: string;
+}
+
+/** `GET /api/v5/public/instruments` item, the fields that size a contract. */
+export interface OkxInstrumentData {
+  instId: string;
+  /** Contract value: a linear swap counts it in the base coin, an inverse one in USD. */
+  ctVal: string;
+  ctMult: string;
+  ctValCcy: string;
+  ctType: string;
 }
 
 /** Rubik long/short ratio point, newest first. */
@@ -183,13 +194,12 @@ function pollTarget(dataType: PolledDataType, instId: string, options: PollOptio
 }
 
 function okxPolls(restBaseUrl: string, instIds: readonly string[], dataTypes: readonly PolledDataType[], options: PollOptions): RestPoll[] {
-  const base = restBaseUrl.replace(/\/+$/, '');
   return instIds.flatMap((instId) =>
     dataTypes.map((dataType): RestPoll => {
       const target = pollTarget(dataType, instId, options);
       return {
         id: `${VENUE}/${dataType}/${instId}`,
-        url: `${base}${target.route}`,
+        url: joinUrl(restBaseUrl, target.route),
         weight: 1,
         dataType,
         instrument: instId,
@@ -200,18 +210,48 @@ function okxPolls(restBaseUrl: string, instIds: readonly string[], dataTypes: re
   );
 }
 
+function isInstrumentData(v: unknown): v is OkxInstrumentData {
+  return isObject(v) && typeof v.instId === 'string' && isDecimal(v.ctVal) && isDecimal(v.ctMult) && typeof v.ctValCcy === 'string' && typeof v.ctType === 'string';
+}
+
+/**
+ * Coins per contract of one swap: ctVal x ctMult, from `GET /api/v5/public/instruments`. Only a
+ * linear swap's contract is worth a fixed number of coins; an inverse swap's is worth USD, and its
+ * size in coins would depend on the price, so it is refused.
+ */
+export const okxContractValues: ContractValueSupport = {
+  request: (restBaseUrl, instId) => ({
+    url: joinUrl(restBaseUrl, `/api/v5/public/instruments?instType=SWAP&instId=${encodeURIComponent(instId)}`),
+    weight: 1,
+  }),
+  parse(body, instId) {
+    const item = okxRestData(body, null).find((d) => isObject(d) && d.instId === instId);
+    if (item === undefined) throw new MalformedFrameError('unknown_symbol', `OKX lists no swap ${instId}`);
+    if (!isInstrumentData(item)) throw new MalformedFrameError('unexpected_shape', `instrument ${instId} without ctVal, ctMult, ctValCcy, ctType: ${JSON.stringify(item).slice(0, 160)}`);
+    const base = instId.split('-')[0];
+    if (item.ctType !== 'linear' || item.ctValCcy !== base) {
+      throw new MalformedFrameError('unexpected_shape', `${instId} is worth ${item.ctVal} ${item.ctValCcy} a contract (ctType ${item.ctType}); only linear swaps valued in ${base ?? 'the base coin'} can be sized in coins`);
+    }
+    const value = multiplyDecimals(item.ctVal, item.ctMult);
+    if (!/[1-9]/.test(value)) throw new MalformedFrameError('unexpected_shape', `${instId} has a contract value of 0`);
+    return value;
+  },
+};
+
 /**
  * OKX perpetual swaps (instIds like BTC-USDT-SWAP, symbol BTC-USDT): books, trades and liquidations
  * over the public WebSocket; funding, open interest and long/short ratios polled. `instIds` are the
  * configured instruments: the liquidation channel pushes every swap, and only these are kept.
- * Trade and liquidation sizes stay in contracts, as OKX sends them.
+ * Trade, liquidation and book sizes come in contracts; the collector publishes them in coins
+ * (`contracts`).
  */
 export function okxDerivatives(instIds: readonly string[]): VenueAdapter {
-  return okxAdapter({
+  const adapter = okxAdapter({
     market: OKX_SWAP_MARKET,
     wsDataTypes: ['orderbook', 'trade', 'liquidation'],
     polledDataTypes: POLLED,
     polls: okxPolls,
     liquidationInstIds: new Set(instIds),
   });
+  return { ...adapter, contracts: okxContractValues };
 }

@@ -149,6 +149,20 @@ export interface VenueAdapter {
   readonly rateLimit: RateLimitPolicy;
   /** null: no orderbooks from this venue. */
   readonly book: BookSupport | null;
+  /** Set where the venue counts sizes in contracts (OKX swaps): how to learn each instrument's value. */
+  readonly contracts?: ContractValueSupport;
+}
+
+/**
+ * Venues that count trade, liquidation and book sizes in contracts, whose value differs per
+ * instrument. The collector asks for each configured instrument's contract value before it opens
+ * the feeds, and publishes every size in coins (recordInCoins): a BTC size then means the same on
+ * every venue. normalize() itself keeps the venue's units, which the OKX checksum is computed on.
+ */
+export interface ContractValueSupport {
+  request(restBaseUrl: string, instrument: string): RestRequest;
+  /** Coins per contract, as a decimal string, from the answer. Throws MalformedFrameError. */
+  parse(body: string, instrument: string): string;
 }
 
 /** Everything one frame holds, collected (tests, benchmarks, replay tools). */
@@ -166,6 +180,11 @@ export function parseFrame(frame: string, dataType: DataType | null = null): unk
   } catch (err) {
     throw new MalformedFrameError('malformed_json', `not JSON: ${frame.slice(0, 80)}`, dataType, { cause: err });
   }
+}
+
+/** `${base}${route}`, keeping any path prefix of the base (the simulator serves venues under /<venue>). */
+export function joinUrl(base: string, route: string): string {
+  return `${base.replace(/\/+$/, '')}${route}`;
 }
 
 export function isObject(v: unknown): v is Record<string, unknown> {

@@ -1,8 +1,9 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { boundedSignal } from '../abort.js';
-import { backoffDelay, type BackoffPolicy } from '../backoff.js';
+import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
 import type { DataType, PolledDataType } from '../config/schema.js';
 import { ConfigError, errorMessage } from '../errors.js';
+import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
 import { MalformedFrameError, type BookSupport, type PollOptions, type VenueAdapter } from '../exchanges/types.js';
 import type { Logger } from '../log.js';
 import { BookSync, type BookSyncOutput, type BookSyncState } from '../orderbook/sync.js';
@@ -191,6 +192,8 @@ const STABLE_CONNECTION_MS = 60_000;
 const BOOK_TICK_MS = 100;
 const DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND = 3;
 const SNAPSHOT_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 30_000, jitter: 0.3 };
+/** Asking again for contract values the venue did not give: the feeds wait for them. */
+const CONTRACT_VALUE_RETRY: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, jitter: 0.3 };
 /** A resubscribe that brought no snapshot in this long is sent again. */
 const RESUBSCRIBE_TIMEOUT_MS = 10_000;
 /**
@@ -245,6 +248,11 @@ export class VenueCollector {
   /** Code of the last failed poll per data type and instrument, until that poll succeeds again. */
   private readonly lastPollError = new Map<DataType, Map<string, string>>();
   private readonly polledTypes: readonly PolledDataType[];
+  private readonly wsTypes: readonly DataType[];
+  /** Coins per contract of each configured instrument, where the venue counts sizes in contracts. */
+  private readonly coinsPerContract = new Map<string, string>();
+  /** Why an instrument's contract value is not known yet; health shows it on its WebSocket streams. */
+  private readonly contractValueError = new Map<string, string>();
   private queue: MarketRecord[] = [];
   private pumping: Promise<void> | null = null;
   private paused = false;
@@ -260,6 +268,7 @@ export class VenueCollector {
     const venue = adapter.venue;
     const { ws, polled } = splitDataTypes(adapter, opts.dataTypes);
     this.polledTypes = polled;
+    this.wsTypes = ws;
     this.instruments = [...new Set(opts.symbols.map((s) => adapter.instrumentOf(s)))];
     this.capture = opts.capture === null ? null : new RawCaptureWriter({ ...opts.capture, venue, log: opts.log, now: this.now });
     this.rest =
@@ -325,13 +334,48 @@ export class VenueCollector {
     const { signal, release } = boundedSignal(daemonSignal, bound);
     const ticker = setInterval(() => this.tickBooks(), BOOK_TICK_MS);
     try {
-      await Promise.all([...this.feeds.map((f) => f.run(signal)), this.poller?.run(signal), this.snapshots?.run(signal)]);
+      const feeds = async () => {
+        await this.loadContractValues(signal);
+        await Promise.all(this.feeds.map((f) => f.run(signal)));
+      };
+      await Promise.all([feeds(), this.poller?.run(signal), this.snapshots?.run(signal)]);
     } finally {
       clearInterval(ticker);
       release();
     }
     await this.drain();
     await this.capture?.close();
+  }
+
+  /**
+   * Venues that count sizes in contracts: asks for every configured instrument's contract value,
+   * again with backoff until all are known, before the feeds open. A size that cannot be told in
+   * coins is not published in contracts instead.
+   */
+  private async loadContractValues(signal: AbortSignal): Promise<void> {
+    const contracts = this.opts.adapter.contracts;
+    if (contracts === undefined || this.feeds.length === 0) return;
+    const venue = this.opts.adapter.venue;
+    for (let failures = 0; !signal.aborted; failures++) {
+      for (const instrument of this.instruments) {
+        if (this.coinsPerContract.has(instrument) || signal.aborted) continue;
+        const req = contracts.request(this.opts.restBaseUrl, instrument);
+        try {
+          const res = await this.rest.get(req, signal);
+          this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: `${venue}/contracts/${instrument}`, url: res.url, data: res.body });
+          this.coinsPerContract.set(instrument, contracts.parse(res.body, instrument));
+          this.contractValueError.delete(instrument);
+        } catch (err) {
+          if (signal.aborted) return;
+          const code = pollErrorCode(err);
+          this.contractValueError.set(instrument, `contract value unknown, ${code}: ${errorMessage(err)}`);
+          for (const dataType of this.wsTypes) this.opts.metrics.errors.inc({ venue, data_type: dataType, code });
+          this.opts.log.warn({ instrument, code, err: errorMessage(err), failures: failures + 1 }, 'contract value unavailable; its feeds wait');
+        }
+      }
+      if (this.coinsPerContract.size === this.instruments.length) return;
+      await sleep(backoffDelay(failures, CONTRACT_VALUE_RETRY), signal);
+    }
   }
 
   /** Resolves when every record received so far has been handed to the sink. */
@@ -348,14 +392,15 @@ export class VenueCollector {
       ageSeconds: last === null ? null : Math.max(0, (now - last) / 1000),
     });
     const streams = this.opts.dataTypes.map((dataType): StreamHealth => {
+      const polled = (this.polledTypes as readonly DataType[]).includes(dataType);
       const byInstrument = this.lastSuccess.get(dataType);
       const instruments = this.instruments.map((instrument): InstrumentHealth => {
         const last = byInstrument?.get(instrument) ?? null;
         const status = freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs });
-        return { instrument, status, ...at(last), lastError: this.lastPollError.get(dataType)?.get(instrument) ?? null };
+        const lastError = polled ? this.lastPollError.get(dataType)?.get(instrument) : this.contractValueError.get(instrument);
+        return { instrument, status, ...at(last), lastError: lastError ?? null };
       });
       const newest = this.newestSuccess.get(dataType) ?? null;
-      const polled = (this.polledTypes as readonly DataType[]).includes(dataType);
       return {
         venue,
         dataType,
@@ -615,13 +660,26 @@ export class VenueCollector {
     }
   }
 
-  private publish(record: MarketRecord): void {
+  private publish(venueRecord: MarketRecord): void {
+    const record = this.inCoins(venueRecord);
+    if (record === null) return;
     this.queue.push(record);
     if (!this.paused && this.queue.length >= QUEUE_HIGH_WATER) {
       this.paused = true;
       for (const f of this.feeds) f.pause();
     }
     this.pumping ??= this.pump();
+  }
+
+  /** Sizes in coins where the venue counts contracts; null (counted, logged) while the value is unknown. */
+  private inCoins(record: MarketRecord): MarketRecord | null {
+    if (this.opts.adapter.contracts === undefined || !CONTRACT_SIZED.has(record.dataType)) return record;
+    const value = this.coinsPerContract.get(record.instrument);
+    if (value !== undefined) return recordInCoins(record, value);
+    // Not reached by design: feeds open once every configured instrument's value is known.
+    this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: record.dataType, code: 'unknown_contract_value' });
+    this.opts.log.error({ instrument: record.instrument, dataType: record.dataType }, 'record dropped: contract value unknown');
+    return null;
   }
 
   private async pump(): Promise<void> {

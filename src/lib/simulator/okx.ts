@@ -111,6 +111,8 @@ export class OkxSim implements VenueSim {
         if ('status' in m) return m;
         return okxReply(200, '0', '', `[${route.endsWith('funding-rate') ? this.fundingJson(m, now) : this.openInterestJson(m, now)}]`);
       }
+      case '/api/v5/public/instruments':
+        return this.instrumentsReply(query);
       case '/api/v5/rubik/stat/contracts/long-short-account-ratio-contract':
       case '/api/v5/rubik/stat/contracts/long-short-position-ratio-contract-top-trader':
         return this.longShortRatio(route, query, now);
@@ -180,6 +182,53 @@ export class OkxSim implements VenueSim {
 
   private validInstId(instId: string): boolean {
     return (this.swaps ? SWAP_ID : SPOT_ID).test(instId);
+  }
+
+  /** `GET /api/v5/public/instruments`: instType required; one instrument or every one created so far. */
+  private instrumentsReply(query: URLSearchParams): RestReply {
+    const instType = query.get('instType');
+    if (instType === null || instType === '') return okxReply(400, '50014', 'Parameter instType can not be empty', '[]');
+    if (instType !== (this.swaps ? 'SWAP' : 'SPOT')) return okxReply(200, '0', '', '[]');
+    const instId = query.get('instId');
+    let markets: InstrumentMarket[];
+    if (instId === null) {
+      markets = [...this.instruments.all()];
+    } else {
+      const m = this.instrument(instId);
+      if ('status' in m) return m;
+      markets = [m];
+    }
+    return okxReply(200, '0', '', `[${markets.map((m) => this.instrumentJson(m.id)).join(',')}]`);
+  }
+
+  /** The fields of a live instruments item, in its order; ct* only on swaps (linear, USDT-settled). */
+  private instrumentJson(instId: string): string {
+    const [base, quote] = instId.split('-');
+    const ct = this.swaps ? { ctVal: String(contractValue(instId)), ctMult: '1', ctValCcy: base, ctType: 'linear' } : { ctVal: '', ctMult: '', ctValCcy: '', ctType: '' };
+    const family = this.swaps ? `${base}-${quote}` : '';
+    return JSON.stringify({
+      alias: '',
+      baseCcy: this.swaps ? '' : base,
+      category: '1',
+      ctMult: ct.ctMult,
+      ctType: ct.ctType,
+      ctVal: ct.ctVal,
+      ctValCcy: ct.ctValCcy,
+      expTime: '',
+      instFamily: family,
+      instId,
+      instType: this.swaps ? 'SWAP' : 'SPOT',
+      lever: this.swaps ? '100' : '10',
+      listTime: '1611916828000',
+      lotSz: this.swaps ? '1' : formatTrimmed(1, QTY_DECIMALS),
+      maxMktSz: this.swaps ? '5000' : '1000000',
+      minSz: this.swaps ? '1' : formatTrimmed(1, QTY_DECIMALS),
+      quoteCcy: this.swaps ? '' : quote,
+      settleCcy: this.swaps ? quote : '',
+      state: 'live',
+      tickSz: formatTrimmed(1, PRICE_DECIMALS),
+      uly: family,
+    });
   }
 
   private instrument(instId: string | null): InstrumentMarket | RestReply {
