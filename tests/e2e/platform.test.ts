@@ -146,6 +146,24 @@ describe('mprism end to end with the simulator', () => {
       }
     }
     expect((await count('hot')).rows).toBeGreaterThan(50);
+
+    // OKX swap sizes are stored in coins: whole simulated contracts x 0.01 BTC / 0.1 ETH. A contract
+    // count would be a whole number of at least 1.
+    const server = infra.config.clickhouse.hot;
+    const ch = createClickHouse(server);
+    try {
+      const rs = await ch.query({ query: `SELECT instrument, toString(quantity) AS q FROM ${server.database}.trades WHERE venue = 'okx_derivatives'`, format: 'JSONEachRow' });
+      const rows = await rs.json<{ instrument: string; q: string }>();
+      for (const [instrument, perContract] of [['BTC-USDT-SWAP', 0.01], ['ETH-USDT-SWAP', 0.1]] as const) {
+        const sizes = rows.filter((r) => r.instrument === instrument).map((r) => Number(r.q));
+        expect([instrument, sizes.length > 0]).toEqual([instrument, true]);
+        const offGrid = sizes.filter((q) => Math.abs(q / perContract - Math.round(q / perContract)) > 1e-9 || q < perContract);
+        expect([instrument, offGrid]).toEqual([instrument, []]);
+        expect([instrument, Math.min(...sizes) < 1]).toEqual([instrument, true]);
+      }
+    } finally {
+      await ch.close();
+    }
   }, 300_000);
 
   it('health is ok and integrity is clean for closed windows', async () => {
