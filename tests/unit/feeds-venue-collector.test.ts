@@ -280,8 +280,11 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
     await running;
   };
   const books = (instrument: string) => published.filter((r): r is OrderbookRecord => r.dataType === 'orderbook' && r.instrument === instrument);
-  const gaps = () => published.filter((r): r is OrderbookGapRecord => r.dataType === 'orderbook_gap');
-  return { vc, registry, published, stop, books, gaps, signal: ac.signal };
+  const allGaps = () => published.filter((r): r is OrderbookGapRecord => r.dataType === 'orderbook_gap');
+  /** Gaps while running; stopMarkers are the ones stop() leaves. */
+  const gaps = () => allGaps().filter((g) => g.detail !== 'collector stopped');
+  const stopMarkers = () => allGaps().filter((g) => g.detail === 'collector stopped');
+  return { vc, registry, published, stop, books, gaps, stopMarkers, signal: ac.signal };
 }
 
 function expectValidBook(r: OrderbookRecord | undefined): void {
@@ -308,6 +311,7 @@ describe('VenueCollector', () => {
     await waitFor(() => c.gaps().length === 1 && venue!.snapshotRequests.length === 2);
     const resumedFrom = c.published.length;
     await waitFor(() => c.books('AAAUSDT').length > 0 && c.published.slice(resumedFrom).some((r) => r.dataType === 'orderbook'));
+    const [book] = c.vc.health().books;
     await c.stop();
 
     expect(c.gaps()[0]).toMatchObject({ reason: 'sequence_gap', instrument: 'AAAUSDT', symbol: 'AAA-USDT' });
@@ -318,7 +322,6 @@ describe('VenueCollector', () => {
     expect(metrics).toMatch(/mprism_collector_orderbook_resyncs_total\{venue="binance_spot",symbol="AAA-USDT",reason="sequence_gap"\} 1/);
     expect(metrics).toMatch(/mprism_collector_errors_total\{venue="binance_spot",data_type="orderbook",code="sequence_gap"\} 1/);
     expect(metrics).toMatch(/mprism_collector_rest_requests_total\{venue="binance_spot",outcome="200"\} 2/);
-    const [book] = c.vc.health().books;
     expect(book).toMatchObject({ instrument: 'AAAUSDT', state: 'synced', resyncs: 1, gaps: 1, bidLevels: 5, askLevels: 5, connection: 'test/0' });
     expect(book?.lastUpdateId).toBeGreaterThan(1000);
   });
@@ -459,8 +462,11 @@ describe('VenueCollector', () => {
     const after = c.published.length;
     await waitFor(() => c.published.slice(after).some((r) => r.dataType === 'orderbook'));
     await c.stop();
-    expect(c.gaps().map((g) => g.reason)).toEqual(['disconnect']);
+    expect(c.gaps().map((g) => [g.reason, g.detail])).toEqual([['disconnect', 'connection closed']]);
     expect(await c.registry.metrics()).toMatch(/mprism_collector_orderbook_resyncs_total\{venue="binance_spot",symbol="AAA-USDT",reason="disconnect"\} 1/);
+    // Stopping leaves the synced book one more marker, the last record published; it is no resync.
+    expect(c.stopMarkers()).toMatchObject([{ reason: 'disconnect', instrument: 'AAAUSDT' }]);
+    expect(c.published.at(-1)).toBe(c.stopMarkers()[0]);
     expect(c.vc.health().connections[0]).toMatchObject({ id: 'test/0', connects: 2, reconnects: 1 });
   });
 

@@ -343,6 +343,7 @@ export class VenueCollector {
       clearInterval(ticker);
       release();
     }
+    this.markBooksStopped();
     await this.drain();
     await this.capture?.close();
   }
@@ -576,6 +577,22 @@ export class VenueCollector {
       if (out.gap !== null) this.opts.metrics.resyncs.inc({ venue: this.opts.adapter.venue, symbol: entry.symbol, reason: 'disconnect' });
       this.act(entry, out);
     }
+  }
+
+  /**
+   * Each synced book's stream has a hole from now until the next run syncs it again: leave the
+   * same marker a dropped connection leaves, so `integrity` shows planned stops too.
+   */
+  private markBooksStopped(): void {
+    const now = this.now();
+    let marked = 0;
+    for (const entry of this.books.values()) {
+      const { gap } = entry.sync.onDisconnect(now, 'collector stopped');
+      if (gap === null) continue;
+      marked++;
+      this.acceptRecord(gap);
+    }
+    if (marked > 0) this.opts.log.info({ books: marked }, 'left a gap marker on each synced book at stop');
   }
 
   private tickBooks(): void {

@@ -161,8 +161,8 @@ export class BookSync {
    * The connection carrying this book closed. Nothing to ask for: resubscribing on reconnect brings a
    * stream snapshot, and for source `rest` the first update after it asks for a REST snapshot.
    */
-  onDisconnect(now: number): BookSyncOutput {
-    const gap = this._state === 'synced' ? this.openGap('disconnect', 'connection closed', now, now) : null;
+  onDisconnect(now: number, detail = 'connection closed'): BookSyncOutput {
+    const gap = this._state === 'synced' ? this.openGap('disconnect', detail, now, now) : null;
     this.reset();
     this.buffer = [];
     this.snapshotRequested = false;
