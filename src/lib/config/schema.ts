@@ -59,7 +59,7 @@ export const VENUE_DATA_TYPES: { readonly [V in Venue]: readonly DataType[] } = 
  * OKX swaps whose contract is worth a fixed number of coins (linear: USDT- or USDC-margined). An
  * inverse swap's contract is worth USD, and its sizes could not be published in coins.
  */
-export const OKX_LINEAR_SWAP = /^[A-Z0-9]+-(USDT|USDC)-SWAP$/;
+const OKX_LINEAR_SWAP = /^[A-Z0-9]+-(USDT|USDC)-SWAP$/;
 
 /** Data types collected by polling REST, and how often each is polled. */
 export const POLLED_DATA_TYPES = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account', 'volatility_index'] as const;

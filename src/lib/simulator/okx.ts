@@ -201,7 +201,7 @@ export class OkxSim implements VenueSim {
     return okxReply(200, '0', '', `[${markets.map((m) => this.instrumentJson(m.id)).join(',')}]`);
   }
 
-  /** The fields of a live instruments item, in its order; ct* only on swaps (linear, USDT-settled). */
+  /** An instruments item with the fields OKX sends (a subset); ct* only on swaps, linear like the configured ones. */
   private instrumentJson(instId: string): string {
     const [base, quote] = instId.split('-');
     const ct = this.swaps ? { ctVal: String(contractValue(instId)), ctMult: '1', ctValCcy: base, ctType: 'linear' } : { ctVal: '', ctMult: '', ctValCcy: '', ctType: '' };
