@@ -54,6 +54,7 @@ const CORPORA: readonly Corpus[] = [
   // The first line is the 400-level snapshot; the depth figure is about the 100 ms increments.
   { venue: 'okx_spot', kind: 'depth', frames: lines('okx_spot', 'books_ws.jsonl').slice(1) },
   { venue: 'okx_derivatives', kind: 'trade', frames: lines('okx_derivatives', 'trades_ws.jsonl') },
+  // The captured swap is inverse, which the collector refuses; the row measures the cost of sizing only.
   { venue: 'okx_derivatives', kind: 'trade', frames: lines('okx_derivatives', 'trades_ws.jsonl'), coinsPerContract: '0.01' },
   { venue: 'okx_derivatives', kind: 'depth', frames: lines('okx_derivatives', 'books_ws.jsonl').slice(1) },
 ];
