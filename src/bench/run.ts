@@ -1,8 +1,11 @@
+import { errorMessage } from '../lib/errors.js';
 import { runNormalizeBench } from './normalize.js';
+import { runStorageBench } from './storage.js';
 
 /** `npm run bench [-- NAME...]`: prints figures and ratios against a baseline of the same run; never pass/fail. */
 const BENCHES: Readonly<Record<string, (print: (line: string) => void) => unknown>> = {
   normalize: runNormalizeBench,
+  storage: runStorageBench,
 };
 
 const wanted = process.argv.slice(2);
@@ -13,6 +16,12 @@ if (unknown.length > 0) {
 } else {
   for (const name of wanted.length > 0 ? wanted : Object.keys(BENCHES)) {
     console.log(`== ${name} (node ${process.version})`);
-    BENCHES[name]?.((line) => console.log(line));
+    try {
+      await BENCHES[name]?.((line) => console.log(line));
+    } catch (err) {
+      // e.g. storage without clickhouse-server installed: say so and go on with the others.
+      process.stderr.write(`${name}: ${errorMessage(err)}\n`);
+      process.exitCode = 1;
+    }
   }
 }

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { homePaths, PACKAGE_ROOT } from '../../src/lib/paths.js';
 import { acquireLock } from '../../src/lib/supervisor/lock.js';
 import { runCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../../src/lib/infra/free-port.js';
 
 let home: string;
 let env: Record<string, string>;

@@ -7,7 +7,7 @@ import type { Config } from '../../src/lib/config/schema.js';
 import { INFRA_NAMES, type InfraName } from '../../src/lib/paths.js';
 import { isExternal } from '../../src/lib/infra/endpoints.js';
 import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
-import { freePorts } from './free-port.js';
+import { freePorts } from '../../src/lib/infra/free-port.js';
 
 export interface TestInfra {
   /** Temporary MPRISM_HOME, removed by stop(). */

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../../src/lib/infra/free-port.js';
 import { INFRA_NAMES, homePaths, type InfraName } from '../../src/lib/paths.js';
 import { probeInfra, ensurePostgresDatabase } from '../../src/lib/infra/probe.js';
 import { LocalServerError, startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';

@@ -12,7 +12,7 @@ import { JSONCodec } from 'nats';
 import { connectNats } from '../../src/lib/bus/connection.js';
 import { ensureDurableConsumer, oldestUnackedEventTime } from '../../src/lib/bus/consumer.js';
 import { ensureStreams, MARKET_DATA_STREAM, storageDurable } from '../../src/lib/bus/streams.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../../src/lib/infra/free-port.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 

@@ -6,7 +6,7 @@ import { isAlive } from '../../src/lib/process-util.js';
 import { readSnapshot } from '../../src/lib/supervisor/state.js';
 import { Supervisor } from '../../src/lib/supervisor/supervisor.js';
 import { eventually } from '../helpers/cli.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../../src/lib/infra/free-port.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 /**

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { RateLimitPolicy } from '../../src/lib/exchanges/types.js';
 import { RestClient, RestError, RestNetworkError, WeightBudget, parseRetryAfter, type RestClientHooks } from '../../src/lib/feeds/rest-client.js';
-import { freePort } from '../helpers/free-port.js';
+import { freePort } from '../../src/lib/infra/free-port.js';
 import { ManualClock, eventually, startLocalHttp, type LocalHttp } from '../helpers/local-http.js';
 
 const POLICY: RateLimitPolicy = { weightPerWindow: 5, windowMs: 1000, usedWeightHeader: null };
