@@ -14,8 +14,9 @@ import { formatRate, median } from './stats.js';
 /**
  * What storage's duplicate guard costs: trades inserted into a real ClickHouse (a private
  * clickhouse-server on free ports in a temp dir) in storage's default batches of 5000, plainly
- * (the baseline), with the existence check storage runs on every batch (one primary-key range read
- * per 500 rows), and as a JetStream re-delivery of batches already stored (all skipped).
+ * (the baseline), with the existence check storage runs on every batch (insertRecords with
+ * skipExisting), and as a JetStream re-delivery of batches already stored (all skipped). Each
+ * trade has its own millisecond, the most event times a batch can ask about.
  */
 
 const RUNS = 5;
