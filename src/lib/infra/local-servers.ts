@@ -26,13 +26,18 @@ export interface InfraStatus {
 const READY_TIMEOUT_MS = 30_000;
 const KILL_WAIT_MS = 5000;
 
-/** Stack frame lines ("3. /lib/...libclickhouse.so(...)") bury the message that explains a failure. */
-const STACK_FRAME = /^\s*\d+\. (\/|0x|\S+\()/;
+/**
+ * Stack frame lines bury the message that explains a failure: "3. /lib/...libclickhouse.so(...)" on
+ * stderr, and the same behind a timestamp and "<Error> BaseDaemon: " in ClickHouse's error log.
+ */
+export function isStackFrame(line: string): boolean {
+  return /(?:^\s*|BaseDaemon: )\d+\. (?:\/|0x|\S+\()/.test(line);
+}
 
 /** The end of the server's logs, for error messages that explain a failed start. */
 function logTail(spec: LocalServerSpec): string {
   return [spec.logFile, ...spec.extraLogFiles]
-    .map((file) => ({ file, tail: tailFile(file, 200).split('\n').filter((l) => !STACK_FRAME.test(l)).slice(-20).join('\n').trim() }))
+    .map((file) => ({ file, tail: tailFile(file, 200).split('\n').filter((l) => !isStackFrame(l)).slice(-20).join('\n').trim() }))
     .filter((t) => t.tail.length > 0)
     .map((t) => `\n--- last lines of ${t.file} ---\n${t.tail}`)
     .join('');
