@@ -117,6 +117,9 @@ export interface OrderbookGapRecord extends RecordBase {
   detail: string;
 }
 
+/** Detail of the `disconnect` marker a stopping collector leaves on each synced book. */
+export const COLLECTOR_STOPPED_DETAIL = 'collector stopped';
+
 export type MarketRecord =
   | TradeRecord
   | OrderbookRecord

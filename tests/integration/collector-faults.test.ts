@@ -7,6 +7,7 @@ import { ensureStreams } from '../../src/lib/bus/streams.js';
 import type { Venue } from '../../src/lib/config/schema.js';
 import type { BookHealth } from '../../src/lib/feeds/venue-collector.js';
 import { natsUrl } from '../../src/lib/infra/endpoints.js';
+import { COLLECTOR_STOPPED_DETAIL } from '../../src/lib/records.js';
 import type { SimulatorStats } from '../../src/lib/simulator/server.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema } from '../../src/lib/store/tables.js';
@@ -130,7 +131,7 @@ describe('collector against injected simulator faults, through JetStream into Cl
     const final = (await (await fetch(`${http}/stats`)).json()) as SimulatorStats;
     const sent = BOOKS.reduce((n, { venue, instrument }) => n + (final.venues[venue].trades[instrument]?.sent ?? 0), 0);
     await waitFor('storage to store every trade', async () => Number((await selectRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.trades`))[0]?.n) >= sent);
-    const stopMarkers = `SELECT count() AS n FROM ${db}.orderbook_gaps WHERE detail = 'collector stopped'`;
+    const stopMarkers = `SELECT count() AS n FROM ${db}.orderbook_gaps WHERE detail = '${COLLECTOR_STOPPED_DETAIL}'`;
     await waitFor('the stop marker of each book', async () => Number((await selectRows<{ n: string }>(ch, stopMarkers))[0]?.n) >= BOOKS.length);
     await stopDaemon(store);
     await stopDaemon(sim);
@@ -147,7 +148,7 @@ describe('collector against injected simulator faults, through JetStream into Cl
     const crossed = await selectRows<{ n: string }>(ch, `SELECT count() AS n FROM ${db}.orderbooks WHERE toFloat64(best_bid_price) >= toFloat64(best_ask_price)`);
     expect(Number(crossed[0]?.n)).toBe(0);
     const gaps = await selectRows<{ venue: string; reason: string; detail: string }>(ch, `SELECT venue, reason, detail FROM ${db}.orderbook_gaps ORDER BY receive_time`);
-    const reasons = (venue: Venue) => gaps.filter((g) => g.venue === venue).map((g) => (g.detail === 'collector stopped' ? 'stopped' : g.reason));
+    const reasons = (venue: Venue) => gaps.filter((g) => g.venue === venue).map((g) => (g.detail === COLLECTOR_STOPPED_DETAIL ? 'stopped' : g.reason));
     // The last marker of each book is the one stopping the collector leaves.
     expect(reasons('binance_spot')).toEqual(['sequence_gap', 'sequence_gap', 'disconnect', 'stopped']);
     expect(reasons('binance_derivatives')).toEqual(['sequence_gap', 'disconnect', 'stopped']);

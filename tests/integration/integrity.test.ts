@@ -7,7 +7,7 @@ import { WatermarkStore, watermarkFile } from '../../src/lib/replication/waterma
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
-import type { OrderbookGapRecord } from '../../src/lib/records.js';
+import { COLLECTOR_STOPPED_DETAIL, type OrderbookGapRecord } from '../../src/lib/records.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
@@ -154,20 +154,24 @@ describe('integrity and data repair on 18.16', () => {
       dataType: 'orderbook_gap', venue: 'binance_spot', marketType: 'spot', symbol, instrument: symbol.replace('-', ''),
       eventTime: t, receiveTime: t + 2, reason, lastUpdateId, detail: `after ${lastUpdateId}`,
     });
-    const gaps = [gap(windowStart(1) + 500, 'BTC-USDT', 'sequence_gap', 10), gap(windowStart(2) + 500, 'BTC-USDT', 'crossed_book', 20), gap(windowStart(2) + 900, 'ETH-USDT', 'disconnect', 30)];
+    const stopped = { ...gap(windowStart(2) + 950, 'SOL-USDT', 'disconnect', 40), detail: COLLECTOR_STOPPED_DETAIL };
+    const gaps = [gap(windowStart(1) + 500, 'BTC-USDT', 'sequence_gap', 10), gap(windowStart(2) + 500, 'BTC-USDT', 'crossed_book', 20), gap(windowStart(2) + 900, 'ETH-USDT', 'disconnect', 30), stopped];
     const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
     await insertRecords(hot, hotCfg.database, gaps, { skipExisting: true });
     await insertRecords(cold, coldCfg.database, gaps, { skipExisting: true });
     const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
     expect(report.ok).toBe(true);
-    expect(report.bookGapCount).toBe(3);
+    expect(report.bookGapCount).toBe(4);
     expect(report.bookGaps.map((g) => [g.at, g.symbol, g.reason, g.lastUpdateId])).toEqual([
+      [iso(windowStart(2) + 950), 'SOL-USDT', 'disconnect', 40],
       [iso(windowStart(2) + 900), 'ETH-USDT', 'disconnect', 30],
       [iso(windowStart(2) + 500), 'BTC-USDT', 'crossed_book', 20],
       [iso(windowStart(1) + 500), 'BTC-USDT', 'sequence_gap', 10],
     ]);
-    expect(report.warnings).toHaveLength(2);
+    expect(report.warnings).toHaveLength(3);
     expect(report.warnings[0]).toMatch(/^binance_spot BTC-USDT: 2 orderbook gaps \((sequence_gap, crossed_book|crossed_book, sequence_gap)\)$/);
     expect(report.warnings[1]).toBe('binance_spot ETH-USDT: 1 orderbook gap (disconnect)');
+    // A planned stop says so, not "disconnect".
+    expect(report.warnings[2]).toBe('binance_spot SOL-USDT: 1 orderbook gap (collector stopped)');
   });
 });

@@ -14,7 +14,7 @@ import { readCapture, type CaptureEntry } from '../../src/lib/feeds/raw-capture.
 import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
 import { VenueCollector, createCollectorMetrics, resubscribeDelayMs, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
 import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
-import type { FundingRateRecord, MarketRecord, OrderbookGapRecord, OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
+import { COLLECTOR_STOPPED_DETAIL, type FundingRateRecord, type MarketRecord, type OrderbookGapRecord, type OrderbookRecord, type TradeRecord } from '../../src/lib/records.js';
 import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
@@ -282,8 +282,8 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
   const books = (instrument: string) => published.filter((r): r is OrderbookRecord => r.dataType === 'orderbook' && r.instrument === instrument);
   const allGaps = () => published.filter((r): r is OrderbookGapRecord => r.dataType === 'orderbook_gap');
   /** Gaps while running; stopMarkers are the ones stop() leaves. */
-  const gaps = () => allGaps().filter((g) => g.detail !== 'collector stopped');
-  const stopMarkers = () => allGaps().filter((g) => g.detail === 'collector stopped');
+  const gaps = () => allGaps().filter((g) => g.detail !== COLLECTOR_STOPPED_DETAIL);
+  const stopMarkers = () => allGaps().filter((g) => g.detail === COLLECTOR_STOPPED_DETAIL);
   return { vc, registry, published, stop, books, gaps, stopMarkers, signal: ac.signal };
 }
 

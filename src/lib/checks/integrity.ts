@@ -4,7 +4,8 @@ import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
 import { alignDown } from '../replication/windows.js';
 import { createClickHouse, ensureReachable, selectRows, type ClickHouseClient } from '../store/client.js';
 import { countBuckets, type BucketCount } from '../store/queries.js';
-import { qualified, uint } from '../store/sql.js';
+import { COLLECTOR_STOPPED_DETAIL } from '../records.js';
+import { qualified, str, uint } from '../store/sql.js';
 import { existingTables, TABLES, tableFor, type TableSpec } from '../store/tables.js';
 
 /*
@@ -161,7 +162,8 @@ async function bookGaps(
   );
   const perStream = await selectRows<{ venue: string; symbol: string; n: string; reasons: string }>(
     client,
-    `SELECT venue, symbol, count() AS n, arrayStringConcat(groupUniqArray(reason), ', ') AS reasons FROM ${table} FINAL ${where} GROUP BY venue, symbol ORDER BY venue, symbol`,
+    // A planned stop is named as such: an operator should not go looking for a dropped connection.
+    `SELECT venue, symbol, count() AS n, arrayStringConcat(groupUniqArray(if(detail = ${str(COLLECTOR_STOPPED_DETAIL)}, ${str(COLLECTOR_STOPPED_DETAIL)}, reason)), ', ') AS reasons FROM ${table} FINAL ${where} GROUP BY venue, symbol ORDER BY venue, symbol`,
   );
   return {
     listed: rows.map((r) => ({

@@ -8,7 +8,7 @@ import { MalformedFrameError, type BookSupport, type PollOptions, type VenueAdap
 import type { Logger } from '../log.js';
 import { BookSync, type BookSyncOutput, type BookSyncState } from '../orderbook/sync.js';
 import type { BookMessage } from '../orderbook/types.js';
-import type { MarketRecord } from '../records.js';
+import { COLLECTOR_STOPPED_DETAIL, type MarketRecord } from '../records.js';
 import { combinedFreshness, freshness, staleThresholdMs, type Freshness } from './freshness.js';
 import { RawCaptureWriter } from './raw-capture.js';
 import { RestClient, type RestResponse } from './rest-client.js';
@@ -587,7 +587,7 @@ export class VenueCollector {
     const now = this.now();
     let marked = 0;
     for (const entry of this.books.values()) {
-      const { gap } = entry.sync.onDisconnect(now, 'collector stopped');
+      const { gap } = entry.sync.onDisconnect(now, COLLECTOR_STOPPED_DETAIL);
       if (gap === null) continue;
       marked++;
       this.acceptRecord(gap);
