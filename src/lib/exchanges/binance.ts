@@ -2,7 +2,7 @@ import type { DataType, Venue } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { BookMessage, SequenceRules } from '../orderbook/types.js';
 import type { MarketType, TradeRecord } from '../records.js';
-import { MalformedFrameError, isObject, joinUrl, parseFrame, splitConcatenatedSymbol, type BookSupport, type ControlAction, type WsConnectionSpec } from './types.js';
+import { MalformedFrameError, isDecimal, isObject, joinUrl, parseFrame, splitConcatenatedSymbol, type BookSupport, type ControlAction, type WsConnectionSpec } from './types.js';
 
 /** Frames on `/stream` are wrapped; `/ws/<stream>` delivers the bare event. */
 export interface BinanceCombinedFrame {
@@ -76,17 +76,11 @@ const MAX_STREAMS_PER_CONNECTION = 1024;
 /** Binance closes every connection at 24 h; leave an hour of margin to reconnect cleanly. */
 const MAX_CONNECTION_AGE_MS = 23 * 3600_000;
 
-/** Unsigned decimal as Binance writes prices and sizes: no sign, no exponent. */
-const DECIMAL = /^\d+(\.\d+)?$/;
 const ZERO = /^0+(\.0+)?$/;
 
 /** True for "0", "0.00000000" and the like: Binance marks absent prices and sizes with zero. */
 export function isZeroDecimal(s: string): boolean {
   return ZERO.test(s);
-}
-
-export function isDecimal(v: unknown): v is string {
-  return typeof v === 'string' && DECIMAL.test(v);
 }
 
 export function isTimestamp(v: unknown): v is number {

@@ -15,7 +15,6 @@ import {
   binanceRestBook,
   binanceEvent,
   binanceSymbol,
-  isDecimal,
   isDepthEvent,
   isTimestamp,
   isTradeEvent,
@@ -28,7 +27,9 @@ import {
 } from './binance.js';
 import {
   MalformedFrameError,
+  isDecimal,
   isObject,
+  isSignedDecimal,
   joinUrl,
   parseFrame,
   type FrameSink,
@@ -135,7 +136,6 @@ const IGNORED_EVENTS: ReadonlySet<string> = new Set(['aggTrade', 'markPriceUpdat
 const SNAPSHOT_LIMIT = 1000;
 const SNAPSHOT_WEIGHT = 20;
 
-const SIGNED_DECIMAL = /^-?\d+(\.\d+)?$/;
 const EPOCH_MS_STRING = /^\d+$/;
 
 /**
@@ -223,8 +223,7 @@ function isPremiumIndex(v: unknown): v is BinancePremiumIndex {
     isObject(v) &&
     typeof v.symbol === 'string' &&
     isDecimal(v.markPrice) &&
-    typeof v.lastFundingRate === 'string' &&
-    SIGNED_DECIMAL.test(v.lastFundingRate) &&
+    isSignedDecimal(v.lastFundingRate) &&
     isTimestamp(v.nextFundingTime) &&
     isTimestamp(v.time)
   );

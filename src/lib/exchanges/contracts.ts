@@ -1,4 +1,5 @@
 import type { MarketRecord, PriceLevel, RecordKind } from '../records.js';
+import { isDecimal } from './types.js';
 
 /** Records whose sizes a contract venue counts in contracts. */
 export const CONTRACT_SIZED: ReadonlySet<RecordKind> = new Set(['trade', 'liquidation', 'orderbook']);
@@ -34,8 +35,6 @@ function scaled(s: string): Scaled | null {
   return digits > Number.MAX_SAFE_INTEGER ? null : { digits, scale: Math.max(scale, 0) };
 }
 
-const DECIMAL = /^\d+(\.\d+)?$/;
-
 /** `digits` (a non-negative integer as text) divided by 10^scale, with no trailing zeros. */
 function withScale(digits: string, scale: number): string {
   if (scale === 0) return digits;
@@ -59,7 +58,7 @@ export function multiplyDecimals(a: string, b: string): string {
     // Integer products below 2^53 are exact in a double, and far cheaper than BigInt.
     if (product <= Number.MAX_SAFE_INTEGER) return withScale(String(product), x.scale + y.scale);
   }
-  if (!DECIMAL.test(a) || !DECIMAL.test(b)) throw new RangeError(`not a plain non-negative decimal: ${DECIMAL.test(a) ? b : a}`);
+  if (!isDecimal(a) || !isDecimal(b)) throw new RangeError(`not a plain non-negative decimal: ${isDecimal(a) ? b : a}`);
   const [aWhole, aFraction = ''] = a.split('.');
   const [bWhole, bFraction = ''] = b.split('.');
   const product = BigInt(`${aWhole}${aFraction}`) * BigInt(`${bWhole}${bFraction}`);

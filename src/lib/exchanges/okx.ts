@@ -6,6 +6,7 @@ import type { BookMessage, SequenceRules, SequenceVerdict } from '../orderbook/t
 import type { LiquidationRecord, MarketType, PriceLevel, TradeRecord } from '../records.js';
 import {
   MalformedFrameError,
+  isDecimal,
   isObject,
   parseFrame,
   type BookSupport,
@@ -170,17 +171,7 @@ export function okxSymbol(market: OkxMarket, instId: string, dataType: DataType)
 // ---------------------------------------------------------------------------------------------
 // Field validation
 
-const DECIMAL = /^\d+(\.\d+)?$/;
-const SIGNED_DECIMAL = /^-?\d+(\.\d+)?$/;
 const EPOCH_MS = /^\d{1,16}$/;
-
-export function isDecimal(v: unknown): v is string {
-  return typeof v === 'string' && DECIMAL.test(v);
-}
-
-export function isSignedDecimal(v: unknown): v is string {
-  return typeof v === 'string' && SIGNED_DECIMAL.test(v);
-}
 
 /** OKX sends times as decimal strings of epoch milliseconds. */
 export function isEpochMs(v: unknown): v is string {

@@ -1,9 +1,9 @@
 import type { PolledDataType } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { FundingRateRecord, LsrAllAccountRecord, LsrTopPositionRecord, MarketRecord, OpenInterestRecord } from '../records.js';
-import { OKX_SWAP_MARKET, isDecimal, isEpochMs, isSignedDecimal, okxAdapter, okxRestData, okxSymbol } from './okx.js';
+import { OKX_SWAP_MARKET, isEpochMs, okxAdapter, okxRestData, okxSymbol } from './okx.js';
 import { multiplyDecimals } from './contracts.js';
-import { MalformedFrameError, isObject, joinUrl, type ContractValueSupport, type PollOptions, type RestPoll, type VenueAdapter } from './types.js';
+import { MalformedFrameError, isDecimal, isObject, isSignedDecimal, joinUrl, type ContractValueSupport, type PollOptions, type RestPoll, type VenueAdapter } from './types.js';
 
 /** `GET /api/v5/public/funding-rate` item (the `funding-rate` WebSocket push has the same fields). */
 export interface OkxFundingRateData {
