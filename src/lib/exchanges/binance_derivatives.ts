@@ -328,6 +328,8 @@ export const binanceDerivatives: VenueAdapter = {
   marketType: MARKET_TYPE,
   wsDataTypes: WS_DATA_TYPES,
   polledDataTypes: POLLED_DATA_TYPES,
+  tradeIds: 'increasing',
+  history: {},
 
   connections(baseUrl: string, symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
     const wanted = requireSupported(VENUE, WS_DATA_TYPES, dataTypes, 'over WebSocket');

@@ -62,6 +62,8 @@ export const binanceSpot: VenueAdapter = {
   marketType: 'spot',
   wsDataTypes: WS_DATA_TYPES,
   polledDataTypes: POLLED_DATA_TYPES,
+  tradeIds: 'contiguous',
+  history: {},
 
   connections(baseUrl: string, symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
     const wanted = requireSupported('binance_spot', WS_DATA_TYPES, dataTypes, 'over WebSocket');

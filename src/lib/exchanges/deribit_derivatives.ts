@@ -125,6 +125,8 @@ export const deribitDerivatives: VenueAdapter = {
   marketType: 'index',
   wsDataTypes: [],
   polledDataTypes: ['volatility_index'],
+  tradeIds: 'increasing',
+  history: {},
 
   connections(_baseUrl: string, _symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
     for (const dataType of dataTypes) {

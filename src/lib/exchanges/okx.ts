@@ -540,6 +540,8 @@ export function okxAdapter(spec: OkxAdapterSpec): VenueAdapter {
     marketType: market.marketType,
     wsDataTypes,
     polledDataTypes: spec.polledDataTypes,
+    tradeIds: 'increasing',
+    history: {},
     // Symbols are instIds, which the records carry as they are.
     instrumentOf: (instId) => instId,
     connections: (baseUrl, instIds, dataTypes) => okxConnections(market, wsDataTypes, baseUrl, instIds, dataTypes),

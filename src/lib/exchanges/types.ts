@@ -69,6 +69,8 @@ export interface RestRequest {
   url: string;
   /** Cost against the venue's rate budget (Binance request weight; 1 elsewhere). */
   weight: number;
+  /** Extra request headers (an API key); secrets: never logged or captured. */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** A REST endpoint polled at an interval; each response becomes 0..n records. */
@@ -151,6 +153,64 @@ export interface VenueAdapter {
   readonly book: BookSupport | null;
   /** Set where the venue counts sizes in contracts (OKX swaps): how to learn each instrument's value. */
   readonly contracts?: ContractValueSupport;
+  /**
+   * `contiguous`: each instrument's trade ids count up by one with no id left out, so a jump in ids
+   * is a hole (Binance spot `@trade`). `increasing`: ids only grow; the venue leaves some out
+   * (Binance USD-M drops insurance-fund fills from the stream, OKX `trades` aggregates fills), so
+   * only the collector's coverage tells a hole.
+   */
+  readonly tradeIds: 'contiguous' | 'increasing';
+  /** The venue's REST history per data type it can refill; a type missing here cannot be refilled. */
+  readonly history: Readonly<Partial<Record<HistoryDataType, HistorySource>>>;
+}
+
+/** Data types a venue's REST history can refill: trades and the polled types. Books and liquidations cannot. */
+export type HistoryDataType = 'trade' | PolledDataType;
+
+/** Credentials some history endpoints need. Secrets: never logged, never in --json. */
+export interface VenueCredentials {
+  apiKey: string | null;
+}
+
+/** One hole, as asked of a venue's history. */
+export interface HistoryQuery {
+  /** The venue's instrument id, as records carry it (BTCUSDT, BTC-USDT-SWAP, DVOL currency BTC). */
+  instrument: string;
+  /** Exchange event times, epoch ms, both inclusive. */
+  fromMs: number;
+  toMs: number;
+  /** Trade holes whose missing ids are known: the first and last missing id, inclusive. Else null. */
+  fromId: string | null;
+  toId: string | null;
+}
+
+/** One page of history: its records and the request for the next page. */
+export interface HistoryPage {
+  /**
+   * Records exactly as the live feed or poll yields them for the same observation (same event time,
+   * fields and so Msg-Id), in venue units (contract sizing is applied by the caller, as live).
+   * The page may hold records outside the query; the caller keeps only those inside it.
+   */
+  records: MarketRecord[];
+  /** The next page, or null once the query's range is covered (or the venue has no more). */
+  next: RestRequest | null;
+}
+
+/**
+ * A venue's REST history for one data type: how to page through a hole. Pure: the caller does the
+ * requests (within the venue's rate budget), filters to the query and publishes.
+ */
+export interface HistorySource {
+  /** The endpoint as the venue documents it, for messages: `GET /api/v3/historicalTrades`. */
+  readonly endpoint: string;
+  /** `id`: pages by trade id (needs query.fromId); `time`: by event time. */
+  readonly pagesBy: 'id' | 'time';
+  /** Why these credentials cannot read it (`needs an API key (apiKey of binance_derivatives)`); null: they can. */
+  blockedReason(credentials: VenueCredentials): string | null;
+  /** The first page's request. */
+  request(restBaseUrl: string, query: HistoryQuery, credentials: VenueCredentials, options: PollOptions): RestRequest;
+  /** Records of one page and the next page's request. Throws MalformedFrameError. */
+  parsePage(body: string, query: HistoryQuery, request: RestRequest, receiveTime: number): HistoryPage;
 }
 
 /**

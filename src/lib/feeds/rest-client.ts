@@ -193,7 +193,7 @@ export class RestClient {
     let res: Response;
     let body: string;
     try {
-      res = await fetch(req.url, { signal: request.signal });
+      res = await fetch(req.url, { signal: request.signal, headers: req.headers });
       body = await res.text();
     } catch (err) {
       if (signal.aborted) throw signal.reason;

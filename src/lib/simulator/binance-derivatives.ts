@@ -101,7 +101,7 @@ export class BinanceDerivativesSim extends BinanceSim {
     const markPriceDue = now >= this.nextMarkPriceAt;
     if (markPriceDue) this.nextMarkPriceAt = Math.max(this.nextMarkPriceAt + 1000, now);
     for (const m of this.instruments.all()) {
-      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now), now);
+      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.nextTrade(now), now);
       if (now >= m.nextBookAt) this.stepBook(m, now);
       if (now >= m.nextLiquidationAt) this.liquidate(m, now);
       // @markPrice pushes every 3 s, @markPrice@1s every second.

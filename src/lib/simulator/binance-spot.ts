@@ -64,7 +64,7 @@ export class BinanceSpotSim extends BinanceSim {
   tick(tradesDue: number): void {
     const now = this.ctx.now();
     for (const m of this.instruments.all()) {
-      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now), now);
+      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.nextTrade(now), now);
       if (now >= m.nextBookAt) this.stepBook(m, now);
     }
   }

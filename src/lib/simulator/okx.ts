@@ -132,7 +132,7 @@ export class OkxSim implements VenueSim {
     const oiDue = now >= this.nextOpenInterestPushAt;
     if (oiDue) this.nextOpenInterestPushAt = now + 3000;
     for (const m of this.instruments.all()) {
-      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.tape.next(now));
+      for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.nextTrade(now));
       if (now >= m.nextBookAt) this.stepBook(m, now);
       if (!this.swaps) continue;
       if (now >= m.nextLiquidationAt) this.liquidate(m, now);

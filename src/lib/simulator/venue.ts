@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import { BookModel, gridFor } from './book-model.js';
 import type { SimMetrics, SocketHub } from './hub.js';
 import { SymbolMarket, hashString, seededRandom, type SimTrade } from './market.js';
+import { TradeHistory } from './trade-history.js';
 
 /** Per-instrument count of trades that reached at least one subscriber. */
 export interface SymbolSendStats {
@@ -54,6 +55,8 @@ export class InstrumentMarket {
   nextBookAt: number;
   nextLiquidationAt: number;
   readonly sendStats: SymbolSendStats = { sent: 0, firstId: null, lastId: null };
+  /** Every trade the tape produced, sent or not: what the venue's trade history serves. */
+  readonly trades = new TradeHistory();
 
   constructor(
     readonly venue: Venue,
@@ -79,6 +82,13 @@ export class InstrumentMarket {
   /** Seconds between liquidations: a few, varying. */
   liquidationPause(): number {
     return 2000 + Math.floor(this.random() * 4000);
+  }
+
+  /** The tape's next trade, kept for the history endpoints whether or not anyone is subscribed. */
+  nextTrade(now: number): SimTrade {
+    const trade = this.tape.next(now);
+    this.trades.push(trade);
+    return trade;
   }
 
   countSent(trade: SimTrade): void {
