@@ -4,10 +4,10 @@ export type MarketType = 'spot' | 'perpetual' | 'options' | 'index';
 export type Side = 'buy' | 'sell';
 
 /**
- * What a record is: one of the eight market data types, or a marker the collector leaves where an
- * orderbook lost sync (stored beside the data so `integrity` can report the hole).
+ * What a record is: one of the eight market data types, a marker the collector leaves where an
+ * orderbook lost sync, or a hole in a stream (stored beside the data so `integrity` can report it).
  */
-export type RecordKind = DataType | 'orderbook_gap';
+export type RecordKind = DataType | 'orderbook_gap' | 'stream_hole';
 
 /** Fields every normalized record carries. Times are epoch milliseconds. */
 export interface RecordBase {
@@ -120,6 +120,54 @@ export interface OrderbookGapRecord extends RecordBase {
 /** Detail of the `disconnect` marker a stopping collector leaves on each synced book. */
 export const COLLECTOR_STOPPED_DETAIL = 'collector stopped';
 
+/** Why a stream has a hole. */
+export type HoleCause =
+  /** The collector was not running (stopped, killed, power loss): found at its next start. */
+  | 'collector_down'
+  /** The connection carrying the stream dropped or was replaced without overlap. */
+  | 'disconnect'
+  /** The connection went silent (no frames, no pings) and was replaced. */
+  | 'stall'
+  /** Trade ids jumped where the venue's ids are contiguous. */
+  | 'id_gap'
+  /** Polls failed (rate limit, network, bad answers) for longer than the stream's spacing. */
+  | 'poll_failed'
+  /** Polled observations are further apart than the stream's spacing, with no failure seen. */
+  | 'poll_gap'
+  /** An orderbook lost sync (sequence gap, checksum, crossed book) and was resynced. */
+  | 'book_resync';
+
+/**
+ * `open`: not refilled yet (integrity fails). `repaired`: refilled from the venue's history and
+ * verified in hot. `unrepairable`: cannot be refilled (orderbooks, no public history, an API key
+ * is needed); `detail` says why.
+ */
+export type HoleState = 'open' | 'repaired' | 'unrepairable';
+
+/**
+ * One hole in one stream (venue x data type x instrument): an interval in which it was not
+ * received. Rows are immutable: each state a hole goes through is a row of its own (eventTime =
+ * when that state was reached); a hole's state is its newest row's.
+ */
+export interface StreamHoleRecord extends RecordBase {
+  dataType: 'stream_hole';
+  /** The stream's data type. */
+  holeDataType: DataType;
+  /** Stable identity of the hole across its state rows. */
+  holeId: string;
+  /** Exchange event times bounding the hole, epoch ms: the last record before it and the first after. */
+  fromTime: number;
+  toTime: number;
+  /** Trades: the first and last missing id where the ids around the hole are known; else null. */
+  firstMissingId: string | null;
+  lastMissingId: string | null;
+  /** Records missing, where the venue's ids are contiguous; else null (unknown). */
+  missingCount: number | null;
+  cause: HoleCause;
+  state: HoleState;
+  detail: string;
+}
+
 export type MarketRecord =
   | TradeRecord
   | OrderbookRecord
@@ -129,7 +177,8 @@ export type MarketRecord =
   | LsrTopPositionRecord
   | LsrAllAccountRecord
   | VolatilityIndexRecord
-  | OrderbookGapRecord;
+  | OrderbookGapRecord
+  | StreamHoleRecord;
 
 /** NATS subject: {data_type}.{venue}.{market_type}.{symbol} */
 export function subjectFor(r: RecordBase): string {
@@ -156,6 +205,8 @@ export function msgIdFor(r: MarketRecord): string {
       return `${head}:${r.resolution}:${r.eventTime}`;
     case 'orderbook_gap':
       return `${head}:${r.lastUpdateId}:${r.eventTime}`;
+    case 'stream_hole':
+      return `${head}:${r.holeId}:${r.state}`;
     case 'funding_rate':
     case 'open_interest':
       return `${head}:${r.eventTime}`;

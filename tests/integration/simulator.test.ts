@@ -7,7 +7,8 @@ import { deribitDerivatives } from '../../src/lib/exchanges/deribit_derivatives.
 import { okxDerivatives } from '../../src/lib/exchanges/okx_derivatives.js';
 import { okxSpot } from '../../src/lib/exchanges/okx_spot.js';
 import type { VenueAdapter } from '../../src/lib/exchanges/types.js';
-import { VenueCollector, createCollectorMetrics, type VenueHealth } from '../../src/lib/feeds/venue-collector.js';
+import { createCollectorMetrics } from '../../src/lib/feeds/collector-metrics.js';
+import { VenueCollector, type VenueHealth } from '../../src/lib/feeds/venue-collector.js';
 import type { MarketRecord, TradeRecord } from '../../src/lib/records.js';
 import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
 import { waitFor } from '../helpers/wait.js';

@@ -10,7 +10,16 @@ import { deribitDerivatives } from '../../lib/exchanges/deribit_derivatives.js';
 import { okxDerivatives } from '../../lib/exchanges/okx_derivatives.js';
 import { okxSpot } from '../../lib/exchanges/okx_spot.js';
 import type { PollOptions, VenueAdapter } from '../../lib/exchanges/types.js';
-import { VenueCollector, createCollectorMetrics } from '../../lib/feeds/venue-collector.js';
+import { createCollectorMetrics } from '../../lib/feeds/collector-metrics.js';
+import { coverageFile, readCoverage, writeCoverage } from '../../lib/feeds/coverage.js';
+import { VenueCollector } from '../../lib/feeds/venue-collector.js';
+
+/**
+ * How often the coverage file is rewritten. A kill -9 loses at most this much of the record of
+ * what was covered: the next start then reports a hole that is up to this much too long, never
+ * one too short (only acknowledged records advance it).
+ */
+const COVERAGE_WRITE_INTERVAL_MS = 1000;
 
 /**
  * Every venue the config can enable must have an adapter (a missing one is a type error), built for
@@ -46,6 +55,12 @@ export const collector: Daemon = async (ctx, config) => {
   const metrics = createCollectorMetrics(ctx.metrics);
   const c = config.collector;
   const venues = (Object.keys(ADAPTERS) as Venue[]).filter((venue) => c.venues[venue].enabled);
+  const coveragePath = coverageFile(config.home);
+  const previous = readCoverage(coveragePath, Date.now());
+  if (previous.problem !== null) {
+    metrics.coverageErrors.inc({ problem: 'unreadable' });
+    ctx.log.error({ problem: previous.problem }, 'coverage file unusable: holes from the downtime before this start cannot be bounded; run mprism integrity');
+  }
   const collectors = venues.map((venue) => {
     const urls = venueBaseUrls(config, venue, ctx.simulate);
     return new VenueCollector({
@@ -63,6 +78,7 @@ export const collector: Daemon = async (ctx, config) => {
       orderbook: c.orderbook,
       polls: pollOptions(config),
       capture: c.capture.enabled ? { dir: c.capture.dir ?? join(config.home, 'capture'), maxFileBytes: c.capture.maxFileBytes } : null,
+      resume: previous.streams.filter((s) => s.identity.venue === venue),
     });
   });
 
@@ -81,8 +97,24 @@ export const collector: Daemon = async (ctx, config) => {
   });
   ctx.log.info({ venues, simulate: ctx.simulate }, 'collector started');
 
-  await Promise.all(collectors.map((vc) => vc.run(ctx.signal)));
-  await publisher.flush();
+  // Streams of venues no longer enabled keep their entries, so re-enabling one finds its hole.
+  const keptStreams = previous.streams.filter((s) => !venues.includes(s.identity.venue));
+  const saveCoverage = () => {
+    try {
+      writeCoverage(coveragePath, [...keptStreams, ...collectors.flatMap((vc) => vc.coverageState())], Date.now());
+    } catch (err) {
+      metrics.coverageErrors.inc({ problem: 'write_failed' });
+      ctx.log.error({ err: errorMessage(err), file: coveragePath }, 'coverage file not written');
+    }
+  };
+  const coverageTimer = setInterval(saveCoverage, COVERAGE_WRITE_INTERVAL_MS);
+  try {
+    await Promise.all(collectors.map((vc) => vc.run(ctx.signal)));
+    await publisher.flush();
+  } finally {
+    clearInterval(coverageTimer);
+    saveCoverage();
+  }
   if (publisher.lastError !== null) {
     ctx.log.error({ err: errorMessage(publisher.lastError) }, 'records given up at shutdown (see mprism_collector_publish_lost_total)');
   }

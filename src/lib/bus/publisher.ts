@@ -53,10 +53,14 @@ export class Publisher {
     this.lost = new Counter({ name: `${prefix}_publish_lost_total`, help: 'Records given up on at shutdown after retries', labelNames, registers: [opts.metrics] });
   }
 
-  /** Resolves as soon as the record is in flight; waits first when the in-flight window is full. */
-  async publish(record: MarketRecord): Promise<void> {
+  /**
+   * Resolves as soon as the record is in flight; waits first when the in-flight window is full.
+   * `onStored` is called once JetStream has acknowledged it (stored, or already stored).
+   */
+  async publish(record: MarketRecord, onStored?: () => void): Promise<void> {
     while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
     const p = this.publishWithRetry(record)
+      .then(onStored)
       .catch((err: unknown) => {
         this.lost.inc({ venue: record.venue, data_type: record.dataType });
         this.lastError = err;

@@ -16,8 +16,8 @@ export interface StreamSpec {
 export const STREAM_SPECS: readonly StreamSpec[] = [
   {
     name: MARKET_DATA_STREAM,
-    // Gap markers ride with the market data: small, and they must outlive the snapshots they explain.
-    subjects: [...DATA_TYPES.filter((t) => t !== 'orderbook'), 'orderbook_gap'].map((t) => `${t}.>`),
+    // Gap markers and holes ride with the market data: small, and they must outlive the snapshots they explain.
+    subjects: [...DATA_TYPES.filter((t) => t !== 'orderbook'), 'orderbook_gap', 'stream_hole'].map((t) => `${t}.>`),
     maxAgeHours: 72,
   },
   { name: ORDERBOOK_STREAM, subjects: ['orderbook.>'], maxAgeHours: 24 },

@@ -1,4 +1,3 @@
-import { Counter, Gauge, type Registry } from 'prom-client';
 import { boundedSignal } from '../abort.js';
 import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
 import type { DataType, PolledDataType } from '../config/schema.js';
@@ -8,80 +7,17 @@ import { MalformedFrameError, type BookSupport, type PollOptions, type VenueAdap
 import type { Logger } from '../log.js';
 import { BookSync, type BookSyncOutput, type BookSyncState } from '../orderbook/sync.js';
 import type { BookMessage } from '../orderbook/types.js';
-import { COLLECTOR_STOPPED_DETAIL, type MarketRecord } from '../records.js';
+import { COLLECTOR_STOPPED_DETAIL, type MarketRecord, type StreamHoleRecord } from '../records.js';
+import type { CollectorMetrics } from './collector-metrics.js';
 import { combinedFreshness, freshness, staleThresholdMs, type Freshness } from './freshness.js';
 import { RawCaptureWriter } from './raw-capture.js';
+import { RecordQueue, type RecordSink } from './record-queue.js';
+import { VenueCoverage } from './venue-coverage.js';
+import type { PersistedStream } from './coverage.js';
 import { RestClient, type RestResponse } from './rest-client.js';
 import { RestPoller, pollErrorCode, type PollOutcome } from './rest-poller.js';
 import { SnapshotQueue } from './snapshot-queue.js';
 import { WsFeed, type FeedDisconnect, type FeedState } from './ws-feed.js';
-
-export interface CollectorMetrics {
-  messages: Counter<'venue' | 'data_type'>;
-  errors: Counter<'venue' | 'data_type' | 'code'>;
-  lastSuccess: Gauge<'venue' | 'data_type'>;
-  instrumentLastSuccess: Gauge<'venue' | 'data_type' | 'instrument'>;
-  reconnects: Counter<'venue'>;
-  resyncs: Counter<'venue' | 'symbol' | 'reason'>;
-  restRequests: Counter<'venue' | 'outcome'>;
-  restWaitSeconds: Counter<'venue'>;
-  restRateLimited: Counter<'venue' | 'status'>;
-}
-
-export function createCollectorMetrics(registry: Registry): CollectorMetrics {
-  const registers = [registry];
-  return {
-    messages: new Counter({
-      name: 'mprism_collector_messages_total',
-      help: 'Records and orderbook messages normalized from venue frames and REST bodies',
-      labelNames: ['venue', 'data_type'],
-      registers,
-    }),
-    errors: new Counter({
-      name: 'mprism_collector_errors_total',
-      help: 'Bad frames, failed REST calls and orderbook gaps, by code',
-      labelNames: ['venue', 'data_type', 'code'],
-      registers,
-    }),
-    lastSuccess: new Gauge({
-      name: 'mprism_collector_last_success_timestamp_seconds',
-      help: 'Receive time of the newest record (orderbook: newest valid book), epoch seconds',
-      labelNames: ['venue', 'data_type'],
-      registers,
-    }),
-    instrumentLastSuccess: new Gauge({
-      name: 'mprism_collector_instrument_last_success_timestamp_seconds',
-      help: 'Receive time of the newest record per instrument (orderbook: newest valid book), epoch seconds',
-      labelNames: ['venue', 'data_type', 'instrument'],
-      registers,
-    }),
-    reconnects: new Counter({ name: 'mprism_collector_reconnects_total', help: 'WebSocket connections lost or replaced', labelNames: ['venue'], registers }),
-    resyncs: new Counter({ name: 'mprism_collector_orderbook_resyncs_total', help: 'Orderbooks resynced, by reason', labelNames: ['venue', 'symbol', 'reason'], registers }),
-    restRequests: new Counter({
-      name: 'mprism_collector_rest_requests_total',
-      help: 'REST requests by outcome (HTTP status, network, timeout)',
-      labelNames: ['venue', 'outcome'],
-      registers,
-    }),
-    restWaitSeconds: new Counter({
-      name: 'mprism_collector_rest_wait_seconds_total',
-      help: 'Time REST requests were held back for rate budget or Retry-After',
-      labelNames: ['venue'],
-      registers,
-    }),
-    restRateLimited: new Counter({
-      name: 'mprism_collector_rest_rate_limited_total',
-      help: 'REST answers that rate-limited the venue (429, Binance 418)',
-      labelNames: ['venue', 'status'],
-      registers,
-    }),
-  };
-}
-
-/** Where records go; the bus Publisher fits. publish() resolves once the record is in flight. */
-export interface RecordSink {
-  publish(record: MarketRecord): Promise<void>;
-}
 
 export interface VenueCollectorOptions {
   adapter: VenueAdapter;
@@ -104,6 +40,8 @@ export interface VenueCollectorOptions {
   capture: { dir: string; maxFileBytes: number } | null;
   /** Snapshot requests started per second for this venue, at most. */
   snapshotRequestsPerSecond?: number;
+  /** This venue's streams as the previous run left them (coverage file); a start closes their holes. */
+  resume?: readonly PersistedStream[];
   /** Injected in tests; otherwise built from the adapter's rate limit. */
   rest?: RestClient;
   now?: () => number;
@@ -182,9 +120,6 @@ interface BookEntry {
   resubscribeDueAt: number | null;
 }
 
-/** Records waiting for the sink beyond this pause the sockets; below the low mark they resume. */
-const QUEUE_HIGH_WATER = 20_000;
-const QUEUE_LOW_WATER = 5_000;
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
 /** An open connection this long resets the reconnect backoff. */
 const STABLE_CONNECTION_MS = 60_000;
@@ -253,9 +188,10 @@ export class VenueCollector {
   private readonly coinsPerContract = new Map<string, string>();
   /** Why an instrument's contract value is not known yet; health shows it on its WebSocket streams. */
   private readonly contractValueError = new Map<string, string>();
-  private queue: MarketRecord[] = [];
-  private pumping: Promise<void> | null = null;
-  private paused = false;
+  private readonly queue: RecordQueue;
+  private readonly coverage: VenueCoverage;
+  /** Feeds that lost their connection and have not delivered a frame on a new one yet. */
+  private readonly feedsDown = new Set<WsFeed>();
   private readonly startedAt: number;
   private readonly now: () => number;
   private malformedSinceLog = 0;
@@ -271,6 +207,7 @@ export class VenueCollector {
     this.wsTypes = ws;
     this.instruments = [...new Set(opts.symbols.map((s) => adapter.instrumentOf(s)))];
     this.capture = opts.capture === null ? null : new RawCaptureWriter({ ...opts.capture, venue, log: opts.log, now: this.now });
+    this.coverage = new VenueCoverage({ venue, contiguousTradeIds: adapter.tradeIds === 'contiguous', polls: opts.polls, resume: opts.resume ?? [] });
     this.rest =
       opts.rest ??
       new RestClient({
@@ -308,12 +245,13 @@ export class VenueCollector {
             polls,
             log: opts.log,
             onRecords: (records) => {
-              for (const r of records) this.acceptRecord(r);
+              for (const r of records) this.acceptRecord(r, null);
             },
             // res.url, not poll.url: a poll may build its URL on every read (a window ending now).
             onResponse: (poll, res) => this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: poll.id, url: res.url, data: res.body }),
             onOutcome: (o) => this.handlePollOutcome(o),
           });
+    this.queue = new RecordQueue(opts.sink, { pause: () => this.feeds.forEach((f) => f.pause()), resume: () => this.feeds.forEach((f) => f.resume()) });
     const book = adapter.book;
     this.snapshots =
       book?.source === 'rest'
@@ -381,7 +319,7 @@ export class VenueCollector {
 
   /** Resolves when every record received so far has been handed to the sink. */
   async drain(): Promise<void> {
-    while (this.pumping !== null) await this.pumping;
+    await this.queue.drain();
   }
 
   health(): VenueHealth {
@@ -447,12 +385,15 @@ export class VenueCollector {
   private handleFrame(feed: WsFeed, frame: string, receiveTime: number): boolean {
     const { adapter } = this.opts;
     this.capture?.write({ t: receiveTime, kind: 'ws', conn: feed.id, url: feed.url, data: frame });
+    if (this.feedsDown.delete(feed)) {
+      for (const hole of this.coverage.onSourceResumed(feed, receiveTime, this.now())) this.recordHole(hole);
+    }
     let produced = 0;
     try {
       adapter.normalize(frame, receiveTime, {
         record: (r) => {
           produced++;
-          this.acceptRecord(r);
+          this.acceptRecord(r, feed);
         },
         book: (m) => {
           produced++;
@@ -473,10 +414,36 @@ export class VenueCollector {
     return false;
   }
 
-  private acceptRecord(record: MarketRecord): void {
+  /** A record from a frame (`source`: its feed) or a poll (null), or a gap marker. */
+  private acceptRecord(record: MarketRecord, source: WsFeed | null): void {
     this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: record.dataType });
-    if (record.dataType !== 'orderbook_gap') this.markSuccess(record.dataType, record.instrument, record.receiveTime);
-    this.publish(record);
+    this.publishData(record, source);
+  }
+
+  /** Market data on its way out: freshness, continuity (a hole it closes is recorded first), then the queue. */
+  private publishData(record: MarketRecord, source: WsFeed | null): void {
+    if (record.dataType === 'orderbook_gap' || record.dataType === 'stream_hole') {
+      this.publish(record);
+      return;
+    }
+    this.markSuccess(record.dataType, record.instrument, record.receiveTime);
+    const { hole, onStored } = this.coverage.onRecord(record, source, this.now());
+    if (hole !== null) this.recordHole(hole);
+    this.publish(record, onStored);
+  }
+
+  private recordHole(hole: StreamHoleRecord): void {
+    this.opts.metrics.holes.inc({ venue: hole.venue, data_type: hole.holeDataType, cause: hole.cause });
+    this.opts.log.warn(
+      { instrument: hole.instrument, dataType: hole.holeDataType, cause: hole.cause, from: new Date(hole.fromTime).toISOString(), to: new Date(hole.toTime).toISOString(), firstMissingId: hole.firstMissingId, lastMissingId: hole.lastMissingId, missing: hole.missingCount, detail: hole.detail },
+      'hole in stream recorded',
+    );
+    this.publish(hole);
+  }
+
+  /** What the coverage file keeps of this venue's streams now. */
+  coverageState(): PersistedStream[] {
+    return this.coverage.persisted(this.now());
   }
 
   private markSuccess(dataType: DataType, instrument: string, at: number): void {
@@ -528,15 +495,16 @@ export class VenueCollector {
     if (out.gap !== null) {
       this.opts.metrics.errors.inc({ venue, data_type: 'orderbook', code: out.gap.reason });
       this.opts.log.warn({ instrument: entry.instrument, reason: out.gap.reason, detail: out.gap.detail, lastUpdateId: out.gap.lastUpdateId }, 'orderbook lost sync');
-      this.acceptRecord(out.gap);
+      this.acceptRecord(out.gap, null);
+      const cause = out.gap.reason === 'disconnect' ? 'disconnect' : 'book_resync';
+      this.coverage.onStreamBreak('orderbook', entry.instrument, { cause, at: this.now(), detail: `${out.gap.reason}: ${out.gap.detail}` });
     }
     if (stats.resyncs > entry.countedResyncs) {
       this.opts.metrics.resyncs.inc({ venue, symbol: entry.symbol, reason: out.reason ?? 'unknown' }, stats.resyncs - entry.countedResyncs);
       entry.countedResyncs = stats.resyncs;
     }
     if (out.publish !== null) {
-      this.markSuccess('orderbook', out.publish.instrument, out.publish.receiveTime);
-      this.publish(out.publish);
+      this.publishData(out.publish, entry.feed);
     }
     if (out.resync === 'rest_snapshot') {
       const notBefore = entry.snapshotFailures === 0 ? 0 : this.now() + backoffDelay(entry.snapshotFailures - 1, SNAPSHOT_RETRY);
@@ -571,6 +539,10 @@ export class VenueCollector {
     this.opts.metrics.reconnects.inc({ venue: this.opts.adapter.venue });
     if (d.seamless) return;
     const now = this.now();
+    // Everything this connection carried stopped with its last frame (a stall: long before now).
+    const cause = d.reason === 'stale' ? 'stall' : 'disconnect';
+    this.coverage.onSourceLost(feed, cause, feed.stats.lastFrameAt ?? now, `connection ${feed.id} ended: ${d.reason}`);
+    this.feedsDown.add(feed);
     for (const entry of this.books.values()) {
       if (entry.feed !== feed) continue;
       const out = entry.sync.onDisconnect(now);
@@ -590,7 +562,7 @@ export class VenueCollector {
       const { gap } = entry.sync.onDisconnect(now, COLLECTOR_STOPPED_DETAIL);
       if (gap === null) continue;
       marked++;
-      this.acceptRecord(gap);
+      this.acceptRecord(gap, null);
     }
     if (marked > 0) this.opts.log.info({ books: marked }, 'left a gap marker on each synced book at stop');
   }
@@ -600,8 +572,7 @@ export class VenueCollector {
     for (const entry of this.books.values()) {
       const record = entry.sync.tick(now);
       if (record !== null) {
-        this.markSuccess('orderbook', record.instrument, record.receiveTime);
-        this.publish(record);
+        this.publishData(record, entry.feed);
       }
       if (entry.resubscribeDueAt !== null) {
         // A snapshot came meanwhile (a reconnect subscribes afresh) and was good: nothing to ask for.
@@ -658,6 +629,8 @@ export class VenueCollector {
       return;
     }
     innerMap(this.lastPollError, o.poll.dataType).set(o.poll.instrument, o.code);
+    // Whether the failure left a hole, the next observation's time will tell; this names the cause.
+    this.coverage.onStreamBreak(o.poll.dataType, o.poll.instrument, { cause: 'poll_failed', at: o.at, detail: `poll failed: ${o.code}` });
     this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: o.poll.dataType, code: o.code });
   }
 
@@ -677,15 +650,10 @@ export class VenueCollector {
     }
   }
 
-  private publish(venueRecord: MarketRecord): void {
+  private publish(venueRecord: MarketRecord, onStored?: () => void): void {
     const record = this.inCoins(venueRecord);
     if (record === null) return;
-    this.queue.push(record);
-    if (!this.paused && this.queue.length >= QUEUE_HIGH_WATER) {
-      this.paused = true;
-      for (const f of this.feeds) f.pause();
-    }
-    this.pumping ??= this.pump();
+    this.queue.push(record, onStored);
   }
 
   /** Sizes in coins where the venue counts contracts; null (counted, logged) while the value is unknown. */
@@ -697,23 +665,5 @@ export class VenueCollector {
     this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: record.dataType, code: 'unknown_contract_value' });
     this.opts.log.error({ instrument: record.instrument, dataType: record.dataType }, 'record dropped: contract value unknown');
     return null;
-  }
-
-  private async pump(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const batch = this.queue;
-        this.queue = [];
-        for (let i = 0; i < batch.length; i++) {
-          await this.opts.sink.publish(batch[i] as MarketRecord);
-          if (this.paused && batch.length - i + this.queue.length < QUEUE_LOW_WATER) {
-            this.paused = false;
-            for (const f of this.feeds) f.resume();
-          }
-        }
-      }
-    } finally {
-      this.pumping = null;
-    }
   }
 }

@@ -1,5 +1,6 @@
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeFileDurably } from '../durable-file.js';
 import { MprismError } from '../errors.js';
 import { homePaths } from '../paths.js';
 
@@ -73,22 +74,5 @@ function parse(file: string, text: string): WatermarkFile {
 }
 
 function write(file: string, content: WatermarkFile): void {
-  const dir = dirname(file);
-  mkdirSync(dir, { recursive: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeFileSync(fd, JSON.stringify(content, null, 2) + '\n');
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
-  // The rename itself is only durable once the directory entry is on disk.
-  const dirFd = openSync(dir, 'r');
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
-  }
+  writeFileDurably(file, JSON.stringify(content, null, 2) + '\n');
 }

@@ -13,6 +13,7 @@ export type ColumnType =
   | { kind: 'label' }
   | { kind: 'text' }
   | { kind: 'uint64' }
+  | { kind: 'int64' }
   | { kind: 'decimal'; precision: number; scale: number; nullable: boolean }
   | { kind: 'decimalArray'; precision: number; scale: number };
 
@@ -151,6 +152,26 @@ export const TABLES: readonly TableSpec[] = Object.freeze([
     [col('last_update_id', { kind: 'uint64' }), col('reason', LABEL), col('detail', { kind: 'text' })],
     ['last_update_id'],
   ),
+  // Not market data: holes in any stream, one row per state a hole reached (see StreamHoleRecord).
+  spec(
+    'stream_hole',
+    'stream_holes',
+    [
+      col('hole_id', { kind: 'text' }),
+      col('state', LABEL),
+      col('data_type', LABEL),
+      col('from_time', TIME),
+      col('to_time', TIME),
+      // '' where unknown: 18.16 cannot put Nullable columns in the sorting key, and these are not in it anyway.
+      col('first_missing_id', { kind: 'text' }),
+      col('last_missing_id', { kind: 'text' }),
+      // -1 where unknown.
+      col('missing_count', { kind: 'int64' }),
+      col('cause', LABEL),
+      col('detail', { kind: 'text' }),
+    ],
+    ['hole_id', 'state'],
+  ),
 ]);
 
 export function tableFor(dataType: RecordKind): TableSpec {
@@ -170,6 +191,8 @@ function typeName(type: ColumnType, dialect: Dialect): string {
       return 'String';
     case 'uint64':
       return 'UInt64';
+    case 'int64':
+      return 'Int64';
     case 'decimal': {
       const d = `Decimal(${type.precision}, ${type.scale})`;
       return type.nullable ? `Nullable(${d})` : d;

@@ -45,6 +45,19 @@ const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Row } 
   }),
   volatility_index: (r) => ({ ...baseRow(r), resolution: r.resolution, index_value: r.indexValue }),
   orderbook_gap: (r) => ({ ...baseRow(r), last_update_id: r.lastUpdateId, reason: r.reason, detail: r.detail }),
+  stream_hole: (r) => ({
+    ...baseRow(r),
+    hole_id: r.holeId,
+    state: r.state,
+    data_type: r.holeDataType,
+    from_time: r.fromTime,
+    to_time: r.toTime,
+    first_missing_id: r.firstMissingId ?? '',
+    last_missing_id: r.lastMissingId ?? '',
+    missing_count: r.missingCount ?? -1,
+    cause: r.cause,
+    detail: r.detail,
+  }),
 };
 
 function baseRow(r: RecordBase): Record<string, Cell> {
@@ -90,6 +103,9 @@ function encodeCell(column: ColumnSpec, value: Cell | undefined): string {
       if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
         throw new InvalidValueError(`${where}: not an unsigned integer: ${JSON.stringify(value)}`);
       }
+      return String(value);
+    case 'int64':
+      if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvalidValueError(`${where}: not an integer: ${JSON.stringify(value)}`);
       return String(value);
     case 'label':
     case 'text':

@@ -1,0 +1,205 @@
+import type { DataType } from '../config/schema.js';
+import type { HoleCause } from '../records.js';
+
+/**
+ * How a stream's continuity is judged from its own records.
+ * - `trade`: by ids. `contiguous`: each id is the previous + 1, so any jump is a hole; otherwise
+ *   ids only grow and a jump is a hole only across a break the collector saw (a disconnect, a stall,
+ *   its own restart), bounded by the ids on either side.
+ * - `polled`: by observation times: two consecutive observations further apart than
+ *   HOLE_SPACING_FACTOR x the stream's spacing (poll interval, or the venue's period) leave a hole.
+ * - `book`: a break (resync, disconnect) is a hole until the next valid book is published.
+ * - `sporadic` (liquidations): records may be minutes apart, so the hole is the connection's
+ *   outage itself: from the break to the first frame on the new connection.
+ */
+export type ContinuityPolicy =
+  | { kind: 'trade'; contiguousIds: boolean }
+  | { kind: 'polled'; spacingMs: number }
+  | { kind: 'book' }
+  | { kind: 'sporadic' };
+
+/** The newest record of a stream: its exchange time and, for trades, its id (decimal string). */
+export interface StreamMark {
+  eventTime: number;
+  id: string | null;
+}
+
+/** When and why a stream stopped being received. */
+export interface StreamBreak {
+  cause: HoleCause;
+  /** Local time of the last frame or successful poll before the break, epoch ms. */
+  at: number;
+  detail: string;
+}
+
+/** A hole the tracker found, ready to be recorded. */
+export interface HoleFinding {
+  fromTime: number;
+  toTime: number;
+  firstMissingId: string | null;
+  lastMissingId: string | null;
+  /** Known only where ids are contiguous. */
+  missingCount: number | null;
+  cause: HoleCause;
+  detail: string;
+}
+
+/** Observations further apart than this many spacings leave a hole (one late poll does not). */
+export const HOLE_SPACING_FACTOR = 2;
+/**
+ * Slack between local receive times and exchange event times (latency, clock skew) where a hole
+ * is bounded by a break time rather than by records: a record this much older than the break may
+ * still have been in flight.
+ */
+export const HOLE_TIME_MARGIN_MS = 5000;
+
+/** The policy of a data type on a venue. */
+export function continuityPolicy(dataType: DataType, opts: { contiguousTradeIds: boolean; spacingMs: number }): ContinuityPolicy {
+  switch (dataType) {
+    case 'trade':
+      return { kind: 'trade', contiguousIds: opts.contiguousTradeIds };
+    case 'orderbook':
+      return { kind: 'book' };
+    case 'liquidation':
+      return { kind: 'sporadic' };
+    case 'funding_rate':
+    case 'open_interest':
+    case 'lsr_top_position':
+    case 'lsr_all_account':
+    case 'volatility_index':
+      return { kind: 'polled', spacingMs: opts.spacingMs };
+  }
+}
+
+/** A trade id below the newest one, this much later in time, is a new id sequence, not a replay. */
+export const ID_RESET_AFTER_MS = 60_000;
+
+const isId = (id: string | null): id is string => id !== null && /^\d+$/.test(id);
+
+/**
+ * One stream's continuity: fed every record and every break, it says where a hole was. Pure and
+ * synchronous; the collector persists `last` (of stored records) and the pending break so that a
+ * restart, even after kill -9, resumes the judgement where it stopped.
+ */
+export class StreamContinuity {
+  private lastSeen: StreamMark | null;
+  private pending: StreamBreak | null;
+
+  constructor(
+    readonly policy: ContinuityPolicy,
+    /** Where an earlier run stopped: its newest stored record and why (and since when) it stopped. */
+    resume: { last: StreamMark | null; broken: StreamBreak } | null = null,
+  ) {
+    this.lastSeen = resume?.last ?? null;
+    this.pending = resume?.broken ?? null;
+  }
+
+  get last(): StreamMark | null {
+    return this.lastSeen;
+  }
+
+  /** The break not yet closed by a record, if any. */
+  get broken(): StreamBreak | null {
+    return this.pending;
+  }
+
+  /** The stream stopped being received. The first cause and time of an outage are kept. */
+  onBreak(brk: StreamBreak): void {
+    if (this.pending === null || brk.at < this.pending.at) this.pending = brk;
+  }
+
+  /**
+   * The stream's connection delivers again. Closes the hole of a sporadic stream (its records
+   * cannot tell); other streams wait for their next record, which bounds the hole more tightly.
+   */
+  onResume(at: number): HoleFinding | null {
+    if (this.policy.kind !== 'sporadic' || this.pending === null) return null;
+    const brk = this.pending;
+    this.pending = null;
+    return this.hole(Math.max(this.lastSeen?.eventTime ?? -Infinity, brk.at - HOLE_TIME_MARGIN_MS), at + HOLE_TIME_MARGIN_MS, null, null, null, brk.cause, brk.detail);
+  }
+
+  /**
+   * A record of the stream arrived. Returns the hole it closes, if any. Records older than the
+   * newest (replays, repeated polls, overlapping connections) change nothing.
+   */
+  onRecord(mark: StreamMark): HoleFinding | null {
+    const last = this.lastSeen;
+    switch (this.policy.kind) {
+      case 'trade':
+        return this.onTrade(mark, last, this.policy.contiguousIds);
+      case 'polled': {
+        if (last !== null && mark.eventTime <= last.eventTime) return null;
+        this.lastSeen = mark;
+        const brk = this.pending;
+        this.pending = null;
+        if (last === null || mark.eventTime - last.eventTime <= HOLE_SPACING_FACTOR * this.policy.spacingMs) return null;
+        const cause: HoleCause = brk?.cause ?? 'poll_gap';
+        const detail = brk?.detail ?? `observations ${Math.round((mark.eventTime - last.eventTime) / 1000)} s apart (spacing ${Math.round(this.policy.spacingMs / 1000)} s)`;
+        return this.hole(last.eventTime, mark.eventTime, null, null, null, cause, detail);
+      }
+      case 'book': {
+        if (last !== null && mark.eventTime < last.eventTime) return null;
+        this.lastSeen = mark;
+        const brk = this.pending;
+        if (brk === null) return null;
+        this.pending = null;
+        const from = last?.eventTime ?? brk.at - HOLE_TIME_MARGIN_MS;
+        return this.hole(from, mark.eventTime, null, null, null, brk.cause, brk.detail);
+      }
+      case 'sporadic':
+        if (last === null || mark.eventTime > last.eventTime) this.lastSeen = mark;
+        return null;
+    }
+  }
+
+  private onTrade(mark: StreamMark, last: StreamMark | null, contiguous: boolean): HoleFinding | null {
+    if (!isId(mark.id)) {
+      // A venue without numeric ids: only a break can say there was a hole.
+      return this.closeByTime(mark, last);
+    }
+    const id = BigInt(mark.id);
+    if (last === null || !isId(last.id)) {
+      return this.closeByTime(mark, last);
+    }
+    const lastId = BigInt(last.id);
+    if (id <= lastId) {
+      // A replay (overlapping connections) is older in time too. A smaller id well after the last
+      // trade means the venue's ids started over (wrap, reset): compare by time from here on.
+      if (mark.eventTime <= last.eventTime + ID_RESET_AFTER_MS) return null;
+      return this.closeByTime(mark, last);
+    }
+    this.lastSeen = mark;
+    const brk = this.pending;
+    this.pending = null;
+    if (id === lastId + 1n) return null;
+    if (!contiguous && brk === null) return null;
+    const missing = id - lastId - 1n;
+    const cause: HoleCause = brk?.cause ?? 'id_gap';
+    const detail = brk?.detail ?? `trade id ${String(id)} followed ${String(lastId)}`;
+    return this.hole(last.eventTime, mark.eventTime, String(lastId + 1n), String(id - 1n), contiguous ? Number(missing) : null, cause, detail);
+  }
+
+  /** A record after a break, with no ids to compare: the hole spans from the break (or the last record) to it. */
+  private closeByTime(mark: StreamMark, last: StreamMark | null): HoleFinding | null {
+    if (last !== null && mark.eventTime < last.eventTime) return null;
+    this.lastSeen = mark;
+    const brk = this.pending;
+    if (brk === null) return null;
+    this.pending = null;
+    const from = Math.max(last?.eventTime ?? -Infinity, brk.at - HOLE_TIME_MARGIN_MS);
+    return this.hole(from, mark.eventTime, null, null, null, brk.cause, brk.detail);
+  }
+
+  private hole(
+    fromTime: number,
+    toTime: number,
+    firstMissingId: string | null,
+    lastMissingId: string | null,
+    missingCount: number | null,
+    cause: HoleCause,
+    detail: string,
+  ): HoleFinding {
+    return { fromTime, toTime: Math.max(fromTime, toTime), firstMissingId, lastMissingId, missingCount, cause, detail };
+  }
+}

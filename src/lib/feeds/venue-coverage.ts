@@ -1,0 +1,120 @@
+import type { DataType, PolledDataType, Venue } from '../config/schema.js';
+import type { PollOptions } from '../exchanges/types.js';
+import type { HoleCause, MarketRecord, StreamHoleRecord } from '../records.js';
+import { continuityPolicy, type HoleFinding, type StreamBreak } from './continuity.js';
+import { StreamCoverage, holeRecord, streamId, type PersistedStream, type StreamCoverageState, type StreamIdentity } from './coverage.js';
+
+/** Why orderbook holes are unrepairable, in their detail. */
+export const BOOKS_UNREPAIRABLE = 'orderbooks cannot be refilled from history';
+
+const PERIOD_MS: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `5m` -> 300000. */
+export function periodToMs(period: string): number {
+  const m = /^(\d+)([mhd])$/.exec(period);
+  return m === null ? 0 : Number(m[1]) * (PERIOD_MS[m[2] ?? ''] ?? 0);
+}
+
+/** DVOL candles are one minute apart whatever the poll interval. */
+const DVOL_SPACING_MS = 60_000;
+
+/** How far apart a polled type's observations are: its poll interval, or the period it is sampled at. */
+export function pollSpacingMs(dataType: PolledDataType, polls: PollOptions): number {
+  const interval = polls.intervalMs[dataType];
+  switch (dataType) {
+    case 'lsr_top_position':
+    case 'lsr_all_account':
+      return Math.max(interval, periodToMs(polls.lsrPeriod));
+    case 'volatility_index':
+      return Math.max(interval, DVOL_SPACING_MS);
+    case 'funding_rate':
+    case 'open_interest':
+      return interval;
+  }
+}
+
+export interface VenueCoverageOptions {
+  venue: Venue;
+  /** Trade ids count up by one per instrument (VenueAdapter.tradeIds). */
+  contiguousTradeIds: boolean;
+  polls: PollOptions;
+  /** Streams of this venue as the previous run left them (coverage file). */
+  resume: readonly PersistedStream[];
+}
+
+/** A frame source whose outages break the streams it carried (a WsFeed; null for REST). */
+export type StreamSource = object;
+
+/**
+ * Continuity of every stream of one venue: which records close which holes, which connection
+ * carried which stream (its loss breaks them), and what JetStream has stored of each.
+ */
+export class VenueCoverage {
+  private readonly streams = new Map<string, StreamCoverage>();
+  private readonly sourceOf = new Map<string, StreamSource>();
+
+  constructor(private readonly opts: VenueCoverageOptions) {
+    for (const p of opts.resume) {
+      if (p.identity.venue !== opts.venue) continue;
+      this.streams.set(streamId(p.identity.venue, p.identity.dataType, p.identity.instrument), this.create(p.identity, p));
+    }
+  }
+
+  /**
+   * A record of a stream arrived (from `source` where it came over a connection). Returns the
+   * hole it closes as a record to publish, and the callback for when JetStream stored it.
+   */
+  onRecord(record: MarketRecord, source: StreamSource | null, now: number): { hole: StreamHoleRecord | null; onStored: (() => void) | undefined } {
+    if (record.dataType === 'orderbook_gap' || record.dataType === 'stream_hole') return { hole: null, onStored: undefined };
+    const identity: StreamIdentity = { venue: record.venue, marketType: record.marketType, symbol: record.symbol, instrument: record.instrument, dataType: record.dataType };
+    const id = streamId(identity.venue, identity.dataType, identity.instrument);
+    let stream = this.streams.get(id);
+    if (stream === undefined) {
+      stream = this.create(identity, null);
+      this.streams.set(id, stream);
+    }
+    if (source !== null) this.sourceOf.set(id, source);
+    const mark = { eventTime: record.eventTime, id: record.dataType === 'trade' ? record.tradeId : null };
+    const finding = stream.continuity.onRecord(mark);
+    return { hole: finding === null ? null : this.toRecord(stream.identity, finding, now), onStored: stream.published(mark, record.receiveTime) };
+  }
+
+  /** Every stream `source` carried stopped being received at `at`. */
+  onSourceLost(source: StreamSource, cause: HoleCause, at: number, detail: string): void {
+    for (const [id, s] of this.sourceOf) if (s === source) this.streams.get(id)?.continuity.onBreak({ cause, at, detail });
+  }
+
+  /** `source` delivers again: sporadic streams it carried close their holes here. */
+  onSourceResumed(source: StreamSource, at: number, now: number): StreamHoleRecord[] {
+    const holes: StreamHoleRecord[] = [];
+    for (const [id, s] of this.sourceOf) {
+      if (s !== source) continue;
+      const stream = this.streams.get(id);
+      const finding = stream?.continuity.onResume(at) ?? null;
+      if (stream !== undefined && finding !== null) holes.push(this.toRecord(stream.identity, finding, now));
+    }
+    return holes;
+  }
+
+  /** One stream broke on its own (a book lost sync, a poll failed). Unknown streams have nothing to break. */
+  onStreamBreak(dataType: DataType, instrument: string, brk: StreamBreak): void {
+    this.streams.get(streamId(this.opts.venue, dataType, instrument))?.continuity.onBreak(brk);
+  }
+
+  /** What the coverage file keeps of this venue's streams now. */
+  persisted(now: number): PersistedStream[] {
+    return [...this.streams.values()].map((s) => ({ identity: s.identity, ...s.state(now) }));
+  }
+
+  private create(identity: StreamIdentity, resume: StreamCoverageState | null): StreamCoverage {
+    const spacingMs = identity.dataType === 'trade' || identity.dataType === 'orderbook' || identity.dataType === 'liquidation' ? 0 : pollSpacingMs(identity.dataType, this.opts.polls);
+    const policy = continuityPolicy(identity.dataType, { contiguousTradeIds: this.opts.contiguousTradeIds, spacingMs });
+    return new StreamCoverage(identity, policy, resume);
+  }
+
+  private toRecord(identity: StreamIdentity, finding: HoleFinding, now: number): StreamHoleRecord {
+    const record = holeRecord(identity, finding, now);
+    // Known at once: a book's past states are not in any venue's history.
+    return identity.dataType === 'orderbook' ? { ...record, state: 'unrepairable', detail: `${finding.detail}; ${BOOKS_UNREPAIRABLE}` } : record;
+  }
+}

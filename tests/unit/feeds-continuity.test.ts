@@ -1,0 +1,161 @@
+import { describe, expect, it } from 'vitest';
+import { HOLE_TIME_MARGIN_MS, ID_RESET_AFTER_MS, StreamContinuity, continuityPolicy } from '../../src/lib/feeds/continuity.js';
+
+const trade = (id: number | string, eventTime: number) => ({ eventTime, id: String(id) });
+const at = (eventTime: number) => ({ eventTime, id: null });
+
+describe('StreamContinuity: trades with contiguous ids', () => {
+  const contiguous = () => new StreamContinuity({ kind: 'trade', contiguousIds: true });
+
+  it('reports nothing while each id follows the last', () => {
+    const c = contiguous();
+    for (let i = 1; i <= 100; i++) expect(c.onRecord(trade(i, 1000 + i))).toBeNull();
+  });
+
+  it('reports a jump in ids as an id_gap hole with the missing ids and their count', () => {
+    const c = contiguous();
+    c.onRecord(trade(10, 1000));
+    expect(c.onRecord(trade(15, 1500))).toEqual({ fromTime: 1000, toTime: 1500, firstMissingId: '11', lastMissingId: '14', missingCount: 4, cause: 'id_gap', detail: 'trade id 15 followed 10' });
+    expect(c.onRecord(trade(16, 1600))).toBeNull();
+  });
+
+  it('ignores replays from an overlapping connection', () => {
+    const c = contiguous();
+    c.onRecord(trade(10, 1000));
+    c.onRecord(trade(11, 1100));
+    expect(c.onRecord(trade(10, 1000))).toBeNull();
+    expect(c.onRecord(trade(12, 1200))).toBeNull();
+  });
+
+  it('names the break that caused a jump, and finds no hole when nothing was missed across it', () => {
+    const c = contiguous();
+    c.onRecord(trade(10, 1000));
+    c.onBreak({ cause: 'disconnect', at: 1050, detail: 'connection x ended: closed' });
+    expect(c.onRecord(trade(11, 2000))).toBeNull();
+    c.onBreak({ cause: 'stall', at: 2100, detail: 'silent' });
+    expect(c.onRecord(trade(20, 9000))).toMatchObject({ cause: 'stall', firstMissingId: '12', lastMissingId: '19', missingCount: 8, fromTime: 2000, toTime: 9000 });
+  });
+
+  it('keeps the first cause of an outage when more breaks follow before data returns', () => {
+    const c = contiguous();
+    c.onRecord(trade(1, 1000));
+    c.onBreak({ cause: 'stall', at: 1100, detail: 'first' });
+    c.onBreak({ cause: 'disconnect', at: 5000, detail: 'second' });
+    expect(c.onRecord(trade(5, 6000))).toMatchObject({ cause: 'stall', detail: 'first' });
+  });
+
+  it('handles ids beyond 2^53 exactly', () => {
+    const c = contiguous();
+    c.onRecord(trade('9007199254740993', 1000));
+    expect(c.onRecord(trade('9007199254740996', 1001))).toMatchObject({ firstMissingId: '9007199254740994', lastMissingId: '9007199254740995', missingCount: 2 });
+  });
+
+  it('restart: resumes from the last stored trade and reports the downtime as collector_down', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: true }, { last: trade(100, 5000), broken: { cause: 'collector_down', at: 5200, detail: 'collector was not running' } });
+    expect(c.onRecord(trade(250, 9000))).toEqual({ fromTime: 5000, toTime: 9000, firstMissingId: '101', lastMissingId: '249', missingCount: 149, cause: 'collector_down', detail: 'collector was not running' });
+  });
+
+  it('restart that missed nothing (the venue was quiet) records no hole', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: true }, { last: trade(100, 5000), broken: { cause: 'collector_down', at: 5200, detail: '' } });
+    expect(c.onRecord(trade(101, 9000))).toBeNull();
+    expect(c.broken).toBeNull();
+  });
+
+  it('wrap: ids that start over much later are a new sequence, bounded by time across a break', () => {
+    const c = contiguous();
+    c.onRecord(trade(1_000_000, 1000));
+    c.onBreak({ cause: 'disconnect', at: 1100, detail: 'x' });
+    const later = 1000 + ID_RESET_AFTER_MS + 1;
+    expect(c.onRecord(trade(5, later))).toEqual({ fromTime: 1000, toTime: later, firstMissingId: null, lastMissingId: null, missingCount: null, cause: 'disconnect', detail: 'x' });
+    expect(c.onRecord(trade(6, later + 1))).toBeNull();
+    expect(c.onRecord(trade(9, later + 2))).toMatchObject({ cause: 'id_gap', missingCount: 2 });
+  });
+});
+
+describe('StreamContinuity: trades whose ids leave some out', () => {
+  it('does not count id jumps as holes while the stream runs', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000));
+    expect(c.onRecord(trade(13, 1100))).toBeNull();
+  });
+
+  it('bounds a break by the ids around it, count unknown', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000));
+    c.onBreak({ cause: 'disconnect', at: 1200, detail: 'x' });
+    expect(c.onRecord(trade(40, 3000))).toMatchObject({ firstMissingId: '11', lastMissingId: '39', missingCount: null, cause: 'disconnect' });
+  });
+
+  it('restart without any earlier trade: the hole starts at the break, less the margin', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false }, { last: null, broken: { cause: 'collector_down', at: 50_000, detail: 'd' } });
+    expect(c.onRecord(trade(7, 60_000))).toMatchObject({ fromTime: 50_000 - HOLE_TIME_MARGIN_MS, toTime: 60_000, firstMissingId: null });
+  });
+});
+
+describe('StreamContinuity: polled streams', () => {
+  const polled = () => new StreamContinuity({ kind: 'polled', spacingMs: 60_000 });
+
+  it('accepts observations up to twice the spacing apart', () => {
+    const c = polled();
+    c.onRecord(at(0));
+    expect(c.onRecord(at(60_000))).toBeNull();
+    expect(c.onRecord(at(180_000))).toBeNull();
+  });
+
+  it('ignores repeated and older observations (the same period polled again)', () => {
+    const c = polled();
+    c.onRecord(at(300_000));
+    expect(c.onRecord(at(300_000))).toBeNull();
+    expect(c.onRecord(at(240_000))).toBeNull();
+    expect(c.last).toEqual(at(300_000));
+  });
+
+  it('reports observations further apart as a hole between them, naming failed polls', () => {
+    const c = polled();
+    c.onRecord(at(0));
+    expect(c.onRecord(at(200_000))).toMatchObject({ fromTime: 0, toTime: 200_000, cause: 'poll_gap' });
+    c.onBreak({ cause: 'poll_failed', at: 230_000, detail: 'poll failed: http_429' });
+    expect(c.onRecord(at(500_000))).toMatchObject({ fromTime: 200_000, toTime: 500_000, cause: 'poll_failed', detail: 'poll failed: http_429' });
+  });
+
+  it('a failed poll that the next one makes up for leaves no hole', () => {
+    const c = polled();
+    c.onRecord(at(0));
+    c.onBreak({ cause: 'poll_failed', at: 30_000, detail: 'x' });
+    expect(c.onRecord(at(60_000))).toBeNull();
+    expect(c.onRecord(at(240_000))).toMatchObject({ cause: 'poll_gap' });
+  });
+
+  it('restart shorter than the spacing leaves no hole; a longer one does', () => {
+    const short = new StreamContinuity({ kind: 'polled', spacingMs: 60_000 }, { last: at(0), broken: { cause: 'collector_down', at: 10_000, detail: 'd' } });
+    expect(short.onRecord(at(60_000))).toBeNull();
+    const long = new StreamContinuity({ kind: 'polled', spacingMs: 60_000 }, { last: at(0), broken: { cause: 'collector_down', at: 10_000, detail: 'd' } });
+    expect(long.onRecord(at(600_000))).toMatchObject({ cause: 'collector_down', fromTime: 0, toTime: 600_000 });
+  });
+});
+
+describe('StreamContinuity: books and sporadic streams', () => {
+  it('a book break is a hole until the next published book', () => {
+    const c = new StreamContinuity({ kind: 'book' });
+    c.onRecord(at(1000));
+    c.onBreak({ cause: 'book_resync', at: 1100, detail: 'sequence_gap: expected U 5 got 7' });
+    expect(c.onRecord(at(2500))).toMatchObject({ fromTime: 1000, toTime: 2500, cause: 'book_resync' });
+    expect(c.onRecord(at(2600))).toBeNull();
+  });
+
+  it('a liquidation stream is broken for the outage of its connection, not until its next event', () => {
+    const c = new StreamContinuity({ kind: 'sporadic' });
+    c.onRecord(at(1000));
+    c.onBreak({ cause: 'disconnect', at: 60_000, detail: 'x' });
+    expect(c.onResume(65_000)).toMatchObject({ fromTime: 60_000 - HOLE_TIME_MARGIN_MS, toTime: 65_000 + HOLE_TIME_MARGIN_MS, cause: 'disconnect' });
+    expect(c.onRecord(at(70_000))).toBeNull();
+    expect(c.onResume(66_000)).toBeNull();
+  });
+
+  it('policies follow the data type', () => {
+    expect(continuityPolicy('trade', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'trade', contiguousIds: true });
+    expect(continuityPolicy('orderbook', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'book' });
+    expect(continuityPolicy('liquidation', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'sporadic' });
+    expect(continuityPolicy('open_interest', { contiguousTradeIds: true, spacingMs: 5000 })).toEqual({ kind: 'polled', spacingMs: 5000 });
+  });
+});
