@@ -1,13 +1,17 @@
 import type { DataType, PolledDataType } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, MprismError } from '../errors.js';
 import type { VolatilityIndexRecord } from '../records.js';
 import {
   MalformedFrameError,
   isObject,
   parseFrame,
   type ControlAction,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistorySource,
   type PollOptions,
   type RestPoll,
+  type RestRequest,
   type VenueAdapter,
   type WsConnectionSpec,
 } from './types.js';
@@ -23,8 +27,10 @@ export interface DeribitVolatilityIndexData {
   continuation: number | null;
 }
 
-/** Candle resolution asked for, in seconds; also the record's `resolution`. */
+/** Candle resolution asked for, in seconds; also the record's `resolution`. History asks for the same. */
 const RESOLUTION = '60';
+const RESOLUTION_MS = Number(RESOLUTION) * 1000;
+const DVOL_ROUTE = '/api/v2/public/get_volatility_index_data';
 /** Candles asked for per poll: several intervals back, so a missed poll or two loses nothing. */
 const WINDOW_INTERVALS = 3;
 const MIN_WINDOW_MS = 5 * 60_000;
@@ -43,13 +49,18 @@ export function dvolWindowMs(intervalMs: number): number {
 }
 
 export function dvolUrl(restBaseUrl: string, currency: string, now: number, windowMs: number): string {
+  return dvolRangeUrl(restBaseUrl, currency, now - windowMs, now);
+}
+
+/** Candles whose start lies in [startMs, endMs], both inclusive, as Deribit reads the range. */
+function dvolRangeUrl(restBaseUrl: string, currency: string, startMs: number, endMs: number): string {
   const query = new URLSearchParams({
     currency: currency.toUpperCase(),
-    start_timestamp: String(now - windowMs),
-    end_timestamp: String(now),
+    start_timestamp: String(startMs),
+    end_timestamp: String(endMs),
     resolution: RESOLUTION,
   });
-  return `${restBaseUrl.replace(/\/+$/, '')}/api/v2/public/get_volatility_index_data?${query.toString()}`;
+  return `${restBaseUrl.replace(/\/+$/, '')}${DVOL_ROUTE}?${query.toString()}`;
 }
 
 /**
@@ -70,11 +81,22 @@ function venueError(body: DeribitErrorBody, dataType: DataType | null): Malforme
   return new MalformedFrameError('venue_error', `Deribit error ${String(code)}: ${String(message)}`, dataType);
 }
 
-function isCandle(v: unknown): v is [number, number, number, number, number] {
+type Candle = [number, number, number, number, number];
+
+function isCandle(v: unknown): v is Candle {
   return Array.isArray(v) && v.length >= 5 && Number.isSafeInteger(v[0]) && v.slice(1, 5).every((x) => typeof x === 'number' && Number.isFinite(x));
 }
 
-function candlesOf(body: string): [number, number, number, number, number][] {
+/** One answer: its candles, the paging cursor, and Deribit's clock when it answered. */
+interface DvolAnswer {
+  candles: Candle[];
+  /** Unchecked here: the live poll never pages, so only history validates it. */
+  continuation: unknown;
+  /** `usOut` of the JSON-RPC envelope, in ms; null where the body has none (the documentation example). */
+  venueTimeMs: number | null;
+}
+
+function dvolAnswer(body: string): DvolAnswer {
   const parsed = parseFrame(body, 'volatility_index');
   if (!isObject(parsed)) throw new MalformedFrameError('unexpected_shape', 'DVOL body is not a JSON object', 'volatility_index');
   if (isErrorBody(parsed)) throw venueError(parsed, 'volatility_index');
@@ -86,7 +108,25 @@ function candlesOf(body: string): [number, number, number, number, number][] {
   if (!candles.every(isCandle)) {
     throw new MalformedFrameError('unexpected_shape', 'DVOL candle is not [ts, open, high, low, close] numbers', 'volatility_index');
   }
-  return candles;
+  const usOut = parsed.usOut;
+  const venueTimeMs = typeof usOut === 'number' && Number.isSafeInteger(usOut) ? Math.floor(usOut / 1000) : null;
+  return { candles, continuation: result.continuation, venueTimeMs };
+}
+
+/** The one place a candle becomes a record, so live polls and history publish the same value under the same Msg-Id. */
+function candleRecord([ts, , , , close]: Candle, currency: string, receiveTime: number): VolatilityIndexRecord {
+  const { symbol, indexName } = dvolSymbol(currency);
+  return {
+    dataType: 'volatility_index',
+    venue: 'deribit_derivatives',
+    marketType: 'index',
+    symbol,
+    instrument: indexName,
+    eventTime: ts,
+    receiveTime,
+    resolution: RESOLUTION,
+    indexValue: numberText(close),
+  };
 }
 
 /**
@@ -95,23 +135,77 @@ function candlesOf(body: string): [number, number, number, number, number][] {
  * publishing it would freeze a wrong value.
  */
 export function parseVolatilityIndex(body: string, currency: string, receiveTime: number): VolatilityIndexRecord[] {
-  const candles = candlesOf(body);
+  const { candles } = dvolAnswer(body);
   const newest = Math.max(...candles.map((c) => c[0]));
-  const { symbol, indexName } = dvolSymbol(currency);
-  return candles
-    .filter((c) => c[0] !== newest)
-    .map(([ts, , , , close]) => ({
-      dataType: 'volatility_index',
-      venue: 'deribit_derivatives',
-      marketType: 'index',
-      symbol,
-      instrument: indexName,
-      eventTime: ts,
-      receiveTime,
-      resolution: RESOLUTION,
-      indexValue: numberText(close),
-    }));
+  return candles.filter((c) => c[0] !== newest).map((c) => candleRecord(c, currency, receiveTime));
 }
+
+/** The DVOL currency of a hole: records carry the index name (btc_usd); a bare currency (BTC) works too. */
+export function dvolCurrencyOf(instrument: string): string {
+  return instrument.replace(/_usd$/i, '').toUpperCase();
+}
+
+/** The range a history request asked for, read back from its URL: parsePage is handed only the request. */
+function dvolRequestRange(request: RestRequest): { url: URL; currency: string; startMs: number; endMs: number } {
+  const url = new URL(request.url);
+  const currency = url.searchParams.get('currency');
+  const startMs = Number(url.searchParams.get('start_timestamp') ?? NaN);
+  const endMs = Number(url.searchParams.get('end_timestamp') ?? NaN);
+  if (!url.pathname.endsWith(DVOL_ROUTE) || currency === null || !Number.isSafeInteger(startMs) || !Number.isSafeInteger(endMs)) {
+    throw new MprismError(`not a DVOL history request: ${request.url}`);
+  }
+  return { url, currency, startMs, endMs };
+}
+
+/**
+ * DVOL history from `public/get_volatility_index_data`: the newest candles of the range first,
+ * older ones by asking again with end_timestamp = `continuation` (null: nothing older in range).
+ * Limits, none of which this code depends on:
+ * - public, no API key. A non-matching-engine request costs 500 credits of a 50,000 pool refilled
+ *   at 10,000/s (20 req/s sustained, burst 100); an empty pool answers 10028 too_many_requests.
+ * - rows per answer: not documented; users measure 1000 candles (16.7 h at 60 s). Only
+ *   `continuation` decides whether more pages follow.
+ * - depth: not documented. DVOL launched in March 2021 (daily candles from 2021-03-24 per users);
+ *   how long 60 s candles are kept is unknown.
+ */
+const dvolHistory: HistorySource = {
+  endpoint: `GET ${DVOL_ROUTE}`,
+  pagesBy: 'time',
+  blockedReason: () => null,
+
+  request(restBaseUrl: string, query: HistoryQuery): RestRequest {
+    return { url: dvolRangeUrl(restBaseUrl, dvolCurrencyOf(query.instrument), query.fromMs, query.toMs), weight: 1 };
+  },
+
+  parsePage(body: string, query: HistoryQuery, request: RestRequest, receiveTime: number): HistoryPage {
+    const range = dvolRequestRange(request);
+    const { candles, continuation, venueTimeMs } = dvolAnswer(body);
+    if (continuation !== null && !(typeof continuation === 'number' && Number.isSafeInteger(continuation))) {
+      throw new MalformedFrameError('unexpected_shape', 'DVOL continuation is neither null nor an integer timestamp', 'volatility_index');
+    }
+    // A cursor that does not move back in time would fetch the same page forever.
+    if (continuation !== null && continuation >= range.endMs) {
+      throw new MalformedFrameError(
+        'unexpected_shape',
+        `DVOL continuation ${String(continuation)} does not page back from end_timestamp ${String(range.endMs)}`,
+        'volatility_index',
+      );
+    }
+    // As live: a candle with a newer one beside it is finished. Unlike live, the newest one is kept
+    // too once Deribit's clock (ours without usOut) is past its end, so a page boundary loses nothing.
+    const newest = Math.max(...candles.map((c) => c[0]));
+    const now = venueTimeMs ?? receiveTime;
+    const records = candles
+      .filter((c) => (c[0] !== newest || c[0] + RESOLUTION_MS <= now) && c[0] >= query.fromMs && c[0] <= query.toMs)
+      .map((c) => candleRecord(c, range.currency, receiveTime));
+    let next: RestRequest | null = null;
+    if (continuation !== null && continuation >= range.startMs) {
+      range.url.searchParams.set('end_timestamp', String(continuation));
+      next = { url: range.url.toString(), weight: 1 };
+    }
+    return { records, next };
+  },
+};
 
 /** Answer to a heartbeat `test_request`: Deribit closes a connection that does not answer. */
 const TEST_REQUEST_ANSWER = JSON.stringify({ jsonrpc: '2.0', id: 0, method: 'public/test', params: {} });
@@ -126,7 +220,7 @@ export const deribitDerivatives: VenueAdapter = {
   wsDataTypes: [],
   polledDataTypes: ['volatility_index'],
   tradeIds: 'increasing',
-  history: {},
+  history: { volatility_index: dvolHistory },
 
   connections(_baseUrl: string, _symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
     for (const dataType of dataTypes) {

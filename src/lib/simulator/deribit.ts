@@ -7,7 +7,10 @@ import { jsonReply, type Acceptor, type RestReply, type VenueContext, type Venue
 const INDICES: Readonly<Record<string, number>> = { btc_usd: 55, eth_usd: 70 };
 const DVOL_CHANNEL = /^deribit_volatility_index\.(btc_usd|eth_usd)$/;
 const RESOLUTION_SECONDS: Readonly<Record<string, number>> = { '1': 1, '60': 60, '3600': 3600, '43200': 43_200, '1D': 86_400 };
+/** Candles per answer: what users measure on Deribit (undocumented). Older ones come by `continuation`. */
 const MAX_CANDLES = 1000;
+/** DVOL launched in March 2021; users' first daily candle is 2021-03-24. Nothing older is served. */
+export const DVOL_FIRST_CANDLE_MS = Date.UTC(2021, 2, 24);
 const MIN_HEARTBEAT_SECONDS = 10;
 
 interface DeribitClientState {
@@ -38,6 +41,27 @@ export function dvolCandle(seed: number, index: string, ts: number, resolutionMs
   return [ts, open, Math.max(open, close, mid), Math.min(open, close, mid), close];
 }
 
+/** One answer of public/get_volatility_index_data: candles oldest first, and the next page's end_timestamp. */
+export interface DvolPage {
+  candles: [number, number, number, number, number][];
+  continuation: number | null;
+}
+
+/**
+ * Candles starting in [start, min(end, now)], newest `MAX_CANDLES` of them, from the same model the
+ * WebSocket pushes and every earlier answer used: a finished candle reads the same whenever asked.
+ * `continuation` is one ms before the oldest candle given, so the next page neither repeats nor skips one.
+ */
+export function dvolPage(seed: number, index: string, start: number, end: number, resolutionMs: number, now: number): DvolPage {
+  const first = Math.ceil(Math.max(start, DVOL_FIRST_CANDLE_MS) / resolutionMs) * resolutionMs;
+  const last = Math.floor(Math.min(end, now) / resolutionMs) * resolutionMs;
+  const count = Math.max(0, Math.floor((last - first) / resolutionMs) + 1);
+  const oldest = count > MAX_CANDLES ? last - (MAX_CANDLES - 1) * resolutionMs : first;
+  const candles: [number, number, number, number, number][] = [];
+  for (let ts = oldest; ts <= last; ts += resolutionMs) candles.push(dvolCandle(seed, index, ts, resolutionMs, now));
+  return { candles, continuation: count > MAX_CANDLES ? oldest - 1 : null };
+}
+
 function envelope(now: number, body: string): string {
   const us = now * 1000;
   return `{"jsonrpc":"2.0",${body},"usIn":${us},"usOut":${us + 150},"usDiff":150,"testnet":false}`;
@@ -50,7 +74,8 @@ function invalidParams(now: number, param: string, reason: string, id: Id = null
 /**
  * Deribit JSON-RPC over `/ws/api/v2` (public/subscribe to `deribit_volatility_index.*`,
  * public/set_heartbeat with test_request, public/test) and REST
- * `/api/v2/public/get_volatility_index_data` with minute-aligned candles.
+ * `/api/v2/public/get_volatility_index_data` with resolution-aligned candles, paged back in time
+ * by `continuation` as Deribit does.
  */
 export class DeribitSim implements VenueSim {
   readonly venue = 'deribit_derivatives';
@@ -87,16 +112,8 @@ export class DeribitSim implements VenueSim {
     if (end === null || !/^\d+$/.test(end)) return jsonReply(400, invalidParams(now, 'end_timestamp', 'must be an integer'));
     const seconds = RESOLUTION_SECONDS[query.get('resolution') ?? ''];
     if (seconds === undefined) return jsonReply(400, invalidParams(now, 'resolution', 'wrong format'));
-    const res = seconds * 1000;
-    const first = Math.ceil(Number(start) / res) * res;
-    const last = Math.floor(Math.min(Number(end), now) / res) * res;
-    const count = Math.max(0, Math.floor((last - first) / res) + 1);
-    // The newest page; older candles are fetched with the continuation as end_timestamp.
-    const oldest = count > MAX_CANDLES ? last - (MAX_CANDLES - 1) * res : first;
-    const candles: string[] = [];
-    for (let ts = oldest; ts <= last; ts += res) candles.push(JSON.stringify(dvolCandle(this.ctx.seed, index, ts, res, now)));
-    const continuation = count > MAX_CANDLES ? String(oldest - 1) : 'null';
-    return jsonReply(200, envelope(now, `"result":{"data":[${candles.join(',')}],"continuation":${continuation}}`));
+    const page = dvolPage(this.ctx.seed, index, Number(start), Number(end), seconds * 1000, now);
+    return jsonReply(200, envelope(now, `"result":${JSON.stringify({ data: page.candles, continuation: page.continuation })}`));
   }
 
   tooManyRequests(retryAfterSeconds: number): RestReply {
