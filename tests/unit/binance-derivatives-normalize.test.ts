@@ -51,10 +51,12 @@ const SNAPSHOT_FILES: Record<string, string[]> = {
   'depth_snapshot_rest.jsonl': ['SUSHIUSDT', 'AKROUSDT', 'KEEPUSDT'],
   'depth_snapshot_rest_doc.jsonl': ['BTCUSDT'],
 };
+/** REST history bodies; binance-history.test.ts parses them. */
+const HISTORY_FILES = ['historical_trades_rest_doc.jsonl', 'funding_rate_history_rest_doc.jsonl', 'open_interest_hist_rest_doc.jsonl'];
 
 describe('binance_derivatives on every fixture line', () => {
   it('covers every fixture file of the venue', () => {
-    const covered = [...Object.keys(WS_FILES), ...SILENT_WS_FILES, ...Object.keys(POLL_FILES), ...Object.keys(SNAPSHOT_FILES)].sort();
+    const covered = [...Object.keys(WS_FILES), ...SILENT_WS_FILES, ...Object.keys(POLL_FILES), ...Object.keys(SNAPSHOT_FILES), ...HISTORY_FILES].sort();
     expect(readdirSync(join(FIXTURES_DIR, 'binance_derivatives')).sort()).toEqual(covered);
   });
 

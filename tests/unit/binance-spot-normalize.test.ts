@@ -28,10 +28,12 @@ const SNAPSHOT_FILES: Record<string, string[]> = {
   'depth_snapshot_rest.jsonl': ['NKNUSDT', 'LRCBTC'],
   'depth_snapshot_rest_doc.jsonl': ['BNBBTC'],
 };
+/** REST history bodies; binance-history.test.ts parses them. */
+const HISTORY_FILES = ['historical_trades_rest_doc.jsonl'];
 
 describe('binance_spot on every fixture line', () => {
   it('covers every fixture file of the venue', () => {
-    const covered = [...WS_FILES, ...SILENT_WS_FILES, ...Object.keys(SNAPSHOT_FILES)].sort();
+    const covered = [...WS_FILES, ...SILENT_WS_FILES, ...Object.keys(SNAPSHOT_FILES), ...HISTORY_FILES].sort();
     expect(readdirSync(join(FIXTURES_DIR, 'binance_spot')).sort()).toEqual(covered);
   });
 

@@ -1,8 +1,23 @@
 import type { DataType, Venue } from '../config/schema.js';
-import { ConfigError } from '../errors.js';
+import { ConfigError, MprismError } from '../errors.js';
 import type { BookMessage, SequenceRules } from '../orderbook/types.js';
 import type { MarketType, TradeRecord } from '../records.js';
-import { MalformedFrameError, isDecimal, isObject, joinUrl, parseFrame, splitConcatenatedSymbol, type BookSupport, type ControlAction, type WsConnectionSpec } from './types.js';
+import {
+  MalformedFrameError,
+  isDecimal,
+  isObject,
+  joinUrl,
+  parseFrame,
+  splitConcatenatedSymbol,
+  type BookSupport,
+  type ControlAction,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistorySource,
+  type RestRequest,
+  type VenueCredentials,
+  type WsConnectionSpec,
+} from './types.js';
 
 /** Frames on `/stream` are wrapped; `/ws/<stream>` delivers the bare event. */
 export interface BinanceCombinedFrame {
@@ -334,4 +349,105 @@ export function binanceRestBook(o: { rules: SequenceRules; venue: Venue; marketT
 /** Streams take the symbol in lower case; events and REST answers carry it in upper case. */
 export function binanceInstrumentOf(symbol: string): string {
   return symbol.toUpperCase();
+}
+
+/**
+ * One row of `GET /api/v3/historicalTrades` (spot) and `GET /fapi/v1/historicalTrades` (USD-M).
+ * The body names no symbol: the instrument is the one asked for.
+ */
+export interface BinanceHistoricalTrade {
+  id: number;
+  price: string;
+  qty: string;
+  quoteQty?: string;
+  /** Trade time, ms: the `T` of the `@trade` event. */
+  time: number;
+  isBuyerMaker: boolean;
+  /** Spot only. */
+  isBestMatch?: boolean;
+  /** USD-M only, since 2025-11-18. */
+  isRPITrade?: boolean;
+}
+
+function isHistoricalTrade(v: unknown): v is BinanceHistoricalTrade {
+  return isObject(v) && Number.isSafeInteger(v.id) && isDecimal(v.price) && isDecimal(v.qty) && isTimestamp(v.time) && typeof v.isBuyerMaker === 'boolean';
+}
+
+/** The request with its query parameters replaced: the next page keeps URL, headers and weight. */
+export function withParams(request: RestRequest, params: Readonly<Record<string, string | number>>): RestRequest {
+  const url = new URL(request.url);
+  for (const [name, value] of Object.entries(params)) url.searchParams.set(name, String(value));
+  return { ...request, url: url.toString() };
+}
+
+/** An integer query parameter of a request this adapter built; absent only if the request was not. */
+export function requestParam(request: RestRequest, name: string): number {
+  const raw = new URL(request.url).searchParams.get(name);
+  if (raw === null || !/^\d+$/.test(raw)) throw new MprismError(`history request ${request.url} has no ${name}`);
+  return Number(raw);
+}
+
+function hasApiKey(credentials: VenueCredentials): credentials is { apiKey: string } {
+  return credentials.apiKey !== null && credentials.apiKey !== '';
+}
+
+/**
+ * Binance trade history, paged by trade id: each row becomes exactly the record the `@trade`
+ * normalization makes of the same trade (toTrade on the same fields), so the Msg-Id and the
+ * storage row are the ones the stream would have produced.
+ */
+export function binanceTradeHistory(o: {
+  venue: Venue;
+  marketType: MarketType;
+  route: string;
+  /** The endpoint's maximum page size. */
+  limit: number;
+  weight: number;
+  /** USD-M: MARKET_DATA security, the X-MBX-APIKEY header is mandatory. Spot: NONE since 2023-07-11. */
+  needsApiKey: boolean;
+  /** Rows the live normalizer drops too (USD-M price-0 placeholders). */
+  keep: (row: BinanceHistoricalTrade) => boolean;
+}): HistorySource {
+  const endpoint = `GET ${o.route}`;
+  return {
+    endpoint,
+    pagesBy: 'id',
+    blockedReason: (credentials) => (o.needsApiKey && !hasApiKey(credentials) ? `${endpoint} needs an API key: set collector.venues.${o.venue}.apiKey` : null),
+    request(restBaseUrl: string, query: HistoryQuery, credentials: VenueCredentials): RestRequest {
+      if (query.fromId === null || !/^\d+$/.test(query.fromId)) {
+        throw new MprismError(`${endpoint} pages by trade id: the query for ${query.instrument} needs a numeric fromId, got ${String(query.fromId)}`);
+      }
+      return {
+        url: joinUrl(restBaseUrl, `${o.route}?symbol=${query.instrument}&fromId=${query.fromId}&limit=${o.limit}`),
+        weight: o.weight,
+        // Spot ignores the header since it became a NONE endpoint; only send the key where it is needed.
+        ...(o.needsApiKey && hasApiKey(credentials) ? { headers: { 'X-MBX-APIKEY': credentials.apiKey } } : {}),
+      };
+    },
+    parsePage(body: string, query: HistoryQuery, request: RestRequest, receiveTime: number): HistoryPage {
+      const rows = parseFrame(body, 'trade');
+      if (!Array.isArray(rows) || !rows.every(isHistoricalTrade)) {
+        throw new MalformedFrameError('unexpected_shape', `${endpoint} response missing or mistyped fields: ${body.slice(0, 120)}`, 'trade');
+      }
+      const records = rows.filter(o.keep).map((row) =>
+        toTrade({ e: 'trade', E: row.time, s: query.instrument, t: row.id, p: row.price, q: row.qty, T: row.time, m: row.isBuyerMaker }, o.venue, o.marketType, receiveTime),
+      );
+      return { records, next: nextTradePage(rows, query, request) };
+    },
+  };
+}
+
+/**
+ * The page after `rows`: from one past the highest id, unless the hole is covered (past toId, or
+ * past toMs when the last missing id is unknown) or the venue had no more (a short page).
+ */
+function nextTradePage(rows: readonly BinanceHistoricalTrade[], query: HistoryQuery, request: RestRequest): RestRequest | null {
+  const fromId = requestParam(request, 'fromId');
+  if (rows.length < requestParam(request, 'limit')) return null;
+  let last = rows[0] as BinanceHistoricalTrade;
+  for (const row of rows) if (row.id > last.id) last = row;
+  if (query.toId !== null ? last.id >= Number(query.toId) : last.time > query.toMs) return null;
+  // A venue that ignored fromId would otherwise be asked the same page forever.
+  if (last.id < fromId) return null;
+  return withParams(request, { fromId: last.id + 1 });
 }

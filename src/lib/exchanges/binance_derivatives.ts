@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { DataType, PolledDataType } from '../config/schema.js';
+import { MprismError } from '../errors.js';
 import type { BookMessage, SequenceRules, SequenceVerdict } from '../orderbook/types.js';
 import type {
   FundingRateRecord,
   LiquidationRecord,
   LsrAllAccountRecord,
   LsrTopPositionRecord,
+  MarketRecord,
   OpenInterestRecord,
   RecordBase,
 } from '../records.js';
@@ -15,14 +17,17 @@ import {
   binanceRestBook,
   binanceEvent,
   binanceSymbol,
+  binanceTradeHistory,
   isDepthEvent,
   isTimestamp,
   isTradeEvent,
   isZeroDecimal,
+  requestParam,
   requireSupported,
   streamConnections,
   toBookUpdate,
   toTrade,
+  withParams,
   type StreamGroup,
 } from './binance.js';
 import {
@@ -33,8 +38,12 @@ import {
   joinUrl,
   parseFrame,
   type FrameSink,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistorySource,
   type PollOptions,
   type RestPoll,
+  type RestRequest,
   type VenueAdapter,
   type WsConnectionSpec,
 } from './types.js';
@@ -97,6 +106,27 @@ export interface BinanceLongShortRatio {
   longAccount: string;
   shortAccount: string;
   /** The docs print a string, other pages a number; both occur. */
+  timestamp: number | string;
+}
+
+/** One row of `GET /fapi/v1/fundingRate`: a settled rate at its funding time. */
+export interface BinanceFundingRateHistory {
+  symbol: string;
+  fundingRate: string;
+  fundingTime: number;
+  /** Mark price at the funding; the docs mark it optional, and old rows may have "" or lack it. */
+  markPrice?: string;
+}
+
+/** One row of `GET /futures/data/openInterestHist`; timestamp is the period start. */
+export interface BinanceOpenInterestHist {
+  symbol: string;
+  /** In base units (coins). */
+  sumOpenInterest: string;
+  /** In the quote asset. */
+  sumOpenInterestValue: string;
+  CMCCirculatingSupply?: string;
+  /** A string in the docs, a number on other pages; both occur. */
   timestamp: number | string;
 }
 
@@ -264,6 +294,51 @@ function parseOpenInterest(body: string, receiveTime: number): OpenInterestRecor
   return [{ ...base(v.symbol, 'open_interest', v.time, receiveTime), dataType: 'open_interest', openInterest: v.openInterest, openInterestValue: null }];
 }
 
+function isFundingRateHistory(v: unknown): v is BinanceFundingRateHistory {
+  return (
+    isObject(v) &&
+    typeof v.symbol === 'string' &&
+    isSignedDecimal(v.fundingRate) &&
+    isTimestamp(v.fundingTime) &&
+    (v.markPrice === undefined || v.markPrice === '' || isDecimal(v.markPrice))
+  );
+}
+
+function isEpochMs(v: unknown): v is number | string {
+  return isTimestamp(v) || (typeof v === 'string' && EPOCH_MS_STRING.test(v));
+}
+
+function isOpenInterestHist(v: unknown): v is BinanceOpenInterestHist {
+  return isObject(v) && typeof v.symbol === 'string' && isDecimal(v.sumOpenInterest) && isDecimal(v.sumOpenInterestValue) && isEpochMs(v.timestamp);
+}
+
+/** Settled rates: no next funding time is known for them, and the mark price only where the row has one. */
+function parseFundingHistory(body: string, receiveTime: number): { rows: BinanceFundingRateHistory[]; records: FundingRateRecord[] } {
+  const v = parseFrame(body, 'funding_rate');
+  if (!Array.isArray(v) || !v.every(isFundingRateHistory)) throw shapeError('funding_rate', body);
+  const records = v.map(
+    (r): FundingRateRecord => ({
+      ...base(r.symbol, 'funding_rate', r.fundingTime, receiveTime),
+      dataType: 'funding_rate',
+      fundingRate: r.fundingRate,
+      nextFundingTime: 0,
+      markPrice: r.markPrice === undefined || r.markPrice === '' ? null : r.markPrice,
+    }),
+  );
+  return { rows: v, records };
+}
+
+function parseOpenInterestHist(body: string, receiveTime: number): OpenInterestRecord[] {
+  const v = parseFrame(body, 'open_interest');
+  if (!Array.isArray(v) || !v.every(isOpenInterestHist)) throw shapeError('open_interest', body);
+  return v.map((r) => ({
+    ...base(r.symbol, 'open_interest', Number(r.timestamp), receiveTime),
+    dataType: 'open_interest',
+    openInterest: r.sumOpenInterest,
+    openInterestValue: r.sumOpenInterestValue,
+  }));
+}
+
 function parseRatios(body: string, dataType: 'lsr_top_position' | 'lsr_all_account'): BinanceLongShortRatio[] {
   const v = parseFrame(body, dataType);
   if (!Array.isArray(v) || !v.every(isLongShortRatio)) throw shapeError(dataType, body);
@@ -323,13 +398,116 @@ const POLL_WEIGHT: Readonly<Record<BinancePolledType, number>> = {
   lsr_all_account: 0,
 };
 
+/**
+ * `GET /fapi/v1/historicalTrades` (MARKET_DATA: X-MBX-APIKEY header, no signature): weight 20,
+ * limit max 500, market trades only (no insurance-fund or ADL fills, as on the stream), the last
+ * three months only.
+ */
+const TRADE_HISTORY = binanceTradeHistory({
+  venue: VENUE,
+  marketType: MARKET_TYPE,
+  route: '/fapi/v1/historicalTrades',
+  limit: 500,
+  weight: 20,
+  needsApiKey: true,
+  keep: (row) => !isZeroDecimal(row.price),
+});
+
+/**
+ * `GET /fapi/v1/fundingRate`: settled rates, ascending; more than `limit` in the range come back as
+ * the first `limit` from startTime, so pages move forward. No request weight: its own 500 requests
+ * per 5 min per IP (shared with fundingInfo), and one page of 1000 covers 41 days even at 1 h funding.
+ */
+const FUNDING_HISTORY_LIMIT = 1000;
+
+const FUNDING_HISTORY: HistorySource = {
+  endpoint: 'GET /fapi/v1/fundingRate',
+  pagesBy: 'time',
+  blockedReason: () => null,
+  request: (restBaseUrl: string, query: HistoryQuery): RestRequest => ({
+    url: joinUrl(restBaseUrl, `/fapi/v1/fundingRate?symbol=${query.instrument}&startTime=${query.fromMs}&endTime=${query.toMs}&limit=${FUNDING_HISTORY_LIMIT}`),
+    weight: 0,
+  }),
+  parsePage(body: string, query: HistoryQuery, request: RestRequest, receiveTime: number): HistoryPage {
+    const { rows, records } = parseFundingHistory(body, receiveTime);
+    // A short page is the end of the range; a full one continues after its last funding time.
+    if (rows.length < requestParam(request, 'limit')) return { records, next: null };
+    const last = Math.max(...rows.map((r) => r.fundingTime));
+    // A venue that ignored startTime would otherwise be asked the same page forever.
+    const done = last >= query.toMs || last < requestParam(request, 'startTime');
+    return { records, next: done ? null : withParams(request, { startTime: last + 1 }) };
+  },
+};
+
+/**
+ * Rows per page of the /futures/data period endpoints (openInterestHist and the long/short ratios):
+ * the documented maximum. Weight 0, their own 1000 requests per 5 min per IP, the latest 30 days.
+ */
+const PERIOD_HISTORY_LIMIT = 500;
+
+const PERIOD_MS: Readonly<Record<string, number>> = {
+  '5m': 300_000,
+  '15m': 900_000,
+  '30m': 1_800_000,
+  '1h': 3_600_000,
+  '2h': 7_200_000,
+  '4h': 14_400_000,
+  '6h': 21_600_000,
+  '12h': 43_200_000,
+  '1d': 86_400_000,
+};
+
+/**
+ * History of one /futures/data period endpoint. Which end a range holding more than `limit` rows is
+ * cut at is not documented, so each request asks for a window of at most `limit` periods and the
+ * next page is the window after it: nothing is cut whichever end the venue keeps.
+ */
+function periodHistory(
+  dataType: 'open_interest' | 'lsr_top_position' | 'lsr_all_account',
+  route: string,
+  parse: (body: string, receiveTime: number, period: string) => MarketRecord[],
+): HistorySource {
+  return {
+    endpoint: `GET ${route}`,
+    pagesBy: 'time',
+    blockedReason: () => null,
+    request(restBaseUrl: string, query: HistoryQuery, _credentials, options: PollOptions): RestRequest {
+      const periodMs = PERIOD_MS[options.lsrPeriod];
+      if (periodMs === undefined) throw new MprismError(`${dataType} history: unknown period ${options.lsrPeriod}`);
+      const endTime = Math.min(query.toMs, query.fromMs + PERIOD_HISTORY_LIMIT * periodMs - 1);
+      return {
+        url: joinUrl(restBaseUrl, `${route}?symbol=${query.instrument}&period=${options.lsrPeriod}&startTime=${query.fromMs}&endTime=${endTime}&limit=${PERIOD_HISTORY_LIMIT}`),
+        weight: 0,
+      };
+    },
+    parsePage(body: string, query: HistoryQuery, request: RestRequest, receiveTime: number): HistoryPage {
+      const period = new URL(request.url).searchParams.get('period');
+      if (period === null) throw new MprismError(`history request ${request.url} has no period`);
+      const records = parse(body, receiveTime, period);
+      const start = requestParam(request, 'startTime');
+      const end = requestParam(request, 'endTime');
+      if (end >= query.toMs) return { records, next: null };
+      return { records, next: withParams(request, { startTime: end + 1, endTime: Math.min(query.toMs, end + (end - start + 1)) }) };
+    },
+  };
+}
+
+const HISTORY: Readonly<Record<'trade' | BinancePolledType, HistorySource>> = {
+  trade: TRADE_HISTORY,
+  funding_rate: FUNDING_HISTORY,
+  open_interest: periodHistory('open_interest', '/futures/data/openInterestHist', (body, receiveTime) => parseOpenInterestHist(body, receiveTime)),
+  // The same endpoints and parsers as the live polls, so a refilled row is the polled record.
+  lsr_top_position: periodHistory('lsr_top_position', '/futures/data/topLongShortPositionRatio', parseTopPosition),
+  lsr_all_account: periodHistory('lsr_all_account', '/futures/data/globalLongShortAccountRatio', parseAllAccount),
+};
+
 export const binanceDerivatives: VenueAdapter = {
   venue: VENUE,
   marketType: MARKET_TYPE,
   wsDataTypes: WS_DATA_TYPES,
   polledDataTypes: POLLED_DATA_TYPES,
   tradeIds: 'increasing',
-  history: {},
+  history: HISTORY,
 
   connections(baseUrl: string, symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
     const wanted = requireSupported(VENUE, WS_DATA_TYPES, dataTypes, 'over WebSocket');

@@ -5,6 +5,7 @@ import {
   binanceInstrumentOf,
   binanceRestBook,
   binanceEvent,
+  binanceTradeHistory,
   isDepthEvent,
   isTradeEvent,
   requireSupported,
@@ -57,13 +58,28 @@ export const binanceSpotSequence: SequenceRules = {
   },
 };
 
+/**
+ * `GET /api/v3/historicalTrades`: weight 25 (since 2024-04-04), limit max 1000, security NONE since
+ * 2023-07-11 (the X-MBX-APIKEY header is ignored), no documented horizon.
+ */
+const TRADE_HISTORY = binanceTradeHistory({
+  venue: 'binance_spot',
+  marketType: 'spot',
+  route: '/api/v3/historicalTrades',
+  limit: 1000,
+  weight: 25,
+  needsApiKey: false,
+  // The spot stream drops nothing either.
+  keep: () => true,
+});
+
 export const binanceSpot: VenueAdapter = {
   venue: 'binance_spot',
   marketType: 'spot',
   wsDataTypes: WS_DATA_TYPES,
   polledDataTypes: POLLED_DATA_TYPES,
   tradeIds: 'contiguous',
-  history: {},
+  history: { trade: TRADE_HISTORY },
 
   connections(baseUrl: string, symbols: readonly string[], dataTypes: readonly DataType[]): WsConnectionSpec[] {
     const wanted = requireSupported('binance_spot', WS_DATA_TYPES, dataTypes, 'over WebSocket');

@@ -1,7 +1,8 @@
-import { BinanceSim, binanceError, depthParams, symbolParam } from './binance-sim.js';
+import type { IncomingHttpHeaders } from 'node:http';
+import { BinanceSim, apiKeyRefusal, binanceError, depthParams, historicalTradesParams, isReply, longParam, symbolParam } from './binance-sim.js';
 import { binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
-import { fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts } from './derivatives-model.js';
+import { FUNDING_INTERVAL_MS, fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts } from './derivatives-model.js';
 import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext } from './venue.js';
 
@@ -11,6 +12,10 @@ const PING_INTERVAL_MS = 180_000;
 const LOT_DECIMALS = 3;
 const MAX_LEVEL_LOTS = 5000;
 const LSR_PERIODS = ['5m', '15m', '30m', '1h', '2h', '4h', '6h', '12h', '1d'];
+/** The /futures/data statistics keep the latest 30 days. */
+const STATS_HORIZON_MS = 30 * 86_400_000;
+/** `GET /fapi/v1/historicalTrades` weight (default limit 100, max 500). */
+const HISTORICAL_TRADES_WEIGHT = 20;
 
 /** Streams each route carries since the 2026 split; the legacy routes act as /public. */
 const PUBLIC_STREAM = /^[a-z0-9]+@(depth@100ms|trade)$/;
@@ -22,9 +27,17 @@ const ROUTES: ReadonlyArray<{ prefix: string; delivers: RegExp }> = [
 ];
 
 const price = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS, PRICE_DECIMALS);
+const p8 = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS);
 const qty = (lots: number) => formatFixed(lots, LOT_DECIMALS, LOT_DECIMALS);
 /** The tape counts 10^-5 lots; futures trade in 10^-3. */
 const tradeLots = (t: SimTrade) => Math.max(1, Math.round(t.qtyLots / 10 ** (QTY_DECIMALS - LOT_DECIMALS)));
+
+/** One row of `GET /fapi/v1/historicalTrades`: the price and quantity strings of the `@trade` event. */
+function historicalTradeJson(t: SimTrade): string {
+  const lots = tradeLots(t);
+  const quoteQty = formatFixed(t.priceTicks * lots, PRICE_DECIMALS + LOT_DECIMALS, PRICE_DECIMALS + LOT_DECIMALS);
+  return `{"id":${t.id},"price":"${price(t.priceTicks)}","qty":"${qty(lots)}","quoteQty":"${quoteQty}","time":${t.time},"isBuyerMaker":${t.buyerIsMaker},"isRPITrade":false}`;
+}
 
 function levelsJson(levels: readonly ModelLevel[]): string {
   return JSON.stringify(levels.map(([p, q]) => [price(p), qty(q)]));
@@ -44,10 +57,24 @@ function optionalTime(query: URLSearchParams, name: string): number | null {
 }
 
 /**
+ * Funding times of settled rates (at or before now) as `GET /fapi/v1/fundingRate` lists them:
+ * ascending, the first `limit` from startTime, or the newest `limit` without one.
+ */
+function fundingTimes(now: number, limit: number, start: number | null, end: number | null): number[] {
+  const last = Math.floor(Math.min(end ?? now, now) / FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS;
+  const first = start === null ? last - (limit - 1) * FUNDING_INTERVAL_MS : Math.ceil(start / FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS;
+  const out: number[] = [];
+  for (let t = Math.max(0, first); t <= last && out.length < limit; t += FUNDING_INTERVAL_MS) out.push(t);
+  return out;
+}
+
+/**
  * Binance USD-M perpetuals: `/public` (`@depth@100ms` with U/u/pu, `@trade`), `/market`
  * (`@aggTrade`, `@markPrice[@1s]`, `@forceOrder`, `!forceOrder@arr`), the legacy `/stream` and
  * `/ws` that ack everything but deliver only public streams, and the REST depth, premium index,
- * open interest and long/short ratio endpoints.
+ * open interest and long/short ratio endpoints. The history endpoints answer from the same model:
+ * historicalTrades (API key required) from the tape's trades, fundingRate from the rate at each
+ * funding time, openInterestHist and the ratios from each period's start.
  */
 export class BinanceDerivativesSim extends BinanceSim {
   private nextMarkPriceAt: number;
@@ -66,9 +93,24 @@ export class BinanceDerivativesSim extends BinanceSim {
     return null;
   }
 
-  rest(route: string, query: URLSearchParams): RestReply | null {
+  rest(route: string, query: URLSearchParams, headers: IncomingHttpHeaders): RestReply | null {
     const now = this.ctx.now();
     switch (route) {
+      case '/fapi/v1/historicalTrades': {
+        const refusal = apiKeyRefusal(headers);
+        if (refusal !== null) return refusal;
+        const params = historicalTradesParams(query, 500, 100);
+        if ('status' in params) return params;
+        return this.reply(HISTORICAL_TRADES_WEIGHT, `[${this.historicalTrades(params).map(historicalTradeJson).join(',')}]`);
+      }
+      case '/fapi/v1/fundingRate':
+        return this.fundingHistory(query, now);
+      case '/futures/data/openInterestHist':
+        return this.periodStats(route, query, now, (m, ts) => {
+          const oiLots = Math.round(openInterestCoins(this.ctx.seed, `${this.venue}/${m.id}`, ts) * 1000);
+          // Lots of 10^-3 coins times ticks of 10^-2: the value in 10^-5, exactly.
+          return `"sumOpenInterest":"${formatFixed(oiLots, LOT_DECIMALS)}","sumOpenInterestValue":"${formatFixed(oiLots * this.priceAt(m, ts), PRICE_DECIMALS + LOT_DECIMALS)}"`;
+        });
       case '/fapi/v1/depth': {
         const params = depthParams(query, 1000, 500);
         if ('status' in params) return params;
@@ -90,7 +132,10 @@ export class BinanceDerivativesSim extends BinanceSim {
       }
       case '/futures/data/topLongShortPositionRatio':
       case '/futures/data/globalLongShortAccountRatio':
-        return this.longShortRatio(route, query, now);
+        return this.periodStats(route, query, now, (m, ts, period) => {
+          const r = longShortShares(this.ctx.seed, `${this.venue}/${m.id}${route}/${period}`, ts);
+          return `"longShortRatio":"${r.ratio}","longAccount":"${r.long}","shortAccount":"${r.short}"`;
+        });
       default:
         return null;
     }
@@ -122,26 +167,61 @@ export class BinanceDerivativesSim extends BinanceSim {
     const mark = m.tape.priceTicks;
     const index = mark - Math.round(mark * 0.0002);
     const rate = fundingRate(this.ctx.seed, `${this.venue}/${m.id}`, now);
-    const p8 = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS);
     return `{"symbol":"${m.id}","markPrice":"${p8(mark)}","indexPrice":"${p8(index)}","estimatedSettlePrice":"${p8(index)}","lastFundingRate":"${rate.toFixed(8)}","interestRate":"0.00010000","nextFundingTime":${nextFundingTime(now)},"time":${now}}`;
   }
 
-  private longShortRatio(route: string, query: URLSearchParams, now: number): RestReply {
+  /**
+   * A /futures/data statistics endpoint: a row per period start in the range (the newest `limit`,
+   * oldest first), within the 30 days kept. `fields` prints a row's own fields.
+   */
+  private periodStats(route: string, query: URLSearchParams, now: number, fields: (m: InstrumentMarket, ts: number, period: number) => string): RestReply {
     const m = this.instrument(query.get('symbol'));
     if ('status' in m) return m;
     const period = periodMs(query.get('period'), LSR_PERIODS);
     if (period === null) return binanceError(400, -1120, 'Invalid interval.');
     const rawLimit = query.get('limit');
     const limit = rawLimit === null ? 30 : Math.min(Math.max(1, Number(rawLimit) || 30), 500);
-    const key = `${this.venue}/${m.id}${route}/${period}`;
-    // Oldest first, as Binance lists them.
-    const rows = periodStarts(now, period, limit, optionalTime(query, 'startTime'), optionalTime(query, 'endTime'))
+    const start = Math.max(optionalTime(query, 'startTime') ?? 0, now - STATS_HORIZON_MS);
+    const rows = periodStarts(now, period, limit, start, optionalTime(query, 'endTime'))
       .reverse()
-      .map((ts) => {
-        const s = longShortShares(this.ctx.seed, key, ts);
-        return `{"symbol":"${m.id}","longShortRatio":"${s.ratio}","longAccount":"${s.long}","shortAccount":"${s.short}","timestamp":${ts}}`;
-      });
+      .map((ts) => `{"symbol":"${m.id}",${fields(m, ts, period)},"timestamp":${ts}}`);
     return this.reply(0, `[${rows.join(',')}]`);
+  }
+
+  /** Settled rates: the predicted rate at the funding time, and the last trade price then as the mark. */
+  private fundingHistory(query: URLSearchParams, now: number): RestReply {
+    const symbol = query.get('symbol');
+    const markets = symbol === null ? [...this.instruments.all()] : [this.instrument(symbol)];
+    const picked: InstrumentMarket[] = [];
+    for (const m of markets) {
+      if ('status' in m) return m;
+      picked.push(m);
+    }
+    const start = longParam(query, 'startTime');
+    if (isReply(start)) return start;
+    const end = longParam(query, 'endTime');
+    if (isReply(end)) return end;
+    const rawLimit = longParam(query, 'limit');
+    if (isReply(rawLimit)) return rawLimit;
+    const limit = Math.min(Math.max(1, rawLimit ?? 100), 1000);
+    const times = fundingTimes(now, limit, start, end);
+    const rows = times.flatMap((t) =>
+      picked.map((m) => {
+        const rate = fundingRate(this.ctx.seed, `${this.venue}/${m.id}`, t).toFixed(8);
+        return `{"symbol":"${m.id}","fundingRate":"${rate}","fundingTime":${t},"markPrice":"${p8(this.priceAt(m, t))}"}`;
+      }),
+    );
+    // Its own 500 requests per 5 min, no request weight.
+    return this.reply(0, `[${rows.slice(0, limit).join(',')}]`);
+  }
+
+  /**
+   * The price in ticks at `time`: the last trade at or before it, so a history row reads the same on
+   * every request. Before the kept trades, the oldest kept one; with none yet, the tape's price.
+   */
+  private priceAt(m: InstrumentMarket, time: number): number {
+    const trade = m.trades.inTimeNewestFirst(0, time, 1)[0] ?? m.trades.fromId(0, 1)[0];
+    return trade?.priceTicks ?? m.tape.priceTicks;
   }
 
   private publishTrade(m: InstrumentMarket, t: SimTrade, now: number): void {
@@ -203,7 +283,6 @@ export class BinanceDerivativesSim extends BinanceSim {
     const streams = [`${lower}@markPrice@1s`, ...(everyThreeSeconds ? [`${lower}@markPrice`] : [])].filter((s) => this.hub.hasSubscribers(s));
     if (streams.length === 0) return;
     const mark = m.tape.priceTicks;
-    const p8 = (ticks: number) => formatFixed(ticks, PRICE_DECIMALS);
     const rate = fundingRate(this.ctx.seed, `${this.venue}/${m.id}`, now).toFixed(8);
     const event = `{"e":"markPriceUpdate","E":${now},"s":"${m.id}","p":"${p8(mark)}","i":"${p8(mark - Math.round(mark * 0.0002))}","P":"${p8(mark)}","r":"${rate}","T":${nextFundingTime(now)}}`;
     for (const s of streams) this.hub.publish(s, framer(s, event));

@@ -1,7 +1,9 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Venue } from '../config/schema.js';
 import { splitConcatenatedSymbol } from '../exchanges/types.js';
 import { UsedWeight, type BinanceHub, sendBinanceMalformed, streamInstrument } from './binance-ws.js';
 import { SocketHub } from './hub.js';
+import type { SimTrade } from './market.js';
 import { InstrumentSet, jsonReply, type Acceptor, type RestReply, type VenueContext, type VenueSim } from './venue.js';
 
 /** Binance's REST error shape. */
@@ -24,6 +26,35 @@ export function depthParams(query: URLSearchParams, maxLimit: number, defaultLim
   if (rawLimit !== null && !/^[0-9]{1,20}$/.test(rawLimit)) return binanceError(400, -1100, "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.");
   const limit = rawLimit === null ? defaultLimit : Math.min(Math.max(1, Number(rawLimit)), maxLimit);
   return { symbol, limit };
+}
+
+/** An optional LONG parameter: absent is null, anything but digits is Binance's -1100. */
+export function longParam(query: URLSearchParams, name: string): number | null | RestReply {
+  const raw = query.get(name);
+  if (raw === null) return null;
+  if (!/^[0-9]{1,20}$/.test(raw)) return binanceError(400, -1100, `Illegal characters found in parameter '${name}'; legal range is '^[0-9]{1,20}$'.`);
+  return Number(raw);
+}
+
+export function isReply<T>(v: T | RestReply): v is RestReply {
+  return typeof v === 'object' && v !== null && 'status' in v;
+}
+
+/** `symbol`, `limit` and `fromId` of a historicalTrades request, checked like Binance. */
+export function historicalTradesParams(query: URLSearchParams, maxLimit: number, defaultLimit: number): { symbol: string; limit: number; fromId: number | null } | RestReply {
+  const params = depthParams(query, maxLimit, defaultLimit);
+  if ('status' in params) return params;
+  const fromId = longParam(query, 'fromId');
+  return isReply(fromId) ? fromId : { ...params, fromId };
+}
+
+/**
+ * MARKET_DATA endpoints without an X-MBX-APIKEY header: Binance answers 401 with -2014. Any key is
+ * taken: the simulator has no accounts to check it against.
+ */
+export function apiKeyRefusal(headers: IncomingHttpHeaders): RestReply | null {
+  const key = headers['x-mbx-apikey'];
+  return typeof key === 'string' && key !== '' ? null : binanceError(401, -2014, 'API-key format invalid.');
 }
 
 /**
@@ -51,7 +82,7 @@ export abstract class BinanceSim implements VenueSim {
   }
 
   abstract wsRoute(route: string, query: URLSearchParams): Acceptor | null;
-  abstract rest(route: string, query: URLSearchParams): RestReply | null;
+  abstract rest(route: string, query: URLSearchParams, headers: IncomingHttpHeaders): RestReply | null;
   abstract tick(tradesDue: number): void;
 
   preCreate(symbol: string): boolean {
@@ -90,6 +121,15 @@ export abstract class BinanceSim implements VenueSim {
 
   close(): void {
     this.hub.close();
+  }
+
+  /**
+   * The trades historicalTrades lists: from fromId on, or the newest ones without it. They come
+   * from the tape's history, so they are the trades the stream sent or would have sent.
+   */
+  protected historicalTrades(params: { symbol: string; limit: number; fromId: number | null }): SimTrade[] {
+    const trades = this.instruments.get(params.symbol).trades;
+    return params.fromId === null ? trades.newest(params.limit) : trades.fromId(params.fromId, params.limit);
   }
 
   /** A subscription creates its instrument, so any listed symbol trades. */

@@ -1,4 +1,4 @@
-import { BinanceSim, depthParams } from './binance-sim.js';
+import { BinanceSim, depthParams, historicalTradesParams } from './binance-sim.js';
 import { binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
 import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
@@ -22,6 +22,13 @@ export function tradeEventJson(t: SimTrade, eventTime: number): string {
   return `{"e":"trade","E":${eventTime},"s":"${t.symbol}","t":${t.id},"p":"${t.price}","q":"${t.quantity}","T":${t.time},"m":${t.buyerIsMaker},"M":true}`;
 }
 
+/** One row of `GET /api/v3/historicalTrades`: the same trade, price and quantity strings as the `@trade` event. */
+export function historicalTradeJson(t: SimTrade): string {
+  // Ticks of 10^-2 times lots of 10^-5: the exact quote quantity in 10^-7.
+  const quoteQty = formatFixed(t.priceTicks * t.qtyLots, PRICE_DECIMALS + QTY_DECIMALS);
+  return `{"id":${t.id},"price":"${t.price}","qty":"${t.quantity}","quoteQty":"${quoteQty}","time":${t.time},"isBuyerMaker":${t.buyerIsMaker},"isBestMatch":true}`;
+}
+
 /** Spot prints prices and quantities with 8 decimals. */
 export function spotLevels(levels: readonly ModelLevel[]): string {
   return JSON.stringify(levels.map(([p, q]) => [formatFixed(p, PRICE_DECIMALS), formatFixed(q, QTY_DECIMALS)]));
@@ -35,10 +42,15 @@ function depthWeight(limit: number): number {
   return 250;
 }
 
+/** `GET /api/v3/historicalTrades` costs 25 whatever the limit (default 500, max 1000). */
+const HISTORICAL_TRADES_WEIGHT = 25;
+
 /**
  * Binance spot as the real exchange serves it: `/stream` (combined, optional `?streams=`),
  * `/ws/<stream>` and `/ws` (raw) with `<sym>@trade` and `<sym>@depth@100ms` (U/u contiguous),
- * and the REST snapshot `GET /api/v3/depth` matching the stream at that moment.
+ * the REST snapshot `GET /api/v3/depth` matching the stream at that moment, and
+ * `GET /api/v3/historicalTrades` listing the trades the stream sent or would have sent (no API
+ * key needed since 2023-07-11; a key sent is ignored).
  */
 export class BinanceSpotSim extends BinanceSim {
   constructor(ctx: VenueContext) {
@@ -52,13 +64,26 @@ export class BinanceSpotSim extends BinanceSim {
   }
 
   rest(route: string, query: URLSearchParams): RestReply | null {
-    if (route !== '/api/v3/depth') return null;
-    const params = depthParams(query, 5000, 100);
-    if ('status' in params) return params;
-    const m = this.instruments.get(params.symbol);
-    const { bids, asks } = m.book.levels(params.limit);
-    const used = this.weight.add(depthWeight(params.limit), this.ctx.now());
-    return jsonReply(200, `{"lastUpdateId":${m.seq},"bids":${spotLevels(bids)},"asks":${spotLevels(asks)}}`, { 'x-mbx-used-weight-1m': String(used) });
+    switch (route) {
+      case '/api/v3/depth': {
+        const params = depthParams(query, 5000, 100);
+        if ('status' in params) return params;
+        const m = this.instruments.get(params.symbol);
+        const { bids, asks } = m.book.levels(params.limit);
+        return this.reply(depthWeight(params.limit), `{"lastUpdateId":${m.seq},"bids":${spotLevels(bids)},"asks":${spotLevels(asks)}}`);
+      }
+      case '/api/v3/historicalTrades': {
+        const params = historicalTradesParams(query, 1000, 500);
+        if ('status' in params) return params;
+        return this.reply(HISTORICAL_TRADES_WEIGHT, `[${this.historicalTrades(params).map(historicalTradeJson).join(',')}]`);
+      }
+      default:
+        return null;
+    }
+  }
+
+  private reply(weight: number, body: string): RestReply {
+    return jsonReply(200, body, { 'x-mbx-used-weight-1m': String(this.weight.add(weight, this.ctx.now())) });
   }
 
   tick(tradesDue: number): void {

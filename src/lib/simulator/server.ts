@@ -1,5 +1,5 @@
 import { access } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { WebSocketServer } from 'ws';
@@ -193,7 +193,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     return next.snapshot;
   }
 
-  function venueRest(venue: Venue, route: string, query: URLSearchParams): RestReply | null {
+  function venueRest(venue: Venue, route: string, query: URLSearchParams, headers: IncomingHttpHeaders): RestReply | null {
     const throttle = throttles.get(venue);
     const sim = sims.get(venue) as VenueSim;
     if (throttle !== undefined && throttle.remaining > 0) {
@@ -202,7 +202,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     }
     const captured = replay?.restBody(venue, route, query) ?? null;
     if (captured !== null) return { status: 200, body: captured };
-    return sim.rest(route, query);
+    return sim.rest(route, query, headers);
   }
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -210,7 +210,7 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     const key = `${req.method ?? 'GET'} ${url.pathname}`;
     const venueRoute = req.method === 'GET' ? splitVenue(url.pathname) : null;
     if (venueRoute !== null) {
-      const reply = venueRest(venueRoute.venue, venueRoute.route, url.searchParams);
+      const reply = venueRest(venueRoute.venue, venueRoute.route, url.searchParams, req.headers);
       const status = reply?.status ?? 404;
       restRequests.set(venueRoute.venue, (restRequests.get(venueRoute.venue) ?? 0) + 1);
       metrics.restRequests.inc({ venue: venueRoute.venue, status: String(status) });

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import type { WebSocket } from 'ws';
 import type { Venue } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -107,8 +108,8 @@ export interface VenueSim {
   readonly hub: SocketHub<unknown>;
   /** The handler for a WebSocket route under /<venue>; null: no such route (404). */
   wsRoute(route: string, query: URLSearchParams): Acceptor | null;
-  /** A REST route under /<venue>; null: no such route (404). */
-  rest(route: string, query: URLSearchParams): RestReply | null;
+  /** A REST route under /<venue>; null: no such route (404). Header names are lower case (an API key). */
+  rest(route: string, query: URLSearchParams, headers: IncomingHttpHeaders): RestReply | null;
   /** The venue's answer when its request budget is exhausted (the http_429 fault). */
   tooManyRequests(retryAfterSeconds: number): RestReply;
   /** Pre-creates an instrument from a config symbol such as BTCUSDT; false when the venue has no such form. */
