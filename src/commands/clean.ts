@@ -10,9 +10,10 @@ export function cleanCommand(): Command {
     .option('--dry-run', 'only list what would be removed')
     .option('--json', 'print as JSON')
     .action((opts: { force?: boolean; dryRun?: boolean; json?: boolean }) => {
-      const actions = cleanStaleFiles(loadConfig(), { dryRun: opts.dryRun === true, force: opts.force === true });
-      if (opts.json) return printJson({ dryRun: opts.dryRun === true, files: actions });
-      if (actions.length === 0) return println('nothing to clean');
-      for (const a of actions) println(`${a.removed ? 'removed' : yellow('would remove')} ${a.path}: ${a.reason}`);
+      const { files, kept } = cleanStaleFiles(loadConfig(), { dryRun: opts.dryRun === true, force: opts.force === true });
+      if (opts.json) return printJson({ dryRun: opts.dryRun === true, files, kept });
+      for (const k of kept) println(`${yellow('kept')} ${k.path}: ${k.reason}`);
+      if (files.length === 0) return println('nothing to clean');
+      for (const a of files) println(`${a.removed ? 'removed' : yellow('would remove')} ${a.path}: ${a.reason}`);
     });
 }

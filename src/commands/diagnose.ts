@@ -1,17 +1,17 @@
 import { Command } from 'commander';
 import type { DiagnoseReport } from '../lib/checks/diagnose.js';
-import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed, ConfigError } from '../lib/errors.js';
 import { bold, dim, formatBytes, green, printJson, println, red, stateColor, table } from './output.js';
+import { runningConfig } from './running-config.js';
 
 export function diagnoseCommand(): Command {
   return new Command('diagnose')
     .description('ports, processes, locks, versions, disk, config and recent log errors, with the next step to take')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      let config;
+      let resolved;
       try {
-        config = loadConfig();
+        resolved = runningConfig();
       } catch (err) {
         if (!(err instanceof ConfigError)) throw err;
         // Same shape as a full report, so --json consumers need no special case.
@@ -24,7 +24,7 @@ export function diagnoseCommand(): Command {
         throw new CheckFailed();
       }
       const { runDiagnose } = await import('../lib/checks/diagnose.js');
-      const r = await runDiagnose(config);
+      const r = await runDiagnose(resolved.config, { invalidConfigFile: resolved.invalidFile });
       if (opts.json) printJson(r);
       else {
         println(`${bold('home')} ${r.home}   ${bold('config')} ${r.configFile ?? '(defaults)'}   ${bold('node')} ${r.node}`);

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
-import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed } from '../lib/errors.js';
 import type { StreamHealth } from '../lib/feeds/venue-collector.js';
 import { green, printJson, println, red, stateColor, table } from './output.js';
+import { runningConfig } from './running-config.js';
 
 /** The collector's status of a stream, with its stale instruments named: `stale (ETHUSDT)`. */
 function collectorCell(st: StreamHealth): string {
@@ -15,7 +15,7 @@ export function healthCommand(): Command {
     .description('infra and daemon health, and data freshness per venue x data type (exit 0 healthy, 1 not)')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const config = loadConfig();
+      const { config } = runningConfig();
       const { checkHealth } = await import('../lib/checks/health.js');
       const report = await checkHealth(config);
       if (opts.json) printJson(report);

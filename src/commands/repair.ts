@@ -19,6 +19,7 @@ export function repairCommand(): Command {
         const verb = (done: boolean) => (report.dryRun ? yellow('would') : done ? green('done') : red('failed'));
         for (const a of report.data) println(`${verb(a.done)} ${a.kind} ${a.table}${a.server ? ` (${a.server})` : ''}${a.window ? ` ${a.window.start}..${a.window.end}` : ''}: ${a.detail}`);
         for (const l of report.locks) println(`${verb(l.removed)} remove ${l.path}: ${l.reason}`);
+        for (const k of report.keptLocks) println(`${yellow('kept')} ${k.path}: ${k.reason}`);
         for (const i of report.infra) println(`${verb(i.done)} start ${i.name}: down while daemons should run`);
         for (const r of report.restarts) println(`${verb(r.done)} restart ${r.daemon}: ${r.reason}${r.detail ? ` -> ${r.detail}` : ''}`);
         for (const e of report.errors) println(red(e));

@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import { collectStatus } from '../lib/checks/status.js';
-import { loadConfig } from '../lib/config/load.js';
 import { formatBytes, formatDuration, printJson, println, stateColor, table, dim } from './output.js';
+import { runningConfig } from './running-config.js';
 
 export function statusCommand(): Command {
   return new Command('status')
     .description('one row per process: name, pid, state, uptime, restarts, cpu, rss, port')
     .option('--json', 'print as JSON')
     .action(async (opts: { json?: boolean }) => {
-      const report = await collectStatus(loadConfig());
+      const report = await collectStatus(runningConfig().config);
       if (opts.json) return printJson(report);
       println(table(
         ['NAME', 'KIND', 'STATE', 'PID', 'UPTIME', 'RESTARTS', 'CPU', 'RSS', 'PORT', 'HEARTBEAT'],

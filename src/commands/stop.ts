@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { loadConfig } from '../lib/config/load.js';
 import { UsageError } from '../lib/errors.js';
 import { printJson, println, progress, yellow } from './output.js';
+import { runningConfig } from './running-config.js';
 
 export function parseTimeout(value: string): number {
   const s = Number(value);
@@ -10,7 +10,7 @@ export function parseTimeout(value: string): number {
 }
 
 export async function runStop(names: string[], opts: { timeout: number; json?: boolean }): Promise<void> {
-  const config = loadConfig();
+  const { config } = runningConfig();
   const { stopPlatform } = await import('../lib/platform.js');
   const report = await stopPlatform(config, { names, timeoutMs: opts.timeout, progress });
   if (opts.json) return printJson(report);

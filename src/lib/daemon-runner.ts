@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { writeFileSync, unlinkSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import { loadConfig } from './config/load.js';
+import { loadDaemonConfig, redactSecrets } from './config/effective.js';
 import type { Config } from './config/schema.js';
 import type { Daemon, HealthReport } from './daemon-context.js';
 import { errorMessage } from './errors.js';
@@ -11,7 +11,7 @@ import { redisUrl } from './infra/endpoints.js';
 import { createLogger, type Logger } from './log.js';
 import { homePaths, type DaemonName } from './paths.js';
 import { removeEntry, writeHeartbeat } from './registry.js';
-import { acquireLock } from './supervisor/lock.js';
+import { acquireLock, homeLockHints } from './supervisor/lock.js';
 
 export function daemonPort(config: Config, name: DaemonName): number {
   return config[name].port;
@@ -89,7 +89,11 @@ export async function runDaemon(name: DaemonName, daemon: Daemon): Promise<numbe
   const log = createLogger(name);
   let config: Config;
   try {
-    config = loadConfig();
+    const resolved = loadDaemonConfig();
+    config = resolved.config;
+    if (resolved.invalidFile) {
+      log.warn({ err: redactSecrets(resolved.invalidFile.message, config) }, "config file is invalid: starting with the supervisor's config");
+    }
   } catch (err) {
     log.fatal({ err: errorMessage(err) }, 'invalid configuration');
     return 2;
@@ -97,7 +101,7 @@ export async function runDaemon(name: DaemonName, daemon: Daemon): Promise<numbe
   const paths = homePaths(config.home);
   let lock;
   try {
-    lock = acquireLock(paths.lockFile(name), name);
+    lock = acquireLock(paths.lockFile(name), name, process.pid, homeLockHints(config, name));
   } catch (err) {
     log.fatal({ err: errorMessage(err) }, 'cannot take the daemon lock');
     return 1;

@@ -13,7 +13,7 @@ import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, ty
 import { terminate } from './process-util.js';
 import { provision, type ProvisionReport } from './provision.js';
 import { callSupervisor } from './supervisor/control.js';
-import { inspectLock } from './supervisor/lock.js';
+import { inspectHomeLock, inspectLock } from './supervisor/lock.js';
 import type { StartResult } from './supervisor/supervisor.js';
 
 export type Progress = (line: string) => void;
@@ -215,7 +215,7 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
   const report: StopReport = { daemons: [], infra: [], killedOrphans: [] };
   const stopDaemons = all ? [...DAEMON_NAMES] : daemons;
   if (stopDaemons.length > 0) {
-    const running = (name: string) => inspectLock(paths.lockFile(name)).state === 'live';
+    const running = (name: string) => inspectHomeLock(config, name).state === 'live';
     const wasRunning = stopDaemons.filter(running);
     try {
       if (all) {
@@ -233,7 +233,8 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
     // stopped directly: the supervisor first, so it cannot respawn them, then in reverse order.
     const leftovers = all ? ['supervisor', ...[...DAEMON_NAMES].reverse()] : [...stopDaemons].reverse();
     for (const name of leftovers) {
-      const lock = inspectLock(paths.lockFile(name));
+      // A corrupt lock of a live daemon counts: its holder is found by pid file or port.
+      const lock = inspectHomeLock(config, name);
       if (lock.state !== 'live') continue;
       await terminate(lock.info.pid, opts.timeoutMs);
       report.killedOrphans.push({ name, pid: lock.info.pid });

@@ -115,11 +115,11 @@ export function readPidFile(file: string): number | null {
  * Replaces `file` so that readers see either the old or the new content, never a torn write, even
  * after a crash (tmp + fsync + rename + directory fsync). Creates the parent directory if needed.
  */
-export function writeFileAtomic(file: string, data: string): void {
+export function writeFileAtomic(file: string, data: string, mode = 0o644): void {
   const dir = dirname(file);
   mkdirSync(dir, { recursive: true });
   const tmp = `${dir}/.${basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
+  const fd = openSync(tmp, 'w', mode);
   try {
     writeSync(fd, data);
     fsyncSync(fd);

@@ -1,9 +1,10 @@
 import pino from 'pino';
+import { removeEffectiveConfig, writeEffectiveConfig } from '../../lib/config/effective.js';
 import { loadConfig } from '../../lib/config/load.js';
 import { errorMessage } from '../../lib/errors.js';
 import { homePaths } from '../../lib/paths.js';
 import { serveControl } from '../../lib/supervisor/control.js';
-import { acquireLock } from '../../lib/supervisor/lock.js';
+import { acquireLock, homeLockHints } from '../../lib/supervisor/lock.js';
 import { RotatingLog } from '../../lib/supervisor/rotating-log.js';
 import { Supervisor } from '../../lib/supervisor/supervisor.js';
 import { writeFileSync, unlinkSync } from 'node:fs';
@@ -19,13 +20,15 @@ const log = pino({ base: { component: 'supervisor', pid: process.pid }, timestam
 
 let lock;
 try {
-  lock = acquireLock(paths.lockFile('supervisor'), 'supervisor');
+  lock = acquireLock(paths.lockFile('supervisor'), 'supervisor', process.pid, homeLockHints(config, 'supervisor'));
 } catch (err) {
   log.fatal({ err: errorMessage(err) }, 'cannot take the supervisor lock');
   process.exit(1);
 }
 if (lock.replaced) log.warn({ reason: lock.replaced }, 'took over a stale supervisor lock');
 writeFileSync(paths.pidFile('supervisor'), `${process.pid}\n`);
+// Commands read it when mprism.yaml turns invalid while we run (see config/effective.ts).
+writeEffectiveConfig(config);
 
 const sup = new Supervisor(config, log);
 sup.capServerLogs();
@@ -36,6 +39,7 @@ const finish = () => {
   } catch {
     // already removed
   }
+  removeEffectiveConfig(config.home);
   lock.release();
   log.info('supervisor exited');
   file.close();

@@ -6,7 +6,7 @@ import { isExternal } from '../infra/endpoints.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths } from '../paths.js';
-import { inspectLock } from '../supervisor/lock.js';
+import { inspectHomeLock } from '../supervisor/lock.js';
 import { collectStatus } from './status.js';
 import type { ProcessRow } from './status-types.js';
 
@@ -20,7 +20,8 @@ export interface PortCheck {
 
 export interface LockCheck {
   name: string;
-  state: 'free' | 'live' | 'stale';
+  /** corrupt: the lock file is unreadable but its holder is alive (found by its pid file or port). */
+  state: 'free' | 'live' | 'stale' | 'corrupt';
   pid: number | null;
   reason: string | null;
 }
@@ -108,10 +109,18 @@ export function recentLogErrors(logDir: string, perFile = 5, tailBytes = 64 * 10
   return out;
 }
 
-export async function runDiagnose(config: Config): Promise<DiagnoseReport> {
+/**
+ * invalidConfigFile: the errors of a config file that became invalid while the platform runs
+ * (the report then describes the platform as its supervisor's config has it).
+ */
+export async function runDiagnose(config: Config, opts: { invalidConfigFile?: string | null } = {}): Promise<DiagnoseReport> {
   const paths = homePaths(config.home);
   const findings: string[] = [];
   const nextSteps = new Set<string>();
+  if (opts.invalidConfigFile) {
+    findings.push(`configuration file invalid (the running platform uses the configuration it started with):\n${opts.invalidConfigFile}`);
+    nextSteps.add("fix the configuration file (lines above); 'mprism restart' applies it, and refuses while it is invalid");
+  }
 
   const status = await collectStatus(config);
   const running = new Set(status.processes.filter((p) => p.state === 'running' || p.state === 'starting').map((p) => p.name));
@@ -136,10 +145,16 @@ export async function runDiagnose(config: Config): Promise<DiagnoseReport> {
   }
 
   const locks: LockCheck[] = ['supervisor', 'repair', ...DAEMON_NAMES].map((name) => {
-    const l = inspectLock(paths.lockFile(name));
+    const l = inspectHomeLock(config, name);
     if (l.state === 'stale') {
       findings.push(`stale lock for ${name}: ${l.reason}`);
       nextSteps.add("run 'mprism clean' to remove stale locks");
+    }
+    if (l.state === 'live' && l.corrupt) {
+      findings.push(`corrupt lock of live ${name}: ${l.corrupt}`);
+      const restart = name === 'supervisor' ? 'mprism restart' : `mprism restart ${name}`;
+      nextSteps.add(`run '${restart}' to have it write a new lock ('mprism clean' leaves the lock of a live process)`);
+      return { name, state: 'corrupt', pid: l.info.pid, reason: l.corrupt };
     }
     return {
       name,

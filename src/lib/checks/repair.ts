@@ -6,7 +6,7 @@ import { ensureInfra, ensureSupervisor, localInfra } from '../platform.js';
 import { callSupervisor } from '../supervisor/control.js';
 import { acquireLock } from '../supervisor/lock.js';
 import { readSnapshot } from '../supervisor/state.js';
-import { cleanStaleFiles, type CleanAction } from './clean.js';
+import { cleanStaleFiles, type CleanAction, type KeptFile } from './clean.js';
 import { repairData, type DataRepairAction } from './data-repair.js';
 import { runIntegrity, type IntegrityReport } from './integrity.js';
 
@@ -24,6 +24,8 @@ export interface RepairReport {
   integrityBefore: IntegrityReport | null;
   data: DataRepairAction[];
   locks: CleanAction[];
+  /** Broken-looking lock files left in place (their holder is alive), and why. */
+  keptLocks: KeptFile[];
   /** Local servers that were down while daemons should run. */
   infra: { name: InfraName; done: boolean; detail: string }[];
   restarts: RestartAction[];
@@ -61,9 +63,11 @@ async function downInfra(config: Config): Promise<InfraName[]> {
  */
 export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number }): Promise<RepairReport> {
   const lock = acquireLock(homePaths(config.home).lockFile('repair'), 'repair');
-  const report: RepairReport = { ok: true, dryRun: opts.dryRun, integrityBefore: null, data: [], locks: [], infra: [], restarts: [], errors: [] };
+  const report: RepairReport = { ok: true, dryRun: opts.dryRun, integrityBefore: null, data: [], locks: [], keptLocks: [], infra: [], restarts: [], errors: [] };
   try {
-    report.locks = cleanStaleFiles(config, { dryRun: opts.dryRun });
+    const clean = cleanStaleFiles(config, { dryRun: opts.dryRun });
+    report.locks = clean.files;
+    report.keptLocks = clean.kept;
     // Processes first: the data checks below need the servers up.
     const dead = await deadDaemons(config);
     let infraOk = true;

@@ -18,7 +18,7 @@ function deepMerge(base: Plain, over: Plain): Plain {
   return out;
 }
 
-function deepFreeze<T>(o: T): T {
+export function deepFreeze<T>(o: T): T {
   if (typeof o === 'object' && o !== null) {
     for (const v of Object.values(o)) deepFreeze(v);
     Object.freeze(o);
