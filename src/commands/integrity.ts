@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { describeHole } from '../lib/checks/hole-report.js';
 import type { IntegrityReport } from '../lib/checks/integrity.js';
 import { loadConfig } from '../lib/config/load.js';
 import { CheckFailed, UsageError } from '../lib/errors.js';
@@ -30,9 +31,12 @@ function render(r: IntegrityReport, verbose: boolean): void {
     for (const w of shown) println(`  ${t.table} ${w.start} .. ${w.end}: hot ${w.hot}, cold ${w.cold} ${stateColor(w.status)}`);
     for (const p of t.problems) println(red(`  ${t.table}: ${p}`));
   }
+  for (const p of r.problems) println(red(`  ${p}`));
   for (const w of r.warnings) println(yellow(`  ${w}`));
+  if (verbose) for (const h of r.holes.filter((h) => h.state === 'repaired')) println(`  hole: ${describeHole(h)}: repaired (${h.detail})`);
   if (verbose) for (const g of r.bookGaps) println(`  gap ${g.at} ${g.venue} ${g.symbol} ${g.reason}: ${g.detail}`);
-  println(dim(`since ${r.since}`));
+  const { open, repaired, unrepairable } = r.holeCounts;
+  println(dim(`since ${r.since}; holes: ${open} open, ${repaired} repaired, ${unrepairable} unrepairable`));
   println(r.ok ? green('integrity ok') : red("integrity problems found: run 'mprism repair'"));
 }
 

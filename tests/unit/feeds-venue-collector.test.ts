@@ -48,6 +48,8 @@ function testAdapter(source: 'rest' | 'stream'): VenueAdapter {
     marketType: 'spot',
     wsDataTypes: ['trade', 'orderbook'],
     polledDataTypes: ['funding_rate'],
+    tradeIds: 'contiguous',
+    history: {},
     instrumentOf: (symbol) => symbol,
     connections: (baseUrl, _symbols, dataTypes) => [
       { id: 'test/0', url: `${baseUrl}/ws`, dataTypes, subscribeMessages: ['sub'], maxConnectionAgeMs: Infinity, keepalive: null, staleAfterMs: null },

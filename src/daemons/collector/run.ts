@@ -4,12 +4,8 @@ import { Publisher } from '../../lib/bus/publisher.js';
 import { POLLED_DATA_TYPES, type Config, type Venue } from '../../lib/config/schema.js';
 import type { Daemon } from '../../lib/daemon-context.js';
 import { errorMessage } from '../../lib/errors.js';
-import { binanceDerivatives } from '../../lib/exchanges/binance_derivatives.js';
-import { binanceSpot } from '../../lib/exchanges/binance_spot.js';
-import { deribitDerivatives } from '../../lib/exchanges/deribit_derivatives.js';
-import { okxDerivatives } from '../../lib/exchanges/okx_derivatives.js';
-import { okxSpot } from '../../lib/exchanges/okx_spot.js';
-import type { PollOptions, VenueAdapter } from '../../lib/exchanges/types.js';
+import { adapterFor, enabledVenues } from '../../lib/exchanges/registry.js';
+import type { PollOptions } from '../../lib/exchanges/types.js';
 import { createCollectorMetrics } from '../../lib/feeds/collector-metrics.js';
 import { coverageFile, readCoverage, writeCoverage } from '../../lib/feeds/coverage.js';
 import { VenueCollector } from '../../lib/feeds/venue-collector.js';
@@ -20,18 +16,6 @@ import { VenueCollector } from '../../lib/feeds/venue-collector.js';
  * one too short (only acknowledged records advance it).
  */
 const COVERAGE_WRITE_INTERVAL_MS = 1000;
-
-/**
- * Every venue the config can enable must have an adapter (a missing one is a type error), built for
- * the configured symbols (OKX liquidations arrive for the whole market and are filtered by them).
- */
-const ADAPTERS: { readonly [V in Venue]: (symbols: readonly string[]) => VenueAdapter } = {
-  binance_spot: () => binanceSpot,
-  binance_derivatives: () => binanceDerivatives,
-  okx_spot: () => okxSpot,
-  okx_derivatives: okxDerivatives,
-  deribit_derivatives: () => deribitDerivatives,
-};
 
 /** A venue's WebSocket and REST bases: the configured hosts, or in simulate mode the local simulator's route for the venue. */
 export function venueBaseUrls(config: Config, venue: Venue, simulate: boolean): { ws: string; rest: string } {
@@ -54,7 +38,7 @@ export const collector: Daemon = async (ctx, config) => {
   const publisher = new Publisher(nc, { metrics: ctx.metrics, component: 'collector', signal: ctx.signal });
   const metrics = createCollectorMetrics(ctx.metrics);
   const c = config.collector;
-  const venues = (Object.keys(ADAPTERS) as Venue[]).filter((venue) => c.venues[venue].enabled);
+  const venues = enabledVenues(config);
   const coveragePath = coverageFile(config.home);
   const previous = readCoverage(coveragePath, Date.now());
   if (previous.problem !== null) {
@@ -64,7 +48,7 @@ export const collector: Daemon = async (ctx, config) => {
   const collectors = venues.map((venue) => {
     const urls = venueBaseUrls(config, venue, ctx.simulate);
     return new VenueCollector({
-      adapter: ADAPTERS[venue](c.venues[venue].symbols),
+      adapter: adapterFor(venue, c.venues[venue].symbols),
       wsBaseUrl: urls.ws,
       restBaseUrl: urls.rest,
       symbols: c.venues[venue].symbols,

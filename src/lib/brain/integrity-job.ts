@@ -3,7 +3,7 @@ import type { JobOutcome } from './jobs.js';
 
 /** Adapt an integrity report to a job outcome: each table problem becomes one alertable line. */
 export function integrityOutcome(report: IntegrityReport): JobOutcome {
-  const problems = report.tables.flatMap((t) => t.problems.map((p) => `${t.table}: ${p}`));
+  const problems = [...report.tables.flatMap((t) => t.problems.map((p) => `${t.table}: ${p}`)), ...report.problems];
   // A report can be not-ok without per-table lines (e.g. a check-level failure); it must still alert.
   if (!report.ok && problems.length === 0) problems.push('integrity check reported not ok');
   return { result: report, problems };

@@ -5,6 +5,7 @@ import { alignDown } from '../replication/windows.js';
 import { createClickHouse, ensureReachable, selectRows, type ClickHouseClient } from '../store/client.js';
 import { countBuckets, type BucketCount } from '../store/queries.js';
 import { COLLECTOR_STOPPED_DETAIL } from '../records.js';
+import { checkContinuity, type ContinuityReport } from './continuity.js';
 import { qualified, str, uint } from '../store/sql.js';
 import { existingTables, TABLES, tableFor, type TableSpec } from '../store/tables.js';
 
@@ -30,7 +31,9 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  *     "lastUpdateId": 123, "detail": "expected U 124, got 130"
  *   }],
  *   "bookGapCount": 1,                  // all of them; bookGaps lists at most BOOK_GAPS_LISTED
- *   "warnings": ["binance_spot BTC-USDT: 1 orderbook gap"]
+ *   "warnings": ["binance_spot BTC-USDT: 1 orderbook gap"],
+ *   "problems": ["hole: trade binance_spot BTCUSDT ...: open, run 'mprism repair'"],  // beyond the tables'
+ *   ...the continuity fields: holes, holeCounts, stoppedStreams, unrecordedGaps (see continuity.ts)
  * }
  *
  * Book gaps are warnings, not problems: the book stream has a hole there, and nothing can re-fetch a
@@ -40,7 +43,7 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  * per table instead. Windows with no row on either server are left out.
  */
 
-export interface IntegrityReport {
+export interface IntegrityReport extends Omit<ContinuityReport, 'problems' | 'warnings'> {
   ok: boolean;
   since: string;
   now: string;
@@ -48,6 +51,8 @@ export interface IntegrityReport {
   bookGaps: BookGap[];
   bookGapCount: number;
   warnings: string[];
+  /** Problems beyond the tables': open holes, stopped streams, unrecorded id gaps. */
+  problems: string[];
 }
 
 export interface BookGap {
@@ -227,14 +232,20 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
     const gaps = hotTables.includes(tableFor('orderbook_gap').table)
       ? await bookGaps(hot, config.clickhouse.hot.database, range)
       : { listed: [], count: 0, perStream: [] };
+    const continuity = hotTables.includes(tableFor('stream_hole').table)
+      ? await checkContinuity(config, hot, range, now, now - replicationGraceMs(config))
+      : { holes: [], holeCounts: { open: 0, repaired: 0, unrepairable: 0 }, stoppedStreams: [], unrecordedGaps: [], problems: [], warnings: [] };
+    const { problems, warnings, ...continuityFields } = continuity;
     return {
-      ok: tables.every((t) => t.problems.length === 0),
+      ok: tables.every((t) => t.problems.length === 0) && problems.length === 0,
       since: new Date(from).toISOString(),
       now: new Date(now).toISOString(),
       tables,
       bookGaps: gaps.listed,
       bookGapCount: gaps.count,
-      warnings: gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`),
+      ...continuityFields,
+      warnings: [...gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`), ...warnings],
+      problems,
     };
   } finally {
     await Promise.all([hot.close(), cold.close()]);

@@ -208,3 +208,23 @@ export async function insertRecords(
   }
   return { inserted, skipped };
 }
+
+/**
+ * The records whose rows are not in their tables (yet): what a refill still waits for. Rows are
+ * matched by key, so a record stored earlier by the live feed counts as present.
+ */
+export async function missingRecords<R extends MarketRecord>(client: ClickHouseClient, database: string, records: readonly R[]): Promise<R[]> {
+  const byTable = new Map<TableSpec, { record: R; row: Row }[]>();
+  for (const record of records) {
+    const spec = tableFor(record.dataType);
+    let list = byTable.get(spec);
+    if (!list) byTable.set(spec, (list = []));
+    list.push({ record, row: recordToRow(record) });
+  }
+  const missing: R[] = [];
+  for (const [spec, list] of byTable) {
+    const stored = await existingKeys(client, database, spec, list.map((e) => e.row));
+    for (const e of list) if (!stored.has(keyOf(spec, e.row))) missing.push(e.record);
+  }
+  return missing;
+}

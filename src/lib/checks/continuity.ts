@@ -1,0 +1,159 @@
+import type { Config, DataType } from '../config/schema.js';
+import { adapterFor, configuredStreams, enabledVenues } from '../exchanges/registry.js';
+import { staleThresholdMs } from '../feeds/freshness.js';
+import type { HoleState } from '../records.js';
+import { describeHole, type HoleReport } from './hole-report.js';
+import type { ClickHouseClient } from '../store/client.js';
+import { listHoles, newestPerInstrument, tradeIdGaps, tradeIdSpans, type Hole, type TradeIdGap } from '../store/holes.js';
+
+/*
+ * The continuity part of `mprism integrity --json` (fields of IntegrityReport, only ever added):
+ *
+ *   "holes": [{                          // every open hole, and every hole whose state changed since `since`
+ *     "holeId": "binance_spot/trade/BTCUSDT/1714564800000/101",
+ *     "venue": "binance_spot", "dataType": "trade", "symbol": "BTC-USDT", "instrument": "BTCUSDT",
+ *     "from": "...", "to": "...", "seconds": 1.6,
+ *     "firstMissingId": "101", "lastMissingId": "366", "missing": 266,   // null where unknown
+ *     "cause": "collector_down", "state": "open", "detail": "collector was not running"
+ *   }],
+ *   "holeCounts": { "open": 1, "repaired": 0, "unrepairable": 4 },
+ *   "stoppedStreams": [{ "venue": "okx_spot", "dataType": "trade", "instrument": "BTC-USDT",
+ *                        "newest": "..." | null, "thresholdSeconds": 60 }],
+ *   "unrecordedGaps": [{ "venue": "binance_spot", "instrument": "BTCUSDT", "firstMissingId": "5",
+ *                        "lastMissingId": "9", "missing": 5, "from": "...", "to": "..." }]
+ *
+ * Open holes, stopped streams and id gaps that no hole explains are problems (exit 1); repaired and
+ * unrepairable holes are listed, unrepairable ones as warnings.
+ */
+
+export interface StoppedStream {
+  venue: string;
+  dataType: DataType;
+  instrument: string;
+  /** Newest event time in hot; null: none in the lookback. */
+  newest: string | null;
+  thresholdSeconds: number;
+}
+
+export interface UnrecordedGap {
+  venue: string;
+  instrument: string;
+  firstMissingId: string;
+  lastMissingId: string;
+  missing: number;
+  from: string;
+  to: string;
+}
+
+export interface ContinuityReport {
+  holes: HoleReport[];
+  holeCounts: Record<HoleState, number>;
+  stoppedStreams: StoppedStream[];
+  unrecordedGaps: UnrecordedGap[];
+  problems: string[];
+  warnings: string[];
+}
+
+const iso = (t: number) => new Date(t).toISOString();
+
+export function holeReport(h: Hole): HoleReport {
+  return {
+    holeId: h.holeId,
+    venue: h.venue,
+    dataType: h.dataType,
+    symbol: h.symbol,
+    instrument: h.instrument,
+    from: iso(h.fromTime),
+    to: iso(h.toTime),
+    seconds: Math.max(0, (h.toTime - h.fromTime) / 1000),
+    firstMissingId: h.firstMissingId,
+    lastMissingId: h.lastMissingId,
+    missing: h.missingCount,
+    cause: h.cause,
+    state: h.state,
+    detail: h.detail,
+  };
+}
+
+/** Whether an id gap lies inside a recorded hole of the same stream. */
+function explainedBy(gap: TradeIdGap, holes: readonly Hole[]): Hole | undefined {
+  const first = BigInt(gap.firstMissingId);
+  const last = BigInt(gap.lastMissingId);
+  return holes.find((h) => h.firstMissingId !== null && h.lastMissingId !== null && BigInt(h.firstMissingId) <= first && last <= BigInt(h.lastMissingId));
+}
+
+/**
+ * Holes, stopped streams, and (where a venue's trade ids are contiguous) id gaps in hot that no
+ * recorded hole explains. `scanEnd` bounds the id scan: the newest trades may still be on their way
+ * to hot out of order.
+ */
+export async function checkContinuity(
+  config: Config,
+  hot: ClickHouseClient,
+  range: { start: number; end: number },
+  now: number,
+  scanEnd: number,
+): Promise<ContinuityReport> {
+  const database = config.clickhouse.hot.database;
+  const holes = await listHoles(hot, database, { changedSince: range.start });
+  const problems: string[] = [];
+  const warnings: string[] = [];
+  const reports = holes.map(holeReport);
+  for (const h of reports) {
+    if (h.state === 'open') problems.push(`hole: ${describeHole(h)}: open, run 'mprism repair'`);
+    else if (h.state === 'unrepairable') warnings.push(`hole: ${describeHole(h)}: unrepairable (${h.detail})`);
+  }
+
+  const stoppedStreams = await stopped(config, hot, now);
+  for (const s of stoppedStreams) {
+    const what = `${s.dataType} ${s.venue} ${s.instrument}`;
+    const line = s.newest === null ? `stream stopped: ${what}: no data in hot` : `stream stopped: ${what}: newest record ${s.newest} (threshold ${s.thresholdSeconds} s)`;
+    // A quiet symbol may have no liquidations for hours, and a stream just configured has no data
+    // yet: health tells those apart; integrity fails on streams that were flowing and stopped.
+    if (s.dataType === 'liquidation' || s.newest === null) warnings.push(line);
+    else problems.push(line);
+  }
+
+  const unrecordedGaps: UnrecordedGap[] = [];
+  const scanRange = { start: range.start, end: Math.min(range.end, scanEnd) };
+  for (const venue of enabledVenues(config)) {
+    const v = config.collector.venues[venue];
+    if (!v.dataTypes.includes('trade') || adapterFor(venue, v.symbols).tradeIds !== 'contiguous' || scanRange.end <= scanRange.start) continue;
+    for (const span of await tradeIdSpans(hot, database, venue, scanRange)) {
+      if (BigInt(span.maxId) - BigInt(span.minId) + 1n === BigInt(span.distinctIds)) continue;
+      const streamHoles = holes.filter((h) => h.venue === venue && h.instrument === span.instrument && h.dataType === 'trade');
+      for (const gap of await tradeIdGaps(hot, database, { venue, instrument: span.instrument }, scanRange)) {
+        const hole = explainedBy(gap, streamHoles);
+        // Open holes are reported above; an unrepairable one is why the ids stay missing.
+        if (hole?.state === 'open' || hole?.state === 'unrepairable') continue;
+        const g: UnrecordedGap = { venue, instrument: span.instrument, ...gap, from: iso(gap.fromTime), to: iso(gap.toTime) };
+        unrecordedGaps.push(g);
+        const what = `trade ${venue} ${span.instrument} ids ${gap.firstMissingId}..${gap.lastMissingId} (${gap.missing} missing, ${g.from}..${g.to})`;
+        problems.push(hole === undefined ? `unrecorded hole: ${what}: run 'mprism repair'` : `hole ${hole.holeId} is marked repaired but ${what} are not in hot`);
+      }
+    }
+  }
+  const holeCounts: Record<HoleState, number> = { open: 0, repaired: 0, unrepairable: 0 };
+  for (const h of holes) holeCounts[h.state]++;
+  return { holes: reports, holeCounts, stoppedStreams, unrecordedGaps, problems, warnings };
+}
+
+/** Configured streams whose newest record in hot is older than their freshness threshold. */
+async function stopped(config: Config, hot: ClickHouseClient, now: number): Promise<StoppedStream[]> {
+  const streams = configuredStreams(config);
+  const dataTypes = [...new Set(streams.map((s) => s.dataType))];
+  const newest = new Map<string, number>();
+  for (const dataType of dataTypes) {
+    // Twice the threshold back: enough to tell "stopped a while ago" from "never seen".
+    const since = now - 2 * staleThresholdMs(dataType);
+    for (const r of await newestPerInstrument(hot, config.clickhouse.hot.database, dataType, since)) newest.set(`${r.venue}/${dataType}/${r.instrument}`, r.newest);
+  }
+  const out: StoppedStream[] = [];
+  for (const s of streams) {
+    const threshold = staleThresholdMs(s.dataType);
+    const t = newest.get(`${s.venue}/${s.dataType}/${s.instrument}`) ?? null;
+    if (t !== null && now - t < threshold) continue;
+    out.push({ venue: s.venue, dataType: s.dataType, instrument: s.instrument, newest: t === null ? null : iso(t), thresholdSeconds: threshold / 1000 });
+  }
+  return out;
+}
