@@ -8,13 +8,18 @@ import {
   MalformedFrameError,
   isDecimal,
   isObject,
+  joinUrl,
   parseFrame,
   type BookSupport,
   type ControlAction,
   type FrameSink,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistorySource,
   type PollOptions,
   type RateLimitPolicy,
   type RestPoll,
+  type RestRequest,
   type VenueAdapter,
   type WsConnectionSpec,
 } from './types.js';
@@ -493,6 +498,88 @@ export function okxRestData(body: string, dataType: DataType | null): unknown[] 
 export const OKX_RATE_LIMIT: RateLimitPolicy = { weightPerWindow: 10, windowMs: 2000, usedWeightHeader: null };
 
 // ---------------------------------------------------------------------------------------------
+// History
+
+/** `url` with these query parameters set (or replaced), keeping its base and path prefix. */
+export function withParams(url: string, params: Readonly<Record<string, string>>): string {
+  const u = new URL(url);
+  for (const [name, value] of Object.entries(params)) u.searchParams.set(name, value);
+  return u.toString();
+}
+
+/** A query parameter of a request we built; null when absent. */
+export function paramOf(request: RestRequest, name: string): string | null {
+  return new URL(request.url).searchParams.get(name);
+}
+
+/** Trades per `history-trades` page: OKX's maximum, and its default. */
+export const OKX_TRADE_HISTORY_LIMIT = 100;
+
+const NUMERIC_ID = /^\d{1,40}$/;
+
+function compareIds(a: string, b: string): number {
+  const x = BigInt(a);
+  const y = BigInt(b);
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/** Trade ids bounding a hole, when both are known and numeric (OKX ids are). */
+function idRange(query: HistoryQuery): { from: bigint; to: bigint } | null {
+  if (query.fromId === null || query.toId === null || !NUMERIC_ID.test(query.fromId) || !NUMERIC_ID.test(query.toId)) return null;
+  return { from: BigInt(query.fromId), to: BigInt(query.toId) };
+}
+
+/**
+ * `GET /api/v5/market/history-trades`: public trades of the last 3 months, newest first, at most 100
+ * a page, 20 requests per 2 s per IP, no API key. `after` asks for trades older than a trade id
+ * (type=1) or than a time (type=2, which cannot be combined with `before`). A hole whose missing
+ * ids are known starts just above the last of them; one known only by time starts at its end time
+ * and then pages by id, since paging by time alone skips trades sharing the boundary millisecond.
+ * Items have the `trades` push's fields (without count and seqId), so they become the same records.
+ * pagesBy is `time` because the times suffice: ids, when known, only bound the hole exactly.
+ */
+export function okxTradeHistory(market: OkxMarket): HistorySource {
+  return {
+    endpoint: 'GET /api/v5/market/history-trades',
+    pagesBy: 'time',
+    blockedReason: () => null,
+    request(restBaseUrl, query): RestRequest {
+      const ids = idRange(query);
+      const q = encodeURIComponent(query.instrument);
+      // `after` is exclusive: one above the hole's last id, one ms after its end.
+      const cursor = ids !== null ? `type=1&after=${ids.to + 1n}` : `type=2&after=${query.toMs + 1}`;
+      return { url: joinUrl(restBaseUrl, `/api/v5/market/history-trades?instId=${q}&${cursor}&limit=${OKX_TRADE_HISTORY_LIMIT}`), weight: 1 };
+    },
+    parsePage(body, query, request, receiveTime): HistoryPage {
+      const data = okxRestData(body, 'trade');
+      const trades = data.map((d) => okxTrade(market, d, receiveTime));
+      let oldest: { id: bigint; time: number } | null = null;
+      for (const t of trades) {
+        // A page about another instrument would refill the wrong stream.
+        if (t.instrument !== query.instrument) throw new MalformedFrameError('unexpected_shape', `asked for the trades of ${query.instrument}, got ${t.instrument}`, 'trade');
+        if (!NUMERIC_ID.test(t.tradeId)) throw new MalformedFrameError('unexpected_shape', `trade id ${t.tradeId} of ${t.instrument} is not a number to page by`, 'trade');
+        const id = BigInt(t.tradeId);
+        if (oldest === null || id < oldest.id) oldest = { id, time: t.eventTime };
+      }
+      const ids = idRange(query);
+      const inHole = (id: bigint, time: number) => (ids !== null ? id >= ids.from && id <= ids.to : time >= query.fromMs && time <= query.toMs);
+      // Oldest first, the order the stream delivered them in.
+      const records = trades.filter((t) => inHole(BigInt(t.tradeId), t.eventTime)).sort((a, b) => compareIds(a.tradeId, b.tradeId));
+      // Nothing older (beyond the 3 months): done. A short page proves nothing: a venue may cap pages below the limit asked.
+      if (oldest === null) return { records, next: null };
+      // Ids and times grow together: once a page reaches below the hole, it is covered. A trade at
+      // exactly fromMs may have older siblings in the same millisecond, so times must pass below it.
+      const covered = ids !== null ? oldest.id <= ids.from : oldest.time < query.fromMs;
+      if (covered) return { records, next: null };
+      const previous = paramOf(request, 'type') === '1' ? paramOf(request, 'after') : null;
+      // The venue ignored the cursor: asking again would loop.
+      if (previous !== null && NUMERIC_ID.test(previous) && oldest.id >= BigInt(previous)) return { records, next: null };
+      return { records, next: { url: withParams(request.url, { type: '1', after: String(oldest.id) }), weight: 1 } };
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
 // Adapter
 
 export interface OkxAdapterSpec {
@@ -505,6 +592,8 @@ export interface OkxAdapterSpec {
    * type, and only configured ones may be published.
    */
   liquidationInstIds: ReadonlySet<string>;
+  /** REST history of the polled types; trades' history is the same on both markets and added here. */
+  polledHistory: Readonly<Partial<Record<PolledDataType, HistorySource>>>;
 }
 
 /** A VenueAdapter for one OKX v5 market. */
@@ -541,7 +630,7 @@ export function okxAdapter(spec: OkxAdapterSpec): VenueAdapter {
     wsDataTypes,
     polledDataTypes: spec.polledDataTypes,
     tradeIds: 'increasing',
-    history: {},
+    history: { ...spec.polledHistory, trade: okxTradeHistory(market) },
     // Symbols are instIds, which the records carry as they are.
     instrumentOf: (instId) => instId,
     connections: (baseUrl, instIds, dataTypes) => okxConnections(market, wsDataTypes, baseUrl, instIds, dataTypes),

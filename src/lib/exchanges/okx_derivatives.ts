@@ -1,9 +1,23 @@
 import type { PolledDataType } from '../config/schema.js';
 import { ConfigError } from '../errors.js';
 import type { FundingRateRecord, LsrAllAccountRecord, LsrTopPositionRecord, MarketRecord, OpenInterestRecord } from '../records.js';
-import { OKX_SWAP_MARKET, isEpochMs, okxAdapter, okxRestData, okxSymbol } from './okx.js';
+import { OKX_SWAP_MARKET, isEpochMs, okxAdapter, okxRestData, okxSymbol, paramOf, withParams } from './okx.js';
 import { multiplyDecimals } from './contracts.js';
-import { MalformedFrameError, isDecimal, isObject, isSignedDecimal, joinUrl, type ContractValueSupport, type PollOptions, type RestPoll, type VenueAdapter } from './types.js';
+import {
+  MalformedFrameError,
+  isDecimal,
+  isObject,
+  isSignedDecimal,
+  joinUrl,
+  type ContractValueSupport,
+  type HistoryPage,
+  type HistoryQuery,
+  type HistorySource,
+  type PollOptions,
+  type RestPoll,
+  type RestRequest,
+  type VenueAdapter,
+} from './types.js';
 
 /** `GET /api/v5/public/funding-rate` item (the `funding-rate` WebSocket push has the same fields). */
 export interface OkxFundingRateData {
@@ -45,6 +59,23 @@ export interface OkxInstrumentData {
 
 /** Rubik long/short ratio point, newest first. */
 export type OkxRatioPoint = [ts: string, ratio: string];
+
+/** `GET /api/v5/public/funding-rate-history` item: one settled funding interval. */
+export interface OkxFundingHistoryData {
+  instId: string;
+  instType: string;
+  /** The rate that was predicted for the interval. */
+  fundingRate: string;
+  /** The rate actually settled; missing in answers from before it was added. */
+  realizedRate?: string;
+  /** Settlement time, ms. */
+  fundingTime: string;
+  formulaType?: string;
+  method?: string;
+}
+
+/** `GET /api/v5/rubik/stat/contracts/open-interest-history` row, newest first. */
+export type OkxOpenInterestRow = [ts: string, oi: string, oiCcy: string, oiUsd: string, ...rest: string[]];
 
 const VENUE = 'okx_derivatives';
 const POLLED: readonly PolledDataType[] = ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account'];
@@ -167,6 +198,12 @@ function okxPeriod(period: string): string {
   return okx;
 }
 
+/** The rubik endpoint of each long/short ratio. */
+const LSR_PATH: Readonly<Record<'lsr_all_account' | 'lsr_top_position', string>> = {
+  lsr_all_account: '/api/v5/rubik/stat/contracts/long-short-account-ratio-contract',
+  lsr_top_position: '/api/v5/rubik/stat/contracts/long-short-position-ratio-contract-top-trader',
+};
+
 interface PollTarget {
   route: string;
   parse(data: unknown[], receiveTime: number): MarketRecord[];
@@ -181,10 +218,9 @@ function pollTarget(dataType: PolledDataType, instId: string, options: PollOptio
       return { route: `/api/v5/public/open-interest?instType=SWAP&instId=${q}`, parse: (d, t) => okxOpenInterest(d, instId, t) };
     case 'lsr_all_account':
     case 'lsr_top_position': {
-      const path = dataType === 'lsr_all_account' ? 'long-short-account-ratio-contract' : 'long-short-position-ratio-contract-top-trader';
       return {
         // Two points: a poll that comes late still finds the one it missed.
-        route: `/api/v5/rubik/stat/contracts/${path}?instId=${q}&period=${okxPeriod(options.lsrPeriod)}&limit=2`,
+        route: `${LSR_PATH[dataType]}?instId=${q}&period=${okxPeriod(options.lsrPeriod)}&limit=2`,
         parse: (d, t) => okxLongShortRatios(dataType, d, instId, options.lsrPeriod, t),
       };
     }
@@ -209,6 +245,158 @@ function okxPolls(restBaseUrl: string, instIds: readonly string[], dataTypes: re
     }),
   );
 }
+
+// ---------------------------------------------------------------------------------------------
+// History: every endpoint below lists newest first and pages back with an exclusive upper bound.
+
+/** OKX's maximum (and default) funding-rate-history page. */
+const FUNDING_HISTORY_LIMIT = 400;
+/** OKX's maximum (and default) rubik page. */
+const RUBIK_LIMIT = 100;
+/** OKX's finest open interest bar: history refills a hole with a point every 5 minutes. */
+const OPEN_INTEREST_HISTORY_PERIOD = '5m';
+
+function isFundingHistoryData(v: unknown): v is OkxFundingHistoryData {
+  return (
+    isObject(v) &&
+    typeof v.instId === 'string' &&
+    isEpochMs(v.fundingTime) &&
+    typeof v.fundingRate === 'string' &&
+    (isSignedDecimal(v.realizedRate) || isSignedDecimal(v.fundingRate))
+  );
+}
+
+/**
+ * Settled funding intervals as records: eventTime is the settlement (the only time history has) and
+ * the rate the settled one. History says nothing of the interval after it (nextFundingTime 0), nor
+ * of the mark price, which the live poll does not carry either.
+ */
+export function okxFundingHistory(data: readonly unknown[], instId: string, receiveTime: number): FundingRateRecord[] {
+  return data.map((d) => {
+    if (!isFundingHistoryData(d)) throw shapeError('funding_rate', 'funding rate history item missing or mistyped fields', d);
+    checkInstrument('funding_rate', instId, d.instId);
+    return {
+      dataType: 'funding_rate',
+      venue: VENUE,
+      marketType: OKX_SWAP_MARKET.marketType,
+      symbol: okxSymbol(OKX_SWAP_MARKET, d.instId, 'funding_rate'),
+      instrument: d.instId,
+      eventTime: Number(d.fundingTime),
+      receiveTime,
+      fundingRate: isSignedDecimal(d.realizedRate) ? d.realizedRate : d.fundingRate,
+      nextFundingTime: 0,
+      markPrice: null,
+    };
+  });
+}
+
+function isOpenInterestRow(v: unknown): v is OkxOpenInterestRow {
+  return Array.isArray(v) && v.length >= 4 && v.slice(0, 4).every((x) => typeof x === 'string');
+}
+
+/** Open interest history rows, through the live poll's parser: coins from oiCcy, USD from oiUsd. */
+export function okxOpenInterestHistory(data: readonly unknown[], instId: string, receiveTime: number): OpenInterestRecord[] {
+  const items = data.map((row) => {
+    if (!isOpenInterestRow(row)) throw shapeError('open_interest', 'open interest history row is not [ts, oi, oiCcy, oiUsd]', row);
+    const [ts, oi, oiCcy, oiUsd] = row;
+    return { instId, instType: 'SWAP', oi, oiCcy, oiUsd, ts };
+  });
+  return okxOpenInterest(items, instId, receiveTime);
+}
+
+/** Our period spelling of an OKX bar size (inverse of OKX_PERIOD). */
+function periodOf(request: RestRequest): string {
+  const okx = paramOf(request, 'period');
+  const ours = Object.entries(OKX_PERIOD).find(([, v]) => v === okx)?.[0];
+  if (ours === undefined) throw new MalformedFrameError('unexpected_shape', `history request without a known period: ${request.url}`);
+  return ours;
+}
+
+/**
+ * The next, older page: below the oldest time of this one. Null once a page reaches the hole's
+ * start, comes back empty (nothing older is kept), or does not move (the venue ignored the cursor).
+ * A short page proves nothing: a venue may cap pages below the limit asked.
+ */
+function olderPage(request: RestRequest, cursor: 'after' | 'end', times: readonly number[], fromMs: number): RestRequest | null {
+  if (times.length === 0) return null;
+  const oldest = Math.min(...times);
+  if (oldest <= fromMs) return null;
+  const previous = Number(paramOf(request, cursor));
+  if (!(oldest < previous)) return null;
+  return { url: withParams(request.url, { [cursor]: String(oldest) }), weight: 1 };
+}
+
+interface TimePagedSpec {
+  dataType: PolledDataType;
+  endpoint: string;
+  /** Route of the first page, given exclusive bounds: the hole's start - 1 and its end + 1. */
+  route(instId: string, newerThan: number, olderThan: number, options: PollOptions): string;
+  cursor: 'after' | 'end';
+  parse(data: unknown[], query: HistoryQuery, request: RestRequest, receiveTime: number): MarketRecord[];
+}
+
+function timePagedHistory(spec: TimePagedSpec): HistorySource {
+  return {
+    endpoint: spec.endpoint,
+    pagesBy: 'time',
+    blockedReason: () => null,
+    request: (restBaseUrl, query, _credentials, options) => ({
+      url: joinUrl(restBaseUrl, spec.route(encodeURIComponent(query.instrument), Math.max(0, query.fromMs - 1), query.toMs + 1, options)),
+      weight: 1,
+    }),
+    parsePage(body, query, request, receiveTime): HistoryPage {
+      const all = spec.parse(okxRestData(body, spec.dataType), query, request, receiveTime);
+      const records = all.filter((r) => r.eventTime >= query.fromMs && r.eventTime <= query.toMs).sort((a, b) => a.eventTime - b.eventTime);
+      return { records, next: olderPage(request, spec.cursor, all.map((r) => r.eventTime), query.fromMs) };
+    },
+  };
+}
+
+/**
+ * Settled funding rates, 3 months back: `GET /api/v5/public/funding-rate-history`, 400 a page, 10
+ * requests per 2 s per IP and instrument. `after`/`before`: older/newer than a fundingTime.
+ */
+const fundingRateHistory = timePagedHistory({
+  dataType: 'funding_rate',
+  endpoint: 'GET /api/v5/public/funding-rate-history',
+  cursor: 'after',
+  route: (q, before, after) => `/api/v5/public/funding-rate-history?instId=${q}&before=${before}&after=${after}&limit=${FUNDING_HISTORY_LIMIT}`,
+  parse: (data, query, _request, t) => okxFundingHistory(data, query.instrument, t),
+});
+
+/**
+ * 5-minute open interest: `GET /api/v5/rubik/stat/contracts/open-interest-history`, 100 a page, the
+ * latest 1,440 bars only (5 days at 5m), 10 requests per 2 s per IP and instrument. `end`/`begin`:
+ * older/newer than a ts.
+ */
+const openInterestHistory = timePagedHistory({
+  dataType: 'open_interest',
+  endpoint: 'GET /api/v5/rubik/stat/contracts/open-interest-history',
+  cursor: 'end',
+  route: (q, begin, end) => `/api/v5/rubik/stat/contracts/open-interest-history?instId=${q}&period=${OPEN_INTEREST_HISTORY_PERIOD}&begin=${begin}&end=${end}&limit=${RUBIK_LIMIT}`,
+  parse: (data, query, _request, t) => okxOpenInterestHistory(data, query.instrument, t),
+});
+
+/**
+ * The live polls' rubik endpoints with begin/end: the latest 1,440 points of the configured period
+ * (5 days at 5m), 100 a page, 5 requests per 2 s per IP and instrument. Rows parse as the polls'.
+ */
+function longShortRatioHistory(dataType: 'lsr_top_position' | 'lsr_all_account'): HistorySource {
+  return timePagedHistory({
+    dataType,
+    endpoint: `GET ${LSR_PATH[dataType]}`,
+    cursor: 'end',
+    route: (q, begin, end, options) => `${LSR_PATH[dataType]}?instId=${q}&period=${okxPeriod(options.lsrPeriod)}&begin=${begin}&end=${end}&limit=${RUBIK_LIMIT}`,
+    parse: (data, query, request, t) => okxLongShortRatios(dataType, data, query.instrument, periodOf(request), t),
+  });
+}
+
+const POLLED_HISTORY: Readonly<Record<Exclude<PolledDataType, 'volatility_index'>, HistorySource>> = {
+  funding_rate: fundingRateHistory,
+  open_interest: openInterestHistory,
+  lsr_top_position: longShortRatioHistory('lsr_top_position'),
+  lsr_all_account: longShortRatioHistory('lsr_all_account'),
+};
 
 function isInstrumentData(v: unknown): v is OkxInstrumentData {
   return isObject(v) && typeof v.instId === 'string' && isDecimal(v.ctVal) && isDecimal(v.ctMult) && typeof v.ctValCcy === 'string' && typeof v.ctType === 'string';
@@ -243,7 +431,7 @@ export const okxContractValues: ContractValueSupport = {
  * over the public WebSocket; funding, open interest and long/short ratios polled. `instIds` are the
  * configured instruments: the liquidation channel pushes every swap, and only these are kept.
  * Trade, liquidation and book sizes come in contracts; the collector publishes them in coins
- * (`contracts`).
+ * (`contracts`). Trades and every polled type refill from REST history; liquidations cannot.
  */
 export function okxDerivatives(instIds: readonly string[]): VenueAdapter {
   const adapter = okxAdapter({
@@ -252,6 +440,7 @@ export function okxDerivatives(instIds: readonly string[]): VenueAdapter {
     polledDataTypes: POLLED,
     polls: okxPolls,
     liquidationInstIds: new Set(instIds),
+    polledHistory: POLLED_HISTORY,
   });
   return { ...adapter, contracts: okxContractValues };
 }

@@ -2,7 +2,7 @@ import { ConfigError } from '../errors.js';
 import { OKX_SPOT_MARKET, okxAdapter } from './okx.js';
 import type { VenueAdapter } from './types.js';
 
-/** OKX spot (instIds like BTC-USDT): books and trades over the public WebSocket; nothing to poll. */
+/** OKX spot (instIds like BTC-USDT): books and trades over the public WebSocket, nothing to poll; trades refill from REST history. */
 export const okxSpot: VenueAdapter = okxAdapter({
   market: OKX_SPOT_MARKET,
   wsDataTypes: ['orderbook', 'trade'],
@@ -13,4 +13,6 @@ export const okxSpot: VenueAdapter = okxAdapter({
     return [];
   },
   liquidationInstIds: new Set(),
+  // Trades' history only: spot has nothing polled.
+  polledHistory: {},
 });

@@ -12,7 +12,14 @@ import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type Instrum
 const IDLE_CLOSE_MS = 30_000;
 const SNAPSHOT_DEPTH = 400;
 const CHECKSUM_DEPTH = 25;
-const LSR_PERIODS = ['5m', '15m', '30m', '1H', '2H', '4H', '6H', '12H', '1D'];
+const RUBIK_PERIODS = ['5m', '15m', '30m', '1H', '2H', '4H', '6H', '12H', '1D'];
+/** Rubik endpoints keep the latest 1,440 bars of each period. */
+const RUBIK_HORIZON_BARS = 1440;
+const RUBIK_LIMIT = 100;
+const TRADES_LIMIT = 100;
+const FUNDING_HISTORY_LIMIT = 400;
+/** OKX keeps three months of funding history. */
+const FUNDING_HISTORY_MS = 90 * 86_400_000;
 /** Coins per contract of the simulated swaps (OKX ctVal), by base asset. */
 const CONTRACT_VALUE: Readonly<Record<string, number>> = { BTC: 0.01, ETH: 0.1 };
 
@@ -45,6 +52,44 @@ function argJson(arg: Arg): string {
 /** OKX's REST envelope. */
 function okxReply(status: number, code: string, msg: string, data: string): RestReply {
   return jsonReply(status, `{"code":"${code}","msg":"${msg}","data":${data}}`);
+}
+
+/** OKX's answer to a parameter it cannot use. */
+function badParameter(name: string): RestReply {
+  return okxReply(400, '51000', `Parameter ${name} error`, '[]');
+}
+
+/**
+ * Integer query parameters (ids and epoch ms): a value each, undefined where absent, or OKX's
+ * error reply for the first one that is not a non-negative integer.
+ */
+function integerParams<K extends string>(query: URLSearchParams, names: readonly K[]): Record<K, number | undefined> | RestReply {
+  const out = {} as Record<K, number | undefined>;
+  for (const name of names) {
+    const v = query.get(name);
+    if (v === null || v === '') continue;
+    if (!/^\d{1,16}$/.test(v)) return badParameter(name);
+    out[name] = Number(v);
+  }
+  return out;
+}
+
+function isReply(v: object): v is RestReply {
+  return 'status' in v && 'body' in v;
+}
+
+/** A page size: the venue's default when absent, at least 1, at most its maximum. */
+function pageSize(limit: number | undefined, max: number): number {
+  return Math.min(Math.max(1, limit ?? max), max);
+}
+
+/**
+ * Rubik bars: period starts, newest first, strictly between `begin` and `end` (OKX: newer than /
+ * older than), within the latest 1,440 bars. The newest is the bar in progress.
+ */
+function rubikTimes(now: number, period: number, limit: number, begin: number | undefined, end: number | undefined): number[] {
+  const horizon = (Math.floor(now / period) - (RUBIK_HORIZON_BARS - 1)) * period;
+  return periodStarts(now, period, limit, Math.max(horizon, begin === undefined ? 0 : begin + 1), end === undefined ? null : end - 1);
 }
 
 /**
@@ -116,6 +161,12 @@ export class OkxSim implements VenueSim {
       case '/api/v5/rubik/stat/contracts/long-short-account-ratio-contract':
       case '/api/v5/rubik/stat/contracts/long-short-position-ratio-contract-top-trader':
         return this.longShortRatio(route, query, now);
+      case '/api/v5/market/history-trades':
+        return this.historyTrades(query);
+      case '/api/v5/public/funding-rate-history':
+        return this.fundingHistory(query, now);
+      case '/api/v5/rubik/stat/contracts/open-interest-history':
+        return this.openInterestHistory(query, now);
       default:
         return null;
     }
@@ -326,9 +377,21 @@ export class OkxSim implements VenueSim {
     return String(Math.max(1, Math.round((t.qtyLots / 10 ** QTY_DECIMALS) / contractValue(instId))));
   }
 
+  /**
+   * One trade as OKX prints it: the `trades` push (one fill each here, so count 1) or a
+   * `history-trades` item (no count or seqId, its own field order); the values are the same.
+   */
+  private tradeJson(m: InstrumentMarket, t: SimTrade, form: 'push' | 'history'): string {
+    const side = t.buyerIsMaker ? 'sell' : 'buy';
+    const sz = this.tradeSize(t, m.id);
+    return form === 'push'
+      ? `{"instId":"${m.id}","tradeId":"${t.id}","px":"${px(t.priceTicks)}","sz":"${sz}","side":"${side}","ts":"${t.time}","count":"1","seqId":${t.id}}`
+      : `{"instId":"${m.id}","side":"${side}","sz":"${sz}","px":"${px(t.priceTicks)}","tradeId":"${t.id}","ts":"${t.time}"}`;
+  }
+
   private publishTrade(m: InstrumentMarket, t: SimTrade): void {
     if (!this.hub.hasSubscribers(topic({ channel: 'trades', instId: m.id }))) return;
-    const item = `{"instId":"${m.id}","tradeId":"${t.id}","px":"${px(t.priceTicks)}","sz":"${this.tradeSize(t, m.id)}","side":"${t.buyerIsMaker ? 'sell' : 'buy'}","ts":"${t.time}","count":"1","seqId":${t.id}}`;
+    const item = this.tradeJson(m, t, 'push');
     if (this.push({ channel: 'trades', instId: m.id }, item) === 0) return;
     this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });
     m.countSent(t);
@@ -371,28 +434,103 @@ export class OkxSim implements VenueSim {
     return `{"formulaType":"noRate","fundingRate":"${rate}","fundingTime":"${next}","impactValue":"","instId":"${m.id}","instType":"SWAP","interestRate":"","maxFundingRate":"0.00375","method":"current_period","minFundingRate":"-0.00375","nextFundingRate":"","nextFundingTime":"${next + FUNDING_INTERVAL_MS}","premium":"${(Number(rate) * 0.5).toFixed(16)}","settFundingRate":"${settled}","settState":"settled","ts":"${now}"}`;
   }
 
-  private openInterestJson(m: InstrumentMarket, now: number): string {
-    const coins = openInterestCoins(this.ctx.seed, `${this.venue}/${m.id}`, now);
+  /**
+   * Open interest at `ts`, valued at the last trade price then: what the live endpoint said, or
+   * would have said, at that moment. Before the oldest kept trade the current price stands in.
+   */
+  private openInterestAt(m: InstrumentMarket, ts: number): { oi: string; oiCcy: string; oiUsd: string } {
+    const coins = openInterestCoins(this.ctx.seed, `${this.venue}/${m.id}`, ts);
     const contracts = Math.round(coins / contractValue(m.id));
-    const oiCcy = (contracts * contractValue(m.id)).toFixed(2);
-    const oiUsd = ((contracts * contractValue(m.id) * m.tape.priceTicks) / 10 ** PRICE_DECIMALS).toFixed(2);
-    return `{"instId":"${m.id}","instType":"SWAP","oi":"${contracts}","oiCcy":"${oiCcy}","oiUsd":"${oiUsd}","ts":"${now}"}`;
+    const priceTicks = m.trades.inTimeNewestFirst(0, ts, 1)[0]?.priceTicks ?? m.tape.priceTicks;
+    return {
+      oi: String(contracts),
+      oiCcy: (contracts * contractValue(m.id)).toFixed(2),
+      oiUsd: ((contracts * contractValue(m.id) * priceTicks) / 10 ** PRICE_DECIMALS).toFixed(2),
+    };
   }
 
-  private longShortRatio(route: string, query: URLSearchParams, now: number): RestReply {
+  private openInterestJson(m: InstrumentMarket, now: number): string {
+    const { oi, oiCcy, oiUsd } = this.openInterestAt(m, now);
+    return `{"instId":"${m.id}","instType":"SWAP","oi":"${oi}","oiCcy":"${oiCcy}","oiUsd":"${oiUsd}","ts":"${now}"}`;
+  }
+
+  /** The rate settled at `fundingTime`: the live answers' settFundingRate for that settlement. */
+  private fundingHistoryJson(m: InstrumentMarket, fundingTime: number): string {
+    const rate = fundingRate(this.ctx.seed, `${this.venue}/${m.id}`, fundingTime).toFixed(16);
+    return `{"formulaType":"noRate","fundingRate":"${rate}","fundingTime":"${fundingTime}","instId":"${m.id}","instType":"SWAP","method":"current_period","realizedRate":"${rate}"}`;
+  }
+
+  /**
+   * `GET /api/v5/market/history-trades`: every trade the tape produced (sent or not), newest
+   * first. type 1 pages by trade id (`after` older, `before` newer than an id; `before` alone gives
+   * the newest), type 2 by time (`after` only: OKX does not page timestamps with `before`).
+   */
+  private historyTrades(query: URLSearchParams): RestReply {
+    const m = this.instrument(query.get('instId'));
+    if (isReply(m)) return m;
+    const type = query.get('type') ?? '1';
+    if (type !== '1' && type !== '2') return badParameter('type');
+    const p = integerParams(query, ['after', 'before', 'limit']);
+    if (isReply(p)) return p;
+    const limit = pageSize(p.limit, TRADES_LIMIT);
+    let trades: SimTrade[];
+    if (type === '2') {
+      trades = p.after === undefined ? m.trades.newest(limit).reverse() : m.trades.inTimeNewestFirst(0, p.after - 1, limit);
+    } else {
+      const newer = (t: SimTrade) => p.before === undefined || t.id > p.before;
+      trades = (p.after === undefined ? m.trades.newest(limit) : m.trades.beforeId(p.after, limit)).reverse().filter(newer);
+    }
+    return okxReply(200, '0', '', `[${trades.map((t) => this.tradeJson(m, t, 'history')).join(',')}]`);
+  }
+
+  /**
+   * `GET /api/v5/public/funding-rate-history`: settled intervals of the last three months, newest
+   * first; `after`/`before` are exclusive bounds on fundingTime.
+   */
+  private fundingHistory(query: URLSearchParams, now: number): RestReply {
     if (!this.swaps) return okxReply(400, '51001', 'Instrument ID does not exist', '[]');
     const m = this.instrument(query.get('instId'));
-    if ('status' in m) return m;
-    const period = periodMs(query.get('period') ?? '5m', LSR_PERIODS);
-    if (period === null) return okxReply(400, '51000', 'Parameter period error', '[]');
-    const num = (name: string) => {
-      const v = query.get(name);
-      return v !== null && /^\d+$/.test(v) ? Number(v) : null;
-    };
-    const limit = Math.min(Math.max(1, num('limit') ?? 100), 100);
-    const key = `${this.venue}/${m.id}${route}/${period}`;
-    // Newest first, as OKX lists them.
-    const rows = periodStarts(now, period, limit, num('begin'), num('end')).map((ts) => `["${ts}","${longShortShares(this.ctx.seed, key, ts).ratio}"]`);
+    if (isReply(m)) return m;
+    const p = integerParams(query, ['after', 'before', 'limit']);
+    if (isReply(p)) return p;
+    const limit = pageSize(p.limit, FUNDING_HISTORY_LIMIT);
+    const lastSettled = nextFundingTime(now) - FUNDING_INTERVAL_MS;
+    const start = p.after === undefined ? lastSettled : Math.min(lastSettled, Math.floor((p.after - 1) / FUNDING_INTERVAL_MS) * FUNDING_INTERVAL_MS);
+    const oldest = Math.max(now - FUNDING_HISTORY_MS, p.before === undefined ? 0 : p.before + 1);
+    const rows: string[] = [];
+    for (let t = start; t >= oldest && rows.length < limit; t -= FUNDING_INTERVAL_MS) rows.push(this.fundingHistoryJson(m, t));
+    return okxReply(200, '0', '', `[${rows.join(',')}]`);
+  }
+
+  /** `GET /api/v5/rubik/stat/contracts/open-interest-history`: [ts, oi, oiCcy, oiUsd] per bar, newest first. */
+  private openInterestHistory(query: URLSearchParams, now: number): RestReply {
+    const bars = this.rubikBars(query, now);
+    if (isReply(bars)) return bars;
+    const rows = bars.times.map((ts) => {
+      const { oi, oiCcy, oiUsd } = this.openInterestAt(bars.m, ts);
+      return `["${ts}","${oi}","${oiCcy}","${oiUsd}"]`;
+    });
+    return okxReply(200, '0', '', `[${rows.join(',')}]`);
+  }
+
+  /** The instrument, period and bar times a rubik request asks for, or OKX's error reply. */
+  private rubikBars(query: URLSearchParams, now: number): { m: InstrumentMarket; period: number; times: number[] } | RestReply {
+    if (!this.swaps) return okxReply(400, '51001', 'Instrument ID does not exist', '[]');
+    const m = this.instrument(query.get('instId'));
+    if (isReply(m)) return m;
+    const period = periodMs(query.get('period') ?? '5m', RUBIK_PERIODS);
+    if (period === null) return badParameter('period');
+    const p = integerParams(query, ['begin', 'end', 'limit']);
+    if (isReply(p)) return p;
+    return { m, period, times: rubikTimes(now, period, pageSize(p.limit, RUBIK_LIMIT), p.begin, p.end) };
+  }
+
+  /** The rubik long/short ratios: live polls (latest bars) and history (begin/end) read the same bars. */
+  private longShortRatio(route: string, query: URLSearchParams, now: number): RestReply {
+    const bars = this.rubikBars(query, now);
+    if (isReply(bars)) return bars;
+    const key = `${this.venue}/${bars.m.id}${route}/${bars.period}`;
+    const rows = bars.times.map((ts) => `["${ts}","${longShortShares(this.ctx.seed, key, ts).ratio}"]`);
     return okxReply(200, '0', '', `[${rows.join(',')}]`);
   }
 }
