@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, nanos, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
+import { AckPolicy, ConsumerEvents, DeliverPolicy, nanos, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { backoffDelay, sleep } from '../backoff.js';
 import { isJetStreamNotFound, JS_CONSUMER_NOT_FOUND, JS_MESSAGE_NOT_FOUND, JS_STREAM_NOT_FOUND } from './connection.js';
 
@@ -39,37 +39,115 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, spec: Durable
 }
 
 /**
- * Yields batches of up to batchSize messages; a batch closes when full or after maxWaitMs,
- * which gives size-and-time batching with one pull request per batch. A failed pull (NATS
- * restarting, JetStream not ready yet, consumer gone) is reported to onError, then retried with
- * backoff after `recover` (which re-creates the consumer if needed): the loop ends only on abort.
+ * One stream's messages, from a single long-lived `consume()` of a durable pull consumer, queued
+ * until taken. Not `fetch()`: a fetch ends its subscription when its own timer fires (expires x 1.05,
+ * client time), and whatever the server sent for that pull after it, or while this process was too
+ * busy to read its socket, was dropped unseen and came back only after the ack wait. consume()
+ * keeps one inbox for its whole life, so a message answering any pull, expired or not, is received.
+ * Messages still queued at close() are nak'ed for prompt redelivery (see close()).
  */
-export async function* pullBatches(
-  js: JetStreamClient,
-  spec: Pick<DurableConsumerSpec, 'stream' | 'durable'>,
-  opts: { batchSize: number; maxWaitMs: number; signal: AbortSignal; recover: () => Promise<unknown>; onError: (err: unknown) => void },
-): AsyncGenerator<JsMsg[]> {
-  let failures = 0;
-  while (!opts.signal.aborted) {
-    const batch: JsMsg[] = [];
-    try {
-      const consumer = await js.consumers.get(spec.stream, spec.durable);
-      const messages = await consumer.fetch({ max_messages: opts.batchSize, expires: Math.max(1000, opts.maxWaitMs) });
-      const stop = () => void messages.close();
-      opts.signal.addEventListener('abort', stop, { once: true });
-      try {
-        for await (const m of messages) batch.push(m);
-      } finally {
-        opts.signal.removeEventListener('abort', stop);
-      }
-      failures = 0;
-    } catch (err) {
-      opts.onError(err);
-      await sleep(backoffDelay(failures++, { initialMs: 500, maxMs: 10_000, jitter: 0.2 }), opts.signal);
-      await opts.recover().catch((e: unknown) => opts.onError(e));
+export class JetStreamSource {
+  private readonly queue: JsMsg[] = [];
+  private wake: (() => void) | null = null;
+  private messages: ConsumerMessages | null = null;
+  private closing = false;
+  /** Aborted by close(): ends a backoff wait at once. */
+  private readonly closed = new AbortController();
+  private readonly done: Promise<void>;
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly spec: Pick<DurableConsumerSpec, 'stream' | 'durable'>,
+    private readonly opts: {
+      /** Messages asked for ahead of what is queued; bounded overall by the consumer's max_ack_pending. */
+      maxMessages: number;
+      /** Lifetime of one pull request; the client re-pulls when it ends (min 1000). */
+      expiresMs?: number;
+      /** Re-creates the consumer when JetStream reports it (or its stream) gone. */
+      recover: () => Promise<unknown>;
+      onError: (err: unknown) => void;
+    },
+  ) {
+    this.done = this.run();
+  }
+
+  /** Waits until a message is queued (or signal aborts), then takes up to max of the queued ones. */
+  async next(max: number, signal: AbortSignal): Promise<JsMsg[]> {
+    while (this.queue.length === 0 && !signal.aborted && !this.closing) {
+      await new Promise<void>((resolve) => {
+        const stop = () => resolve();
+        signal.addEventListener('abort', stop, { once: true });
+        this.wake = () => {
+          signal.removeEventListener('abort', stop);
+          resolve();
+        };
+      });
+      this.wake = null;
     }
-    // Messages received before a failure are still ours to write (unacked ones come back anyway).
-    if (batch.length > 0) yield batch;
+    return this.queue.splice(0, max);
+  }
+
+  /**
+   * Stops pulling and nak's every message received but not taken. The nak is delayed by one pull
+   * lifetime: nats-server 2.9 still hands messages to the pull this source leaves open on the server
+   * after its inbox is gone (measured), and an immediate nak would go straight back there and wait
+   * out the ack wait. Messages the server sends to that orphaned pull before it expires are the one
+   * delivery left to the ack wait; it happens only at shutdown and covers at most expiresMs of traffic.
+   */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.closed.abort();
+    this.wake?.();
+    await this.messages?.close();
+    await this.done;
+    for (const m of this.queue.splice(0)) m.nak(this.expiresMs);
+  }
+
+  private get expiresMs(): number {
+    return Math.max(1000, this.opts.expiresMs ?? 30_000);
+  }
+
+  /** Keeps one consume() running; one that ends with an error (bad request, permissions) is restarted with backoff. */
+  private async run(): Promise<void> {
+    for (let failures = 0; !this.closing; ) {
+      try {
+        const consumer = await this.js.consumers.get(this.spec.stream, this.spec.durable);
+        if (this.closing) return;
+        const messages = await consumer.consume({
+          max_messages: this.opts.maxMessages,
+          expires: this.expiresMs,
+          callback: (m) => {
+            this.queue.push(m);
+            this.wake?.();
+          },
+        });
+        this.messages = messages;
+        // close() may have run while consume() was being set up, and found nothing to close.
+        if (this.closing) await messages.close();
+        this.watch(messages).catch((e: unknown) => this.opts.onError(e));
+        const err = await messages.closed();
+        if (this.closing) return;
+        // closed() resolves with the error that ended it, if any: either way, pull again.
+        if (err) throw err;
+        failures = 0;
+      } catch (err) {
+        if (this.closing) return;
+        this.opts.onError(err);
+        await sleep(backoffDelay(failures++, { initialMs: 500, maxMs: 10_000, jitter: 0.2 }), this.closed.signal);
+        if (this.closing) return;
+        await this.opts.recover().catch((e: unknown) => this.opts.onError(e));
+      }
+    }
+  }
+
+  /** consume() retries a vanished consumer forever on its own; re-creating it is ours to do. */
+  private async watch(messages: ConsumerMessages): Promise<void> {
+    for await (const s of await messages.status()) {
+      if (s.type === ConsumerEvents.ConsumerNotFound || s.type === ConsumerEvents.ConsumerDeleted || s.type === ConsumerEvents.StreamNotFound) {
+        this.opts.onError(new Error(`${this.spec.stream}/${this.spec.durable}: ${s.type}`));
+        await this.opts.recover().catch((e: unknown) => this.opts.onError(e));
+      }
+    }
   }
 }
 

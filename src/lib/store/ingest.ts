@@ -1,0 +1,165 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { backoffDelay, sleep } from '../backoff.js';
+import { errorMessage } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { MarketRecord } from '../records.js';
+import { validateRecord } from './writer.js';
+
+/** A delivered message as storage needs it; a nats JsMsg is one. */
+export interface IngestMessage {
+  readonly seq: number;
+  readonly subject: string;
+  readonly info: { readonly timestampNanos: number };
+  json<T>(): T;
+  ack(): void;
+  nak(millis?: number): void;
+  term(reason?: string): void;
+  working(): void;
+}
+
+/** Where messages come from (bus/consumer.ts JetStreamSource over a durable pull consumer). */
+export interface MessageSource<M extends IngestMessage = IngestMessage> {
+  /** Waits until a message is available or signal aborts, then returns up to max of them (none only on abort). */
+  next(max: number, signal: AbortSignal): Promise<M[]>;
+}
+
+/** Where rows go: ClickHouse hot, skipping rows already stored (replays). Throws when nothing was stored. */
+export interface RowSink {
+  insert(records: readonly MarketRecord[]): Promise<{ inserted: number; skipped: number }>;
+}
+
+export interface IngestMetrics {
+  inserted: Counter<'stream'>;
+  skipped: Counter<'stream'>;
+  invalid: Counter<'stream'>;
+  failures: Counter<'stream'>;
+  pullErrors: Counter<'stream'>;
+  batchSeconds: Histogram<'stream'>;
+  storedToInsertedSeconds: Histogram<'stream'>;
+  lastInsert: Gauge<'stream'>;
+}
+
+export function createIngestMetrics(registry: Registry): IngestMetrics {
+  const labelNames = ['stream'] as const;
+  const registers = [registry];
+  return {
+    inserted: new Counter({ name: 'mprism_storage_rows_inserted_total', help: 'Rows inserted into ClickHouse hot', labelNames, registers }),
+    skipped: new Counter({ name: 'mprism_storage_rows_skipped_total', help: 'Delivered rows already in ClickHouse (replays)', labelNames, registers }),
+    invalid: new Counter({ name: 'mprism_storage_invalid_messages_total', help: 'Messages that are not a valid record (terminated)', labelNames, registers }),
+    failures: new Counter({ name: 'mprism_storage_insert_failures_total', help: 'Batch inserts that failed and were retried', labelNames, registers }),
+    pullErrors: new Counter({ name: 'mprism_storage_pull_errors_total', help: 'Failed JetStream pulls (retried)', labelNames, registers }),
+    batchSeconds: new Histogram({ name: 'mprism_storage_batch_insert_seconds', help: 'Insert time per batch', labelNames, registers, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5] }),
+    // Redeliveries show here as a tail at the ack wait: the figure the issue 7 latency bug hid in.
+    storedToInsertedSeconds: new Histogram({
+      name: 'mprism_storage_stored_to_inserted_seconds',
+      help: 'Time from JetStream storing a message to its row being in ClickHouse hot',
+      labelNames,
+      registers,
+      buckets: [0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10, 30, 60],
+    }),
+    lastInsert: new Gauge({ name: 'mprism_storage_last_insert_timestamp_seconds', help: 'Time of the last successful insert', labelNames, registers }),
+  };
+}
+
+/** Shared by a storage daemon's streams, for its health report. */
+export interface IngestStatus {
+  lastInsertAt: string | null;
+  lastError: string | null;
+  consecutiveFailures: number;
+}
+
+export function newIngestStatus(): IngestStatus {
+  return { lastInsertAt: null, lastError: null, consecutiveFailures: 0 };
+}
+
+export interface IngestOptions {
+  stream: string;
+  source: MessageSource;
+  sink: RowSink;
+  batchSize: number;
+  /** A batch is written this long after its first message at the latest. */
+  flushIntervalMs: number;
+  metrics: IngestMetrics;
+  status: IngestStatus;
+  log: Logger;
+  /** On abort the messages in hand are still written (or nak'ed if that fails), then ingest returns. */
+  signal: AbortSignal;
+  now?: () => number;
+}
+
+/**
+ * The storage protocol for one stream: size-and-time batches, each inserted and then acked, so a
+ * message is acked only once its row is in ClickHouse. A message that can never become a row is
+ * terminated; a failed insert is retried (messages kept in progress meanwhile) until it lands.
+ */
+export async function runIngest(o: IngestOptions): Promise<void> {
+  const now = o.now ?? Date.now;
+  while (!o.signal.aborted) {
+    const batch = await o.source.next(o.batchSize, o.signal);
+    if (batch.length === 0) continue;
+    const deadline = now() + o.flushIntervalMs;
+    while (batch.length < o.batchSize && !o.signal.aborted) {
+      const left = deadline - now();
+      if (left <= 0) break;
+      const wait = AbortSignal.any([o.signal, AbortSignal.timeout(left)]);
+      batch.push(...(await o.source.next(o.batchSize - batch.length, wait)));
+    }
+    await writeBatch(o, batch, now);
+  }
+}
+
+/**
+ * Insert, then ack. Every batch goes through the sink's duplicate check: a redelivery flag is not
+ * enough to know a message is new (a publish retried after the duplicate window, a recreated consumer).
+ */
+async function writeBatch(o: IngestOptions, batch: readonly IngestMessage[], now: () => number): Promise<void> {
+  const { stream, metrics, status, log } = o;
+  const records: MarketRecord[] = [];
+  const valid: IngestMessage[] = [];
+  for (const m of batch) {
+    let record: MarketRecord;
+    try {
+      record = m.json<MarketRecord>();
+      validateRecord(record);
+    } catch (err) {
+      // Terminated, not retried: one record that can never become a row must not stall the stream.
+      metrics.invalid.inc({ stream });
+      log.error({ stream, seq: m.seq, subject: m.subject, err: errorMessage(err) }, 'invalid message terminated');
+      m.term();
+      continue;
+    }
+    records.push(record);
+    valid.push(m);
+  }
+  for (let attempt = 0; valid.length > 0; attempt++) {
+    const timer = metrics.batchSeconds.startTimer({ stream });
+    try {
+      const r = await o.sink.insert(records);
+      timer();
+      metrics.inserted.inc({ stream }, r.inserted);
+      metrics.skipped.inc({ stream }, r.skipped);
+      const at = now();
+      metrics.lastInsert.set({ stream }, at / 1000);
+      status.lastInsertAt = new Date(at).toISOString();
+      status.consecutiveFailures = 0;
+      for (const m of valid) {
+        m.ack();
+        metrics.storedToInsertedSeconds.observe({ stream }, Math.max(0, at - m.info.timestampNanos / 1e6) / 1000);
+      }
+      return;
+    } catch (err) {
+      timer();
+      metrics.failures.inc({ stream });
+      status.lastError = errorMessage(err);
+      status.consecutiveFailures++;
+      log.error({ stream, rows: valid.length, attempt, err: status.lastError }, 'insert failed; retrying');
+      if (o.signal.aborted) {
+        for (const m of valid) m.nak();
+        return;
+      }
+      // Keep the messages in progress while we wait, so JetStream does not redeliver them meanwhile.
+      for (const m of valid) m.working();
+      await sleep(backoffDelay(attempt, { initialMs: 500, maxMs: 15_000, jitter: 0.2 }), o.signal);
+    }
+  }
+}

@@ -1,0 +1,192 @@
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { describe, expect, it } from 'vitest';
+import type { MarketRecord } from '../../src/lib/records.js';
+import { createIngestMetrics, newIngestStatus, runIngest, type IngestMessage, type MessageSource, type RowSink } from '../../src/lib/store/ingest.js';
+import { tradeAt } from '../helpers/records.js';
+import { waitFor } from '../helpers/wait.js';
+
+type Outcome = 'ack' | 'nak' | 'term';
+
+class FakeMessage implements IngestMessage {
+  readonly subject = 'trade.binance_spot.spot.BTC-USDT';
+  readonly info = { timestampNanos: Date.now() * 1e6 };
+  outcomes: Outcome[] = [];
+  working = () => void this.inProgress++;
+  inProgress = 0;
+  constructor(
+    readonly seq: number,
+    private readonly body: unknown,
+  ) {}
+  json<T>(): T {
+    if (typeof this.body === 'string') return JSON.parse(this.body) as T;
+    return this.body as T;
+  }
+  ack = () => void this.outcomes.push('ack');
+  nak = () => void this.outcomes.push('nak');
+  term = () => void this.outcomes.push('term');
+}
+
+/** Like the JetStream source: messages arrive whenever the test pushes them, and wait in a queue until taken. */
+class FakeSource implements MessageSource<FakeMessage> {
+  private readonly queue: FakeMessage[] = [];
+  private wake: (() => void) | null = null;
+  takes: number[] = [];
+  push(...ms: FakeMessage[]): void {
+    this.queue.push(...ms);
+    this.wake?.();
+  }
+  async next(max: number, signal: AbortSignal): Promise<FakeMessage[]> {
+    while (this.queue.length === 0 && !signal.aborted) {
+      await new Promise<void>((resolve) => {
+        signal.addEventListener('abort', () => resolve(), { once: true });
+        this.wake = resolve;
+      });
+    }
+    const taken = this.queue.splice(0, max);
+    if (taken.length > 0) this.takes.push(taken.length);
+    return taken;
+  }
+}
+
+class FakeSink implements RowSink {
+  batches: MarketRecord[][] = [];
+  failuresLeft = 0;
+  gate: Promise<void> | null = null;
+  async insert(records: readonly MarketRecord[]) {
+    if (this.gate) await this.gate;
+    if (this.failuresLeft > 0) {
+      this.failuresLeft--;
+      throw new Error('clickhouse down');
+    }
+    this.batches.push([...records]);
+    return { inserted: records.length, skipped: 0 };
+  }
+  get rows(): number {
+    return this.batches.reduce((n, b) => n + b.length, 0);
+  }
+}
+
+let seq = 0;
+const trade = () => new FakeMessage(++seq, tradeAt(1_700_000_000_000 + seq, String(seq)));
+
+function start(opts: { batchSize?: number; flushIntervalMs?: number } = {}) {
+  const source = new FakeSource();
+  const sink = new FakeSink();
+  const controller = new AbortController();
+  const registry = new Registry();
+  const metrics = createIngestMetrics(registry);
+  const status = newIngestStatus();
+  const done = runIngest({
+    stream: 'MARKET_DATA',
+    source,
+    sink,
+    batchSize: opts.batchSize ?? 100,
+    flushIntervalMs: opts.flushIntervalMs ?? 30,
+    metrics,
+    status,
+    log: pino({ level: 'silent' }),
+    signal: controller.signal,
+  });
+  const stop = async () => {
+    controller.abort();
+    await done;
+  };
+  return { source, sink, metrics, registry, status, stop };
+}
+
+describe('runIngest', () => {
+  it('acks a batch only after the sink stored it', async () => {
+    const { source, sink, stop } = start();
+    let open!: () => void;
+    sink.gate = new Promise((r) => (open = r));
+    const ms = [trade(), trade(), trade()];
+    source.push(...ms);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(ms.every((m) => m.outcomes.length === 0)).toBe(true);
+    open();
+    await waitFor(() => ms.every((m) => m.outcomes.length > 0));
+    expect(ms.map((m) => m.outcomes)).toEqual([['ack'], ['ack'], ['ack']]);
+    expect(sink.batches).toHaveLength(1);
+    await stop();
+  });
+
+  it('terminates a message that cannot become a row and writes the rest of its batch', async () => {
+    const { source, sink, metrics, stop } = start();
+    const bad = new FakeMessage(++seq, '{not json');
+    const noPrice = new FakeMessage(++seq, { ...tradeAt(1_700_000_000_000, 'x'), price: 42 });
+    const good = trade();
+    source.push(bad, good, noPrice);
+    await waitFor(() => good.outcomes.length > 0);
+    expect(bad.outcomes).toEqual(['term']);
+    expect(noPrice.outcomes).toEqual(['term']);
+    expect(good.outcomes).toEqual(['ack']);
+    expect(sink.rows).toBe(1);
+    expect((await metrics.invalid.get()).values[0]?.value).toBe(2);
+    await stop();
+  });
+
+  it('retries a failed insert, keeping the messages in progress, and acks once it lands', async () => {
+    const { source, sink, status, stop } = start();
+    sink.failuresLeft = 1;
+    const m = trade();
+    source.push(m);
+    await waitFor(() => m.outcomes.length > 0, 5_000);
+    expect(m.inProgress).toBe(1);
+    expect(m.outcomes).toEqual(['ack']);
+    expect(status.consecutiveFailures).toBe(0);
+    expect(status.lastError).toBe('clickhouse down');
+    await stop();
+  });
+
+  it("nak's the batch it could not store when shutdown comes, so it is redelivered at once", async () => {
+    const { source, sink, stop } = start();
+    sink.failuresLeft = 1_000;
+    const m = trade();
+    source.push(m);
+    await waitFor(() => m.inProgress > 0);
+    await stop();
+    expect(m.outcomes).toEqual(['nak']);
+  });
+
+  it('closes batches at batchSize and after flushIntervalMs, and loses nothing that arrives between pulls', async () => {
+    const { source, sink, stop } = start({ batchSize: 10, flushIntervalMs: 40 });
+    const all: FakeMessage[] = [];
+    // Bursts and trickles around the flush deadline: what arrives after a batch closed joins the next one.
+    for (let round = 0; round < 20; round++) {
+      const burst = Array.from({ length: round % 3 === 0 ? 25 : 1 + (round % 4) }, trade);
+      all.push(...burst);
+      source.push(...burst);
+      await new Promise((r) => setTimeout(r, 5 + ((round * 7) % 45)));
+    }
+    await waitFor(() => all.every((m) => m.outcomes.length > 0));
+    expect(all.every((m) => m.outcomes.length === 1 && m.outcomes[0] === 'ack')).toBe(true);
+    expect(sink.rows).toBe(all.length);
+    expect(Math.max(...sink.batches.map((b) => b.length))).toBeLessThanOrEqual(10);
+    await stop();
+  });
+
+  it('holds a batch open for flushIntervalMs after its first message, not longer', async () => {
+    const { source, sink, stop } = start({ batchSize: 1000, flushIntervalMs: 150 });
+    const first = trade();
+    const t0 = Date.now();
+    source.push(first);
+    await new Promise((r) => setTimeout(r, 50));
+    source.push(trade());
+    await waitFor(() => sink.batches.length === 1);
+    const took = Date.now() - t0;
+    expect(sink.batches[0]).toHaveLength(2);
+    expect(took).toBeGreaterThanOrEqual(140);
+    await stop();
+  });
+
+  it('writes the messages in hand on shutdown before returning', async () => {
+    const { source, sink, stop } = start({ batchSize: 1000, flushIntervalMs: 60_000 });
+    const ms = [trade(), trade()];
+    source.push(...ms);
+    await new Promise((r) => setTimeout(r, 20));
+    await stop();
+    expect(sink.rows).toBe(2);
+    expect(ms.map((m) => m.outcomes)).toEqual([['ack'], ['ack']]);
+  });
+});
