@@ -1,11 +1,9 @@
 import { join } from 'node:path';
 import { connectNats } from '../../lib/bus/connection.js';
 import { Publisher } from '../../lib/bus/publisher.js';
-import { POLLED_DATA_TYPES, type Config, type Venue } from '../../lib/config/schema.js';
 import type { Daemon } from '../../lib/daemon-context.js';
 import { errorMessage } from '../../lib/errors.js';
-import { adapterFor, enabledVenues } from '../../lib/exchanges/registry.js';
-import type { PollOptions } from '../../lib/exchanges/types.js';
+import { adapterFor, enabledVenues, pollOptions, venueBaseUrls } from '../../lib/exchanges/registry.js';
 import { createCollectorMetrics } from '../../lib/feeds/collector-metrics.js';
 import { coverageFile, readCoverage, writeCoverage } from '../../lib/feeds/coverage.js';
 import { VenueCollector } from '../../lib/feeds/venue-collector.js';
@@ -16,22 +14,6 @@ import { VenueCollector } from '../../lib/feeds/venue-collector.js';
  * one too short (only acknowledged records advance it).
  */
 const COVERAGE_WRITE_INTERVAL_MS = 1000;
-
-/** A venue's WebSocket and REST bases: the configured hosts, or in simulate mode the local simulator's route for the venue. */
-export function venueBaseUrls(config: Config, venue: Venue, simulate: boolean): { ws: string; rest: string } {
-  if (simulate) {
-    const hostPort = `127.0.0.1:${config.simulator.port}`;
-    return { ws: `ws://${hostPort}/${venue}`, rest: `http://${hostPort}/${venue}` };
-  }
-  const v = config.collector.venues[venue];
-  return { ws: v.wsUrl, rest: v.restUrl };
-}
-
-function pollOptions(config: Config): PollOptions {
-  const seconds = config.collector.pollIntervalSeconds;
-  const intervalMs = Object.fromEntries(POLLED_DATA_TYPES.map((t) => [t, seconds[t] * 1000])) as PollOptions['intervalMs'];
-  return { intervalMs, lsrPeriod: config.collector.lsrPeriod };
-}
 
 export const collector: Daemon = async (ctx, config) => {
   const nc = await connectNats(config, 'collector');

@@ -4,7 +4,7 @@ import { staleThresholdMs } from '../feeds/freshness.js';
 import type { HoleState } from '../records.js';
 import { describeHole, type HoleReport } from './hole-report.js';
 import type { ClickHouseClient } from '../store/client.js';
-import { listHoles, newestPerInstrument, tradeIdGaps, tradeIdSpans, type Hole, type TradeIdGap } from '../store/holes.js';
+import { listHoles, newestPerInstrument, tradeIdGaps, tradeIdSpans, type Hole, type TradeIdGap, type TradeIdSpan } from '../store/holes.js';
 
 /*
  * The continuity part of `mprism integrity --json` (fields of IntegrityReport, only ever added):
@@ -82,6 +82,38 @@ function explainedBy(gap: TradeIdGap, holes: readonly Hole[]): Hole | undefined 
   return holes.find((h) => h.firstMissingId !== null && h.lastMissingId !== null && BigInt(h.firstMissingId) <= first && last <= BigInt(h.lastMissingId));
 }
 
+/** A run of missing ids in hot that no open or unrepairable hole explains (`hole`: a repaired one that does). */
+export interface UnexplainedGap {
+  span: TradeIdSpan;
+  gap: TradeIdGap;
+  hole: Hole | undefined;
+}
+
+/**
+ * Id gaps in hot within `range`, on venues whose trade ids are contiguous, that no open or
+ * unrepairable hole explains: data the collector's own record missed, or a repair that did not hold.
+ */
+export async function findUnrecordedGaps(config: Config, hot: ClickHouseClient, holes: readonly Hole[], range: { start: number; end: number }): Promise<UnexplainedGap[]> {
+  const out: UnexplainedGap[] = [];
+  if (range.end <= range.start) return out;
+  const database = config.clickhouse.hot.database;
+  for (const venue of enabledVenues(config)) {
+    const v = config.collector.venues[venue];
+    if (!v.dataTypes.includes('trade') || adapterFor(venue, v.symbols).tradeIds !== 'contiguous') continue;
+    for (const span of await tradeIdSpans(hot, database, venue, range)) {
+      if (BigInt(span.maxId) - BigInt(span.minId) + 1n === BigInt(span.distinctIds)) continue;
+      const streamHoles = holes.filter((h) => h.venue === venue && h.instrument === span.instrument && h.dataType === 'trade');
+      for (const gap of await tradeIdGaps(hot, database, { venue, instrument: span.instrument }, range)) {
+        const hole = explainedBy(gap, streamHoles);
+        // Open holes are reported as such; an unrepairable one is why the ids stay missing.
+        if (hole?.state === 'open' || hole?.state === 'unrepairable') continue;
+        out.push({ span, gap, hole });
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Holes, stopped streams, and (where a venue's trade ids are contiguous) id gaps in hot that no
  * recorded hole explains. `scanEnd` bounds the id scan: the newest trades may still be on their way
@@ -94,8 +126,7 @@ export async function checkContinuity(
   now: number,
   scanEnd: number,
 ): Promise<ContinuityReport> {
-  const database = config.clickhouse.hot.database;
-  const holes = await listHoles(hot, database, { changedSince: range.start });
+  const holes = await listHoles(hot, config.clickhouse.hot.database, { changedSince: range.start });
   const problems: string[] = [];
   const warnings: string[] = [];
   const reports = holes.map(holeReport);
@@ -115,23 +146,11 @@ export async function checkContinuity(
   }
 
   const unrecordedGaps: UnrecordedGap[] = [];
-  const scanRange = { start: range.start, end: Math.min(range.end, scanEnd) };
-  for (const venue of enabledVenues(config)) {
-    const v = config.collector.venues[venue];
-    if (!v.dataTypes.includes('trade') || adapterFor(venue, v.symbols).tradeIds !== 'contiguous' || scanRange.end <= scanRange.start) continue;
-    for (const span of await tradeIdSpans(hot, database, venue, scanRange)) {
-      if (BigInt(span.maxId) - BigInt(span.minId) + 1n === BigInt(span.distinctIds)) continue;
-      const streamHoles = holes.filter((h) => h.venue === venue && h.instrument === span.instrument && h.dataType === 'trade');
-      for (const gap of await tradeIdGaps(hot, database, { venue, instrument: span.instrument }, scanRange)) {
-        const hole = explainedBy(gap, streamHoles);
-        // Open holes are reported above; an unrepairable one is why the ids stay missing.
-        if (hole?.state === 'open' || hole?.state === 'unrepairable') continue;
-        const g: UnrecordedGap = { venue, instrument: span.instrument, ...gap, from: iso(gap.fromTime), to: iso(gap.toTime) };
-        unrecordedGaps.push(g);
-        const what = `trade ${venue} ${span.instrument} ids ${gap.firstMissingId}..${gap.lastMissingId} (${gap.missing} missing, ${g.from}..${g.to})`;
-        problems.push(hole === undefined ? `unrecorded hole: ${what}: run 'mprism repair'` : `hole ${hole.holeId} is marked repaired but ${what} are not in hot`);
-      }
-    }
+  for (const { gap, hole, span } of await findUnrecordedGaps(config, hot, holes, { start: range.start, end: Math.min(range.end, scanEnd) })) {
+    const g: UnrecordedGap = { venue: span.venue, instrument: span.instrument, ...gap, from: iso(gap.fromTime), to: iso(gap.toTime) };
+    unrecordedGaps.push(g);
+    const what = `trade ${span.venue} ${span.instrument} ids ${gap.firstMissingId}..${gap.lastMissingId} (${gap.missing} missing, ${g.from}..${g.to})`;
+    problems.push(hole === undefined ? `unrecorded hole: ${what}: run 'mprism repair'` : `hole ${hole.holeId} is marked repaired but ${what} are not in hot`);
   }
   const holeCounts: Record<HoleState, number> = { open: 0, repaired: 0, unrepairable: 0 };
   for (const h of holes) holeCounts[h.state]++;

@@ -44,6 +44,11 @@ const venueConfig = z.strictObject({
   /** Native instrument ids (BTCUSDT, BTC-USDT-SWAP); for Deribit DVOL the currency (BTC). */
   symbols: z.array(z.string().min(1)).min(1),
   dataTypes: z.array(z.enum(DATA_TYPES)).min(1),
+  /**
+   * Sent only to REST history endpoints that need one (Binance USD-M historicalTrades), when
+   * `mprism repair` refills a hole. A secret: never logged, never in --json.
+   */
+  apiKey: z.string().min(1).nullable().default(null),
 });
 
 /** What each venue offers (issue 3's coverage); a config asking for more is refused at load time. */

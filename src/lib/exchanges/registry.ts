@@ -1,10 +1,10 @@
-import type { Config, DataType, Venue } from '../config/schema.js';
+import { POLLED_DATA_TYPES, type Config, type DataType, type Venue } from '../config/schema.js';
 import { binanceDerivatives } from './binance_derivatives.js';
 import { binanceSpot } from './binance_spot.js';
 import { deribitDerivatives } from './deribit_derivatives.js';
 import { okxDerivatives } from './okx_derivatives.js';
 import { okxSpot } from './okx_spot.js';
-import type { VenueAdapter } from './types.js';
+import type { PollOptions, VenueAdapter } from './types.js';
 
 /**
  * Every venue the config can enable must have an adapter (a missing one is a type error), built for
@@ -43,4 +43,20 @@ export function configuredStreams(config: Config): ConfiguredStream[] {
     const instruments = [...new Set(v.symbols.map((s) => adapter.instrumentOf(s)))];
     return v.dataTypes.flatMap((dataType) => instruments.map((instrument) => ({ venue, dataType, instrument })));
   });
+}
+
+/** A venue's WebSocket and REST bases: the configured hosts, or in simulate mode the local simulator's route for the venue. */
+export function venueBaseUrls(config: Config, venue: Venue, simulate: boolean): { ws: string; rest: string } {
+  if (simulate) {
+    const hostPort = `127.0.0.1:${config.simulator.port}`;
+    return { ws: `ws://${hostPort}/${venue}`, rest: `http://${hostPort}/${venue}` };
+  }
+  const v = config.collector.venues[venue];
+  return { ws: v.wsUrl, rest: v.restUrl };
+}
+
+export function pollOptions(config: Config): PollOptions {
+  const seconds = config.collector.pollIntervalSeconds;
+  const intervalMs = Object.fromEntries(POLLED_DATA_TYPES.map((t) => [t, seconds[t] * 1000])) as PollOptions['intervalMs'];
+  return { intervalMs, lsrPeriod: config.collector.lsrPeriod };
 }

@@ -182,3 +182,30 @@ export async function tradeIdGaps(
   }
   return gaps;
 }
+
+/**
+ * The trade ids stored on either side of [fromTime, toTime] for one instrument: the newest at or
+ * before `fromTime` and the oldest at or after `toTime`. A hole recorded by time alone gets its
+ * ids from them (venues whose history pages by id need a first id).
+ */
+export async function tradeIdsAround(
+  client: ClickHouseClient,
+  database: string,
+  stream: { venue: Venue; instrument: string },
+  fromTime: number,
+  toTime: number,
+): Promise<{ before: string | null; after: string | null }> {
+  const table = qualified(database, tableFor('trade').table);
+  const where = `venue = ${str(stream.venue)} AND instrument = ${str(stream.instrument)}`;
+  // Bounded look-back and look-ahead: the primary key (time first) keeps both reads small.
+  const [row] = await selectRows<{ before: string; after: string }>(
+    client,
+    [
+      `SELECT (SELECT toString(max(toUInt64(trade_id))) FROM ${table} WHERE ${where} AND event_time <= ${uint(fromTime)} AND event_time >= ${uint(Math.max(0, fromTime - 3_600_000))}) AS before,`,
+      `(SELECT toString(min(toUInt64(trade_id))) FROM ${table} WHERE ${where} AND event_time >= ${uint(toTime)} AND event_time <= ${uint(toTime + 3_600_000)}) AS after`,
+    ].join('\n'),
+  );
+  // An aggregate over no rows is 0 on every version.
+  const id = (v: string | undefined) => (v === undefined || v === '0' ? null : v);
+  return { before: id(row?.before), after: id(row?.after) };
+}

@@ -1,0 +1,307 @@
+import { Registry } from 'prom-client';
+import { backoffDelay, sleep } from '../backoff.js';
+import { connectNats } from '../bus/connection.js';
+import { Publisher } from '../bus/publisher.js';
+import type { Config, Venue } from '../config/schema.js';
+import { errorMessage } from '../errors.js';
+import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
+import { HistoryPagingError, pageHistory } from '../exchanges/history-paging.js';
+import { adapterFor, pollOptions, venueBaseUrls } from '../exchanges/registry.js';
+import type { HistoryDataType, HistoryQuery, HistorySource, RestRequest, VenueAdapter, VenueCredentials } from '../exchanges/types.js';
+import { holeIdOf } from '../feeds/coverage.js';
+import { RestClient, RestError, RestNetworkError } from '../feeds/rest-client.js';
+import type { MarketRecord, StreamHoleRecord } from '../records.js';
+import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
+import { holeStateRecord, listHoles, recordHoleStates, tradeIdsAround, type Hole } from '../store/holes.js';
+import { missingRecords } from '../store/writer.js';
+import { findUnrecordedGaps, holeReport } from './continuity.js';
+import { describeHole, type HoleReport } from './hole-report.js';
+
+/*
+ * `mprism repair --json` lists, under "holes", what it did about each hole:
+ *   { "hole": HoleReport (as before), "outcome": "repaired" | "unrepairable" | "open" | "would_refill",
+ *     "records": 266, "detail": "refilled 266 trades from GET /api/v3/historicalTrades, verified in hot" }
+ * "open": tried and not finished (venue unreachable, rows not in hot in time): the next run tries again.
+ */
+
+export type HoleOutcome = 'repaired' | 'unrepairable' | 'open' | 'would_refill';
+
+export interface HoleRepairAction {
+  hole: HoleReport;
+  outcome: HoleOutcome;
+  /** Records the venue's history held for the hole (published through JetStream). */
+  records: number;
+  detail: string;
+}
+
+/** Unrepairable because of missing credentials: a later run with them configured tries again. */
+const BLOCKED_PREFIX = 'blocked: ';
+
+/**
+ * Data types whose history holds every observation the live stream had (same records, same
+ * Msg-Ids). The others' history is coarser (open interest in 5 min bars, settled funding rates):
+ * it is refilled, but what the live polls saw between its points is gone, so the hole stays
+ * unrepairable with that said.
+ */
+const COMPLETE_HISTORY: ReadonlySet<HistoryDataType> = new Set(['trade', 'lsr_top_position', 'lsr_all_account', 'volatility_index']);
+
+/** The collector keeps most of each venue's budget; repair takes this share of it. */
+const REPAIR_BUDGET_SHARE = 0.2;
+const REQUEST_ATTEMPTS = 6;
+
+export interface HoleRepairOptions {
+  dryRun: boolean;
+  /** Look this far back for id gaps no hole records yet. */
+  sinceMs: number;
+  /** Whether the platform runs against the local simulator (history is read from it then). */
+  simulate: boolean;
+  /** How long refilled rows may take to reach hot through JetStream and storage. */
+  verifyTimeoutMs?: number;
+  progress?: (line: string) => void;
+  now?: () => number;
+}
+
+function isHistoryType(t: string): t is HistoryDataType {
+  return t === 'trade' || t === 'funding_rate' || t === 'open_interest' || t === 'lsr_top_position' || t === 'lsr_all_account' || t === 'volatility_index';
+}
+
+/** Retries what a venue may answer differently a moment later (rate limits, 5xx, network); the client keeps Retry-After. */
+async function getWithRetry(rest: RestClient, req: RestRequest, signal: AbortSignal): Promise<{ body: string; receiveTime: number }> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await rest.get(req, signal);
+    } catch (err) {
+      const transient = err instanceof RestNetworkError || (err instanceof RestError && (err.retryAfterMs !== null || err.status >= 500));
+      if (!transient || attempt + 1 >= REQUEST_ATTEMPTS) throw err;
+      await sleep(backoffDelay(attempt, { initialMs: 500, maxMs: 10_000, jitter: 0.3 }), signal);
+    }
+  }
+}
+
+/** Per venue: its adapter, REST client within the repair's share of the budget, and contract values. */
+class VenueHistory {
+  readonly adapter: VenueAdapter;
+  readonly rest: RestClient;
+  readonly baseUrl: string;
+  readonly credentials: VenueCredentials;
+  private readonly coinsPerContract = new Map<string, string>();
+
+  constructor(
+    config: Config,
+    readonly venue: Venue,
+    simulate: boolean,
+    private readonly signal: AbortSignal,
+  ) {
+    const v = config.collector.venues[venue];
+    this.adapter = adapterFor(venue, v.symbols);
+    this.rest = new RestClient({ venue, policy: this.adapter.rateLimit, budgetShare: REPAIR_BUDGET_SHARE });
+    this.baseUrl = venueBaseUrls(config, venue, simulate).rest;
+    this.credentials = { apiKey: v.apiKey };
+  }
+
+  get(req: RestRequest): Promise<{ body: string; receiveTime: number }> {
+    return getWithRetry(this.rest, req, this.signal);
+  }
+
+  /** Records in coins, as the collector publishes them. */
+  async inCoins(records: MarketRecord[]): Promise<MarketRecord[]> {
+    const contracts = this.adapter.contracts;
+    if (contracts === undefined) return records;
+    const out: MarketRecord[] = [];
+    for (const r of records) {
+      if (!CONTRACT_SIZED.has(r.dataType)) {
+        out.push(r);
+        continue;
+      }
+      let value = this.coinsPerContract.get(r.instrument);
+      if (value === undefined) {
+        const res = await this.get(contracts.request(this.baseUrl, r.instrument));
+        value = contracts.parse(res.body, r.instrument);
+        this.coinsPerContract.set(r.instrument, value);
+      }
+      out.push(recordInCoins(r, value));
+    }
+    return out;
+  }
+}
+
+interface Plan {
+  hole: Hole;
+  source: HistorySource | null;
+  /** Why it cannot be refilled; null: it can. */
+  unrepairable: string | null;
+}
+
+/** What can be done about one hole, before any request. */
+function plan(hole: Hole, venue: VenueHistory): Plan {
+  if (hole.dataType === 'orderbook') return { hole, source: null, unrepairable: 'orderbooks cannot be refilled from history' };
+  const source = isHistoryType(hole.dataType) ? (venue.adapter.history[hole.dataType] ?? null) : null;
+  if (source === null) return { hole, source, unrepairable: `${hole.venue} has no public REST history of ${hole.dataType}` };
+  const blocked = source.blockedReason(venue.credentials);
+  if (blocked !== null) return { hole, source, unrepairable: `${BLOCKED_PREFIX}${blocked}` };
+  return { hole, source, unrepairable: null };
+}
+
+/** Fills in the ids of a trade hole recorded by time alone, from the trades stored around it. */
+async function queryFor(hole: Hole, hot: ClickHouseClient, database: string): Promise<HistoryQuery> {
+  const q: HistoryQuery = { instrument: hole.instrument, fromMs: hole.fromTime, toMs: hole.toTime, fromId: hole.firstMissingId, toId: hole.lastMissingId };
+  if (hole.dataType !== 'trade' || (q.fromId !== null && q.toId !== null)) return q;
+  const around = await tradeIdsAround(hot, database, { venue: hole.venue, instrument: hole.instrument }, hole.fromTime, hole.toTime);
+  return {
+    ...q,
+    fromId: q.fromId ?? (around.before === null ? null : String(BigInt(around.before) + 1n)),
+    toId: q.toId ?? (around.after === null ? null : String(BigInt(around.after) - 1n)),
+  };
+}
+
+/** Ids of `query` the refilled trades do not cover, where the venue's ids are contiguous. */
+function uncoveredIds(query: HistoryQuery, records: readonly MarketRecord[]): bigint {
+  if (query.fromId === null || query.toId === null) return 0n;
+  const expected = BigInt(query.toId) - BigInt(query.fromId) + 1n;
+  const got = new Set(records.flatMap((r) => (r.dataType === 'trade' ? [r.tradeId] : []))).size;
+  return expected - BigInt(got);
+}
+
+/**
+ * Refills holes from the venues' REST history: records each id gap in hot that no hole records
+ * yet, then for every open hole pages through the venue's history (within a share of its rate
+ * budget), publishes what it holds through JetStream (same Msg-Ids as live, so nothing is stored
+ * twice), waits until every refilled row is in hot, and only then records the hole repaired.
+ * Idempotent: a hole whose refill did not finish stays open for the next run.
+ */
+export async function repairHoles(config: Config, opts: HoleRepairOptions): Promise<HoleRepairAction[]> {
+  const now = opts.now ?? Date.now;
+  const progress = opts.progress ?? (() => {});
+  const database = config.clickhouse.hot.database;
+  const hot = createClickHouse(config.clickhouse.hot);
+  const abort = new AbortController();
+  let publisher: Publisher | null = null;
+  let closeNats: (() => Promise<void>) | null = null;
+  try {
+    await ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot);
+    const found = await recordUnrecordedGaps(config, hot, { start: now() - opts.sinceMs, end: now() }, opts.dryRun);
+    if (found > 0) progress(`recorded ${found} hole${found === 1 ? '' : 's'} found in hot by trade id`);
+
+    const venues = new Map<Venue, VenueHistory>();
+    const venueOf = (v: Venue) => {
+      let h = venues.get(v);
+      if (h === undefined) venues.set(v, (h = new VenueHistory(config, v, opts.simulate, abort.signal)));
+      return h;
+    };
+    const holes = (await listHoles(hot, database, { changedSince: now() })).filter((h) => {
+      if (h.state === 'open') return true;
+      // Unrepairable for want of an API key: worth another try once one is configured.
+      if (h.state !== 'unrepairable' || !h.detail.startsWith(BLOCKED_PREFIX) || !config.collector.venues[h.venue]) return false;
+      return plan(h, venueOf(h.venue)).unrepairable === null;
+    });
+    const actions: HoleRepairAction[] = [];
+    const states: StreamHoleRecord[] = [];
+    const settle = (hole: Hole, outcome: HoleOutcome, records: number, detail: string) => {
+      actions.push({ hole: holeReport(hole), outcome, records, detail });
+      progress(`${describeHole(holeReport(hole))}: ${outcome} (${detail})`);
+      if (outcome === 'repaired' || outcome === 'unrepairable') states.push(holeStateRecord(hole, outcome, detail, now()));
+    };
+
+    for (const hole of holes) {
+      if (config.collector.venues[hole.venue] === undefined) continue;
+      const venue = venueOf(hole.venue);
+      const p = plan(hole, venue);
+      if (p.unrepairable !== null || p.source === null) {
+        if (!opts.dryRun && hole.state === 'open') settle(hole, 'unrepairable', 0, p.unrepairable ?? 'no history');
+        else if (opts.dryRun) actions.push({ hole: holeReport(hole), outcome: 'unrepairable', records: 0, detail: p.unrepairable ?? 'no history' });
+        continue;
+      }
+      const query = await queryFor(hole, hot, database);
+      if (opts.dryRun) {
+        actions.push({ hole: holeReport(hole), outcome: 'would_refill', records: 0, detail: `from ${p.source.endpoint}` });
+        continue;
+      }
+      if (p.source.pagesBy === 'id' && query.fromId === null) {
+        settle(hole, 'unrepairable', 0, `${p.source.endpoint} pages by trade id, and no trade id before the hole is known`);
+        continue;
+      }
+      let records: MarketRecord[];
+      try {
+        records = [];
+        for await (const page of pageHistory(p.source, venue.baseUrl, query, venue.credentials, pollOptions(config), (req) => venue.get(req))) {
+          records.push(...(await venue.inCoins(page)));
+        }
+      } catch (err) {
+        if (err instanceof HistoryPagingError && err.reason === 'blocked') settle(hole, 'unrepairable', 0, `${BLOCKED_PREFIX}${err.message}`);
+        else actions.push({ hole: holeReport(hole), outcome: 'open', records: 0, detail: `history not read: ${errorMessage(err)}` });
+        continue;
+      }
+      if (records.length > 0) {
+        if (publisher === null) {
+          const nc = await connectNats(config, 'repair');
+          publisher = new Publisher(nc, { metrics: new Registry(), component: 'repair', signal: abort.signal });
+          closeNats = () => nc.drain();
+        }
+        for (const r of records) await publisher.publish(r);
+        await publisher.flush();
+      }
+      const missing = await waitInHot(hot, database, records, opts.verifyTimeoutMs ?? 60_000);
+      const what = `${records.length} ${hole.dataType} record${records.length === 1 ? '' : 's'} from ${p.source.endpoint}`;
+      if (missing > 0) {
+        actions.push({ hole: holeReport(hole), outcome: 'open', records: records.length, detail: `refilled ${what}, ${missing} not in hot yet (is storage running?)` });
+        continue;
+      }
+      const uncovered = hole.dataType === 'trade' && venue.adapter.tradeIds === 'contiguous' ? uncoveredIds(query, records) : 0n;
+      if (uncovered > 0n) settle(hole, 'unrepairable', records.length, `refilled ${what}; the venue's history has no trade for ${uncovered} of the missing ids`);
+      else if (!COMPLETE_HISTORY.has(hole.dataType as HistoryDataType))
+        settle(hole, 'unrepairable', records.length, `refilled ${what}; the venue's history is coarser than the live polls, whose observations in the hole are lost`);
+      else settle(hole, 'repaired', records.length, `refilled ${what}, verified in hot`);
+    }
+    if (!opts.dryRun) await recordHoleStates(hot, database, states);
+    return actions;
+  } finally {
+    abort.abort();
+    if (publisher !== null) await publisher.flush().catch(() => {});
+    await closeNats?.().catch(() => {});
+    await hot.close();
+  }
+}
+
+/** Waits until every record is in hot; returns how many are still missing at the timeout. */
+async function waitInHot(hot: ClickHouseClient, database: string, records: readonly MarketRecord[], timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let missing = [...records];
+  for (let attempt = 0; missing.length > 0; attempt++) {
+    missing = await missingRecords(hot, database, missing);
+    if (missing.length === 0 || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, Math.min(2000, 200 * (attempt + 1))));
+  }
+  return missing.length;
+}
+
+/** Records, as holes, id gaps in hot that no hole explains (venues with contiguous trade ids). */
+async function recordUnrecordedGaps(config: Config, hot: ClickHouseClient, range: { start: number; end: number }, dryRun: boolean): Promise<number> {
+  const database = config.clickhouse.hot.database;
+  const holes = await listHoles(hot, database, { changedSince: range.start });
+  const gaps = await findUnrecordedGaps(config, hot, holes, range);
+  const at = Date.now();
+  const records: StreamHoleRecord[] = gaps.map(({ span, gap }) => {
+    const stream = { venue: span.venue as Venue, dataType: 'trade' as const, instrument: span.instrument };
+    return {
+      dataType: 'stream_hole',
+      venue: stream.venue,
+      marketType: span.marketType as StreamHoleRecord['marketType'],
+      symbol: span.symbol,
+      instrument: span.instrument,
+      eventTime: at,
+      receiveTime: at,
+      holeDataType: 'trade',
+      holeId: holeIdOf(stream, gap),
+      fromTime: gap.fromTime,
+      toTime: gap.toTime,
+      firstMissingId: gap.firstMissingId,
+      lastMissingId: gap.lastMissingId,
+      missingCount: gap.missing,
+      cause: 'id_gap',
+      state: 'open',
+      detail: 'trade ids missing in hot, found by repair',
+    };
+  });
+  if (!dryRun) await recordHoleStates(hot, database, records);
+  return records.length;
+}
