@@ -128,6 +128,11 @@ export type HoleCause =
   | 'disconnect'
   /** The connection went silent (no frames, no pings) and was replaced. */
   | 'stall'
+  /**
+   * The connection dropped frames without closing: a book on it skipped sequence ids. Streams
+   * sharing it (trades) may have lost frames too; repair finds out from the venue's history.
+   */
+  | 'frames_lost'
   /** Trade ids jumped where the venue's ids are contiguous. */
   | 'id_gap'
   /** Polls failed (rate limit, network, bad answers) for longer than the stream's spacing. */

@@ -72,6 +72,37 @@ describe('StreamContinuity: trades with contiguous ids', () => {
   });
 });
 
+describe('StreamContinuity: a break found after the fact', () => {
+  it('frames lost on an open connection, noticed after newer trades arrived: the hole lies between the trades around the break', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000), 1010);
+    c.onRecord(trade(11, 1100), 1110);
+    // A stall from 1200 to 9000: trades 12..49 never arrived; 50 and 51 came before the book showed the gap.
+    c.onRecord(trade(50, 9000), 9010);
+    c.onRecord(trade(51, 9050), 9060);
+    expect(c.onBreak({ cause: 'frames_lost', at: 1150, detail: 'book gap' })).toEqual({
+      fromTime: 1100, toTime: 9000, firstMissingId: '12', lastMissingId: '49', missingCount: null, cause: 'frames_lost', detail: 'book gap',
+    });
+    expect(c.broken).toBeNull();
+    expect(c.onRecord(trade(52, 9100), 9110)).toBeNull();
+  });
+
+  it('finds no hole when the trades around the break are consecutive (only the book lost an update)', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000), 1010);
+    c.onRecord(trade(11, 1100), 1110);
+    expect(c.onBreak({ cause: 'frames_lost', at: 1050, detail: 'x' })).toBeNull();
+    expect(c.broken).toBeNull();
+  });
+
+  it('a break after the newest trade waits for the next one', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000), 1010);
+    expect(c.onBreak({ cause: 'frames_lost', at: 2000, detail: 'x' })).toBeNull();
+    expect(c.onRecord(trade(20, 3000), 3010)).toMatchObject({ firstMissingId: '11', lastMissingId: '19', cause: 'frames_lost' });
+  });
+});
+
 describe('StreamContinuity: trades whose ids leave some out', () => {
   it('does not count id jumps as holes while the stream runs', () => {
     const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });

@@ -74,6 +74,9 @@ export function continuityPolicy(dataType: DataType, opts: { contiguousTradeIds:
 /** A trade id below the newest one, this much later in time, is a new id sequence, not a replay. */
 export const ID_RESET_AFTER_MS = 60_000;
 
+/** Trades remembered with their receive times, to place a break found late among them. */
+const RECENT_TRADES = 512;
+
 const isId = (id: string | null): id is string => id !== null && /^\d+$/.test(id);
 
 /**
@@ -84,6 +87,8 @@ const isId = (id: string | null): id is string => id !== null && /^\d+$/.test(id
 export class StreamContinuity {
   private lastSeen: StreamMark | null;
   private pending: StreamBreak | null;
+  /** The newest trades with their receive times: a break found late (a book gap) is placed among them. */
+  private readonly recent: { mark: StreamMark; receivedAt: number }[] = [];
 
   constructor(
     readonly policy: ContinuityPolicy,
@@ -103,9 +108,33 @@ export class StreamContinuity {
     return this.pending;
   }
 
-  /** The stream stopped being received. The first cause and time of an outage are kept. */
-  onBreak(brk: StreamBreak): void {
+  /**
+   * The stream stopped being received at `brk.at`. The first cause and time of an outage are kept.
+   * A break found after trades received past `brk.at` already arrived (frames lost on a connection
+   * that stayed open, noticed at the next book update) is judged at once between the trades around it.
+   */
+  onBreak(brk: StreamBreak): HoleFinding | null {
+    const newest = this.recent.at(-1);
+    if (this.policy.kind === 'trade' && newest !== undefined && newest.receivedAt > brk.at) {
+      const i = this.recent.findLastIndex((r) => r.receivedAt <= brk.at);
+      const before = this.recent[i];
+      const after = this.recent[i + 1];
+      if (before !== undefined && after !== undefined) return this.between(before.mark, after.mark, brk);
+    }
     if (this.pending === null || brk.at < this.pending.at) this.pending = brk;
+    return null;
+  }
+
+  /** The hole between two trades received on either side of a break, if any was missed. */
+  private between(before: StreamMark, after: StreamMark, brk: StreamBreak): HoleFinding | null {
+    if (isId(before.id) && isId(after.id)) {
+      const a = BigInt(before.id);
+      const b = BigInt(after.id);
+      if (b <= a + 1n) return null;
+      const contiguous = this.policy.kind === 'trade' && this.policy.contiguousIds;
+      return this.hole(before.eventTime, after.eventTime, String(a + 1n), String(b - 1n), contiguous ? Number(b - a - 1n) : null, brk.cause, brk.detail);
+    }
+    return this.hole(before.eventTime, after.eventTime, null, null, null, brk.cause, brk.detail);
   }
 
   /**
@@ -123,8 +152,13 @@ export class StreamContinuity {
    * A record of the stream arrived. Returns the hole it closes, if any. Records older than the
    * newest (replays, repeated polls, overlapping connections) change nothing.
    */
-  onRecord(mark: StreamMark): HoleFinding | null {
+  onRecord(mark: StreamMark, receivedAt = 0): HoleFinding | null {
     const last = this.lastSeen;
+    if (this.policy.kind === 'trade') {
+      this.recent.push({ mark, receivedAt });
+      // Trimmed in halves, not per trade: amortised O(1) on the hot path.
+      if (this.recent.length >= 2 * RECENT_TRADES) this.recent.splice(0, RECENT_TRADES);
+    }
     switch (this.policy.kind) {
       case 'trade':
         return this.onTrade(mark, last, this.policy.contiguousIds);

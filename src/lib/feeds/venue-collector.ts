@@ -118,6 +118,9 @@ interface BookEntry {
   resubscribesInARow: number;
   /** source `stream`: a resubscribe held back by the pacing, sent by tickBooks from then on. */
   resubscribeDueAt: number | null;
+  /** Receive times of the book's newest message and the one before it. */
+  lastMessageAt: number | null;
+  previousMessageAt: number | null;
 }
 
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
@@ -462,6 +465,8 @@ export class VenueCollector {
     this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook' });
     const entry = this.bookFor(m);
     entry.feed = feed;
+    entry.previousMessageAt = entry.lastMessageAt;
+    entry.lastMessageAt = now;
     if (m.action === 'snapshot') entry.resubscribedAt = null;
     this.act(entry, entry.sync.onMessage(m, now));
   }
@@ -483,6 +488,8 @@ export class VenueCollector {
       lastResubscribeAt: null,
       resubscribesInARow: 0,
       resubscribeDueAt: null,
+      lastMessageAt: null,
+      previousMessageAt: null,
     };
     this.books.set(m.instrument, entry);
     return entry;
@@ -497,7 +504,16 @@ export class VenueCollector {
       this.opts.log.warn({ instrument: entry.instrument, reason: out.gap.reason, detail: out.gap.detail, lastUpdateId: out.gap.lastUpdateId }, 'orderbook lost sync');
       this.acceptRecord(out.gap, null);
       const cause = out.gap.reason === 'disconnect' ? 'disconnect' : 'book_resync';
-      this.coverage.onStreamBreak('orderbook', entry.instrument, { cause, at: this.now(), detail: `${out.gap.reason}: ${out.gap.detail}` });
+      const detail = `${out.gap.reason}: ${out.gap.detail}`;
+      this.coverage.onStreamBreak('orderbook', entry.instrument, { cause, at: this.now(), detail });
+      // A skipped sequence id means the connection lost frames while it stayed open (a stall shorter
+      // than the watchdog's threshold): what else it carried may be missing too. Books judge themselves.
+      if (out.gap.reason === 'sequence_gap' && entry.feed !== null) {
+        const feed = entry.feed;
+        // The book's message before the one that showed the gap came before the loss began.
+        const at = entry.previousMessageAt ?? this.now();
+        for (const hole of this.coverage.onSourceLost(feed, 'frames_lost', at, `${entry.instrument} book on ${feed.id}: ${detail}`, this.now(), (t) => t !== 'orderbook')) this.recordHole(hole);
+      }
     }
     if (stats.resyncs > entry.countedResyncs) {
       this.opts.metrics.resyncs.inc({ venue, symbol: entry.symbol, reason: out.reason ?? 'unknown' }, stats.resyncs - entry.countedResyncs);
@@ -541,7 +557,7 @@ export class VenueCollector {
     const now = this.now();
     // Everything this connection carried stopped with its last frame (a stall: long before now).
     const cause = d.reason === 'stale' ? 'stall' : 'disconnect';
-    this.coverage.onSourceLost(feed, cause, feed.stats.lastFrameAt ?? now, `connection ${feed.id} ended: ${d.reason}`);
+    for (const hole of this.coverage.onSourceLost(feed, cause, feed.stats.lastFrameAt ?? now, `connection ${feed.id} ended: ${d.reason}`, now)) this.recordHole(hole);
     this.feedsDown.add(feed);
     for (const entry of this.books.values()) {
       if (entry.feed !== feed) continue;

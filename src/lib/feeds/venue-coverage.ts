@@ -75,13 +75,24 @@ export class VenueCoverage {
     }
     if (source !== null) this.sourceOf.set(id, source);
     const mark = { eventTime: record.eventTime, id: record.dataType === 'trade' ? record.tradeId : null };
-    const finding = stream.continuity.onRecord(mark);
+    const finding = stream.continuity.onRecord(mark, record.receiveTime);
     return { hole: finding === null ? null : this.toRecord(stream.identity, finding, now), onStored: stream.published(mark, record.receiveTime) };
   }
 
-  /** Every stream `source` carried stopped being received at `at`. */
-  onSourceLost(source: StreamSource, cause: HoleCause, at: number, detail: string): void {
-    for (const [id, s] of this.sourceOf) if (s === source) this.streams.get(id)?.continuity.onBreak({ cause, at, detail });
+  /**
+   * Every stream `source` carried (of these data types; default all) stopped being received at
+   * `at`. Returns the holes that records received since already bound.
+   */
+  onSourceLost(source: StreamSource, cause: HoleCause, at: number, detail: string, now: number, only?: (dataType: DataType) => boolean): StreamHoleRecord[] {
+    const holes: StreamHoleRecord[] = [];
+    for (const [id, s] of this.sourceOf) {
+      if (s !== source) continue;
+      const stream = this.streams.get(id);
+      if (stream === undefined || (only !== undefined && !only(stream.identity.dataType))) continue;
+      const finding = stream.continuity.onBreak({ cause, at, detail });
+      if (finding !== null) holes.push(this.toRecord(stream.identity, finding, now));
+    }
+    return holes;
   }
 
   /** `source` delivers again: sporadic streams it carried close their holes here. */
