@@ -41,8 +41,8 @@ export async function listHoles(client: ClickHouseClient, database: string, opts
       'SELECT hole_id, any(venue) AS venue, any(market_type) AS market_type, any(symbol) AS symbol, any(instrument) AS instrument,',
       'any(data_type) AS data_type, any(from_time) AS from_time, any(to_time) AS to_time, any(first_missing_id) AS first_missing_id,',
       'any(last_missing_id) AS last_missing_id, any(missing_count) AS missing_count, any(cause) AS cause,',
-      // Newest row by (time, state rank): the tuple is one argMax key on every version.
-      `argMax(state, (event_time, ${STATE_RANK})) AS current_state, argMax(detail, (event_time, ${STATE_RANK})) AS current_detail,`,
+      // Newest row by time, then state rank: one number as the key (18.16 cannot compare tuples in argMax).
+      `argMax(state, event_time * 4 + ${STATE_RANK}) AS current_state, argMax(detail, event_time * 4 + ${STATE_RANK}) AS current_detail,`,
       'min(event_time) AS recorded_at, max(event_time) AS updated_at',
       `FROM ${table} GROUP BY hole_id`,
       `HAVING current_state = 'open' OR updated_at >= ${uint(opts.changedSince)}`,
