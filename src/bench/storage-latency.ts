@@ -81,7 +81,13 @@ export async function runStorageLatencyBench(print: (line: string) => void): Pro
     stringify({ nats: { port: nats, monitorPort: monitor }, clickhouse: { hot: { httpPort, tcpPort } }, storage: { port: storagePort }, redis: { port: redis } }),
   );
   const env = { MPRISM_HOME: home, MPRISM_CONFIG: configFile };
-  const config = loadConfig({ env });
+  let config;
+  try {
+    config = loadConfig({ env });
+  } catch (err) {
+    rmSync(home, { recursive: true, force: true });
+    throw err;
+  }
   const database = config.clickhouse.hot.database;
   let daemon: ReturnType<typeof spawn> | null = null;
   try {
