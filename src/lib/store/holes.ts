@@ -112,6 +112,11 @@ export async function newestPerInstrument(
   return rows.map((r) => ({ venue: r.venue, instrument: r.instrument, newest: Number(r.newest) }));
 }
 
+/**
+ * Trade ids as numbers: toUInt64OrZero, since 18.16 fails plain toUInt64 on a String column once a
+ * condition on it is moved to PREWHERE ("Value of type String in memory is not of fixed size").
+ */
+
 /** One instrument's trades in a time range, by id: enough to tell whether its ids have holes. */
 export interface TradeIdSpan {
   venue: string;
@@ -132,7 +137,7 @@ export async function tradeIdSpans(client: ClickHouseClient, database: string, v
   const rows = await selectRows<{ market_type: string; symbol: string; instrument: string; min_id: string; max_id: string; n: string }>(
     client,
     [
-      'SELECT any(market_type) AS market_type, symbol, instrument, toString(min(toUInt64(trade_id))) AS min_id, toString(max(toUInt64(trade_id))) AS max_id, uniqExact(trade_id) AS n',
+      'SELECT any(market_type) AS market_type, symbol, instrument, toString(min(toUInt64OrZero(trade_id))) AS min_id, toString(max(toUInt64OrZero(trade_id))) AS max_id, uniqExact(trade_id) AS n',
       `FROM ${table} WHERE venue = ${str(venue)} AND event_time >= ${uint(range.start)} AND event_time < ${uint(range.end)}`,
       'GROUP BY symbol, instrument',
     ].join('\n'),
@@ -160,10 +165,10 @@ export async function tradeIdGaps(
   const rows = await selectRows<{ id: string; t: string }>(
     client,
     [
-      'SELECT toString(toUInt64(trade_id)) AS id, any(event_time) AS t',
+      'SELECT toString(toUInt64OrZero(trade_id)) AS id, any(event_time) AS t',
       `FROM ${table} WHERE venue = ${str(stream.venue)} AND instrument = ${str(stream.instrument)}`,
       `AND event_time >= ${uint(range.start)} AND event_time < ${uint(range.end)}`,
-      'GROUP BY trade_id ORDER BY toUInt64(trade_id)',
+      'GROUP BY trade_id ORDER BY toUInt64OrZero(trade_id)',
     ].join('\n'),
   );
   const gaps: TradeIdGap[] = [];
@@ -201,8 +206,8 @@ export async function tradeIdsAround(
   const [row] = await selectRows<{ before: string; after: string }>(
     client,
     [
-      `SELECT (SELECT toString(max(toUInt64(trade_id))) FROM ${table} WHERE ${where} AND event_time <= ${uint(fromTime)} AND event_time >= ${uint(Math.max(0, fromTime - 3_600_000))}) AS before,`,
-      `(SELECT toString(min(toUInt64(trade_id))) FROM ${table} WHERE ${where} AND event_time >= ${uint(toTime)} AND event_time <= ${uint(toTime + 3_600_000)}) AS after`,
+      `SELECT (SELECT toString(max(toUInt64OrZero(trade_id))) FROM ${table} WHERE ${where} AND event_time <= ${uint(fromTime)} AND event_time >= ${uint(Math.max(0, fromTime - 3_600_000))}) AS before,`,
+      `(SELECT toString(min(toUInt64OrZero(trade_id))) FROM ${table} WHERE ${where} AND event_time >= ${uint(toTime)} AND event_time <= ${uint(toTime + 3_600_000)}) AS after`,
     ].join('\n'),
   );
   // An aggregate over no rows is 0 on every version.

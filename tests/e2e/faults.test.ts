@@ -1,0 +1,233 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IntegrityReport } from '../../src/lib/checks/integrity.js';
+import type { StatusReport } from '../../src/lib/checks/status-types.js';
+import { VENUES, type Venue } from '../../src/lib/config/schema.js';
+import { createClickHouse } from '../../src/lib/store/client.js';
+import { eventually, runCli } from '../helpers/cli.js';
+import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+
+/**
+ * The fault suite of "no silent holes": one platform with the simulator, and for each fault the
+ * simulator's ground truth against hot. After the fault, with the simulator paused and the pipeline
+ * drained: every trade id the simulator produced between the first and the last it sent is in hot
+ * exactly once after one `mprism repair`; before it, `integrity` exits 1 and names every stream that
+ * lost trades; after it, integrity exits 0 and every orderbook hole is listed as unrepairable.
+ */
+let infra: TestInfra;
+
+interface Row {
+  fault: string;
+  missingBefore: number;
+  missingAfter: number;
+  duplicates: number;
+  integrityBefore: string;
+  recoverySeconds: number | null;
+}
+const table: Row[] = [];
+
+const simUrl = (path: string) => `http://127.0.0.1:${infra.config.simulator.port}${path}`;
+
+async function simPost(path: string, body?: unknown): Promise<unknown> {
+  const res = await fetch(simUrl(path), { method: 'POST', headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = (await res.json()) as unknown;
+  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${JSON.stringify(json)}`);
+  return json;
+}
+
+async function status(): Promise<StatusReport> {
+  const r = await runCli(['status', '--json'], infra.env);
+  return JSON.parse(r.stdout) as StatusReport;
+}
+
+async function pidOf(name: string): Promise<number> {
+  const p = (await status()).processes.find((x) => x.name === name);
+  if (p?.pid === null || p?.pid === undefined) throw new Error(`${name} has no pid`);
+  return p.pid;
+}
+
+interface SentStats {
+  sent: number;
+  firstId: number | null;
+  lastId: number | null;
+}
+
+/** Per venue and instrument: the first and last trade id the simulator sent. */
+async function sentTrades(): Promise<{ venue: Venue; instrument: string; firstId: number; lastId: number }[]> {
+  const res = await fetch(simUrl('/stats'));
+  const stats = (await res.json()) as { venues: Record<Venue, { trades: Record<string, SentStats> }> };
+  return VENUES.flatMap((venue) =>
+    Object.entries(stats.venues[venue]?.trades ?? {}).flatMap(([instrument, s]) => (s.firstId === null || s.lastId === null ? [] : [{ venue, instrument, firstId: s.firstId, lastId: s.lastId }])),
+  );
+}
+
+interface Truth {
+  expected: number;
+  distinct: number;
+  rows: number;
+  /** Streams that miss at least one id, e.g. `okx_spot BTC-USDT`. */
+  short: string[];
+}
+
+/** Hot against the simulator: every id from the first to the last it sent, per venue and instrument. */
+async function truth(): Promise<Truth> {
+  const server = infra.config.clickhouse.hot;
+  const ch = createClickHouse(server);
+  try {
+    let expected = 0;
+    let distinct = 0;
+    let rows = 0;
+    const short: string[] = [];
+    for (const s of await sentTrades()) {
+      const rs = await ch.query({
+        query: `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${server.database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) >= ${s.firstId} AND toUInt64OrZero(trade_id) <= ${s.lastId}`,
+        format: 'JSONEachRow',
+      });
+      const [r] = await rs.json<{ d: string; n: string }>();
+      const want = s.lastId - s.firstId + 1;
+      expected += want;
+      distinct += Number(r?.d ?? 0);
+      rows += Number(r?.n ?? 0);
+      if (Number(r?.d ?? 0) < want) short.push(`${s.venue} ${s.instrument}`);
+    }
+    return { expected, distinct, rows, short };
+  } finally {
+    await ch.close();
+  }
+}
+
+/** Pauses the simulator and waits until hot stops changing: the pipeline is drained. */
+async function pauseAndDrain(): Promise<Truth> {
+  await simPost('/control/pause');
+  let last = await truth();
+  let stableSince = Date.now();
+  const deadline = Date.now() + 40_000;
+  while (Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = await truth();
+    if (now.distinct !== last.distinct || now.rows !== last.rows || now.expected !== last.expected) {
+      last = now;
+      stableSince = Date.now();
+    } else if (now.distinct === now.expected || Date.now() - stableSince >= 4000) {
+      return now;
+    }
+  }
+  return last;
+}
+
+async function integrity(): Promise<{ code: number; report: IntegrityReport }> {
+  const r = await runCli(['integrity', '--since', '30m', '--json'], infra.env);
+  return { code: r.code, report: JSON.parse(r.stdout) as IntegrityReport };
+}
+
+/** Seconds from `since` until health passes again; null when it did not within the limit (needs repair). */
+async function recovery(since: number, limitMs: number): Promise<number | null> {
+  const deadline = since + limitMs;
+  while (Date.now() < deadline) {
+    if ((await runCli(['health'], infra.env)).code === 0) return Math.round((Date.now() - since) / 100) / 10;
+    await new Promise((r) => setTimeout(r, 1000));
+  }
+  return null;
+}
+
+/**
+ * One fault, end to end. `inject` breaks something; trades flow meanwhile. Then the pipeline is
+ * drained with the simulator paused and held against the simulator before and after one repair.
+ */
+async function runFault(name: string, inject: () => Promise<void>, opts: { selfHeals: boolean; settleMs?: number }): Promise<void> {
+  await simPost('/control/resume');
+  await new Promise((r) => setTimeout(r, 4000));
+  const injectedAt = Date.now();
+  await inject();
+  const recoverySeconds = opts.selfHeals ? await recovery(injectedAt, 120_000) : null;
+  if (opts.selfHeals) expect(recoverySeconds, `${name}: the platform did not recover by itself`).not.toBeNull();
+  // Let the collector see data again after the fault, so the holes it closes are recorded.
+  await new Promise((r) => setTimeout(r, opts.settleMs ?? 5000));
+
+  const before = await pauseAndDrain();
+  const pre = await integrity();
+  if (before.short.length > 0) {
+    expect(pre.code, `${name}: integrity passed with trades missing in ${before.short.join(', ')}`).toBe(1);
+    const open = pre.report.holes.filter((h) => h.state === 'open' && h.dataType === 'trade').map((h) => `${h.venue} ${h.instrument}`);
+    const unexplained = pre.report.unrecordedGaps.map((g) => `${g.venue} ${g.instrument}`);
+    for (const stream of before.short) expect([name, stream, open.includes(stream) || unexplained.includes(stream)]).toEqual([name, stream, true]);
+  }
+
+  const repair = await runCli(['repair', '--json'], infra.env, 300_000);
+  expect(repair.code, `${name}: repair: ${repair.stdout}${repair.stderr}`).toBe(0);
+  const after = await truth();
+  const post = await eventually(`${name}: integrity ok after repair`, async () => {
+    const r = await integrity();
+    return r.code === 0 ? r : null;
+  }, 30_000, 2000).catch(async (err: unknown) => {
+    const r = await integrity();
+    throw new Error(`${(err as Error).message}: ${JSON.stringify({ problems: r.report.problems, tables: r.report.tables.flatMap((t) => t.problems) })}`);
+  });
+  table.push({
+    fault: name,
+    missingBefore: before.expected - before.distinct,
+    missingAfter: after.expected - after.distinct,
+    duplicates: after.rows - after.distinct,
+    integrityBefore: pre.code === 0 ? 'ok' : `exit 1: ${pre.report.holes.filter((h) => h.state === 'open').length} open holes`,
+    recoverySeconds,
+  });
+  expect([name, after.short]).toEqual([name, []]);
+  expect([name, after.expected - after.distinct, after.rows - after.distinct]).toEqual([name, 0, 0]);
+  expect(post.report.holes.filter((h) => h.state === 'open')).toEqual([]);
+  for (const h of post.report.holes.filter((x) => x.dataType === 'orderbook')) expect([name, h.holeId, h.state]).toEqual([name, h.holeId, 'unrepairable']);
+}
+
+const killer = (name: string) => async () => {
+  process.kill(await pidOf(name), 'SIGKILL');
+};
+const simFault = (body: Record<string, unknown>) => async () => {
+  await simPost('/control/fault', body);
+};
+
+beforeAll(async () => {
+  infra = await startTestInfra({
+    servers: [],
+    overrides: {
+      simulator: { tradesPerSecond: 20 },
+      collector: { venues: { binance_derivatives: { apiKey: 'simulated-key' } } },
+      replication: { windowSeconds: 5, safetyLagSeconds: 2, pollIntervalMs: 1000 },
+      storage: { flushIntervalMs: 500, ackWaitSeconds: 5 },
+      brain: { integritySchedule: '0 0 1 1 *', integritySinceSeconds: 600 },
+      registry: { heartbeatIntervalMs: 1000, ttlSeconds: 5 },
+      supervisor: { initialBackoffMs: 300, stableAfterMs: 5000, healthTimeoutMs: 30000 },
+    },
+  });
+  const init = await runCli(['init'], infra.env, 180_000);
+  expect(init.code, init.stderr + init.stdout).toBe(0);
+  const start = await runCli(['start', '--simulate'], infra.env, 240_000);
+  expect(start.code, start.stderr + start.stdout).toBe(0);
+  await eventually('health ok after start', async () => (await runCli(['health'], infra.env)).code === 0, 120_000, 2000);
+}, 600_000);
+
+afterAll(async () => {
+  if (table.length > 0) {
+    const lines = ['fault | missing before repair | after repair | duplicates | integrity before repair | seconds to recover by itself', '---|---|---|---|---|---'];
+    for (const r of table) lines.push(`${r.fault} | ${r.missingBefore} | ${r.missingAfter} | ${r.duplicates} | ${r.integrityBefore} | ${r.recoverySeconds ?? 'needs repair'}`);
+    console.log(`\n${lines.join('\n')}\n`);
+  }
+  await runCli(['stop', '--timeout', '10'], infra.env).catch(() => undefined);
+  await infra.stop();
+}, 120_000);
+
+describe.sequential('no silent holes: each fault, then one repair, against the simulator\'s ground truth', () => {
+  it('kill -9 collector', () => runFault('kill -9 collector', killer('collector'), { selfHeals: true }), 400_000);
+  it('kill -9 storage', () => runFault('kill -9 storage', killer('storage'), { selfHeals: true }), 400_000);
+  it('kill -9 replication', () => runFault('kill -9 replication', killer('replication'), { selfHeals: true }), 400_000);
+  it('kill -9 brain', () => runFault('kill -9 brain', killer('brain'), { selfHeals: true }), 400_000);
+  it('kill -9 supervisor', () => runFault('kill -9 supervisor', killer('supervisor'), { selfHeals: false }), 400_000);
+  it('kill -9 nats-server', () => runFault('kill -9 nats-server', killer('nats'), { selfHeals: true }), 400_000);
+  it('kill -9 clickhouse-server hot', () => runFault('kill -9 clickhouse-server hot', killer('clickhouse-hot'), { selfHeals: true }), 400_000);
+  it('kill -9 clickhouse-server cold', () => runFault('kill -9 clickhouse-server cold', killer('clickhouse-cold'), { selfHeals: true }), 400_000);
+  it('kill -9 redis-server', () => runFault('kill -9 redis-server', killer('redis'), { selfHeals: true }), 400_000);
+  it('kill -9 postgres', () => runFault('kill -9 postgres', killer('postgres'), { selfHeals: true }), 400_000);
+  it('simulator disconnect', () => runFault('simulator disconnect', simFault({ kind: 'disconnect' }), { selfHeals: true }), 400_000);
+  it('simulator stall (20 s, shorter than the watchdog)', () => runFault('simulator stall 20 s', simFault({ kind: 'stall', seconds: 20 }), { selfHeals: true }), 400_000);
+  it('simulator gap', () => runFault('simulator gap', simFault({ kind: 'gap' }), { selfHeals: true }), 400_000);
+  it('simulator bad_checksum', () => runFault('simulator bad_checksum', simFault({ kind: 'bad_checksum' }), { selfHeals: true }), 400_000);
+  it('simulator malformed', () => runFault('simulator malformed', simFault({ kind: 'malformed' }), { selfHeals: true }), 400_000);
+  it('simulator http_429', () => runFault('simulator http_429', simFault({ kind: 'http_429', count: 20, retryAfterSeconds: 5 }), { selfHeals: true }), 400_000);
+});
