@@ -20,6 +20,8 @@ export function healthCommand(): Command {
       const report = await checkHealth(config);
       if (opts.json) printJson(report);
       else {
+        println(`supervisor ${stateColor(report.supervisor.state)}${report.supervisor.detail ? ` (${report.supervisor.detail})` : ''}`);
+        println();
         println(table(['INFRA', 'MODE', 'STATE', 'VERSION', 'ADDRESS'], report.infra.map((s) => [s.name, s.mode, stateColor(s.up ? 'up' : 'down'), s.version ?? '-', s.address])));
         println();
         println(table(['DAEMON', 'STATE', 'HTTP', 'REGISTERED'], report.daemons.map((d) => [d.name, stateColor(d.ok ? 'ok' : 'down'), String(d.httpStatus ?? '-'), d.registered ? 'yes' : 'no'])));

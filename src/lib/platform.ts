@@ -14,6 +14,7 @@ import { terminate } from './process-util.js';
 import { provision, type ProvisionReport } from './provision.js';
 import { callSupervisor } from './supervisor/control.js';
 import { inspectHomeLock, inspectLock } from './supervisor/lock.js';
+import { clearWanted } from './supervisor/state.js';
 import type { StartResult } from './supervisor/supervisor.js';
 
 export type Progress = (line: string) => void;
@@ -191,14 +192,22 @@ export async function startPlatform(config: Config, opts: { names: string[]; sim
   // Daemons need all infra; starting a single daemon still brings up what it depends on.
   const infraToEnsure = all || daemons.length > 0 ? [...INFRA_NAMES] : wantInfra;
   await ensureInfra(config, infraToEnsure, opts.progress);
+  const socket = homePaths(config.home).supervisorSocket;
+  const watched = infraToEnsure.filter((n) => !isExternal(config, n));
   if (!all && daemons.length === 0) {
-    return { infra: wantInfra, daemons: { ok: true, daemons: [], failed: [] } };
+    // A running supervisor watches servers started by name too; without one there is nothing to tell.
+    const result = await callSupervisor(socket, 'POST /start', { names: [], simulate: false, infra: watched }, 120_000).catch((err: unknown) => {
+      if (err instanceof UnreachableError) return { ok: true, daemons: [], infra: [], actions: [], failed: [] } satisfies StartResult;
+      throw err;
+    });
+    return { infra: wantInfra, daemons: result };
   }
   await provision(config);
   await ensureSupervisor(config);
   const wanted = all ? DAEMON_NAMES.filter((n) => n !== 'simulator' || opts.simulate) : daemons;
   opts.progress(`starting ${wanted.join(', ')}`);
-  const result = await callSupervisor(homePaths(config.home).supervisorSocket, 'POST /start', { names: wanted, simulate: opts.simulate }, 600_000);
+  // The supervisor takes over the servers just started and restarts them if they die.
+  const result = await callSupervisor(socket, 'POST /start', { names: wanted, simulate: opts.simulate, infra: watched }, 600_000);
   return { infra: infraToEnsure, daemons: result };
 }
 
@@ -214,6 +223,12 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
   const paths = homePaths(config.home);
   const report: StopReport = { daemons: [], infra: [], killedOrphans: [] };
   const stopDaemons = all ? [...DAEMON_NAMES] : daemons;
+  if (!all && stopDaemons.length === 0 && infra.length > 0) {
+    // Unwatch first, or the supervisor would start again what we are about to stop.
+    await callSupervisor(paths.supervisorSocket, 'POST /stop', { names: [], timeoutMs: opts.timeoutMs, infra }, 10_000).catch((err: unknown) => {
+      if (!(err instanceof UnreachableError)) opts.progress(`supervisor: ${errorMessage(err)}`);
+    });
+  }
   if (stopDaemons.length > 0) {
     const running = (name: string) => inspectHomeLock(config, name).state === 'live';
     const wasRunning = stopDaemons.filter(running);
@@ -223,7 +238,7 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
         await callSupervisor(paths.supervisorSocket, 'POST /shutdown', { timeoutMs: opts.timeoutMs }, opts.timeoutMs * DAEMON_NAMES.length + 10_000);
         await waitGone(paths.pidFile('supervisor'), opts.timeoutMs);
       } else {
-        await callSupervisor(paths.supervisorSocket, 'POST /stop', { names: stopDaemons, timeoutMs: opts.timeoutMs }, opts.timeoutMs * stopDaemons.length + 10_000);
+        await callSupervisor(paths.supervisorSocket, 'POST /stop', { names: stopDaemons, timeoutMs: opts.timeoutMs, infra }, opts.timeoutMs * stopDaemons.length + 10_000);
       }
     } catch (err) {
       // Unreachable or failing, the supervisor is bypassed: what still holds a lock is stopped below.
@@ -247,6 +262,9 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
     opts.progress(`stopping ${name}`);
     if (await stopLocalServer(config, name, opts.timeoutMs)) report.infra.push(name);
   }
+  // A dead supervisor could not record this stop itself: without it, status would call what we
+  // just stopped `dead` and repair would start it again.
+  clearWanted(paths.supervisorState, [...stopDaemons, ...stopInfra]);
   return report;
 }
 

@@ -249,7 +249,21 @@ describe('mprism end to end with the simulator', () => {
     expect(JSON.parse(repair.stdout)).toMatchObject({ ok: true, data: [], locks: [], restarts: [] });
   }, 120_000);
 
-  it('after kill -9 of the supervisor, a daemon and a server, status shows it and repair restarts them', async () => {
+  it('kill -9 of nats under a running supervisor: it comes back by itself and status shows the restart', async () => {
+    const before = (await status()).processes.find((p) => p.name === 'nats')!;
+    const daemonsBefore = (await status()).processes.filter((p) => p.kind === 'daemon').map((p) => [p.name, p.pid]);
+    process.kill(before.pid!, 'SIGKILL');
+    const after = await eventually('nats restarted', async () => {
+      const p = (await status()).processes.find((x) => x.name === 'nats')!;
+      return p.state === 'running' && p.pid !== before.pid ? p : null;
+    }, 60_000, 300);
+    expect(after.restarts).toBe(before.restarts + 1);
+    // The daemons reconnect: no restart, and health is ok again.
+    await eventually('health ok after nats came back', async () => (await runCli(['health'], infra.env)).code === 0, 90_000, 2000);
+    expect((await status()).processes.filter((p) => p.kind === 'daemon').map((p) => [p.name, p.pid])).toEqual(daemonsBefore);
+  }, 200_000);
+
+  it('after kill -9 of the supervisor, a daemon and a server: health fails, status says dead, repair adopts the live daemons and starts the dead', async () => {
     const before = await status();
     const pidOf = (r: StatusReport, name: string) => r.processes.find((p) => p.name === name)!.pid!;
     process.kill(pidOf(before, 'supervisor'), 'SIGKILL');
@@ -259,24 +273,44 @@ describe('mprism end to end with the simulator', () => {
       const r = await status();
       return r.processes.find((p) => p.name === 'collector')!.state === 'dead' ? r : null;
     }, 20_000);
-    expect(broken.processes.find((p) => p.name === 'supervisor')!.state).toBe('stopped');
+    const state = (r: StatusReport, name: string) => r.processes.find((p) => p.name === name)!.state;
+    expect([state(broken, 'supervisor'), state(broken, 'redis')]).toEqual(['dead', 'dead']);
     // Daemons the supervisor left behind keep running and are shown as such.
     expect(broken.processes.find((p) => p.name === 'storage')).toMatchObject({ state: 'running', detail: 'supervisor is not running' });
 
-    const dry = await runCli(['repair', '--dry-run', '--json'], infra.env);
-    expect(JSON.parse(dry.stdout).restarts.map((r: { daemon: string }) => r.daemon)).toContain('collector');
-    expect((await status()).processes.find((p) => p.name === 'collector')!.state).toBe('dead');
+    const health = await runCli(['health', '--json'], infra.env);
+    expect(health.code).toBe(1);
+    expect((JSON.parse(health.stdout) as HealthReport).problems.join('\n')).toMatch(/supervisor dead: died without 'mprism stop'/);
+    const diagnose = JSON.parse((await runCli(['diagnose', '--json'], infra.env)).stdout) as { findings: string[]; nextSteps: string[] };
+    expect(diagnose.findings.filter((f) => / is dead/.test(f)).map((f) => f.split(' ')[0]).sort()).toEqual(['collector', 'redis', 'supervisor']);
+    expect(diagnose.nextSteps.join('\n')).toMatch(/mprism repair/);
 
+    const dry = JSON.parse((await runCli(['repair', '--dry-run', '--json'], infra.env)).stdout);
+    expect(dry.restarts.map((r: { daemon: string }) => r.daemon)).toEqual(['collector']);
+    expect(state(await status(), 'collector')).toBe('dead');
+
+    const kept = ['simulator', 'storage', 'replication', 'brain'];
     const repair = await runCli(['repair', '--json'], infra.env, 180_000);
     expect(repair.code, repair.stdout + repair.stderr).toBe(0);
-    expect(JSON.parse(repair.stdout).infra).toEqual([{ name: 'redis', done: true, detail: 'started' }]);
+    const report = JSON.parse(repair.stdout);
+    expect(report.supervisor).toMatchObject({ done: true });
+    expect(report.infra).toEqual([{ name: 'redis', done: true, detail: 'started' }]);
+    expect(report.restarts.map((r: { daemon: string; done: boolean }) => [r.daemon, r.done])).toEqual([['collector', true]]);
+    expect(report.adopted.map((a: { daemon: string; pid: number; done: boolean }) => [a.daemon, a.pid, a.done])).toEqual(kept.map((n) => [n, pidOf(before, n), true]));
     const after = await status();
-    for (const name of ['supervisor', 'simulator', 'storage', 'replication', 'collector', 'brain', 'redis']) {
-      expect([name, after.processes.find((p) => p.name === name)!.state]).toEqual([name, 'running']);
-    }
-    // The orphans were replaced: only one storage process holds the lock, and it is supervised.
-    expect(isAlive(pidOf(before, 'storage'))).toBe(false);
-  }, 200_000);
+    for (const name of ['supervisor', ...kept, 'collector', 'redis']) expect([name, state(after, name)]).toEqual([name, 'running']);
+    // Adopted, not restarted: the same processes, now supervised by the new supervisor.
+    expect(pidOf(after, 'supervisor')).not.toBe(pidOf(before, 'supervisor'));
+    for (const name of kept) expect([name, pidOf(after, name)]).toEqual([name, pidOf(before, name)]);
+    await eventually('health ok after repair', async () => (await runCli(['health'], infra.env)).code === 0, 90_000, 2000);
+
+    // The new supervisor watches the adopted daemons: one killed now is restarted by it.
+    process.kill(pidOf(after, 'storage'), 'SIGKILL');
+    await eventually('adopted storage restarted', async () => {
+      const p = (await status()).processes.find((x) => x.name === 'storage')!;
+      return p.state === 'running' && p.pid !== pidOf(after, 'storage') ? p : null;
+    }, 60_000);
+  }, 300_000);
 
   it('stop leaves no process and no listening port behind', async () => {
     const s = await status();

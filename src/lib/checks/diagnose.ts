@@ -170,7 +170,10 @@ export async function runDiagnose(config: Config, opts: { invalidConfigFile?: st
       nextSteps.add(`read 'mprism logs ${p.name}', fix the cause, then 'mprism start ${p.name}'`);
     } else if (p.state === 'dead') {
       findings.push(`${p.name} is dead${p.detail ? `: ${p.detail}` : ''}`);
-      nextSteps.add("run 'mprism repair' (restarts dead daemons) or 'mprism start'");
+      nextSteps.add("run 'mprism repair' (starts what died: servers, supervisor, daemons; running daemons are kept)");
+    } else if (p.state === 'unresponsive' || p.state === 'backoff') {
+      findings.push(`${p.name} is ${p.state}${p.detail ? `: ${p.detail}` : ''}`);
+      if (p.state === 'unresponsive') nextSteps.add("run 'mprism stop', then 'mprism start'");
     }
   }
 

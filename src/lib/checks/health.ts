@@ -10,8 +10,9 @@ import { ident, qualified, str } from '../store/sql.js';
 import { tableFor } from '../store/tables.js';
 import { STALE_AFTER_SECONDS } from '../feeds/freshness.js';
 import type { StreamHealth } from '../feeds/venue-collector.js';
-import { callSupervisor } from '../supervisor/control.js';
-import { readSnapshot } from '../supervisor/state.js';
+import { inspectHomeLock } from '../supervisor/lock.js';
+import { platformWanted, type SupervisorSnapshot } from '../supervisor/state.js';
+import { judgeSupervisor, supervisorView } from './status.js';
 
 export interface DaemonHealth {
   name: DaemonName;
@@ -36,6 +37,8 @@ export interface Freshness {
 export interface HealthReport {
   ok: boolean;
   checkedAt: string;
+  /** `dead` when it is gone while the platform should run: nothing restarts what dies then. */
+  supervisor: { state: string; detail: string | null };
   infra: InfraStatus[];
   daemons: DaemonHealth[];
   /** Newest stored event per enabled venue x data type (ClickHouse hot). */
@@ -62,9 +65,7 @@ async function daemonHealth(port: number): Promise<{ status: number | null; body
 }
 
 /** Daemons expected to run: the simulator only when the platform was started with --simulate. */
-async function expectedDaemons(config: Config): Promise<DaemonName[]> {
-  const paths = homePaths(config.home);
-  const snap = await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 2000).catch(() => readSnapshot(paths.supervisorState));
+function expectedDaemons(snap: SupervisorSnapshot | null): DaemonName[] {
   return DAEMON_NAMES.filter((n) => n !== 'simulator' || snap?.simulate === true);
 }
 
@@ -129,10 +130,16 @@ export function staleDetail(st: StreamHealth): string {
 
 export async function checkHealth(config: Config, now = Date.now()): Promise<HealthReport> {
   const problems: string[] = [];
+  const view = await supervisorView(config);
+  const supervisor = judgeSupervisor(view.reachable, inspectHomeLock(config, 'supervisor'), platformWanted(view.snapshot));
+  if (supervisor.state !== 'running' && supervisor.state !== 'stopped') {
+    problems.push(`supervisor ${supervisor.state}${supervisor.detail ? `: ${supervisor.detail}` : ''}; nothing restarts what dies until 'mprism repair'`);
+  }
   const infra = await Promise.all(INFRA_NAMES.map((n) => probeInfra(config, n, 3000)));
   for (const s of infra) if (!s.up) problems.push(`${s.name} down at ${s.address}${s.error ? `: ${s.error}` : ''}`);
 
-  const [expected, registered] = await Promise.all([expectedDaemons(config), registeredNames(config)]);
+  const expected = expectedDaemons(view.snapshot);
+  const registered = await registeredNames(config);
   const daemons: DaemonHealth[] = await Promise.all(
     expected.map(async (name) => {
       const h = await daemonHealth(config[name].port);
@@ -158,5 +165,5 @@ export async function checkHealth(config: Config, now = Date.now()): Promise<Hea
   // acknowledged but never serves is `stale` there from the end of the start-up grace period.
   const streams = collectorStreams(daemons);
   for (const st of streams) if (st.status === 'stale') problems.push(`collector ${st.venue} ${st.dataType}: ${staleDetail(st)}`);
-  return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), infra, daemons, freshness: fresh, collectorStreams: streams, problems };
+  return { ok: problems.length === 0, checkedAt: new Date(now).toISOString(), supervisor, infra, daemons, freshness: fresh, collectorStreams: streams, problems };
 }

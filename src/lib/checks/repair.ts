@@ -1,18 +1,28 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { homePaths, type DaemonName, type InfraName } from '../paths.js';
+import { DAEMON_NAMES, homePaths, type DaemonName, type InfraName } from '../paths.js';
 import { probeInfra } from '../infra/probe.js';
-import { ensureInfra, ensureSupervisor, localInfra } from '../platform.js';
+import { ensureSupervisor, localInfra } from '../platform.js';
 import { callSupervisor } from '../supervisor/control.js';
-import { acquireLock } from '../supervisor/lock.js';
-import { readSnapshot } from '../supervisor/state.js';
+import { acquireLock, inspectHomeLock } from '../supervisor/lock.js';
+import { infraWanted, platformWanted } from '../supervisor/state.js';
+import type { StartResult } from '../supervisor/supervisor.js';
 import { cleanStaleFiles, type CleanAction, type KeptFile } from './clean.js';
 import { repairData, type DataRepairAction } from './data-repair.js';
+import { repairHoles, type HoleRepairAction } from './hole-repair.js';
 import { runIntegrity, type IntegrityReport } from './integrity.js';
+import { judgeSupervisor, supervisorView } from './status.js';
 
 export interface RestartAction {
   daemon: DaemonName;
   reason: string;
+  done: boolean;
+  detail: string;
+}
+
+export interface AdoptAction {
+  daemon: DaemonName;
+  pid: number;
   done: boolean;
   detail: string;
 }
@@ -22,82 +32,156 @@ export interface RepairReport {
   ok: boolean;
   dryRun: boolean;
   integrityBefore: IntegrityReport | null;
+  /** What was done about each open hole (refilled from the venues' history, or why not). */
+  holes: HoleRepairAction[];
   data: DataRepairAction[];
   locks: CleanAction[];
   /** Broken-looking lock files left in place (their holder is alive), and why. */
   keptLocks: KeptFile[];
-  /** Local servers that were down while daemons should run. */
+  /** A supervisor that died without `mprism stop` is replaced by a new one. */
+  supervisor: { reason: string; done: boolean; detail: string } | null;
+  /** Local servers that were down while they should run; done only when they answer afterwards. */
   infra: { name: InfraName; done: boolean; detail: string }[];
+  /** Daemons that should run but did not: started. */
   restarts: RestartAction[];
+  /** Daemons a dead supervisor left running: kept as they are and handed to the new supervisor. */
+  adopted: AdoptAction[];
   errors: string[];
 }
 
-/**
- * Daemons that should run but do not: wanted (started and not stopped since) yet errored or
- * stopped under a live supervisor; or, when the supervisor itself is gone, every daemon its last
- * snapshot says was wanted. After `mprism stop` nothing is wanted, so cron repair starts nothing.
- */
-async function deadDaemons(config: Config): Promise<{ names: DaemonName[]; reason: Map<DaemonName, string>; simulate: boolean }> {
-  const paths = homePaths(config.home);
-  const live = await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 2000).catch(() => null);
-  const snap = live ?? readSnapshot(paths.supervisorState);
-  const reason = new Map<DaemonName, string>();
-  if (!snap) return { names: [], reason, simulate: false };
-  for (const d of snap.daemons) {
-    if (!d.wanted) continue;
-    if (!live) reason.set(d.name, `supervisor is not running (daemon was ${d.state})`);
-    else if (d.state === 'errored' || d.state === 'stopped') reason.set(d.name, `${d.state}${d.detail ? `: ${d.detail}` : ''}`);
-  }
-  return { names: [...reason.keys()], reason, simulate: snap.simulate };
+/** What repair sees of the processes before it acts. */
+export interface ProcessFacts {
+  /** As judged by judgeSupervisor: running | unresponsive | dead | stopped. */
+  supervisor: string;
+  supervisorDetail: string | null;
+  simulate: boolean;
+  daemons: { name: DaemonName; wanted: boolean; state: string | null; detail: string | null; livePid: number | null }[];
+  /** Local servers only (a configured URL is not ours to start). */
+  infra: { name: InfraName; wanted: boolean; up: boolean }[];
 }
 
-/** Local servers that are down while daemons should be running: they are started before the daemons. */
-async function downInfra(config: Config): Promise<InfraName[]> {
-  const states = await Promise.all(localInfra(config).map(async (name) => ({ name, up: (await probeInfra(config, name, 2000)).up })));
-  return states.filter((s) => !s.up).map((s) => s.name);
+export interface ProcessPlan {
+  replaceSupervisor: string | null;
+  startInfra: { name: InfraName; reason: string }[];
+  startDaemons: { name: DaemonName; reason: string }[];
+  adoptDaemons: { name: DaemonName; pid: number }[];
+  /** What the (new) supervisor is asked to start; a start is a no-op for what already runs. */
+  request: { names: DaemonName[]; infra: InfraName[]; simulate: boolean } | null;
+  /** Why nothing can be done safely. */
+  blocked: string | null;
+}
+
+/**
+ * Starts what is down (servers first, then daemons), never restarts a daemon that runs: under a
+ * dead supervisor a live daemon is adopted by the new one. After `mprism stop` nothing is wanted,
+ * so cron repair starts nothing.
+ */
+export function planProcessRepair(f: ProcessFacts): ProcessPlan {
+  const plan: ProcessPlan = { replaceSupervisor: null, startInfra: [], startDaemons: [], adoptDaemons: [], request: null, blocked: null };
+  if (f.supervisor === 'stopped') return plan;
+  if (f.supervisor === 'unresponsive') {
+    plan.blocked = `supervisor ${f.supervisorDetail ?? 'does not answer'}: run 'mprism stop' then 'mprism start'`;
+    return plan;
+  }
+  const supervisorDead = f.supervisor === 'dead';
+  if (supervisorDead) plan.replaceSupervisor = f.supervisorDetail ?? "died without 'mprism stop'";
+  const wantedInfra = f.infra.filter((i) => i.wanted);
+  plan.startInfra = wantedInfra.filter((i) => !i.up).map((i) => ({ name: i.name, reason: 'down while it should run' }));
+  for (const d of f.daemons.filter((x) => x.wanted)) {
+    if (supervisorDead) {
+      if (d.livePid !== null) plan.adoptDaemons.push({ name: d.name, pid: d.livePid });
+      else plan.startDaemons.push({ name: d.name, reason: `died (was ${d.state ?? 'running'} when the supervisor died)` });
+    } else if (d.livePid === null && (d.state === 'errored' || d.state === 'stopped')) {
+      plan.startDaemons.push({ name: d.name, reason: `${d.state}${d.detail ? `: ${d.detail}` : ''}` });
+    }
+  }
+  const actions = plan.replaceSupervisor !== null || plan.startInfra.length > 0 || plan.startDaemons.length > 0 || plan.adoptDaemons.length > 0;
+  if (actions) {
+    const names = DAEMON_NAMES.filter((n) => plan.startDaemons.some((d) => d.name === n) || plan.adoptDaemons.some((d) => d.name === n));
+    plan.request = { names, infra: wantedInfra.map((i) => i.name), simulate: f.simulate };
+  }
+  return plan;
+}
+
+async function processFacts(config: Config): Promise<ProcessFacts> {
+  const view = await supervisorView(config);
+  const snap = view.snapshot;
+  const sup = judgeSupervisor(view.reachable, inspectHomeLock(config, 'supervisor'), platformWanted(snap));
+  const infra = await Promise.all(
+    localInfra(config).map(async (name) => ({ name, wanted: infraWanted(snap, name), up: (await probeInfra(config, name, 2000)).up })),
+  );
+  const daemons = DAEMON_NAMES.map((name) => {
+    const d = snap?.daemons.find((x) => x.name === name);
+    const lock = inspectHomeLock(config, name);
+    return { name, wanted: d?.wanted ?? false, state: d?.state ?? null, detail: d?.detail ?? null, livePid: lock.state === 'live' ? lock.info.pid : null };
+  });
+  return { supervisor: sup.state, supervisorDetail: sup.detail, simulate: snap?.simulate ?? false, daemons, infra };
+}
+
+/** Carries out the plan through the (new) supervisor and reports what is true afterwards. */
+async function repairProcesses(config: Config, plan: ProcessPlan, report: RepairReport, dryRun: boolean): Promise<void> {
+  if (plan.replaceSupervisor !== null) report.supervisor = { reason: plan.replaceSupervisor, done: false, detail: '' };
+  report.infra = plan.startInfra.map((i) => ({ name: i.name, done: false, detail: '' }));
+  report.restarts = plan.startDaemons.map((d) => ({ daemon: d.name, reason: d.reason, done: false, detail: '' }));
+  report.adopted = plan.adoptDaemons.map((d) => ({ daemon: d.name, pid: d.pid, done: false, detail: '' }));
+  if (plan.blocked !== null) report.errors.push(plan.blocked);
+  if (dryRun || plan.request === null) return;
+
+  let result: StartResult | null = null;
+  try {
+    if (report.supervisor) {
+      await ensureSupervisor(config);
+      Object.assign(report.supervisor, { done: true, detail: 'replaced' });
+    }
+    result = await callSupervisor(homePaths(config.home).supervisorSocket, 'POST /start', plan.request, 600_000);
+  } catch (err) {
+    report.errors.push(`${report.supervisor && !report.supervisor.done ? 'supervisor' : 'start'}: ${errorMessage(err)}`);
+  }
+  const failure = (name: string) => result?.failed.find((f) => f.name === name)?.reason;
+  for (const i of report.infra) {
+    // Whatever the supervisor said, only a server that answers now counts as repaired.
+    const probe = await probeInfra(config, i.name, 3000);
+    i.done = probe.up;
+    i.detail = probe.up ? 'started' : `still down: ${failure(i.name) ?? probe.error ?? 'no answer'}`;
+  }
+  for (const r of report.restarts) {
+    const d = result?.daemons.find((x) => x.name === r.daemon);
+    r.done = failure(r.daemon) === undefined && d?.state === 'running';
+    r.detail = failure(r.daemon) ?? (r.done ? 'started' : result ? 'not started (an earlier process failed)' : 'not started');
+  }
+  for (const a of report.adopted) {
+    const d = result?.daemons.find((x) => x.name === a.daemon);
+    const action = result?.actions.find((x) => x.name === a.daemon)?.action;
+    a.done = d?.state === 'running' && d.pid === a.pid;
+    a.detail =
+      failure(a.daemon) ??
+      (a.done ? 'kept running, now supervised' : action === 'started' ? `replaced (pid ${d?.pid ?? '-'}): the old process could not be kept` : 'not adopted');
+  }
 }
 
 /**
  * Fix what integrity and the process table show broken. Holds the `repair` lock so overlapping
  * cron runs never repair the same window twice at once; every step is idempotent.
  */
-export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number }): Promise<RepairReport> {
+export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number; progress?: (line: string) => void }): Promise<RepairReport> {
   const lock = acquireLock(homePaths(config.home).lockFile('repair'), 'repair');
-  const report: RepairReport = { ok: true, dryRun: opts.dryRun, integrityBefore: null, data: [], locks: [], keptLocks: [], infra: [], restarts: [], errors: [] };
+  const report: RepairReport = {
+    ok: true, dryRun: opts.dryRun, integrityBefore: null, holes: [], data: [], locks: [], keptLocks: [], supervisor: null, infra: [], restarts: [], adopted: [], errors: [],
+  };
   try {
+    // Judged before stale files go: a dead supervisor's lock is part of the evidence.
+    const facts = await processFacts(config);
+    const plan = planProcessRepair(facts);
     const clean = cleanStaleFiles(config, { dryRun: opts.dryRun });
     report.locks = clean.files;
     report.keptLocks = clean.kept;
     // Processes first: the data checks below need the servers up.
-    const dead = await deadDaemons(config);
-    let infraOk = true;
-    if (dead.names.length > 0) {
-      for (const name of await downInfra(config)) report.infra.push({ name, done: false, detail: '' });
-      if (!opts.dryRun && report.infra.length > 0) {
-        try {
-          await ensureInfra(config, report.infra.map((i) => i.name), () => undefined);
-          for (const i of report.infra) Object.assign(i, { done: true, detail: 'started' });
-        } catch (err) {
-          infraOk = false;
-          report.errors.push(`infra: ${errorMessage(err)}`);
-        }
-      }
-    }
-    for (const name of dead.names) {
-      report.restarts.push({ daemon: name, reason: dead.reason.get(name)!, done: false, detail: '' });
-    }
-    if (!opts.dryRun && report.restarts.length > 0 && infraOk) {
-      try {
-        await ensureSupervisor(config);
-        const result = await callSupervisor(homePaths(config.home).supervisorSocket, 'POST /start', { names: dead.names, simulate: dead.simulate }, 600_000);
-        for (const a of report.restarts) {
-          const failed = result.failed.find((f) => f.name === a.daemon);
-          a.done = !failed && result.daemons.find((d) => d.name === a.daemon)?.state === 'running';
-          a.detail = failed ? failed.reason : a.done ? 'restarted' : 'not started (an earlier daemon failed)';
-        }
-      } catch (err) {
-        report.errors.push(`restart: ${errorMessage(err)}`);
-      }
+    await repairProcesses(config, plan, report, opts.dryRun);
+    try {
+      // Holes first: the rows refilled into hot are then copied to cold by the window repair below.
+      report.holes = await repairHoles(config, { dryRun: opts.dryRun, sinceMs: opts.sinceMs, simulate: facts.simulate, progress: opts.progress });
+    } catch (err) {
+      report.errors.push(`hole repair: ${errorMessage(err)}`);
     }
     try {
       report.integrityBefore = await runIntegrity(config, { sinceMs: opts.sinceMs });
@@ -108,10 +192,14 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
   } finally {
     lock.release();
   }
+  const done = (a: { done: boolean }) => a.done || opts.dryRun;
   report.ok =
     report.errors.length === 0 &&
-    report.data.every((a) => a.done || opts.dryRun) &&
-    report.infra.every((a) => a.done || opts.dryRun) &&
-    report.restarts.every((a) => a.done || opts.dryRun);
+    report.data.every(done) &&
+    report.holes.every((h) => h.outcome !== 'open') &&
+    (report.supervisor === null || done(report.supervisor)) &&
+    report.infra.every(done) &&
+    report.restarts.every(done) &&
+    report.adopted.every(done);
   return report;
 }

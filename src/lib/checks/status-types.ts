@@ -2,7 +2,7 @@
 export interface ProcessRow {
   name: string;
   kind: 'supervisor' | 'daemon' | 'infra';
-  /** running | starting | backoff | errored | stopping | stopped | external | dead */
+  /** running | starting | backoff | errored | stopping | stopped | external | dead (died without `mprism stop`) | unresponsive (supervisor) */
   state: string;
   pid: number | null;
   uptimeSeconds: number | null;

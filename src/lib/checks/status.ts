@@ -1,13 +1,59 @@
 import type { Config } from '../config/schema.js';
 import { displayAddress, infraUrl, isExternal, redisUrl } from '../infra/endpoints.js';
+import { findServerPid } from '../infra/server-spec.js';
+import { localServerSpec } from '../infra/specs.js';
 import { fetchRegistry } from '../registry.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths, type InfraName } from '../paths.js';
 import { isAlive, readPidFile } from '../process-util.js';
 import { callSupervisor } from '../supervisor/control.js';
-import { inspectLock } from '../supervisor/lock.js';
+import { inspectHomeLock, type LockState } from '../supervisor/lock.js';
 import { procStats } from '../supervisor/proc-stats.js';
-import { readSnapshot, type SupervisorSnapshot } from '../supervisor/state.js';
+import { infraWanted, platformWanted, readSnapshot, type DaemonStatus, type InfraProcessStatus, type SupervisorSnapshot } from '../supervisor/state.js';
 import type { ProcessRow, StatusReport } from './status-types.js';
+
+export interface Judged {
+  state: string;
+  detail: string | null;
+}
+
+/** A died-without-stop explanation, with the lock's reason when it has one. */
+const died = (what: string, lock: LockState) => `${what}${lock.state === 'stale' ? ` (${lock.reason})` : ''}`;
+
+/**
+ * The supervisor is `dead` when it is gone while the platform should run (something started and
+ * not stopped since) or it left a stale lock; `stopped` only after `mprism stop` or before any start.
+ */
+export function judgeSupervisor(reachable: boolean, lock: LockState, wanted: boolean): Judged {
+  if (reachable) return { state: 'running', detail: null };
+  if (lock.state === 'live') return { state: 'unresponsive', detail: `pid ${lock.info.pid} holds the supervisor lock but does not answer on its socket` };
+  if (wanted || lock.state === 'stale') return { state: 'dead', detail: died("died without 'mprism stop'", lock) };
+  return { state: 'stopped', detail: null };
+}
+
+/** A daemon with no live supervisor: its lock says whether it runs; `wanted` tells dead from stopped. */
+export function judgeDaemon(supervised: DaemonStatus | undefined, supervisorUp: boolean, lock: LockState): Judged {
+  if (supervisorUp && supervised) return { state: supervised.state, detail: supervised.detail };
+  if (lock.state === 'live') return { state: 'running', detail: 'supervisor is not running' };
+  if (supervised?.wanted || lock.state === 'stale') {
+    return { state: 'dead', detail: died(supervised?.wanted ? `died without 'mprism stop' (was ${supervised.state})` : "died without 'mprism stop'", lock) };
+  }
+  return { state: 'stopped', detail: null };
+}
+
+/**
+ * A local server: what its watching supervisor says while it is between a crash and its restart
+ * (or gave up), else whether its process runs; not running while wanted (or with a pid file left
+ * behind) is `dead`, whatever happened to the pid file since.
+ */
+export function judgeInfra(watched: InfraProcessStatus | undefined, runningPid: number | null, wanted: boolean, stalePid: number | null): Judged {
+  if (watched?.wanted && (watched.state === 'backoff' || watched.state === 'errored' || watched.state === 'starting')) {
+    return { state: watched.state, detail: watched.detail };
+  }
+  if (runningPid !== null) return { state: 'running', detail: null };
+  if (wanted) return { state: 'dead', detail: "died without 'mprism stop'" };
+  if (stalePid !== null) return { state: 'dead', detail: `pid file names dead pid ${stalePid}` };
+  return { state: 'stopped', detail: null };
+}
 
 function infraPort(config: Config, name: InfraName): number {
   switch (name) {
@@ -24,64 +70,62 @@ function infraPort(config: Config, name: InfraName): number {
   }
 }
 
-function row(name: string, kind: ProcessRow['kind'], state: string, pid: number | null, port: number | null, restarts = 0, detail: string | null = null): ProcessRow {
+function row(name: string, kind: ProcessRow['kind'], judged: Judged, pid: number | null, port: number | null, restarts = 0): ProcessRow {
   const stats = pid !== null ? procStats(pid) : null;
   return {
-    name, kind, state, pid, port, restarts, detail, heartbeatAgeSeconds: null,
+    name, kind, state: judged.state, pid, port, restarts, detail: judged.detail, heartbeatAgeSeconds: null,
     uptimeSeconds: stats?.uptimeSeconds ?? null,
     cpuPercent: stats?.cpuPercent ?? null,
     rssBytes: stats?.rssBytes ?? null,
   };
 }
 
+/** The live supervisor's state, else its last persisted snapshot (reachable tells which). */
+export async function supervisorView(config: Config): Promise<{ reachable: boolean; snapshot: SupervisorSnapshot | null }> {
+  const paths = homePaths(config.home);
+  try {
+    return { reachable: true, snapshot: await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 2000) };
+  } catch {
+    return { reachable: false, snapshot: readSnapshot(paths.supervisorState) };
+  }
+}
+
 /**
  * One row per process. The live supervisor is asked first; when it is down, its last persisted
  * snapshot is checked against the daemons' locks, so a daemon orphaned by a killed supervisor
- * still shows as running (and a dead one as dead, not as its last known state).
+ * still shows as running, and one that died as dead, not as its last known state.
  */
 export async function collectStatus(config: Config): Promise<StatusReport> {
   const paths = homePaths(config.home);
-  let snapshot: SupervisorSnapshot | null = null;
-  let supervisorUp = false;
-  try {
-    snapshot = await callSupervisor(paths.supervisorSocket, 'GET /state', undefined, 2000);
-    supervisorUp = true;
-  } catch {
-    snapshot = readSnapshot(paths.supervisorState);
-  }
+  const { reachable: supervisorUp, snapshot } = await supervisorView(config);
   // Only asked while the supervisor runs: with the platform down there is no Redis to wait for.
   const registry = supervisorUp || snapshot !== null ? await fetchRegistry(redisUrl(config), 1000) : null;
   const heartbeat = new Map((registry ?? []).map((e) => [e.name, Math.max(0, Math.round((Date.now() - Date.parse(e.lastHeartbeat)) / 100) / 10)]));
   const processes: ProcessRow[] = [];
-  const supPid = supervisorUp ? snapshot!.pid : null;
-  processes.push(row('supervisor', 'supervisor', supervisorUp ? 'running' : 'stopped', supPid, null));
+  const supLock = inspectHomeLock(config, 'supervisor');
+  const sup = judgeSupervisor(supervisorUp, supLock, platformWanted(snapshot));
+  processes.push(row('supervisor', 'supervisor', sup, supervisorUp ? snapshot!.pid : supLock.state === 'live' ? supLock.info.pid : null, null));
 
   for (const name of DAEMON_NAMES) {
     const d = snapshot?.daemons.find((x) => x.name === name);
-    const port = config[name].port;
-    if (supervisorUp && d) {
-      processes.push(row(name, 'daemon', d.state, d.pid, port, d.restarts, d.detail));
-      continue;
-    }
-    const lock = inspectLock(paths.lockFile(name));
-    if (lock.state === 'live') {
-      processes.push(row(name, 'daemon', 'running', lock.info.pid, port, d?.restarts ?? 0, 'supervisor is not running'));
-    } else {
-      const was = d && d.state !== 'stopped' ? `was ${d.state} when the supervisor stopped` : null;
-      processes.push(row(name, 'daemon', lock.state === 'stale' || was ? 'dead' : 'stopped', null, port, d?.restarts ?? 0, lock.state === 'stale' ? `stale lock: ${lock.reason}` : was));
-    }
+    const lock = inspectHomeLock(config, name);
+    const judged = judgeDaemon(d, supervisorUp, lock);
+    const pid = supervisorUp && d ? d.pid : lock.state === 'live' ? lock.info.pid : null;
+    processes.push(row(name, 'daemon', judged, pid, config[name].port, d?.restarts ?? 0));
   }
-
   for (const p of processes) if (p.kind === 'daemon') p.heartbeatAgeSeconds = heartbeat.get(p.name) ?? null;
 
   for (const name of INFRA_NAMES) {
     if (isExternal(config, name)) {
-      processes.push(row(name, 'infra', 'external', null, null, 0, displayAddress(infraUrl(config, name))));
+      processes.push(row(name, 'infra', { state: 'external', detail: displayAddress(infraUrl(config, name)) }, null, null));
       continue;
     }
-    const pid = readPidFile(paths.pidFile(name));
-    const alive = pid !== null && isAlive(pid);
-    processes.push(row(name, 'infra', alive ? 'running' : pid !== null ? 'dead' : 'stopped', alive ? pid : null, infraPort(config, name), 0, pid !== null && !alive ? `pid file names dead pid ${pid}` : null));
+    const watched = snapshot?.infra?.find((i) => i.name === name);
+    const pid = findServerPid(localServerSpec(config, name));
+    const recorded = readPidFile(paths.pidFile(name));
+    const stalePid = recorded !== null && !isAlive(recorded) ? recorded : null;
+    const judged = judgeInfra(supervisorUp ? watched : undefined, pid, infraWanted(snapshot, name), stalePid);
+    processes.push(row(name, 'infra', judged, pid, infraPort(config, name), watched?.restarts ?? 0));
   }
   return { home: config.home, processes };
 }

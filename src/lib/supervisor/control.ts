@@ -1,6 +1,6 @@
 import { request, createServer, type Server } from 'node:http';
 import { existsSync, unlinkSync } from 'node:fs';
-import { DAEMON_NAMES, type DaemonName } from '../paths.js';
+import { DAEMON_NAMES, INFRA_NAMES, type DaemonName, type InfraName } from '../paths.js';
 import { UnreachableError, UsageError } from '../errors.js';
 import type { StartResult, Supervisor } from './supervisor.js';
 import type { SupervisorSnapshot } from './state.js';
@@ -11,14 +11,22 @@ import type { SupervisorSnapshot } from './state.js';
  */
 export interface ControlRequests {
   'GET /state': { req: undefined; res: SupervisorSnapshot };
-  'POST /start': { req: { names: DaemonName[]; simulate: boolean }; res: StartResult };
-  'POST /stop': { req: { names: DaemonName[]; timeoutMs: number }; res: SupervisorSnapshot };
+  /** infra: local servers to start (or take over) before the daemons and to restart when they die. */
+  'POST /start': { req: { names: DaemonName[]; simulate: boolean; infra?: InfraName[] }; res: StartResult };
+  /** infra: local servers to stop watching (the caller is about to stop them). */
+  'POST /stop': { req: { names: DaemonName[]; timeoutMs: number; infra?: InfraName[] }; res: SupervisorSnapshot };
   'POST /shutdown': { req: { timeoutMs: number }; res: { ok: true } };
 }
 
 function validNames(v: unknown): DaemonName[] {
   if (!Array.isArray(v) || !v.every((n) => DAEMON_NAMES.includes(n as DaemonName))) throw new UsageError(`names must be some of ${DAEMON_NAMES.join(', ')}`);
   return v as DaemonName[];
+}
+
+function validInfra(v: unknown): InfraName[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || !v.every((n) => INFRA_NAMES.includes(n as InfraName))) throw new UsageError(`infra must be some of ${INFRA_NAMES.join(', ')}`);
+  return v as InfraName[];
 }
 
 export function serveControl(socketPath: string, sup: Supervisor, onShutdown: () => void): Promise<Server> {
@@ -36,10 +44,10 @@ export function serveControl(socketPath: string, sup: Supervisor, onShutdown: ()
               out = sup.snapshot();
               break;
             case 'POST /start':
-              out = await sup.start(validNames(input.names), input.simulate === true);
+              out = await sup.start(validNames(input.names), input.simulate === true, validInfra(input.infra));
               break;
             case 'POST /stop':
-              await sup.stop(validNames(input.names), Number(input.timeoutMs) || 10_000);
+              await sup.stop(validNames(input.names), Number(input.timeoutMs) || 10_000, validInfra(input.infra));
               out = sup.snapshot();
               break;
             case 'POST /shutdown':

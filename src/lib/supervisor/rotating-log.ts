@@ -50,10 +50,10 @@ function shiftRotated(file: string, keep: number): void {
 }
 
 /**
- * Rotation for logs written by processes we cannot reopen (the local servers write their own
- * O_APPEND file descriptors): copy to `.1` and truncate in place, as logrotate's copytruncate
- * does. Lines written between the copy and the truncate are lost; acceptable for server logs,
- * which is why mprism's own daemons use RotatingLog instead. Returns whether it rotated.
+ * Rotation for logs written by processes we cannot reopen (local servers and daemons write their
+ * own O_APPEND file descriptors, so their output survives the supervisor): copy to `.1` and
+ * truncate in place, as logrotate's copytruncate does. Lines written between the copy and the
+ * truncate are lost. Returns whether it rotated.
  */
 export function copyTruncateIfLarger(file: string, maxBytes: number, keep: number): boolean {
   let size: number;
