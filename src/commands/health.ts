@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import { CheckFailed } from '../lib/errors.js';
-import type { StreamHealth } from '../lib/feeds/venue-collector.js';
+import type { StreamHealth } from '../lib/feeds/stream-health.js';
 import { green, printJson, println, red, stateColor, table } from './output.js';
 import { runningConfig } from './running-config.js';
 

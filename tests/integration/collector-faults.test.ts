@@ -5,7 +5,7 @@ import { simulator } from '../../src/daemons/simulator/run.js';
 import { storage } from '../../src/daemons/storage/run.js';
 import { ensureStreams } from '../../src/lib/bus/streams.js';
 import type { Venue } from '../../src/lib/config/schema.js';
-import type { BookHealth } from '../../src/lib/feeds/venue-collector.js';
+import type { BookHealth } from '../../src/lib/feeds/book-keeper.js';
 import { natsUrl } from '../../src/lib/infra/endpoints.js';
 import { COLLECTOR_STOPPED_DETAIL } from '../../src/lib/records.js';
 import type { SimulatorStats } from '../../src/lib/simulator/server.js';

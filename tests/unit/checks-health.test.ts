@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { staleDetail } from '../../src/lib/checks/health.js';
-import type { StreamHealth } from '../../src/lib/feeds/venue-collector.js';
+import type { StreamHealth } from '../../src/lib/feeds/stream-health.js';
 
 const stream = (o: Partial<StreamHealth>): StreamHealth => ({
   venue: 'okx_spot',

@@ -13,7 +13,8 @@ import { MalformedFrameError, isObject, parseFrame, type ControlAction, type Fra
 import { readCapture, type CaptureEntry } from '../../src/lib/feeds/raw-capture.js';
 import { SnapshotQueue } from '../../src/lib/feeds/snapshot-queue.js';
 import { createCollectorMetrics } from '../../src/lib/feeds/collector-metrics.js';
-import { VenueCollector, resubscribeDelayMs, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
+import { resubscribeDelayMs } from '../../src/lib/feeds/book-keeper.js';
+import { VenueCollector, splitDataTypes, type VenueCollectorOptions } from '../../src/lib/feeds/venue-collector.js';
 import type { BookMessage, SequenceVerdict } from '../../src/lib/orderbook/types.js';
 import { COLLECTOR_STOPPED_DETAIL, type FundingRateRecord, type MarketRecord, type OrderbookGapRecord, type OrderbookRecord, type TradeRecord } from '../../src/lib/records.js';
 import { waitFor } from '../helpers/wait.js';
@@ -144,6 +145,8 @@ class TestVenue {
   silent = false;
   /** Stream snapshots whose best bid is above the best ask (a venue glitch that every resubscribe repeats). */
   crossedSnapshots = false;
+  /** A subscribe brings no snapshot (the venue stalled right then); a resubscribe still does. */
+  noSnapshotOnSubscribe = false;
   private readonly clients = new Set<WebSocket>();
   private timer: NodeJS.Timeout | null = null;
 
@@ -174,6 +177,11 @@ class TestVenue {
     await new Promise<void>((r) => this.wss.close(() => r()));
     this.http.closeAllConnections();
     await new Promise<void>((r) => this.http.close(() => r()));
+  }
+
+  /** Trades the venue makes but never sends (frames lost on the way). */
+  skipTrades(n: number): void {
+    this.sentTrades += n;
   }
 
   /** Skip one update of `instrument`: the next one does not chain. */
@@ -219,7 +227,7 @@ class TestVenue {
       ws.send('{"k":"ack"}');
       if (text === 'sub') {
         this.clients.add(ws);
-        if (this.source === 'stream' && !this.silent) for (const i of this.seq.keys()) ws.send(JSON.stringify(this.snapshot(i)));
+        if (this.source === 'stream' && !this.silent && !this.noSnapshotOnSubscribe) for (const i of this.seq.keys()) ws.send(JSON.stringify(this.snapshot(i)));
       } else if (text.startsWith('resub:')) {
         ws.send(JSON.stringify(this.snapshot(text.slice('resub:'.length))));
       }
@@ -265,7 +273,13 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
     restBaseUrl: `http://${venue.url}`,
     symbols: o.symbols,
     dataTypes: o.dataTypes ?? ['trade', 'orderbook'],
-    sink: { publish: async (r) => void published.push(r) },
+    sink: {
+      publish: async (r, onStored) => {
+        published.push(r);
+        onStored?.();
+      },
+    },
+    resume: o.resume,
     metrics: createCollectorMetrics(registry),
     log,
     staleAfterMs: 10_000,
@@ -346,6 +360,56 @@ describe('VenueCollector', () => {
       ['AAAUSDT', 0],
       ['BBBUSDT', 1],
     ]);
+  });
+
+  it('resubscribes a stream-snapshot book that got no snapshot after a reconnect, instead of waiting for the next disconnect', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'] });
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'] });
+    await waitFor(() => c.books('AAAUSDT').length > 3);
+    venue.noSnapshotOnSubscribe = true;
+    venue.dropConnections();
+    await waitFor(() => venue!.received.includes('resub:AAAUSDT'), 15_000);
+    const after = c.published.length;
+    await waitFor(() => c.published.slice(after).some((r) => r.dataType === 'orderbook'));
+    await c.stop();
+    // One resubscribe, 10 s after the reconnect's subscribe went unanswered, brought the book back.
+    expect(venue.received.filter((m) => m === 'resub:AAAUSDT')).toHaveLength(1);
+  }, 20_000);
+
+  it('records a hole where trade ids jump, with the missing ids, and none while they follow on', async () => {
+    venue = await TestVenue.start({ source: 'rest', instruments: [] });
+    const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], dataTypes: ['trade'] });
+    await waitFor(() => c.published.filter((r) => r.dataType === 'trade').length > 20);
+    venue.skipTrades(7);
+    await waitFor(() => c.published.some((r) => r.dataType === 'stream_hole'));
+    await c.stop();
+    const holes = c.published.filter((r) => r.dataType === 'stream_hole');
+    expect(holes).toHaveLength(1);
+    expect(holes[0]).toMatchObject({ holeDataType: 'trade', instrument: 'AAAUSDT', cause: 'id_gap', state: 'open', missingCount: 7 });
+    const first = Number((holes[0] as { firstMissingId: string }).firstMissingId);
+    expect((holes[0] as { lastMissingId: string }).lastMissingId).toBe(String(first + 6));
+    expect(await c.registry.metrics()).toMatch(/mprism_collector_holes_total\{venue="binance_spot",data_type="trade",cause="id_gap"\} 1/);
+  });
+
+  it('records the trades a lost connection missed as a disconnect hole, and the downtime of a restart from the coverage it left', async () => {
+    venue = await TestVenue.start({ source: 'rest', instruments: [] });
+    const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], dataTypes: ['trade'] });
+    await waitFor(() => c.published.filter((r) => r.dataType === 'trade').length > 20);
+    venue.dropConnections();
+    await waitFor(() => c.published.some((r) => r.dataType === 'stream_hole'));
+    await c.stop();
+    const hole = c.published.find((r) => r.dataType === 'stream_hole');
+    expect(hole).toMatchObject({ cause: 'disconnect', state: 'open' });
+    const resume = c.vc.coverageState();
+    const last = resume.find((s) => s.identity.dataType === 'trade')?.last;
+    expect(last?.id).toBe((c.published.filter((r): r is TradeRecord => r.dataType === 'trade').at(-1) as TradeRecord).tradeId);
+
+    // The next run starts from what this one stored: everything sent in between is one hole.
+    const next = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], dataTypes: ['trade'], resume });
+    await waitFor(() => next.published.some((r) => r.dataType === 'stream_hole'));
+    await next.stop();
+    const downtime = next.published.find((r) => r.dataType === 'stream_hole');
+    expect(downtime).toMatchObject({ cause: 'collector_down', firstMissingId: String(Number(last?.id) + 1) });
   });
 
   it('spreads the snapshot requests of many books and retries them after a 429', async () => {

@@ -9,7 +9,7 @@ import { createClickHouse, selectRows } from '../store/client.js';
 import { ident, qualified, str } from '../store/sql.js';
 import { tableFor } from '../store/tables.js';
 import { STALE_AFTER_SECONDS } from '../feeds/freshness.js';
-import type { StreamHealth } from '../feeds/venue-collector.js';
+import type { StreamHealth } from '../feeds/stream-health.js';
 import { inspectHomeLock } from '../supervisor/lock.js';
 import { platformWanted, type SupervisorSnapshot } from '../supervisor/state.js';
 import { judgeSupervisor, supervisorView } from './status.js';

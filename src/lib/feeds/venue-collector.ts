@@ -3,20 +3,19 @@ import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
 import type { DataType, PolledDataType } from '../config/schema.js';
 import { ConfigError, errorMessage } from '../errors.js';
 import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
-import { MalformedFrameError, type BookSupport, type PollOptions, type VenueAdapter } from '../exchanges/types.js';
+import { MalformedFrameError, type PollOptions, type VenueAdapter } from '../exchanges/types.js';
 import type { Logger } from '../log.js';
-import { BookSync, type BookSyncOutput, type BookSyncState } from '../orderbook/sync.js';
 import type { BookMessage } from '../orderbook/types.js';
-import { COLLECTOR_STOPPED_DETAIL, type MarketRecord, type StreamHoleRecord } from '../records.js';
+import type { MarketRecord, StreamHoleRecord } from '../records.js';
+import { BookKeeper, type BookGap, type BookHealth } from './book-keeper.js';
 import type { CollectorMetrics } from './collector-metrics.js';
-import { combinedFreshness, freshness, staleThresholdMs, type Freshness } from './freshness.js';
+import type { PersistedStream } from './coverage.js';
 import { RawCaptureWriter } from './raw-capture.js';
 import { RecordQueue, type RecordSink } from './record-queue.js';
-import { VenueCoverage } from './venue-coverage.js';
-import type { PersistedStream } from './coverage.js';
-import { RestClient, type RestResponse } from './rest-client.js';
+import { RestClient } from './rest-client.js';
 import { RestPoller, pollErrorCode, type PollOutcome } from './rest-poller.js';
-import { SnapshotQueue } from './snapshot-queue.js';
+import { StreamHealthTracker, type StreamHealth } from './stream-health.js';
+import { VenueCoverage } from './venue-coverage.js';
 import { WsFeed, type FeedDisconnect, type FeedState } from './ws-feed.js';
 
 export interface VenueCollectorOptions {
@@ -47,30 +46,6 @@ export interface VenueCollectorOptions {
   now?: () => number;
 }
 
-export interface StreamHealth {
-  venue: string;
-  dataType: DataType;
-  source: 'ws' | 'rest';
-  /** Combined from `instruments` (combinedFreshness): one stale instrument makes it stale. */
-  status: Freshness;
-  /** Newest success over all instruments. */
-  lastSuccessAt: string | null;
-  ageSeconds: number | null;
-  /** Polled types: the first of the instruments' lastError. */
-  lastError: string | null;
-  /** Each configured instrument, so a dead symbol shows up beside a live one. */
-  instruments: InstrumentHealth[];
-}
-
-export interface InstrumentHealth {
-  instrument: string;
-  status: Freshness;
-  lastSuccessAt: string | null;
-  ageSeconds: number | null;
-  /** Polled types: code of this instrument's last failed request since its last success. */
-  lastError: string | null;
-}
-
 export interface ConnectionHealth {
   venue: string;
   id: string;
@@ -82,45 +57,10 @@ export interface ConnectionHealth {
   lastDisconnectReason: string | null;
 }
 
-export interface BookHealth {
-  venue: string;
-  instrument: string;
-  symbol: string;
-  state: BookSyncState;
-  resyncs: number;
-  gaps: number;
-  lastUpdateId: number | null;
-  bidLevels: number;
-  askLevels: number;
-  connection: string | null;
-}
-
 export interface VenueHealth {
   streams: StreamHealth[];
   connections: ConnectionHealth[];
   books: BookHealth[];
-}
-
-interface BookEntry {
-  instrument: string;
-  symbol: string;
-  sync: BookSync;
-  /** The feed that last delivered this book: resubscribes go there, its loss resets the book. */
-  feed: WsFeed | null;
-  /** BookSync's resync count already turned into metrics. */
-  countedResyncs: number;
-  snapshotFailures: number;
-  /** source `stream`: when a fresh snapshot was asked for that has not come yet. */
-  resubscribedAt: number | null;
-  /** source `stream`: when the last resubscribe was sent, answered or not. */
-  lastResubscribeAt: number | null;
-  /** source `stream`: resubscribes sent in a row, none of them more than RESUBSCRIBE_BACKOFF.maxMs apart. */
-  resubscribesInARow: number;
-  /** source `stream`: a resubscribe held back by the pacing, sent by tickBooks from then on. */
-  resubscribeDueAt: number | null;
-  /** Receive times of the book's newest message and the one before it. */
-  lastMessageAt: number | null;
-  previousMessageAt: number | null;
 }
 
 const MALFORMED_LOG_INTERVAL_MS = 10_000;
@@ -129,30 +69,8 @@ const STABLE_CONNECTION_MS = 60_000;
 /** Throttled book changes are published at most this late. */
 const BOOK_TICK_MS = 100;
 const DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND = 3;
-const SNAPSHOT_RETRY: BackoffPolicy = { initialMs: 500, maxMs: 30_000, jitter: 0.3 };
 /** Asking again for contract values the venue did not give: the feeds wait for them. */
 const CONTRACT_VALUE_RETRY: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, jitter: 0.3 };
-/** A resubscribe that brought no snapshot in this long is sent again. */
-const RESUBSCRIBE_TIMEOUT_MS = 10_000;
-/**
- * Spacing of one book's resubscribes in a row. A venue whose fresh snapshots keep failing validation
- * would otherwise be resubscribed at round-trip speed, and OKX allows 480 (un)subscribe requests per
- * connection per hour. A book that went maxMs without one starts over at once.
- */
-const RESUBSCRIBE_BACKOFF: BackoffPolicy = { initialMs: 10_000, maxMs: 15 * 60_000 };
-
-/** How long after the previous resubscribe the next may go, given how many were sent in a row. */
-export function resubscribeDelayMs(sentInARow: number): number {
-  return sentInARow === 0 ? 0 : backoffDelay(sentInARow - 1, RESUBSCRIBE_BACKOFF);
-}
-
-/** The inner map of `outer` at `key`, created on first use. */
-function innerMap<K, IK, V>(outer: Map<K, Map<IK, V>>, key: K): Map<IK, V> {
-  let inner = outer.get(key);
-  if (inner === undefined) outer.set(key, (inner = new Map()));
-  return inner;
-}
-
 /** The requested data types the adapter collects over WebSocket and by polling; any other is a config error. */
 export function splitDataTypes(adapter: VenueAdapter, dataTypes: readonly DataType[]): { ws: DataType[]; polled: PolledDataType[] } {
   const ws: DataType[] = [];
@@ -175,40 +93,39 @@ export class VenueCollector {
   private readonly rest: RestClient;
   private readonly poller: RestPoller | null;
   private readonly pollCount: number;
-  private readonly snapshots: SnapshotQueue<RestResponse> | null;
   private readonly capture: RawCaptureWriter | null;
-  private readonly books = new Map<string, BookEntry>();
-  /** Receive time of the newest success per data type and instrument. */
-  private readonly lastSuccess = new Map<DataType, Map<string, number>>();
-  private readonly newestSuccess = new Map<DataType, number>();
+  /** null: the venue has no orderbooks. */
+  private readonly books: BookKeeper | null;
+  private readonly streamHealth: StreamHealthTracker;
   /** The instrument ids the configured symbols' records carry: what health expects to hear from. */
   private readonly instruments: readonly string[];
-  /** Code of the last failed poll per data type and instrument, until that poll succeeds again. */
-  private readonly lastPollError = new Map<DataType, Map<string, string>>();
-  private readonly polledTypes: readonly PolledDataType[];
   private readonly wsTypes: readonly DataType[];
   /** Coins per contract of each configured instrument, where the venue counts sizes in contracts. */
   private readonly coinsPerContract = new Map<string, string>();
-  /** Why an instrument's contract value is not known yet; health shows it on its WebSocket streams. */
-  private readonly contractValueError = new Map<string, string>();
   private readonly queue: RecordQueue;
   private readonly coverage: VenueCoverage;
   /** Feeds that lost their connection and have not delivered a frame on a new one yet. */
   private readonly feedsDown = new Set<WsFeed>();
-  private readonly startedAt: number;
   private readonly now: () => number;
   private malformedSinceLog = 0;
   private lastMalformedLogAt = -Infinity;
 
   constructor(private readonly opts: VenueCollectorOptions) {
     this.now = opts.now ?? Date.now;
-    this.startedAt = this.now();
     const { adapter, metrics } = opts;
     const venue = adapter.venue;
     const { ws, polled } = splitDataTypes(adapter, opts.dataTypes);
-    this.polledTypes = polled;
     this.wsTypes = ws;
     this.instruments = [...new Set(opts.symbols.map((s) => adapter.instrumentOf(s)))];
+    this.streamHealth = new StreamHealthTracker({
+      venue,
+      dataTypes: opts.dataTypes,
+      polledTypes: polled,
+      instruments: this.instruments,
+      startedAt: this.now(),
+      graceMs: opts.startupGraceMs,
+      metrics,
+    });
     this.capture = opts.capture === null ? null : new RawCaptureWriter({ ...opts.capture, venue, log: opts.log, now: this.now });
     this.coverage = new VenueCoverage({ venue, contiguousTradeIds: adapter.tradeIds === 'contiguous', polls: opts.polls, resume: opts.resume ?? [] });
     this.rest =
@@ -255,16 +172,23 @@ export class VenueCollector {
             onOutcome: (o) => this.handlePollOutcome(o),
           });
     this.queue = new RecordQueue(opts.sink, { pause: () => this.feeds.forEach((f) => f.pause()), resume: () => this.feeds.forEach((f) => f.resume()) });
-    const book = adapter.book;
-    this.snapshots =
-      book?.source === 'rest'
-        ? new SnapshotQueue<RestResponse>({
-            perSecond: opts.snapshotRequestsPerSecond ?? DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND,
+    this.books =
+      adapter.book === null
+        ? null
+        : new BookKeeper({
+            venue,
+            support: adapter.book,
+            orderbook: opts.orderbook,
+            metrics,
+            log: opts.log,
             now: this.now,
-            fetch: (instrument, signal) => this.fetchSnapshot(book, instrument, signal),
-            settle: (instrument, outcome) => this.settleSnapshot(book, instrument, outcome),
-          })
-        : null;
+            rest: this.rest,
+            restBaseUrl: opts.restBaseUrl,
+            capture: this.capture,
+            snapshotRequestsPerSecond: opts.snapshotRequestsPerSecond ?? DEFAULT_SNAPSHOT_REQUESTS_PER_SECOND,
+            publish: (record, feed) => this.publishData(record, feed),
+            lostSync: (gap) => this.bookLostSync(gap),
+          });
   }
 
   /** Runs connections, polls and book upkeep until the signal aborts, then hands every queued record to the sink. */
@@ -273,18 +197,18 @@ export class VenueCollector {
     // with many symbols that is more than Node's default of 10 listeners, and not a leak.
     const bound = 2 * this.feeds.length + this.pollCount + this.opts.symbols.length + 8;
     const { signal, release } = boundedSignal(daemonSignal, bound);
-    const ticker = setInterval(() => this.tickBooks(), BOOK_TICK_MS);
+    const ticker = setInterval(() => this.books?.tick(), BOOK_TICK_MS);
     try {
       const feeds = async () => {
         await this.loadContractValues(signal);
         await Promise.all(this.feeds.map((f) => f.run(signal)));
       };
-      await Promise.all([feeds(), this.poller?.run(signal), this.snapshots?.run(signal)]);
+      await Promise.all([feeds(), this.poller?.run(signal), this.books?.run(signal)]);
     } finally {
       clearInterval(ticker);
       release();
     }
-    this.markBooksStopped();
+    this.books?.markStopped();
     await this.drain();
     await this.capture?.close();
   }
@@ -306,11 +230,11 @@ export class VenueCollector {
           const res = await this.rest.get(req, signal);
           this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: `${venue}/contracts/${instrument}`, url: res.url, data: res.body });
           this.coinsPerContract.set(instrument, contracts.parse(res.body, instrument));
-          this.contractValueError.delete(instrument);
+          this.streamHealth.contractValueProblem(instrument, null);
         } catch (err) {
           if (signal.aborted) return;
           const code = pollErrorCode(err);
-          this.contractValueError.set(instrument, `contract value unknown, ${code}: ${errorMessage(err)}`);
+          this.streamHealth.contractValueProblem(instrument, `contract value unknown, ${code}: ${errorMessage(err)}`);
           for (const dataType of this.wsTypes) this.opts.metrics.errors.inc({ venue, data_type: dataType, code });
           this.opts.log.warn({ instrument, code, err: errorMessage(err), failures: failures + 1 }, 'contract value unavailable; its feeds wait');
         }
@@ -326,33 +250,8 @@ export class VenueCollector {
   }
 
   health(): VenueHealth {
-    const now = this.now();
     const venue = this.opts.adapter.venue;
-    const graceMs = this.opts.startupGraceMs;
-    const at = (last: number | null) => ({
-      lastSuccessAt: last === null ? null : new Date(last).toISOString(),
-      ageSeconds: last === null ? null : Math.max(0, (now - last) / 1000),
-    });
-    const streams = this.opts.dataTypes.map((dataType): StreamHealth => {
-      const polled = (this.polledTypes as readonly DataType[]).includes(dataType);
-      const byInstrument = this.lastSuccess.get(dataType);
-      const instruments = this.instruments.map((instrument): InstrumentHealth => {
-        const last = byInstrument?.get(instrument) ?? null;
-        const status = freshness({ now, startedAt: this.startedAt, lastSuccessAt: last, thresholdMs: staleThresholdMs(dataType), graceMs });
-        const lastError = polled ? this.lastPollError.get(dataType)?.get(instrument) : this.contractValueError.get(instrument);
-        return { instrument, status, ...at(last), lastError: lastError ?? null };
-      });
-      const newest = this.newestSuccess.get(dataType) ?? null;
-      return {
-        venue,
-        dataType,
-        source: polled ? 'rest' : 'ws',
-        status: combinedFreshness(dataType, instruments.map((i) => i.status)),
-        ...at(newest),
-        lastError: instruments.find((i) => i.lastError !== null)?.lastError ?? null,
-        instruments,
-      };
-    });
+    const streams = this.streamHealth.streams(this.now());
     const connections = this.feeds.map((f): ConnectionHealth => {
       const s = f.stats;
       return {
@@ -366,22 +265,7 @@ export class VenueCollector {
         lastDisconnectReason: s.lastDisconnectReason,
       };
     });
-    const books = [...this.books.values()].map((b): BookHealth => {
-      const s = b.sync.stats;
-      return {
-        venue,
-        instrument: b.instrument,
-        symbol: b.symbol,
-        state: b.sync.state,
-        resyncs: s.resyncs,
-        gaps: s.gaps,
-        lastUpdateId: s.lastUpdateId,
-        bidLevels: s.bidLevels,
-        askLevels: s.askLevels,
-        connection: b.feed?.id ?? null,
-      };
-    });
-    return { streams, connections, books };
+    return { streams, connections, books: this.books?.health() ?? [] };
   }
 
   /** Returns true when the frame carried market data (a replacement connection proves itself with it). */
@@ -417,6 +301,12 @@ export class VenueCollector {
     return false;
   }
 
+  private acceptBookMessage(feed: WsFeed, m: BookMessage, now: number): void {
+    this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook' });
+    if (this.books === null) throw new MalformedFrameError('unexpected_shape', `${this.opts.adapter.venue} has no orderbooks but sent a book message`, 'orderbook');
+    this.books.onMessage(feed, m, now);
+  }
+
   /** A record from a frame (`source`: its feed) or a poll (null), or a gap marker. */
   private acceptRecord(record: MarketRecord, source: WsFeed | null): void {
     this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: record.dataType });
@@ -429,7 +319,7 @@ export class VenueCollector {
       this.publish(record);
       return;
     }
-    this.markSuccess(record.dataType, record.instrument, record.receiveTime);
+    this.streamHealth.markSuccess(record.dataType, record.instrument, record.receiveTime);
     const { hole, onStored } = this.coverage.onRecord(record, source, this.now());
     if (hole !== null) this.recordHole(hole);
     this.publish(record, onStored);
@@ -449,108 +339,6 @@ export class VenueCollector {
     return this.coverage.persisted(this.now());
   }
 
-  private markSuccess(dataType: DataType, instrument: string, at: number): void {
-    const byInstrument = innerMap(this.lastSuccess, dataType);
-    if (byInstrument.get(instrument) === at) return;
-    byInstrument.set(instrument, at);
-    const venue = this.opts.adapter.venue;
-    this.opts.metrics.instrumentLastSuccess.set({ venue, data_type: dataType, instrument }, at / 1000);
-    if (at > (this.newestSuccess.get(dataType) ?? -Infinity)) {
-      this.newestSuccess.set(dataType, at);
-      this.opts.metrics.lastSuccess.set({ venue, data_type: dataType }, at / 1000);
-    }
-  }
-
-  private acceptBookMessage(feed: WsFeed, m: BookMessage, now: number): void {
-    this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook' });
-    const entry = this.bookFor(m);
-    entry.feed = feed;
-    entry.previousMessageAt = entry.lastMessageAt;
-    entry.lastMessageAt = now;
-    if (m.action === 'snapshot') entry.resubscribedAt = null;
-    this.act(entry, entry.sync.onMessage(m, now));
-  }
-
-  private bookFor(m: BookMessage): BookEntry {
-    const existing = this.books.get(m.instrument);
-    if (existing !== undefined) return existing;
-    const support = this.opts.adapter.book;
-    if (support === null) throw new MalformedFrameError('unexpected_shape', `${this.opts.adapter.venue} has no orderbooks but sent a book message`, 'orderbook');
-    const { depth, maxSnapshotsPerSecond } = this.opts.orderbook;
-    const entry: BookEntry = {
-      instrument: m.instrument,
-      symbol: m.symbol,
-      sync: new BookSync({ rules: support.rules, source: support.source, checksum: support.checksum, depth, minPublishIntervalMs: 1000 / maxSnapshotsPerSecond }),
-      feed: null,
-      countedResyncs: 0,
-      snapshotFailures: 0,
-      resubscribedAt: null,
-      lastResubscribeAt: null,
-      resubscribesInARow: 0,
-      resubscribeDueAt: null,
-      lastMessageAt: null,
-      previousMessageAt: null,
-    };
-    this.books.set(m.instrument, entry);
-    return entry;
-  }
-
-  /** Carries out what BookSync asked for. */
-  private act(entry: BookEntry, out: BookSyncOutput): void {
-    const venue = this.opts.adapter.venue;
-    const stats = entry.sync.stats;
-    if (out.gap !== null) {
-      this.opts.metrics.errors.inc({ venue, data_type: 'orderbook', code: out.gap.reason });
-      this.opts.log.warn({ instrument: entry.instrument, reason: out.gap.reason, detail: out.gap.detail, lastUpdateId: out.gap.lastUpdateId }, 'orderbook lost sync');
-      this.acceptRecord(out.gap, null);
-      const cause = out.gap.reason === 'disconnect' ? 'disconnect' : 'book_resync';
-      const detail = `${out.gap.reason}: ${out.gap.detail}`;
-      this.coverage.onStreamBreak('orderbook', entry.instrument, { cause, at: this.now(), detail });
-      // A skipped sequence id means the connection lost frames while it stayed open (a stall shorter
-      // than the watchdog's threshold): what else it carried may be missing too. Books judge themselves.
-      if (out.gap.reason === 'sequence_gap' && entry.feed !== null) {
-        const feed = entry.feed;
-        // The book's message before the one that showed the gap came before the loss began.
-        const at = entry.previousMessageAt ?? this.now();
-        for (const hole of this.coverage.onSourceLost(feed, 'frames_lost', at, `${entry.instrument} book on ${feed.id}: ${detail}`, this.now(), (t) => t !== 'orderbook')) this.recordHole(hole);
-      }
-    }
-    if (stats.resyncs > entry.countedResyncs) {
-      this.opts.metrics.resyncs.inc({ venue, symbol: entry.symbol, reason: out.reason ?? 'unknown' }, stats.resyncs - entry.countedResyncs);
-      entry.countedResyncs = stats.resyncs;
-    }
-    if (out.publish !== null) {
-      this.publishData(out.publish, entry.feed);
-    }
-    if (out.resync === 'rest_snapshot') {
-      const notBefore = entry.snapshotFailures === 0 ? 0 : this.now() + backoffDelay(entry.snapshotFailures - 1, SNAPSHOT_RETRY);
-      this.snapshots?.request(entry.instrument, notBefore);
-    } else if (out.resync === 'resubscribe') {
-      this.requestResubscribe(entry, this.now());
-    }
-  }
-
-  /** Resubscribes at once, or schedules it when the book's previous resubscribes were too recent. */
-  private requestResubscribe(entry: BookEntry, now: number): void {
-    if (entry.resubscribeDueAt !== null) return;
-    const last = entry.lastResubscribeAt;
-    if (last === null || now - last >= RESUBSCRIBE_BACKOFF.maxMs) entry.resubscribesInARow = 0;
-    const dueAt = last === null ? now : last + resubscribeDelayMs(entry.resubscribesInARow);
-    if (dueAt <= now) this.resubscribe(entry, now);
-    else entry.resubscribeDueAt = dueAt;
-  }
-
-  private resubscribe(entry: BookEntry, now: number): void {
-    entry.resubscribeDueAt = null;
-    entry.resubscribedAt = now;
-    entry.lastResubscribeAt = now;
-    entry.resubscribesInARow++;
-    const frames = this.opts.adapter.book?.resubscribe?.(entry.instrument) ?? [];
-    // Not open: the reconnect subscribes afresh, which brings a snapshot anyway.
-    if (entry.feed === null) return;
-    for (const frame of frames) entry.feed.send(frame);
-  }
-
   private handleDisconnect(feed: WsFeed, d: FeedDisconnect): void {
     this.opts.metrics.reconnects.inc({ venue: this.opts.adapter.venue });
     if (d.seamless) return;
@@ -559,92 +347,33 @@ export class VenueCollector {
     const cause = d.reason === 'stale' ? 'stall' : 'disconnect';
     for (const hole of this.coverage.onSourceLost(feed, cause, feed.stats.lastFrameAt ?? now, `connection ${feed.id} ended: ${d.reason}`, now)) this.recordHole(hole);
     this.feedsDown.add(feed);
-    for (const entry of this.books.values()) {
-      if (entry.feed !== feed) continue;
-      const out = entry.sync.onDisconnect(now);
-      if (out.gap !== null) this.opts.metrics.resyncs.inc({ venue: this.opts.adapter.venue, symbol: entry.symbol, reason: 'disconnect' });
-      this.act(entry, out);
-    }
+    this.books?.onFeedLost(feed, now);
   }
 
   /**
-   * Each synced book's stream has a hole from now until the next run syncs it again: leave the
-   * same marker a dropped connection leaves, so `integrity` shows planned stops too.
+   * A book lost sync: its marker is published and its stream broken. A skipped sequence id means
+   * the connection lost frames while it stayed open (a stall shorter than the watchdog's
+   * threshold): what else it carried may be missing too, so those streams are judged around the
+   * loss. Books judge themselves.
    */
-  private markBooksStopped(): void {
+  private bookLostSync(gap: BookGap): void {
+    const { record } = gap;
+    this.acceptRecord(record, null);
     const now = this.now();
-    let marked = 0;
-    for (const entry of this.books.values()) {
-      const { gap } = entry.sync.onDisconnect(now, COLLECTOR_STOPPED_DETAIL);
-      if (gap === null) continue;
-      marked++;
-      this.acceptRecord(gap, null);
-    }
-    if (marked > 0) this.opts.log.info({ books: marked }, 'left a gap marker on each synced book at stop');
-  }
-
-  private tickBooks(): void {
-    const now = this.now();
-    for (const entry of this.books.values()) {
-      const record = entry.sync.tick(now);
-      if (record !== null) {
-        this.publishData(record, entry.feed);
-      }
-      if (entry.resubscribeDueAt !== null) {
-        // A snapshot came meanwhile (a reconnect subscribes afresh) and was good: nothing to ask for.
-        if (entry.sync.state === 'synced') entry.resubscribeDueAt = null;
-        else if (now >= entry.resubscribeDueAt) this.resubscribe(entry, now);
-      } else if (entry.resubscribedAt !== null && entry.sync.state !== 'synced' && now - entry.resubscribedAt >= RESUBSCRIBE_TIMEOUT_MS) {
-        this.opts.log.warn({ instrument: entry.instrument }, 'no snapshot after resubscribing; asking again');
-        this.requestResubscribe(entry, now);
-      }
-    }
-  }
-
-  private async fetchSnapshot(book: BookSupport, instrument: string, signal: AbortSignal): Promise<RestResponse> {
-    if (book.snapshotRequest === undefined) throw new Error(`${this.opts.adapter.venue}: book source rest without snapshotRequest`);
-    const req = book.snapshotRequest(this.opts.restBaseUrl, instrument);
-    const res = await this.rest.get(req, signal);
-    this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: `${this.opts.adapter.venue}/snapshot/${instrument}`, url: req.url, data: res.body });
-    return res;
-  }
-
-  private settleSnapshot(book: BookSupport, instrument: string, outcome: { ok: true; value: RestResponse } | { ok: false; error: unknown }): void {
-    const entry = this.books.get(instrument);
-    if (entry === undefined) return;
-    const now = this.now();
-    let error = outcome.ok ? null : outcome.error;
-    if (outcome.ok) {
-      try {
-        if (book.parseSnapshot === undefined) throw new Error(`${this.opts.adapter.venue}: book source rest without parseSnapshot`);
-        const snapshot = book.parseSnapshot(outcome.value.body, instrument, outcome.value.receiveTime);
-        const out = entry.sync.onSnapshot(snapshot, now);
-        // A snapshot that cannot seed the book (stale, crossed) is a failure too: the refetch backs
-        // off instead of spending the venue's weight budget, which other books need, at queue rate.
-        // A break in the buffered stream is no fault of the snapshot.
-        const bad = out.resync === 'rest_snapshot' && out.reason !== 'sequence_gap';
-        entry.snapshotFailures = bad ? entry.snapshotFailures + 1 : 0;
-        this.act(entry, out);
-        return;
-      } catch (err) {
-        error = err;
-      }
-    }
-    const code = pollErrorCode(error);
-    entry.snapshotFailures++;
-    this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook', code });
-    this.opts.log.warn({ instrument, code, err: errorMessage(error), failures: entry.snapshotFailures }, 'orderbook snapshot failed');
-    this.act(entry, entry.sync.onSnapshotFailed(`${code}: ${errorMessage(error)}`, now));
+    const detail = `${record.reason}: ${record.detail}`;
+    this.coverage.onStreamBreak('orderbook', gap.instrument, { cause: record.reason === 'disconnect' ? 'disconnect' : 'book_resync', at: now, detail });
+    if (record.reason !== 'sequence_gap' || gap.feed === null) return;
+    // The book's message before the one that showed the gap came before the loss began.
+    const at = gap.previousMessageAt ?? now;
+    for (const hole of this.coverage.onSourceLost(gap.feed, 'frames_lost', at, `${gap.instrument} book on ${gap.feed.id}: ${detail}`, now, (t) => t !== 'orderbook')) this.recordHole(hole);
   }
 
   private handlePollOutcome(o: PollOutcome): void {
     if (o.ok) {
-      // Freshness comes from the records themselves (acceptRecord): an answer that carries none
-      // is the REST twin of an acknowledged but silent subscription, and must not look fresh.
-      this.lastPollError.get(o.poll.dataType)?.delete(o.poll.instrument);
+      this.streamHealth.pollSucceeded(o.poll.dataType, o.poll.instrument);
       return;
     }
-    innerMap(this.lastPollError, o.poll.dataType).set(o.poll.instrument, o.code);
+    this.streamHealth.pollFailed(o.poll.dataType, o.poll.instrument, o.code);
     // Whether the failure left a hole, the next observation's time will tell; this names the cause.
     this.coverage.onStreamBreak(o.poll.dataType, o.poll.instrument, { cause: 'poll_failed', at: o.at, detail: `poll failed: ${o.code}` });
     this.opts.metrics.errors.inc({ venue: this.opts.adapter.venue, data_type: o.poll.dataType, code: o.code });
