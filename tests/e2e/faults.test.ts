@@ -66,6 +66,25 @@ interface Truth {
   rows: number;
   /** Streams that miss at least one id, e.g. `okx_spot BTC-USDT`. */
   short: string[];
+  /** The missing ids of each, for the failure message. */
+  missingRanges: string[];
+}
+
+/** The first few runs of ids missing in hot, with the event times around them: what a failure needs to be understood. */
+async function missingIds(ch: ReturnType<typeof createClickHouse>, s: { venue: Venue; instrument: string; firstId: number; lastId: number }): Promise<string> {
+  const db = infra.config.clickhouse.hot.database;
+  const rs = await ch.query({
+    query: `SELECT toUInt64OrZero(trade_id) AS id, any(event_time) AS t FROM ${db}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) >= ${s.firstId} AND toUInt64OrZero(trade_id) <= ${s.lastId} GROUP BY id ORDER BY id`,
+    format: 'JSONEachRow',
+  });
+  const rows = await rs.json<{ id: string; t: string }>();
+  const runs: string[] = [];
+  let prev = { id: s.firstId - 1, t: 0 };
+  for (const r of [...rows.map((x) => ({ id: Number(x.id), t: Number(x.t) })), { id: s.lastId + 1, t: 0 }]) {
+    if (r.id > prev.id + 1 && runs.length < 5) runs.push(`${prev.id + 1}..${r.id - 1} (after ${new Date(prev.t).toISOString()})`);
+    prev = r;
+  }
+  return runs.join(', ');
 }
 
 /** Hot against the simulator: every id from the first to the last it sent, per venue and instrument. */
@@ -77,6 +96,7 @@ async function truth(): Promise<Truth> {
     let distinct = 0;
     let rows = 0;
     const short: string[] = [];
+    const missingRanges: string[] = [];
     for (const s of await sentTrades()) {
       const rs = await ch.query({
         query: `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${server.database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) >= ${s.firstId} AND toUInt64OrZero(trade_id) <= ${s.lastId}`,
@@ -87,9 +107,12 @@ async function truth(): Promise<Truth> {
       expected += want;
       distinct += Number(r?.d ?? 0);
       rows += Number(r?.n ?? 0);
-      if (Number(r?.d ?? 0) < want) short.push(`${s.venue} ${s.instrument}`);
+      if (Number(r?.d ?? 0) < want) {
+        short.push(`${s.venue} ${s.instrument}`);
+        missingRanges.push(`${s.venue} ${s.instrument}: ${await missingIds(ch, s)}`);
+      }
     }
-    return { expected, distinct, rows, short };
+    return { expected, distinct, rows, short, missingRanges };
   } finally {
     await ch.close();
   }
@@ -146,10 +169,11 @@ async function runFault(name: string, inject: () => Promise<void>, opts: { selfH
   const before = await pauseAndDrain();
   const pre = await integrity();
   if (before.short.length > 0) {
-    expect(pre.code, `${name}: integrity passed with trades missing in ${before.short.join(', ')}`).toBe(1);
+    expect(pre.code, `${name}: integrity passed with trades missing in ${before.missingRanges.join('; ')}`).toBe(1);
     const open = pre.report.holes.filter((h) => h.state === 'open' && h.dataType === 'trade').map((h) => `${h.venue} ${h.instrument}`);
     const unexplained = pre.report.unrecordedGaps.map((g) => `${g.venue} ${g.instrument}`);
-    for (const stream of before.short) expect([name, stream, open.includes(stream) || unexplained.includes(stream)]).toEqual([name, stream, true]);
+    const holes = JSON.stringify(pre.report.holes.map((h) => `${h.venue} ${h.instrument} ${h.dataType} ${h.state} ${h.firstMissingId}..${h.lastMissingId} ${h.cause}`));
+    for (const stream of before.short) expect([name, stream, open.includes(stream) || unexplained.includes(stream)], `missing ${before.missingRanges.join('; ')}; holes ${holes}`).toEqual([name, stream, true]);
   }
 
   const repair = await runCli(['repair', '--json'], infra.env, 300_000);
@@ -170,7 +194,7 @@ async function runFault(name: string, inject: () => Promise<void>, opts: { selfH
     integrityBefore: pre.code === 0 ? 'ok' : `exit 1: ${pre.report.holes.filter((h) => h.state === 'open').length} open holes`,
     recoverySeconds,
   });
-  expect([name, after.short]).toEqual([name, []]);
+  expect([name, after.short], after.missingRanges.join('; ')).toEqual([name, []]);
   expect([name, after.expected - after.distinct, after.rows - after.distinct]).toEqual([name, 0, 0]);
   expect(post.report.holes.filter((h) => h.state === 'open')).toEqual([]);
   for (const h of post.report.holes.filter((x) => x.dataType === 'orderbook')) expect([name, h.holeId, h.state]).toEqual([name, h.holeId, 'unrepairable']);

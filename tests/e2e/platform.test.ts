@@ -192,7 +192,8 @@ describe('mprism end to end with the simulator', () => {
       return r.code === 0 ? r : null;
     }, 60_000, 2000);
     const tables = (JSON.parse(integrity.stdout) as IntegrityReport).tables;
-    for (const t of tables.filter((x) => x.table !== 'orderbook_gaps')) {
+    // Gap markers and holes appear only where something broke: a clean run may have none.
+    for (const t of tables.filter((x) => x.table !== 'orderbook_gaps' && x.table !== 'stream_holes')) {
       const closed = t.windows.filter((w) => w.status !== 'pending');
       expect([t.table, closed.length > 0]).toEqual([t.table, true]);
       for (const w of closed) expect([t.table, w.start, w.hot]).toEqual([t.table, w.start, w.cold]);

@@ -31,6 +31,7 @@ describe('table specs', () => {
       'lsr_all_accounts',
       'volatility_indices',
       'orderbook_gaps',
+      'stream_holes',
     ]);
     for (const dt of DATA_TYPES) expect(tableFor(dt).dataType).toBe(dt);
   });
