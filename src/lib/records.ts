@@ -154,12 +154,17 @@ export type HoleState = 'open' | 'repaired' | 'unrepairable';
  * received. Rows are immutable: each state a hole goes through is a row of its own (eventTime =
  * when that state was reached); a hole's state is its newest row's.
  */
-export interface StreamHoleRecord extends RecordBase {
+export interface StreamHoleRecord extends RecordBase, HoleExtent {
   dataType: 'stream_hole';
   /** The stream's data type. */
   holeDataType: DataType;
   /** Stable identity of the hole across its state rows. */
   holeId: string;
+  state: HoleState;
+}
+
+/** Where a hole lies and why: what detection finds, and what each of its state rows repeats. */
+export interface HoleExtent {
   /** Exchange event times bounding the hole, epoch ms: the last record before it and the first after. */
   fromTime: number;
   toTime: number;
@@ -169,7 +174,7 @@ export interface StreamHoleRecord extends RecordBase {
   /** Records missing, where the venue's ids are contiguous; else null (unknown). */
   missingCount: number | null;
   cause: HoleCause;
-  state: HoleState;
+  /** Why: the break detected; later rows, what repair did or why it cannot. */
   detail: string;
 }
 

@@ -4,11 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { WebSocket } from 'ws';
 import { binanceDerivatives } from '../../src/lib/exchanges/binance_derivatives.js';
 import { binanceSpot } from '../../src/lib/exchanges/binance_spot.js';
-import { normalizeAll, type HistoryDataType, type HistoryQuery, type HistorySource, type VenueAdapter, type VenueCredentials } from '../../src/lib/exchanges/types.js';
+import { normalizeAll, type HistoryQuery, type HistorySource, type VenueAdapter, type VenueCredentials } from '../../src/lib/exchanges/types.js';
 import type { MarketRecord, TradeRecord } from '../../src/lib/records.js';
 import { FUNDING_INTERVAL_MS, fundingRate } from '../../src/lib/simulator/derivatives-model.js';
 import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
-import { TEST_POLL_OPTIONS } from '../helpers/adapters.js';
+import { TEST_POLL_OPTIONS, historyOf } from '../helpers/adapters.js';
 import { waitFor } from '../helpers/wait.js';
 import { openWsClient, type WsClient } from '../helpers/ws-client.js';
 
@@ -21,11 +21,6 @@ type Stored = Omit<MarketRecord, 'receiveTime'>;
 /** What storage keeps of a record: everything but when it arrived. */
 const stored = (records: readonly MarketRecord[]): Stored[] => records.map(({ receiveTime: _receiveTime, ...rest }) => rest);
 
-function historyOf(adapter: VenueAdapter, dataType: HistoryDataType): HistorySource {
-  const source = adapter.history[dataType];
-  if (source === undefined) throw new Error(`${adapter.venue} has no ${dataType} history`);
-  return source;
-}
 
 describe('simulator history endpoints through the Binance adapters', () => {
   let sim: SimulatorHandle | null = null;

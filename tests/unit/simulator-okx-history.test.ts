@@ -4,10 +4,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { okxDerivatives } from '../../src/lib/exchanges/okx_derivatives.js';
 import { okxSpot } from '../../src/lib/exchanges/okx_spot.js';
-import { normalizeAll, type HistoryQuery, type HistorySource, type PollOptions, type VenueAdapter } from '../../src/lib/exchanges/types.js';
+import { normalizeAll, type HistoryQuery, type HistorySource, type PollOptions } from '../../src/lib/exchanges/types.js';
 import type { MarketRecord, TradeRecord } from '../../src/lib/records.js';
 import { FUNDING_INTERVAL_MS, nextFundingTime } from '../../src/lib/simulator/derivatives-model.js';
 import { startSimulator, type SimulatorHandle } from '../../src/lib/simulator/server.js';
+import { historyOf } from '../helpers/adapters.js';
 import { waitFor } from '../helpers/wait.js';
 import { openWsClient } from '../helpers/ws-client.js';
 
@@ -37,11 +38,6 @@ async function refill(source: HistorySource, restBase: string, query: HistoryQue
   return { records, pages };
 }
 
-function historyOf(adapter: VenueAdapter, dataType: 'trade' | 'funding_rate' | 'open_interest' | 'lsr_all_account' | 'lsr_top_position'): HistorySource {
-  const source = adapter.history[dataType];
-  if (source === undefined) throw new Error(`${adapter.venue} has no ${dataType} history`);
-  return source;
-}
 
 describe('okx simulator history against the real adapters', () => {
   let sim: SimulatorHandle | null = null;

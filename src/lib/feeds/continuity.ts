@@ -1,5 +1,5 @@
 import type { DataType } from '../config/schema.js';
-import type { HoleCause } from '../records.js';
+import type { HoleCause, HoleExtent } from '../records.js';
 
 /**
  * How a stream's continuity is judged from its own records.
@@ -33,16 +33,7 @@ export interface StreamBreak {
 }
 
 /** A hole the tracker found, ready to be recorded. */
-export interface HoleFinding {
-  fromTime: number;
-  toTime: number;
-  firstMissingId: string | null;
-  lastMissingId: string | null;
-  /** Known only where ids are contiguous. */
-  missingCount: number | null;
-  cause: HoleCause;
-  detail: string;
-}
+export type HoleFinding = HoleExtent;
 
 /** Observations further apart than this many spacings leave a hole (one late poll does not). */
 export const HOLE_SPACING_FACTOR = 2;

@@ -1,26 +1,19 @@
 import type { DataType, Venue } from '../config/schema.js';
-import type { HoleCause, HoleState, MarketType, StreamHoleRecord } from '../records.js';
+import type { HoleCause, HoleExtent, HoleState, MarketType, StreamHoleRecord } from '../records.js';
 import { selectRows, type ClickHouseClient } from './client.js';
 import { qualified, str, uint } from './sql.js';
 import { tableFor } from './tables.js';
 import { insertRecords } from './writer.js';
 
 /** A hole as its newest state row says. */
-export interface Hole {
+export interface Hole extends HoleExtent {
   holeId: string;
   venue: Venue;
   marketType: MarketType;
   symbol: string;
   instrument: string;
   dataType: DataType;
-  fromTime: number;
-  toTime: number;
-  firstMissingId: string | null;
-  lastMissingId: string | null;
-  missingCount: number | null;
-  cause: HoleCause;
   state: HoleState;
-  detail: string;
   /** When the hole was first recorded, and when its state last changed; epoch ms. */
   recordedAt: number;
   updatedAt: number;
