@@ -87,12 +87,22 @@ describe('StreamContinuity: a break found after the fact', () => {
     expect(c.onRecord(trade(52, 9100), 9110)).toBeNull();
   });
 
-  it('finds no hole when the trades around the break are consecutive (only the book lost an update)', () => {
+  it('finds no hole when only the book lost an update: the trades around the break, and the next, follow on', () => {
     const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
     c.onRecord(trade(10, 1000), 1010);
     c.onRecord(trade(11, 1100), 1110);
     expect(c.onBreak({ cause: 'frames_lost', at: 1050, detail: 'x' })).toBeNull();
+    expect(c.onRecord(trade(12, 1200), 1210)).toBeNull();
     expect(c.broken).toBeNull();
+  });
+
+  it('a loss noticed before any trade from after it arrived: the trades since the break are all older, the next one shows the jump', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000), 1010);
+    // The book's last message before the stall came at 1050; trade 11 was received just after it.
+    c.onRecord(trade(11, 1100), 1110);
+    expect(c.onBreak({ cause: 'frames_lost', at: 1050, detail: 'stall' })).toBeNull();
+    expect(c.onRecord(trade(60, 9000), 9010)).toMatchObject({ firstMissingId: '12', lastMissingId: '59', cause: 'frames_lost', fromTime: 1100, toTime: 9000 });
   });
 
   it('a break after the newest trade waits for the next one', () => {

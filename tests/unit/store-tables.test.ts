@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DATA_TYPES } from '../../src/lib/config/schema.js';
-import { dialectFromVersion } from '../../src/lib/store/client.js';
+import { ClickHouseError } from '@clickhouse/client';
+import { clickHouseErrorCode, dialectFromVersion } from '../../src/lib/store/client.js';
 import { migrationsFor, partitionOf, renderCreateTable, TABLES, tableFor } from '../../src/lib/store/tables.js';
 
 const legacy = dialectFromVersion('18.16.1');
@@ -16,6 +17,15 @@ describe('dialect detection', () => {
 
   it('rejects a version it cannot read', () => {
     expect(() => dialectFromVersion('unknown')).toThrow(/unrecognized ClickHouse version/);
+  });
+});
+
+describe('clickHouseErrorCode', () => {
+  it('reads the code from 18.16 error text and from parsed errors, null otherwise', () => {
+    expect(clickHouseErrorCode(new Error('Code: 216, e.displayText() = DB::Exception: Query with id = x is already running., e.what() = DB::Exception'))).toBe(216);
+    expect(clickHouseErrorCode(new ClickHouseError({ message: 'x', code: '60', type: 'UNKNOWN_TABLE' }))).toBe(60);
+    expect(clickHouseErrorCode(new Error('socket hang up'))).toBeNull();
+    expect(clickHouseErrorCode('Code: 1')).toBeNull();
   });
 });
 

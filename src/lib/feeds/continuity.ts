@@ -65,6 +65,11 @@ export function continuityPolicy(dataType: DataType, opts: { contiguousTradeIds:
 /** A trade id below the newest one, this much later in time, is a new id sequence, not a replay. */
 export const ID_RESET_AFTER_MS = 60_000;
 
+interface RecentTrade {
+  mark: StreamMark;
+  receivedAt: number;
+}
+
 /** Trades remembered with their receive times, to place a break found late among them. */
 const RECENT_TRADES = 512;
 
@@ -79,7 +84,7 @@ export class StreamContinuity {
   private lastSeen: StreamMark | null;
   private pending: StreamBreak | null;
   /** The newest trades with their receive times: a break found late (a book gap) is placed among them. */
-  private readonly recent: { mark: StreamMark; receivedAt: number }[] = [];
+  private readonly recent: RecentTrade[] = [];
 
   constructor(
     readonly policy: ContinuityPolicy,
@@ -101,31 +106,30 @@ export class StreamContinuity {
 
   /**
    * The stream stopped being received at `brk.at`. The first cause and time of an outage are kept.
-   * A break found after trades received past `brk.at` already arrived (frames lost on a connection
-   * that stayed open, noticed at the next book update) is judged at once between the trades around it.
+   * A break found late (frames lost on a connection that stayed open, noticed at the next book
+   * update) may already have trades from both sides of the loss behind it: the trades received
+   * since `brk.at` are searched for the jump. Where there is none, the loss is still ahead and the
+   * next trade decides.
    */
   onBreak(brk: StreamBreak): HoleFinding | null {
-    const newest = this.recent.at(-1);
-    if (this.policy.kind === 'trade' && newest !== undefined && newest.receivedAt > brk.at) {
-      const i = this.recent.findLastIndex((r) => r.receivedAt <= brk.at);
-      const before = this.recent[i];
-      const after = this.recent[i + 1];
-      if (before !== undefined && after !== undefined) return this.between(before.mark, after.mark, brk);
+    if (this.policy.kind === 'trade' && !this.policy.contiguousIds) {
+      const first = this.recent.findLastIndex((r) => r.receivedAt <= brk.at);
+      for (let k = Math.max(0, first); k + 1 < this.recent.length; k++) {
+        const hole = this.between((this.recent[k] as RecentTrade).mark, (this.recent[k + 1] as RecentTrade).mark, brk);
+        if (hole !== null) return hole;
+      }
     }
     if (this.pending === null || brk.at < this.pending.at) this.pending = brk;
     return null;
   }
 
-  /** The hole between two trades received on either side of a break, if any was missed. */
+  /** The hole between two trades received one after the other across a break, if any was missed there. */
   private between(before: StreamMark, after: StreamMark, brk: StreamBreak): HoleFinding | null {
-    if (isId(before.id) && isId(after.id)) {
-      const a = BigInt(before.id);
-      const b = BigInt(after.id);
-      if (b <= a + 1n) return null;
-      const contiguous = this.policy.kind === 'trade' && this.policy.contiguousIds;
-      return this.hole(before.eventTime, after.eventTime, String(a + 1n), String(b - 1n), contiguous ? Number(b - a - 1n) : null, brk.cause, brk.detail);
-    }
-    return this.hole(before.eventTime, after.eventTime, null, null, null, brk.cause, brk.detail);
+    if (!isId(before.id) || !isId(after.id)) return null;
+    const a = BigInt(before.id);
+    const b = BigInt(after.id);
+    if (b <= a + 1n) return null;
+    return this.hole(before.eventTime, after.eventTime, String(a + 1n), String(b - 1n), null, brk.cause, brk.detail);
   }
 
   /**

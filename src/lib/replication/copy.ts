@@ -1,5 +1,5 @@
 import type { ClickHouseServerConfig, Config } from '../config/schema.js';
-import type { ClickHouseClient } from '../store/client.js';
+import { clickHouseErrorCode, type ClickHouseClient } from '../store/client.js';
 import { countRange, rangeCondition } from '../store/queries.js';
 import { ident, qualified, str } from '../store/sql.js';
 import type { TableSpec } from '../store/tables.js';
@@ -59,15 +59,30 @@ interface DirectedCopy {
 /** Server-side cap on one copy, below the client's request timeout: an abandoned copy must not outlive its caller. */
 const COPY_MAX_EXECUTION_SECONDS = 50;
 
+/** ClickHouse's QUERY_WITH_SAME_ID_IS_ALREADY_RUNNING: another copy of this window is under way. */
+const QUERY_ALREADY_RUNNING = 216;
+const BUSY_RETRIES = 20;
+const BUSY_WAIT_MS = 500;
+
 async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeWindow): Promise<DirectedCopy> {
   const before = await countRange(target.client, target.server.database, spec, w);
-  await target.client.command({
-    query: copySql(source.server, target.server, spec, w),
-    // One id per target window: the server refuses a second copy of the same window while one runs
-    // (the daemon after a timeout or restart, or a cron repair), so two copies never both insert a key.
-    query_id: `mprism-copy-${target.server.database}-${spec.table}-${w.start}-${w.end}`,
-    clickhouse_settings: { max_execution_time: COPY_MAX_EXECUTION_SECONDS },
-  });
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await target.client.command({
+        query: copySql(source.server, target.server, spec, w),
+        // One id per target window: the server refuses a second copy of the same window while one runs
+        // (the daemon after a timeout or restart, or a cron repair), so two copies never both insert a key.
+        query_id: `mprism-copy-${target.server.database}-${spec.table}-${w.start}-${w.end}`,
+        clickhouse_settings: { max_execution_time: COPY_MAX_EXECUTION_SECONDS },
+      });
+      break;
+    } catch (err) {
+      // The other copy may leave the window complete, or not (it started before rows arrived):
+      // wait for it and copy again, which inserts only what is still missing.
+      if (clickHouseErrorCode(err) !== QUERY_ALREADY_RUNNING || attempt >= BUSY_RETRIES) throw err;
+      await new Promise((r) => setTimeout(r, BUSY_WAIT_MS));
+    }
+  }
   const [src, dst] = await Promise.all([
     countRange(source.client, source.server.database, spec, w),
     countRange(target.client, target.server.database, spec, w),

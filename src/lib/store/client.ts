@@ -1,4 +1,4 @@
-import { createClient, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
+import { createClient, ClickHouseError, ClickHouseLogLevel, type ClickHouseClient } from '@clickhouse/client';
 import type { ClickHouseServerConfig } from '../config/schema.js';
 import { MprismError, UnreachableError } from '../errors.js';
 import { clickhouseUrl, displayAddress } from '../infra/endpoints.js';
@@ -74,4 +74,15 @@ export async function selectRows<T>(client: ClickHouseClient, query: string): Pr
 export async function ensureReachable(client: ClickHouseClient, target: string, server: ClickHouseServerConfig): Promise<void> {
   const ping = await client.ping();
   if (!ping.success) throw new UnreachableError(target, displayAddress(clickhouseUrl(server)), { cause: ping.error });
+}
+
+/**
+ * The server's error code of a failed request, or null. Current servers' errors are parsed by the
+ * client (ClickHouseError.code); 18.16's text (`Code: 216, e.displayText() = ...`) is not, so it is
+ * read from the message.
+ */
+export function clickHouseErrorCode(err: unknown): number | null {
+  if (err instanceof ClickHouseError && /^\d+$/.test(err.code)) return Number(err.code);
+  const m = err instanceof Error ? /\bCode: (\d+)\b/.exec(err.message) : null;
+  return m === null ? null : Number(m[1]);
 }
