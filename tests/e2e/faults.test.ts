@@ -4,6 +4,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntegrityReport } from '../../src/lib/checks/integrity.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
 import { VENUES, type Venue } from '../../src/lib/config/schema.js';
+import { pageHistory } from '../../src/lib/exchanges/history-paging.js';
+import { adapterFor, pollOptions, venueBaseUrls } from '../../src/lib/exchanges/registry.js';
+import type { HistoryDataType } from '../../src/lib/exchanges/types.js';
+import { tableFor } from '../../src/lib/store/tables.js';
 import { createClickHouse } from '../../src/lib/store/client.js';
 import { eventually, runCli } from '../helpers/cli.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -120,6 +124,52 @@ async function truth(): Promise<Truth> {
   }
 }
 
+/**
+ * Polled types whose venue history holds every observation the polls saw (long/short ratios, DVOL
+ * candles): for each stream, the simulator's history over the span hot covers, against hot.
+ * Returns the streams with observations missing or stored twice.
+ */
+async function polledTruth(): Promise<string[]> {
+  const server = infra.config.clickhouse.hot;
+  const ch = createClickHouse(server);
+  const bad: string[] = [];
+  const streams: { venue: Venue; dataType: HistoryDataType; column: string }[] = [
+    { venue: 'binance_derivatives', dataType: 'lsr_top_position', column: 'period' },
+    { venue: 'binance_derivatives', dataType: 'lsr_all_account', column: 'period' },
+    { venue: 'okx_derivatives', dataType: 'lsr_top_position', column: 'period' },
+    { venue: 'okx_derivatives', dataType: 'lsr_all_account', column: 'period' },
+    { venue: 'deribit_derivatives', dataType: 'volatility_index', column: 'resolution' },
+  ];
+  try {
+    for (const s of streams) {
+      const table = `${server.database}.${tableFor(s.dataType).table}`;
+      const rs = await ch.query({ query: `SELECT instrument, ${s.column} AS k, event_time AS t, count() AS n FROM ${table} WHERE venue = '${s.venue}' GROUP BY instrument, k, t`, format: 'JSONEachRow' });
+      const rows = await rs.json<{ instrument: string; k: string; t: string; n: string }>();
+      const adapter = adapterFor(s.venue, infra.config.collector.venues[s.venue].symbols);
+      const source = adapter.history[s.dataType];
+      if (source === undefined) throw new Error(`${s.venue} has no ${s.dataType} history`);
+      for (const instrument of new Set(rows.map((r) => r.instrument))) {
+        const mine = rows.filter((r) => r.instrument === instrument);
+        const times = mine.map((r) => Number(r.t));
+        const query = { instrument, fromMs: Math.min(...times), toMs: Math.max(...times), fromId: null, toId: null };
+        const expected = new Set<string>();
+        const base = venueBaseUrls(infra.config, s.venue, true).rest;
+        const get = async (req: { url: string }) => ({ body: await (await fetch(req.url)).text(), receiveTime: Date.now() });
+        for await (const page of pageHistory(source, base, query, { apiKey: null }, pollOptions(infra.config), get)) {
+          for (const r of page) expected.add(`${'period' in r ? r.period : 'resolution' in r ? r.resolution : ''}|${r.eventTime}`);
+        }
+        const stored = new Map(mine.map((r) => [`${r.k}|${r.t}`, Number(r.n)]));
+        const missing = [...expected].filter((k) => !stored.has(k));
+        const twice = [...stored].filter(([, n]) => n > 1).map(([k]) => k);
+        if (missing.length > 0 || twice.length > 0) bad.push(`${s.venue} ${s.dataType} ${instrument}: missing ${missing.slice(0, 5).join(', ')}; twice ${twice.slice(0, 5).join(', ')}`);
+      }
+    }
+    return bad;
+  } finally {
+    await ch.close();
+  }
+}
+
 /** Pauses the simulator and waits until hot stops changing: the pipeline is drained. */
 async function pauseAndDrain(): Promise<Truth> {
   await simPost('/control/pause');
@@ -208,6 +258,7 @@ async function faultOnce(name: string, inject: () => Promise<void>, opts: { self
     recoverySeconds,
   });
   expect([name, after.short], after.missingRanges.join('; ')).toEqual([name, []]);
+  expect([name, await polledTruth()]).toEqual([name, []]);
   expect([name, after.expected - after.distinct, after.rows - after.distinct]).toEqual([name, 0, 0]);
   expect(post.report.holes.filter((h) => h.state === 'open')).toEqual([]);
   for (const h of post.report.holes.filter((x) => x.dataType === 'orderbook')) expect([name, h.holeId, h.state]).toEqual([name, h.holeId, 'unrepairable']);

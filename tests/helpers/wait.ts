@@ -2,10 +2,10 @@
  * Polls `cond` until it holds; throws after `ms`. Tests wait on what happened, not for a fixed
  * time, so a loaded machine makes them slower, never wrong.
  */
-export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 20_000, intervalMs = 10): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms = 20_000, intervalMs = 10, what = ''): Promise<void> {
   const until = Date.now() + ms;
   while (!(await cond())) {
-    if (Date.now() > until) throw new Error(`timed out after ${ms} ms`);
+    if (Date.now() > until) throw new Error(`timed out after ${ms} ms${what ? ` waiting for ${what}` : ''}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -105,6 +105,15 @@ describe('StreamContinuity: a break found after the fact', () => {
     expect(c.onRecord(trade(60, 9000), 9010)).toMatchObject({ firstMissingId: '12', lastMissingId: '59', cause: 'frames_lost', fromTime: 1100, toTime: 9000 });
   });
 
+  it('spans every jump among the trades since the break, where ids may also skip on their own', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
+    c.onRecord(trade(10, 1000), 1010);
+    c.onRecord(trade(13, 2000), 2010);
+    c.onRecord(trade(14, 2100), 2110);
+    c.onRecord(trade(40, 9000), 9010);
+    expect(c.onBreak({ cause: 'frames_lost', at: 1050, detail: 'x' })).toMatchObject({ fromTime: 1000, toTime: 9000, firstMissingId: '11', lastMissingId: '39' });
+  });
+
   it('a break after the newest trade waits for the next one', () => {
     const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });
     c.onRecord(trade(10, 1000), 1010);
@@ -134,7 +143,7 @@ describe('StreamContinuity: trades whose ids leave some out', () => {
 });
 
 describe('StreamContinuity: polled streams', () => {
-  const polled = () => new StreamContinuity({ kind: 'polled', spacingMs: 60_000 });
+  const polled = () => new StreamContinuity({ kind: 'polled', spacingMs: 60_000, grid: false });
 
   it('accepts observations up to twice the spacing apart', () => {
     const c = polled();
@@ -168,14 +177,30 @@ describe('StreamContinuity: polled streams', () => {
   });
 
   it('restart shorter than the spacing leaves no hole; a longer one does', () => {
-    const short = new StreamContinuity({ kind: 'polled', spacingMs: 60_000 }, { last: at(0), broken: { cause: 'collector_down', at: 10_000, detail: 'd' } });
+    const short = new StreamContinuity({ kind: 'polled', spacingMs: 60_000, grid: false }, { last: at(0), broken: { cause: 'collector_down', at: 10_000, detail: 'd' } });
     expect(short.onRecord(at(60_000))).toBeNull();
-    const long = new StreamContinuity({ kind: 'polled', spacingMs: 60_000 }, { last: at(0), broken: { cause: 'collector_down', at: 10_000, detail: 'd' } });
+    const long = new StreamContinuity({ kind: 'polled', spacingMs: 60_000, grid: false }, { last: at(0), broken: { cause: 'collector_down', at: 10_000, detail: 'd' } });
     expect(long.onRecord(at(600_000))).toMatchObject({ cause: 'collector_down', fromTime: 0, toTime: 600_000 });
   });
 });
 
+describe('StreamContinuity: observations on a grid', () => {
+  it('one missing period is a hole (long/short ratios polled at their period, two polls failed)', () => {
+    const c = new StreamContinuity({ kind: 'polled', spacingMs: 300_000, grid: true });
+    c.onRecord(at(0));
+    expect(c.onRecord(at(300_000))).toBeNull();
+    c.onBreak({ cause: 'poll_failed', at: 400_000, detail: 'poll failed: http_429' });
+    expect(c.onRecord(at(900_000))).toMatchObject({ fromTime: 300_000, toTime: 900_000, cause: 'poll_failed' });
+  });
+});
+
 describe('StreamContinuity: books and sporadic streams', () => {
+  it('a sporadic stream the previous run left broken closes at its first record', () => {
+    const c = new StreamContinuity({ kind: 'sporadic' }, { last: at(1000), broken: { cause: 'collector_down', at: 50_000, detail: 'd' } });
+    expect(c.onRecord(at(80_000))).toMatchObject({ cause: 'collector_down', fromTime: 50_000 - HOLE_TIME_MARGIN_MS, toTime: 80_000 + HOLE_TIME_MARGIN_MS });
+    expect(c.broken).toBeNull();
+  });
+
   it('a book break is a hole until the next published book', () => {
     const c = new StreamContinuity({ kind: 'book' });
     c.onRecord(at(1000));
@@ -197,6 +222,7 @@ describe('StreamContinuity: books and sporadic streams', () => {
     expect(continuityPolicy('trade', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'trade', contiguousIds: true });
     expect(continuityPolicy('orderbook', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'book' });
     expect(continuityPolicy('liquidation', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'sporadic' });
-    expect(continuityPolicy('open_interest', { contiguousTradeIds: true, spacingMs: 5000 })).toEqual({ kind: 'polled', spacingMs: 5000 });
+    expect(continuityPolicy('open_interest', { contiguousTradeIds: true, spacingMs: 5000 })).toEqual({ kind: 'polled', spacingMs: 5000, grid: false });
+    expect(continuityPolicy('lsr_all_account', { contiguousTradeIds: true, spacingMs: 300_000 })).toEqual({ kind: 'polled', spacingMs: 300_000, grid: true });
   });
 });

@@ -394,9 +394,9 @@ describe('VenueCollector', () => {
   it('records the trades a lost connection missed as a disconnect hole, and the downtime of a restart from the coverage it left', async () => {
     venue = await TestVenue.start({ source: 'rest', instruments: [] });
     const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], dataTypes: ['trade'] });
-    await waitFor(() => c.published.filter((r) => r.dataType === 'trade').length > 20);
+    await waitFor(() => c.published.filter((r) => r.dataType === 'trade').length > 20, 20_000, 10, 'trades before the drop');
     venue.dropConnections();
-    await waitFor(() => c.published.some((r) => r.dataType === 'stream_hole'));
+    await waitFor(() => c.published.some((r) => r.dataType === 'stream_hole'), 20_000, 10, `a disconnect hole (${JSON.stringify(c.vc.health().connections)})`);
     await c.stop();
     const hole = c.published.find((r) => r.dataType === 'stream_hole');
     expect(hole).toMatchObject({ cause: 'disconnect', state: 'open' });
@@ -406,7 +406,7 @@ describe('VenueCollector', () => {
 
     // The next run starts from what this one stored: everything sent in between is one hole.
     const next = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'], dataTypes: ['trade'], resume });
-    await waitFor(() => next.published.some((r) => r.dataType === 'stream_hole'));
+    await waitFor(() => next.published.some((r) => r.dataType === 'stream_hole'), 20_000, 10, `the downtime hole (${next.published.length} records)`);
     await next.stop();
     const downtime = next.published.find((r) => r.dataType === 'stream_hole');
     expect(downtime).toMatchObject({ cause: 'collector_down', firstMissingId: String(Number(last?.id) + 1) });

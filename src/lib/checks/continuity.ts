@@ -82,6 +82,9 @@ function explainedBy(gap: TradeIdGap, holes: readonly Hole[]): Hole | undefined 
   return holes.find((h) => h.firstMissingId !== null && h.lastMissingId !== null && BigInt(h.firstMissingId) <= first && last <= BigInt(h.lastMissingId));
 }
 
+/** Trade ids are checked in buckets this long: only a bucket with a gap has its ids read. */
+const ID_SCAN_BUCKET_MS = 10 * 60_000;
+
 /** A run of missing ids in hot that no open or unrepairable hole explains (`hole`: a repaired one that does). */
 export interface UnexplainedGap {
   span: TradeIdSpan;
@@ -100,10 +103,20 @@ export async function findUnrecordedGaps(config: Config, hot: ClickHouseClient, 
   for (const venue of enabledVenues(config)) {
     const v = config.collector.venues[venue];
     if (!v.dataTypes.includes('trade') || adapterFor(venue, v.symbols).tradeIds !== 'contiguous') continue;
-    for (const span of await tradeIdSpans(hot, database, venue, range)) {
-      if (BigInt(span.maxId) - BigInt(span.minId) + 1n === BigInt(span.distinctIds)) continue;
+    const spans = await tradeIdSpans(hot, database, venue, range, ID_SCAN_BUCKET_MS);
+    for (let i = 0; i < spans.length; i++) {
+      const span = spans[i] as TradeIdSpan;
+      const next = spans[i + 1];
+      const gaps: TradeIdGap[] = [];
+      if (BigInt(span.maxId) - BigInt(span.minId) + 1n !== BigInt(span.distinctIds)) {
+        gaps.push(...(await tradeIdGaps(hot, database, { venue, instrument: span.instrument }, { start: span.start, end: span.end })));
+      }
+      if (next !== undefined && next.instrument === span.instrument && BigInt(next.minId) > BigInt(span.maxId) + 1n) {
+        const missing = BigInt(next.minId) - BigInt(span.maxId) - 1n;
+        gaps.push({ firstMissingId: String(BigInt(span.maxId) + 1n), lastMissingId: String(BigInt(next.minId) - 1n), missing: Number(missing), fromTime: span.maxTime, toTime: next.minTime });
+      }
       const streamHoles = holes.filter((h) => h.venue === venue && h.instrument === span.instrument && h.dataType === 'trade');
-      for (const gap of await tradeIdGaps(hot, database, { venue, instrument: span.instrument }, range)) {
+      for (const gap of gaps) {
         const hole = explainedBy(gap, streamHoles);
         // Open holes are reported as such; an unrepairable one is why the ids stay missing.
         if (hole?.state === 'open' || hole?.state === 'unrepairable') continue;
@@ -157,20 +170,29 @@ export async function checkContinuity(
   return { holes: reports, holeCounts, stoppedStreams, unrecordedGaps, problems, warnings };
 }
 
+/** How far back a stream's newest record is looked for before it counts as never received. */
+const STOPPED_LOOKBACK_MS = 30 * 86_400_000;
+
 /** Configured streams whose newest record in hot is older than their freshness threshold. */
 async function stopped(config: Config, hot: ClickHouseClient, now: number): Promise<StoppedStream[]> {
   const streams = configuredStreams(config);
   const dataTypes = [...new Set(streams.map((s) => s.dataType))];
   const newest = new Map<string, number>();
+  const key = (venue: string, dataType: string, instrument: string) => `${venue}/${dataType}/${instrument}`;
   for (const dataType of dataTypes) {
-    // Twice the threshold back: enough to tell "stopped a while ago" from "never seen".
-    const since = now - 2 * staleThresholdMs(dataType);
-    for (const r of await newestPerInstrument(hot, config.clickhouse.hot.database, dataType, since)) newest.set(`${r.venue}/${dataType}/${r.instrument}`, r.newest);
+    // A short look back first (the primary key makes it cheap); only where a stream has nothing
+    // there, a long one, to tell a stream that stopped hours or days ago from one never seen.
+    const database = config.clickhouse.hot.database;
+    for (const r of await newestPerInstrument(hot, database, dataType, now - 2 * staleThresholdMs(dataType))) newest.set(key(r.venue, dataType, r.instrument), r.newest);
+    if (streams.every((s) => s.dataType !== dataType || newest.has(key(s.venue, dataType, s.instrument)))) continue;
+    for (const r of await newestPerInstrument(hot, database, dataType, now - STOPPED_LOOKBACK_MS)) {
+      if (!newest.has(key(r.venue, dataType, r.instrument))) newest.set(key(r.venue, dataType, r.instrument), r.newest);
+    }
   }
   const out: StoppedStream[] = [];
   for (const s of streams) {
     const threshold = staleThresholdMs(s.dataType);
-    const t = newest.get(`${s.venue}/${s.dataType}/${s.instrument}`) ?? null;
+    const t = newest.get(key(s.venue, s.dataType, s.instrument)) ?? null;
     if (t !== null && now - t < threshold) continue;
     out.push({ venue: s.venue, dataType: s.dataType, instrument: s.instrument, newest: t === null ? null : iso(t), thresholdSeconds: threshold / 1000 });
   }

@@ -7,7 +7,7 @@ import { errorMessage } from '../errors.js';
 import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
 import { HistoryPagingError, pageHistory } from '../exchanges/history-paging.js';
 import { adapterFor, pollOptions, venueBaseUrls } from '../exchanges/registry.js';
-import type { HistoryDataType, HistoryQuery, HistorySource, RestRequest, VenueAdapter, VenueCredentials } from '../exchanges/types.js';
+import { periodToMs, type HistoryDataType, type HistoryQuery, type HistorySource, type PollOptions, type RestRequest, type VenueAdapter, type VenueCredentials } from '../exchanges/types.js';
 import { holeIdOf } from '../feeds/coverage.js';
 import { RestClient, RestError, RestNetworkError } from '../feeds/rest-client.js';
 import type { MarketRecord, StreamHoleRecord } from '../records.js';
@@ -15,6 +15,7 @@ import { createClickHouse, ensureReachable, type ClickHouseClient } from '../sto
 import { holeStateRecord, listHoles, recordHoleStates, tradeIdsAround, type Hole } from '../store/holes.js';
 import { missingRecords } from '../store/writer.js';
 import { findUnrecordedGaps, holeReport } from './continuity.js';
+import { replicationGraceMs } from './integrity.js';
 import { describeHole, type HoleReport } from './hole-report.js';
 
 /*
@@ -44,6 +45,9 @@ const BLOCKED_PREFIX = 'blocked: ';
  * unrepairable with that said.
  */
 const COMPLETE_HISTORY: ReadonlySet<HistoryDataType> = new Set(['trade', 'lsr_top_position', 'lsr_all_account', 'volatility_index']);
+
+/** DVOL candles are asked for at one minute, as the live poll does. */
+const DVOL_CANDLE_MS = 60_000;
 
 /** The collector keeps most of each venue's budget; repair takes this share of it. */
 const REPAIR_BUDGET_SHARE = 0.2;
@@ -133,13 +137,30 @@ interface Plan {
 }
 
 /** What can be done about one hole, before any request. */
-function plan(hole: Hole, venue: VenueHistory): Plan {
+function plan(hole: Hole, venue: VenueHistory, options: PollOptions, now: number): Plan {
   if (hole.dataType === 'orderbook') return { hole, source: null, unrepairable: 'orderbooks cannot be refilled from history' };
   const source = isHistoryType(hole.dataType) ? (venue.adapter.history[hole.dataType] ?? null) : null;
   if (source === null) return { hole, source, unrepairable: `${hole.venue} has no public REST history of ${hole.dataType}` };
   const blocked = source.blockedReason(venue.credentials);
   if (blocked !== null) return { hole, source, unrepairable: `${BLOCKED_PREFIX}${blocked}` };
+  const horizon = source.horizonMs?.(options);
+  if (horizon !== undefined && hole.fromTime < now - horizon) {
+    return { hole, source, unrepairable: `older than ${source.endpoint} keeps (${Math.round(horizon / 3_600_000)} h)` };
+  }
   return { hole, source, unrepairable: null };
+}
+
+/** The step of types sampled on a grid (long/short periods, DVOL candles), whose every point history must hold. */
+function gridStepMs(dataType: HistoryDataType, options: PollOptions): number | null {
+  if (dataType === 'lsr_top_position' || dataType === 'lsr_all_account') return periodToMs(options.lsrPeriod) || null;
+  return dataType === 'volatility_index' ? DVOL_CANDLE_MS : null;
+}
+
+/** Grid points strictly inside the hole that no refilled record has: what the venue's history lacks. */
+function missingGridPoints(hole: Hole, refilledTimes: ReadonlySet<number>, stepMs: number): number[] {
+  const out: number[] = [];
+  for (let t = (Math.floor(hole.fromTime / stepMs) + 1) * stepMs; t < hole.toTime; t += stepMs) if (!refilledTimes.has(t)) out.push(t);
+  return out;
 }
 
 /** Fills in the ids of a trade hole recorded by time alone, from the trades stored around it. */
@@ -154,12 +175,10 @@ async function queryFor(hole: Hole, hot: ClickHouseClient, database: string): Pr
   };
 }
 
-/** Ids of `query` the refilled trades do not cover, where the venue's ids are contiguous. */
-function uncoveredIds(query: HistoryQuery, records: readonly MarketRecord[]): bigint {
+/** Ids of `query` the refilled trades do not cover, where the venue's ids are contiguous (pageHistory yields each once). */
+function uncoveredIds(query: HistoryQuery, refilledTrades: number): bigint {
   if (query.fromId === null || query.toId === null) return 0n;
-  const expected = BigInt(query.toId) - BigInt(query.fromId) + 1n;
-  const got = new Set(records.flatMap((r) => (r.dataType === 'trade' ? [r.tradeId] : []))).size;
-  return expected - BigInt(got);
+  return BigInt(query.toId) - BigInt(query.fromId) + 1n - BigInt(refilledTrades);
 }
 
 /**
@@ -176,12 +195,20 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
   const hot = createClickHouse(config.clickhouse.hot);
   const abort = new AbortController();
   let publisher: Publisher | null = null;
-  let closeNats: (() => Promise<void>) | null = null;
+  // Connected on the first page to publish: a run with nothing to refill needs no NATS.
+  const nats: { close: (() => Promise<void>) | null } = { close: null };
   try {
     await ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot);
-    const found = await recordUnrecordedGaps(config, hot, { start: now() - opts.sinceMs, end: now() }, opts.dryRun);
+    // As integrity scans: the newest trades may still be on their way to hot out of order.
+    const found = await recordUnrecordedGaps(config, hot, { start: now() - opts.sinceMs, end: now() - replicationGraceMs(config) }, opts.dryRun);
     if (found > 0) progress(`recorded ${found} hole${found === 1 ? '' : 's'} found in hot by trade id`);
 
+    const options = pollOptions(config);
+    const connectPublisher = async (): Promise<Publisher> => {
+      const nc = await connectNats(config, 'repair');
+      nats.close = () => nc.drain();
+      return new Publisher(nc, { metrics: new Registry(), component: 'repair', signal: abort.signal });
+    };
     const venues = new Map<Venue, VenueHistory>();
     const venueOf = (v: Venue) => {
       let h = venues.get(v);
@@ -192,7 +219,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       if (h.state === 'open') return true;
       // Unrepairable for want of an API key: worth another try once one is configured.
       if (h.state !== 'unrepairable' || !h.detail.startsWith(BLOCKED_PREFIX) || !config.collector.venues[h.venue]) return false;
-      return plan(h, venueOf(h.venue)).unrepairable === null;
+      return plan(h, venueOf(h.venue), options, now()).unrepairable === null;
     });
     const actions: HoleRepairAction[] = [];
     const states: StreamHoleRecord[] = [];
@@ -205,7 +232,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     for (const hole of holes) {
       if (config.collector.venues[hole.venue] === undefined) continue;
       const venue = venueOf(hole.venue);
-      const p = plan(hole, venue);
+      const p = plan(hole, venue, options, now());
       if (p.unrepairable !== null || p.source === null) {
         if (!opts.dryRun && hole.state === 'open') settle(hole, 'unrepairable', 0, p.unrepairable ?? 'no history');
         else if (opts.dryRun) actions.push({ hole: holeReport(hole), outcome: 'unrepairable', records: 0, detail: p.unrepairable ?? 'no history' });
@@ -220,44 +247,48 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
         settle(hole, 'unrepairable', 0, `${p.source.endpoint} pages by trade id, and no trade id before the hole is known`);
         continue;
       }
-      let records: MarketRecord[];
+      // Page by page: published, then waited for in hot, so a day-long hole never sits in memory whole.
+      const refilled = { count: 0, tradeIds: 0, times: new Set<number>() };
+      let missing = 0;
       try {
-        records = [];
-        for await (const page of pageHistory(p.source, venue.baseUrl, query, venue.credentials, pollOptions(config), (req) => venue.get(req))) {
-          records.push(...(await venue.inCoins(page)));
+        for await (const venuePage of pageHistory(p.source, venue.baseUrl, query, venue.credentials, options, (req) => venue.get(req))) {
+          const page = await venue.inCoins(venuePage);
+          publisher ??= await connectPublisher();
+          for (const r of page) await publisher.publish(r);
+          await publisher.flush();
+          missing += await waitInHot(hot, database, page, opts.verifyTimeoutMs ?? 60_000);
+          refilled.count += page.length;
+          for (const r of page) {
+            if (r.dataType === 'trade') refilled.tradeIds++;
+            else refilled.times.add(r.eventTime);
+          }
+          progress(`${describeHole(holeReport(hole))}: ${refilled.count} records refilled`);
         }
       } catch (err) {
         if (err instanceof HistoryPagingError && err.reason === 'blocked') settle(hole, 'unrepairable', 0, `${BLOCKED_PREFIX}${err.message}`);
-        else actions.push({ hole: holeReport(hole), outcome: 'open', records: 0, detail: `history not read: ${errorMessage(err)}` });
+        else actions.push({ hole: holeReport(hole), outcome: 'open', records: refilled.count, detail: `history not read: ${errorMessage(err)}` });
         continue;
       }
-      if (records.length > 0) {
-        if (publisher === null) {
-          const nc = await connectNats(config, 'repair');
-          publisher = new Publisher(nc, { metrics: new Registry(), component: 'repair', signal: abort.signal });
-          closeNats = () => nc.drain();
-        }
-        for (const r of records) await publisher.publish(r);
-        await publisher.flush();
-      }
-      const missing = await waitInHot(hot, database, records, opts.verifyTimeoutMs ?? 60_000);
-      const what = `${records.length} ${hole.dataType} record${records.length === 1 ? '' : 's'} from ${p.source.endpoint}`;
+      const what = `${refilled.count} ${hole.dataType} record${refilled.count === 1 ? '' : 's'} from ${p.source.endpoint}`;
       if (missing > 0) {
-        actions.push({ hole: holeReport(hole), outcome: 'open', records: records.length, detail: `refilled ${what}, ${missing} not in hot yet (is storage running?)` });
+        actions.push({ hole: holeReport(hole), outcome: 'open', records: refilled.count, detail: `refilled ${what}, ${missing} not in hot yet (is storage running?)` });
         continue;
       }
-      const uncovered = hole.dataType === 'trade' && venue.adapter.tradeIds === 'contiguous' ? uncoveredIds(query, records) : 0n;
-      if (uncovered > 0n) settle(hole, 'unrepairable', records.length, `refilled ${what}; the venue's history has no trade for ${uncovered} of the missing ids`);
+      const uncovered = hole.dataType === 'trade' && venue.adapter.tradeIds === 'contiguous' ? uncoveredIds(query, refilled.tradeIds) : 0n;
+      const step = gridStepMs(hole.dataType as HistoryDataType, options);
+      const lacking = step === null ? [] : missingGridPoints(hole, refilled.times, step);
+      if (uncovered > 0n) settle(hole, 'unrepairable', refilled.count, `refilled ${what}; the venue's history has no trade for ${uncovered} of the missing ids`);
+      else if (lacking.length > 0) settle(hole, 'unrepairable', refilled.count, `refilled ${what}; the venue's history has no observation at ${lacking.length} of the points in the hole (first ${new Date(lacking[0] as number).toISOString()})`);
       else if (!COMPLETE_HISTORY.has(hole.dataType as HistoryDataType))
-        settle(hole, 'unrepairable', records.length, `refilled ${what}; the venue's history is coarser than the live polls, whose observations in the hole are lost`);
-      else settle(hole, 'repaired', records.length, `refilled ${what}, verified in hot`);
+        settle(hole, 'unrepairable', refilled.count, `refilled ${what}; the venue's history is coarser than the live polls, whose observations in the hole are lost`);
+      else settle(hole, 'repaired', refilled.count, `refilled ${what}, verified in hot`);
     }
     if (!opts.dryRun) await recordHoleStates(hot, database, states);
     return actions;
   } finally {
     abort.abort();
     if (publisher !== null) await publisher.flush().catch(() => {});
-    await closeNats?.().catch(() => {});
+    await nats.close?.().catch(() => {});
     await hot.close();
   }
 }

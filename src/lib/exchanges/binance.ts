@@ -407,11 +407,15 @@ export function binanceTradeHistory(o: {
   needsApiKey: boolean;
   /** Rows the live normalizer drops too (USD-M price-0 placeholders). */
   keep: (row: BinanceHistoricalTrade) => boolean;
+  /** How far back the venue keeps trades, where documented (USD-M: 3 months). */
+  horizonMs?: number;
 }): HistorySource {
   const endpoint = `GET ${o.route}`;
+  const horizonMs = o.horizonMs;
   return {
     endpoint,
     pagesBy: 'id',
+    ...(horizonMs === undefined ? {} : { horizonMs: () => horizonMs }),
     blockedReason: (credentials) => (o.needsApiKey && !hasApiKey(credentials) ? `${endpoint} needs an API key: set collector.venues.${o.venue}.apiKey` : null),
     request(restBaseUrl: string, query: HistoryQuery, credentials: VenueCredentials): RestRequest {
       if (query.fromId === null || !/^\d+$/.test(query.fromId)) {

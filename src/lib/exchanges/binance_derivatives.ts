@@ -411,6 +411,7 @@ const TRADE_HISTORY = binanceTradeHistory({
   weight: 20,
   needsApiKey: true,
   keep: (row) => !isZeroDecimal(row.price),
+  horizonMs: 90 * 86_400_000,
 });
 
 /**
@@ -470,6 +471,7 @@ function periodHistory(
   return {
     endpoint: `GET ${route}`,
     pagesBy: 'time',
+    horizonMs: () => 30 * 86_400_000,
     blockedReason: () => null,
     request(restBaseUrl: string, query: HistoryQuery, _credentials, options: PollOptions): RestRequest {
       const periodMs = PERIOD_MS[options.lsrPeriod];

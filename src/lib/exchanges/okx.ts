@@ -542,6 +542,7 @@ export function okxTradeHistory(market: OkxMarket): HistorySource {
   return {
     endpoint: 'GET /api/v5/market/history-trades',
     pagesBy: 'time',
+    horizonMs: () => 90 * 86_400_000,
     blockedReason: () => null,
     request(restBaseUrl, query): RestRequest {
       const ids = idRange(query);

@@ -9,6 +9,7 @@ import {
   isObject,
   isSignedDecimal,
   joinUrl,
+  periodToMs,
   type ContractValueSupport,
   type HistoryPage,
   type HistoryQuery,
@@ -326,9 +327,13 @@ function olderPage(request: RestRequest, cursor: 'after' | 'end', times: readonl
   return { url: withParams(request.url, { [cursor]: String(oldest) }), weight: 1 };
 }
 
+/** The rubik endpoints keep the latest 1,440 bars of a period. */
+const RUBIK_HORIZON_BARS = 1440;
+
 interface TimePagedSpec {
   dataType: PolledDataType;
   endpoint: string;
+  horizonMs(options: PollOptions): number;
   /** Route of the first page, given exclusive bounds: the hole's start - 1 and its end + 1. */
   route(instId: string, newerThan: number, olderThan: number, options: PollOptions): string;
   cursor: 'after' | 'end';
@@ -339,6 +344,7 @@ function timePagedHistory(spec: TimePagedSpec): HistorySource {
   return {
     endpoint: spec.endpoint,
     pagesBy: 'time',
+    horizonMs: spec.horizonMs,
     blockedReason: () => null,
     request: (restBaseUrl, query, _credentials, options) => ({
       url: joinUrl(restBaseUrl, spec.route(encodeURIComponent(query.instrument), Math.max(0, query.fromMs - 1), query.toMs + 1, options)),
@@ -359,6 +365,7 @@ function timePagedHistory(spec: TimePagedSpec): HistorySource {
 const fundingRateHistory = timePagedHistory({
   dataType: 'funding_rate',
   endpoint: 'GET /api/v5/public/funding-rate-history',
+  horizonMs: () => 90 * 86_400_000,
   cursor: 'after',
   route: (q, before, after) => `/api/v5/public/funding-rate-history?instId=${q}&before=${before}&after=${after}&limit=${FUNDING_HISTORY_LIMIT}`,
   parse: (data, query, _request, t) => okxFundingHistory(data, query.instrument, t),
@@ -372,6 +379,7 @@ const fundingRateHistory = timePagedHistory({
 const openInterestHistory = timePagedHistory({
   dataType: 'open_interest',
   endpoint: 'GET /api/v5/rubik/stat/contracts/open-interest-history',
+  horizonMs: () => RUBIK_HORIZON_BARS * 5 * 60_000,
   cursor: 'end',
   route: (q, begin, end) => `/api/v5/rubik/stat/contracts/open-interest-history?instId=${q}&period=${OPEN_INTEREST_HISTORY_PERIOD}&begin=${begin}&end=${end}&limit=${RUBIK_LIMIT}`,
   parse: (data, query, _request, t) => okxOpenInterestHistory(data, query.instrument, t),
@@ -385,6 +393,7 @@ function longShortRatioHistory(dataType: 'lsr_top_position' | 'lsr_all_account')
   return timePagedHistory({
     dataType,
     endpoint: `GET ${LSR_PATH[dataType]}`,
+    horizonMs: (options) => RUBIK_HORIZON_BARS * periodToMs(options.lsrPeriod),
     cursor: 'end',
     route: (q, begin, end, options) => `${LSR_PATH[dataType]}?instId=${q}&period=${okxPeriod(options.lsrPeriod)}&begin=${begin}&end=${end}&limit=${RUBIK_LIMIT}`,
     parse: (data, query, request, t) => okxLongShortRatios(dataType, data, query.instrument, periodOf(request), t),

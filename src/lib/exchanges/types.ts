@@ -111,6 +111,14 @@ export interface BookSupport {
   checksum?: BookChecksum;
 }
 
+const PERIOD_UNIT_MS: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A long/short ratio period as configured (`5m`, `1h`, `1d`) in milliseconds; 0 for anything else. */
+export function periodToMs(period: string): number {
+  const m = /^(\d+)([mhd])$/.exec(period);
+  return m === null ? 0 : Number(m[1]) * (PERIOD_UNIT_MS[m[2] ?? ''] ?? 0);
+}
+
 export interface PollOptions {
   /** Poll interval per data type, ms. */
   intervalMs: Readonly<Record<PolledDataType, number>>;
@@ -205,6 +213,11 @@ export interface HistorySource {
   readonly endpoint: string;
   /** `id`: pages by trade id (needs query.fromId); `time`: by event time. */
   readonly pagesBy: 'id' | 'time';
+  /**
+   * How far back the venue keeps this history, where it says: a hole that began earlier cannot be
+   * refilled (the venue answers with nothing, which must not pass for "nothing was missing").
+   */
+  horizonMs?(options: PollOptions): number;
   /** Why these credentials cannot read it (`needs an API key (apiKey of binance_derivatives)`); null: they can. */
   blockedReason(credentials: VenueCredentials): string | null;
   /** The first page's request. */

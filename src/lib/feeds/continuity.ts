@@ -6,15 +6,16 @@ import type { HoleCause, HoleExtent } from '../records.js';
  * - `trade`: by ids. `contiguous`: each id is the previous + 1, so any jump is a hole; otherwise
  *   ids only grow and a jump is a hole only across a break the collector saw (a disconnect, a stall,
  *   its own restart), bounded by the ids on either side.
- * - `polled`: by observation times: two consecutive observations further apart than
- *   HOLE_SPACING_FACTOR x the stream's spacing (poll interval, or the venue's period) leave a hole.
+ * - `polled`: by observation times. Observations on the venue's grid (long/short periods, DVOL
+ *   candles) leave a hole when two consecutive ones are more than one step apart; observations
+ *   stamped at poll time (funding, open interest) when more than HOLE_SPACING_FACTOR polls apart.
  * - `book`: a break (resync, disconnect) is a hole until the next valid book is published.
  * - `sporadic` (liquidations): records may be minutes apart, so the hole is the connection's
  *   outage itself: from the break to the first frame on the new connection.
  */
 export type ContinuityPolicy =
   | { kind: 'trade'; contiguousIds: boolean }
-  | { kind: 'polled'; spacingMs: number }
+  | { kind: 'polled'; spacingMs: number; grid: boolean }
   | { kind: 'book' }
   | { kind: 'sporadic' };
 
@@ -46,6 +47,7 @@ export const HOLE_TIME_MARGIN_MS = 5000;
 
 /** The policy of a data type on a venue. */
 export function continuityPolicy(dataType: DataType, opts: { contiguousTradeIds: boolean; spacingMs: number }): ContinuityPolicy {
+  const polled = (grid: boolean): ContinuityPolicy => ({ kind: 'polled', spacingMs: opts.spacingMs, grid });
   switch (dataType) {
     case 'trade':
       return { kind: 'trade', contiguousIds: opts.contiguousTradeIds };
@@ -55,10 +57,11 @@ export function continuityPolicy(dataType: DataType, opts: { contiguousTradeIds:
       return { kind: 'sporadic' };
     case 'funding_rate':
     case 'open_interest':
+      return polled(false);
     case 'lsr_top_position':
     case 'lsr_all_account':
     case 'volatility_index':
-      return { kind: 'polled', spacingMs: opts.spacingMs };
+      return polled(true);
   }
 }
 
@@ -113,11 +116,17 @@ export class StreamContinuity {
    */
   onBreak(brk: StreamBreak): HoleFinding | null {
     if (this.policy.kind === 'trade' && !this.policy.contiguousIds) {
-      const first = this.recent.findLastIndex((r) => r.receivedAt <= brk.at);
-      for (let k = Math.max(0, first); k + 1 < this.recent.length; k++) {
+      // Every jump among them: ids that skip naturally (aggregated fills) cannot be told from a
+      // loss, so one hole spans from the first jump to the last, and repair finds what was missing.
+      let first: HoleFinding | null = null;
+      let last: HoleFinding | null = null;
+      for (let k = Math.max(0, this.recent.findLastIndex((r) => r.receivedAt <= brk.at)); k + 1 < this.recent.length; k++) {
         const hole = this.between((this.recent[k] as RecentTrade).mark, (this.recent[k + 1] as RecentTrade).mark, brk);
-        if (hole !== null) return hole;
+        if (hole === null) continue;
+        first ??= hole;
+        last = hole;
       }
+      if (first !== null && last !== null) return { ...first, toTime: last.toTime, lastMissingId: last.lastMissingId };
     }
     if (this.pending === null || brk.at < this.pending.at) this.pending = brk;
     return null;
@@ -162,7 +171,9 @@ export class StreamContinuity {
         this.lastSeen = mark;
         const brk = this.pending;
         this.pending = null;
-        if (last === null || mark.eventTime - last.eventTime <= HOLE_SPACING_FACTOR * this.policy.spacingMs) return null;
+        // On a grid (a period, candles) one step is the whole allowance; poll-timed observations may drift.
+        const allowed = this.policy.grid ? this.policy.spacingMs : HOLE_SPACING_FACTOR * this.policy.spacingMs;
+        if (last === null || mark.eventTime - last.eventTime <= allowed) return null;
         const cause: HoleCause = brk?.cause ?? 'poll_gap';
         const detail = brk?.detail ?? `observations ${Math.round((mark.eventTime - last.eventTime) / 1000)} s apart (spacing ${Math.round(this.policy.spacingMs / 1000)} s)`;
         return this.hole(last.eventTime, mark.eventTime, null, null, null, cause, detail);
@@ -176,9 +187,13 @@ export class StreamContinuity {
         const from = last?.eventTime ?? brk.at - HOLE_TIME_MARGIN_MS;
         return this.hole(from, mark.eventTime, null, null, null, brk.cause, brk.detail);
       }
-      case 'sporadic':
+      case 'sporadic': {
+        // A record proves the stream flows again even where no resume was seen (a stream the
+        // previous run left broken, before this run has tied it to a connection).
+        const hole = this.onResume(mark.eventTime);
         if (last === null || mark.eventTime > last.eventTime) this.lastSeen = mark;
-        return null;
+        return hole;
+      }
     }
   }
 

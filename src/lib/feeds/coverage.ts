@@ -106,7 +106,8 @@ export function writeCoverage(file: string, streams: readonly PersistedStream[],
 export const COLLECTOR_DOWN_DETAIL = 'collector was not running';
 
 interface Pending {
-  mark: StreamMark;
+  /** null: a hole record, which holds the mark back until stored but does not move it. */
+  mark: StreamMark | null;
   receiveTime: number;
   stored: boolean;
 }
@@ -147,6 +148,18 @@ export class StreamCoverage {
 
   /** A record handed to the sink; returns what to call once JetStream has stored it. */
   published(mark: StreamMark, receiveTime: number): () => void {
+    return this.enqueue(mark, receiveTime);
+  }
+
+  /**
+   * A hole record of this stream handed to the sink: until it is stored, a crash must leave the
+   * stored mark before the hole, so that the next start finds (and records) it again.
+   */
+  publishedHole(at: number): () => void {
+    return this.enqueue(null, at);
+  }
+
+  private enqueue(mark: StreamMark | null, receiveTime: number): () => void {
     const entry: Pending = { mark, receiveTime, stored: false };
     this.pending.push(entry);
     return () => {
@@ -165,7 +178,7 @@ export class StreamCoverage {
   private advance(): void {
     while (this.head < this.pending.length && (this.pending[this.head] as Pending).stored) {
       const { mark } = this.pending[this.head] as Pending;
-      if (this.stored === null || isNewer(mark, this.stored)) this.stored = mark;
+      if (mark !== null && (this.stored === null || isNewer(mark, this.stored))) this.stored = mark;
       this.head++;
     }
     // Compact now and then instead of shifting on every ack.

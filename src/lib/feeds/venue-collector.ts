@@ -6,7 +6,7 @@ import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
 import { MalformedFrameError, type PollOptions, type VenueAdapter } from '../exchanges/types.js';
 import type { Logger } from '../log.js';
 import type { BookMessage } from '../orderbook/types.js';
-import type { MarketRecord, StreamHoleRecord } from '../records.js';
+import type { MarketRecord } from '../records.js';
 import { BookKeeper, type BookGap, type BookHealth } from './book-keeper.js';
 import type { CollectorMetrics } from './collector-metrics.js';
 import type { PersistedStream } from './coverage.js';
@@ -15,7 +15,7 @@ import { RecordQueue, type RecordSink } from './record-queue.js';
 import { RestClient } from './rest-client.js';
 import { RestPoller, pollErrorCode, type PollOutcome } from './rest-poller.js';
 import { StreamHealthTracker, type StreamHealth } from './stream-health.js';
-import { VenueCoverage } from './venue-coverage.js';
+import { VenueCoverage, type HoleOut } from './venue-coverage.js';
 import { WsFeed, type FeedDisconnect, type FeedState } from './ws-feed.js';
 
 export interface VenueCollectorOptions {
@@ -104,8 +104,11 @@ export class VenueCollector {
   private readonly coinsPerContract = new Map<string, string>();
   private readonly queue: RecordQueue;
   private readonly coverage: VenueCoverage;
-  /** Feeds that lost their connection and have not delivered a frame on a new one yet. */
-  private readonly feedsDown = new Set<WsFeed>();
+  /**
+   * Feeds that have not delivered a frame since they lost their connection (or a frame), or since
+   * start: their first frame closes the holes of sporadic streams, which records cannot bound.
+   */
+  private readonly feedsDown: Set<WsFeed>;
   private readonly now: () => number;
   private malformedSinceLog = 0;
   private lastMalformedLogAt = -Infinity;
@@ -155,6 +158,7 @@ export class VenueCollector {
             });
             return feed;
           });
+    this.feedsDown = new Set(this.feeds);
     const polls = polled.length === 0 ? [] : adapter.polls(opts.restBaseUrl, opts.symbols, polled, opts.polls);
     this.pollCount = polls.length;
     this.poller =
@@ -273,7 +277,7 @@ export class VenueCollector {
     const { adapter } = this.opts;
     this.capture?.write({ t: receiveTime, kind: 'ws', conn: feed.id, url: feed.url, data: frame });
     if (this.feedsDown.delete(feed)) {
-      for (const hole of this.coverage.onSourceResumed(feed, receiveTime, this.now())) this.recordHole(hole);
+      for (const hole of this.coverage.onSourceResumed(feed, feed.dataTypes, receiveTime, this.now())) this.recordHole(hole);
     }
     let produced = 0;
     try {
@@ -289,6 +293,15 @@ export class VenueCollector {
       });
     } catch (err) {
       this.countBadFrame(err, frame);
+      // A data frame that cannot be read is data lost (the whole frame is refused): the streams it
+      // may have carried are judged around it. A frame about a symbol not collected loses nothing.
+      if (err instanceof MalformedFrameError && (err.code === 'malformed_json' || err.code === 'unexpected_shape')) {
+        const brk = { cause: 'frames_lost' as const, at: receiveTime, detail: `unreadable frame on ${feed.id}: ${err.code}` };
+        const lost = (t: DataType) => t !== 'orderbook' && (err.dataType === null || err.dataType === t);
+        for (const hole of this.coverage.onSourceLost(feed, feed.dataTypes, brk, this.now(), lost)) this.recordHole(hole);
+        // The next frame shows the connection delivers again: sporadic streams close there.
+        this.feedsDown.add(feed);
+      }
     }
     if (produced > 0) return true;
     const action = adapter.control(frame);
@@ -325,13 +338,13 @@ export class VenueCollector {
     this.publish(record, onStored);
   }
 
-  private recordHole(hole: StreamHoleRecord): void {
+  private recordHole({ record: hole, onStored }: HoleOut): void {
     this.opts.metrics.holes.inc({ venue: hole.venue, data_type: hole.holeDataType, cause: hole.cause });
     this.opts.log.warn(
       { instrument: hole.instrument, dataType: hole.holeDataType, cause: hole.cause, from: new Date(hole.fromTime).toISOString(), to: new Date(hole.toTime).toISOString(), firstMissingId: hole.firstMissingId, lastMissingId: hole.lastMissingId, missing: hole.missingCount, detail: hole.detail },
       'hole in stream recorded',
     );
-    this.publish(hole);
+    this.publish(hole, onStored);
   }
 
   /** What the coverage file keeps of this venue's streams now. */
@@ -345,7 +358,8 @@ export class VenueCollector {
     const now = this.now();
     // Everything this connection carried stopped with its last frame (a stall: long before now).
     const cause = d.reason === 'stale' ? 'stall' : 'disconnect';
-    for (const hole of this.coverage.onSourceLost(feed, cause, feed.stats.lastFrameAt ?? now, `connection ${feed.id} ended: ${d.reason}`, now)) this.recordHole(hole);
+    const brk = { cause, at: feed.stats.lastFrameAt ?? now, detail: `connection ${feed.id} ended: ${d.reason}` } as const;
+    for (const hole of this.coverage.onSourceLost(feed, feed.dataTypes, brk, now)) this.recordHole(hole);
     this.feedsDown.add(feed);
     this.books?.onFeedLost(feed, now);
   }
@@ -365,7 +379,8 @@ export class VenueCollector {
     if (record.reason !== 'sequence_gap' || gap.feed === null) return;
     // The book's message before the one that showed the gap came before the loss began.
     const at = gap.previousMessageAt ?? now;
-    for (const hole of this.coverage.onSourceLost(gap.feed, 'frames_lost', at, `${gap.instrument} book on ${gap.feed.id}: ${detail}`, now, (t) => t !== 'orderbook')) this.recordHole(hole);
+    const brk = { cause: 'frames_lost', at, detail: `${gap.instrument} book on ${gap.feed.id}: ${detail}` } as const;
+    for (const hole of this.coverage.onSourceLost(gap.feed, gap.feed.dataTypes, brk, now, (t) => t !== 'orderbook')) this.recordHole(hole);
   }
 
   private handlePollOutcome(o: PollOutcome): void {

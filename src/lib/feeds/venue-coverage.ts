@@ -1,19 +1,12 @@
 import type { DataType, PolledDataType, Venue } from '../config/schema.js';
-import type { PollOptions } from '../exchanges/types.js';
-import type { HoleCause, MarketRecord, StreamHoleRecord } from '../records.js';
+import { periodToMs, type PollOptions } from '../exchanges/types.js';
+import type { MarketRecord, StreamHoleRecord } from '../records.js';
 import { continuityPolicy, type HoleFinding, type StreamBreak } from './continuity.js';
 import { StreamCoverage, holeRecord, streamId, type PersistedStream, type StreamCoverageState, type StreamIdentity } from './coverage.js';
 
 /** Why orderbook holes are unrepairable, in their detail. */
 export const BOOKS_UNREPAIRABLE = 'orderbooks cannot be refilled from history';
 
-const PERIOD_MS: Readonly<Record<string, number>> = { m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `5m` -> 300000. */
-export function periodToMs(period: string): number {
-  const m = /^(\d+)([mhd])$/.exec(period);
-  return m === null ? 0 : Number(m[1]) * (PERIOD_MS[m[2] ?? ''] ?? 0);
-}
 
 /** DVOL candles are one minute apart whatever the poll interval. */
 const DVOL_SPACING_MS = 60_000;
@@ -49,6 +42,12 @@ export type StreamSource = object;
  * Continuity of every stream of one venue: which records close which holes, which connection
  * carried which stream (its loss breaks them), and what JetStream has stored of each.
  */
+/** A hole to publish, and what to call once JetStream has stored it (until then the stream's stored mark stays before it). */
+export interface HoleOut {
+  record: StreamHoleRecord;
+  onStored: () => void;
+}
+
 export class VenueCoverage {
   private readonly streams = new Map<string, StreamCoverage>();
   private readonly sourceOf = new Map<string, StreamSource>();
@@ -62,9 +61,9 @@ export class VenueCoverage {
 
   /**
    * A record of a stream arrived (from `source` where it came over a connection). Returns the
-   * hole it closes as a record to publish, and the callback for when JetStream stored it.
+   * hole it closes, and the callback for when JetStream stored the record.
    */
-  onRecord(record: MarketRecord, source: StreamSource | null, now: number): { hole: StreamHoleRecord | null; onStored: (() => void) | undefined } {
+  onRecord(record: MarketRecord, source: StreamSource | null, now: number): { hole: HoleOut | null; onStored: (() => void) | undefined } {
     if (record.dataType === 'orderbook_gap' || record.dataType === 'stream_hole') return { hole: null, onStored: undefined };
     const identity: StreamIdentity = { venue: record.venue, marketType: record.marketType, symbol: record.symbol, instrument: record.instrument, dataType: record.dataType };
     const id = streamId(identity.venue, identity.dataType, identity.instrument);
@@ -76,33 +75,39 @@ export class VenueCoverage {
     if (source !== null) this.sourceOf.set(id, source);
     const mark = { eventTime: record.eventTime, id: record.dataType === 'trade' ? record.tradeId : null };
     const finding = stream.continuity.onRecord(mark, record.receiveTime);
-    return { hole: finding === null ? null : this.toRecord(stream.identity, finding, now), onStored: stream.published(mark, record.receiveTime) };
+    // The hole first: the stored mark must not pass it before it is stored itself.
+    const hole = finding === null ? null : this.toHole(stream, finding, now);
+    return { hole, onStored: stream.published(mark, record.receiveTime) };
   }
 
   /**
    * Every stream `source` carried (of these data types; default all) stopped being received at
-   * `at`. Returns the holes that records received since already bound.
+   * `at`. Streams of a type it `carries` that no record has tied to a connection yet (a quiet
+   * liquidation stream, one resumed from the coverage file) break with it. Returns the holes that
+   * records received since already bound.
    */
-  onSourceLost(source: StreamSource, cause: HoleCause, at: number, detail: string, now: number, only?: (dataType: DataType) => boolean): StreamHoleRecord[] {
-    const holes: StreamHoleRecord[] = [];
-    for (const [id, s] of this.sourceOf) {
-      if (s !== source) continue;
-      const stream = this.streams.get(id);
-      if (stream === undefined || (only !== undefined && !only(stream.identity.dataType))) continue;
-      const finding = stream.continuity.onBreak({ cause, at, detail });
-      if (finding !== null) holes.push(this.toRecord(stream.identity, finding, now));
+  onSourceLost(
+    source: StreamSource,
+    carries: readonly DataType[],
+    brk: StreamBreak,
+    now: number,
+    only: (dataType: DataType) => boolean = () => true,
+  ): HoleOut[] {
+    const holes: HoleOut[] = [];
+    for (const stream of this.carriedBy(source, carries)) {
+      if (!only(stream.identity.dataType)) continue;
+      const finding = stream.continuity.onBreak(brk);
+      if (finding !== null) holes.push(this.toHole(stream, finding, now));
     }
     return holes;
   }
 
   /** `source` delivers again: sporadic streams it carried close their holes here. */
-  onSourceResumed(source: StreamSource, at: number, now: number): StreamHoleRecord[] {
-    const holes: StreamHoleRecord[] = [];
-    for (const [id, s] of this.sourceOf) {
-      if (s !== source) continue;
-      const stream = this.streams.get(id);
-      const finding = stream?.continuity.onResume(at) ?? null;
-      if (stream !== undefined && finding !== null) holes.push(this.toRecord(stream.identity, finding, now));
+  onSourceResumed(source: StreamSource, carries: readonly DataType[], at: number, now: number): HoleOut[] {
+    const holes: HoleOut[] = [];
+    for (const stream of this.carriedBy(source, carries)) {
+      const finding = stream.continuity.onResume(at);
+      if (finding !== null) holes.push(this.toHole(stream, finding, now));
     }
     return holes;
   }
@@ -117,15 +122,28 @@ export class VenueCoverage {
     return [...this.streams.values()].map((s) => ({ identity: s.identity, ...s.state(now) }));
   }
 
+  /** Streams last delivered by `source`, and those of the types it carries not tied to any source yet. */
+  private carriedBy(source: StreamSource, carries: readonly DataType[]): StreamCoverage[] {
+    return [...this.streams].flatMap(([id, stream]) => {
+      const s = this.sourceOf.get(id);
+      return s === source || (s === undefined && carries.includes(stream.identity.dataType)) ? [stream] : [];
+    });
+  }
+
   private create(identity: StreamIdentity, resume: StreamCoverageState | null): StreamCoverage {
     const spacingMs = identity.dataType === 'trade' || identity.dataType === 'orderbook' || identity.dataType === 'liquidation' ? 0 : pollSpacingMs(identity.dataType, this.opts.polls);
     const policy = continuityPolicy(identity.dataType, { contiguousTradeIds: this.opts.contiguousTradeIds, spacingMs });
     return new StreamCoverage(identity, policy, resume);
   }
 
-  private toRecord(identity: StreamIdentity, finding: HoleFinding, now: number): StreamHoleRecord {
+  private toHole(stream: StreamCoverage, finding: HoleFinding, now: number): HoleOut {
+    const { identity } = stream;
     const record = holeRecord(identity, finding, now);
     // Known at once: a book's past states are not in any venue's history.
-    return identity.dataType === 'orderbook' ? { ...record, state: 'unrepairable', detail: `${finding.detail}; ${BOOKS_UNREPAIRABLE}` } : record;
+    const unrepairable = identity.dataType === 'orderbook';
+    return {
+      record: unrepairable ? { ...record, state: 'unrepairable', detail: `${finding.detail}; ${BOOKS_UNREPAIRABLE}` } : record,
+      onStored: stream.publishedHole(now),
+    };
   }
 }

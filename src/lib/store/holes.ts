@@ -110,32 +110,60 @@ export async function newestPerInstrument(
  * condition on it is moved to PREWHERE ("Value of type String in memory is not of fixed size").
  */
 
-/** One instrument's trades in a time range, by id: enough to tell whether its ids have holes. */
+/** One instrument's trades in one time bucket, by id: enough to tell whether its ids have holes. */
 export interface TradeIdSpan {
   venue: string;
   marketType: string;
   symbol: string;
   instrument: string;
+  /** Bucket start and end, epoch ms. */
+  start: number;
+  end: number;
   minId: string;
   maxId: string;
   distinctIds: number;
+  /** Event times of the bucket's first and last trade. */
+  minTime: number;
+  maxTime: number;
 }
 
 /**
- * Per instrument of `venue`: the smallest and largest trade id and how many distinct ids there are
- * in [start, end). Where ids are contiguous, max - min + 1 > distinct means a hole.
+ * Per instrument of `venue` and bucket of `bucketMs` in [start, end): the smallest and largest
+ * trade id and how many distinct ids there are. Where ids are contiguous, max - min + 1 > distinct
+ * means a hole inside the bucket, and a next bucket's min above this one's max + 1 a hole between:
+ * only those buckets' ids need reading, however long the range.
  */
-export async function tradeIdSpans(client: ClickHouseClient, database: string, venue: Venue, range: { start: number; end: number }): Promise<TradeIdSpan[]> {
+export async function tradeIdSpans(
+  client: ClickHouseClient,
+  database: string,
+  venue: Venue,
+  range: { start: number; end: number },
+  bucketMs: number,
+): Promise<TradeIdSpan[]> {
   const table = qualified(database, tableFor('trade').table);
-  const rows = await selectRows<{ market_type: string; symbol: string; instrument: string; min_id: string; max_id: string; n: string }>(
+  const rows = await selectRows<{ market_type: string; symbol: string; instrument: string; bucket: string; min_id: string; max_id: string; n: string; min_t: string; max_t: string }>(
     client,
     [
-      'SELECT any(market_type) AS market_type, symbol, instrument, toString(min(toUInt64OrZero(trade_id))) AS min_id, toString(max(toUInt64OrZero(trade_id))) AS max_id, uniqExact(trade_id) AS n',
+      `SELECT any(market_type) AS market_type, symbol, instrument, intDiv(event_time, ${uint(bucketMs)}) * ${uint(bucketMs)} AS bucket,`,
+      'toString(min(toUInt64OrZero(trade_id))) AS min_id, toString(max(toUInt64OrZero(trade_id))) AS max_id, uniqExact(trade_id) AS n,',
+      'min(event_time) AS min_t, max(event_time) AS max_t',
       `FROM ${table} WHERE venue = ${str(venue)} AND event_time >= ${uint(range.start)} AND event_time < ${uint(range.end)}`,
-      'GROUP BY symbol, instrument',
+      'GROUP BY symbol, instrument, bucket ORDER BY instrument, bucket',
     ].join('\n'),
   );
-  return rows.map((r) => ({ venue, marketType: r.market_type, symbol: r.symbol, instrument: r.instrument, minId: r.min_id, maxId: r.max_id, distinctIds: Number(r.n) }));
+  return rows.map((r) => ({
+    venue,
+    marketType: r.market_type,
+    symbol: r.symbol,
+    instrument: r.instrument,
+    start: Math.max(range.start, Number(r.bucket)),
+    end: Math.min(range.end, Number(r.bucket) + bucketMs),
+    minId: r.min_id,
+    maxId: r.max_id,
+    distinctIds: Number(r.n),
+    minTime: Number(r.min_t),
+    maxTime: Number(r.max_t),
+  }));
 }
 
 /** A run of missing trade ids, with the event times of the trades on either side. */
