@@ -154,7 +154,16 @@ async function polledTruth(): Promise<string[]> {
         const query = { instrument, fromMs: Math.min(...times), toMs: Math.max(...times), fromId: null, toId: null };
         const expected = new Set<string>();
         const base = venueBaseUrls(infra.config, s.venue, true).rest;
-        const get = async (req: { url: string }) => ({ body: await (await fetch(req.url)).text(), receiveTime: Date.now() });
+        // The http_429 fault may still be answering for the venue: wait it out, as repair does.
+        const get = async (req: { url: string }) => {
+          for (let attempt = 0; ; attempt++) {
+            const res = await fetch(req.url);
+            const body = await res.text();
+            if (res.ok) return { body, receiveTime: Date.now() };
+            if (attempt >= 30) throw new Error(`${req.url}: HTTP ${res.status}: ${body}`);
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        };
         for await (const page of pageHistory(source, base, query, { apiKey: null }, pollOptions(infra.config), get)) {
           for (const r of page) expected.add(`${'period' in r ? r.period : 'resolution' in r ? r.resolution : ''}|${r.eventTime}`);
         }
