@@ -3,6 +3,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntegrityReport } from '../../src/lib/checks/integrity.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
+import { connectNats } from '../../src/lib/bus/connection.js';
+import { STREAM_SPECS, storageDurable } from '../../src/lib/bus/streams.js';
 import { VENUES, type Venue } from '../../src/lib/config/schema.js';
 import { pageHistory } from '../../src/lib/exchanges/history-paging.js';
 import { adapterFor, pollOptions, venueBaseUrls } from '../../src/lib/exchanges/registry.js';
@@ -179,23 +181,38 @@ async function polledTruth(): Promise<string[]> {
   }
 }
 
-/** Pauses the simulator and waits until hot stops changing: the pipeline is drained. */
+/** Messages storage has not acked yet, over both streams: what is still on its way to hot. */
+async function unacked(): Promise<number> {
+  const nc = await connectNats(infra.config, 'faults-test');
+  try {
+    const jsm = await nc.jetstreamManager();
+    let n = 0;
+    for (const spec of STREAM_SPECS) {
+      const info = await jsm.consumers.info(spec.name, storageDurable(spec.name));
+      n += info.num_pending + info.num_ack_pending;
+    }
+    return n;
+  } finally {
+    await nc.close();
+  }
+}
+
+/**
+ * Pauses the simulator and waits until the pipeline is drained: storage has acked everything
+ * JetStream holds (a message handed to a pull that died waits out the ack wait first) and hot
+ * has stopped changing.
+ */
 async function pauseAndDrain(): Promise<Truth> {
   await simPost('/control/pause');
+  await new Promise((r) => setTimeout(r, 1000));
+  await eventually('storage acked everything', async () => (await unacked()) === 0, 90_000, 1000);
   let last = await truth();
-  let stableSince = Date.now();
-  const deadline = Date.now() + 40_000;
-  while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 1000));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1500));
     const now = await truth();
-    if (now.distinct !== last.distinct || now.rows !== last.rows || now.expected !== last.expected) {
-      last = now;
-      stableSince = Date.now();
-    } else if (now.distinct === now.expected || Date.now() - stableSince >= 4000) {
-      return now;
-    }
+    if (now.distinct === last.distinct && now.rows === last.rows && now.expected === last.expected) return now;
+    last = now;
   }
-  return last;
 }
 
 async function integrity(): Promise<{ code: number; report: IntegrityReport }> {
