@@ -263,6 +263,8 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
             else refilled.times.add(r.eventTime);
           }
           progress(`${describeHole(holeReport(hole))}: ${refilled.count} records refilled`);
+          // Rows that do not reach hot mean storage is not writing: the rest waits for the next run.
+          if (missing > 0) break;
         }
       } catch (err) {
         if (err instanceof HistoryPagingError && err.reason === 'blocked') settle(hole, 'unrepairable', 0, `${BLOCKED_PREFIX}${err.message}`);
