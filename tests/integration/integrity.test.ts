@@ -7,7 +7,8 @@ import { WatermarkStore, watermarkFile } from '../../src/lib/replication/waterma
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
-import { COLLECTOR_STOPPED_DETAIL, type OrderbookGapRecord } from '../../src/lib/records.js';
+import { COLLECTOR_STOPPED_DETAIL, type OrderbookGapRecord, type StreamHoleRecord } from '../../src/lib/records.js';
+import { recordHoleStates } from '../../src/lib/store/holes.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
@@ -168,10 +169,39 @@ describe('integrity and data repair on 18.16', () => {
       [iso(windowStart(2) + 500), 'BTC-USDT', 'crossed_book', 20],
       [iso(windowStart(1) + 500), 'BTC-USDT', 'sequence_gap', 10],
     ]);
-    expect(report.warnings).toHaveLength(3);
-    expect(report.warnings[0]).toMatch(/^binance_spot BTC-USDT: 2 orderbook gaps \((sequence_gap, crossed_book|crossed_book, sequence_gap)\)$/);
-    expect(report.warnings[1]).toBe('binance_spot ETH-USDT: 1 orderbook gap (disconnect)');
+    // The other warnings are the configured streams this test never fed (no data in hot).
+    const gapWarnings = report.warnings.filter((w) => / orderbook gaps? \(/.test(w));
+    expect(gapWarnings).toHaveLength(3);
+    expect(gapWarnings[0]).toMatch(/^binance_spot BTC-USDT: 2 orderbook gaps \((sequence_gap, crossed_book|crossed_book, sequence_gap)\)$/);
+    expect(gapWarnings[1]).toBe('binance_spot ETH-USDT: 1 orderbook gap (disconnect)');
     // A planned stop says so, not "disconnect".
-    expect(report.warnings[2]).toBe('binance_spot SOL-USDT: 1 orderbook gap (collector stopped)');
+    expect(gapWarnings[2]).toBe('binance_spot SOL-USDT: 1 orderbook gap (collector stopped)');
+    expect(report.warnings.filter((w) => !gapWarnings.includes(w)).every((w) => /^stream stopped: .*: no data in hot$/.test(w))).toBe(true);
+  });
+
+  it('fails on an open hole, naming its size, and on a stream that stopped; a repaired hole no longer fails it', async () => {
+    const { hot: hotCfg, cold: coldCfg } = infra.config.clickhouse;
+    // binance_spot BTCUSDT (configured by default) last traded 5 minutes ago: stopped, threshold 60 s.
+    const last = tradeAt(now - 5 * MINUTE, '900');
+    await insertRecords(hot, hotCfg.database, [last], { skipExisting: true });
+    await insertRecords(cold, coldCfg.database, [last], { skipExisting: true });
+    const hole: StreamHoleRecord = {
+      dataType: 'stream_hole', venue: 'binance_spot', marketType: 'spot', symbol: 'ETH-USDT', instrument: 'ETHUSDT',
+      eventTime: now - 2 * MINUTE, receiveTime: now - 2 * MINUTE, holeDataType: 'trade', holeId: 'binance_spot/trade/ETHUSDT/1/101',
+      fromTime: now - 3 * MINUTE, toTime: now - 3 * MINUTE + 1600, firstMissingId: '101', lastMissingId: '366', missingCount: 266,
+      cause: 'collector_down', state: 'open', detail: 'collector was not running',
+    };
+    await recordHoleStates(hot, hotCfg.database, [hole]);
+    const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    expect(report.ok).toBe(false);
+    expect(report.holeCounts).toEqual({ open: 1, repaired: 0, unrepairable: 0 });
+    expect(report.problems).toContain(`hole: trade binance_spot ETHUSDT ${iso(hole.fromTime)}..${iso(hole.toTime)} (1.6 s, 266 missing, ids 101..366) collector_down: open, run 'mprism repair'`);
+    expect(report.problems).toContain(`stream stopped: trade binance_spot BTCUSDT: newest record ${iso(last.eventTime)} (threshold 60 s)`);
+    expect(report.stoppedStreams.find((x) => x.instrument === 'BTCUSDT' && x.venue === 'binance_spot' && x.dataType === 'trade')).toMatchObject({ newest: iso(last.eventTime), thresholdSeconds: 60 });
+
+    await recordHoleStates(hot, hotCfg.database, [{ ...hole, eventTime: now - MINUTE, receiveTime: now - MINUTE, state: 'repaired', detail: 'refilled 266 trades' }]);
+    const after = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    expect(after.holeCounts).toEqual({ open: 0, repaired: 1, unrepairable: 0 });
+    expect(after.problems.filter((p) => p.startsWith('hole:'))).toEqual([]);
   });
 });
