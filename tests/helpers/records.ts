@@ -44,5 +44,19 @@ export function oneOfEachKind(t: number): MarketRecord[] {
     { ...perp, dataType: 'lsr_all_account', period: '5m', longShortRatio: '0.53', longAccountPct: null, shortAccountPct: null },
     { ...base, dataType: 'volatility_index', venue: 'deribit_derivatives', marketType: 'index', symbol: 'BTC-USD', instrument: 'btc_usd', resolution: '60', indexValue: '52.41' },
     { ...perp, dataType: 'orderbook_gap', lastUpdateId: 600859605926, reason: 'sequence_gap', detail: 'expected pu 1, got 3' },
+    {
+      ...perp,
+      dataType: 'stream_hole',
+      holeDataType: 'trade',
+      holeId: `binance_derivatives/trade/BTCUSDT/${t - 1000}/101`,
+      fromTime: t - 1000,
+      toTime: t - 10,
+      firstMissingId: '101',
+      lastMissingId: '120',
+      missingCount: null,
+      cause: 'frames_lost',
+      state: 'open',
+      detail: 'BTCUSDT book on binance_derivatives/public/0: sequence_gap',
+    },
   ];
 }
