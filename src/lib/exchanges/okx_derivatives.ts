@@ -127,24 +127,29 @@ function checkInstrument(dataType: PolledDataType, asked: string, got: string): 
   if (got !== asked) throw new MalformedFrameError('unexpected_shape', `asked for ${asked}, got ${got}`, dataType);
 }
 
+/** A swap's funding record; OKX publishes no mark price with it. */
+function fundingRecord(instId: string, eventTime: number, fundingRate: string, nextFundingTime: number, receiveTime: number): FundingRateRecord {
+  return {
+    dataType: 'funding_rate',
+    venue: VENUE,
+    marketType: OKX_SWAP_MARKET.marketType,
+    symbol: okxSymbol(OKX_SWAP_MARKET, instId, 'funding_rate'),
+    instrument: instId,
+    eventTime,
+    receiveTime,
+    fundingRate,
+    nextFundingTime,
+    markPrice: null,
+  };
+}
+
 export function okxFundingRates(data: readonly unknown[], instId: string, receiveTime: number): FundingRateRecord[] {
   return data.map((d) => {
     if (!isFundingRateData(d)) throw shapeError('funding_rate', 'funding rate item missing or mistyped fields', d);
     checkInstrument('funding_rate', instId, d.instId);
-    return {
-      dataType: 'funding_rate',
-      venue: VENUE,
-      marketType: OKX_SWAP_MARKET.marketType,
-      symbol: okxSymbol(OKX_SWAP_MARKET, d.instId, 'funding_rate'),
-      instrument: d.instId,
-      // The observation time: the same rate polled again is the same observation only if ts repeats.
-      eventTime: Number(d.ts ?? d.fundingTime),
-      receiveTime,
-      fundingRate: d.fundingRate,
-      // fundingRate settles at fundingTime; OKX's own nextFundingTime is the settlement after it.
-      nextFundingTime: Number(d.fundingTime),
-      markPrice: null,
-    };
+    // eventTime is the observation time: the same rate polled again is the same observation only if
+    // ts repeats. fundingRate settles at fundingTime; OKX's own nextFundingTime is the settlement after it.
+    return fundingRecord(d.instId, Number(d.ts ?? d.fundingTime), d.fundingRate, Number(d.fundingTime), receiveTime);
   });
 }
 
@@ -276,18 +281,7 @@ export function okxFundingHistory(data: readonly unknown[], instId: string, rece
   return data.map((d) => {
     if (!isFundingHistoryData(d)) throw shapeError('funding_rate', 'funding rate history item missing or mistyped fields', d);
     checkInstrument('funding_rate', instId, d.instId);
-    return {
-      dataType: 'funding_rate',
-      venue: VENUE,
-      marketType: OKX_SWAP_MARKET.marketType,
-      symbol: okxSymbol(OKX_SWAP_MARKET, d.instId, 'funding_rate'),
-      instrument: d.instId,
-      eventTime: Number(d.fundingTime),
-      receiveTime,
-      fundingRate: isSignedDecimal(d.realizedRate) ? d.realizedRate : d.fundingRate,
-      nextFundingTime: 0,
-      markPrice: null,
-    };
+    return fundingRecord(d.instId, Number(d.fundingTime), isSignedDecimal(d.realizedRate) ? d.realizedRate : d.fundingRate, 0, receiveTime);
   });
 }
 
