@@ -140,7 +140,12 @@ export type HoleCause =
   /** Polled observations are further apart than the stream's spacing, with no failure seen. */
   | 'poll_gap'
   /** An orderbook lost sync (sequence gap, checksum, crossed book) and was resynced. */
-  | 'book_resync';
+  | 'book_resync'
+  /**
+   * The NATS server dropped: it acknowledges a publish before its write reaches the disk, so the
+   * records acknowledged just before may be gone. Repair refills them from history (idempotently).
+   */
+  | 'nats_lost';
 
 /**
  * `open`: not refilled yet (integrity fails). `repaired`: refilled from the venue's history and

@@ -122,6 +122,31 @@ describe('StreamContinuity: a break found after the fact', () => {
   });
 });
 
+describe('StreamContinuity: loss downstream (the bus dropped what it acknowledged)', () => {
+  it('trades received since the loss began become one hole bounded by their ids, though none was missed on the way in', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: true });
+    c.onRecord(trade(10, 1000), 1010);
+    c.onRecord(trade(11, 1100), 1110);
+    c.onRecord(trade(12, 1200), 1210);
+    // Received at 1110 and 1210, after the loss began at 1100: 11 and 12, between trade 10 and the newest.
+    expect(c.onDownstreamLoss(1100, { cause: 'nats_lost', detail: 'x' })).toEqual({
+      fromTime: 1000, toTime: 1200, firstMissingId: '11', lastMissingId: '12', missingCount: 2, cause: 'nats_lost', detail: 'x',
+    });
+    expect(c.onDownstreamLoss(5000, { cause: 'nats_lost', detail: 'x' })).toBeNull();
+  });
+
+  it('books break until their next record; polled streams are left to their spacing', () => {
+    const book = new StreamContinuity({ kind: 'book' });
+    book.onRecord(at(1000));
+    expect(book.onDownstreamLoss(900, { cause: 'nats_lost', detail: 'x' })).toBeNull();
+    expect(book.onRecord(at(2000))).toMatchObject({ cause: 'nats_lost', toTime: 2000 });
+    const polled = new StreamContinuity({ kind: 'polled', spacingMs: 60_000, grid: false });
+    polled.onRecord(at(1000));
+    expect(polled.onDownstreamLoss(900, { cause: 'nats_lost', detail: 'x' })).toBeNull();
+    expect(polled.broken).toBeNull();
+  });
+});
+
 describe('StreamContinuity: trades whose ids leave some out', () => {
   it('does not count id jumps as holes while the stream runs', () => {
     const c = new StreamContinuity({ kind: 'trade', contiguousIds: false });

@@ -27,12 +27,16 @@ export async function connectNats(config: Config, name: string, timeoutMs = 5000
 export class ConnectionWatch {
   private up = true;
   private waiters: (() => void)[] = [];
+  private readonly lostListeners: ((at: number) => void)[] = [];
 
   constructor(nc: NatsConnection) {
     void (async () => {
       for await (const s of nc.status()) {
-        if (s.type === Events.Disconnect) this.up = false;
-        else if (s.type === Events.Reconnect) {
+        if (s.type === Events.Disconnect) {
+          this.up = false;
+          const at = Date.now();
+          for (const listener of this.lostListeners) listener(at);
+        } else if (s.type === Events.Reconnect) {
           this.up = true;
           for (const wake of this.waiters.splice(0)) wake();
         }
@@ -42,6 +46,11 @@ export class ConnectionWatch {
 
   get connected(): boolean {
     return this.up;
+  }
+
+  /** Calls `listener` with the time each time the connection is lost. */
+  onLost(listener: (at: number) => void): void {
+    this.lostListeners.push(listener);
   }
 
   /** Resolves once connected (at once when already), or when the signal aborts. */

@@ -132,6 +132,27 @@ export class StreamContinuity {
     return null;
   }
 
+  /**
+   * Records received since `since` may have been lost downstream (the bus dropped what it had
+   * acknowledged). Trades: a hole over exactly those, bounded by their ids. Books and sporadic
+   * streams break (their next record or resume closes the hole); polled streams are judged by
+   * their own spacing.
+   */
+  onDownstreamLoss(since: number, brk: Omit<StreamBreak, 'at'>): HoleFinding | null {
+    if (this.policy.kind === 'polled') return null;
+    if (this.policy.kind !== 'trade') {
+      this.onBreak({ ...brk, at: since });
+      return null;
+    }
+    const first = this.recent.findIndex((r) => r.receivedAt > since);
+    if (first < 0) return null;
+    const a = (this.recent[first] as RecentTrade).mark;
+    const b = (this.recent.at(-1) as RecentTrade).mark;
+    const before = this.recent[first - 1]?.mark ?? a;
+    const count = this.policy.contiguousIds && isId(a.id) && isId(b.id) ? Number(BigInt(b.id) - BigInt(a.id) + 1n) : null;
+    return this.hole(before.eventTime, b.eventTime, a.id, b.id, count, brk.cause, brk.detail);
+  }
+
   /** The hole between two trades received one after the other across a break, if any was missed there. */
   private between(before: StreamMark, after: StreamMark, brk: StreamBreak): HoleFinding | null {
     if (!isId(before.id) || !isId(after.id)) return null;

@@ -347,6 +347,14 @@ export class VenueCollector {
     this.publish(hole, onStored);
   }
 
+  /**
+   * The bus dropped: what it acknowledged since `since` may be gone (nats-server acknowledges
+   * before its write reaches the disk). Those records become holes that repair refills.
+   */
+  busLost(since: number, detail: string): void {
+    for (const hole of this.coverage.onDownstreamLoss(since, { cause: 'nats_lost', detail }, this.now())) this.recordHole(hole);
+  }
+
   /** What the coverage file keeps of this venue's streams now. */
   coverageState(): PersistedStream[] {
     return this.coverage.persisted(this.now());

@@ -102,6 +102,16 @@ export class VenueCoverage {
     return holes;
   }
 
+  /** Every stream: what it received since `since` may have been lost downstream (see StreamContinuity.onDownstreamLoss). */
+  onDownstreamLoss(since: number, brk: Omit<StreamBreak, 'at'>, now: number): HoleOut[] {
+    const holes: HoleOut[] = [];
+    for (const stream of this.streams.values()) {
+      const finding = stream.continuity.onDownstreamLoss(since, brk);
+      if (finding !== null) holes.push(this.toHole(stream, finding, now));
+    }
+    return holes;
+  }
+
   /** `source` delivers again: sporadic streams it carried close their holes here. */
   onSourceResumed(source: StreamSource, carries: readonly DataType[], at: number, now: number): HoleOut[] {
     const holes: HoleOut[] = [];
