@@ -2,13 +2,15 @@ import { Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
 import { connectNats } from '../bus/connection.js';
 import { Publisher } from '../bus/publisher.js';
-import type { Config, Venue } from '../config/schema.js';
+import { POLLED_DATA_TYPES, type Config, type Venue } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
 import { HistoryPagingError, pageHistory } from '../exchanges/history-paging.js';
 import { adapterFor, pollOptions, venueBaseUrls } from '../exchanges/registry.js';
 import { periodToMs, type HistoryDataType, type HistoryQuery, type HistorySource, type PollOptions, type RestRequest, type VenueAdapter, type VenueCredentials } from '../exchanges/types.js';
 import { holeIdOf } from '../feeds/coverage.js';
+import { BOOKS_UNREPAIRABLE } from '../feeds/venue-coverage.js';
+import { DVOL_RESOLUTION_MS } from '../exchanges/deribit_derivatives.js';
 import { RestClient, RestError, RestNetworkError } from '../feeds/rest-client.js';
 import type { MarketRecord, StreamHoleRecord } from '../records.js';
 import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
@@ -46,9 +48,6 @@ const BLOCKED_PREFIX = 'blocked: ';
  */
 const COMPLETE_HISTORY: ReadonlySet<HistoryDataType> = new Set(['trade', 'lsr_top_position', 'lsr_all_account', 'volatility_index']);
 
-/** DVOL candles are asked for at one minute, as the live poll does. */
-const DVOL_CANDLE_MS = 60_000;
-
 /** The collector keeps most of each venue's budget; repair takes this share of it. */
 const REPAIR_BUDGET_SHARE = 0.2;
 const REQUEST_ATTEMPTS = 6;
@@ -66,7 +65,7 @@ export interface HoleRepairOptions {
 }
 
 function isHistoryType(t: string): t is HistoryDataType {
-  return t === 'trade' || t === 'funding_rate' || t === 'open_interest' || t === 'lsr_top_position' || t === 'lsr_all_account' || t === 'volatility_index';
+  return t === 'trade' || (POLLED_DATA_TYPES as readonly string[]).includes(t);
 }
 
 /** Retries what a venue may answer differently a moment later (rate limits, 5xx, network); the client keeps Retry-After. */
@@ -138,7 +137,7 @@ interface Plan {
 
 /** What can be done about one hole, before any request. */
 function plan(hole: Hole, venue: VenueHistory, options: PollOptions, now: number): Plan {
-  if (hole.dataType === 'orderbook') return { hole, source: null, unrepairable: 'orderbooks cannot be refilled from history' };
+  if (hole.dataType === 'orderbook') return { hole, source: null, unrepairable: BOOKS_UNREPAIRABLE };
   const source = isHistoryType(hole.dataType) ? (venue.adapter.history[hole.dataType] ?? null) : null;
   if (source === null) return { hole, source, unrepairable: `${hole.venue} has no public REST history of ${hole.dataType}` };
   const blocked = source.blockedReason(venue.credentials);
@@ -153,7 +152,7 @@ function plan(hole: Hole, venue: VenueHistory, options: PollOptions, now: number
 /** The step of types sampled on a grid (long/short periods, DVOL candles), whose every point history must hold. */
 function gridStepMs(dataType: HistoryDataType, options: PollOptions): number | null {
   if (dataType === 'lsr_top_position' || dataType === 'lsr_all_account') return periodToMs(options.lsrPeriod) || null;
-  return dataType === 'volatility_index' ? DVOL_CANDLE_MS : null;
+  return dataType === 'volatility_index' ? DVOL_RESOLUTION_MS : null;
 }
 
 /** Grid points strictly inside the hole that no refilled record has: what the venue's history lacks. */

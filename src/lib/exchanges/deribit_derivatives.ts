@@ -29,7 +29,8 @@ export interface DeribitVolatilityIndexData {
 
 /** Candle resolution asked for, in seconds; also the record's `resolution`. History asks for the same. */
 const RESOLUTION = '60';
-const RESOLUTION_MS = Number(RESOLUTION) * 1000;
+/** The candles' spacing: what continuity and repair expect of DVOL observations. */
+export const DVOL_RESOLUTION_MS = Number(RESOLUTION) * 1000;
 const DVOL_ROUTE = '/api/v2/public/get_volatility_index_data';
 /** Candles asked for per poll: several intervals back, so a missed poll or two loses nothing. */
 const WINDOW_INTERVALS = 3;
@@ -196,7 +197,7 @@ const dvolHistory: HistorySource = {
     const newest = Math.max(...candles.map((c) => c[0]));
     const now = venueTimeMs ?? receiveTime;
     const records = candles
-      .filter((c) => (c[0] !== newest || c[0] + RESOLUTION_MS <= now) && c[0] >= query.fromMs && c[0] <= query.toMs)
+      .filter((c) => (c[0] !== newest || c[0] + DVOL_RESOLUTION_MS <= now) && c[0] >= query.fromMs && c[0] <= query.toMs)
       .map((c) => candleRecord(c, range.currency, receiveTime));
     let next: RestRequest | null = null;
     if (continuation !== null && continuation >= range.startMs) {

@@ -127,7 +127,6 @@ export interface StreamIdentity {
  * does not advance it: a crash would lose the older one).
  */
 export class StreamCoverage {
-  readonly id: string;
   readonly continuity: StreamContinuity;
   private stored: StreamMark | null;
   private readonly pending: Pending[] = [];
@@ -138,7 +137,6 @@ export class StreamCoverage {
     policy: ContinuityPolicy,
     resume: StreamCoverageState | null,
   ) {
-    this.id = streamId(identity.venue, identity.dataType, identity.instrument);
     this.stored = resume?.last ?? null;
     this.continuity = new StreamContinuity(
       policy,

@@ -1,4 +1,5 @@
 import type { DataType, PolledDataType, Venue } from '../config/schema.js';
+import { DVOL_RESOLUTION_MS } from '../exchanges/deribit_derivatives.js';
 import { periodToMs, type PollOptions } from '../exchanges/types.js';
 import type { MarketRecord, StreamHoleRecord } from '../records.js';
 import { continuityPolicy, type HoleFinding, type StreamBreak } from './continuity.js';
@@ -6,10 +7,6 @@ import { StreamCoverage, holeRecord, streamId, type PersistedStream, type Stream
 
 /** Why orderbook holes are unrepairable, in their detail. */
 export const BOOKS_UNREPAIRABLE = 'orderbooks cannot be refilled from history';
-
-
-/** DVOL candles are one minute apart whatever the poll interval. */
-const DVOL_SPACING_MS = 60_000;
 
 /** How far apart a polled type's observations are: its poll interval, or the period it is sampled at. */
 export function pollSpacingMs(dataType: PolledDataType, polls: PollOptions): number {
@@ -19,7 +16,8 @@ export function pollSpacingMs(dataType: PolledDataType, polls: PollOptions): num
     case 'lsr_all_account':
       return Math.max(interval, periodToMs(polls.lsrPeriod));
     case 'volatility_index':
-      return Math.max(interval, DVOL_SPACING_MS);
+      // Candles are one resolution apart whatever the poll interval.
+      return Math.max(interval, DVOL_RESOLUTION_MS);
     case 'funding_rate':
     case 'open_interest':
       return interval;
@@ -38,16 +36,16 @@ export interface VenueCoverageOptions {
 /** A frame source whose outages break the streams it carried (a WsFeed; null for REST). */
 export type StreamSource = object;
 
-/**
- * Continuity of every stream of one venue: which records close which holes, which connection
- * carried which stream (its loss breaks them), and what JetStream has stored of each.
- */
 /** A hole to publish, and what to call once JetStream has stored it (until then the stream's stored mark stays before it). */
 export interface HoleOut {
   record: StreamHoleRecord;
   onStored: () => void;
 }
 
+/**
+ * Continuity of every stream of one venue: which records close which holes, which connection
+ * carried which stream (its loss breaks them), and what JetStream has stored of each.
+ */
 export class VenueCoverage {
   private readonly streams = new Map<string, StreamCoverage>();
   private readonly sourceOf = new Map<string, StreamSource>();
@@ -65,10 +63,10 @@ export class VenueCoverage {
    */
   onRecord(record: MarketRecord, source: StreamSource | null, now: number): { hole: HoleOut | null; onStored: (() => void) | undefined } {
     if (record.dataType === 'orderbook_gap' || record.dataType === 'stream_hole') return { hole: null, onStored: undefined };
-    const identity: StreamIdentity = { venue: record.venue, marketType: record.marketType, symbol: record.symbol, instrument: record.instrument, dataType: record.dataType };
-    const id = streamId(identity.venue, identity.dataType, identity.instrument);
+    const id = streamId(record.venue, record.dataType, record.instrument);
     let stream = this.streams.get(id);
     if (stream === undefined) {
+      const identity: StreamIdentity = { venue: record.venue, marketType: record.marketType, symbol: record.symbol, instrument: record.instrument, dataType: record.dataType };
       stream = this.create(identity, null);
       this.streams.set(id, stream);
     }
