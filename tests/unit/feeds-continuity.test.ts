@@ -135,6 +135,13 @@ describe('StreamContinuity: loss downstream (the bus dropped what it acknowledge
     expect(c.onDownstreamLoss(5000, { cause: 'nats_lost', detail: 'x' })).toBeNull();
   });
 
+  it('the window is bounded by time whatever the trade rate: thousands of trades since the loss began are one hole', () => {
+    const c = new StreamContinuity({ kind: 'trade', contiguousIds: true });
+    for (let i = 0; i < 5000; i++) c.onRecord(trade(1000 + i, 10_000 + i), 10_000 + i);
+    // 5000 trades in 5 s, more than are remembered one by one: the checkpoint at or before 11 000 bounds the hole.
+    expect(c.onDownstreamLoss(11_000, { cause: 'nats_lost', detail: 'x' })).toMatchObject({ firstMissingId: '2001', lastMissingId: '5999', missingCount: 3999, fromTime: 11_000 });
+  });
+
   it('books break until their next record; polled streams are left to their spacing', () => {
     const book = new StreamContinuity({ kind: 'book' });
     book.onRecord(at(1000));

@@ -73,6 +73,10 @@ interface RecentTrade {
   receivedAt: number;
 }
 
+/** Checkpoints a second apart, and how many are kept (at least this many seconds back). */
+const CHECKPOINT_EVERY_MS = 1000;
+const CHECKPOINTS = 300;
+
 /** Trades remembered with their receive times, to place a break found late among them. */
 const RECENT_TRADES = 512;
 
@@ -88,6 +92,9 @@ export class StreamContinuity {
   private pending: StreamBreak | null;
   /** The newest trades with their receive times: a break found late (a book gap) is placed among them. */
   private readonly recent: RecentTrade[] = [];
+  /** One trade a second with its receive time, for a loss downstream found after the fact. */
+  private readonly checkpoints: RecentTrade[] = [];
+  private firstSeen: StreamMark | null = null;
 
   constructor(
     readonly policy: ContinuityPolicy,
@@ -144,13 +151,19 @@ export class StreamContinuity {
       this.onBreak({ ...brk, at: since });
       return null;
     }
-    const first = this.recent.findIndex((r) => r.receivedAt > since);
-    if (first < 0) return null;
-    const a = (this.recent[first] as RecentTrade).mark;
-    const b = (this.recent.at(-1) as RecentTrade).mark;
-    const before = this.recent[first - 1]?.mark ?? a;
-    const count = this.policy.contiguousIds && isId(a.id) && isId(b.id) ? Number(BigInt(b.id) - BigInt(a.id) + 1n) : null;
-    return this.hole(before.eventTime, b.eventTime, a.id, b.id, count, brk.cause, brk.detail);
+    // The newest trade received at or before `since` (a checkpoint a second apart: whatever the
+    // trade rate, the window is bounded by time, not by how many trades are remembered).
+    const newest = this.lastSeen;
+    // Nothing received since: nothing of this stream was on its way.
+    if ((this.recent.at(-1)?.receivedAt ?? -Infinity) <= since) return null;
+    const cp = this.checkpoints.findLast((c) => c.receivedAt <= since);
+    const before = cp?.mark ?? null;
+    if (newest === null || !isId(newest.id)) return null;
+    // No trade before the window in this run: the hole starts at the first one received.
+    const first = before !== null && isId(before.id) ? BigInt(before.id) + 1n : this.firstSeen !== null && isId(this.firstSeen.id) ? BigInt(this.firstSeen.id) : null;
+    if (first === null || BigInt(newest.id) < first) return null;
+    const count = this.policy.contiguousIds ? Number(BigInt(newest.id) - first + 1n) : null;
+    return this.hole(before?.eventTime ?? this.firstSeen?.eventTime ?? newest.eventTime, newest.eventTime, String(first), newest.id, count, brk.cause, brk.detail);
   }
 
   /** The hole between two trades received one after the other across a break, if any was missed there. */
@@ -183,6 +196,12 @@ export class StreamContinuity {
       this.recent.push({ mark, receivedAt });
       // Trimmed in halves, not per trade: amortised O(1) on the hot path.
       if (this.recent.length >= 2 * RECENT_TRADES) this.recent.splice(0, RECENT_TRADES);
+      this.firstSeen ??= mark;
+      const lastCp = this.checkpoints.at(-1);
+      if (lastCp === undefined || receivedAt - lastCp.receivedAt >= CHECKPOINT_EVERY_MS) {
+        this.checkpoints.push({ mark, receivedAt });
+        if (this.checkpoints.length >= 2 * CHECKPOINTS) this.checkpoints.splice(0, CHECKPOINTS);
+      }
     }
     switch (this.policy.kind) {
       case 'trade':
