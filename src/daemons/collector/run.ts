@@ -21,6 +21,8 @@ const COVERAGE_WRITE_INTERVAL_MS = 1000;
  * received this long before a lost connection are treated as possibly lost; repair refills them.
  */
 const NATS_UNWRITTEN_MS = 60_000;
+/** Records received this long after the connection is back are inside the hole too. */
+const NATS_SETTLE_MS = 5000;
 
 export const collector: Daemon = async (ctx, config) => {
   const nc = await connectNats(config, 'collector');
@@ -70,11 +72,22 @@ export const collector: Daemon = async (ctx, config) => {
   });
   ctx.log.info({ venues, simulate: ctx.simulate }, 'collector started');
 
+  // The holes are recorded once the connection is back (and has settled), so they span the
+  // outage too: records published across a server restart were seen lost as well (fault suite).
+  let lostAt: number | null = null;
   publisher.connection.onLost((at) => {
-    // Our own drain at shutdown closes the connection too; nothing is lost then.
-    if (ctx.signal.aborted) return;
-    ctx.log.warn({ since: new Date(at - NATS_UNWRITTEN_MS).toISOString() }, 'NATS connection lost: records it acknowledged just before may be gone; recording them as holes');
-    for (const vc of collectors) vc.busLost(at - NATS_UNWRITTEN_MS, 'NATS connection lost; the server may not have written what it acknowledged last');
+    lostAt ??= at;
+  });
+  publisher.connection.onBack(() => {
+    const since = lostAt === null ? null : lostAt - NATS_UNWRITTEN_MS;
+    lostAt = null;
+    if (since === null) return;
+    setTimeout(() => {
+      // Our own drain at shutdown closes the connection too; nothing is lost then.
+      if (ctx.signal.aborted) return;
+      ctx.log.warn({ since: new Date(since).toISOString() }, 'NATS connection was lost: records it acknowledged around the outage may be gone; recording them as holes');
+      for (const vc of collectors) vc.busLost(since, 'NATS connection lost; the server may not have written what it acknowledged around it');
+    }, NATS_SETTLE_MS).unref();
   });
 
   // Streams of venues no longer enabled keep their entries, so re-enabling one finds its hole.

@@ -28,6 +28,7 @@ export class ConnectionWatch {
   private up = true;
   private waiters: (() => void)[] = [];
   private readonly lostListeners: ((at: number) => void)[] = [];
+  private readonly backListeners: ((at: number) => void)[] = [];
 
   constructor(nc: NatsConnection) {
     void (async () => {
@@ -37,6 +38,8 @@ export class ConnectionWatch {
           const at = Date.now();
           for (const listener of this.lostListeners) listener(at);
         } else if (s.type === Events.Reconnect) {
+          const at = Date.now();
+          for (const listener of this.backListeners) listener(at);
           this.up = true;
           for (const wake of this.waiters.splice(0)) wake();
         }
@@ -51,6 +54,11 @@ export class ConnectionWatch {
   /** Calls `listener` with the time each time the connection is lost. */
   onLost(listener: (at: number) => void): void {
     this.lostListeners.push(listener);
+  }
+
+  /** Calls `listener` with the time each time the connection is back. */
+  onBack(listener: (at: number) => void): void {
+    this.backListeners.push(listener);
   }
 
   /** Resolves once connected (at once when already), or when the signal aborts. */
