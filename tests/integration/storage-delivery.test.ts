@@ -201,14 +201,16 @@ describe('storage delivers on time', () => {
     const next = new JetStreamSource(js, spec, { maxMessages: 50, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
     const again: number[] = [];
     const started = Date.now();
-    while (again.length < 3 && Date.now() - started < 15_000) {
+    // nats-server 2.9 may redeliver a nak'ed message twice (nats-server#4460); storage's inserts are
+    // idempotent, so what matters here is that each one came back well inside the 30 s ack wait.
+    while (new Set(again).size < 3 && Date.now() - started < 15_000) {
       for (const m of await next.next(10, AbortSignal.timeout(1000))) {
         again.push(m.seq);
         m.ack();
       }
     }
     await next.close();
-    expect(again.sort((x, y) => x - y)).toEqual([expected + 13, expected + 14, expected + 15]);
+    expect([...new Set(again)].sort((x, y) => x - y)).toEqual([expected + 13, expected + 14, expected + 15]);
     expect(errors).toEqual([]);
     await jsm.consumers.delete(spec.stream, spec.durable);
   }, 120_000);

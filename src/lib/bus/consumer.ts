@@ -89,9 +89,10 @@ export class JetStreamSource {
 
   /**
    * Stops pulling and nak's every message received but not taken. The nak is delayed by one pull
-   * lifetime: nats-server 2.9 still hands messages to the pull this source leaves open on the server
-   * after its inbox is gone (measured), and an immediate nak would go straight back there and wait
-   * out the ack wait. Messages the server sends to that orphaned pull before it expires are the one
+   * lifetime and a second more: nats-server 2.9 still hands messages to the pull this source leaves
+   * open on the server after its inbox is gone (measured), and an immediate nak would go straight
+   * back there and wait out the ack wait. The extra second covers a pull issued just before close
+   * (a CI run under load redelivered into one with a delay of exactly one lifetime). Messages the server sends to that orphaned pull before it expires are the one
    * delivery left to the ack wait; it happens only at shutdown and covers at most expiresMs of traffic.
    */
   async close(): Promise<void> {
@@ -100,7 +101,7 @@ export class JetStreamSource {
     this.wake?.();
     await this.messages?.close();
     await this.done;
-    for (const m of this.queue.splice(0)) m.nak(this.expiresMs);
+    for (const m of this.queue.splice(0)) m.nak(this.expiresMs + 1000);
   }
 
   private get expiresMs(): number {
