@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { startBrainApi, type BrainApiServer } from '../../lib/brain/api.js';
+import { baseRoutes, json, startBrainApi, type BrainApiServer } from '../../lib/brain/api.js';
+import { ensureBrainToken } from '../../lib/brain/token.js';
 import { BrainStore } from '../../lib/brain/history.js';
 import { integrityOutcome } from '../../lib/brain/integrity-job.js';
 import { createBrainMetrics, runRecordedJob } from '../../lib/brain/jobs.js';
@@ -22,7 +23,9 @@ const API_HOST = '127.0.0.1';
 export const brain: Daemon = async (ctx, config) => {
   const { log, signal } = ctx;
   // Fail before touching any server: a bad schedule is a config error, not an outage.
-  validateSchedule(config.brain.integritySchedule, 'brain.integritySchedule');
+  const integrityTask = config.brain.tasks.find((t) => t.action === 'integrity');
+  const integritySchedule = integrityTask?.cron ?? '*/5 * * * *';
+  validateSchedule(integritySchedule, 'brain.tasks.integrity.cron');
 
   const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 4, connectionTimeoutMillis: 5_000 });
   pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
@@ -46,7 +49,7 @@ export const brain: Daemon = async (ctx, config) => {
     const metrics = createBrainMetrics(ctx.metrics);
     const integrity = () =>
       runRecordedJob({ store, metrics, log }, 'integrity', async () =>
-        integrityOutcome(await runIntegrity(config, { sinceMs: config.brain.integritySinceSeconds * 1000 })),
+        integrityOutcome(await runIntegrity(config, { sinceMs: Number(integrityTask?.params.sinceSeconds ?? 3600) * 1000 })),
       ).then(() => undefined);
 
     const health = async (): Promise<HealthReport> => {
@@ -65,24 +68,23 @@ export const brain: Daemon = async (ctx, config) => {
     ctx.setHealth(health);
 
     try {
-      api = await startBrainApi(API_HOST, config.brain.port, {
-        health,
-        metrics: ctx.metrics,
-        status: () => collectBrainStatus({ redis, store }),
-        runs: (limit, job) => store.recentRuns(limit, job),
-        alerts: () => store.openAlerts(),
-      });
+      const routes = [
+        ...baseRoutes({ health, metrics: ctx.metrics }),
+        { method: 'GET' as const, path: '/api/v1/status', handle: async () => json(200, await collectBrainStatus({ redis, store })) },
+        { method: 'GET' as const, path: '/api/v1/alerts', handle: async () => json(200, { alerts: await store.openAlerts() }) },
+      ];
+      api = await startBrainApi(API_HOST, config.brain.port, () => routes, ensureBrainToken(config.home));
     } catch (err) {
       throw new MprismError(`brain: cannot listen on ${API_HOST}:${config.brain.port}: ${errorMessage(err)}`, {
         cause: err,
       });
     }
-    log.info({ host: API_HOST, port: api.port, schedule: config.brain.integritySchedule }, 'brain API listening');
+    log.info({ host: API_HOST, port: api.port, schedule: integritySchedule }, 'brain API listening');
 
     schedule = scheduleJob({
       name: 'integrity',
-      expression: config.brain.integritySchedule,
-      configKey: 'brain.integritySchedule',
+      expression: integritySchedule,
+      configKey: 'brain.tasks.integrity.cron',
       run: integrity,
       onSkip: () => metrics.jobRuns.inc({ job: 'integrity', result: 'skipped' }),
       log,

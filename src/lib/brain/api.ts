@@ -1,19 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
 import type { HealthReport } from '../daemon-context.js';
 import { errorMessage } from '../errors.js';
-import type { Alert, JobRun } from './history.js';
-import { JOB_NAMES, type JobName } from './schema.js';
-import type { BrainStatus } from './status.js';
-
-/** What the brain's HTTP API reads from; each route calls exactly one of these. */
-export interface BrainApiSources {
-  health(): Promise<HealthReport>;
-  metrics: Registry;
-  status(): Promise<BrainStatus>;
-  runs(limit: number, job: JobName | undefined): Promise<JobRun[]>;
-  alerts(): Promise<Alert[]>;
-}
+import { tokenMatches } from './token.js';
 
 export interface ApiResponse {
   status: number;
@@ -21,62 +10,142 @@ export interface ApiResponse {
   body: string;
 }
 
-export const DEFAULT_RUNS_LIMIT = 20;
-export const MAX_RUNS_LIMIT = 1000;
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 
-const json = (status: number, value: unknown): ApiResponse => ({
+/** One parsed request, as a route handler sees it. */
+export interface ApiRequest {
+  method: HttpMethod;
+  /** Path parameters by name: `/api/v1/tasks/:id` gives { id }. */
+  params: Readonly<Record<string, string>>;
+  query: URLSearchParams;
+  /** Parsed JSON body; undefined when there was none. */
+  body: unknown;
+}
+
+export interface Route {
+  method: HttpMethod;
+  /** `/api/v1/tasks/:id`: segments starting with `:` are parameters. */
+  path: string;
+  handle(req: ApiRequest): Promise<ApiResponse>;
+}
+
+/** Thrown by handlers for bad input: 400 with the offending field named. */
+export class BadRequestError extends Error {
+  constructor(
+    readonly field: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown by handlers for an id that does not exist: 404. */
+export class NotFoundError extends Error {}
+
+/** Thrown by handlers when the request conflicts with current state (a name taken): 409. */
+export class ConflictError extends Error {}
+
+export const json = (status: number, value: unknown): ApiResponse => ({
   status,
   contentType: 'application/json',
   body: JSON.stringify(value),
 });
 
-function parseRunsQuery(params: URLSearchParams): { limit: number; job: JobName | undefined } | string {
-  const rawLimit = params.get('limit');
-  let limit = DEFAULT_RUNS_LIMIT;
-  if (rawLimit !== null) {
-    if (!/^\d+$/.test(rawLimit)) return `limit must be an integer from 1 to ${MAX_RUNS_LIMIT}`;
-    limit = Number(rawLimit);
-    if (limit < 1 || limit > MAX_RUNS_LIMIT) return `limit must be an integer from 1 to ${MAX_RUNS_LIMIT}`;
+/** Request bodies are small JSON documents; anything larger is refused before parsing. */
+export const MAX_BODY_BYTES = 64 * 1024;
+
+function matchPath(pattern: string, path: string): Record<string, string> | null {
+  const want = pattern.split('/');
+  const got = path.split('/');
+  if (want.length !== got.length) return null;
+  const params: Record<string, string> = {};
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i]!;
+    const g = got[i]!;
+    if (w.startsWith(':')) {
+      if (g === '') return null;
+      params[w.slice(1)] = decodeURIComponent(g);
+    } else if (w !== g) return null;
   }
-  const rawJob = params.get('job');
-  if (rawJob !== null && !(JOB_NAMES as readonly string[]).includes(rawJob)) {
-    return `job must be one of ${JOB_NAMES.join(', ')}`;
-  }
-  return { limit, job: (rawJob ?? undefined) as JobName | undefined };
+  return params;
+}
+
+export interface RawRequest {
+  method: string;
+  url: string;
+  /** The Authorization header, if any. */
+  authorization: string | undefined;
+  /** Raw body text ('' when none). */
+  body: string;
 }
 
 /**
- * Route one request. Separate from the socket so routing and error mapping are testable without
- * a server: 400 bad query, 404 unknown path, 405 not GET, 503 when a source fails.
+ * Route one request. Separate from the socket so routing, auth and error mapping are testable
+ * without a server: 401 a mutation without the token, 400 bad input (field named), 404 unknown path
+ * or id, 405 a method the path does not take, 409 conflict, 503 when a source fails.
  */
-export async function handleBrainRequest(method: string, rawUrl: string, sources: BrainApiSources): Promise<ApiResponse> {
-  const url = new URL(rawUrl, 'http://brain.invalid');
-  const routes: Record<string, () => Promise<ApiResponse>> = {
-    '/health': async () => {
-      const report = await sources.health();
-      return json(report.ok ? 200 : 503, report);
-    },
-    '/metrics': async () => ({
-      status: 200,
-      contentType: sources.metrics.contentType,
-      body: await sources.metrics.metrics(),
-    }),
-    '/api/v1/status': async () => json(200, await sources.status()),
-    '/api/v1/runs': async () => {
-      const query = parseRunsQuery(url.searchParams);
-      if (typeof query === 'string') return json(400, { error: query });
-      return json(200, { runs: await sources.runs(query.limit, query.job) });
-    },
-    '/api/v1/alerts': async () => json(200, { alerts: await sources.alerts() }),
-  };
-  const route = routes[url.pathname];
-  if (route === undefined) return json(404, { error: `no route ${url.pathname}` });
-  if (method !== 'GET' && method !== 'HEAD') return json(405, { error: `${method} not allowed; use GET` });
+export async function handleBrainRequest(raw: RawRequest, routes: readonly Route[], token: string): Promise<ApiResponse> {
+  const url = new URL(raw.url, 'http://brain.invalid');
+  const method = (raw.method === 'HEAD' ? 'GET' : raw.method) as HttpMethod;
+  const onPath = routes.map((r) => ({ route: r, params: matchPath(r.path, url.pathname) })).filter((m) => m.params !== null);
+  if (onPath.length === 0) return json(404, { error: `no route ${url.pathname}` });
+  const match = onPath.find((m) => m.route.method === method);
+  if (match === undefined) {
+    const allowed = [...new Set(onPath.map((m) => m.route.method))].join(', ');
+    return json(405, { error: `${raw.method} not allowed on ${url.pathname}; use ${allowed}` });
+  }
+  if (method !== 'GET') {
+    const presented = /^Bearer (.+)$/i.exec(raw.authorization ?? '')?.[1];
+    if (presented === undefined || !tokenMatches(presented, token)) {
+      return json(401, { error: 'this request changes state: it needs Authorization: Bearer <token> (the token is in $MPRISM_HOME/brain.token)' });
+    }
+  }
+  let body: unknown;
+  if (raw.body.trim() !== '') {
+    try {
+      body = JSON.parse(raw.body) as unknown;
+    } catch {
+      return json(400, { error: 'body is not JSON', field: 'body' });
+    }
+  }
   try {
-    return await route();
+    return await match.route.handle({ method, params: match.params!, query: url.searchParams, body });
   } catch (err) {
+    if (err instanceof BadRequestError) return json(400, { error: err.message, field: err.field });
+    if (err instanceof NotFoundError) return json(404, { error: err.message });
+    if (err instanceof ConflictError) return json(409, { error: err.message });
     return json(503, { error: errorMessage(err) });
   }
+}
+
+/** The routes every brain serves whatever else it does: health and metrics. */
+export function baseRoutes(sources: { health(): Promise<HealthReport>; metrics: Registry }): Route[] {
+  return [
+    {
+      method: 'GET',
+      path: '/health',
+      handle: async () => {
+        const report = await sources.health();
+        return json(report.ok ? 200 : 503, report);
+      },
+    },
+    {
+      method: 'GET',
+      path: '/metrics',
+      handle: async () => ({ status: 200, contentType: sources.metrics.contentType, body: await sources.metrics.metrics() }),
+    },
+  ];
+}
+
+async function readBody(req: IncomingMessage): Promise<string | null> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return null;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 export interface BrainApiServer {
@@ -86,12 +155,17 @@ export interface BrainApiServer {
   close(): Promise<void>;
 }
 
-export function startBrainApi(host: string, port: number, sources: BrainApiSources): Promise<BrainApiServer> {
+export function startBrainApi(host: string, port: number, routes: () => readonly Route[], token: string): Promise<BrainApiServer> {
   const server = createServer((req, res) => {
-    void handleBrainRequest(req.method ?? 'GET', req.url ?? '/', sources).then((r) => {
+    void (async () => {
+      const body = await readBody(req).catch(() => null);
+      const r =
+        body === null
+          ? json(413, { error: `body larger than ${MAX_BODY_BYTES} bytes`, field: 'body' })
+          : await handleBrainRequest({ method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization, body }, routes(), token);
       res.writeHead(r.status, { 'content-type': r.contentType, 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : r.body);
-    });
+    })();
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

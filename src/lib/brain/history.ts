@@ -1,10 +1,10 @@
 import type pg from 'pg';
-import type { AlertSeverity, JobName } from './schema.js';
+import type { AlertSeverity, TaskAction } from './schema.js';
 
 /** One recorded job execution (stable JSON shape of the brain API). */
 export interface JobRun {
   id: number;
-  job: JobName;
+  job: TaskAction;
   startedAt: string;
   finishedAt: string | null;
   /** null while running; false when the job found problems or failed. */
@@ -27,7 +27,7 @@ export type RunOutcome = { ok: boolean; result: unknown } | { ok: false; error: 
 
 interface JobRunRow {
   id: string;
-  job: JobName;
+  job: TaskAction;
   started_at: Date;
   finished_at: Date | null;
   ok: boolean | null;
@@ -71,7 +71,7 @@ const toAlert = (r: AlertRow): Alert => ({
 export class BrainStore {
   constructor(private readonly pool: pg.Pool) {}
 
-  async startRun(job: JobName): Promise<number> {
+  async startRun(job: TaskAction): Promise<number> {
     const res = await this.pool.query<{ id: string }>('INSERT INTO job_runs (job) VALUES ($1) RETURNING id', [job]);
     return Number(res.rows[0]!.id);
   }
@@ -99,7 +99,7 @@ export class BrainStore {
   }
 
   /** Newest first, optionally for one job. */
-  async recentRuns(limit: number, job?: JobName): Promise<JobRun[]> {
+  async recentRuns(limit: number, job?: TaskAction): Promise<JobRun[]> {
     const res =
       job === undefined
         ? await this.pool.query<JobRunRow>(
@@ -155,12 +155,12 @@ export class BrainStore {
   }
 
   /** Saved state of a resumable job, or null when it has none. */
-  async loadProgress(job: JobName): Promise<unknown> {
+  async loadProgress(job: TaskAction): Promise<unknown> {
     const res = await this.pool.query<{ state: unknown }>('SELECT state FROM job_progress WHERE job = $1', [job]);
     return res.rows[0]?.state ?? null;
   }
 
-  async saveProgress(job: JobName, state: unknown): Promise<void> {
+  async saveProgress(job: TaskAction, state: unknown): Promise<void> {
     await this.pool.query(
       `INSERT INTO job_progress (job, state, updated_at) VALUES ($1, $2::jsonb, now())
        ON CONFLICT (job) DO UPDATE SET state = EXCLUDED.state, updated_at = EXCLUDED.updated_at`,
@@ -168,7 +168,7 @@ export class BrainStore {
     );
   }
 
-  async clearProgress(job: JobName): Promise<void> {
+  async clearProgress(job: TaskAction): Promise<void> {
     await this.pool.query('DELETE FROM job_progress WHERE job = $1', [job]);
   }
 }

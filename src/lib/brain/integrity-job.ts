@@ -1,5 +1,6 @@
+import type { JobOutcome } from './actions.js';
 import type { IntegrityReport } from '../checks/integrity.js';
-import type { JobOutcome } from './jobs.js';
+
 
 /** Adapt an integrity report to a job outcome: each table problem becomes one alertable line. */
 export function integrityOutcome(report: IntegrityReport): JobOutcome {

@@ -2,7 +2,8 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { BrainStore } from './history.js';
-import type { JobName } from './schema.js';
+import type { JobOutcome } from './actions.js';
+import type { TaskAction } from './schema.js';
 
 /** `result` label values of mprism_brain_job_runs_total. */
 export type JobResult = 'ok' | 'problems' | 'error' | 'skipped';
@@ -30,11 +31,6 @@ export function createBrainMetrics(registry: Registry): BrainMetrics {
   };
 }
 
-/** What a job reports: a JSON-able result, and the problems found (none means clean). */
-export interface JobOutcome {
-  result: unknown;
-  problems: string[];
-}
 
 export interface JobDeps {
   store: Pick<BrainStore, 'startRun' | 'finishRun' | 'raiseAlert' | 'resolveAlerts'>;
@@ -45,7 +41,7 @@ export interface JobDeps {
 /** How many problems an alert message lists before summarizing the rest. */
 const ALERT_PROBLEMS_SHOWN = 3;
 
-export function alertMessage(job: JobName, problems: readonly string[]): string {
+export function alertMessage(job: TaskAction, problems: readonly string[]): string {
   const shown = problems.slice(0, ALERT_PROBLEMS_SHOWN).join('; ');
   const more = problems.length > ALERT_PROBLEMS_SHOWN ? ` (+${problems.length - ALERT_PROBLEMS_SHOWN} more)` : '';
   return `${job}: ${problems.length} problem${problems.length === 1 ? '' : 's'}: ${shown}${more}`;
@@ -58,7 +54,7 @@ export function alertMessage(job: JobName, problems: readonly string[]): string 
  */
 export async function runRecordedJob(
   deps: JobDeps,
-  job: JobName,
+  job: TaskAction,
   execute: () => Promise<JobOutcome>,
 ): Promise<JobResult> {
   const log = deps.log.child({ job });

@@ -3,29 +3,60 @@ import type { Config } from '../config/schema.js';
 import { UnreachableError } from '../errors.js';
 import { displayAddress, postgresUrl } from '../infra/endpoints.js';
 import { ensurePostgresDatabase } from '../infra/probe.js';
+import { ALERT_RULE_KINDS, ALERT_SEVERITIES, TASK_ACTIONS, type AlertRuleKind, type AlertSeverity, type TaskAction } from '../config/schema.js';
 
-/** Jobs the brain schedules and records; the CHECK constraint below keeps the column honest. */
-export const JOB_NAMES = ['integrity', 'repair', 'retention'] as const;
-export type JobName = (typeof JOB_NAMES)[number];
+export { ALERT_RULE_KINDS, ALERT_SEVERITIES, TASK_ACTIONS, type AlertRuleKind, type AlertSeverity, type TaskAction };
 
-export const ALERT_SEVERITIES = ['warning', 'critical'] as const;
-export type AlertSeverity = (typeof ALERT_SEVERITIES)[number];
+/** What started a run: its cron, an operator (API, `mprism tasks run`), or history initialization at first start. */
+export const RUN_TRIGGERS = ['schedule', 'manual', 'init'] as const;
+export type RunTrigger = (typeof RUN_TRIGGERS)[number];
+
+/** Alert events delivered to the webhook and NATS. */
+export const ALERT_EVENTS = ['opened', 'resolved'] as const;
+export type AlertEvent = (typeof ALERT_EVENTS)[number];
 
 const quoted = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
 
-/** Table name -> DDL that creates it (and its indexes) idempotently. */
+/**
+ * Table name -> DDL that creates it (and its indexes) idempotently, and brings a table an older
+ * brain created up to date (ADD COLUMN IF NOT EXISTS, constraints replaced by name).
+ */
 const TABLE_DDL: Readonly<Record<string, readonly string[]>> = {
+  tasks: [
+    `CREATE TABLE IF NOT EXISTS tasks (
+       id bigserial PRIMARY KEY,
+       name text NOT NULL UNIQUE,
+       cron text NOT NULL,
+       timezone text NOT NULL DEFAULT 'UTC',
+       action text NOT NULL CHECK (action IN (${quoted(TASK_ACTIONS)})),
+       params jsonb NOT NULL DEFAULT '{}'::jsonb,
+       enabled boolean NOT NULL DEFAULT true,
+       skipped bigint NOT NULL DEFAULT 0,
+       created_at timestamptz NOT NULL DEFAULT now(),
+       updated_at timestamptz NOT NULL DEFAULT now()
+     )`,
+  ],
   job_runs: [
     `CREATE TABLE IF NOT EXISTS job_runs (
        id bigserial PRIMARY KEY,
-       job text NOT NULL CHECK (job IN (${quoted(JOB_NAMES)})),
+       job text NOT NULL,
        started_at timestamptz NOT NULL DEFAULT now(),
        finished_at timestamptz NULL,
        ok boolean NULL,
        result jsonb NULL,
        error text NULL
      )`,
+    // job is the action; task_id/task_name say which task ran it (null task_id: the task was deleted since).
+    'ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS task_id bigint NULL REFERENCES tasks (id) ON DELETE SET NULL',
+    'ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS task_name text NULL',
+    `ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS trigger text NOT NULL DEFAULT 'schedule'`,
+    // The lease's fencing token of the brain that ran it, and that brain's id.
+    'ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS fence bigint NULL',
+    'ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS brain_id text NULL',
+    'ALTER TABLE job_runs DROP CONSTRAINT IF EXISTS job_runs_job_check',
+    `ALTER TABLE job_runs ADD CONSTRAINT job_runs_job_check CHECK (job IN (${quoted(TASK_ACTIONS)}))`,
     'CREATE INDEX IF NOT EXISTS job_runs_job_started_idx ON job_runs (job, started_at DESC)',
+    'CREATE INDEX IF NOT EXISTS job_runs_task_started_idx ON job_runs (task_id, started_at DESC)',
   ],
   alerts: [
     `CREATE TABLE IF NOT EXISTS alerts (
@@ -36,13 +67,54 @@ const TABLE_DDL: Readonly<Record<string, readonly string[]>> = {
        message text NOT NULL,
        resolved_at timestamptz NULL
      )`,
-    // A scheduled check that keeps failing must not add a row every run: one open alert per source.
+    // source is the alert's identity: `<rule>:<subject>` (stream-stale:trade.binance_spot.BTCUSDT).
+    'ALTER TABLE alerts ADD COLUMN IF NOT EXISTS rule text NULL',
+    'ALTER TABLE alerts ADD COLUMN IF NOT EXISTS subject text NULL',
+    'ALTER TABLE alerts ADD COLUMN IF NOT EXISTS details jsonb NULL',
+    'ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_at timestamptz NULL',
+    'ALTER TABLE alerts ADD COLUMN IF NOT EXISTS acked_by text NULL',
+    // A condition that persists must not add a row per evaluation: one open alert per source.
     'CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open_per_source ON alerts (source) WHERE resolved_at IS NULL',
   ],
+  alert_rules: [
+    `CREATE TABLE IF NOT EXISTS alert_rules (
+       name text PRIMARY KEY,
+       kind text NOT NULL CHECK (kind IN (${quoted(ALERT_RULE_KINDS)})),
+       severity text NOT NULL CHECK (severity IN (${quoted(ALERT_SEVERITIES)})),
+       enabled boolean NOT NULL DEFAULT true,
+       threshold double precision NULL,
+       updated_at timestamptz NOT NULL DEFAULT now()
+     )`,
+  ],
+  alert_deliveries: [
+    `CREATE TABLE IF NOT EXISTS alert_deliveries (
+       id bigserial PRIMARY KEY,
+       alert_id bigint NOT NULL REFERENCES alerts (id) ON DELETE CASCADE,
+       event text NOT NULL CHECK (event IN (${quoted(ALERT_EVENTS)})),
+       channel text NOT NULL CHECK (channel IN ('webhook', 'nats')),
+       attempt integer NOT NULL,
+       at timestamptz NOT NULL DEFAULT now(),
+       ok boolean NOT NULL,
+       status integer NULL,
+       error text NULL
+     )`,
+    'CREATE INDEX IF NOT EXISTS alert_deliveries_alert_idx ON alert_deliveries (alert_id, at)',
+  ],
   job_progress: [
+    // job is a progress key, e.g. `init:funding_rate:binance_derivatives:BTCUSDT`.
     `CREATE TABLE IF NOT EXISTS job_progress (
        job text PRIMARY KEY,
        state jsonb NOT NULL,
+       updated_at timestamptz NOT NULL DEFAULT now()
+     )`,
+  ],
+  brain_fence: [
+    // The highest lease fencing token a brain has acted under: a brain holding an older token has
+    // lost its lease, and its writes are refused (see lease.ts).
+    `CREATE TABLE IF NOT EXISTS brain_fence (
+       id integer PRIMARY KEY CHECK (id = 1),
+       fence bigint NOT NULL,
+       brain_id text NOT NULL,
        updated_at timestamptz NOT NULL DEFAULT now()
      )`,
   ],

@@ -71,6 +71,54 @@ export const POLLED_DATA_TYPES = ['funding_rate', 'open_interest', 'lsr_top_posi
 export type PolledDataType = (typeof POLLED_DATA_TYPES)[number];
 const seconds = z.number().positive();
 
+/** Durations in config and flags: 90s, 15m, 12h, 7d. */
+export const DURATION_PATTERN = /^(\d+)(s|m|h|d)$/;
+const duration = z.string().regex(DURATION_PATTERN, 'must be a duration like 90s, 15m, 12h or 7d');
+const concurrency = z.number().int().min(1).max(32);
+
+/** What a brain task does when it fires. */
+export const TASK_ACTIONS = ['integrity', 'repair', 'retention', 'backfill', 'health'] as const;
+export type TaskAction = (typeof TASK_ACTIONS)[number];
+
+const taskSeed = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, - and _, at most 63'),
+  /** node-cron: 5 fields, or 6 with seconds first. */
+  cron: z.string().min(1),
+  timezone: z.string().min(1).default('UTC'),
+  action: z.enum(TASK_ACTIONS),
+  params: z.record(z.string(), z.unknown()).default({}),
+  enabled: z.boolean().default(true),
+});
+export type TaskSeed = z.infer<typeof taskSeed>;
+
+/** The conditions an alert rule can watch. */
+export const ALERT_RULE_KINDS = [
+  'stream_stale',
+  'hole_unrepaired',
+  'replication_lag',
+  'integrity_problems',
+  'daemon_unhealthy',
+  'infra_down',
+  'disk_usage',
+  'job_failing',
+] as const;
+export type AlertRuleKind = (typeof ALERT_RULE_KINDS)[number];
+export const ALERT_SEVERITIES = ['warning', 'critical'] as const;
+export type AlertSeverity = (typeof ALERT_SEVERITIES)[number];
+
+const alertRuleSeed = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, - and _, at most 63'),
+  kind: z.enum(ALERT_RULE_KINDS),
+  severity: z.enum(ALERT_SEVERITIES),
+  enabled: z.boolean().default(true),
+  /**
+   * The kind's threshold: seconds for stream_stale, hole_unrepaired, replication_lag and
+   * daemon_unhealthy; percent for disk_usage; failed runs in a row for job_failing; unused otherwise.
+   */
+  threshold: z.number().min(0).nullable().default(null),
+});
+export type AlertRuleSeed = z.infer<typeof alertRuleSeed>;
+
 export const configSchema = z.strictObject({
   nats: z.strictObject({
     url: externalUrl,
@@ -167,9 +215,58 @@ export const configSchema = z.strictObject({
   }),
   brain: z.strictObject({
     port,
-    /** node-cron expression for the scheduled integrity check. */
-    integritySchedule: z.string().min(1),
-    integritySinceSeconds: z.number().int().positive(),
+    /** The API's bind address. Loopback by default: mutations need the token, but reads do not. */
+    host,
+    /** One active brain: the leader holds this Redis lease; a standby takes over after it lapses. */
+    lease: z.strictObject({ ttlSeconds: z.number().int().min(3).max(300) }),
+    /**
+     * Seeded into PostgreSQL's `tasks` on the first start (a task whose name exists is left alone):
+     * afterwards tasks are edited through the API or `mprism tasks`, not here.
+     */
+    tasks: z.array(taskSeed).superRefine((tasks, ctx) => {
+      const seen = new Set<string>();
+      tasks.forEach((t, i) => {
+        if (seen.has(t.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `duplicate task name ${t.name}` });
+        seen.add(t.name);
+      });
+    }),
+    /** History initialization on first start (and `mprism backfill`): stages fill history in this order. */
+    init: z.strictObject({
+      enabled: z.boolean(),
+      /** How far back, e.g. 7d, 12h. */
+      since: duration,
+      /** Trades are optional: a day of trades is far more than a day of everything else. */
+      trades: z.boolean(),
+      /** Requests in flight at once per stage (each venue's rate budget still applies). */
+      concurrency: z.strictObject({
+        funding_rate: concurrency,
+        open_interest: concurrency,
+        lsr: concurrency,
+        volatility_index: concurrency,
+        trade: concurrency,
+      }),
+      /** A stage item that failed this many times is left to the scheduled backfill. */
+      maxTries: z.number().int().min(1).max(50),
+    }),
+    alerts: z.strictObject({
+      /** JSON POST per alert opened or resolved; null: no webhook. */
+      webhookUrl: z.string().url().nullable(),
+      webhookTimeoutMs: z.number().int().positive(),
+      /** Delivery attempts per event, with exponential backoff between them. */
+      webhookMaxAttempts: z.number().int().min(1).max(20),
+      /** Every alert opened or resolved is also published here (core NATS). */
+      natsSubject: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, 'must be a NATS subject without wildcards'),
+      /** Seeded into PostgreSQL's `alert_rules` on first start; afterwards edited through the API. */
+      rules: z.array(alertRuleSeed),
+    }),
+  }),
+  retention: z.strictObject({
+    /** Days hot keeps; a partition leaves hot only once every window in it is verified in cold. */
+    hotDays: z.number().int().min(1),
+    /** Days cold keeps; null: forever. */
+    coldDays: z.number().int().min(1).nullable(),
+    /** JetStream streams' max age, hours (applied to the streams at start). */
+    jetstreamMaxAgeHours: z.number().positive(),
   }),
   registry: z.strictObject({
     heartbeatIntervalMs: z.number().int().positive(),
