@@ -1,3 +1,6 @@
+import type { Redis } from 'ioredis';
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { RunTrigger, TaskAction } from './schema.js';
@@ -33,3 +36,12 @@ export type ActionRunner = (ctx: ActionContext) => Promise<JobOutcome>;
 
 /** One runner per action: a missing action is a compile error. */
 export type ActionRunners = { readonly [A in TaskAction]: ActionRunner };
+
+/** What the brain hands an action factory at start: long-lived connections, shared by every run. */
+export interface BrainDeps {
+  config: Config;
+  pool: pg.Pool;
+  redis: Redis;
+  log: Logger;
+  metrics: Registry;
+}
