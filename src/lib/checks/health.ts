@@ -1,6 +1,7 @@
 import { DATA_TYPES, VENUES, type Config, type DataType, type Venue } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { redisUrl } from '../infra/endpoints.js';
+import { fetchDaemonHealth } from '../daemon-health.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName } from '../paths.js';
@@ -49,19 +50,8 @@ export interface HealthReport {
 }
 
 async function daemonHealth(port: number): Promise<{ status: number | null; body: unknown }> {
-  try {
-    const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) });
-    const text = await res.text();
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // keep the raw text
-    }
-    return { status: res.status, body };
-  } catch (err) {
-    return { status: null, body: errorMessage(err) };
-  }
+  const answer = await fetchDaemonHealth(port, 3000);
+  return answer.answered ? { status: answer.status, body: answer.body } : { status: null, body: answer.error };
 }
 
 /** Daemons expected to run: the simulator only when the platform was started with --simulate. */

@@ -13,6 +13,7 @@ import type { Logger } from '../log.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from '../paths.js';
 import { isAlive, processStartTime, writeFileAtomic } from '../process-util.js';
 import { inspectHomeLock, type LockState } from './lock.js';
+import { fetchDaemonHealth } from '../daemon-health.js';
 import { procStats } from './proc-stats.js';
 import { copyTruncateIfLarger } from './rotating-log.js';
 import type { DaemonState, DaemonStatus, InfraProcessStatus, SupervisorSnapshot } from './state.js';
@@ -546,19 +547,16 @@ export class Supervisor {
     while (Date.now() < deadline) {
       if (d.proc !== proc || !d.wanted) return false;
       if (d.state === 'running') return true;
-      try {
-        const res = await fetch(`http://127.0.0.1:${d.port}/health`, { signal: AbortSignal.timeout(1000) });
-        if (res.ok && d.proc === proc) {
-          d.state = 'running';
-          d.detail = proc.adopted ? 'adopted from a supervisor that died' : null;
-          this.persist();
-          this.log.info({ name: d.name, pid: d.pid, adopted: proc.adopted }, 'healthy');
-          return true;
-        }
-        d.detail = `health: HTTP ${res.status} ${(await res.text()).slice(0, 200)}`;
-      } catch {
-        // not listening yet
+      const answer = await fetchDaemonHealth(d.port, 1000);
+      if (answer.answered && answer.ok && d.proc === proc) {
+        d.state = 'running';
+        d.detail = proc.adopted ? 'adopted from a supervisor that died' : null;
+        this.persist();
+        this.log.info({ name: d.name, pid: d.pid, adopted: proc.adopted }, 'healthy');
+        return true;
       }
+      // Not answering yet is normal while it starts; an answer that is not ok says why.
+      if (answer.answered) d.detail = `health: HTTP ${answer.status} ${JSON.stringify(answer.body).slice(0, 200)}`;
       await sleep(200);
     }
     if (d.proc === proc) {

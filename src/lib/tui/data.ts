@@ -1,4 +1,5 @@
 import type { Alert } from '../brain/history.js';
+import { fetchDaemonHealth } from '../daemon-health.js';
 import { collectStatus } from '../checks/status.js';
 import type { ProcessRow, StatusReport } from '../checks/status-types.js';
 import type { ClickHouseServerConfig, Config } from '../config/schema.js';
@@ -142,7 +143,11 @@ export function liveSources(config: Config): TuiSources & { close(): Promise<voi
     status: () => collectStatus(config),
     probe: (name) => probeInfra(config, name, SOURCE_TIMEOUT_MS / 2),
     rowCounts: (side) => partRows(clients[side], config.clickhouse[side]),
-    replication: async () => parseReplicationHealth(await getJson(`http://127.0.0.1:${config.replication.port}/health`)),
+    replication: async () => {
+      const answer = await fetchDaemonHealth(config.replication.port, SOURCE_TIMEOUT_MS);
+      if (!answer.answered) throw new Error(answer.error);
+      return parseReplicationHealth(answer.body);
+    },
     alerts: async () => {
       const body = await getJson(`http://127.0.0.1:${config.brain.port}/api/v1/alerts`);
       if (!isRecord(body) || !Array.isArray(body.alerts)) throw new Error('unexpected answer from /api/v1/alerts');
