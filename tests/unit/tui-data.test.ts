@@ -1,3 +1,4 @@
+import type { InfraStatus } from '../../src/lib/infra/local-servers.js';
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/lib/brain/history.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
@@ -6,7 +7,6 @@ import {
   parseReplicationHealth,
   type ReplicationView,
   ratePerSecond,
-  type InfraStatus,
   type Side,
   type TuiSources,
 } from '../../src/lib/tui/data.js';

@@ -25,7 +25,8 @@ export interface DaemonHealth {
   detail: unknown;
 }
 
-export interface Freshness {
+/** How old the newest stored row of one venue x data type is (hot), as opposed to the collector's view of its streams. */
+export interface StoredDataAge {
   venue: Venue;
   dataType: DataType;
   lastEventAt: string | null;
@@ -43,7 +44,7 @@ export interface HealthReport {
   infra: InfraStatus[];
   daemons: DaemonHealth[];
   /** Newest stored event per enabled venue x data type (ClickHouse hot). */
-  freshness: Freshness[];
+  freshness: StoredDataAge[];
   /** The collector's own view per venue x data type: what it received, before the bus and storage. */
   collectorStreams: StreamHealth[];
   problems: string[];
@@ -64,7 +65,7 @@ async function registeredNames(config: Config): Promise<Set<string>> {
 }
 
 /** Last event time for each enabled venue x data type, from ClickHouse hot: one query per table. */
-async function freshness(config: Config, now: number): Promise<Freshness[]> {
+async function freshness(config: Config, now: number): Promise<StoredDataAge[]> {
   const wanted = new Map<DataType, Venue[]>();
   for (const venue of VENUES) {
     const v = config.collector.venues[venue];
@@ -73,7 +74,7 @@ async function freshness(config: Config, now: number): Promise<Freshness[]> {
   }
   const client = createClickHouse(config.clickhouse.hot);
   try {
-    const out: Freshness[] = [];
+    const out: StoredDataAge[] = [];
     for (const dataType of DATA_TYPES) {
       const venues = wanted.get(dataType);
       if (venues === undefined) continue;
@@ -141,7 +142,7 @@ export async function checkHealth(config: Config, now = Date.now()): Promise<Hea
     }),
   );
 
-  let fresh: Freshness[] = [];
+  let fresh: StoredDataAge[] = [];
   if (infra.find((s) => s.name === 'clickhouse-hot')?.up) {
     fresh = await freshness(config, now).catch((err: unknown) => {
       problems.push(`freshness query failed: ${errorMessage(err)}`);

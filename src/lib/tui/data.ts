@@ -4,13 +4,13 @@ import { collectStatus } from '../checks/status.js';
 import type { ProcessRow, StatusReport } from '../checks/status-types.js';
 import type { ClickHouseServerConfig, Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
 import { INFRA_NAMES, type InfraName } from '../paths.js';
 import { createClickHouse, type ClickHouseClient } from '../store/client.js';
 import { str } from '../store/sql.js';
 import { TABLES } from '../store/tables.js';
 
-export type InfraStatus = Awaited<ReturnType<typeof probeInfra>>;
 export type Side = 'hot' | 'cold';
 
 /** Row counts and insert rates of one table; null where the side could not be read. */
