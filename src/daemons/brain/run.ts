@@ -1,56 +1,148 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { baseRoutes, json, startBrainApi, type BrainApiServer } from '../../lib/brain/api.js';
-import { ensureBrainToken } from '../../lib/brain/token.js';
+import type { ActionRunner, ActionRunners, BrainDeps, ProgressStore } from '../../lib/brain/actions.js';
+import { coreRoutes } from '../../lib/brain/api-core.js';
+import { baseRoutes, startBrainApi, type BrainApiServer, type Route } from '../../lib/brain/api.js';
 import { BrainStore } from '../../lib/brain/history.js';
-import { integrityOutcome } from '../../lib/brain/integrity-job.js';
-import { createBrainMetrics, runRecordedJob } from '../../lib/brain/jobs.js';
-import { scheduleJob, validateSchedule, type JobSchedule } from '../../lib/brain/scheduler.js';
+import { integrityOutcome, repairOutcome } from '../../lib/brain/integrity-job.js';
+import { createBrainMetrics } from '../../lib/brain/jobs.js';
+import { BrainLease, claimFence } from '../../lib/brain/lease.js';
+import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
 import { prepareBrainSchema } from '../../lib/brain/schema.js';
-import { collectBrainStatus } from '../../lib/brain/status.js';
+import { TaskScheduler } from '../../lib/brain/task-scheduler.js';
+import { TaskStore } from '../../lib/brain/tasks.js';
+import { ensureBrainToken } from '../../lib/brain/token.js';
 import { runIntegrity } from '../../lib/checks/integrity.js';
+import { runRepair } from '../../lib/checks/repair.js';
+import type { Config } from '../../lib/config/schema.js';
 import type { Daemon, HealthReport } from '../../lib/daemon-context.js';
-import { MprismError, errorMessage } from '../../lib/errors.js';
+import { ConfigError, MprismError, errorMessage } from '../../lib/errors.js';
 import { postgresUrl, redisUrl } from '../../lib/infra/endpoints.js';
+import { PACKAGE_ROOT } from '../../lib/paths.js';
+// ---- actions, init and alert routes from the other parts of the brain (issue 8) ----
+// PLACEHOLDERS until src/lib/brain/retention-action.ts, history-init.ts and alerts/index.ts land;
+// then replaced by imports of createRetentionAction, createBackfillAction, historyInitPending,
+// initRoutes, createHealthAction and alertRoutes.
+const unavailable =
+  (action: string) =>
+  (_deps: BrainDeps): ActionRunner =>
+  () => Promise.reject(new Error(`${action}: this action is not part of this build yet`));
+const createRetentionAction = unavailable('retention');
+const createBackfillAction = unavailable('backfill');
+const createHealthAction = unavailable('health');
+const historyInitPending = (_progress: ProgressStore, _config: Config): Promise<boolean> => Promise.resolve(false);
+const initRoutes = (_progress: ProgressStore, _config: Config): Route[] => [];
+const alertRoutes = (_deps: BrainDeps): Route[] => [];
+// ---- end ----
 
-/** First integrity run this long after start, so a fresh platform has a run without waiting for cron. */
-const FIRST_RUN_DELAY_MS = 10_000;
-/** The brain is an operator API: it stays on loopback, like every mprism port. */
-const API_HOST = '127.0.0.1';
+/** Tasks are re-read this often, so edits made through another brain's API apply here too. */
+const TASKS_RELOAD_MS = 10_000;
+/** How far back integrity and repair look when a task's params do not say. */
+const DEFAULT_SINCE_SECONDS = 3600;
 
-/** Coordinator: schedules integrity checks, records them in PostgreSQL, serves the status API. */
+const { version } = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
+
+/** The config's seed tasks must be valid before anything connects: a bad one is a config error, not an outage. */
+function validateTaskSeeds(config: Config): void {
+  config.brain.tasks.forEach((t, i) => {
+    validateSchedule(t.cron, `brain.tasks.${i}.cron`);
+    const problem = timezoneProblem(t.timezone);
+    if (problem !== null) throw new ConfigError(`brain.tasks.${i}.timezone: ${problem}`);
+  });
+}
+
+/** params.sinceSeconds as milliseconds: a positive number, else the action fails naming it. */
+function sinceMs(params: Readonly<Record<string, unknown>>): number {
+  const v = params.sinceSeconds ?? DEFAULT_SINCE_SECONDS;
+  if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`params.sinceSeconds: must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  return v * 1000;
+}
+
+const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runIntegrity(ctx.config, { sinceMs: sinceMs(ctx.params) }));
+const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params) }));
+
+function actionRunners(deps: BrainDeps): ActionRunners {
+  return {
+    integrity: integrityAction,
+    repair: repairAction,
+    retention: createRetentionAction(deps),
+    backfill: createBackfillAction(deps),
+    health: createHealthAction(deps),
+  };
+}
+
+/**
+ * Coordinator: runs the tasks of the `tasks` table on their schedules while it holds the brain lease
+ * (a second brain is a hot standby), records every run in PostgreSQL, and serves the brain API.
+ */
 export const brain: Daemon = async (ctx, config) => {
   const { log, signal } = ctx;
-  // Fail before touching any server: a bad schedule is a config error, not an outage.
-  const integrityTask = config.brain.tasks.find((t) => t.action === 'integrity');
-  const integritySchedule = integrityTask?.cron ?? '*/5 * * * *';
-  validateSchedule(integritySchedule, 'brain.tasks.integrity.cron');
+  validateTaskSeeds(config);
+  const brainId = `${hostname()}:${config.brain.port}:${process.pid}`;
+  const startedAt = Date.now();
 
-  const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 4, connectionTimeoutMillis: 5_000 });
+  const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 6, connectionTimeoutMillis: 5_000 });
   pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
   const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
   redis.on('error', () => undefined); // reported per request in /api/v1/status and /health
   let api: BrainApiServer | null = null;
-  let schedule: JobSchedule | null = null;
-  let firstRun: Promise<void> | null = null;
-  const stopFirstRun = new AbortController();
+  let scheduler: TaskScheduler | null = null;
+  let lease: BrainLease | null = null;
+  let leadershipWork: Promise<void> = Promise.resolve();
 
   try {
     const schema = await prepareBrainSchema(pool, config);
     if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
     const store = new BrainStore(pool);
-    const abandoned = await store.abandonUnfinishedRuns();
-    if (abandoned > 0) log.warn({ abandoned }, 'closed job runs left open by a previous brain');
+    const tasks = new TaskStore(pool);
+    const seeded = await tasks.seed(config.brain.tasks, store.progress);
+    if (seeded.length > 0) log.info({ seeded }, 'seeded tasks from the config');
     await redis.connect().catch((err: unknown) => {
-      log.warn({ err: errorMessage(err) }, 'redis unreachable; the registry will show as unavailable until it is back');
+      log.warn({ err: errorMessage(err) }, 'redis unreachable; this brain cannot lead (and the registry shows as unavailable) until it is back');
     });
 
     const metrics = createBrainMetrics(ctx.metrics);
-    const integrity = () =>
-      runRecordedJob({ store, metrics, log }, 'integrity', async () =>
-        integrityOutcome(await runIntegrity(config, { sinceMs: Number(integrityTask?.params.sinceSeconds ?? 3600) * 1000 })),
-      ).then(() => undefined);
+    const deps: BrainDeps = { config, pool, redis, log, metrics: ctx.metrics };
+    const sched = new TaskScheduler({
+      config,
+      tasks,
+      store,
+      progress: store.progress,
+      runners: actionRunners(deps),
+      metrics,
+      leadership: { brainId, fence: () => lease?.fence() ?? null, claim: (fence) => claimFence(pool, fence, brainId) },
+      log,
+      reloadIntervalMs: TASKS_RELOAD_MS,
+    });
+    scheduler = sched;
+
+    const onAcquired = async (fence: number) => {
+      // Recorded first: from here on a brain with an older token cannot start a run.
+      if (!(await claimFence(pool, fence, brainId))) return;
+      const abandoned = await store.abandonUnfinishedRuns(fence);
+      if (abandoned > 0) log.warn({ abandoned }, 'closed runs left open by a brain that led before');
+      if (await historyInitPending(store.progress, config)) {
+        log.info('history initialization pending: starting it in the background');
+        const started = await sched.runAction('backfill', 'init', {});
+        if (started.kind !== 'started') log.warn({ result: started.kind }, 'history initialization did not start');
+      }
+    };
+    lease = new BrainLease(
+      redis,
+      { brainId, ttlMs: config.brain.lease.ttlSeconds * 1000, log },
+      {
+        onAcquired: (fence) => {
+          leadershipWork = leadershipWork
+            .then(() => onAcquired(fence))
+            .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'cannot take up leadership duties'));
+        },
+        onLost: (reason) => sched.abortRuns(`lost the brain lease: ${reason}`),
+      },
+    );
+    const leading = () => lease?.isLeader() ?? false;
 
     const health = async (): Promise<HealthReport> => {
       const [postgres, registry] = await Promise.all([
@@ -63,46 +155,34 @@ export const brain: Daemon = async (ctx, config) => {
           (err: unknown) => `down: ${errorMessage(err)}`,
         ),
       ]);
-      return { ok: postgres === 'up' && registry === 'up', postgres, redis: registry, jobRunning: schedule?.running ?? false };
+      return { ok: postgres === 'up' && registry === 'up', postgres, redis: registry, brainId, leading: leading() };
     };
     ctx.setHealth(health);
 
+    // First match wins: the alert and init modules' routes come before the core's.
+    const routes: Route[] = [
+      ...baseRoutes({ health, metrics: ctx.metrics }),
+      ...alertRoutes(deps),
+      ...initRoutes(store.progress, config),
+      ...coreRoutes({ config, version, startedAt, brainId, redis, store, tasks, scheduler: sched, leading }),
+    ];
     try {
-      const routes = [
-        ...baseRoutes({ health, metrics: ctx.metrics }),
-        { method: 'GET' as const, path: '/api/v1/status', handle: async () => json(200, await collectBrainStatus({ redis, store })) },
-        { method: 'GET' as const, path: '/api/v1/alerts', handle: async () => json(200, { alerts: await store.openAlerts() }) },
-      ];
-      api = await startBrainApi(API_HOST, config.brain.port, () => routes, ensureBrainToken(config.home));
+      api = await startBrainApi(config.brain.host, config.brain.port, () => routes, ensureBrainToken(config.home));
     } catch (err) {
-      throw new MprismError(`brain: cannot listen on ${API_HOST}:${config.brain.port}: ${errorMessage(err)}`, {
-        cause: err,
-      });
+      throw new MprismError(`brain: cannot listen on ${config.brain.host}:${config.brain.port}: ${errorMessage(err)}`, { cause: err });
     }
-    log.info({ host: API_HOST, port: api.port, schedule: integritySchedule }, 'brain API listening');
+    log.info({ host: config.brain.host, port: api.port, brainId }, 'brain API listening');
 
-    schedule = scheduleJob({
-      name: 'integrity',
-      expression: integritySchedule,
-      configKey: 'brain.tasks.integrity.cron',
-      run: integrity,
-      onSkip: () => metrics.jobRuns.inc({ job: 'integrity', result: 'skipped' }),
-      log,
-    });
-    const scheduled = schedule;
-    firstRun = sleep(FIRST_RUN_DELAY_MS, undefined, { signal: stopFirstRun.signal }).then(
-      () => {
-        scheduled.runNow();
-      },
-      () => undefined, // cancelled by shutdown
-    );
+    await sched.start();
+    lease.start();
 
     if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    log.info('stopping: waiting for a running job to finish');
+    log.info('stopping: aborting runs in progress and waiting for them to end');
   } finally {
-    stopFirstRun.abort();
-    await firstRun;
-    await schedule?.stop();
+    // Runs end before the lease is handed back, so a standby never starts while one of ours runs.
+    await scheduler?.stop();
+    await leadershipWork;
+    await lease?.stop();
     await api?.close();
     redis.disconnect();
     await pool.end();
