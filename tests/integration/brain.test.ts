@@ -7,7 +7,8 @@ import { brain } from '../../src/daemons/brain/run.js';
 import type { BrainStatus } from '../../src/lib/brain/status.js';
 import type { JobRun } from '../../src/lib/brain/history.js';
 import { BrainStore } from '../../src/lib/brain/history.js';
-import { ensureBrainSchema } from '../../src/lib/brain/schema.js';
+import { BRAIN_TABLES, ensureBrainSchema } from '../../src/lib/brain/schema.js';
+import { claimFence, readLeader } from '../../src/lib/brain/lease.js';
 import type { Config } from '../../src/lib/config/schema.js';
 import type { HealthReport } from '../../src/lib/daemon-context.js';
 import { postgresUrl, redisUrl } from '../../src/lib/infra/endpoints.js';
@@ -22,7 +23,12 @@ let infra: TestInfra;
 beforeAll(async () => {
   infra = await startTestInfra({
     servers: ['redis', 'postgres', 'clickhouse-hot', 'clickhouse-cold'],
-    overrides: { brain: { integritySchedule: '* * * * * *', integritySinceSeconds: 600 } },
+    overrides: {
+      brain: {
+        tasks: [{ name: 'integrity', cron: '* * * * * *', action: 'integrity', params: { sinceSeconds: 600 } }],
+        init: { enabled: false },
+      },
+    },
   });
 });
 
@@ -52,30 +58,47 @@ async function getJson<T>(config: Config, path: string): Promise<T> {
 }
 
 describe('brain schema', () => {
-  it('creates its tables once and is idempotent', async () => {
+  it('creates its tables once and is idempotent; runs are recorded only under the newest fence', async () => {
     await ensurePostgresDatabase(infra.config);
     const pool = new pg.Pool({ connectionString: postgresUrl(infra.config) });
     try {
-      expect(await ensureBrainSchema(pool)).toEqual({ created: ['job_runs', 'alerts', 'job_progress'], existing: [] });
-      expect(await ensureBrainSchema(pool)).toEqual({ created: [], existing: ['job_runs', 'alerts', 'job_progress'] });
+      expect(await ensureBrainSchema(pool)).toEqual({ created: BRAIN_TABLES, existing: [] });
+      expect(await ensureBrainSchema(pool)).toEqual({ created: [], existing: BRAIN_TABLES });
 
       const store = new BrainStore(pool);
-      const id = await store.startRun('repair');
-      await store.finishRun(id, { ok: true, result: { removed: 3 } });
-      expect((await store.recentRuns(5, 'repair'))[0]).toMatchObject({ id, ok: true, result: { removed: 3 }, error: null });
+      const start = { job: 'repair', taskId: null, taskName: null, trigger: 'manual', brainId: 'b1' } as const;
+      expect(await claimFence(pool, 5, 'b1')).toBe(true);
+      const id = await store.startRun({ ...start, fence: 5 });
+      expect(id).not.toBeNull();
+      await store.finishRun(id!, { ok: true, result: { removed: 3 } });
+      expect((await store.recentRuns(5, { job: 'repair' }))[0]).toMatchObject({ id, ok: true, result: { removed: 3 }, error: null, fence: 5, brainId: 'b1', trigger: 'manual' });
+      // A brain still holding fence 4 (it lost its lease) records nothing.
+      expect(await store.startRun({ ...start, fence: 4, brainId: 'old' })).toBeNull();
+      // A newer leader closes what older ones left open, not its own runs.
+      const open5 = await store.startRun({ ...start, fence: 5 });
+      expect(await claimFence(pool, 6, 'b2')).toBe(true);
+      expect(await store.startRun({ ...start, fence: 5 })).toBeNull();
+      const open6 = await store.startRun({ ...start, fence: 6, brainId: 'b2' });
+      expect(await store.abandonUnfinishedRuns(6)).toBe(1);
+      expect((await store.getRun(open5!))!.error).toMatch(/interrupted/);
+      expect((await store.getRun(open6!))!.finishedAt).toBeNull();
+      // The old brain finishing late does not rewrite the abandoned record.
+      await store.finishRun(open5!, { ok: true, result: null });
+      expect((await store.getRun(open5!))!.ok).toBe(false);
 
-      // At most one open alert per source: raising again refreshes it.
-      const first = await store.raiseAlert({ severity: 'warning', source: 'retention', message: 'one' });
-      const second = await store.raiseAlert({ severity: 'critical', source: 'retention', message: 'two' });
-      expect(second.id).toBe(first.id);
-      expect((await store.openAlerts()).map((a) => [a.source, a.severity, a.message])).toEqual([['retention', 'critical', 'two']]);
-      expect(await store.resolveAlerts('retention')).toBe(1);
-      expect(await store.openAlerts()).toEqual([]);
-
-      await store.saveProgress('retention', { partition: 202401 });
-      expect(await store.loadProgress('retention')).toEqual({ partition: 202401 });
-      await store.clearProgress('retention');
-      expect(await store.loadProgress('retention')).toBeNull();
+      await store.progress.save('init:funding_rate:a', { page: 1 });
+      await store.progress.save('init:funding_rate:b', { page: 2 });
+      await store.progress.save('init_other', { x: 1 });
+      await store.progress.save('init:funding_rate:a', { page: 3 });
+      expect(await store.progress.load('init:funding_rate:a')).toEqual({ page: 3 });
+      expect((await store.progress.list('init:')).map((p) => [p.key, p.state])).toEqual([
+        ['init:funding_rate:a', { page: 3 }],
+        ['init:funding_rate:b', { page: 2 }],
+      ]);
+      // A prefix is literal: _ is not a wildcard.
+      expect((await store.progress.list('init_')).map((p) => p.key)).toEqual(['init_other']);
+      await store.progress.clear('init:funding_rate:a');
+      expect(await store.progress.load('init:funding_rate:a')).toBeNull();
     } finally {
       await pool.end();
     }
@@ -83,7 +106,7 @@ describe('brain schema', () => {
 });
 
 describe('brain daemon', () => {
-  it('schedules integrity, records runs and alerts, serves its API, and stops cleanly', async () => {
+  it('seeds its tasks, leads, runs integrity on its schedule, records the runs, serves its API, and stops cleanly', async () => {
     // A database the brain has never seen: it creates the database and its tables itself.
     const config: Config = { ...infra.config, postgres: { ...infra.config.postgres, database: 'brain_fresh' } };
     const redis = new Redis(redisUrl(config));
@@ -111,22 +134,29 @@ describe('brain daemon', () => {
         60,
       );
 
-      // ClickHouse has no tables yet: the scheduled check finds problems and raises an alert.
+      // ClickHouse has no tables yet: the scheduled check finds problems.
       const status = await waitFor('an integrity run with problems', async () => {
         const s = await getJson<BrainStatus>(config, '/api/v1/status');
         const run = s.latestRuns.find((r) => r.job === 'integrity' && r.finishedAt !== null);
-        return run !== undefined && s.openAlerts.length > 0 ? s : null;
+        return run !== undefined ? s : null;
       });
       expect(status.errors).toEqual([]);
+      expect(status.leading).toBe(true);
+      expect(status.leader).toMatchObject({ brainId: status.brainId });
       expect(status.services.map((e) => [e.name, e.pid])).toEqual([['storage', 4242]]);
+      expect(status.tasks.map((t) => [t.name, t.action, t.cron, t.enabled])).toEqual([['integrity', 'integrity', '* * * * * *', true]]);
       const problemRun = status.latestRuns[0]!;
-      expect(problemRun.ok).toBe(false);
+      expect(problemRun).toMatchObject({ ok: false, job: 'integrity', taskName: 'integrity', trigger: 'schedule', brainId: status.brainId });
+      expect(problemRun.fence).toBe(status.leader!.fence);
       expect(problemRun.result).toMatchObject({ ok: false, tables: expect.arrayContaining([expect.objectContaining({ table: 'trades' })]) });
-      expect(status.openAlerts[0]).toMatchObject({ source: 'integrity', severity: 'warning' });
-      expect(status.openAlerts[0]!.message).toMatch(/missing on hot/);
+      // Alerts come from the alert rules now: a run does not raise one itself.
+      expect(status.openAlerts).toEqual([]);
       expect((await health!()).ok).toBe(true);
+      const info = await getJson<{ name: string; version: string; brainId: string; leading: boolean; uptimeSeconds: number }>(config, '/api/v1/info');
+      expect(info).toMatchObject({ name: 'mprism-brain', brainId: status.brainId, leading: true });
+      expect(info.version).toMatch(/^\d+\.\d+\.\d+/);
 
-      // Create the tables: the next clean run resolves the alert.
+      // Create the tables: the next run is clean.
       for (const server of [config.clickhouse.hot, config.clickhouse.cold]) {
         const client = createClickHouse(server);
         await ensureSchema(client, server.database, await detectDialect(client));
@@ -134,11 +164,9 @@ describe('brain daemon', () => {
       }
       await waitFor('a clean integrity run', async () => {
         const s = await getJson<BrainStatus>(config, '/api/v1/status');
-        return s.latestRuns[0]?.ok === true && s.openAlerts.length === 0 ? s : null;
+        return s.latestRuns[0]?.ok === true ? s : null;
       });
-      const { alerts } = await getJson<{ alerts: unknown[] }>(config, '/api/v1/alerts');
-      expect(alerts).toEqual([]);
-      const { runs } = await getJson<{ runs: JobRun[] }>(config, '/api/v1/runs?limit=2');
+      const { runs } = await getJson<{ runs: JobRun[] }>(config, '/api/v1/runs?limit=2&job=integrity');
       expect(runs).toHaveLength(2);
       expect(runs[0]!.id).toBeGreaterThan(runs[1]!.id);
 
@@ -154,19 +182,21 @@ describe('brain daemon', () => {
 
     expect(stopped).toBe(true);
     await expect(fetch(`http://127.0.0.1:${config.brain.port}/health`)).rejects.toThrow();
+    const check = new Redis(redisUrl(config));
     try {
-      // Shutdown waited for the run in progress: nothing is left unfinished.
+      // Shutdown waited for the run in progress: nothing is left unfinished, and the lease was handed back.
       const open = await pool.query('SELECT count(*)::int AS n FROM job_runs WHERE finished_at IS NULL');
       expect(open.rows[0]).toEqual({ n: 0 });
       const done = await pool.query('SELECT count(*)::int AS n FROM job_runs WHERE result IS NOT NULL');
       expect((done.rows[0] as { n: number }).n).toBeGreaterThanOrEqual(2);
+      expect(await readLeader(check)).toBeNull();
     } finally {
+      check.disconnect();
       await pool.end();
     }
   });
 
-  it('refuses an invalid schedule with a config error before connecting anywhere', async () => {
-    const config: Config = { ...infra.config, brain: { ...infra.config.brain, integritySchedule: '*/5 * *' } };
+  it('refuses an invalid seed schedule or time zone with a config error before connecting anywhere', async () => {
     const ctx = {
       signal: new AbortController().signal,
       log: pino({ level: 'silent' }),
@@ -174,6 +204,10 @@ describe('brain daemon', () => {
       setHealth: () => undefined,
       simulate: false,
     };
-    await expect(brain(ctx, config)).rejects.toThrow(/brain\.integritySchedule: invalid cron expression "\*\/5 \* \*"/);
+    const seed = { name: 'x', cron: '*/5 * *', timezone: 'UTC', action: 'integrity', params: {}, enabled: true } as const;
+    const badCron: Config = { ...infra.config, brain: { ...infra.config.brain, tasks: [seed] } };
+    await expect(brain(ctx, badCron)).rejects.toThrow(/brain\.tasks\.0\.cron: invalid cron expression "\*\/5 \* \*"/);
+    const badZone: Config = { ...infra.config, brain: { ...infra.config.brain, tasks: [{ ...seed, cron: '* * * * *', timezone: 'Nowhere/City' }] } };
+    await expect(brain(ctx, badZone)).rejects.toThrow(/brain\.tasks\.0\.timezone: unknown time zone "Nowhere\/City"/);
   });
 });

@@ -64,7 +64,8 @@ function sinceMs(params: Readonly<Record<string, unknown>>): number {
 const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runIntegrity(ctx.config, { sinceMs: sinceMs(ctx.params) }));
 const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params) }));
 
-function actionRunners(deps: BrainDeps): ActionRunners {
+/** The runner of every action, over the brain's long-lived connections. */
+export function actionRunners(deps: BrainDeps): ActionRunners {
   return {
     integrity: integrityAction,
     repair: repairAction,
@@ -77,8 +78,9 @@ function actionRunners(deps: BrainDeps): ActionRunners {
 /**
  * Coordinator: runs the tasks of the `tasks` table on their schedules while it holds the brain lease
  * (a second brain is a hot standby), records every run in PostgreSQL, and serves the brain API.
+ * `runners` builds the action runners (tests wrap one to control its timing).
  */
-export const brain: Daemon = async (ctx, config) => {
+export const createBrain = (runners: (deps: BrainDeps) => ActionRunners): Daemon => async (ctx, config) => {
   const { log, signal } = ctx;
   validateTaskSeeds(config);
   const brainId = `${hostname()}:${config.brain.port}:${process.pid}`;
@@ -111,7 +113,7 @@ export const brain: Daemon = async (ctx, config) => {
       tasks,
       store,
       progress: store.progress,
-      runners: actionRunners(deps),
+      runners: runners(deps),
       metrics,
       leadership: { brainId, fence: () => lease?.fence() ?? null, claim: (fence) => claimFence(pool, fence, brainId) },
       log,
@@ -188,3 +190,5 @@ export const brain: Daemon = async (ctx, config) => {
     await pool.end();
   }
 };
+
+export const brain: Daemon = createBrain(actionRunners);
