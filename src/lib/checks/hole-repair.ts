@@ -48,8 +48,8 @@ const BLOCKED_PREFIX = 'blocked: ';
  */
 const COMPLETE_HISTORY: ReadonlySet<HistoryDataType> = new Set(['trade', 'lsr_top_position', 'lsr_all_account', 'volatility_index']);
 
-/** The collector keeps most of each venue's budget; repair takes this share of it. */
-const REPAIR_BUDGET_SHARE = 0.2;
+/** The collector keeps most of each venue's budget; repair (and history initialization) takes this share of it. */
+export const REPAIR_BUDGET_SHARE = 0.2;
 const REQUEST_ATTEMPTS = 6;
 
 export interface HoleRepairOptions {
@@ -69,20 +69,24 @@ function isHistoryType(t: string): t is HistoryDataType {
 }
 
 /** Retries what a venue may answer differently a moment later (rate limits, 5xx, network); the client keeps Retry-After. */
-async function getWithRetry(rest: RestClient, req: RestRequest, signal: AbortSignal): Promise<{ body: string; receiveTime: number }> {
+async function getWithRetry(rest: RestClient, req: RestRequest, signal: AbortSignal, attempts: number): Promise<{ body: string; receiveTime: number }> {
   for (let attempt = 0; ; attempt++) {
     try {
       return await rest.get(req, signal);
     } catch (err) {
       const transient = err instanceof RestNetworkError || (err instanceof RestError && (err.retryAfterMs !== null || err.status >= 500));
-      if (!transient || attempt + 1 >= REQUEST_ATTEMPTS) throw err;
+      if (!transient || attempt + 1 >= attempts) throw err;
       await sleep(backoffDelay(attempt, { initialMs: 500, maxMs: 10_000, jitter: 0.3 }), signal);
     }
   }
 }
 
-/** Per venue: its adapter, REST client within the repair's share of the budget, and contract values. */
-class VenueHistory {
+/**
+ * Per venue: its adapter, REST client within the repair's share of the budget, and contract values.
+ * `requestAttempts`: tries per request for what may pass (429, 5xx, network); history
+ * initialization asks 1 and retries whole items with its own backoff and bound.
+ */
+export class VenueHistory {
   readonly adapter: VenueAdapter;
   readonly rest: RestClient;
   readonly baseUrl: string;
@@ -94,6 +98,7 @@ class VenueHistory {
     readonly venue: Venue,
     simulate: boolean,
     private readonly signal: AbortSignal,
+    private readonly requestAttempts = REQUEST_ATTEMPTS,
   ) {
     const v = config.collector.venues[venue];
     this.adapter = adapterFor(venue, v.symbols);
@@ -103,7 +108,7 @@ class VenueHistory {
   }
 
   get(req: RestRequest): Promise<{ body: string; receiveTime: number }> {
-    return getWithRetry(this.rest, req, this.signal);
+    return getWithRetry(this.rest, req, this.signal, this.requestAttempts);
   }
 
   /** Records in coins, as the collector publishes them. */
@@ -253,8 +258,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
         for await (const venuePage of pageHistory(p.source, venue.baseUrl, query, venue.credentials, options, (req) => venue.get(req))) {
           const page = await venue.inCoins(venuePage);
           publisher ??= await connectPublisher();
-          for (const r of page) await publisher.publish(r);
-          await publisher.flush();
+          await publishPage(publisher, page);
           missing += await waitInHot(hot, database, page, opts.verifyTimeoutMs ?? 60_000);
           refilled.count += page.length;
           for (const r of page) {
@@ -292,6 +296,18 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     await nats.close?.().catch(() => {});
     await hot.close();
   }
+}
+
+/**
+ * Publishes records through JetStream (their Msg-Ids, so a record stored before is not stored
+ * again) and waits for the acks; returns how many JetStream confirmed (fewer only when the
+ * publisher gave up at shutdown).
+ */
+export async function publishPage(publisher: Publisher, records: readonly MarketRecord[]): Promise<number> {
+  let stored = 0;
+  for (const r of records) await publisher.publish(r, () => stored++);
+  await publisher.flush();
+  return stored;
 }
 
 /** Waits until every record is in hot; returns how many are still missing at the timeout. */

@@ -46,6 +46,68 @@ function idBound(id: string | null, name: string): bigint | null {
   return BigInt(id);
 }
 
+/** One page as the venue answered it: the records it added (possibly none) and the request for the next page. */
+export interface HistoryPageStep {
+  records: MarketRecord[];
+  /** null: the query is covered (or the venue has no more). */
+  next: RestRequest | null;
+}
+
+/**
+ * Every page of one query, empty ones included, each with the request for the page after it: what
+ * a caller that saves its place between pages needs (history initialization resumes from `next`).
+ * `start` replaces the first request (a saved `next`). Filters, dedupe and errors as pageHistory.
+ */
+export async function* historyPages(
+  source: HistorySource,
+  restBaseUrl: string,
+  query: HistoryQuery,
+  credentials: VenueCredentials,
+  options: PollOptions,
+  get: HistoryGet,
+  limits: HistoryPagingLimits = DEFAULT_HISTORY_PAGING_LIMITS,
+  start: RestRequest | null = null,
+): AsyncGenerator<HistoryPageStep> {
+  const blocked = source.blockedReason(credentials);
+  if (blocked !== null) throw new HistoryPagingError('blocked', `${source.endpoint}: ${blocked}`);
+  const fromId = idBound(query.fromId, 'fromId');
+  const toId = idBound(query.toId, 'toId');
+  const inIds = (r: MarketRecord): boolean => {
+    if (r.dataType !== 'trade' || (fromId === null && toId === null)) return true;
+    if (!DECIMAL_ID.test(r.tradeId)) {
+      throw new HistoryPagingError('non_decimal_id', `${source.endpoint}: trade id ${JSON.stringify(r.tradeId)} of ${r.instrument} is not decimal, so it cannot be held against the hole's ids`);
+    }
+    const id = BigInt(r.tradeId);
+    return (fromId === null || id >= fromId) && (toId === null || id <= toId);
+  };
+
+  const seen = new Set<string>();
+  let idle = 0;
+  let request: RestRequest | null = start ?? source.request(restBaseUrl, query, credentials, options);
+  while (request !== null) {
+    const { body, receiveTime } = await get(request);
+    const page = source.parsePage(body, query, request, receiveTime);
+    const fresh: MarketRecord[] = [];
+    for (const r of page.records) {
+      if (r.eventTime < query.fromMs || r.eventTime > query.toMs || !inIds(r)) continue;
+      const key = observationKey(r);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      fresh.push(r);
+    }
+    if (fresh.length > 0) idle = 0;
+    else if (page.next !== null && ++idle >= limits.maxPagesWithoutProgress) {
+      throw new HistoryPagingError(
+        'no_progress',
+        `${source.endpoint}: ${String(idle)} pages in a row brought nothing new for ${query.instrument} ` +
+          `(last asked ${request.url}); the venue keeps answering the same page, stopped`,
+      );
+    }
+    yield { records: fresh, next: page.next };
+    request = page.next;
+  }
+}
+
 /**
  * Every record of one hole, page by page: follows `next` until the source returns null, keeps only
  * records inside the query (event time within [fromMs, toMs]; trades also within [fromId, toId]
@@ -64,43 +126,7 @@ export async function* pageHistory(
   get: HistoryGet,
   limits: HistoryPagingLimits = DEFAULT_HISTORY_PAGING_LIMITS,
 ): AsyncGenerator<MarketRecord[]> {
-  const blocked = source.blockedReason(credentials);
-  if (blocked !== null) throw new HistoryPagingError('blocked', `${source.endpoint}: ${blocked}`);
-  const fromId = idBound(query.fromId, 'fromId');
-  const toId = idBound(query.toId, 'toId');
-  const inIds = (r: MarketRecord): boolean => {
-    if (r.dataType !== 'trade' || (fromId === null && toId === null)) return true;
-    if (!DECIMAL_ID.test(r.tradeId)) {
-      throw new HistoryPagingError('non_decimal_id', `${source.endpoint}: trade id ${JSON.stringify(r.tradeId)} of ${r.instrument} is not decimal, so it cannot be held against the hole's ids`);
-    }
-    const id = BigInt(r.tradeId);
-    return (fromId === null || id >= fromId) && (toId === null || id <= toId);
-  };
-
-  const seen = new Set<string>();
-  let idle = 0;
-  let request: RestRequest | null = source.request(restBaseUrl, query, credentials, options);
-  while (request !== null) {
-    const { body, receiveTime } = await get(request);
-    const page = source.parsePage(body, query, request, receiveTime);
-    const fresh: MarketRecord[] = [];
-    for (const r of page.records) {
-      if (r.eventTime < query.fromMs || r.eventTime > query.toMs || !inIds(r)) continue;
-      const key = observationKey(r);
-      if (seen.has(key)) continue;
-      seen.add(key);
-      fresh.push(r);
-    }
-    if (fresh.length > 0) {
-      idle = 0;
-      yield fresh;
-    } else if (page.next !== null && ++idle >= limits.maxPagesWithoutProgress) {
-      throw new HistoryPagingError(
-        'no_progress',
-        `${source.endpoint}: ${String(idle)} pages in a row brought nothing new for ${query.instrument} ` +
-          `(last asked ${request.url}); the venue keeps answering the same page, stopped`,
-      );
-    }
-    request = page.next;
+  for await (const page of historyPages(source, restBaseUrl, query, credentials, options, get, limits)) {
+    if (page.records.length > 0) yield page.records;
   }
 }
