@@ -1,7 +1,7 @@
 import { CommanderError } from 'commander';
 import { program } from './commands/program.js';
 import { red } from './commands/output.js';
-import { ExitCode, MprismError } from './lib/errors.js';
+import { EXIT_STATUS, ExitCode, MprismError } from './lib/errors.js';
 
 /** The one error boundary: every failure becomes a message on stderr and an exit code from the contract. */
 async function main(argv: string[]): Promise<number> {
@@ -15,7 +15,7 @@ async function main(argv: string[]): Promise<number> {
     }
     if (err instanceof MprismError) {
       if (err.message) process.stderr.write(`${red(`mprism: ${err.message}`)}\n`);
-      return err.exitCode;
+      return EXIT_STATUS[err.code];
     }
     process.stderr.write(`mprism: internal error: ${(err as Error)?.stack ?? String(err)}\n`);
     return ExitCode.internal;

@@ -7,9 +7,25 @@ export const ExitCode = {
   internal: 70,
 } as const;
 
-/** Base class: every error a user should see cleanly carries its exit code. */
+/** What went wrong, as a domain fact; only the CLI boundary turns it into an exit status (EXIT_STATUS). */
+export type ErrorCode = 'internal' | 'usage' | 'config' | 'unreachable' | 'lock_held' | 'missing_binary' | 'problems_found' | 'malformed_frame';
+
+/** The CLI contract's exit status per error code: a missing code is a compile error. */
+export const EXIT_STATUS: { readonly [C in ErrorCode]: number } = {
+  internal: ExitCode.internal,
+  usage: ExitCode.usage,
+  config: ExitCode.usage,
+  unreachable: ExitCode.unreachable,
+  lock_held: ExitCode.problemsFound,
+  missing_binary: ExitCode.unreachable,
+  problems_found: ExitCode.problemsFound,
+  // A venue's answer the CLI could not read (a refill in `repair`): the venue is the trouble, not mprism.
+  malformed_frame: ExitCode.unreachable,
+};
+
+/** Base class: every error a user should see cleanly carries its code. */
 export class MprismError extends Error {
-  readonly exitCode: number = ExitCode.internal;
+  readonly code: ErrorCode = 'internal';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = new.target.name;
@@ -18,17 +34,17 @@ export class MprismError extends Error {
 
 /** Bad flags or arguments. */
 export class UsageError extends MprismError {
-  override readonly exitCode = ExitCode.usage;
+  override readonly code = 'usage';
 }
 
 /** Invalid or unreadable configuration; message is `file: path: message` lines. */
 export class ConfigError extends MprismError {
-  override readonly exitCode = ExitCode.usage;
+  override readonly code = 'config';
 }
 
 /** A server or daemon that should answer does not. */
 export class UnreachableError extends MprismError {
-  override readonly exitCode = ExitCode.unreachable;
+  override readonly code = 'unreachable';
   constructor(
     readonly target: string,
     readonly address: string,
@@ -41,7 +57,7 @@ export class UnreachableError extends MprismError {
 
 /** A lock held by a live process. */
 export class LockHeldError extends MprismError {
-  override readonly exitCode = ExitCode.problemsFound;
+  override readonly code = 'lock_held';
   constructor(
     readonly lockFile: string,
     readonly holderPid: number,
@@ -53,12 +69,12 @@ export class LockHeldError extends MprismError {
 
 /** A required server binary is missing and could not or may not be installed. */
 export class MissingBinaryError extends MprismError {
-  override readonly exitCode = ExitCode.unreachable;
+  override readonly code = 'missing_binary';
 }
 
 /** A check ran and found problems (exit 1, the report has the details). */
 export class ProblemsFoundError extends MprismError {
-  override readonly exitCode = ExitCode.problemsFound;
+  override readonly code = 'problems_found';
 }
 
 export function errorMessage(err: unknown): string {
@@ -67,7 +83,7 @@ export function errorMessage(err: unknown): string {
 
 /** A check whose report already told the user what is wrong: exit 1, nothing more to print. */
 export class CheckFailed extends MprismError {
-  override readonly exitCode = ExitCode.problemsFound;
+  override readonly code = 'problems_found';
   constructor() {
     super('');
   }

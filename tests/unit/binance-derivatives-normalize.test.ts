@@ -317,40 +317,40 @@ describe('binance_derivatives polls', () => {
   it('rejects error bodies and mistyped fields, naming the data type', () => {
     const error = '{"code":-1121,"msg":"Invalid symbol."}';
     for (const dataType of ['funding_rate', 'open_interest', 'lsr_top_position', 'lsr_all_account'] as const) {
-      expect(malformed(() => pollFor(dataType).parse(error, RECEIVE_TIME))).toMatchObject({ code: 'unexpected_shape', dataType });
-      expect(malformed(() => pollFor(dataType).parse('<html>', RECEIVE_TIME))).toMatchObject({ code: 'malformed_json', dataType });
+      expect(malformed(() => pollFor(dataType).parse(error, RECEIVE_TIME))).toMatchObject({ reason: 'unexpected_shape', dataType });
+      expect(malformed(() => pollFor(dataType).parse('<html>', RECEIVE_TIME))).toMatchObject({ reason: 'malformed_json', dataType });
     }
     const [premium] = lines('premium_index_rest.jsonl');
     const delivery = (premium as string).replace('"0.00038246"', '""');
-    expect(malformed(() => pollFor('funding_rate').parse(delivery, RECEIVE_TIME)).code).toBe('unexpected_shape');
+    expect(malformed(() => pollFor('funding_rate').parse(delivery, RECEIVE_TIME)).reason).toBe('unexpected_shape');
     const [ratios] = lines('top_long_short_position_ratio_rest.jsonl');
     const badTime = (ratios as string).replace('"1583139900000"', '"soon"');
-    expect(malformed(() => pollFor('lsr_top_position').parse(badTime, RECEIVE_TIME)).code).toBe('unexpected_shape');
+    expect(malformed(() => pollFor('lsr_top_position').parse(badTime, RECEIVE_TIME)).reason).toBe('unexpected_shape');
     const unknownQuote = '{"openInterest":"1","symbol":"FOOBAR","time":1}';
-    expect(malformed(() => pollFor('open_interest').parse(unknownQuote, RECEIVE_TIME))).toMatchObject({ code: 'unknown_symbol', dataType: 'open_interest' });
+    expect(malformed(() => pollFor('open_interest').parse(unknownQuote, RECEIVE_TIME))).toMatchObject({ reason: 'unknown_symbol', dataType: 'open_interest' });
   });
 });
 
 describe('binance_derivatives malformed frames', () => {
   it('rejects non-JSON with code malformed_json, naming the data type its stream name shows', () => {
-    expect(malformedFrame('{"stream":"btcusdt@forceOrder","data":{"e":"forc')).toMatchObject({ code: 'malformed_json', dataType: 'liquidation' });
-    expect(malformedFrame('{"e":"depthUpdate","E":1,')).toMatchObject({ code: 'malformed_json', dataType: 'orderbook' });
+    expect(malformedFrame('{"stream":"btcusdt@forceOrder","data":{"e":"forc')).toMatchObject({ reason: 'malformed_json', dataType: 'liquidation' });
+    expect(malformedFrame('{"e":"depthUpdate","E":1,')).toMatchObject({ reason: 'malformed_json', dataType: 'orderbook' });
   });
 
   it('rejects depth events without pu (a spot event on a futures stream)', () => {
     const spotLine = fixtureLines('binance_spot', 'depth_update_doc.jsonl')[0] as string;
-    expect(malformedFrame(spotLine)).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
+    expect(malformedFrame(spotLine)).toMatchObject({ reason: 'unexpected_shape', dataType: 'orderbook' });
   });
 
   it('rejects forceOrder events with missing or mistyped fields', () => {
     const [line] = lines('force_order_doc.jsonl');
     const good = JSON.parse(line as string) as { e: string; E: number; o: Record<string, unknown> };
     for (const change of [{ S: 'LONG' }, { ap: 9910 }, { z: undefined }, { T: '1' }, { s: null }]) {
-      expect(malformedFrame(JSON.stringify({ ...good, o: { ...good.o, ...change } }))).toMatchObject({ code: 'unexpected_shape', dataType: 'liquidation' });
+      expect(malformedFrame(JSON.stringify({ ...good, o: { ...good.o, ...change } }))).toMatchObject({ reason: 'unexpected_shape', dataType: 'liquidation' });
     }
     expect(malformedFrame('{"e":"forceOrder","E":1}').dataType).toBe('liquidation');
     const unknownQuote = JSON.stringify({ ...good, o: { ...good.o, s: 'FOOBAR' } });
-    expect(malformedFrame(unknownQuote)).toMatchObject({ code: 'unknown_symbol', dataType: 'liquidation' });
+    expect(malformedFrame(unknownQuote)).toMatchObject({ reason: 'unknown_symbol', dataType: 'liquidation' });
   });
 
   it('treats acks as control and refusals as a reason to reconnect', () => {

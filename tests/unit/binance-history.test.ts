@@ -117,7 +117,7 @@ describe('binance_spot trade history (GET /api/v3/historicalTrades)', () => {
   ])('rejects %s as a malformed trade body', (_what, body, code) => {
     const q = query();
     const err = malformed(() => source.parsePage(body, q, source.request(SPOT_REST, q, NO_KEY, TEST_POLL_OPTIONS), RECEIVE_TIME));
-    expect(err.code).toBe(code);
+    expect(err.reason).toBe(code);
     expect(err.dataType).toBe('trade');
   });
 });
@@ -160,7 +160,7 @@ describe('binance_derivatives trade history (GET /fapi/v1/historicalTrades)', ()
   it('rejects the refusal Binance sends without a key as a malformed trade body', () => {
     const request = source.request(FAPI_REST, query(), NO_KEY, TEST_POLL_OPTIONS);
     expect(request.headers).toBeUndefined();
-    expect(malformed(() => source.parsePage('{"code":-2014,"msg":"API-key format invalid."}', query(), request, RECEIVE_TIME)).code).toBe('unexpected_shape');
+    expect(malformed(() => source.parsePage('{"code":-2014,"msg":"API-key format invalid."}', query(), request, RECEIVE_TIME)).reason).toBe('unexpected_shape');
   });
 });
 
@@ -212,7 +212,7 @@ describe('binance_derivatives funding history (GET /fapi/v1/fundingRate)', () =>
     ['a mark price that is not a decimal', '[{"symbol":"BTCUSDT","fundingRate":"0.0001","fundingTime":1570608000000,"markPrice":"n/a"}]'],
   ])('rejects %s', (_what, body) => {
     const err = malformed(() => source.parsePage(body, q, source.request(FAPI_REST, q, NO_KEY, TEST_POLL_OPTIONS), RECEIVE_TIME));
-    expect([err.code, err.dataType]).toEqual(['unexpected_shape', 'funding_rate']);
+    expect([err.reason, err.dataType]).toEqual(['unexpected_shape', 'funding_rate']);
   });
 });
 
@@ -254,7 +254,7 @@ describe('binance_derivatives open interest history (GET /futures/data/openInter
   ])('rejects %s', (_what, body) => {
     const q = query({ fromId: null, toId: null });
     const err = malformed(() => source.parsePage(body, q, source.request(FAPI_REST, q, NO_KEY, TEST_POLL_OPTIONS), RECEIVE_TIME));
-    expect([err.code, err.dataType]).toEqual(['unexpected_shape', 'open_interest']);
+    expect([err.reason, err.dataType]).toEqual(['unexpected_shape', 'open_interest']);
   });
 });
 
@@ -284,6 +284,6 @@ describe.each([
 
   it('rejects a refusal as malformed', () => {
     const err = malformed(() => source.parsePage('{"code":-1121,"msg":"Invalid symbol."}', q, source.request(FAPI_REST, q, NO_KEY, TEST_POLL_OPTIONS), RECEIVE_TIME));
-    expect([err.code, err.dataType]).toEqual(['unexpected_shape', dataType]);
+    expect([err.reason, err.dataType]).toEqual(['unexpected_shape', dataType]);
   });
 });

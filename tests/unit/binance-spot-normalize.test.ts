@@ -179,24 +179,24 @@ describe('binance_spot control frames', () => {
 
 describe('binance_spot malformed frames', () => {
   it('rejects non-JSON with code malformed_json, naming the data type its stream name shows', () => {
-    expect(malformedFrame('{"stream":"btcusdt@trade","data":{')).toMatchObject({ code: 'malformed_json', dataType: 'trade' });
-    expect(malformedFrame('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpd')).toMatchObject({ code: 'malformed_json', dataType: 'orderbook' });
-    expect(malformedFrame('')).toMatchObject({ code: 'malformed_json', dataType: null });
+    expect(malformedFrame('{"stream":"btcusdt@trade","data":{')).toMatchObject({ reason: 'malformed_json', dataType: 'trade' });
+    expect(malformedFrame('{"stream":"btcusdt@depth@100ms","data":{"e":"depthUpd')).toMatchObject({ reason: 'malformed_json', dataType: 'orderbook' });
+    expect(malformedFrame('')).toMatchObject({ reason: 'malformed_json', dataType: null });
   });
 
   it('rejects wrong shapes with code unexpected_shape', () => {
-    expect(malformedFrame('[1,2]').code).toBe('unexpected_shape');
-    expect(malformedFrame('{"hello":1}').code).toBe('unexpected_shape');
-    expect(malformedFrame('{"stream":"btcusdt@trade","data":"x"}')).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
-    expect(malformedFrame('{"e":"mystery","E":1}').code).toBe('unexpected_shape');
+    expect(malformedFrame('[1,2]').reason).toBe('unexpected_shape');
+    expect(malformedFrame('{"hello":1}').reason).toBe('unexpected_shape');
+    expect(malformedFrame('{"stream":"btcusdt@trade","data":"x"}')).toMatchObject({ reason: 'unexpected_shape', dataType: 'trade' });
+    expect(malformedFrame('{"e":"mystery","E":1}').reason).toBe('unexpected_shape');
   });
 
   it('rejects trade events with missing or mistyped fields, naming the data type', () => {
     const good = { e: 'trade', E: 2, s: 'BTCUSDT', t: 7, p: '1.5', q: '2', T: 1, m: false };
     for (const [k, v] of Object.entries({ t: 'not-a-number', p: 42, q: '-1', m: 'true', T: undefined, s: 5 })) {
-      expect(malformedFrame(JSON.stringify({ ...good, [k]: v }))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
+      expect(malformedFrame(JSON.stringify({ ...good, [k]: v }))).toMatchObject({ reason: 'unexpected_shape', dataType: 'trade' });
     }
-    expect(malformedFrame(JSON.stringify({ ...good, p: '1e5' })).code).toBe('unexpected_shape');
+    expect(malformedFrame(JSON.stringify({ ...good, p: '1e5' })).reason).toBe('unexpected_shape');
   });
 
   it('rejects depth events with missing ids or malformed levels, naming the orderbook', () => {
@@ -204,20 +204,20 @@ describe('binance_spot malformed frames', () => {
     const good = JSON.parse(line as string) as Record<string, unknown>;
     const broken = [{ U: undefined }, { u: '160' }, { U: 161 }, { b: [['0.0024']] }, { a: [['0.0026', 100]] }, { b: {} }, { E: -1 }];
     for (const change of broken) {
-      expect(malformedFrame(JSON.stringify({ ...good, ...change }))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
+      expect(malformedFrame(JSON.stringify({ ...good, ...change }))).toMatchObject({ reason: 'unexpected_shape', dataType: 'orderbook' });
     }
   });
 
   it('rejects REST snapshots that are not JSON or lack ids and levels', () => {
-    expect(malformed(() => snapshotOf('<html>', 'BTCUSDT'))).toMatchObject({ code: 'malformed_json', dataType: 'orderbook' });
-    expect(malformed(() => snapshotOf('{"code":-1121,"msg":"Invalid symbol."}', 'BTCUSDT'))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
-    expect(malformed(() => snapshotOf('{"lastUpdateId":1,"bids":[["1","x"]],"asks":[]}', 'BTCUSDT')).code).toBe('unexpected_shape');
+    expect(malformed(() => snapshotOf('<html>', 'BTCUSDT'))).toMatchObject({ reason: 'malformed_json', dataType: 'orderbook' });
+    expect(malformed(() => snapshotOf('{"code":-1121,"msg":"Invalid symbol."}', 'BTCUSDT'))).toMatchObject({ reason: 'unexpected_shape', dataType: 'orderbook' });
+    expect(malformed(() => snapshotOf('{"lastUpdateId":1,"bids":[["1","x"]],"asks":[]}', 'BTCUSDT')).reason).toBe('unexpected_shape');
   });
 
   it('rejects symbols with no known quote asset instead of guessing a split', () => {
-    expect(malformedFrame('{"e":"trade","E":2,"s":"FOOBAR","t":7,"p":"1","q":"1","T":1,"m":false}')).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
-    expect(malformedFrame('{"e":"depthUpdate","E":2,"s":"FOOBAR","U":1,"u":1,"b":[],"a":[]}')).toMatchObject({ code: 'unknown_symbol', dataType: 'orderbook' });
-    expect(malformed(() => snapshotOf('{"lastUpdateId":1,"bids":[],"asks":[]}', 'FOOBAR')).code).toBe('unknown_symbol');
+    expect(malformedFrame('{"e":"trade","E":2,"s":"FOOBAR","t":7,"p":"1","q":"1","T":1,"m":false}')).toMatchObject({ reason: 'unknown_symbol', dataType: 'trade' });
+    expect(malformedFrame('{"e":"depthUpdate","E":2,"s":"FOOBAR","U":1,"u":1,"b":[],"a":[]}')).toMatchObject({ reason: 'unknown_symbol', dataType: 'orderbook' });
+    expect(malformed(() => snapshotOf('{"lastUpdateId":1,"bids":[],"asks":[]}', 'FOOBAR')).reason).toBe('unknown_symbol');
   });
 });
 

@@ -143,25 +143,25 @@ describe('deribit_derivatives DVOL history: bodies that cannot be paged', () => 
 
   it('reports JSON-RPC errors as venue_error and broken JSON as malformed_json', () => {
     const err = malformed(parse('{"jsonrpc":"2.0","error":{"message":"too_many_requests","code":10028},"usIn":1,"usOut":2}'));
-    expect(err.code).toBe('venue_error');
+    expect(err.reason).toBe('venue_error');
     expect(err.dataType).toBe('volatility_index');
     expect(err.message).toContain('10028');
-    expect(malformed(parse(DOC_ANSWER.slice(0, 40))).code).toBe('malformed_json');
+    expect(malformed(parse(DOC_ANSWER.slice(0, 40))).reason).toBe('malformed_json');
   });
 
   it('rejects answers that are not the documented shape', () => {
-    expect(malformed(parse('[]')).code).toBe('unexpected_shape');
-    expect(malformed(parse('{"jsonrpc":"2.0","result":{"continuation":null}}')).code).toBe('unexpected_shape');
-    expect(malformed(parse(answer([[DOC_TIMES[0]!, 1, 1, 1]], null))).code).toBe('unexpected_shape');
-    expect(malformed(parse(answer([[DOC_TIMES[0]!, 1, 1, 1, '1']], null))).code).toBe('unexpected_shape');
+    expect(malformed(parse('[]')).reason).toBe('unexpected_shape');
+    expect(malformed(parse('{"jsonrpc":"2.0","result":{"continuation":null}}')).reason).toBe('unexpected_shape');
+    expect(malformed(parse(answer([[DOC_TIMES[0]!, 1, 1, 1]], null))).reason).toBe('unexpected_shape');
+    expect(malformed(parse(answer([[DOC_TIMES[0]!, 1, 1, 1, '1']], null))).reason).toBe('unexpected_shape');
   });
 
   it('rejects a continuation that is not an integer timestamp, or that does not page back in time', () => {
     for (const bad of ['1598019300000', 1598019300000.5, {}, true]) {
-      expect(malformed(parse(answer(candles(DOC_TIMES[0]!, DOC_TIMES[2]!), bad))).code).toBe('unexpected_shape');
+      expect(malformed(parse(answer(candles(DOC_TIMES[0]!, DOC_TIMES[2]!), bad))).reason).toBe('unexpected_shape');
     }
     const stuck = malformed(parse(answer(candles(DOC_TIMES[0]!, DOC_TIMES[2]!), DOC_TIMES[2])));
-    expect(stuck.code).toBe('unexpected_shape');
+    expect(stuck.reason).toBe('unexpected_shape');
     expect(stuck.message).toContain('does not page back');
   });
 

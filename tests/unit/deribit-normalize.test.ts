@@ -66,15 +66,15 @@ describe('deribit_derivatives DVOL candles from public/get_volatility_index_data
 
   it('reports a JSON-RPC error body as venue_error', () => {
     const err = malformed(() => parseVolatilityIndex('{"jsonrpc":"2.0","id":5,"error":{"code":10028,"message":"too_many_requests"}}', 'BTC', RECEIVE));
-    expect(err.code).toBe('venue_error');
+    expect(err.reason).toBe('venue_error');
     expect(err.message).toContain('10028');
   });
 
   it('rejects bodies that are not the documented shape', () => {
-    expect(malformed(() => parseVolatilityIndex('{"jsonrpc":"2.0","result":{"data":[[1,"0.2",1,1,1]]}}', 'BTC', RECEIVE)).code).toBe('unexpected_shape');
-    expect(malformed(() => parseVolatilityIndex('{"jsonrpc":"2.0","result":{}}', 'BTC', RECEIVE)).code).toBe('unexpected_shape');
-    expect(malformed(() => parseVolatilityIndex('[]', 'BTC', RECEIVE)).code).toBe('unexpected_shape');
-    expect(malformed(() => parseVolatilityIndex('{"jsonrpc"', 'BTC', RECEIVE)).code).toBe('malformed_json');
+    expect(malformed(() => parseVolatilityIndex('{"jsonrpc":"2.0","result":{"data":[[1,"0.2",1,1,1]]}}', 'BTC', RECEIVE)).reason).toBe('unexpected_shape');
+    expect(malformed(() => parseVolatilityIndex('{"jsonrpc":"2.0","result":{}}', 'BTC', RECEIVE)).reason).toBe('unexpected_shape');
+    expect(malformed(() => parseVolatilityIndex('[]', 'BTC', RECEIVE)).reason).toBe('unexpected_shape');
+    expect(malformed(() => parseVolatilityIndex('{"jsonrpc"', 'BTC', RECEIVE)).reason).toBe('malformed_json');
   });
 });
 
@@ -136,7 +136,7 @@ describe('deribit_derivatives WebSocket side', () => {
   it('finds no records in JSON-RPC answers and heartbeats, and reports error answers', () => {
     expect(normalizeAll(deribitDerivatives, '{"jsonrpc":"2.0","id":1,"result":"ok"}', RECEIVE)).toEqual({ records: [], books: [] });
     expect(normalizeAll(deribitDerivatives, '{"jsonrpc":"2.0","method":"heartbeat","params":{"type":"test_request"}}', RECEIVE).records).toEqual([]);
-    expect(malformed(() => normalizeAll(deribitDerivatives, '{"jsonrpc":"2.0","id":1,"error":{"code":11050,"message":"bad_request"}}', RECEIVE)).code).toBe('venue_error');
+    expect(malformed(() => normalizeAll(deribitDerivatives, '{"jsonrpc":"2.0","id":1,"error":{"code":11050,"message":"bad_request"}}', RECEIVE)).reason).toBe('venue_error');
   });
 
   it('declares a conservative REST budget and no orderbooks', () => {

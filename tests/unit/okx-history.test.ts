@@ -134,17 +134,17 @@ describe('okx history-trades', () => {
   it('rejects bodies that are not a page of this instrument’s trades', () => {
     const q = query({});
     const req = trades.request(BASE, q, NO_KEY, TEST_POLL_OPTIONS);
-    expect(malformed(() => trades.parsePage('{"code":"0","data":[', q, req, RECEIVED)).code).toBe('malformed_json');
+    expect(malformed(() => trades.parsePage('{"code":"0","data":[', q, req, RECEIVED)).reason).toBe('malformed_json');
     const refused = malformed(() => trades.parsePage('{"code":"51000","msg":"Parameter after error","data":[]}', q, req, RECEIVED));
-    expect([refused.code, refused.dataType, refused.message]).toEqual(['venue_error', 'trade', 'OKX error 51000: Parameter after error']);
-    expect(malformed(() => trades.parsePage('{"code":"0","msg":"","data":{}}', q, req, RECEIVED)).code).toBe('unexpected_shape');
-    expect(malformed(() => trades.parsePage(doc, query({ instrument: 'ETH-USDT' }), req, RECEIVED)).code).toBe('unexpected_shape');
+    expect([refused.reason, refused.dataType, refused.message]).toEqual(['venue_error', 'trade', 'OKX error 51000: Parameter after error']);
+    expect(malformed(() => trades.parsePage('{"code":"0","msg":"","data":{}}', q, req, RECEIVED)).reason).toBe('unexpected_shape');
+    expect(malformed(() => trades.parsePage(doc, query({ instrument: 'ETH-USDT' }), req, RECEIVED)).reason).toBe('unexpected_shape');
     const item = docItems[0] as Record<string, unknown>;
-    expect(malformed(() => trades.parsePage(JSON.stringify({ code: '0', msg: '', data: [{ ...item, px: '' }] }), q, req, RECEIVED)).code).toBe('unexpected_shape');
-    expect(malformed(() => trades.parsePage(JSON.stringify({ code: '0', msg: '', data: [{ ...item, tradeId: 'a1' }] }), q, req, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => trades.parsePage(JSON.stringify({ code: '0', msg: '', data: [{ ...item, px: '' }] }), q, req, RECEIVED)).reason).toBe('unexpected_shape');
+    expect(malformed(() => trades.parsePage(JSON.stringify({ code: '0', msg: '', data: [{ ...item, tradeId: 'a1' }] }), q, req, RECEIVED)).reason).toBe('unexpected_shape');
     // A spot trade on the swap market's history.
     const swap = source(derivatives, 'trade');
-    expect(malformed(() => swap.parsePage(doc, q, req, RECEIVED)).code).toBe('unknown_symbol');
+    expect(malformed(() => swap.parsePage(doc, q, req, RECEIVED)).reason).toBe('unknown_symbol');
     expect(okxTradeHistory(OKX_SPOT_MARKET).endpoint).toBe('GET /api/v5/market/history-trades');
   });
 });
@@ -197,9 +197,9 @@ describe('okx funding-rate-history', () => {
 
   it('rejects malformed pages', () => {
     const req = funding.request(BASE, q, NO_KEY, TEST_POLL_OPTIONS);
-    expect(malformed(() => funding.parsePage('nope', q, req, RECEIVED)).code).toBe('malformed_json');
-    expect(malformed(() => funding.parsePage('{"code":"51001","msg":"Instrument ID does not exist","data":[]}', q, req, RECEIVED)).code).toBe('venue_error');
-    expect(malformed(() => funding.parsePage(doc, { ...q, instrument: 'BTC-USDT-SWAP' }, req, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => funding.parsePage('nope', q, req, RECEIVED)).reason).toBe('malformed_json');
+    expect(malformed(() => funding.parsePage('{"code":"51001","msg":"Instrument ID does not exist","data":[]}', q, req, RECEIVED)).reason).toBe('venue_error');
+    expect(malformed(() => funding.parsePage(doc, { ...q, instrument: 'BTC-USDT-SWAP' }, req, RECEIVED)).reason).toBe('unexpected_shape');
     expect(malformed(() => funding.parsePage('{"code":"0","msg":"","data":[{"instId":"BTC-USD-SWAP","fundingTime":"1","fundingRate":""}]}', q, req, RECEIVED)).dataType).toBe('funding_rate');
   });
 });
@@ -227,7 +227,7 @@ describe('okx open-interest-history', () => {
 
   it('rejects rows that are not [ts, oi, oiCcy, oiUsd]', () => {
     const req = oi.request(BASE, q, NO_KEY, TEST_POLL_OPTIONS);
-    expect(malformed(() => oi.parsePage('{"code":"0","msg":"","data":[["1701417600000","1","2"]]}', q, req, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => oi.parsePage('{"code":"0","msg":"","data":[["1701417600000","1","2"]]}', q, req, RECEIVED)).reason).toBe('unexpected_shape');
     expect(malformed(() => oi.parsePage('{"code":"0","msg":"","data":[["1701417600000","1","x","3"]]}', q, req, RECEIVED)).dataType).toBe('open_interest');
   });
 });
@@ -264,8 +264,8 @@ describe('okx long/short ratio history', () => {
     const page = lsr.parsePage(body, q, req, RECEIVED);
     expect(page.records.map((r) => r.eventTime)).toEqual([1701417000000, 1701417300000]);
     expect(params(page.next)).toMatchObject({ end: '1701417000000', begin: '1701416699999', period: '5m' });
-    expect(malformed(() => lsr.parsePage('{"code":"0","msg":"","data":[["1701417600000"]]}', q, req, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => lsr.parsePage('{"code":"0","msg":"","data":[["1701417600000"]]}', q, req, RECEIVED)).reason).toBe('unexpected_shape');
     const unknownPeriod = { url: req.url.replace('period=5m', 'period=7m'), weight: 1 };
-    expect(malformed(() => lsr.parsePage(body, q, unknownPeriod, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => lsr.parsePage(body, q, unknownPeriod, RECEIVED)).reason).toBe('unexpected_shape');
   });
 });

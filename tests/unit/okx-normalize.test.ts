@@ -120,7 +120,7 @@ describe('okx_spot: every captured and documented WebSocket frame', () => {
   it('trades-all (business endpoint, not subscribed) is rejected by the adapter; its items are the trades format', () => {
     for (const frame of [only('okx_spot', 'trades_all_ws.jsonl'), only('okx_spot', 'trades_all_ws_doc.jsonl')]) {
       const err = malformed(() => normalizeAll(okxSpot, frame, RECEIVED));
-      expect(err.code).toBe('unexpected_shape');
+      expect(err.reason).toBe('unexpected_shape');
       expect(err.message).toContain('channel trades-all is not collected for okx_spot');
       const data = (JSON.parse(frame) as { data: unknown[] }).data;
       expect(data.map((d) => okxTrade(OKX_SPOT_MARKET, d, RECEIVED))).toMatchSnapshot();
@@ -146,7 +146,7 @@ describe('okx_spot: every captured and documented WebSocket frame', () => {
   });
 
   it('books_checksum_doc.jsonl is a bare book state, not a frame: rejected (the orderbook tests use it)', () => {
-    expect(malformed(() => normalizeAll(okxSpot, only('okx_spot', 'books_checksum_doc.jsonl'), RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => normalizeAll(okxSpot, only('okx_spot', 'books_checksum_doc.jsonl'), RECEIVED)).reason).toBe('unexpected_shape');
   });
 });
 
@@ -214,12 +214,12 @@ describe('okx_derivatives: every captured and documented frame and response', ()
 
   it('a configured instrument that is not a swap is refused, not published under a wrong symbol', () => {
     const frame = only('okx_derivatives', 'liquidation_orders_ws.jsonl');
-    expect(malformed(() => normalizeAll(okxDerivatives(['XRP-USD-230929']), frame, RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'liquidation' });
+    expect(malformed(() => normalizeAll(okxDerivatives(['XRP-USD-230929']), frame, RECEIVED))).toMatchObject({ reason: 'unknown_symbol', dataType: 'liquidation' });
   });
 
   it('books-l2-tbt is rejected by the adapter; its item (with a deletion) is the books format', () => {
     const frame = only('okx_derivatives', 'books_l2_tbt_ws.jsonl');
-    expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).reason).toBe('unexpected_shape');
     const parsed = JSON.parse(frame) as { action: string; data: unknown[] };
     const m = okxBookMessage(OKX_SWAP_MARKET, 'REN-USDT-SWAP', parsed.action, parsed.data[0], RECEIVED);
     expect(m.bids).toEqual([
@@ -258,9 +258,9 @@ describe('okx_derivatives: every captured and documented frame and response', ()
     }
     const items = (frame: string) => (JSON.parse(frame) as { data: unknown[] }).data;
     // 2021 format: no fundingRate at all.
-    expect(malformed(() => okxFundingRates(items(old2021), 'SOS-USDT-SWAP', RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'funding_rate' });
+    expect(malformed(() => okxFundingRates(items(old2021), 'SOS-USDT-SWAP', RECEIVED))).toMatchObject({ reason: 'unexpected_shape', dataType: 'funding_rate' });
     // X-Perp is a FUTURES instrument, not a swap of this venue.
-    expect(malformed(() => okxFundingRates(items(xPerp), 'BTC-USD_UM_XPERP-310404', RECEIVED))).toMatchObject({ code: 'unknown_symbol' });
+    expect(malformed(() => okxFundingRates(items(xPerp), 'BTC-USD_UM_XPERP-310404', RECEIVED))).toMatchObject({ reason: 'unknown_symbol' });
     expect(okxFundingRates(items(doc), 'BTC-USD-SWAP', RECEIVED)).toMatchSnapshot();
   });
 
@@ -289,9 +289,9 @@ describe('okx_derivatives: every captured and documented frame and response', ()
   it('WS open-interest frames are not subscribed (polled instead): rejected; their items are checked by the REST parser', () => {
     const future = only('okx_derivatives', 'open_interest_ws.jsonl');
     const doc = only('okx_derivatives', 'open_interest_ws_doc.jsonl');
-    for (const frame of [future, doc]) expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).code).toBe('unexpected_shape');
+    for (const frame of [future, doc]) expect(malformed(() => normalizeAll(derivatives, frame, RECEIVED)).reason).toBe('unexpected_shape');
     const items = (frame: string) => (JSON.parse(frame) as { data: unknown[] }).data;
-    expect(malformed(() => okxOpenInterest(items(future), 'FIL-USDT-220325', RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'open_interest' });
+    expect(malformed(() => okxOpenInterest(items(future), 'FIL-USDT-220325', RECEIVED))).toMatchObject({ reason: 'unknown_symbol', dataType: 'open_interest' });
     expect(okxOpenInterest(items(doc), 'BTC-USDT-SWAP', RECEIVED)).toMatchSnapshot();
   });
 
@@ -353,33 +353,33 @@ describe('okx_derivatives: every captured and documented frame and response', ()
 
 describe('malformed frames and error responses', () => {
   it('malformed JSON', () => {
-    expect(malformed(() => normalizeAll(okxSpot, '{"arg":{"channel":"trades"', RECEIVED)).code).toBe('malformed_json');
-    expect(malformed(() => pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse('<html>502</html>', RECEIVED))).toMatchObject({ code: 'malformed_json', dataType: 'funding_rate' });
+    expect(malformed(() => normalizeAll(okxSpot, '{"arg":{"channel":"trades"', RECEIVED)).reason).toBe('malformed_json');
+    expect(malformed(() => pollFor(derivatives, 'funding_rate', 'BTC-USDT-SWAP').parse('<html>502</html>', RECEIVED))).toMatchObject({ reason: 'malformed_json', dataType: 'funding_rate' });
   });
 
   it('an error envelope is a venue error of the polled data type', () => {
     const body = '{"code":"51001","msg":"Instrument ID does not exist","data":[]}';
     const err = malformed(() => pollFor(derivatives, 'open_interest', 'BTC-USDT-SWAP').parse(body, RECEIVED));
-    expect(err).toMatchObject({ code: 'venue_error', dataType: 'open_interest' });
+    expect(err).toMatchObject({ reason: 'venue_error', dataType: 'open_interest' });
     expect(err.message).toContain('51001');
   });
 
   it('wrong shapes name the data type', () => {
     const trade = '{"arg":{"channel":"trades","instId":"BTC-USDT"},"data":[{"instId":"BTC-USDT","tradeId":"1","px":30236,"sz":"1","side":"buy","ts":"1"}]}';
-    expect(malformed(() => normalizeAll(okxSpot, trade, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(okxSpot, trade, RECEIVED))).toMatchObject({ reason: 'unexpected_shape', dataType: 'trade' });
     const side = trade.replace('30236', '"30236"').replace('"buy"', '"long"');
-    expect(malformed(() => normalizeAll(okxSpot, side, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(okxSpot, side, RECEIVED))).toMatchObject({ reason: 'unexpected_shape', dataType: 'trade' });
     const level = '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"update","data":[{"asks":[["30243.5"]],"bids":[],"ts":"1"}]}';
-    expect(malformed(() => normalizeAll(okxSpot, level, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
+    expect(malformed(() => normalizeAll(okxSpot, level, RECEIVED))).toMatchObject({ reason: 'unexpected_shape', dataType: 'orderbook' });
     const action = '{"arg":{"channel":"books","instId":"BTC-USDT"},"action":"partial","data":[{"asks":[],"bids":[],"ts":"1"}]}';
-    expect(malformed(() => normalizeAll(okxSpot, action, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'orderbook' });
+    expect(malformed(() => normalizeAll(okxSpot, action, RECEIVED))).toMatchObject({ reason: 'unexpected_shape', dataType: 'orderbook' });
     const detail = '{"arg":{"channel":"liquidation-orders","instType":"SWAP"},"data":[{"instId":"BTC-USDT-SWAP","instType":"SWAP","details":[{"side":"sell","bkPx":"1","sz":"x","ts":"1"}]}]}';
-    expect(malformed(() => normalizeAll(derivatives, detail, RECEIVED))).toMatchObject({ code: 'unexpected_shape', dataType: 'liquidation' });
+    expect(malformed(() => normalizeAll(derivatives, detail, RECEIVED))).toMatchObject({ reason: 'unexpected_shape', dataType: 'liquidation' });
     expect(malformed(() => pollFor(derivatives, 'lsr_all_account', 'BTC-USDT-SWAP').parse('{"code":"0","msg":"","data":[{"ts":"1"}]}', RECEIVED))).toMatchObject({
-      code: 'unexpected_shape',
+      reason: 'unexpected_shape',
       dataType: 'lsr_all_account',
     });
-    for (const frame of ['[1,2]', '"text"', '{"data":[]}']) expect(malformed(() => normalizeAll(okxSpot, frame, RECEIVED)).code).toBe('unexpected_shape');
+    for (const frame of ['[1,2]', '"text"', '{"data":[]}']) expect(malformed(() => normalizeAll(okxSpot, frame, RECEIVED)).reason).toBe('unexpected_shape');
   });
 
   it('a frame with one bad item hands out nothing', () => {
@@ -391,12 +391,12 @@ describe('malformed frames and error responses', () => {
 
   it('a swap on the spot venue (and a spot pair on the derivatives venue) is an unknown symbol', () => {
     const trade = (instId: string) => `{"arg":{"channel":"trades","instId":"${instId}"},"data":[{"instId":"${instId}","tradeId":"1","px":"1","sz":"1","side":"buy","ts":"1"}]}`;
-    expect(malformed(() => normalizeAll(okxSpot, trade('BTC-USDT-SWAP'), RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
-    expect(malformed(() => normalizeAll(derivatives, trade('BTC-USDT'), RECEIVED))).toMatchObject({ code: 'unknown_symbol', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(okxSpot, trade('BTC-USDT-SWAP'), RECEIVED))).toMatchObject({ reason: 'unknown_symbol', dataType: 'trade' });
+    expect(malformed(() => normalizeAll(derivatives, trade('BTC-USDT'), RECEIVED))).toMatchObject({ reason: 'unknown_symbol', dataType: 'trade' });
   });
 
   it('the spot venue does not take liquidation pushes', () => {
-    expect(malformed(() => normalizeAll(okxSpot, only('okx_derivatives', 'liquidation_orders_ws_doc.jsonl'), RECEIVED)).code).toBe('unexpected_shape');
+    expect(malformed(() => normalizeAll(okxSpot, only('okx_derivatives', 'liquidation_orders_ws_doc.jsonl'), RECEIVED)).reason).toBe('unexpected_shape');
   });
 });
 

@@ -159,7 +159,7 @@ describe('simulator server', () => {
           normalizeAll(binanceSpot, f, 0);
           return 'ok';
         } catch (err) {
-          return err instanceof MalformedFrameError ? err.code : 'other';
+          return err instanceof MalformedFrameError ? err.reason : 'other';
         }
       });
     expect(codes).toEqual(['malformed_json', 'unexpected_shape']);

@@ -122,7 +122,7 @@ describe('simulator venues against the real adapters', () => {
         records.push(...out.records);
         books.push(...out.books);
       } catch (err) {
-        errors.push(err instanceof MalformedFrameError ? err.code : String(err));
+        errors.push(err instanceof MalformedFrameError ? err.reason : String(err));
       }
     }
     return { records, books, errors };

@@ -11,8 +11,9 @@ export type MalformedFrameCode = 'malformed_json' | 'unexpected_shape' | 'unknow
  * skips it: one bad frame must never take the connection down.
  */
 export class MalformedFrameError extends MprismError {
+  override readonly code = 'malformed_frame';
   constructor(
-    readonly code: MalformedFrameCode,
+    readonly reason: MalformedFrameCode,
     message: string,
     /** The data type the frame claimed to be, when that much could be read. */
     readonly dataType: DataType | null = null,

@@ -31,9 +31,9 @@ export interface RestPollerOptions {
 const DEFAULT_START_SPREAD_MS = 3000;
 const DEFAULT_RETRY: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, jitter: 0.2 };
 
-/** The error-metric code of a failed run: the MalformedFrameError code, `http_<status>`, or `network`. */
+/** The error-metric code of a failed run: the MalformedFrameError reason, `http_<status>`, or `network`. */
 export function pollErrorCode(err: unknown): string {
-  if (err instanceof MalformedFrameError) return err.code;
+  if (err instanceof MalformedFrameError) return err.reason;
   if (err instanceof RestError) return `http_${err.status}`;
   if (err instanceof RestNetworkError) return 'network';
   return 'internal';

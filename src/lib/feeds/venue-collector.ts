@@ -295,8 +295,8 @@ export class VenueCollector {
       this.countBadFrame(err, frame);
       // A data frame that cannot be read is data lost (the whole frame is refused): the streams it
       // may have carried are judged around it. A frame about a symbol not collected loses nothing.
-      if (err instanceof MalformedFrameError && (err.code === 'malformed_json' || err.code === 'unexpected_shape')) {
-        const brk = { cause: 'frames_lost' as const, at: receiveTime, detail: `unreadable frame on ${feed.id}: ${err.code}` };
+      if (err instanceof MalformedFrameError && (err.reason === 'malformed_json' || err.reason === 'unexpected_shape')) {
+        const brk = { cause: 'frames_lost' as const, at: receiveTime, detail: `unreadable frame on ${feed.id}: ${err.reason}` };
         const lost = (t: DataType) => t !== 'orderbook' && (err.dataType === null || err.dataType === t);
         for (const hole of this.coverage.onSourceLost(feed, feed.dataTypes, brk, this.now(), lost)) this.recordHole(hole);
         // The next frame shows the connection delivers again: sporadic streams close there.
@@ -405,7 +405,7 @@ export class VenueCollector {
   private countBadFrame(err: unknown, frame: string): void {
     const venue = this.opts.adapter.venue;
     const malformed = err instanceof MalformedFrameError;
-    const code = malformed ? err.code : 'internal';
+    const code = malformed ? err.reason : 'internal';
     const dataType = malformed ? (err.dataType ?? 'unknown') : 'unknown';
     this.opts.metrics.errors.inc({ venue, data_type: dataType, code });
     this.malformedSinceLog++;

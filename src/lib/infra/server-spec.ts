@@ -1,13 +1,13 @@
 import { createServer, type AddressInfo } from 'node:net';
 import { realpathSync } from 'node:fs';
 import { basename } from 'node:path';
-import { MprismError, ExitCode } from '../errors.js';
+import { MprismError } from '../errors.js';
 import { homePaths, type InfraName } from '../paths.js';
 import { isAlive, listPids, processCommand, processCwd, readPidFile } from '../process-util.js';
 
 /** A local server failed to start or stop; a failed start carries the tail of its log. */
 export class LocalServerError extends MprismError {
-  override readonly exitCode = ExitCode.unreachable;
+  override readonly code = 'unreachable';
 }
 
 export interface BoundPort {
