@@ -2,18 +2,18 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse as parseYaml, parseDocument } from 'yaml';
 import { ConfigError } from '../errors.js';
+import { isObject } from '../json-guards.js';
 import { PACKAGE_ROOT, homePaths, resolveHome } from '../paths.js';
 import { configSchema, type Config, type ConfigShape } from './schema.js';
 
 export const DEFAULT_CONFIG_FILE = join(PACKAGE_ROOT, 'config', 'mprism.yaml');
 
 type Plain = Record<string, unknown>;
-const isPlain = (v: unknown): v is Plain => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function deepMerge(base: Plain, over: Plain): Plain {
   const out: Plain = { ...base };
   for (const [k, v] of Object.entries(over)) {
-    out[k] = isPlain(v) && isPlain(base[k]) ? deepMerge(base[k] as Plain, v) : v;
+    out[k] = isObject(v) && isObject(base[k]) ? deepMerge(base[k] as Plain, v) : v;
   }
   return out;
 }
@@ -33,7 +33,7 @@ function envOverrides(defaults: Plain, env: NodeJS.ProcessEnv, prefix = 'MPRISM'
   const out: Plain = {};
   for (const [key, value] of Object.entries(defaults)) {
     const name = `${prefix}_${screamingSnake(key)}`;
-    if (isPlain(value)) {
+    if (isObject(value)) {
       const nested = envOverrides(value, env, name);
       if (Object.keys(nested).length > 0) out[key] = nested;
     } else if (env[name] !== undefined) {
@@ -59,7 +59,7 @@ function readYamlFile(file: string): Plain {
   }
   const value: unknown = doc.toJS();
   if (value === null || value === undefined) return {};
-  if (!isPlain(value)) throw new ConfigError(`${file}: (root): must be a mapping of settings`);
+  if (!isObject(value)) throw new ConfigError(`${file}: (root): must be a mapping of settings`);
   return value;
 }
 

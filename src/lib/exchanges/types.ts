@@ -262,22 +262,7 @@ export function joinUrl(base: string, route: string): string {
 }
 
 /** Unsigned decimal as venues write prices and sizes in JSON strings: no sign, no exponent. */
-const DECIMAL = /^\d+(\.\d+)?$/;
-
-const SIGNED_DECIMAL = /^-?\d+(\.\d+)?$/;
-
-export function isDecimal(v: unknown): v is string {
-  return typeof v === 'string' && DECIMAL.test(v);
-}
-
-/** Rates (funding) may be negative. */
-export function isSignedDecimal(v: unknown): v is string {
-  return typeof v === 'string' && SIGNED_DECIMAL.test(v);
-}
-
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+export { isDecimal, isObject, isSignedDecimal } from '../json-guards.js';
 
 /**
  * Quote assets recognised at the end of concatenated instrument ids (BTCUSDT). Longest first, so

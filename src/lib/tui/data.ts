@@ -1,5 +1,6 @@
 import type { Alert } from '../brain/history.js';
 import { fetchDaemonHealth } from '../daemon-health.js';
+import { isObject } from '../json-guards.js';
 import { collectStatus } from '../checks/status.js';
 import type { ProcessRow, StatusReport } from '../checks/status-types.js';
 import type { ClickHouseServerConfig, Config } from '../config/schema.js';
@@ -61,7 +62,6 @@ export function ratePerSecond(previous: number | null, current: number | null, e
   return Math.max(0, ((current - previous) * 1000) / elapsedMs);
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** What the dashboard takes from the replication daemon's /health. */
 export interface ReplicationView {
@@ -80,15 +80,15 @@ const MAX_ERROR_CHARS = 200;
  */
 export function parseReplicationHealth(body: unknown): ReplicationView {
   const view: ReplicationView = { lag: new Map(), lastError: null };
-  if (!isRecord(body)) return view;
-  if (isRecord(body.lagSeconds)) {
+  if (!isObject(body)) return view;
+  if (isObject(body.lagSeconds)) {
     for (const [table, value] of Object.entries(body.lagSeconds)) {
       if (typeof value === 'number' && Number.isFinite(value)) view.lag.set(table, value);
     }
   }
   const err = body.lastError;
   // Once replication is healthy again its last error is history, not something to act on.
-  if (body.ok !== true && isRecord(err) && typeof err.message === 'string') {
+  if (body.ok !== true && isObject(err) && typeof err.message === 'string') {
     const line = err.message.split('\n')[0]!.trim().slice(0, MAX_ERROR_CHARS);
     view.lastError = typeof err.table === 'string' ? `${err.table}: ${line}` : line;
   }
@@ -150,7 +150,7 @@ export function liveSources(config: Config): TuiSources & { close(): Promise<voi
     },
     alerts: async () => {
       const body = await getJson(`http://127.0.0.1:${config.brain.port}/api/v1/alerts`);
-      if (!isRecord(body) || !Array.isArray(body.alerts)) throw new Error('unexpected answer from /api/v1/alerts');
+      if (!isObject(body) || !Array.isArray(body.alerts)) throw new Error('unexpected answer from /api/v1/alerts');
       return body.alerts as Alert[];
     },
     now: () => Date.now(),
