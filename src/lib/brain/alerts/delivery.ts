@@ -184,7 +184,7 @@ export class AlertDelivery {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'mprism-brain' },
         body: JSON.stringify(body),
-        signal: AbortSignal.any([AbortSignal.timeout(webhookTimeoutMs), this.stopping.signal]),
+        signal: AbortSignal.timeout(webhookTimeoutMs),
       });
       // Drained so the connection can be reused; what the receiver says is not ours to keep.
       await res.arrayBuffer().catch(() => undefined);
