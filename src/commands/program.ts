@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../lib/config/load.js';
 import { PACKAGE_ROOT } from '../lib/paths.js';
+import { alertsCommand } from './alerts.js';
 import { cleanCommand } from './clean.js';
 import { completionCommand } from './completion.js';
 import { diagnoseCommand } from './diagnose.js';
@@ -38,7 +39,7 @@ export function program(): Command {
     .exitOverride();
   for (const cmd of [
     initCommand(), startCommand(), stopCommand(), restartCommand(), statusCommand(), tuiCommand(), healthCommand(),
-    integrityCommand(), repairCommand(), diagnoseCommand(), cleanCommand(), logsCommand(), completionCommand(),
+    integrityCommand(), repairCommand(), diagnoseCommand(), cleanCommand(), logsCommand(), completionCommand(), alertsCommand(),
   ]) {
     p.addCommand(cmd.exitOverride());
   }
