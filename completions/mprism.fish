@@ -1,7 +1,7 @@
 # fish completion for mprism. Install:
 #   mprism completion fish > ~/.config/fish/completions/mprism.fish
 
-set -l commands init start stop restart status tui health integrity repair diagnose clean logs completion help
+set -l commands init start stop restart status tui health integrity repair diagnose clean logs alerts completion help
 set -l daemons simulator storage replication collector brain
 set -l infra nats clickhouse-hot clickhouse-cold redis postgres
 
@@ -21,6 +21,7 @@ complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a repair -d '
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a diagnose -d 'Ports, processes, locks, versions, errors'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a clean -d 'Remove stale pid/lock and temp files'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a logs -d 'Show a process log'
+complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a alerts -d "The brain's open alerts; ack ID acknowledges one"
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a completion -d 'Print a shell completion script'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a help -d 'Show help for a command'
 
@@ -43,5 +44,8 @@ complete -c mprism -n "__fish_seen_subcommand_from logs" -a "$daemons $infra sup
 complete -c mprism -n "__fish_seen_subcommand_from logs" -s f -l follow -d 'Keep printing new lines'
 complete -c mprism -n "__fish_seen_subcommand_from logs" -s n -l lines -x -d 'Number of lines'
 
+complete -c mprism -n "__fish_seen_subcommand_from alerts" -a ack -d 'Acknowledge an alert by id'
+complete -c mprism -n "__fish_seen_subcommand_from alerts" -l all -d 'Resolved alerts too'
+complete -c mprism -n "__fish_seen_subcommand_from alerts" -l json -d 'Print JSON'
 complete -c mprism -n "__fish_seen_subcommand_from completion" -a 'bash zsh fish'
 complete -c mprism -n "__fish_seen_subcommand_from help" -a "$commands"

@@ -17,6 +17,7 @@ _mprism() {
         'diagnose:ports, processes, locks, versions, disk, config, recent errors'
         'clean:remove stale pid/lock files and temp files'
         'logs:show a process log'
+        'alerts:open alerts of the brain; ack ID acknowledges one'
         'completion:print a shell completion script'
         'help:show help for a command'
     )
@@ -65,6 +66,8 @@ _mprism() {
                     _arguments '(-f --follow)'{-f,--follow}'[keep printing new lines]' \
                         '(-n --lines)'{-n,--lines}'[number of lines]:lines:' \
                         "1:name:(${daemons[*]} ${infra[*]} supervisor)" ;;
+                alerts)
+                    _arguments '--all[resolved alerts too]' '--json[print JSON]' '1:subcommand:(ack)' ;;
                 completion)
                     _arguments '1:shell:(bash zsh fish)' ;;
                 help)
