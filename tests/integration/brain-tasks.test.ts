@@ -4,7 +4,7 @@ import type { ActionRunner } from '../../src/lib/brain/actions.js';
 import type { JobRun } from '../../src/lib/brain/history.js';
 import type { Task } from '../../src/lib/brain/tasks.js';
 import { readBrainToken } from '../../src/lib/brain/token.js';
-import { actionRunners, createBrain } from '../../src/daemons/brain/run.js';
+import { createBrain } from '../../src/daemons/brain/run.js';
 import { postgresUrl } from '../../src/lib/infra/endpoints.js';
 import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -43,7 +43,7 @@ beforeAll(async () => {
       },
     },
   });
-  daemon = runDaemon(createBrain((deps) => ({ ...actionRunners(deps), health: gatedHealth })), infra.config);
+  daemon = runDaemon(createBrain((runners) => ({ ...runners, health: gatedHealth })), infra.config);
   pool = new pg.Pool({ connectionString: postgresUrl(infra.config) });
   await eventually('the brain to lead', async () => ((await get('/api/v1/info')).body as { leading: boolean }).leading, 20_000, 100);
   token = readBrainToken(infra.home);

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import type { ActionRunner, ActionRunners, BrainDeps, ProgressStore } from '../../lib/brain/actions.js';
+import type { ActionRunner, ActionRunners, BrainDeps } from '../../lib/brain/actions.js';
 import { coreRoutes } from '../../lib/brain/api-core.js';
 import { baseRoutes, startBrainApi, type BrainApiServer, type Route } from '../../lib/brain/api.js';
 import { BrainStore } from '../../lib/brain/history.js';
@@ -11,6 +11,8 @@ import { integrityOutcome, repairOutcome } from '../../lib/brain/integrity-job.j
 import { createBrainMetrics } from '../../lib/brain/jobs.js';
 import { BrainLease, claimFence } from '../../lib/brain/lease.js';
 import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
+import { createAlerting, type Alerting } from '../../lib/brain/alerts/index.js';
+import { createBackfillAction, historyInitPending, initRoutes } from '../../lib/brain/history-init.js';
 import { prepareBrainSchema } from '../../lib/brain/schema.js';
 import { TaskScheduler } from '../../lib/brain/task-scheduler.js';
 import { TaskStore } from '../../lib/brain/tasks.js';
@@ -22,20 +24,10 @@ import type { Daemon, HealthReport } from '../../lib/daemon-context.js';
 import { ConfigError, MprismError, errorMessage } from '../../lib/errors.js';
 import { postgresUrl, redisUrl } from '../../lib/infra/endpoints.js';
 import { PACKAGE_ROOT } from '../../lib/paths.js';
-// ---- actions, init and alert routes from the other parts of the brain (issue 8) ----
-// PLACEHOLDERS until src/lib/brain/retention-action.ts, history-init.ts and alerts/index.ts land;
-// then replaced by imports of createRetentionAction, createBackfillAction, historyInitPending,
-// initRoutes, createHealthAction and alertRoutes.
-const unavailable =
-  (action: string) =>
+// ---- the retention action (issue 8), until src/lib/brain/retention-action.ts lands ----
+const createRetentionAction =
   (_deps: BrainDeps): ActionRunner =>
-  () => Promise.reject(new Error(`${action}: this action is not part of this build yet`));
-const createRetentionAction = unavailable('retention');
-const createBackfillAction = unavailable('backfill');
-const createHealthAction = unavailable('health');
-const historyInitPending = (_progress: ProgressStore, _config: Config): Promise<boolean> => Promise.resolve(false);
-const initRoutes = (_progress: ProgressStore, _config: Config): Route[] => [];
-const alertRoutes = (_deps: BrainDeps): Route[] => [];
+  () => Promise.reject(new Error('retention: this action is not part of this build yet'));
 // ---- end ----
 
 /** Tasks are re-read this often, so edits made through another brain's API apply here too. */
@@ -65,22 +57,24 @@ const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runI
 const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params) }));
 
 /** The runner of every action, over the brain's long-lived connections. */
-export function actionRunners(deps: BrainDeps): ActionRunners {
+function actionRunners(deps: BrainDeps, parts: { simulate: boolean; healthAction: ActionRunner }): ActionRunners {
   return {
     integrity: integrityAction,
     repair: repairAction,
     retention: createRetentionAction(deps),
-    backfill: createBackfillAction(deps),
-    health: createHealthAction(deps),
+    backfill: createBackfillAction(deps, parts.simulate),
+    health: parts.healthAction,
   };
 }
 
 /**
  * Coordinator: runs the tasks of the `tasks` table on their schedules while it holds the brain lease
  * (a second brain is a hot standby), records every run in PostgreSQL, and serves the brain API.
- * `runners` builds the action runners (tests wrap one to control its timing).
+ * `adapt` may wrap the action runners (tests hold one open to decide when it ends).
  */
-export const createBrain = (runners: (deps: BrainDeps) => ActionRunners): Daemon => async (ctx, config) => {
+export const createBrain =
+  (adapt: (runners: ActionRunners) => ActionRunners = (runners) => runners): Daemon =>
+  async (ctx, config) => {
   const { log, signal } = ctx;
   validateTaskSeeds(config);
   const brainId = `${hostname()}:${config.brain.port}:${process.pid}`;
@@ -94,6 +88,7 @@ export const createBrain = (runners: (deps: BrainDeps) => ActionRunners): Daemon
   let scheduler: TaskScheduler | null = null;
   let lease: BrainLease | null = null;
   let leadershipWork: Promise<void> = Promise.resolve();
+  let alerting: Alerting | null = null;
 
   try {
     const schema = await prepareBrainSchema(pool, config);
@@ -108,12 +103,13 @@ export const createBrain = (runners: (deps: BrainDeps) => ActionRunners): Daemon
 
     const metrics = createBrainMetrics(ctx.metrics);
     const deps: BrainDeps = { config, pool, redis, log, metrics: ctx.metrics };
+    alerting = createAlerting(deps);
     const sched = new TaskScheduler({
       config,
       tasks,
       store,
       progress: store.progress,
-      runners: runners(deps),
+      runners: adapt(actionRunners(deps, { simulate: ctx.simulate, healthAction: alerting.healthAction })),
       metrics,
       leadership: { brainId, fence: () => lease?.fence() ?? null, claim: (fence) => claimFence(pool, fence, brainId) },
       log,
@@ -164,7 +160,7 @@ export const createBrain = (runners: (deps: BrainDeps) => ActionRunners): Daemon
     // First match wins: the alert and init modules' routes come before the core's.
     const routes: Route[] = [
       ...baseRoutes({ health, metrics: ctx.metrics }),
-      ...alertRoutes(deps),
+      ...alerting.routes,
       ...initRoutes(store.progress, config),
       ...coreRoutes({ config, version, startedAt, brainId, redis, store, tasks, scheduler: sched, leading }),
     ];
@@ -185,10 +181,11 @@ export const createBrain = (runners: (deps: BrainDeps) => ActionRunners): Daemon
     await scheduler?.stop();
     await leadershipWork;
     await lease?.stop();
+    await alerting?.close();
     await api?.close();
     redis.disconnect();
     await pool.end();
   }
 };
 
-export const brain: Daemon = createBrain(actionRunners);
+export const brain: Daemon = createBrain();

@@ -100,7 +100,7 @@ async function notLeader(s: CoreSources): Promise<never> {
   );
 }
 
-/** The brain's own routes: info, status, services, tasks and their runs. */
+/** The brain's own routes: info, status, services, tasks and their runs (alerts and init have theirs). */
 export function coreRoutes(s: CoreSources): Route[] {
   const taskId = (req: ApiRequest) => parseTaskId(req.params.id!);
   return [
@@ -161,7 +161,6 @@ export function coreRoutes(s: CoreSources): Route[] {
         return json(200, run);
       },
     },
-    { method: 'GET', path: '/api/v1/alerts', handle: async () => json(200, { alerts: await s.store.openAlerts() }) },
     { method: 'GET', path: '/api/v1/tasks', handle: async () => json(200, { tasks: await s.tasks.list() }) },
     {
       method: 'POST',

@@ -210,30 +210,6 @@ export class BrainStore {
     return res.rows[0] === undefined ? null : toRun(res.rows[0]);
   }
 
-  /**
-   * Open an alert for `source`, or refresh the one already open (severity and message follow the
-   * latest finding; created_at keeps when the trouble began).
-   */
-  async raiseAlert(alert: { severity: AlertSeverity; source: string; message: string }): Promise<Alert> {
-    const res = await this.pool.query<AlertRow>(
-      `INSERT INTO alerts (severity, source, message) VALUES ($1, $2, $3)
-       ON CONFLICT (source) WHERE resolved_at IS NULL
-       DO UPDATE SET severity = EXCLUDED.severity, message = EXCLUDED.message
-       RETURNING ${ALERT_COLUMNS}`,
-      [alert.severity, alert.source, alert.message],
-    );
-    return toAlert(res.rows[0]!);
-  }
-
-  /** Resolve every open alert of `source`; returns how many were open. */
-  async resolveAlerts(source: string): Promise<number> {
-    const res = await this.pool.query(
-      'UPDATE alerts SET resolved_at = now() WHERE source = $1 AND resolved_at IS NULL',
-      [source],
-    );
-    return res.rowCount ?? 0;
-  }
-
   /** Open alerts, most severe first, then newest. */
   async openAlerts(): Promise<Alert[]> {
     const res = await this.pool.query<AlertRow>(
