@@ -32,6 +32,7 @@ import {
 } from './binance.js';
 import {
   MalformedFrameError,
+  shapeError,
   isDecimal,
   isObject,
   isSignedDecimal,
@@ -244,9 +245,6 @@ function base(instrument: string, dataType: BinancePolledType, eventTime: number
   };
 }
 
-function shapeError(dataType: BinancePolledType, body: string): MalformedFrameError {
-  return new MalformedFrameError('unexpected_shape', `${dataType} response missing or mistyped fields: ${body.slice(0, 120)}`, dataType);
-}
 
 function isPremiumIndex(v: unknown): v is BinancePremiumIndex {
   return (
@@ -276,7 +274,7 @@ function isLongShortRatio(v: unknown): v is BinanceLongShortRatio {
 
 function parseFundingRate(body: string, receiveTime: number): FundingRateRecord[] {
   const v = parseFrame(body, 'funding_rate');
-  if (!isPremiumIndex(v)) throw shapeError('funding_rate', body);
+  if (!isPremiumIndex(v)) throw shapeError('funding_rate', 'funding_rate response missing or mistyped fields', body);
   return [
     {
       ...base(v.symbol, 'funding_rate', v.time, receiveTime),
@@ -290,7 +288,7 @@ function parseFundingRate(body: string, receiveTime: number): FundingRateRecord[
 
 function parseOpenInterest(body: string, receiveTime: number): OpenInterestRecord[] {
   const v = parseFrame(body, 'open_interest');
-  if (!isOpenInterest(v)) throw shapeError('open_interest', body);
+  if (!isOpenInterest(v)) throw shapeError('open_interest', 'open_interest response missing or mistyped fields', body);
   return [{ ...base(v.symbol, 'open_interest', v.time, receiveTime), dataType: 'open_interest', openInterest: v.openInterest, openInterestValue: null }];
 }
 
@@ -315,7 +313,7 @@ function isOpenInterestHist(v: unknown): v is BinanceOpenInterestHist {
 /** Settled rates: no next funding time is known for them, and the mark price only where the row has one. */
 function parseFundingHistory(body: string, receiveTime: number): { rows: BinanceFundingRateHistory[]; records: FundingRateRecord[] } {
   const v = parseFrame(body, 'funding_rate');
-  if (!Array.isArray(v) || !v.every(isFundingRateHistory)) throw shapeError('funding_rate', body);
+  if (!Array.isArray(v) || !v.every(isFundingRateHistory)) throw shapeError('funding_rate', 'funding_rate response missing or mistyped fields', body);
   const records = v.map(
     (r): FundingRateRecord => ({
       ...base(r.symbol, 'funding_rate', r.fundingTime, receiveTime),
@@ -330,7 +328,7 @@ function parseFundingHistory(body: string, receiveTime: number): { rows: Binance
 
 function parseOpenInterestHist(body: string, receiveTime: number): OpenInterestRecord[] {
   const v = parseFrame(body, 'open_interest');
-  if (!Array.isArray(v) || !v.every(isOpenInterestHist)) throw shapeError('open_interest', body);
+  if (!Array.isArray(v) || !v.every(isOpenInterestHist)) throw shapeError('open_interest', 'open_interest response missing or mistyped fields', body);
   return v.map((r) => ({
     ...base(r.symbol, 'open_interest', Number(r.timestamp), receiveTime),
     dataType: 'open_interest',
@@ -341,7 +339,7 @@ function parseOpenInterestHist(body: string, receiveTime: number): OpenInterestR
 
 function parseRatios(body: string, dataType: 'lsr_top_position' | 'lsr_all_account'): BinanceLongShortRatio[] {
   const v = parseFrame(body, dataType);
-  if (!Array.isArray(v) || !v.every(isLongShortRatio)) throw shapeError(dataType, body);
+  if (!Array.isArray(v) || !v.every(isLongShortRatio)) throw shapeError(dataType, `${dataType} response missing or mistyped fields`, body);
   return v;
 }
 

@@ -6,6 +6,7 @@ import type { BookMessage, SequenceRules, SequenceVerdict } from '../orderbook/t
 import type { LiquidationRecord, MarketType, PriceLevel, TradeRecord } from '../records.js';
 import {
   MalformedFrameError,
+  shapeError,
   isDecimal,
   isObject,
   joinUrl,
@@ -183,9 +184,6 @@ export function isEpochMs(v: unknown): v is string {
   return typeof v === 'string' && EPOCH_MS.test(v);
 }
 
-function shapeError(dataType: DataType | null, what: string, item: unknown): MalformedFrameError {
-  return new MalformedFrameError('unexpected_shape', `${what}: ${JSON.stringify(item)?.slice(0, 160)}`, dataType);
-}
 
 // ---------------------------------------------------------------------------------------------
 // WebSocket subscriptions

@@ -5,6 +5,7 @@ import { OKX_SWAP_MARKET, isEpochMs, okxAdapter, okxRestData, okxSymbol, paramOf
 import { multiplyDecimals } from './contracts.js';
 import {
   MalformedFrameError,
+  shapeError,
   isDecimal,
   isObject,
   isSignedDecimal,
@@ -94,9 +95,6 @@ const OKX_PERIOD: Readonly<Record<string, string>> = {
   '1d': '1D',
 };
 
-function shapeError(dataType: PolledDataType, what: string, item: unknown): MalformedFrameError {
-  return new MalformedFrameError('unexpected_shape', `${what}: ${JSON.stringify(item)?.slice(0, 160)}`, dataType);
-}
 
 function isFundingRateData(v: unknown): v is OkxFundingRateData {
   return (

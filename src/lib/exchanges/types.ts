@@ -23,6 +23,12 @@ export class MalformedFrameError extends MprismError {
   }
 }
 
+/** A frame or body of the wrong shape: `what` says which part, and the start of the item is shown. */
+export function shapeError(dataType: DataType | null, what: string, item: unknown): MalformedFrameError {
+  const shown = typeof item === 'string' ? item : JSON.stringify(item);
+  return new MalformedFrameError('unexpected_shape', `${what}: ${shown?.slice(0, 160)}`, dataType);
+}
+
 /** Client-side keepalive for venues that expect us to ping (OKX: text `ping` -> `pong`). */
 export interface Keepalive {
   /** Text frame to send. */
