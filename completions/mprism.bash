@@ -7,7 +7,7 @@ _mprism() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
 
-    local commands="init start stop restart status tui health integrity repair diagnose clean logs alerts completion help"
+    local commands="init start stop restart status tui health integrity repair diagnose clean logs alerts tasks completion help"
     local daemons="simulator storage replication collector brain"
     local infra="nats clickhouse-hot clickhouse-cold redis postgres"
 
@@ -50,6 +50,7 @@ _mprism() {
         clean)      opts="--force --dry-run --json" ;;
         logs)       opts="-f --follow -n --lines"; words="$daemons $infra supervisor" ;;
         alerts)     opts="--all --json"; words="ack" ;;
+        tasks)      opts="--json"; words="list run enable disable" ;;
         completion) words="bash zsh fish" ;;
         help)       words="$commands" ;;
     esac

@@ -1,7 +1,7 @@
 # fish completion for mprism. Install:
 #   mprism completion fish > ~/.config/fish/completions/mprism.fish
 
-set -l commands init start stop restart status tui health integrity repair diagnose clean logs alerts completion help
+set -l commands init start stop restart status tui health integrity repair diagnose clean logs alerts tasks completion help
 set -l daemons simulator storage replication collector brain
 set -l infra nats clickhouse-hot clickhouse-cold redis postgres
 
@@ -22,6 +22,7 @@ complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a diagnose -d
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a clean -d 'Remove stale pid/lock and temp files'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a logs -d 'Show a process log'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a alerts -d "The brain's open alerts; ack ID acknowledges one"
+complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a tasks -d "The brain's tasks: list, run, enable, disable"
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a completion -d 'Print a shell completion script'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a help -d 'Show help for a command'
 
@@ -47,5 +48,7 @@ complete -c mprism -n "__fish_seen_subcommand_from logs" -s n -l lines -x -d 'Nu
 complete -c mprism -n "__fish_seen_subcommand_from alerts" -a ack -d 'Acknowledge an alert by id'
 complete -c mprism -n "__fish_seen_subcommand_from alerts" -l all -d 'Resolved alerts too'
 complete -c mprism -n "__fish_seen_subcommand_from alerts" -l json -d 'Print JSON'
+complete -c mprism -n "__fish_seen_subcommand_from tasks" -a 'list run enable disable' -d "The brain's tasks"
+complete -c mprism -n "__fish_seen_subcommand_from tasks" -l json -d 'Print JSON'
 complete -c mprism -n "__fish_seen_subcommand_from completion" -a 'bash zsh fish'
 complete -c mprism -n "__fish_seen_subcommand_from help" -a "$commands"

@@ -18,6 +18,7 @@ _mprism() {
         'clean:remove stale pid/lock files and temp files'
         'logs:show a process log'
         'alerts:open alerts of the brain; ack ID acknowledges one'
+        'tasks:the brain tasks: list, run, enable, disable'
         'completion:print a shell completion script'
         'help:show help for a command'
     )
@@ -68,6 +69,8 @@ _mprism() {
                         "1:name:(${daemons[*]} ${infra[*]} supervisor)" ;;
                 alerts)
                     _arguments '--all[resolved alerts too]' '--json[print JSON]' '1:subcommand:(ack)' ;;
+                tasks)
+                    _arguments '--json[print JSON]' '1:subcommand:(list run enable disable)' ;;
                 completion)
                     _arguments '1:shell:(bash zsh fish)' ;;
                 help)

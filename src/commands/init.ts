@@ -2,7 +2,8 @@ import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { UsageError } from '../lib/errors.js';
 import type { InitReport } from '../lib/platform.js';
-import { green, printJson, println, progress } from './output.js';
+import { brainTokenFile as brainTokenPath, ensureBrainToken } from '../lib/brain/token.js';
+import { dim, green, printJson, println, progress } from './output.js';
 
 function render(r: InitReport): void {
   println(`home ${r.home}${r.homeCreated ? ' (created)' : ''}`);
@@ -45,7 +46,13 @@ export function initCommand(): Command {
         return;
       }
       const report = await initPlatform(config, { install: opts.install === true, progress });
-      if (opts.json) printJson(report);
-      else render(report);
+      // The brain API's mutations need it; only its path is ever printed.
+      ensureBrainToken(config.home);
+      const brainTokenFile = brainTokenPath(config.home);
+      if (opts.json) printJson({ ...report, brainTokenFile });
+      else {
+        render(report);
+        println(dim(`brain API token: ${brainTokenFile} (mode 0600)`));
+      }
     });
 }

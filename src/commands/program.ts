@@ -16,6 +16,7 @@ import { restartCommand } from './restart.js';
 import { startCommand } from './start.js';
 import { statusCommand } from './status.js';
 import { stopCommand } from './stop.js';
+import { tasksCommand } from './tasks.js';
 
 const { version } = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -39,7 +40,7 @@ export function program(): Command {
     .exitOverride();
   for (const cmd of [
     initCommand(), startCommand(), stopCommand(), restartCommand(), statusCommand(), tuiCommand(), healthCommand(),
-    integrityCommand(), repairCommand(), diagnoseCommand(), cleanCommand(), logsCommand(), completionCommand(), alertsCommand(),
+    integrityCommand(), repairCommand(), diagnoseCommand(), cleanCommand(), logsCommand(), completionCommand(), alertsCommand(), tasksCommand(),
   ]) {
     p.addCommand(cmd.exitOverride());
   }

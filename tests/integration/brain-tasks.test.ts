@@ -8,7 +8,8 @@ import { createBrain } from '../../src/daemons/brain/run.js';
 import { postgresUrl } from '../../src/lib/infra/endpoints.js';
 import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
-import { eventually } from '../helpers/cli.js';
+import { eventually, runCli } from '../helpers/cli.js';
+import { freePort } from '../../src/lib/infra/free-port.js';
 
 let infra: TestInfra;
 let daemon: RunningDaemon;
@@ -29,7 +30,7 @@ const gatedHealth: ActionRunner = async (ctx) => {
   gate.calls.push(call);
   if (gate.held) await new Promise<void>((resolve) => (gate.release = resolve));
   call.end = Date.now();
-  return { result: { held: true }, problems: [] };
+  return { result: { held: true }, problems: ctx.params.problems === true ? ['asked for a problem'] : [] };
 };
 
 beforeAll(async () => {
@@ -221,5 +222,43 @@ describe('tasks through the brain API', () => {
     expect(restart.body.error).toMatch(/supervisor unreachable/);
     expect((await send('POST', '/api/v1/services/brain/restart')).status).toBe(409);
     expect((await send('POST', '/api/v1/services/nats/restart')).status).toBe(404);
+  });
+
+  it('mprism tasks lists, runs (waiting for the outcome), disables and enables tasks; exit 1 on problems, 2 on an unknown name, 3 when the brain is unreachable', async () => {
+    gate.held = false;
+    const list = await runCli(['tasks', '--json'], infra.env);
+    expect(list.code, list.stderr).toBe(0);
+    const listed = JSON.parse(list.stdout) as { leading: boolean; leader: { brainId: string }; tasks: { name: string }[] };
+    expect(listed.leading).toBe(true);
+    expect(listed.tasks.map((t) => t.name)).toContain('seeded-health');
+    const human = await runCli(['tasks'], infra.env);
+    expect(human.stdout).toContain(`leader: ${listed.leader.brainId} (this brain)`);
+    expect(human.stdout).toMatch(/seeded-health\s+health\s+0 0 1 1 \*\s+UTC\s+yes/);
+    expect(human.stdout).not.toContain(token);
+
+    const run = await runCli(['tasks', 'run', 'seeded-health', '--json'], infra.env);
+    expect(run.code, run.stderr).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ taskName: 'seeded-health', trigger: 'manual', ok: true });
+    const noWait = await runCli(['tasks', 'run', 'seeded-health', '--no-wait', '--json'], infra.env);
+    expect(noWait.code, noWait.stderr).toBe(0);
+    await waitRun((JSON.parse(noWait.stdout) as { runId: number }).runId);
+
+    await send('POST', '/api/v1/tasks', { name: 'finds-problems', cron: '0 0 1 1 *', action: 'health', params: { problems: true } });
+    const problems = await runCli(['tasks', 'run', 'finds-problems'], infra.env);
+    expect(problems.code).toBe(1);
+    expect(problems.stdout).toMatch(/run \d+ of finds-problems: problems found/);
+
+    const disabled = await runCli(['tasks', 'disable', 'seeded-health', '--json'], infra.env);
+    expect(JSON.parse(disabled.stdout)).toMatchObject({ name: 'seeded-health', enabled: false });
+    expect((await runCli(['tasks', 'enable', 'seeded-health'], infra.env)).stdout).toContain('seeded-health enabled');
+
+    const unknown = await runCli(['tasks', 'run', 'nope'], infra.env);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toMatch(/no task named nope/);
+
+    const elsewhere = { ...infra.env, MPRISM_BRAIN_PORT: String(await freePort()) };
+    const unreachable = await runCli(['tasks'], elsewhere);
+    expect(unreachable.code, unreachable.stderr + unreachable.stdout).toBe(3);
+    expect(unreachable.stderr).toMatch(/brain unreachable/);
   });
 });
