@@ -4,7 +4,7 @@ import { App, Dashboard } from '../../src/lib/tui/dashboard.js';
 import type { TuiSnapshot } from '../../src/lib/tui/data.js';
 import { formatCount, formatDuration, formatRate } from '../../src/lib/tui/format.js';
 import { renderPlain } from '../../src/lib/tui/plain.js';
-import { dashboardView } from '../../src/lib/tui/view.js';
+import { dashboardView, initLine } from '../../src/lib/tui/view.js';
 import { waitFor } from '../helpers/wait.js';
 
 const snapshot: TuiSnapshot = {
@@ -21,7 +21,23 @@ const snapshot: TuiSnapshot = {
     { table: 'trades', hotRows: 1_234_567, coldRows: 1_200_000, hotRate: 812.4, coldRate: 0, lagSeconds: 75 },
     { table: 'orderbooks', hotRows: 10, coldRows: null, hotRate: 2.5, coldRate: null, lagSeconds: null },
   ],
-  alerts: { open: 1, items: [{ severity: 'warning', source: 'integrity', message: 'integrity: 1 problem: trades: gap' }] },
+  alerts: {
+    open: 2,
+    items: [
+      { severity: 'warning', source: 'integrity', message: 'integrity: 1 problem: trades: gap' },
+      { severity: 'critical', source: 'disk:/h', message: 'filesystem of /h is 95.0% full', ackedAt: '2025-06-01T11:00:00.000Z' },
+    ],
+  },
+  init: {
+    enabled: true,
+    pending: true,
+    finishedAt: null,
+    stages: [
+      { stage: 'funding_rate', state: 'done', done: 10, total: 10, errors: 0 },
+      { stage: 'open_interest', state: 'running', done: 4, total: 10, errors: 2 },
+      { stage: 'lsr', state: 'pending', done: 0, total: 20, errors: 0 },
+    ],
+  },
   errors: ['clickhouse-hot: down (ECONNREFUSED)'],
 };
 
@@ -39,16 +55,27 @@ describe('Dashboard', () => {
     expect(frame).toMatch(/orderbooks\s+10\s+2\.5\/s\s+-\s+-\s+-/);
     // Totals are unknown when one side of a table is unknown.
     expect(frame).toMatch(/total\s+1\.23M\s+815\/s\s+-\s+-/);
-    expect(frame).toContain('alerts: 1 open');
+    expect(frame).toContain('alerts: 2 open');
     expect(frame).toContain('warning integrity: integrity: 1 problem: trades: gap');
+    expect(frame).toContain('critical disk:/h (acked): filesystem of /h is 95.0% full');
+    expect(frame).toContain('history init: funding_rate done · open_interest 4/10 · lsr pending · 2 errors');
     expect(frame).toContain('clickhouse-hot: down (ECONNREFUSED)');
     expect(frame).toContain('q quit');
   });
 
   it('says when the brain is unreachable', () => {
-    const { lastFrame, unmount } = render(<Dashboard view={dashboardView({ ...snapshot, alerts: null, errors: [] })} />);
+    const { lastFrame, unmount } = render(<Dashboard view={dashboardView({ ...snapshot, alerts: null, init: null, errors: [] })} />);
     expect(lastFrame()).toContain('alerts: unknown (brain unreachable)');
+    expect(lastFrame()).not.toContain('history init');
     unmount();
+  });
+
+  it('says when history initialization is done, and nothing when it is off and never ran', () => {
+    const done = { enabled: true, pending: false, finishedAt: '2025-06-01T10:00:00.123Z', stages: [{ stage: 'funding_rate', state: 'done', done: 5, total: 5, errors: 0 }, { stage: 'trade', state: 'partial', done: 3, total: 5, errors: 2 }] };
+    expect(initLine(done)).toEqual({ text: 'history init: done 2025-06-01 10:00:00Z (trade left to the scheduled backfill) · 2 errors', tone: 'warn' });
+    expect(initLine({ ...done, stages: [done.stages[0]!] })).toEqual({ text: 'history init: done 2025-06-01 10:00:00Z', tone: 'dim' });
+    expect(initLine({ enabled: false, pending: false, finishedAt: null, stages: [{ stage: 'funding_rate', state: 'pending', done: 0, total: 5, errors: 0 }] })).toBeNull();
+    expect(initLine(null)).toBeNull();
   });
 });
 
@@ -86,7 +113,7 @@ describe('App', () => {
         intervalMs={40}
       />,
     );
-    await waitFor(() => (lastFrame() ?? '').includes('alerts: 1 open'));
+    await waitFor(() => (lastFrame() ?? '').includes('alerts: 2 open'));
     stdin.write('q');
     await new Promise((r) => setTimeout(r, 20));
     const atExit = calls;
@@ -99,7 +126,8 @@ describe('renderPlain', () => {
   it('prints the same data as plain aligned text', () => {
     const text = renderPlain(dashboardView(snapshot));
     expect(text).not.toMatch(/\x1b\[/);
-    expect(text).toContain('alerts: 1 open\n  warning integrity: integrity: 1 problem: trades: gap');
+    expect(text).toContain('alerts: 2 open\n  warning integrity: integrity: 1 problem: trades: gap\n  critical disk:/h (acked): filesystem of /h is 95.0% full');
+    expect(text).toContain('\n\nhistory init: funding_rate done · open_interest 4/10 · lsr pending · 2 errors\n\n');
     expect(text).toContain('Processes\nNAME     STATE    PID   UPTIME  RESTARTS  RSS\nstorage  running  4242  1h2m    2         50MiB');
     expect(text).toMatch(/trades\s+1\.23M\s+812\/s\s+1\.20M\s+0\/s\s+1m15s/);
     expect(text).toContain('Errors\nclickhouse-hot: down (ECONNREFUSED)');

@@ -1,10 +1,12 @@
 import type { InfraStatus } from '../../src/lib/infra/local-servers.js';
 import { describe, expect, it } from 'vitest';
-import type { Alert } from '../../src/lib/brain/history.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
 import {
   TuiDataStore,
+  parseInitStatus,
   parseReplicationHealth,
+  type AlertItem,
+  type InitProgress,
   type ReplicationView,
   ratePerSecond,
   type Side,
@@ -16,7 +18,8 @@ class FakeSources implements TuiSources {
   clock = 1_000_000;
   counts: Record<Side, Map<string, number> | Error> = { hot: new Map(), cold: new Map() };
   repl: ReplicationView | Error = { lag: new Map(), lastError: null };
-  alertList: Alert[] | Error = [];
+  alertList: AlertItem[] | Error = [];
+  init: InitProgress | null | Error = null;
   down = new Set<InfraName>();
   statusReport: StatusReport | Error = {
     home: '/h',
@@ -39,6 +42,7 @@ class FakeSources implements TuiSources {
   rowCounts = (side: Side) => FakeSources.settle(this.counts[side]);
   replication = () => FakeSources.settle(this.repl);
   alerts = () => FakeSources.settle(this.alertList);
+  initStatus = () => FakeSources.settle(this.init);
   now = () => this.clock;
 }
 
@@ -103,6 +107,7 @@ describe('TuiDataStore', () => {
     src.repl = new Error('unreachable at 127.0.0.1:8086 (ECONNREFUSED)');
     src.alertList = new Error('unreachable at 127.0.0.1:8088 (ECONNREFUSED)');
     src.statusReport = new Error('boom');
+    src.init = new Error('HTTP 500 from /api/v1/system/init/status');
     src.down.add('clickhouse-hot');
     const snap = await new TuiDataStore(src, ['trades']).refresh();
     expect(snap.errors).toEqual([
@@ -110,20 +115,64 @@ describe('TuiDataStore', () => {
       'clickhouse-hot: connect ECONNREFUSED 127.0.0.1:8123',
       'replication: unreachable at 127.0.0.1:8086 (ECONNREFUSED)',
       'brain: unreachable at 127.0.0.1:8088 (ECONNREFUSED)',
+      'brain init: HTTP 500 from /api/v1/system/init/status',
       'clickhouse-hot: down (connect ECONNREFUSED)',
     ]);
+    expect(snap.init).toBeNull();
     expect(snap.tables[0]).toMatchObject({ hotRows: null, coldRows: 0, hotRate: null });
     expect(snap.alerts).toBeNull();
     expect(snap.processes).toEqual([]);
     expect(snap.infra).toHaveLength(5);
   });
 
-  it('summarizes open alerts from the brain', async () => {
+  it('summarizes open alerts from the brain, acknowledged or not, and an older brain without acks', async () => {
     const src = new FakeSources();
     src.alertList = [
-      { id: 1, createdAt: 'c', severity: 'critical', source: 'integrity', message: 'integrity failed: x', resolvedAt: null },
+      { id: 1, severity: 'critical', source: 'stream-stale:binance_spot.trade.BTCUSDT', message: 'no data for 400 s', ackedAt: '2025-06-01T12:00:00.000Z' },
+      { id: 2, severity: 'warning', source: 'integrity', message: 'integrity failed: x' },
     ];
     const snap = await new TuiDataStore(src, []).refresh();
-    expect(snap.alerts).toEqual({ open: 1, items: [{ severity: 'critical', source: 'integrity', message: 'integrity failed: x' }] });
+    expect(snap.alerts).toEqual({
+      open: 2,
+      items: [
+        { id: 1, severity: 'critical', source: 'stream-stale:binance_spot.trade.BTCUSDT', message: 'no data for 400 s', ackedAt: '2025-06-01T12:00:00.000Z' },
+        { id: 2, severity: 'warning', source: 'integrity', message: 'integrity failed: x', ackedAt: null },
+      ],
+    });
+  });
+
+  it('passes the init progress on, and nothing when the brain has none', async () => {
+    const src = new FakeSources();
+    expect((await new TuiDataStore(src, []).refresh()).init).toBeNull();
+    src.init = { enabled: true, pending: true, finishedAt: null, stages: [{ stage: 'funding_rate', state: 'running', done: 3, total: 10, errors: 0 }] };
+    expect((await new TuiDataStore(src, []).refresh()).init).toEqual(src.init);
+  });
+});
+
+describe('parseInitStatus', () => {
+  it('reads stages with done (and skipped) over total items and their errors', () => {
+    const body = {
+      enabled: true,
+      pending: true,
+      finishedAt: null,
+      stages: [
+        { stage: 'funding_rate', state: 'done', items: { done: 9, left: 0, skipped: 1, total: 10 }, records: 500, errors: [], lastError: null, updatedAt: 'x' },
+        { stage: 'open_interest', state: 'running', items: { done: 4, left: 0, skipped: 0, total: 10 }, records: 20, errors: [{ item: 'a', error: 'HTTP 429' }], lastError: null, updatedAt: 'x' },
+      ],
+    };
+    expect(parseInitStatus(body)).toEqual({
+      enabled: true,
+      pending: true,
+      finishedAt: null,
+      stages: [
+        { stage: 'funding_rate', state: 'done', done: 10, total: 10, errors: 0 },
+        { stage: 'open_interest', state: 'running', done: 4, total: 10, errors: 1 },
+      ],
+    });
+  });
+  it('tolerates anything else', () => {
+    expect(parseInitStatus(null)).toBeNull();
+    expect(parseInitStatus({ stages: 'x' })).toBeNull();
+    expect(parseInitStatus({ stages: [{ items: null }] })).toEqual({ enabled: true, pending: false, finishedAt: null, stages: [{ stage: '?', state: '?', done: 0, total: 0, errors: 0 }] });
   });
 });

@@ -25,6 +25,11 @@ export function Dashboard({ view, footer }: { view: DashboardView; footer?: stri
           ))}
         </Box>
       )}
+      {view.init !== null && (
+        <Box marginBottom={1}>
+          <CellText cell={view.init} />
+        </Box>
+      )}
       {view.sections.map((section) => (
         <Table key={section.title} view={section} />
       ))}

@@ -1,4 +1,4 @@
-import type { Alert } from '../brain/history.js';
+import type { AlertView } from '../brain/alerts/store.js';
 import { fetchDaemonHealth } from '../daemon-health.js';
 import { isObject } from '../json-guards.js';
 import { collectStatus } from '../checks/status.js';
@@ -26,10 +26,21 @@ export interface TableActivity {
   lagSeconds: number | null;
 }
 
+/** The fields of an open alert the dashboard shows (older brains send no ackedAt). */
+export type AlertItem = Pick<AlertView, 'severity' | 'source' | 'message'> & Partial<Pick<AlertView, 'id' | 'ackedAt'>>;
+
 export interface AlertsSummary {
   open: number;
   /** The open alerts, most severe first (as the brain orders them). */
-  items: Pick<Alert, 'severity' | 'source' | 'message'>[];
+  items: AlertItem[];
+}
+
+/** What the dashboard shows of the brain's history initialization (GET /api/v1/system/init/status). */
+export interface InitProgress {
+  enabled: boolean;
+  pending: boolean;
+  finishedAt: string | null;
+  stages: { stage: string; state: string; done: number; total: number; errors: number }[];
 }
 
 /** Everything one dashboard frame shows. */
@@ -40,6 +51,8 @@ export interface TuiSnapshot {
   tables: TableActivity[];
   /** null when the brain API is unreachable. */
   alerts: AlertsSummary | null;
+  /** null when the brain does not report history initialization (or is unreachable). */
+  init: InitProgress | null;
   /** One line per source that could not be read, e.g. "clickhouse-hot: connect ECONNREFUSED". */
   errors: string[];
 }
@@ -51,7 +64,9 @@ export interface TuiSources {
   /** table -> row count on one side. */
   rowCounts(side: Side): Promise<Map<string, number>>;
   replication(): Promise<ReplicationView>;
-  alerts(): Promise<Alert[]>;
+  alerts(): Promise<AlertItem[]>;
+  /** null when the brain has no init status route (404). */
+  initStatus(): Promise<InitProgress | null>;
   /** Epoch ms. */
   now(): number;
 }
@@ -93,6 +108,28 @@ export function parseReplicationHealth(body: unknown): ReplicationView {
     view.lastError = typeof err.table === 'string' ? `${err.table}: ${line}` : line;
   }
   return view;
+}
+
+const count = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
+
+/**
+ * Reads the brain's init status body (`{ pending, finishedAt, stages: [{ stage, state, items: { done,
+ * skipped, total }, errors: [...] }] }`). Unexpected shapes yield null rather than an error.
+ */
+export function parseInitStatus(body: unknown): InitProgress | null {
+  if (!isObject(body) || !Array.isArray(body.stages)) return null;
+  const stages = body.stages.filter(isObject).map((s) => {
+    const items = isObject(s.items) ? s.items : {};
+    return {
+      stage: typeof s.stage === 'string' ? s.stage : '?',
+      state: typeof s.state === 'string' ? s.state : '?',
+      // Skipped items are settled too: a stage is as far along as its done and skipped items.
+      done: count(items.done) + count(items.skipped),
+      total: count(items.total),
+      errors: Array.isArray(s.errors) ? s.errors.length : 0,
+    };
+  });
+  return { enabled: body.enabled !== false, pending: body.pending === true, finishedAt: typeof body.finishedAt === 'string' ? body.finishedAt : null, stages };
 }
 
 /** Per-request bound: one hung server must not freeze the dashboard. */
@@ -151,7 +188,18 @@ export function liveSources(config: Config): TuiSources & { close(): Promise<voi
     alerts: async () => {
       const body = await getJson(`http://127.0.0.1:${config.brain.port}/api/v1/alerts`);
       if (!isObject(body) || !Array.isArray(body.alerts)) throw new Error('unexpected answer from /api/v1/alerts');
-      return body.alerts as Alert[];
+      return body.alerts as AlertItem[];
+    },
+    initStatus: async () => {
+      let res: Response;
+      try {
+        res = await fetch(`http://127.0.0.1:${config.brain.port}/api/v1/system/init/status`, { signal: AbortSignal.timeout(SOURCE_TIMEOUT_MS) });
+      } catch {
+        return null; // the brain being unreachable is already said by the alerts line
+      }
+      if (res.status === 404) return null;
+      if (!res.ok) throw new Error(`HTTP ${res.status} from /api/v1/system/init/status`);
+      return parseInitStatus(await res.json());
     },
     now: () => Date.now(),
     close: async () => {
@@ -186,13 +234,14 @@ export class TuiDataStore {
       }
     };
     const at = this.sources.now();
-    const [status, infra, hot, cold, replication, alerts] = await Promise.all([
+    const [status, infra, hot, cold, replication, alerts, init] = await Promise.all([
       attempt('status', () => this.sources.status()),
       Promise.all(INFRA_NAMES.map((name) => this.sources.probe(name))),
       attempt('clickhouse-hot', () => this.sources.rowCounts('hot')),
       attempt('clickhouse-cold', () => this.sources.rowCounts('cold')),
       attempt('replication', () => this.sources.replication()),
       attempt('brain', () => this.sources.alerts()),
+      attempt('brain init', () => this.sources.initStatus()),
     ]);
     for (const s of infra) if (!s.up) errors.push(`${s.name}: down${s.error ? ` (${s.error})` : ''}`);
     if (replication?.lastError) errors.push(`replication: last error: ${replication.lastError}`);
@@ -222,7 +271,8 @@ export class TuiDataStore {
       alerts:
         alerts === null
           ? null
-          : { open: alerts.length, items: alerts.map((a) => ({ severity: a.severity, source: a.source, message: a.message })) },
+          : { open: alerts.length, items: alerts.map((a) => ({ id: a.id, severity: a.severity, source: a.source, message: a.message, ackedAt: a.ackedAt ?? null })) },
+      init,
       errors,
     };
   }

@@ -1,4 +1,4 @@
-import type { TuiSnapshot } from './data.js';
+import type { InitProgress, TuiSnapshot } from './data.js';
 import { formatBytes, formatCount, formatDuration, formatRate } from './format.js';
 
 /** How a cell should stand out; renderers map tones to colors (or ignore them in plain text). */
@@ -20,6 +20,8 @@ export interface DashboardView {
   title: string;
   sections: TableView[];
   alerts: { headline: Cell; lines: Cell[] };
+  /** The history initialization in one line; null when the brain reports none. */
+  init: Cell | null;
   errors: string[];
 }
 
@@ -39,6 +41,26 @@ export function stateTone(state: string): Tone {
 
 /** Replication lag above this many seconds is highlighted (windows are normally a minute or two). */
 const LAG_WARN_SECONDS = 300;
+
+/**
+ * `history init: funding_rate done · open_interest 12/40 · lsr pending`, with the errors counted;
+ * nothing when initialization is off and never ran.
+ */
+export function initLine(init: InitProgress | null): Cell | null {
+  if (init === null) return null;
+  const started = init.stages.some((st) => st.state !== 'pending');
+  if (!init.enabled && !started && init.finishedAt === null) return null;
+  const errors = init.stages.reduce((n, st) => n + st.errors, 0);
+  const errorText = errors > 0 ? ` · ${errors} error${errors === 1 ? '' : 's'}` : '';
+  const settled = init.stages.every((st) => st.state === 'done' || st.state === 'partial');
+  if (init.finishedAt !== null && settled) {
+    const partial = init.stages.filter((st) => st.state === 'partial').map((st) => st.stage);
+    const left = partial.length > 0 ? ` (${partial.join(', ')} left to the scheduled backfill)` : '';
+    return cell(`history init: done ${init.finishedAt.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}${left}${errorText}`, partial.length > 0 || errors > 0 ? 'warn' : 'dim');
+  }
+  const stages = init.stages.map((st) => (st.state === 'running' ? `${st.stage} ${st.done}/${st.total}` : `${st.stage} ${st.state}`));
+  return cell(`history init: ${stages.join(' · ')}${errorText}`, errors > 0 ? 'warn' : 'plain');
+}
 
 export function dashboardView(s: TuiSnapshot): DashboardView {
   const processes: TableView = {
@@ -101,8 +123,11 @@ export function dashboardView(s: TuiSnapshot): DashboardView {
             `alerts: ${s.alerts.open} open`,
             s.alerts.open === 0 ? 'good' : s.alerts.items.some((a) => a.severity === 'critical') ? 'bad' : 'warn',
           ),
+          // An acknowledged alert is someone's already: shown, but no longer shouting.
           lines: s.alerts.items.map((a) =>
-            cell(`${a.severity} ${a.source}: ${a.message}`, a.severity === 'critical' ? 'bad' : 'warn'),
+            a.ackedAt
+              ? cell(`${a.severity} ${a.source} (acked): ${a.message}`, 'dim')
+              : cell(`${a.severity} ${a.source}: ${a.message}`, a.severity === 'critical' ? 'bad' : 'warn'),
           ),
         };
 
@@ -110,6 +135,7 @@ export function dashboardView(s: TuiSnapshot): DashboardView {
     title: `mprism  ${s.at.replace('T', ' ').replace(/\.\d+Z$/, 'Z')}`,
     sections: [processes, infra, tables],
     alerts,
+    init: initLine(s.init),
     errors: s.errors,
   };
 }

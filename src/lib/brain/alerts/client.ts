@@ -1,3 +1,4 @@
+import { isObject } from '../../json-guards.js';
 import type { Config } from '../../config/schema.js';
 import { ConfigError, MprismError, UnreachableError, UsageError } from '../../errors.js';
 import { brainTokenFile, readBrainToken } from '../token.js';
@@ -34,14 +35,13 @@ async function brainRequest(config: Config, method: 'GET' | 'POST', path: string
   return { status: res.status, body: parsed };
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-const errorOf = (body: unknown) => (isRecord(body) && typeof body.error === 'string' ? body.error : String(body).slice(0, 300));
+const errorOf = (body: unknown) => (isObject(body) && typeof body.error === 'string' ? body.error : String(body).slice(0, 300));
 
 /** Alerts from the brain: open ones (most severe first), or with `all` resolved ones too (newest first). */
 export async function fetchAlerts(config: Config, opts: { all: boolean; limit?: number }): Promise<AlertView[]> {
   const query = new URLSearchParams({ state: opts.all ? 'all' : 'open', limit: String(opts.limit ?? 100) });
   const res = await brainRequest(config, 'GET', `/api/v1/monitoring/alerts?${query}`);
-  if (res.status !== 200 || !isRecord(res.body) || !Array.isArray(res.body.alerts)) {
+  if (res.status !== 200 || !isObject(res.body) || !Array.isArray(res.body.alerts)) {
     throw new MprismError(`brain: listing alerts failed (HTTP ${res.status}): ${errorOf(res.body)}`);
   }
   return res.body.alerts as AlertView[];
@@ -59,7 +59,7 @@ export async function ackAlert(config: Config, id: number, by: string | null): P
   const res = await brainRequest(config, 'POST', '/api/v1/monitoring/alerts/ack', by === null ? { id } : { id, by });
   if (res.status === 401) throw new ConfigError(`the brain refused the token in ${brainTokenFile(config.home)}: ${errorOf(res.body)}`);
   if (res.status === 404 || res.status === 400) throw new UsageError(`alert ${id}: ${errorOf(res.body)}`);
-  if (res.status !== 200 || !isRecord(res.body) || !isRecord(res.body.alert)) {
+  if (res.status !== 200 || !isObject(res.body) || !isObject(res.body.alert)) {
     throw new MprismError(`brain: acknowledging alert ${id} failed (HTTP ${res.status}): ${errorOf(res.body)}`);
   }
   return res.body.alert as unknown as AlertView;

@@ -3,7 +3,8 @@ import type pg from 'pg';
 import type { AlertRuleKind, Config } from '../../config/schema.js';
 import { errorMessage } from '../../errors.js';
 import type { StreamHealth } from '../../feeds/stream-health.js';
-import { httpGet } from '../../infra/http-get.js';
+import { fetchDaemonHealth } from '../../daemon-health.js';
+import { isObject } from '../../json-guards.js';
 import { probeInfra } from '../../infra/probe.js';
 import { INFRA_NAMES, type DaemonName } from '../../paths.js';
 import { judgeSupervisor, supervisorView } from '../../checks/status.js';
@@ -33,21 +34,12 @@ const SOURCE_TIMEOUT_MS = 3000;
 /** Thrown while gathering a fact that cannot be read: the rules depending on it are unknown, not clear. */
 class FactUnavailable extends Error {}
 
-async function daemonHealthBody(name: string, port: number): Promise<{ status: number; body: unknown }> {
-  let res;
-  try {
-    res = await httpGet(new URL(`http://127.0.0.1:${port}/health`), { timeoutMs: SOURCE_TIMEOUT_MS });
-  } catch (err) {
-    throw new FactUnavailable(`${name} /health not answering on port ${port}: ${errorMessage(err) || String((err as { code?: unknown }).code)}`);
-  }
-  try {
-    return { status: res.status, body: JSON.parse(res.body) as unknown };
-  } catch {
-    throw new FactUnavailable(`${name} /health answered HTTP ${res.status} without JSON`);
-  }
+/** A daemon's /health body; a daemon not answering makes what depends on it unknown. */
+async function daemonHealthBody(name: string, port: number): Promise<unknown> {
+  const answer = await fetchDaemonHealth(port, SOURCE_TIMEOUT_MS);
+  if (!answer.answered) throw new FactUnavailable(`${name} /health not answering: ${answer.error}`);
+  return answer.body;
 }
-
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
  * Gathers the facts each enabled rule judges, once per kind per evaluation, and keeps what the
@@ -108,8 +100,8 @@ export class ConditionGatherer {
         }
       }
       case 'replication_lag': {
-        const { body } = await daemonHealthBody('replication', config.replication.port);
-        if (!isRecord(body) || !isRecord(body.lagSeconds)) throw new FactUnavailable('replication /health reports no lagSeconds (still starting?)');
+        const body = await daemonHealthBody('replication', config.replication.port);
+        if (!isObject(body) || !isObject(body.lagSeconds)) throw new FactUnavailable('replication /health reports no lagSeconds (still starting?)');
         const lag = Object.fromEntries(Object.entries(body.lagSeconds).map(([t, v]) => [t, typeof v === 'number' && Number.isFinite(v) ? v : null]));
         return (threshold) => judgeReplicationLag(lag, threshold ?? 0);
       }
@@ -172,8 +164,8 @@ export class ConditionGatherer {
   }
 
   private async collectorStreams(): Promise<StreamHealth[]> {
-    const { body } = await daemonHealthBody('collector', this.deps.config.collector.port);
-    if (!isRecord(body) || !Array.isArray(body.streams)) throw new FactUnavailable('collector /health reports no streams (still starting?)');
+    const body = await daemonHealthBody('collector', this.deps.config.collector.port);
+    if (!isObject(body) || !Array.isArray(body.streams)) throw new FactUnavailable('collector /health reports no streams (still starting?)');
     return body.streams as StreamHealth[];
   }
 
@@ -196,12 +188,8 @@ export class ConditionGatherer {
     const health = new Map<string, { status: number | null; error: string | null }>();
     await Promise.all(
       watched.map(async (d) => {
-        try {
-          const res = await httpGet(new URL(`http://127.0.0.1:${config[d.name as DaemonName].port}/health`), { timeoutMs: SOURCE_TIMEOUT_MS });
-          health.set(d.name, { status: res.status, error: null });
-        } catch (err) {
-          health.set(d.name, { status: null, error: errorMessage(err) || String((err as { code?: unknown }).code) });
-        }
+        const answer = await fetchDaemonHealth(config[d.name as DaemonName].port, SOURCE_TIMEOUT_MS);
+        health.set(d.name, answer.answered ? { status: answer.status, error: null } : { status: null, error: answer.error });
       }),
     );
     return { supervisor: { state: supervisor.state, detail: supervisor.detail }, daemons, health, now };

@@ -1,3 +1,4 @@
+import { isObject } from '../../json-guards.js';
 import type { DataType } from '../../config/schema.js';
 import type { InfraStatus } from '../../infra/local-servers.js';
 import { STALE_AFTER_SECONDS } from '../../feeds/freshness.js';
@@ -124,7 +125,6 @@ export interface IntegrityRunFact {
   error: string | null;
 }
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is string => typeof s === 'string') : []);
 
 /**
@@ -132,8 +132,8 @@ const strings = (v: unknown): string[] => (Array.isArray(v) ? v.filter((s): s is
  * gives repair time (a fresh hole is not an emergency). Pending windows (late data) are never problems.
  */
 export function integrityProblems(report: unknown): string[] {
-  if (!isRecord(report)) return [];
-  const tables = Array.isArray(report.tables) ? report.tables.filter(isRecord) : [];
+  if (!isObject(report)) return [];
+  const tables = Array.isArray(report.tables) ? report.tables.filter(isObject) : [];
   const perTable = tables.flatMap((t) => strings(t.problems).map((p) => (typeof t.table === 'string' ? `${t.table}: ${p}` : p)));
   return [...perTable, ...strings(report.problems).filter((p) => !p.startsWith('hole: '))];
 }

@@ -1,9 +1,9 @@
+import { isObject } from '../../json-guards.js';
 import { ALERT_RULE_KINDS, ALERT_SEVERITIES, type AlertRuleKind, type AlertSeverity } from '../schema.js';
 import { BadRequestError, NotFoundError, json, type ApiRequest, type Route } from '../api.js';
 import type { AlertRule } from './rules.js';
 import type { AlertStore } from './store.js';
 
-const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Alerts listed per request at most; the default when no limit is asked. */
 export const MAX_ALERTS_LISTED = 1000;
@@ -13,7 +13,7 @@ const RULE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ACKER_MAX_CHARS = 100;
 
 function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string, unknown> {
-  if (!isRecord(req.body)) throw new BadRequestError('body', 'expected a JSON object');
+  if (!isObject(req.body)) throw new BadRequestError('body', 'expected a JSON object');
   const unknown = Object.keys(req.body).find((k) => !allowed.includes(k));
   if (unknown !== undefined) throw new BadRequestError(unknown, `unknown field ${unknown} (expected ${allowed.join(', ')})`);
   return req.body;
