@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
+import pino from 'pino';
+import { mkdirSync } from 'node:fs';
+import { homePaths } from '../../src/lib/paths.js';
+import { isAlive } from '../../src/lib/process-util.js';
+import { serveControl } from '../../src/lib/supervisor/control.js';
+import { Supervisor } from '../../src/lib/supervisor/supervisor.js';
 import type { ActionRunner } from '../../src/lib/brain/actions.js';
 import type { JobRun } from '../../src/lib/brain/history.js';
 import type { Task } from '../../src/lib/brain/tasks.js';
@@ -222,6 +228,32 @@ describe('tasks through the brain API', () => {
     expect(restart.body.error).toMatch(/supervisor unreachable/);
     expect((await send('POST', '/api/v1/services/brain/restart')).status).toBe(409);
     expect((await send('POST', '/api/v1/services/nats/restart')).status).toBe(404);
+  });
+
+  it('restarts a daemon through the running supervisor and shows its new process', async () => {
+    mkdirSync(homePaths(infra.home).run, { recursive: true });
+    const sup = new Supervisor(infra.config, pino({ level: 'silent' }));
+    const control = await serveControl(homePaths(infra.home).supervisorSocket, sup, () => undefined);
+    try {
+      // The simulator needs no other server, so it starts and becomes healthy.
+      expect((await sup.start(['simulator'], true)).ok).toBe(true);
+      const before = sup.snapshot().daemons.find((d) => d.name === 'simulator')!;
+      const view = (await get('/api/v1/services/simulator')).body as { supervisorReachable: boolean; supervisor: { state: string; pid: number } };
+      expect(view).toMatchObject({ supervisorReachable: true, supervisor: { state: 'running', pid: before.pid } });
+
+      const restarted = await send('POST', '/api/v1/services/simulator/restart');
+      expect(restarted.status, JSON.stringify(restarted.body)).toBe(200);
+      expect(restarted.body).toMatchObject({ name: 'simulator', restarted: true, start: { ok: true } });
+      const after = sup.snapshot().daemons.find((d) => d.name === 'simulator')!;
+      expect(after.state).toBe('running');
+      expect(after.pid).not.toBe(before.pid);
+      expect(isAlive(before.pid!)).toBe(false);
+      // It kept the simulate mode the platform runs with.
+      expect(sup.snapshot().simulate).toBe(true);
+    } finally {
+      await sup.shutdown(5000);
+      await new Promise<void>((resolve) => control.close(() => resolve()));
+    }
   });
 
   it('mprism tasks lists, runs (waiting for the outcome), disables and enables tasks; exit 1 on problems, 2 on an unknown name, 3 when the brain is unreachable', async () => {
