@@ -7,7 +7,7 @@ _mprism() {
     cur="${COMP_WORDS[COMP_CWORD]}"
     prev="${COMP_WORDS[COMP_CWORD-1]}"
 
-    local commands="init start stop restart status tui health integrity repair diagnose clean logs alerts tasks completion help"
+    local commands="init start stop restart status tui health integrity repair backfill diagnose clean logs alerts tasks completion help"
     local daemons="simulator storage replication collector brain"
     local infra="nats clickhouse-hot clickhouse-cold redis postgres"
 
@@ -46,6 +46,7 @@ _mprism() {
         health)     opts="--json" ;;
         integrity)  opts="--json --since --verbose" ;;
         repair)     opts="--dry-run --since --json" ;;
+        backfill)   opts="--since --types --venue --trades --json" ;;
         diagnose)   opts="--json" ;;
         clean)      opts="--force --dry-run --json" ;;
         logs)       opts="-f --follow -n --lines"; words="$daemons $infra supervisor" ;;

@@ -1,7 +1,7 @@
 # fish completion for mprism. Install:
 #   mprism completion fish > ~/.config/fish/completions/mprism.fish
 
-set -l commands init start stop restart status tui health integrity repair diagnose clean logs alerts tasks completion help
+set -l commands init start stop restart status tui health integrity repair backfill diagnose clean logs alerts tasks completion help
 set -l daemons simulator storage replication collector brain
 set -l infra nats clickhouse-hot clickhouse-cold redis postgres
 
@@ -18,6 +18,7 @@ complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a tui -d 'Int
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a health -d 'Infra and daemon health, freshness'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a integrity -d 'Hot vs cold counts, duplicates, gaps, lag'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a repair -d 'Re-copy windows, dedupe, clear stale locks'
+complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a backfill -d "History from the venues' REST in stages, resumable"
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a diagnose -d 'Ports, processes, locks, versions, errors'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a clean -d 'Remove stale pid/lock and temp files'
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -a logs -d 'Show a process log'
@@ -39,6 +40,11 @@ complete -c mprism -n "__fish_seen_subcommand_from integrity" -l since -x -a '15
 complete -c mprism -n "__fish_seen_subcommand_from integrity" -l verbose -d 'List every window, not only the bad ones'
 complete -c mprism -n "__fish_seen_subcommand_from repair" -l since -x -a '1h 6h 24h 7d' -d 'How far back to look for broken windows'
 complete -c mprism -n "__fish_seen_subcommand_from repair clean" -l dry-run -d 'Only say what would be done'
+complete -c mprism -n "__fish_seen_subcommand_from backfill" -l since -x -a '12h 1d 7d 30d' -d 'How far back'
+complete -c mprism -n "__fish_seen_subcommand_from backfill" -l types -x -d 'Data types, comma separated'
+complete -c mprism -n "__fish_seen_subcommand_from backfill" -l venue -x -a 'binance_spot binance_derivatives okx_spot okx_derivatives deribit_derivatives' -d 'Only this venue'
+complete -c mprism -n "__fish_seen_subcommand_from backfill" -l trades -d 'Trades too, after the other stages'
+complete -c mprism -n "__fish_seen_subcommand_from backfill" -l json -d 'Print JSON'
 complete -c mprism -n "__fish_seen_subcommand_from clean" -l force -d 'Also remove temp files younger than an hour'
 
 complete -c mprism -n "__fish_seen_subcommand_from logs" -a "$daemons $infra supervisor"

@@ -14,6 +14,7 @@ _mprism() {
         'health:infra and daemon health, data freshness'
         'integrity:hot vs cold counts, duplicates, gaps, lag'
         'repair:re-copy windows, remove duplicates, clear stale locks, restart dead daemons'
+        'backfill:history from the venues REST in stages, resumable'
         'diagnose:ports, processes, locks, versions, disk, config, recent errors'
         'clean:remove stale pid/lock files and temp files'
         'logs:show a process log'
@@ -60,6 +61,10 @@ _mprism() {
                 repair)
                     _arguments '--dry-run[only say what would be done]' \
                         '--since[how far back to look for broken windows]:duration:(1h 6h 24h 7d)' '--json[print JSON]' ;;
+                backfill)
+                    _arguments '--since[how far back]:duration:(12h 1d 7d 30d)' \
+                        '--types[data types, comma separated]:types:' '--venue[only this venue]:venue:(binance_spot binance_derivatives okx_spot okx_derivatives deribit_derivatives)' \
+                        '--trades[trades too, after the other stages]' '--json[print JSON]' ;;
                 clean)
                     _arguments '--force[also remove temp files younger than an hour]' \
                         '--dry-run[only list what would be removed]' '--json[print JSON]' ;;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { loadConfig } from '../lib/config/load.js';
 import { PACKAGE_ROOT } from '../lib/paths.js';
 import { alertsCommand } from './alerts.js';
+import { backfillCommand } from './backfill.js';
 import { cleanCommand } from './clean.js';
 import { completionCommand } from './completion.js';
 import { diagnoseCommand } from './diagnose.js';
@@ -40,7 +41,7 @@ export function program(): Command {
     .exitOverride();
   for (const cmd of [
     initCommand(), startCommand(), stopCommand(), restartCommand(), statusCommand(), tuiCommand(), healthCommand(),
-    integrityCommand(), repairCommand(), diagnoseCommand(), cleanCommand(), logsCommand(), completionCommand(), alertsCommand(), tasksCommand(),
+    integrityCommand(), repairCommand(), backfillCommand(), diagnoseCommand(), cleanCommand(), logsCommand(), completionCommand(), alertsCommand(), tasksCommand(),
   ]) {
     p.addCommand(cmd.exitOverride());
   }
