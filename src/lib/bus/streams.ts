@@ -9,19 +9,26 @@ export const ORDERBOOK_STREAM = 'ORDERBOOK_SNAP';
 export interface StreamSpec {
   name: string;
   subjects: string[];
-  maxAgeHours: number;
+  /** Upper bound on the stream's max age, hours; null: retention.jetstreamMaxAgeHours alone. */
+  maxAgeCapHours: number | null;
 }
 
-/** Orderbook snapshots are large and superseded quickly; they get their own stream with a shorter retention. */
+/** Orderbook snapshots are large and superseded quickly; they get their own stream, kept at most a day. */
 export const STREAM_SPECS: readonly StreamSpec[] = [
   {
     name: MARKET_DATA_STREAM,
     // Gap markers and holes ride with the market data: small, and they must outlive the snapshots they explain.
     subjects: [...DATA_TYPES.filter((t) => t !== 'orderbook'), 'orderbook_gap', 'stream_hole'].map((t) => `${t}.>`),
-    maxAgeHours: 72,
+    maxAgeCapHours: null,
   },
-  { name: ORDERBOOK_STREAM, subjects: ['orderbook.>'], maxAgeHours: 24 },
+  { name: ORDERBOOK_STREAM, subjects: ['orderbook.>'], maxAgeCapHours: 24 },
 ];
+
+/** The stream's max age: retention.jetstreamMaxAgeHours, within the stream's cap. */
+export function streamMaxAgeHours(spec: StreamSpec, config: Config): number {
+  const configured = config.retention.jetstreamMaxAgeHours;
+  return spec.maxAgeCapHours === null ? configured : Math.min(configured, spec.maxAgeCapHours);
+}
 
 export function streamFor(dataType: string): string {
   return dataType === 'orderbook' ? ORDERBOOK_STREAM : MARKET_DATA_STREAM;
@@ -34,7 +41,8 @@ function desiredConfig(spec: StreamSpec, config: Config): Partial<StreamConfig> 
     storage: StorageType.File,
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
-    max_age: nanos(spec.maxAgeHours * 3600_000),
+    // Whole milliseconds: nanos() of a fractional value would not compare equal to what the server returns.
+    max_age: nanos(Math.round(streamMaxAgeHours(spec, config) * 3600_000)),
     duplicate_window: nanos(config.nats.duplicateWindowSeconds * 1000),
   };
 }
@@ -45,7 +53,11 @@ export interface EnsureResult {
   unchanged: string[];
 }
 
-/** Create or bring up to date the JetStream streams; idempotent. */
+/**
+ * Create or bring up to date the JetStream streams; idempotent. Runs at every `init` and `start`
+ * (provision), so a changed retention.jetstreamMaxAgeHours is applied in place to existing streams
+ * (nats-server 2.9 updates max_age without touching the stored messages younger than it).
+ */
 export async function ensureStreams(jsm: JetStreamManager, config: Config): Promise<EnsureResult> {
   const result: EnsureResult = { created: [], updated: [], unchanged: [] };
   for (const spec of STREAM_SPECS) {

@@ -23,7 +23,10 @@ import { listHoles, newestPerInstrument, tradeIdGaps, tradeIdSpans, type Hole, t
  *                        "lastMissingId": "9", "missing": 5, "from": "...", "to": "..." }]
  *
  * Open holes, stopped streams and id gaps that no hole explains are problems (exit 1); repaired and
- * unrepairable holes are listed, unrepairable ones as warnings.
+ * unrepairable holes are listed, unrepairable ones as warnings. An open hole that ended before hot's
+ * retention horizon is a warning: what it lacks could only be refilled into hot, which no longer keeps
+ * that time (repair records it unrepairable). Ids are scanned only within the horizon, where hot still
+ * holds every partition.
  */
 
 export interface StoppedStream {
@@ -127,10 +130,15 @@ export async function findUnrecordedGaps(config: Config, hot: ClickHouseClient, 
   return out;
 }
 
+/** Whether a hole ended before hot's retention horizon: hot no longer keeps its time. */
+export function holeExpiredInHot(hole: { toTime: number }, hotHorizon: number): boolean {
+  return hole.toTime < hotHorizon;
+}
+
 /**
  * Holes, stopped streams, and (where a venue's trade ids are contiguous) id gaps in hot that no
  * recorded hole explains. `scanEnd` bounds the id scan: the newest trades may still be on their way
- * to hot out of order.
+ * to hot out of order. `hotHorizon` (now - retention.hotDays) bounds it from below.
  */
 export async function checkContinuity(
   config: Config,
@@ -138,13 +146,16 @@ export async function checkContinuity(
   range: { start: number; end: number },
   now: number,
   scanEnd: number,
+  hotHorizon: number,
 ): Promise<ContinuityReport> {
   const holes = await listHoles(hot, config.clickhouse.hot.database, { changedSince: range.start });
   const problems: string[] = [];
   const warnings: string[] = [];
   const reports = holes.map(holeReport);
-  for (const h of reports) {
-    if (h.state === 'open') problems.push(`hole: ${describeHole(h)}: open, run 'mprism repair'`);
+  for (const [i, h] of reports.entries()) {
+    if (h.state === 'open' && holeExpiredInHot(holes[i] as Hole, hotHorizon)) {
+      warnings.push(`hole: ${describeHole(h)}: open, older than hot keeps (retention.hotDays ${config.retention.hotDays}): no longer refillable`);
+    } else if (h.state === 'open') problems.push(`hole: ${describeHole(h)}: open, run 'mprism repair'`);
     else if (h.state === 'unrepairable') warnings.push(`hole: ${describeHole(h)}: unrepairable (${h.detail})`);
   }
 
@@ -159,7 +170,7 @@ export async function checkContinuity(
   }
 
   const unrecordedGaps: UnrecordedGap[] = [];
-  for (const { gap, hole, span } of await findUnrecordedGaps(config, hot, holes, { start: range.start, end: Math.min(range.end, scanEnd) })) {
+  for (const { gap, hole, span } of await findUnrecordedGaps(config, hot, holes, { start: Math.max(range.start, hotHorizon), end: Math.min(range.end, scanEnd) })) {
     const g: UnrecordedGap = { venue: span.venue, instrument: span.instrument, ...gap, from: iso(gap.fromTime), to: iso(gap.toTime) };
     unrecordedGaps.push(g);
     const what = `trade ${span.venue} ${span.instrument} ids ${gap.firstMissingId}..${gap.lastMissingId} (${gap.missing} missing, ${g.from}..${g.to})`;

@@ -16,8 +16,9 @@ import type { MarketRecord, StreamHoleRecord } from '../records.js';
 import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
 import { holeStateRecord, listHoles, recordHoleStates, tradeIdsAround, type Hole } from '../store/holes.js';
 import { missingRecords } from '../store/writer.js';
-import { findUnrecordedGaps, holeReport } from './continuity.js';
+import { findUnrecordedGaps, holeExpiredInHot, holeReport } from './continuity.js';
 import { replicationGraceMs } from './integrity.js';
+import { retentionHorizons } from './retention.js';
 import { describeHole, type HoleReport } from './hole-report.js';
 
 /*
@@ -141,8 +142,12 @@ interface Plan {
 }
 
 /** What can be done about one hole, before any request. */
-function plan(hole: Hole, venue: VenueHistory, options: PollOptions, now: number): Plan {
+function plan(hole: Hole, venue: VenueHistory, options: PollOptions, now: number, config: Config): Plan {
   if (hole.dataType === 'orderbook') return { hole, source: null, unrepairable: BOOKS_UNREPAIRABLE };
+  // Refilled rows go to hot, which no longer keeps that time, and replication has long passed it.
+  if (holeExpiredInHot(hole, retentionHorizons(now, config.retention).hot)) {
+    return { hole, source: null, unrepairable: `ended before hot's retention horizon (retention.hotDays ${config.retention.hotDays})` };
+  }
   const source = isHistoryType(hole.dataType) ? (venue.adapter.history[hole.dataType] ?? null) : null;
   if (source === null) return { hole, source, unrepairable: `${hole.venue} has no public REST history of ${hole.dataType}` };
   const blocked = source.blockedReason(venue.credentials);
@@ -203,8 +208,10 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
   const nats: { close: (() => Promise<void>) | null } = { close: null };
   try {
     await ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot);
-    // As integrity scans: the newest trades may still be on their way to hot out of order.
-    const found = await recordUnrecordedGaps(config, hot, { start: now() - opts.sinceMs, end: now() - replicationGraceMs(config) }, opts.dryRun);
+    // As integrity scans: the newest trades may still be on their way to hot out of order, and hot
+    // keeps only retention.hotDays (older partitions may be gone, which is no id gap).
+    const scanStart = Math.max(now() - opts.sinceMs, retentionHorizons(now(), config.retention).hot);
+    const found = await recordUnrecordedGaps(config, hot, { start: scanStart, end: now() - replicationGraceMs(config) }, opts.dryRun);
     if (found > 0) progress(`recorded ${found} hole${found === 1 ? '' : 's'} found in hot by trade id`);
 
     const options = pollOptions(config);
@@ -223,7 +230,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       if (h.state === 'open') return true;
       // Unrepairable for want of an API key: worth another try once one is configured.
       if (h.state !== 'unrepairable' || !h.detail.startsWith(BLOCKED_PREFIX) || !config.collector.venues[h.venue]) return false;
-      return plan(h, venueOf(h.venue), options, now()).unrepairable === null;
+      return plan(h, venueOf(h.venue), options, now(), config).unrepairable === null;
     });
     const actions: HoleRepairAction[] = [];
     const states: StreamHoleRecord[] = [];
@@ -236,7 +243,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     for (const hole of holes) {
       if (config.collector.venues[hole.venue] === undefined) continue;
       const venue = venueOf(hole.venue);
-      const p = plan(hole, venue, options, now());
+      const p = plan(hole, venue, options, now(), config);
       if (p.unrepairable !== null || p.source === null) {
         if (!opts.dryRun && hole.state === 'open') settle(hole, 'unrepairable', 0, p.unrepairable ?? 'no history');
         else if (opts.dryRun) actions.push({ hole: holeReport(hole), outcome: 'unrepairable', records: 0, detail: p.unrepairable ?? 'no history' });

@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
 import { alignDown } from '../replication/windows.js';
+import { retentionHorizons } from './retention.js';
 import { createClickHouse, ensureReachable, selectRows, type ClickHouseClient } from '../store/client.js';
 import { countBuckets, type BucketCount } from '../store/queries.js';
 import { COLLECTOR_STOPPED_DETAIL } from '../records.js';
@@ -41,11 +42,21 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  *
  * Window counts are distinct keys, so duplicates never make a window short or excess; they are counted
  * per table instead. Windows with no row on either server are left out.
+ *
+ * A short window within replication.lateDataSeconds behind the watermark is `pending`: rows reached hot
+ * after the window was copied (a late DVOL candle, a redelivered batch), and replication re-checks those
+ * windows and copies the late rows itself. Only an older difference is a problem.
+ *
+ * Hot keeps retention.hotDays (and cold retention.coldDays): windows older than either horizon are not
+ * compared, since their partitions may be gone from one side by design. "comparedSince" is where the
+ * comparison starts; when it is later than "since", a warning says so.
  */
 
 export interface IntegrityReport extends Omit<ContinuityReport, 'problems' | 'warnings'> {
   ok: boolean;
   since: string;
+  /** Start of the hot-vs-cold comparison: `since`, or the retention horizon where that is later. */
+  comparedSince: string;
   now: string;
   tables: TableIntegrity[];
   bookGaps: BookGap[];
@@ -85,7 +96,7 @@ export interface WindowIntegrity {
   /** Distinct keys in the window on each server. */
   hot: number;
   cold: number;
-  /** pending: not due yet (see windowDue), reported but never a problem. */
+  /** pending: not due yet (see windowDue), or short with late rows replication will still copy; never a problem. */
   status: 'ok' | 'short' | 'excess' | 'pending';
 }
 
@@ -106,9 +117,34 @@ export function windowDue(end: number, now: number, watermark: number | null, co
   return end <= now - config.replication.safetyLagSeconds * 1000 - replicationGraceMs(config);
 }
 
-export function classifyWindow(hot: number, cold: number, due: boolean): WindowIntegrity['status'] {
+/**
+ * Whether replication still re-checks the window for late rows (see Replicator.recopyLateWindows): it
+ * compares [watermark - lateDataSeconds, watermark) on every cycle and copies the keys cold lacks.
+ */
+export function inLateDataWindow(start: number, watermark: number | null, config: Config): boolean {
+  const lateMs = config.replication.lateDataSeconds * 1000;
+  return watermark !== null && lateMs > 0 && start >= watermark - lateMs && start < watermark;
+}
+
+export function classifyWindow(hot: number, cold: number, due: boolean, lateDataWindow = false): WindowIntegrity['status'] {
   if (!due) return 'pending';
-  return cold < hot ? 'short' : cold > hot ? 'excess' : 'ok';
+  // Late rows make hot larger, never smaller: an excess window is a problem wherever it is.
+  if (cold < hot) return lateDataWindow ? 'pending' : 'short';
+  return cold > hot ? 'excess' : 'ok';
+}
+
+/**
+ * Where the hot-vs-cold comparison starts: `from`, or the first window wholly inside both retention
+ * horizons (a window straddling a horizon may have lost its older rows on one side by design).
+ */
+export function comparisonStart(from: number, now: number, config: Config): { start: number; clampedBy: 'hot' | 'cold' | null } {
+  const windowMs = config.replication.windowSeconds * 1000;
+  const h = retentionHorizons(now, config.retention);
+  const alignUp = (t: number) => Math.ceil(t / windowMs) * windowMs;
+  const hot = alignUp(h.hot);
+  const cold = h.cold === null ? -Infinity : alignUp(h.cold);
+  if (from >= hot && from >= cold) return { start: from, clampedBy: null };
+  return hot >= cold ? { start: hot, clampedBy: 'hot' } : { start: cold, clampedBy: 'cold' };
 }
 
 function tableReport(
@@ -131,7 +167,7 @@ function tableReport(
         end: new Date(end).toISOString(),
         hot: c.hot,
         cold: c.cold,
-        status: classifyWindow(c.hot, c.cold, windowDue(end, ctx.now, ctx.watermark, ctx.config)),
+        status: classifyWindow(c.hot, c.cold, windowDue(end, ctx.now, ctx.watermark, ctx.config), inLateDataWindow(start, ctx.watermark, ctx.config)),
       };
       if (w.status === 'short' || w.status === 'excess') problems.push(`${w.start}..${w.end} ${w.status}: hot ${w.hot}, cold ${w.cold}`);
       return w;
@@ -203,6 +239,13 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
   const from = alignDown(now - opts.sinceMs, windowMs);
   // Through the end of the current window: rows stamped slightly ahead of this clock still count.
   const range = { start: from, end: alignDown(now, windowMs) + windowMs };
+  const compared = comparisonStart(from, now, config);
+  const comparedRange = { start: compared.start, end: Math.max(compared.start, range.end) };
+  const retentionNotes: string[] = [];
+  if (compared.clampedBy !== null) {
+    const days = compared.clampedBy === 'hot' ? config.retention.hotDays : config.retention.coldDays;
+    retentionNotes.push(`hot and cold compared from ${new Date(compared.start).toISOString()}, not ${new Date(from).toISOString()}: ${compared.clampedBy} keeps ${days} days (retention.${compared.clampedBy}Days)`);
+  }
   const watermarks = readWatermarks(config);
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
@@ -220,8 +263,8 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       const onHot = hotTables.includes(spec.table);
       const onCold = coldTables.includes(spec.table);
       const [hotCounts, coldCounts] = await Promise.all([
-        onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, range, windowMs) : [],
-        onCold ? countBuckets(cold, config.clickhouse.cold.database, spec, range, windowMs) : [],
+        onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, comparedRange, windowMs) : [],
+        onCold ? countBuckets(cold, config.clickhouse.cold.database, spec, comparedRange, windowMs) : [],
       ]);
       const t = tableReport(spec, hotCounts, coldCounts, { now, windowMs, watermark: watermarks.get(spec.table), config });
       if (!onHot) t.problems.push(`table ${config.clickhouse.hot.database}.${spec.table} missing on hot (run 'mprism init')`);
@@ -233,18 +276,19 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       ? await bookGaps(hot, config.clickhouse.hot.database, range)
       : { listed: [], count: 0, perStream: [] };
     const continuity = hotTables.includes(tableFor('stream_hole').table)
-      ? await checkContinuity(config, hot, range, now, now - replicationGraceMs(config))
+      ? await checkContinuity(config, hot, range, now, now - replicationGraceMs(config), retentionHorizons(now, config.retention).hot)
       : { holes: [], holeCounts: { open: 0, repaired: 0, unrepairable: 0 }, stoppedStreams: [], unrecordedGaps: [], problems: [], warnings: [] };
     const { problems, warnings, ...continuityFields } = continuity;
     return {
       ok: tables.every((t) => t.problems.length === 0) && problems.length === 0,
       since: new Date(from).toISOString(),
+      comparedSince: new Date(compared.start).toISOString(),
       now: new Date(now).toISOString(),
       tables,
       bookGaps: gaps.listed,
       bookGapCount: gaps.count,
       ...continuityFields,
-      warnings: [...gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`), ...warnings],
+      warnings: [...retentionNotes, ...gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`), ...warnings],
       problems,
     };
   } finally {

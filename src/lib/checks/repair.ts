@@ -11,6 +11,7 @@ import { cleanStaleFiles, type CleanAction, type KeptFile } from './clean.js';
 import { repairData, type DataRepairAction } from './data-repair.js';
 import { repairHoles, type HoleRepairAction } from './hole-repair.js';
 import { runIntegrity, type IntegrityReport } from './integrity.js';
+import { runRetention, type RetentionReport } from './retention.js';
 import { judgeSupervisor, supervisorView } from './status.js';
 
 export interface RestartAction {
@@ -35,6 +36,11 @@ export interface RepairReport {
   /** What was done about each open hole (refilled from the venues' history, or why not). */
   holes: HoleRepairAction[];
   data: DataRepairAction[];
+  /**
+   * Retention, last: hot partitions past retention.hotDays that cold lacks rows of are copied to cold,
+   * then every partition past its horizon and verified is dropped. With --dry-run: the plan, nothing dropped.
+   */
+  retention: RetentionReport | null;
   locks: CleanAction[];
   /** Broken-looking lock files left in place (their holder is alive), and why. */
   keptLocks: KeptFile[];
@@ -166,7 +172,7 @@ async function repairProcesses(config: Config, plan: ProcessPlan, report: Repair
 export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number; progress?: (line: string) => void }): Promise<RepairReport> {
   const lock = acquireLock(homePaths(config.home).lockFile('repair'), 'repair');
   const report: RepairReport = {
-    ok: true, dryRun: opts.dryRun, integrityBefore: null, holes: [], data: [], locks: [], keptLocks: [], supervisor: null, infra: [], restarts: [], adopted: [], errors: [],
+    ok: true, dryRun: opts.dryRun, integrityBefore: null, holes: [], data: [], retention: null, locks: [], keptLocks: [], supervisor: null, infra: [], restarts: [], adopted: [], errors: [],
   };
   try {
     // Judged before stale files go: a dead supervisor's lock is part of the evidence.
@@ -188,6 +194,15 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
       report.data = await repairData(config, report.integrityBefore, { dryRun: opts.dryRun });
     } catch (err) {
       report.errors.push(`data repair: ${errorMessage(err)}`);
+    }
+    try {
+      report.retention = await runRetention(config, { dryRun: opts.dryRun, copyMissing: true });
+      report.errors.push(...report.retention.errors.map((e) => `retention: ${e}`));
+      if (!opts.dryRun) {
+        for (const d of report.retention.dropped.filter((x) => !x.done)) report.errors.push(`retention: ${d.server} ${d.table} partition ${d.partition}: ${d.detail}`);
+      }
+    } catch (err) {
+      report.errors.push(`retention: ${errorMessage(err)}`);
     }
   } finally {
     lock.release();

@@ -1,0 +1,43 @@
+import { Counter, type Registry } from 'prom-client';
+import { retentionProblems, runRetention } from '../checks/retention.js';
+import { ConfigError } from '../errors.js';
+import type { ActionRunner, BrainDeps } from './actions.js';
+
+const DROPPED_METRIC = 'mprism_brain_retention_dropped_partitions_total';
+
+/** One counter per registry: a second factory call (tests, a restarted daemon) reuses it. */
+function droppedCounter(registry: Registry): Counter<'server' | 'table'> {
+  const existing = registry.getSingleMetric(DROPPED_METRIC);
+  if (existing !== undefined) return existing as Counter<'server' | 'table'>;
+  return new Counter({
+    name: DROPPED_METRIC,
+    help: 'Partitions dropped by retention, by server (hot, cold) and table',
+    labelNames: ['server', 'table'],
+    registers: [registry],
+  });
+}
+
+/** params.dryRun: plan and report, drop nothing. */
+function dryRunParam(params: Readonly<Record<string, unknown>>): boolean {
+  const v = params.dryRun ?? false;
+  if (typeof v !== 'boolean') throw new ConfigError(`params.dryRun: must be true or false, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+/**
+ * The `retention` action: drops hot partitions past retention.hotDays whose every key is verified in
+ * cold, and cold partitions past retention.coldDays. The result is a RetentionReport; problems are
+ * failures, and partitions held past retention because cold lacks rows (`mprism repair` copies them).
+ */
+export function createRetentionAction(deps: BrainDeps): ActionRunner {
+  const dropped = droppedCounter(deps.metrics);
+  return async (ctx) => {
+    const report = await runRetention(ctx.config, {
+      dryRun: dryRunParam(ctx.params),
+      signal: ctx.signal,
+      onDropped: (d) => dropped.inc({ server: d.server, table: d.table }),
+    });
+    for (const d of report.dropped.filter((x) => x.done)) ctx.log.info({ server: d.server, table: d.table, partition: d.partition, rows: d.rows }, 'retention dropped a partition');
+    return { result: report, problems: retentionProblems(report) };
+  };
+}
