@@ -13,6 +13,7 @@ import { BrainLease, claimFence } from '../../lib/brain/lease.js';
 import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
 import { createAlerting, type Alerting } from '../../lib/brain/alerts/index.js';
 import { createBackfillAction, historyInitPending, initRoutes } from '../../lib/brain/history-init.js';
+import { createRetentionAction } from '../../lib/brain/retention-action.js';
 import { prepareBrainSchema } from '../../lib/brain/schema.js';
 import { TaskScheduler } from '../../lib/brain/task-scheduler.js';
 import { TaskStore } from '../../lib/brain/tasks.js';
@@ -24,11 +25,6 @@ import type { Daemon, HealthReport } from '../../lib/daemon-context.js';
 import { ConfigError, MprismError, errorMessage } from '../../lib/errors.js';
 import { postgresUrl, redisUrl } from '../../lib/infra/endpoints.js';
 import { PACKAGE_ROOT } from '../../lib/paths.js';
-// ---- the retention action (issue 8), until src/lib/brain/retention-action.ts lands ----
-const createRetentionAction =
-  (_deps: BrainDeps): ActionRunner =>
-  () => Promise.reject(new Error('retention: this action is not part of this build yet'));
-// ---- end ----
 
 /** Tasks are re-read this often, so edits made through another brain's API apply here too. */
 const TASKS_RELOAD_MS = 10_000;
@@ -75,117 +71,117 @@ function actionRunners(deps: BrainDeps, parts: { simulate: boolean; healthAction
 export const createBrain =
   (adapt: (runners: ActionRunners) => ActionRunners = (runners) => runners): Daemon =>
   async (ctx, config) => {
-  const { log, signal } = ctx;
-  validateTaskSeeds(config);
-  const brainId = `${hostname()}:${config.brain.port}:${process.pid}`;
-  const startedAt = Date.now();
+    const { log, signal } = ctx;
+    validateTaskSeeds(config);
+    const brainId = `${hostname()}:${config.brain.port}:${process.pid}`;
+    const startedAt = Date.now();
 
-  const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 6, connectionTimeoutMillis: 5_000 });
-  pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
-  const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
-  redis.on('error', () => undefined); // reported per request in /api/v1/status and /health
-  let api: BrainApiServer | null = null;
-  let scheduler: TaskScheduler | null = null;
-  let lease: BrainLease | null = null;
-  let leadershipWork: Promise<void> = Promise.resolve();
-  let alerting: Alerting | null = null;
+    const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 6, connectionTimeoutMillis: 5_000 });
+    pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
+    const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    redis.on('error', () => undefined); // reported per request in /api/v1/status and /health
+    let api: BrainApiServer | null = null;
+    let scheduler: TaskScheduler | null = null;
+    let lease: BrainLease | null = null;
+    let leadershipWork: Promise<void> = Promise.resolve();
+    let alerting: Alerting | null = null;
 
-  try {
-    const schema = await prepareBrainSchema(pool, config);
-    if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
-    const store = new BrainStore(pool);
-    const tasks = new TaskStore(pool);
-    const seeded = await tasks.seed(config.brain.tasks, store.progress);
-    if (seeded.length > 0) log.info({ seeded }, 'seeded tasks from the config');
-    await redis.connect().catch((err: unknown) => {
-      log.warn({ err: errorMessage(err) }, 'redis unreachable; this brain cannot lead (and the registry shows as unavailable) until it is back');
-    });
-
-    const metrics = createBrainMetrics(ctx.metrics);
-    const deps: BrainDeps = { config, pool, redis, log, metrics: ctx.metrics };
-    alerting = createAlerting(deps);
-    const sched = new TaskScheduler({
-      config,
-      tasks,
-      store,
-      progress: store.progress,
-      runners: adapt(actionRunners(deps, { simulate: ctx.simulate, healthAction: alerting.healthAction })),
-      metrics,
-      leadership: { brainId, fence: () => lease?.fence() ?? null, claim: (fence) => claimFence(pool, fence, brainId) },
-      log,
-      reloadIntervalMs: TASKS_RELOAD_MS,
-    });
-    scheduler = sched;
-
-    const onAcquired = async (fence: number) => {
-      // Recorded first: from here on a brain with an older token cannot start a run.
-      if (!(await claimFence(pool, fence, brainId))) return;
-      const abandoned = await store.abandonUnfinishedRuns(fence);
-      if (abandoned > 0) log.warn({ abandoned }, 'closed runs left open by a brain that led before');
-      if (await historyInitPending(store.progress, config)) {
-        log.info('history initialization pending: starting it in the background');
-        const started = await sched.runAction('backfill', 'init', {});
-        if (started.kind !== 'started') log.warn({ result: started.kind }, 'history initialization did not start');
-      }
-    };
-    lease = new BrainLease(
-      redis,
-      { brainId, ttlMs: config.brain.lease.ttlSeconds * 1000, log },
-      {
-        onAcquired: (fence) => {
-          leadershipWork = leadershipWork
-            .then(() => onAcquired(fence))
-            .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'cannot take up leadership duties'));
-        },
-        onLost: (reason) => sched.abortRuns(`lost the brain lease: ${reason}`),
-      },
-    );
-    const leading = () => lease?.isLeader() ?? false;
-
-    const health = async (): Promise<HealthReport> => {
-      const [postgres, registry] = await Promise.all([
-        pool.query('SELECT 1').then(
-          () => 'up',
-          (err: unknown) => `down: ${errorMessage(err)}`,
-        ),
-        redis.ping().then(
-          () => 'up',
-          (err: unknown) => `down: ${errorMessage(err)}`,
-        ),
-      ]);
-      return { ok: postgres === 'up' && registry === 'up', postgres, redis: registry, brainId, leading: leading() };
-    };
-    ctx.setHealth(health);
-
-    // First match wins: the alert and init modules' routes come before the core's.
-    const routes: Route[] = [
-      ...baseRoutes({ health, metrics: ctx.metrics }),
-      ...alerting.routes,
-      ...initRoutes(store.progress, config),
-      ...coreRoutes({ config, version, startedAt, brainId, redis, store, tasks, scheduler: sched, leading }),
-    ];
     try {
-      api = await startBrainApi(config.brain.host, config.brain.port, () => routes, ensureBrainToken(config.home));
-    } catch (err) {
-      throw new MprismError(`brain: cannot listen on ${config.brain.host}:${config.brain.port}: ${errorMessage(err)}`, { cause: err });
+      const schema = await prepareBrainSchema(pool, config);
+      if (schema.created.length > 0) log.info({ created: schema.created }, 'created brain tables');
+      const store = new BrainStore(pool);
+      const tasks = new TaskStore(pool);
+      const seeded = await tasks.seed(config.brain.tasks, store.progress);
+      if (seeded.length > 0) log.info({ seeded }, 'seeded tasks from the config');
+      await redis.connect().catch((err: unknown) => {
+        log.warn({ err: errorMessage(err) }, 'redis unreachable; this brain cannot lead (and the registry shows as unavailable) until it is back');
+      });
+
+      const metrics = createBrainMetrics(ctx.metrics);
+      const deps: BrainDeps = { config, pool, redis, log, metrics: ctx.metrics };
+      alerting = createAlerting(deps);
+      const sched = new TaskScheduler({
+        config,
+        tasks,
+        store,
+        progress: store.progress,
+        runners: adapt(actionRunners(deps, { simulate: ctx.simulate, healthAction: alerting.healthAction })),
+        metrics,
+        leadership: { brainId, fence: () => lease?.fence() ?? null, claim: (fence) => claimFence(pool, fence, brainId) },
+        log,
+        reloadIntervalMs: TASKS_RELOAD_MS,
+      });
+      scheduler = sched;
+
+      const onAcquired = async (fence: number) => {
+        // Recorded first: from here on a brain with an older token cannot start a run.
+        if (!(await claimFence(pool, fence, brainId))) return;
+        const abandoned = await store.abandonUnfinishedRuns(fence);
+        if (abandoned > 0) log.warn({ abandoned }, 'closed runs left open by a brain that led before');
+        if (await historyInitPending(store.progress, config)) {
+          log.info('history initialization pending: starting it in the background');
+          const started = await sched.runAction('backfill', 'init', {});
+          if (started.kind !== 'started') log.warn({ result: started.kind }, 'history initialization did not start');
+        }
+      };
+      lease = new BrainLease(
+        redis,
+        { brainId, ttlMs: config.brain.lease.ttlSeconds * 1000, log },
+        {
+          onAcquired: (fence) => {
+            leadershipWork = leadershipWork
+              .then(() => onAcquired(fence))
+              .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'cannot take up leadership duties'));
+          },
+          onLost: (reason) => sched.abortRuns(`lost the brain lease: ${reason}`),
+        },
+      );
+      const leading = () => lease?.isLeader() ?? false;
+
+      const health = async (): Promise<HealthReport> => {
+        const [postgres, registry] = await Promise.all([
+          pool.query('SELECT 1').then(
+            () => 'up',
+            (err: unknown) => `down: ${errorMessage(err)}`,
+          ),
+          redis.ping().then(
+            () => 'up',
+            (err: unknown) => `down: ${errorMessage(err)}`,
+          ),
+        ]);
+        return { ok: postgres === 'up' && registry === 'up', postgres, redis: registry, brainId, leading: leading() };
+      };
+      ctx.setHealth(health);
+
+      // First match wins: the alert and init modules' routes come before the core's.
+      const routes: Route[] = [
+        ...baseRoutes({ health, metrics: ctx.metrics }),
+        ...alerting.routes,
+        ...initRoutes(store.progress, config),
+        ...coreRoutes({ config, version, startedAt, brainId, redis, store, tasks, scheduler: sched, leading }),
+      ];
+      try {
+        api = await startBrainApi(config.brain.host, config.brain.port, () => routes, ensureBrainToken(config.home));
+      } catch (err) {
+        throw new MprismError(`brain: cannot listen on ${config.brain.host}:${config.brain.port}: ${errorMessage(err)}`, { cause: err });
+      }
+      log.info({ host: config.brain.host, port: api.port, brainId }, 'brain API listening');
+
+      await sched.start();
+      lease.start();
+
+      if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+      log.info('stopping: aborting runs in progress and waiting for them to end');
+    } finally {
+      // Runs end before the lease is handed back, so a standby never starts while one of ours runs.
+      await scheduler?.stop();
+      await leadershipWork;
+      await lease?.stop();
+      await alerting?.close();
+      await api?.close();
+      redis.disconnect();
+      await pool.end();
     }
-    log.info({ host: config.brain.host, port: api.port, brainId }, 'brain API listening');
-
-    await sched.start();
-    lease.start();
-
-    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-    log.info('stopping: aborting runs in progress and waiting for them to end');
-  } finally {
-    // Runs end before the lease is handed back, so a standby never starts while one of ours runs.
-    await scheduler?.stop();
-    await leadershipWork;
-    await lease?.stop();
-    await alerting?.close();
-    await api?.close();
-    redis.disconnect();
-    await pool.end();
-  }
-};
+  };
 
 export const brain: Daemon = createBrain();
