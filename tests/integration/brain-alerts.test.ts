@@ -376,6 +376,37 @@ describe('alerts that reach someone', () => {
       await evaluate(alerting);
     }, 30_000);
 
+    it('infra down, failing jobs and integrity problems open alerts; a disabled rule resolves its own', async () => {
+      const rule = async (body: Record<string, unknown>) => expect((await post('/api/v1/monitoring/rules', body)).status).toBeLessThan(300);
+      await rule({ name: 'infra-down', kind: 'infra_down', severity: 'critical' });
+      await rule({ name: 'job-failing', kind: 'job_failing', severity: 'warning', threshold: 2 });
+      await rule({ name: 'integrity', kind: 'integrity_problems', severity: 'warning' });
+      // Runs as the scheduler records them: two failures in a row of `repair`, one of `backfill`, and
+      // an integrity run whose only problems besides an open hole (hole-unrepaired's) is a short window.
+      const runs = async (values: [string, boolean, string | null, unknown][]) => {
+        for (const [task, ok, error, result] of values) {
+          await pool.query(
+            `INSERT INTO job_runs (job, task_name, started_at, finished_at, ok, error, result) VALUES ($1, $1, now(), clock_timestamp(), $2, $3, $4::jsonb)`,
+            [task, ok, error, JSON.stringify(result)],
+          );
+        }
+      };
+      const report = { ok: false, tables: [{ table: 'trades', problems: ['w short: hot 2, cold 1'] }], problems: ["hole: trade x: open, run 'mprism repair'"] };
+      await runs([['repair', false, 'ClickHouse down', null], ['repair', false, 'ClickHouse down again', null], ['backfill', false, 'HTTP 429', null], ['integrity', false, null, report]]);
+
+      const run = await evaluate(alerting);
+      expect(run.opened.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:clickhouse-hot', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
+      const open = await new AlertStore(pool).alerts({ state: 'open', limit: 50 });
+      expect(open.find((a) => a.source === 'job-failing:repair')?.message).toBe('task repair: the last 2 runs failed, latest: ClickHouse down again');
+      expect(open.find((a) => a.source === 'integrity:integrity')?.message).toMatch(/^integrity run \d+: 1 problem: trades: w short: hot 2, cold 1$/);
+
+      // A clean run clears each; the disabled rule's alerts resolve though the servers are still down.
+      await runs([['repair', true, null, {}], ['integrity', true, null, { ok: true, tables: [], problems: [] }]]);
+      await rule({ name: 'infra-down', enabled: false });
+      expect((await evaluate(alerting)).resolved.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:clickhouse-hot', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
+      expect((await evaluate(alerting)).open).toBe(0);
+    });
+
     it('the CLI client lists and acknowledges; an unknown id is a usage error, a brain not answering unreachable', async () => {
       await setDiskThreshold(0);
       await evaluate(alerting);

@@ -59,6 +59,10 @@ export class ConditionGatherer {
       if (p === undefined) facts.set(kind, (p = this.factsOf(kind, now, rules.filter((r) => r.enabled && r.kind === kind))));
       return p;
     };
+    // What a kind remembers is only good while it is watched without a break.
+    const watched = new Set(rules.filter((r) => r.enabled).map((r) => r.kind));
+    if (!watched.has('stream_stale')) this.silentSince = new Map();
+    if (!watched.has('daemon_unhealthy')) this.failingSince = new Map();
     const findings = new Map<string, RuleFinding>();
     await Promise.all(
       rules
