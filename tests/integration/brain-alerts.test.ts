@@ -20,6 +20,9 @@ import { ensureStreams } from '../../src/lib/bus/streams.js';
 import type { Config } from '../../src/lib/config/schema.js';
 import { UnreachableError, UsageError } from '../../src/lib/errors.js';
 import { natsUrl, postgresUrl, redisUrl } from '../../src/lib/infra/endpoints.js';
+import { createClickHouse, detectDialect } from '../../src/lib/store/client.js';
+import { holeStateRecord, recordHoleStates, type Hole } from '../../src/lib/store/holes.js';
+import { ensureSchema } from '../../src/lib/store/tables.js';
 import { freePort } from '../../src/lib/infra/free-port.js';
 import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -95,7 +98,7 @@ async function deliveries(alertId: number) {
 beforeAll(async () => {
   await receiver.start();
   infra = await startTestInfra({
-    servers: ['nats', 'postgres'],
+    servers: ['nats', 'postgres', 'clickhouse-hot'],
     overrides: {
       simulator: { tradesPerSecond: 50, symbols: ['BTCUSDT', 'ETHUSDT'] },
       collector: {
@@ -395,7 +398,7 @@ describe('alerts that reach someone', () => {
       await runs([['repair', false, 'ClickHouse down', null], ['repair', false, 'ClickHouse down again', null], ['backfill', false, 'HTTP 429', null], ['integrity', false, null, report]]);
 
       const run = await evaluate(alerting);
-      expect(run.opened.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:clickhouse-hot', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
+      expect(run.opened.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
       const open = await new AlertStore(pool).alerts({ state: 'open', limit: 50 });
       expect(open.find((a) => a.source === 'job-failing:repair')?.message).toBe('task repair: the last 2 runs failed, latest: ClickHouse down again');
       expect(open.find((a) => a.source === 'integrity:integrity')?.message).toMatch(/^integrity run \d+: 1 problem: trades: w short: hot 2, cold 1$/);
@@ -403,8 +406,35 @@ describe('alerts that reach someone', () => {
       // A clean run clears each; the disabled rule's alerts resolve though the servers are still down.
       await runs([['repair', true, null, {}], ['integrity', true, null, { ok: true, tables: [], problems: [] }]]);
       await rule({ name: 'infra-down', enabled: false });
-      expect((await evaluate(alerting)).resolved.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:clickhouse-hot', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
+      expect((await evaluate(alerting)).resolved.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
       expect((await evaluate(alerting)).open).toBe(0);
+    });
+
+    it('an open hole older than the threshold opens an alert, a young one does not, its repair resolves it', async () => {
+      const hot = createClickHouse(config.clickhouse.hot);
+      try {
+        await ensureSchema(hot, config.clickhouse.hot.database, await detectDialect(hot));
+        const now = Date.now();
+        const hole = (holeId: string, instrument: string, recordedAt: number): Hole => ({
+          holeId, venue: 'binance_spot', marketType: 'spot', symbol: instrument.replace('USDT', '-USDT'), instrument, dataType: 'trade',
+          fromTime: recordedAt - 10_000, toTime: recordedAt - 4_000, firstMissingId: '100', lastMissingId: '119', missingCount: 20,
+          cause: 'disconnect', state: 'open', detail: '', recordedAt, updatedAt: recordedAt,
+        });
+        const old = hole('old-hole', 'BTCUSDT', now - 2 * 3600_000);
+        const young = hole('young-hole', 'ETHUSDT', now - 60_000);
+        await recordHoleStates(hot, config.clickhouse.hot.database, [holeStateRecord(old, 'open', '', old.recordedAt), holeStateRecord(young, 'open', '', young.recordedAt)]);
+        expect((await post('/api/v1/monitoring/rules', { name: 'hole-unrepaired', kind: 'hole_unrepaired', severity: 'warning', threshold: 3600 })).status).toBe(201);
+
+        expect((await evaluate(alerting)).opened).toEqual(['hole-unrepaired:binance_spot.trade.BTCUSDT']);
+        const alert = (await new AlertStore(pool).alerts({ state: 'open', limit: 50 })).find((a) => a.rule === 'hole-unrepaired')!;
+        expect(alert.message).toMatch(/^binance_spot trade BTCUSDT: 1 open hole \(6 s of data\), the oldest recorded 720\d s ago; run 'mprism repair'$/);
+        expect(alert.details).toMatchObject({ holes: 1, holeIds: ['old-hole'] });
+
+        await recordHoleStates(hot, config.clickhouse.hot.database, [holeStateRecord(old, 'repaired', 'refilled 20 trades', Date.now())]);
+        expect((await evaluate(alerting)).resolved).toEqual(['hole-unrepaired:binance_spot.trade.BTCUSDT']);
+      } finally {
+        await hot.close();
+      }
     });
 
     it('the CLI client lists and acknowledges; an unknown id is a usage error, a brain not answering unreachable', async () => {
