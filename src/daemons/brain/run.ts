@@ -28,8 +28,9 @@ import { PACKAGE_ROOT } from '../../lib/paths.js';
 
 /** Tasks are re-read this often, so edits made through another brain's API apply here too. */
 const TASKS_RELOAD_MS = 10_000;
-/** How far back integrity and repair look when a task's params do not say. */
-const DEFAULT_SINCE_SECONDS = 3600;
+/** How far back integrity and repair look when a task's params do not say (as their commands do). */
+const INTEGRITY_SINCE_SECONDS = 3600;
+const REPAIR_SINCE_SECONDS = 24 * 3600;
 
 const { version } = JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string };
 
@@ -43,14 +44,14 @@ function validateTaskSeeds(config: Config): void {
 }
 
 /** params.sinceSeconds as milliseconds: a positive number, else the action fails naming it. */
-function sinceMs(params: Readonly<Record<string, unknown>>): number {
-  const v = params.sinceSeconds ?? DEFAULT_SINCE_SECONDS;
+function sinceMs(params: Readonly<Record<string, unknown>>, fallbackSeconds: number): number {
+  const v = params.sinceSeconds ?? fallbackSeconds;
   if (typeof v !== 'number' || !(v > 0)) throw new ConfigError(`params.sinceSeconds: must be a positive number of seconds, got ${JSON.stringify(v)}`);
   return v * 1000;
 }
 
-const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runIntegrity(ctx.config, { sinceMs: sinceMs(ctx.params) }));
-const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params) }));
+const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runIntegrity(ctx.config, { sinceMs: sinceMs(ctx.params, INTEGRITY_SINCE_SECONDS) }));
+const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params, REPAIR_SINCE_SECONDS) }));
 
 /** The runner of every action, over the brain's long-lived connections. */
 function actionRunners(deps: BrainDeps, parts: { simulate: boolean; healthAction: ActionRunner }): ActionRunners {
