@@ -173,9 +173,10 @@ async function missingInCold(config: Config, servers: Servers, spec: TableSpec, 
   let missing = 0;
   for (const s of spans) {
     const span = { start: Math.max(range.start, s.start), end: Math.min(range.end, s.start + VERIFY_SPAN_MS) };
+    // Counted on cold, reading hot over remote(): hot's keys that cold lacks.
     missing += await keysMissingIn(
-      { client: servers.hot, server: config.clickhouse.hot },
-      { server: config.clickhouse.cold, address: remoteAddress(config.clickhouse.cold) },
+      { client: servers.cold, server: config.clickhouse.cold },
+      { server: config.clickhouse.hot, address: remoteAddress(config.clickhouse.hot) },
       spec,
       span,
     );
