@@ -1,6 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { repairData } from '../../src/lib/checks/data-repair.js';
+import { repairHoles } from '../../src/lib/checks/hole-repair.js';
 import { runIntegrity, type IntegrityReport } from '../../src/lib/checks/integrity.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
 import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
@@ -256,6 +257,14 @@ describe('integrity and data repair on 18.16', () => {
     // Today the same hole is an open problem.
     const today = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
     expect(today.problems.some((p) => p.includes(iso(hole.fromTime)) && p.endsWith("open, run 'mprism repair'"))).toBe(true);
+
+    // Repair does not refill it into hot (which no longer keeps that time): it is recorded unrepairable.
+    const actions = await repairHoles(infra.config, { dryRun: false, sinceMs: 4 * 86_400_000, simulate: true, now: () => later });
+    expect(actions.map((a) => [a.hole.holeId, a.outcome, a.records, a.detail])).toEqual([
+      [hole.holeId, 'unrepairable', 0, "ended before hot's retention horizon (retention.hotDays 3)"],
+    ]);
+    const settled = await runIntegrity(infra.config, { sinceMs: 4 * 86_400_000, now: later });
+    expect(settled.holes.find((x) => x.holeId === hole.holeId)?.state).toBe('unrepairable');
   });
 });
 
