@@ -5,6 +5,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionContext, JobOutcome } from '../../src/lib/brain/actions.js';
+import { BrainStore } from '../../src/lib/brain/history.js';
 import { createRetentionAction } from '../../src/lib/brain/retention-action.js';
 import { connectNats } from '../../src/lib/bus/connection.js';
 import { ensureStreams, MARKET_DATA_STREAM, ORDERBOOK_STREAM } from '../../src/lib/bus/streams.js';
@@ -13,7 +14,8 @@ import type { Config } from '../../src/lib/config/schema.js';
 import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import type { FundingRateRecord, StreamHoleRecord } from '../../src/lib/records.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
-import { ensureSchema, partitionOf } from '../../src/lib/store/tables.js';
+import { partitionExtents } from '../../src/lib/store/retention.js';
+import { ensureSchema, partitionOf, renderCreateTable, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -96,23 +98,27 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
+  unconnected.redis.disconnect();
+  await unconnected.pool.end();
   await hot?.close();
   await cold?.close();
   await infra?.stop();
 });
 
+/** The retention action uses neither PostgreSQL nor Redis: both stay unconnected. */
+const unconnected = {
+  pool: new pg.Pool({ connectionString: 'postgres://127.0.0.1:1/none' }),
+  redis: new Redis({ lazyConnect: true }),
+};
+
 function context(config: Config, params: Record<string, unknown>): ActionContext {
   const log = pino({ level: 'silent' });
-  return { config, params, trigger: 'manual', signal: new AbortController().signal, log, progress: null as never };
+  return { config, params, trigger: 'manual', signal: new AbortController().signal, log, progress: new BrainStore(unconnected.pool).progress };
 }
 
 describe('retention on 18.16', () => {
   const registry = new Registry();
-  // The action uses neither PostgreSQL nor Redis: both stay unconnected.
-  const deps = () => ({
-    config: infra.config, log: pino({ level: 'silent' }), metrics: registry,
-    pool: new pg.Pool({ connectionString: 'postgres://127.0.0.1:1/none' }), redis: new Redis({ lazyConnect: true }),
-  });
+  const deps = () => ({ config: infra.config, log: pino({ level: 'silent' }), metrics: registry, ...unconnected });
   const run = async (params: Record<string, unknown>): Promise<JobOutcome & { result: RetentionReport }> =>
     (await createRetentionAction(deps())(context(infra.config, params))) as JobOutcome & { result: RetentionReport };
 
@@ -172,6 +178,25 @@ describe('retention on 18.16', () => {
     const again = await runRetention(infra.config, { dryRun: false, copyMissing: true });
     expect(summary(again)).toEqual({ dropped: [], kept: [['hot', 'funding_rates', part(5), 'not_replicated']] });
     expect(again.copied).toEqual([]);
+  });
+
+  it('reads partition extents from the rows whatever the partitioning (a monthly table made elsewhere)', async () => {
+    const spec = tableFor('trade');
+    const monthly = renderCreateTable(spec, 'legacy', await detectDialect(hot)).replace(/toYYYYMMDD\(/, 'toYYYYMM(');
+    expect(monthly).toContain('PARTITION BY toYYYYMM(');
+    await hot.command({ query: 'CREATE DATABASE IF NOT EXISTS legacy' });
+    await hot.command({ query: monthly });
+    const jan = [tradeAt(Date.UTC(2024, 0, 3), 'a'), tradeAt(Date.UTC(2024, 0, 30, 12), 'b')];
+    const feb = [tradeAt(Date.UTC(2024, 1, 1), 'c')];
+    await insertRecords(hot, 'legacy', [...jan, ...feb], { skipExisting: false });
+    const extents = await partitionExtents(hot, 'legacy', spec, { olderThan: Date.UTC(2024, 1, 1) });
+    // Both months are read (the ids name no day); the plan decides by each one's newest row.
+    expect(extents.map((e) => [e.partitionId, e.minTime, e.maxTime, e.rows])).toEqual([
+      ['202401', jan[0]!.eventTime, jan[1]!.eventTime, 2],
+      ['202402', feb[0]!.eventTime, feb[0]!.eventTime, 1],
+    ]);
+    // Day partitions ending after the bound are not even read.
+    expect(await partitionExtents(hot, h, spec, { olderThan: dayAgo(2) })).toEqual([]);
   });
 
   it('refuses bad params, naming the field', async () => {

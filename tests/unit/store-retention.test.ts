@@ -8,7 +8,7 @@ import { classifyWindow, comparisonStart, inLateDataWindow } from '../../src/lib
 import { planRetention, retentionHorizons, retentionProblems, type ExpiredHotPartition, type RetentionReport } from '../../src/lib/checks/retention.js';
 import { loadConfig } from '../../src/lib/config/load.js';
 import type { Config } from '../../src/lib/config/schema.js';
-import type { PartitionExtent } from '../../src/lib/store/retention.js';
+import { dayOfPartition, type PartitionExtent } from '../../src/lib/store/retention.js';
 
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
@@ -142,5 +142,14 @@ describe('JetStream max age', () => {
     const age = (hours: number) => STREAM_SPECS.map((s) => [s.name, streamMaxAgeHours(s, withConfig({ retention: { jetstreamMaxAgeHours: hours } }))]);
     expect(age(72)).toEqual([['MARKET_DATA', 72], ['ORDERBOOK_SNAP', 24]]);
     expect(age(6)).toEqual([['MARKET_DATA', 6], ['ORDERBOOK_SNAP', 6]]);
+  });
+});
+
+describe('dayOfPartition', () => {
+  it('reads the UTC day of a yyyymmdd partition id, and nothing else', () => {
+    expect(dayOfPartition('20240229')).toEqual({ start: Date.UTC(2024, 1, 29), end: Date.UTC(2024, 2, 1) });
+    expect(dayOfPartition('20230229')).toBeNull();
+    expect(dayOfPartition('202402')).toBeNull();
+    expect(dayOfPartition('all')).toBeNull();
   });
 });

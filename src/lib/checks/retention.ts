@@ -209,14 +209,14 @@ async function measure(config: Config, servers: Servers, horizons: RetentionHori
   for (const spec of TABLES) {
     try {
       if (hotTables.includes(spec.table) && !HOT_RETENTION_EXEMPT.has(spec.table)) {
-        for (const extent of await partitionExtents(servers.hot, config.clickhouse.hot.database, spec)) {
+        for (const extent of await partitionExtents(servers.hot, config.clickhouse.hot.database, spec, { olderThan: horizons.hot })) {
           if (!pastHorizon(extent, horizons.hot)) continue;
           const p: ExpiredHotPartition = { extent, watermark: watermarks.get(spec.table), missingInCold: null };
           if (worthVerifying(p) && coldTables.includes(spec.table)) p.missingInCold = await missingInCold(config, servers, spec, extent);
           hot.push(p);
         }
       }
-      if (horizons.cold !== null && coldTables.includes(spec.table)) cold.push(...(await partitionExtents(servers.cold, config.clickhouse.cold.database, spec)));
+      if (horizons.cold !== null && coldTables.includes(spec.table)) cold.push(...(await partitionExtents(servers.cold, config.clickhouse.cold.database, spec, { olderThan: horizons.cold })));
     } catch (err) {
       errors.push(`${spec.table}: ${errorMessage(err)}`);
     }

@@ -2,7 +2,7 @@ import type { ClickHouseServerConfig } from '../config/schema.js';
 import { MprismError } from '../errors.js';
 import { selectRows, type ClickHouseClient } from './client.js';
 import { rangeCondition, type TimeRange } from './queries.js';
-import { ident, qualified, str } from './sql.js';
+import { ident, qualified, str, uint } from './sql.js';
 import type { TableSpec } from './tables.js';
 
 /** One partition of a table as it stands: its id and the time range its rows actually cover. */
@@ -20,39 +20,66 @@ export interface PartitionExtent {
 /** A part a concurrent merge removed between reading the data and system.parts: read again. */
 class PartVanished extends MprismError {}
 
+const DAY_MS = 86_400_000;
+
 /**
- * The partitions of a table with the time range of their rows. Read from the rows (min/max of the
- * time column per part, joined to system.parts by part name) rather than derived from the partition
- * value, so it is exact whatever the table is partitioned by (daily today; monthly or anything
- * monotonic in time on a table created otherwise).
+ * The UTC day [start, end) a partition id names when the table is partitioned by day (yyyymmdd, as
+ * every table mprism creates is); null for any other partitioning.
  */
-export async function partitionExtents(client: ClickHouseClient, database: string, spec: TableSpec): Promise<PartitionExtent[]> {
+export function dayOfPartition(partitionId: string): { start: number; end: number } | null {
+  const m = /^(\d{4})(\d{2})(\d{2})$/.exec(partitionId);
+  if (m === null) return null;
+  const start = Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]));
+  const d = new Date(start);
+  if (d.getUTCFullYear() !== Number(m[1]) || d.getUTCMonth() + 1 !== Number(m[2]) || d.getUTCDate() !== Number(m[3])) return null;
+  return { start, end: start + DAY_MS };
+}
+
+/**
+ * The partitions of a table whose rows may all be older than `olderThan`, with the time range their
+ * rows actually cover. The range is read from the rows (min/max of the time column per part, joined to
+ * system.parts by part name), so it is exact whatever the table is partitioned by. A day partition
+ * ending after `olderThan` is skipped unread, and the rows read are bounded by the newest candidate
+ * day: retention reads only the old data it may drop, not the whole table.
+ */
+export async function partitionExtents(client: ClickHouseClient, database: string, spec: TableSpec, opts: { olderThan: number }): Promise<PartitionExtent[]> {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await readExtents(client, database, spec);
+      return await readExtents(client, database, spec, opts.olderThan);
     } catch (err) {
       if (!(err instanceof PartVanished) || attempt >= 2) throw err;
     }
   }
 }
 
-async function readExtents(client: ClickHouseClient, database: string, spec: TableSpec): Promise<PartitionExtent[]> {
+async function readExtents(client: ClickHouseClient, database: string, spec: TableSpec, olderThan: number): Promise<PartitionExtent[]> {
+  // Inactive parts too: a part merged away after the scan keeps its name and partition there for a while.
+  const parts = await selectRows<{ name: string; partition_id: string; active: number }>(
+    client,
+    `SELECT name, partition_id, active FROM system.parts WHERE database = ${str(database)} AND table = ${str(spec.table)}`,
+  );
+  const candidates = new Set(
+    parts.filter((p) => Number(p.active) === 1 && !((dayOfPartition(p.partition_id)?.end ?? -Infinity) > olderThan)).map((p) => p.partition_id),
+  );
+  if (candidates.size === 0) return [];
+  const days = [...candidates].map(dayOfPartition);
+  const bound = days.every((d) => d !== null) ? Math.max(...days.map((d) => d!.end)) : null;
   const t = ident(spec.timeColumn);
   const perPart = await selectRows<{ part: string; min_time: string; max_time: string; rows: string }>(
     client,
-    `SELECT _part AS part, min(${t}) AS min_time, max(${t}) AS max_time, count() AS rows FROM ${qualified(database, spec.table)} GROUP BY part`,
-  );
-  if (perPart.length === 0) return [];
-  // Inactive parts too: a part merged away after the scan keeps its name and partition there for a while.
-  const parts = await selectRows<{ name: string; partition_id: string }>(
-    client,
-    `SELECT name, partition_id FROM system.parts WHERE database = ${str(database)} AND table = ${str(spec.table)}`,
+    [
+      `SELECT _part AS part, min(${t}) AS min_time, max(${t}) AS max_time, count() AS rows FROM ${qualified(database, spec.table)}`,
+      // A day partition holds only its day's rows, so the bound cuts none of a candidate's.
+      bound === null ? '' : `WHERE ${t} < ${uint(bound)}`,
+      'GROUP BY part',
+    ].join('\n'),
   );
   const partitionOfPart = new Map(parts.map((p) => [p.name, p.partition_id]));
   const byPartition = new Map<string, PartitionExtent>();
   for (const p of perPart) {
     const partitionId = partitionOfPart.get(p.part);
     if (partitionId === undefined) throw new PartVanished(`part ${p.part} of ${spec.table} vanished while reading partitions`);
+    if (!candidates.has(partitionId)) continue;
     const e = byPartition.get(partitionId);
     const minTime = Number(p.min_time);
     const maxTime = Number(p.max_time);
