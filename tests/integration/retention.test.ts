@@ -221,6 +221,12 @@ describe('JetStream max age', () => {
       expect(info.state.messages).toBe(1);
       expect((await jsm.streams.info(ORDERBOOK_STREAM)).config.max_age).toBe(nanos(6 * HOUR));
       expect(await ensureStreams(jsm, shorter)).toEqual({ created: [], updated: [], unchanged: [MARKET_DATA_STREAM, ORDERBOOK_STREAM] });
+
+      // Shorter than the 120 s duplicate window: the server would refuse it, so the window shrinks to the age.
+      const tiny: Config = { ...infra.config, retention: { ...infra.config.retention, jetstreamMaxAgeHours: 0.01 } };
+      expect(await ensureStreams(jsm, tiny)).toMatchObject({ updated: [MARKET_DATA_STREAM, ORDERBOOK_STREAM] });
+      const tinyInfo = await jsm.streams.info(MARKET_DATA_STREAM);
+      expect([tinyInfo.config.max_age, tinyInfo.config.duplicate_window]).toEqual([nanos(36_000), nanos(36_000)]);
     } finally {
       await nc.close();
     }

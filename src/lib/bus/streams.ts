@@ -35,6 +35,7 @@ export function streamFor(dataType: string): string {
 }
 
 function desiredConfig(spec: StreamSpec, config: Config): Partial<StreamConfig> & { name: string } {
+  const maxAgeMs = Math.round(streamMaxAgeHours(spec, config) * 3600_000);
   return {
     name: spec.name,
     subjects: spec.subjects,
@@ -42,8 +43,9 @@ function desiredConfig(spec: StreamSpec, config: Config): Partial<StreamConfig> 
     retention: RetentionPolicy.Limits,
     discard: DiscardPolicy.Old,
     // Whole milliseconds: nanos() of a fractional value would not compare equal to what the server returns.
-    max_age: nanos(Math.round(streamMaxAgeHours(spec, config) * 3600_000)),
-    duplicate_window: nanos(config.nats.duplicateWindowSeconds * 1000),
+    max_age: nanos(maxAgeMs),
+    // The server refuses a duplicate window longer than the max age (nothing older is kept to compare).
+    duplicate_window: nanos(Math.min(config.nats.duplicateWindowSeconds * 1000, maxAgeMs)),
   };
 }
 
