@@ -180,6 +180,25 @@ describe('retention on 18.16', () => {
     expect(again.copied).toEqual([]);
   });
 
+  it('checks a partition again right before dropping it: a row written into it after the plan keeps it', async () => {
+    const [day8, day7] = [tradesOfDay(8, 4), tradesOfDay(7, 4)];
+    await insertRecords(hot, h, [...day8, ...day7], { skipExisting: false });
+    await insertRecords(cold, c, [...day8, ...day7], { skipExisting: false });
+    const backfilled = tradeAt(dayAgo(7) + 5 * HOUR + 3, 'd7-backfilled');
+    // Day 8 is dropped first (oldest first); as it goes, a history backfill writes into day 7.
+    const r = await runRetention(infra.config, {
+      dryRun: false,
+      onDropped: async (d) => {
+        if (d.partition === part(8)) await insertRecords(hot, h, [backfilled], { skipExisting: false });
+      },
+    });
+    expect(summary(r).dropped).toEqual([['hot', 'trades', part(8), true]]);
+    expect(summary(r).kept).toContainEqual(['hot', 'trades', part(7), 'changed_while_checked']);
+    expect(await tradeIds(hot, h, 7)).toEqual([...day7.map((t) => t.tradeId), 'd7-backfilled'].sort());
+    const next = await runRetention(infra.config, { dryRun: false });
+    expect(summary(next).kept).toContainEqual(['hot', 'trades', part(7), 'cold_lacks_rows']);
+  });
+
   it('reads partition extents from the rows whatever the partitioning (a monthly table made elsewhere)', async () => {
     const spec = tableFor('trade');
     const monthly = renderCreateTable(spec, 'legacy', await detectDialect(hot)).replace(/toYYYYMMDD\(/, 'toYYYYMM(');
@@ -195,8 +214,8 @@ describe('retention on 18.16', () => {
       ['202401', jan[0]!.eventTime, jan[1]!.eventTime, 2],
       ['202402', feb[0]!.eventTime, feb[0]!.eventTime, 1],
     ]);
-    // Day partitions ending after the bound are not even read.
-    expect(await partitionExtents(hot, h, spec, { olderThan: dayAgo(2) })).toEqual([]);
+    // Day partitions are taken by their id: day 1 ends after the bound and is left out (day 7 is still in hot).
+    expect((await partitionExtents(hot, h, spec, { olderThan: dayAgo(2) })).map((e) => e.partitionId)).toEqual([part(7)]);
   });
 
   it('refuses bad params, naming the field', async () => {

@@ -35,7 +35,7 @@ describe('planRetention', () => {
   it('drops a hot partition past hotDays only when the watermark is past it and cold has every key', () => {
     const old = day('trades', dayStart(4));
     const plan = planRetention({ horizons, hot: [expired({ extent: old })], cold: [] });
-    expect(plan).toEqual([{ action: 'drop', server: 'hot', extent: old, detail: 'replicated, every key is in cold' }]);
+    expect(plan).toEqual([{ action: 'drop', server: 'hot', extent: old, verifiedInCold: true, detail: 'replicated, every key is in cold' }]);
   });
 
   it('keeps it when cold lacks keys, when the watermark is before its newest row, or with no watermark at all', () => {
@@ -75,7 +75,7 @@ describe('planRetention', () => {
     const h = retentionHorizons(NOW, { hotDays: 5, coldDays: 2 });
     const old = day('trades', dayStart(6));
     expect(planRetention({ horizons: h, hot: [expired({ extent: old, watermark: null, missingInCold: null })], cold: [] })).toMatchObject([
-      { action: 'drop', server: 'hot', detail: 'past cold retention too' },
+      { action: 'drop', server: 'hot', verifiedInCold: false, detail: 'past cold retention too' },
     ]);
   });
 

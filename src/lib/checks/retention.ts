@@ -4,7 +4,8 @@ import { copyWindow, remoteAddress } from '../replication/copy.js';
 import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
 import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
 import { countBuckets } from '../store/queries.js';
-import { dropPartition, keysMissingIn, partitionExtents, type PartitionExtent } from '../store/retention.js';
+import type { TimeRange } from '../store/queries.js';
+import { dayOfPartition, dropPartition, keysMissingIn, partitionExtents, type PartitionExtent } from '../store/retention.js';
 import { existingTables, TABLES, tableFor, type TableSpec } from '../store/tables.js';
 
 /*
@@ -46,7 +47,9 @@ export type KeepReason =
   /** Some key of the hot partition is not in cold: dropping it would lose the only copy. */
   | 'cold_lacks_rows'
   /** The watermarks cannot be read: nothing is known to be verified. */
-  | 'watermark_unreadable';
+  | 'watermark_unreadable'
+  /** Rows reached the partition between the plan and the drop (history backfill): checked again next run. */
+  | 'changed_while_checked';
 
 export interface PartitionDrop {
   server: 'hot' | 'cold';
@@ -108,7 +111,8 @@ export function worthVerifying(p: Pick<ExpiredHotPartition, 'extent' | 'watermar
 }
 
 export type RetentionDecision =
-  | { action: 'drop'; server: 'hot' | 'cold'; extent: PartitionExtent; detail: string }
+  /** verifiedInCold: dropped because cold holds every key, which is checked again right before the drop. */
+  | { action: 'drop'; server: 'hot' | 'cold'; extent: PartitionExtent; verifiedInCold: boolean; detail: string }
   | { action: 'keep'; server: 'hot'; extent: PartitionExtent; reason: KeepReason; detail: string };
 
 const iso = (t: number) => new Date(t).toISOString();
@@ -130,7 +134,7 @@ export function planRetention(input: {
     const e = p.extent;
     if (!pastHorizon(e, horizons.hot) || HOT_RETENTION_EXEMPT.has(e.table)) continue;
     if (horizons.cold !== null && pastHorizon(e, horizons.cold)) {
-      out.push({ action: 'drop', server: 'hot', extent: e, detail: 'past cold retention too' });
+      out.push({ action: 'drop', server: 'hot', extent: e, verifiedInCold: false, detail: 'past cold retention too' });
     } else if (p.watermark === undefined) {
       out.push({ action: 'keep', server: 'hot', extent: e, reason: 'watermark_unreadable', detail: 'replication watermarks cannot be read' });
     } else if (!worthVerifying(p)) {
@@ -140,13 +144,13 @@ export function planRetention(input: {
       const what = p.missingInCold === null ? 'not compared with cold' : `cold lacks ${p.missingInCold} of its keys`;
       out.push({ action: 'keep', server: 'hot', extent: e, reason: 'cold_lacks_rows', detail: `${what}: run 'mprism repair'` });
     } else {
-      out.push({ action: 'drop', server: 'hot', extent: e, detail: 'replicated, every key is in cold' });
+      out.push({ action: 'drop', server: 'hot', extent: e, verifiedInCold: true, detail: 'replicated, every key is in cold' });
     }
   }
   const coldHorizon = horizons.cold;
   if (coldHorizon !== null) {
     for (const e of input.cold) {
-      if (pastHorizon(e, coldHorizon)) out.push({ action: 'drop', server: 'cold', extent: e, detail: 'past cold retention' });
+      if (pastHorizon(e, coldHorizon)) out.push({ action: 'drop', server: 'cold', extent: e, verifiedInCold: false, detail: 'past cold retention' });
     }
   }
   return out;
@@ -166,13 +170,25 @@ function readWatermarks(config: Config): { get(table: string): number | null | u
   }
 }
 
-/** Keys of the hot partition cold lacks, span by span over the spans hot has rows in. */
+/**
+ * The time the partition may hold: its whole day for a day partition (a row arriving anywhere in it is
+ * seen), else the range its rows cover.
+ */
+function partitionRange(e: PartitionExtent): TimeRange {
+  return dayOfPartition(e.partitionId) ?? { start: e.minTime, end: e.maxTime + 1 };
+}
+
+/** The bounded spans of the partition's range that hold rows in hot. */
+async function spansWithRows(config: Config, servers: Servers, spec: TableSpec, e: PartitionExtent): Promise<TimeRange[]> {
+  const range = partitionRange(e);
+  const buckets = await countBuckets(servers.hot, config.clickhouse.hot.database, spec, range, VERIFY_SPAN_MS);
+  return buckets.map((b) => ({ start: Math.max(range.start, b.start), end: Math.min(range.end, b.start + VERIFY_SPAN_MS) }));
+}
+
+/** Keys of the hot partition cold lacks, span by span. */
 async function missingInCold(config: Config, servers: Servers, spec: TableSpec, e: PartitionExtent): Promise<number> {
-  const range = { start: e.minTime, end: e.maxTime + 1 };
-  const spans = await countBuckets(servers.hot, config.clickhouse.hot.database, spec, range, VERIFY_SPAN_MS);
   let missing = 0;
-  for (const s of spans) {
-    const span = { start: Math.max(range.start, s.start), end: Math.min(range.end, s.start + VERIFY_SPAN_MS) };
+  for (const span of await spansWithRows(config, servers, spec, e)) {
     // Counted on cold, reading hot over remote(): hot's keys that cold lacks.
     missing += await keysMissingIn(
       { client: servers.cold, server: config.clickhouse.cold },
@@ -186,14 +202,23 @@ async function missingInCold(config: Config, servers: Servers, spec: TableSpec, 
 
 /** Copies what cold lacks of a hot partition, span by span (replication's idempotent copy). */
 async function copyToCold(config: Config, servers: Servers, spec: TableSpec, e: PartitionExtent): Promise<number> {
-  const range = { start: e.minTime, end: e.maxTime + 1 };
-  const spans = await countBuckets(servers.hot, config.clickhouse.hot.database, spec, range, VERIFY_SPAN_MS);
   let copied = 0;
-  for (const s of spans) {
-    const span = { start: Math.max(range.start, s.start), end: Math.min(range.end, s.start + VERIFY_SPAN_MS) };
+  for (const span of await spansWithRows(config, servers, spec, e)) {
     copied += Math.max(0, (await copyWindow(servers.hot, servers.cold, config, spec, span)).copied);
   }
   return copied;
+}
+
+/**
+ * Right before a drop: the partition is as it was measured and cold still holds every key. Narrows the
+ * time in which a row written into an old partition (history backfill) could be dropped unreplicated
+ * to the moment between this check and the DROP. Returns why not, or null.
+ */
+async function changedSinceVerified(config: Config, servers: Servers, spec: TableSpec, e: PartitionExtent, horizon: number): Promise<string | null> {
+  const fresh = (await partitionExtents(servers.hot, config.clickhouse.hot.database, spec, { olderThan: horizon })).find((x) => x.partitionId === e.partitionId);
+  if (fresh === undefined || fresh.minTime !== e.minTime || fresh.maxTime !== e.maxTime || fresh.rows !== e.rows) return 'its rows changed since they were verified';
+  const missing = await missingInCold(config, servers, spec, e);
+  return missing === 0 ? null : `cold lacks ${missing} of its keys`;
 }
 
 async function measure(config: Config, servers: Servers, horizons: RetentionHorizons) {
@@ -230,8 +255,8 @@ export interface RetentionOptions {
   /** Copy to cold what it lacks of expired, replicated hot partitions before planning (repair does). */
   copyMissing?: boolean;
   signal?: AbortSignal;
-  /** Called for each partition actually dropped. */
-  onDropped?: (d: PartitionDrop) => void;
+  /** Called, and awaited, for each partition actually dropped, before the next is considered. */
+  onDropped?: (d: PartitionDrop) => void | Promise<void>;
 }
 
 /**
@@ -280,15 +305,28 @@ export async function runRetention(config: Config, opts: RetentionOptions): Prom
         continue;
       }
       const drop: PartitionDrop = { server: d.server, table: e.table, partition: e.partitionId, from: iso(e.minTime), to: iso(e.maxTime), rows: e.rows, done: false, detail: d.detail };
-      report.dropped.push(drop);
-      if (opts.dryRun || opts.signal?.aborted) continue;
+      if (opts.dryRun) {
+        report.dropped.push(drop);
+        continue;
+      }
+      if (opts.signal?.aborted) {
+        report.dropped.push({ ...drop, detail: `${drop.detail}; not dropped: stopping` });
+        continue;
+      }
       try {
+        const spec = TABLES.find((x) => x.table === e.table);
+        const changed = d.verifiedInCold && spec !== undefined ? await changedSinceVerified(config, servers, spec, e, horizons.hot) : null;
+        if (changed !== null) {
+          report.kept.push({ server: 'hot', table: e.table, partition: e.partitionId, reason: 'changed_while_checked', detail: `${changed}: checked again next run` });
+          continue;
+        }
         drop.done = await dropPartition(servers[d.server], config.clickhouse[d.server].database, e.table, e.partitionId);
-        if (drop.done) opts.onDropped?.(drop);
+        if (drop.done) await opts.onDropped?.(drop);
         else drop.detail += '; still present after DROP PARTITION';
       } catch (err) {
         drop.detail += `; drop failed: ${errorMessage(err)}`;
       }
+      report.dropped.push(drop);
     }
   } finally {
     await Promise.all([servers.hot.close(), servers.cold.close()]);
