@@ -17,6 +17,7 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  * {
  *   "ok": false,                        // no short/excess closed window, no duplicate, no missing table
  *   "since": "2024-05-01T11:00:00.000Z", // start of the first window checked (aligned to windowSeconds)
+ *   "comparedSince": "2024-05-01T11:00:00.000Z", // hot vs cold from here: since, or the retention horizon if later
  *   "now": "2024-05-01T12:00:03.120Z",
  *   "tables": [{
  *     "table": "trades",
@@ -24,7 +25,7 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  *     "hotDuplicates": 0, "coldDuplicates": 0,  // rows beyond one per key
  *     "freshnessSeconds": 1.2,            // now - newest event time in hot since `since`; null: none
  *     "replicationLagSeconds": 31.5,      // now - replication watermark; null: none recorded here
- *     "windows": [{ "start": "...", "end": "...", "hot": 120, "cold": 120, "status": "ok" }],
+ *     "windows": [{ "start": "...", "end": "...", "hot": 120, "cold": 120, "status": "ok" }],  // ok|short|excess|pending
  *     "problems": ["2024-05-01T11:58:00.000Z..2024-05-01T11:59:00.000Z short: hot 120, cold 60"]
  *   }],
  *   "bookGaps": [{                      // orderbook resyncs since `since` (from hot orderbook_gaps), newest first
