@@ -9,6 +9,7 @@ import { BrainStore } from '../../src/lib/brain/history.js';
 import { createRetentionAction } from '../../src/lib/brain/retention-action.js';
 import { connectNats } from '../../src/lib/bus/connection.js';
 import { ensureStreams, MARKET_DATA_STREAM, ORDERBOOK_STREAM } from '../../src/lib/bus/streams.js';
+import { runRepair } from '../../src/lib/checks/repair.js';
 import { runRetention, type RetentionReport } from '../../src/lib/checks/retention.js';
 import type { Config } from '../../src/lib/config/schema.js';
 import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
@@ -199,6 +200,28 @@ describe('retention on 18.16', () => {
     expect(summary(next).kept).toContainEqual(['hot', 'trades', part(7), 'cold_lacks_rows']);
   });
 
+  it('mprism repair runs retention: with --dry-run it only plans, without it copies what cold lacks and drops', async () => {
+    const day9 = tradesOfDay(9, 3);
+    await insertRecords(hot, h, day9, { skipExisting: false });
+    await insertRecords(cold, c, day9, { skipExisting: false });
+    const before = await partitions(hot, h, 'trades');
+    expect(before).toEqual([part(9), part(7), part(1)].sort());
+
+    const dry = await runRepair(infra.config, { dryRun: true, sinceMs: HOUR });
+    expect(summary(dry.retention!)).toEqual({
+      dropped: [['hot', 'trades', part(9), false]],
+      kept: [['hot', 'trades', part(7), 'cold_lacks_rows'], ['hot', 'funding_rates', part(5), 'not_replicated']],
+    });
+    expect(await partitions(hot, h, 'trades')).toEqual(before);
+
+    const real = await runRepair(infra.config, { dryRun: false, sinceMs: HOUR });
+    expect(real.retention!.copied).toEqual([{ table: 'trades', partition: part(7), rows: 1 }]);
+    expect(summary(real.retention!).dropped).toEqual([['hot', 'trades', part(9), true], ['hot', 'trades', part(7), true]]);
+    expect(real.errors).toEqual([]);
+    expect(await partitions(hot, h, 'trades')).toEqual([part(1)]);
+    expect(await tradeIds(cold, c, 7)).toEqual([...tradesOfDay(7, 4).map((t) => t.tradeId), 'd7-backfilled'].sort());
+  });
+
   it('reads partition extents from the rows whatever the partitioning (a monthly table made elsewhere)', async () => {
     const spec = tableFor('trade');
     const monthly = renderCreateTable(spec, 'legacy', await detectDialect(hot)).replace(/toYYYYMMDD\(/, 'toYYYYMM(');
@@ -214,8 +237,9 @@ describe('retention on 18.16', () => {
       ['202401', jan[0]!.eventTime, jan[1]!.eventTime, 2],
       ['202402', feb[0]!.eventTime, feb[0]!.eventTime, 1],
     ]);
-    // Day partitions are taken by their id: day 1 ends after the bound and is left out (day 7 is still in hot).
-    expect((await partitionExtents(hot, h, spec, { olderThan: dayAgo(2) })).map((e) => e.partitionId)).toEqual([part(7)]);
+    // Day partitions are taken by their id: day 1 ends after the bound and is left out.
+    await insertRecords(hot, h, tradesOfDay(6, 2), { skipExisting: false });
+    expect((await partitionExtents(hot, h, spec, { olderThan: dayAgo(2) })).map((e) => e.partitionId)).toEqual([part(6)]);
   });
 
   it('refuses bad params, naming the field', async () => {
