@@ -71,6 +71,11 @@ export class JetStreamSource {
     this.done = this.run();
   }
 
+  /** Messages received and not taken yet: close() hands these back at once. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   /** Waits until a message is queued (or signal aborts), then takes up to max of the queued ones. */
   async next(max: number, signal: AbortSignal): Promise<JsMsg[]> {
     while (this.queue.length === 0 && !signal.aborted && !this.closing) {
