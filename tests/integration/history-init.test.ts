@@ -21,6 +21,7 @@ import { createClickHouse } from '../../src/lib/store/client.js';
 import { tableFor } from '../../src/lib/store/tables.js';
 import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startLocalHttp, type LocalHttp } from '../helpers/local-http.js';
+import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -117,6 +118,8 @@ async function runAction(progress: ProgressStore, signal: AbortSignal): Promise<
   return (await createBackfillAction(deps, true)(ctx)) as JobOutcome & { result: BackfillReport };
 }
 
+const POLLED_TABLES = ['funding_rates', 'open_interests', 'lsr_top_positions', 'lsr_all_accounts', 'volatility_indices'];
+
 const VALUE: { readonly [T in Exclude<HistoryDataType, 'trade'>]: { key: string; value: string; of: (r: MarketRecord) => string } } = {
   funding_rate: { key: "''", value: 'funding_rate', of: (r) => (r.dataType === 'funding_rate' ? r.fundingRate : '') },
   open_interest: { key: "''", value: 'open_interest', of: (r) => (r.dataType === 'open_interest' ? r.openInterest : '') },
@@ -197,10 +200,21 @@ describe('history initialization', () => {
     expect(JSON.parse(res.body)).toMatchObject({ enabled: true, pending: false, stages: [{ stage: 'funding_rate', state: 'done' }, {}, {}, { state: 'partial' }] });
   }, 180_000);
 
-  it('the next run finishes the item left, and hot holds the simulator history of every type exactly once', async () => {
+  it('the next run finishes the item left, and hot holds the simulator history of every type exactly once, cold too', async () => {
+    // Replication has passed all of it: only the backfill itself can bring this history to cold.
+    const watermarkAt = Date.now();
+    const watermarks = new WatermarkStore(watermarkFile(config.home));
+    for (const t of POLLED_TABLES) watermarks.set(t, watermarkAt);
     const out = await runAction(progressStore(() => undefined), new AbortController().signal);
     expect(out.result.complete).toBe(true);
     expect(out.problems).toEqual([]);
+    expect(out.result.cold.error).toBeNull();
+    expect(out.result.cold.tables.map((t) => t.table).sort()).toEqual([...POLLED_TABLES].sort());
+    for (const t of out.result.cold.tables) {
+      expect(t, t.table).toMatchObject({ verified: true, from: out.result.range.from });
+      expect(Date.parse(t.to!) <= watermarkAt, t.table).toBe(true);
+      expect(t.copied, t.table).toBeGreaterThan(0);
+    }
     const status = await initStatus(new ProgressTable(pool), config);
     expect(status.stages.map((s) => s.state)).toEqual(['done', 'done', 'done', 'done']);
     expect(status.stages.flatMap((s) => s.errors)).toEqual([]);
@@ -216,6 +230,7 @@ describe('history initialization', () => {
     }
 
     const ch = createClickHouse(config.clickhouse.hot);
+    const cold = createClickHouse(config.clickhouse.cold);
     try {
       for (const row of rows) {
         const [, dataType, venue, instrument] = row.key.split(':') as [string, Exclude<HistoryDataType, 'trade'>, Venue, string];
@@ -248,9 +263,16 @@ describe('history initialization', () => {
         const rs = await ch.query({ query: `SELECT count() AS n, uniqExact(${spec.key}, event_time) AS u FROM ${table} WHERE ${where}`, format: 'JSONEachRow' });
         const [c] = await rs.json<{ n: string; u: string }>();
         expect(Number(c!.n), row.key).toBe(Number(c!.u));
+        // Cold holds the same observations, each once.
+        const coldTable = `${config.clickhouse.cold.database}.${tableFor(dataType).table}`;
+        const crs = await cold.query({ query: `SELECT ${spec.key} AS k, event_time AS t, count() AS n, any(${spec.value}) AS v FROM ${coldTable} WHERE ${where} GROUP BY k, t`, format: 'JSONEachRow' });
+        const inCold: { k: string; t: string; v: string | number; n: string }[] = await crs.json();
+        expect(new Map(inCold.map((x) => [`${x.k}|${x.t}`, Number(x.v)])), `${row.key} in cold`).toEqual(got);
+        expect(inCold.filter((x) => Number(x.n) > 1), `${row.key} duplicates in cold`).toEqual([]);
       }
     } finally {
       await ch.close();
+      await cold.close();
     }
   }, 180_000);
 });

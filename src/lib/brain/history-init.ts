@@ -5,6 +5,7 @@ import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
 import { connectNats } from '../bus/connection.js';
 import { Publisher } from '../bus/publisher.js';
 import { publishPage, VenueHistory } from '../checks/hole-repair.js';
+import { copyBackfillToCold, type ColdCopy } from './backfill-cold.js';
 import type { Config, Venue } from '../config/schema.js';
 import { errorMessage, MprismError } from '../errors.js';
 import { historyPages } from '../exchanges/history-paging.js';
@@ -85,6 +86,8 @@ export interface BackfillReport {
   pages: number;
   stages: StageReport[];
   left: ItemReport[];
+  /** The history copied to cold by the run itself (see copyBackfillToCold); error: the copy failed, repair will do it. */
+  cold: { tables: ColdCopy[]; error: string | null };
 }
 
 /** What a progress display is told as the run goes. */
@@ -146,6 +149,7 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
     pages: 0,
     stages: [],
     left: [],
+    cold: { tables: [], error: null },
   };
 
   const runItem = async (item: PlannedItem): Promise<ItemReport> => {
@@ -249,6 +253,16 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
     report.records = report.stages.reduce((n, s) => n + s.records, 0);
     report.pages = report.stages.reduce((n, s) => n + s.pages, 0);
     report.left = report.stages.flatMap((s) => s.entries.filter((e) => e.status === 'left'));
+    if (!report.aborted) {
+      const types = new Set(planStages(config, scope).flatMap((s) => s.items.map((i) => i.dataType)));
+      try {
+        report.cold.tables = await copyBackfillToCold(config, nc, types, range, signal);
+      } catch (err) {
+        report.cold.error = errorMessage(err);
+        opts.log?.warn({ err: report.cold.error }, 'backfilled history not copied to cold; integrity will show it and repair copies it');
+      }
+      report.aborted = signal.aborted;
+    }
     const finished = !report.aborted && report.stages.every((s) => s.state === 'done' || s.state === 'partial');
     report.complete = finished && report.left.length === 0;
     if (finished && coversInit(scope, config)) {
@@ -343,6 +357,8 @@ export function createBackfillAction(deps: BrainDeps, simulate = process.env.MPR
     );
     const problems = report.left.map((i) => `${i.key}: left to the scheduled backfill after ${i.tries} tries: ${i.error ?? 'unknown error'}`);
     if (report.aborted) problems.push('stopped before the end; the next run continues from the saved cursors');
+    if (report.cold.error !== null) problems.push(`history not copied to cold: ${report.cold.error}`);
+    for (const t of report.cold.tables) if (!t.verified) problems.push(`${t.table}: cold does not match hot over ${t.from} .. ${t.to} after the copy`);
     return { result: report, problems };
   };
 }
