@@ -266,6 +266,12 @@ describe('integrity and data repair on 18.16', () => {
     const settled = await runIntegrity(infra.config, { sinceMs: 4 * 86_400_000, now: later });
     expect(settled.holes.find((x) => x.holeId === hole.holeId)?.state).toBe('unrepairable');
   });
+
+  it('stops when its signal aborts (a brain that lost its lease), instead of reporting on part of the tables', async () => {
+    const controller = new AbortController();
+    controller.abort(new Error('lease lost'));
+    await expect(runIntegrity(infra.config, { sinceMs: 60 * MINUTE, signal: controller.signal })).rejects.toThrow('lease lost');
+  });
 });
 
 async function waitForMutations(): Promise<void> {

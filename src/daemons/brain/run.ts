@@ -50,8 +50,8 @@ function sinceMs(params: Readonly<Record<string, unknown>>, fallbackSeconds: num
   return v * 1000;
 }
 
-const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runIntegrity(ctx.config, { sinceMs: sinceMs(ctx.params, INTEGRITY_SINCE_SECONDS) }));
-const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params, REPAIR_SINCE_SECONDS) }));
+const integrityAction: ActionRunner = async (ctx) => integrityOutcome(await runIntegrity(ctx.config, { sinceMs: sinceMs(ctx.params, INTEGRITY_SINCE_SECONDS), signal: ctx.signal }));
+const repairAction: ActionRunner = async (ctx) => repairOutcome(await runRepair(ctx.config, { dryRun: false, sinceMs: sinceMs(ctx.params, REPAIR_SINCE_SECONDS), signal: ctx.signal }));
 
 /** The runner of every action, over the brain's long-lived connections. */
 function actionRunners(deps: BrainDeps, parts: { simulate: boolean; healthAction: ActionRunner }): ActionRunners {

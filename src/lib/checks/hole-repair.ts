@@ -63,6 +63,8 @@ export interface HoleRepairOptions {
   verifyTimeoutMs?: number;
   progress?: (line: string) => void;
   now?: () => number;
+  /** Stops the run between pages (the brain lost its lease, or stops): a hole not finished stays open. */
+  signal?: AbortSignal;
 }
 
 function isHistoryType(t: string): t is HistoryDataType {
@@ -203,6 +205,8 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
   const database = config.clickhouse.hot.database;
   const hot = createClickHouse(config.clickhouse.hot);
   const abort = new AbortController();
+  const stop = () => abort.abort();
+  opts.signal?.addEventListener('abort', stop, { once: true });
   let publisher: Publisher | null = null;
   // Connected on the first page to publish: a run with nothing to refill needs no NATS.
   const nats: { close: (() => Promise<void>) | null } = { close: null };
@@ -241,6 +245,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     };
 
     for (const hole of holes) {
+      if (abort.signal.aborted) break;
       if (config.collector.venues[hole.venue] === undefined) continue;
       const venue = venueOf(hole.venue);
       const p = plan(hole, venue, options, now(), config);
@@ -298,6 +303,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     if (!opts.dryRun) await recordHoleStates(hot, database, states);
     return actions;
   } finally {
+    opts.signal?.removeEventListener('abort', stop);
     abort.abort();
     if (publisher !== null) await publisher.flush().catch(() => {});
     await nats.close?.().catch(() => {});

@@ -234,7 +234,7 @@ function readWatermarks(config: Config): { get(table: string): number | null; er
  * Hot vs cold per closed replication window over the last `sinceMs` milliseconds (a duration, e.g.
  * brain.integritySinceSeconds * 1000), plus duplicates, freshness and replication lag per table.
  */
-export async function runIntegrity(config: Config, opts: { sinceMs: number; now?: number }): Promise<IntegrityReport> {
+export async function runIntegrity(config: Config, opts: { sinceMs: number; now?: number; signal?: AbortSignal }): Promise<IntegrityReport> {
   const now = opts.now ?? Date.now();
   const windowMs = config.replication.windowSeconds * 1000;
   const from = alignDown(now - opts.sinceMs, windowMs);
@@ -261,6 +261,8 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
     ]);
     const tables: TableIntegrity[] = [];
     for (const spec of TABLES) {
+      // The brain lost its lease or stops: a report cut short is no report.
+      opts.signal?.throwIfAborted();
       const onHot = hotTables.includes(spec.table);
       const onCold = coldTables.includes(spec.table);
       const [hotCounts, coldCounts] = await Promise.all([

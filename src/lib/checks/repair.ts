@@ -169,7 +169,7 @@ async function repairProcesses(config: Config, plan: ProcessPlan, report: Repair
  * Fix what integrity and the process table show broken. Holds the `repair` lock so overlapping
  * cron runs never repair the same window twice at once; every step is idempotent.
  */
-export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number; progress?: (line: string) => void }): Promise<RepairReport> {
+export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs: number; progress?: (line: string) => void; signal?: AbortSignal }): Promise<RepairReport> {
   const lock = acquireLock(homePaths(config.home).lockFile('repair'), 'repair');
   const report: RepairReport = {
     ok: true, dryRun: opts.dryRun, integrityBefore: null, holes: [], data: [], retention: null, locks: [], keptLocks: [], supervisor: null, infra: [], restarts: [], adopted: [], errors: [],
@@ -183,25 +183,31 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
     report.keptLocks = clean.kept;
     // Processes first: the data checks below need the servers up.
     await repairProcesses(config, plan, report, opts.dryRun);
+    // From here each step checks the signal: the brain that lost its lease must stop before another leads.
+    opts.signal?.throwIfAborted();
     try {
       // Holes first: the rows refilled into hot are then copied to cold by the window repair below.
-      report.holes = await repairHoles(config, { dryRun: opts.dryRun, sinceMs: opts.sinceMs, simulate: facts.simulate, progress: opts.progress });
+      report.holes = await repairHoles(config, { dryRun: opts.dryRun, sinceMs: opts.sinceMs, simulate: facts.simulate, progress: opts.progress, signal: opts.signal });
     } catch (err) {
+      if (opts.signal?.aborted) throw err;
       report.errors.push(`hole repair: ${errorMessage(err)}`);
     }
     try {
-      report.integrityBefore = await runIntegrity(config, { sinceMs: opts.sinceMs });
+      report.integrityBefore = await runIntegrity(config, { sinceMs: opts.sinceMs, signal: opts.signal });
       report.data = await repairData(config, report.integrityBefore, { dryRun: opts.dryRun });
     } catch (err) {
+      if (opts.signal?.aborted) throw err;
       report.errors.push(`data repair: ${errorMessage(err)}`);
     }
     try {
-      report.retention = await runRetention(config, { dryRun: opts.dryRun, copyMissing: true });
+      opts.signal?.throwIfAborted();
+      report.retention = await runRetention(config, { dryRun: opts.dryRun, copyMissing: true, signal: opts.signal });
       report.errors.push(...report.retention.errors.map((e) => `retention: ${e}`));
       if (!opts.dryRun) {
         for (const d of report.retention.dropped.filter((x) => !x.done)) report.errors.push(`retention: ${d.server} ${d.table} partition ${d.partition}: ${d.detail}`);
       }
     } catch (err) {
+      if (opts.signal?.aborted) throw err;
       report.errors.push(`retention: ${errorMessage(err)}`);
     }
   } finally {
