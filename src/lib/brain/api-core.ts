@@ -6,7 +6,7 @@ import { DAEMON_NAMES, homePaths, type DaemonName } from '../paths.js';
 import { readRegistry, type RegistryEntry } from '../registry.js';
 import { callSupervisor } from '../supervisor/control.js';
 import type { DaemonStatus } from '../supervisor/state.js';
-import { BadRequestError, ConflictError, NotFoundError, json, type ApiRequest, type Route } from './api.js';
+import { BadRequestError, ConflictError, NotFoundError, UnavailableError, json, type ApiRequest, type Route } from './api.js';
 import type { BrainStore } from './history.js';
 import { readLeader } from './lease.js';
 import { TASK_ACTIONS, type TaskAction } from './schema.js';
@@ -37,9 +37,6 @@ function parseRunId(raw: string): number {
   if (!/^[1-9]\d{0,15}$/.test(raw)) throw new BadRequestError('id', `id: "${raw}" is not a run id (a positive integer)`);
   return Number(raw);
 }
-
-/** This brain does not lead: 503, naming the brain that does. */
-export class NotLeaderError extends Error {}
 
 /** A daemon as GET /api/v1/services shows it: its registry heartbeat and what the supervisor says. */
 export interface ServiceView {
@@ -93,7 +90,7 @@ async function services(s: CoreSources): Promise<{ services: ServiceView[]; erro
 
 async function notLeader(s: CoreSources): Promise<never> {
   const leader = await readLeader(s.redis).catch(() => null);
-  throw new NotLeaderError(
+  throw new UnavailableError(
     leader === null
       ? `this brain (${s.brainId}) does not lead and no brain holds the lease now; retry in a few seconds`
       : `this brain (${s.brainId}) does not lead: ${leader.brainId} does (fence ${leader.fence}); send the request to it`,

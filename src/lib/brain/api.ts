@@ -45,6 +45,9 @@ export class NotFoundError extends Error {}
 /** Thrown by handlers when the request conflicts with current state (a name taken): 409. */
 export class ConflictError extends Error {}
 
+/** Thrown by handlers when this brain cannot do it now (it does not lead): 503, the message says where to go. */
+export class UnavailableError extends Error {}
+
 export const json = (status: number, value: unknown): ApiResponse => ({
   status,
   contentType: 'application/json',

@@ -1,3 +1,4 @@
+import { isObject } from '../json-guards.js';
 import type pg from 'pg';
 import type { TaskSeed } from '../config/schema.js';
 import type { ProgressStore } from './actions.js';
@@ -36,7 +37,6 @@ export const TASK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const FIELD_NAMES: readonly (keyof TaskFields)[] = ['name', 'cron', 'timezone', 'action', 'params', 'enabled'];
 const DEFAULTS: Pick<TaskFields, 'timezone' | 'params' | 'enabled'> = { timezone: 'UTC', params: {}, enabled: true };
 
-const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Checks one field; throws BadRequestError naming it. */
 function checkField<K extends keyof TaskFields>(field: K, value: unknown): TaskFields[K] {
