@@ -19,5 +19,6 @@ export function statusCommand(): Command {
         ]),
       ));
       for (const p of report.processes) if (p.detail && p.state !== 'external') println(dim(`${p.name}: ${p.detail}`));
+      if (report.brainLeader !== null) println(dim(`brain leader: ${report.brainLeader.brainId} (fence ${report.brainLeader.fence})`));
     });
 }

@@ -46,11 +46,16 @@ export async function readRegistry(redis: Redis): Promise<RegistryEntry[]> {
 
 /** One-shot read for the CLI: null when Redis cannot be reached within timeoutMs. */
 export async function fetchRegistry(url: string, timeoutMs = 2000): Promise<RegistryEntry[] | null> {
+  return withRedis(url, timeoutMs, readRegistry);
+}
+
+/** One short-lived connection for a CLI read: the result, or null when Redis cannot be reached. */
+export async function withRedis<T>(url: string, timeoutMs: number, read: (redis: Redis) => Promise<T>): Promise<T | null> {
   const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: timeoutMs, retryStrategy: () => null });
   redis.on('error', () => undefined); // the null result says it
   try {
     await redis.connect();
-    return await readRegistry(redis);
+    return await read(redis);
   } catch {
     return null;
   } finally {

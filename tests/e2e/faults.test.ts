@@ -305,7 +305,8 @@ beforeAll(async () => {
       collector: { venues: { binance_derivatives: { apiKey: 'simulated-key' } } },
       replication: { windowSeconds: 5, safetyLagSeconds: 2, pollIntervalMs: 1000 },
       storage: { flushIntervalMs: 500, ackWaitSeconds: 5 },
-      brain: { integritySchedule: '0 0 1 1 *', integritySinceSeconds: 600 },
+      // No scheduled tasks and no history init: each fault's repair is the one the test runs, over live data only.
+      brain: { tasks: [], init: { enabled: false } },
       registry: { heartbeatIntervalMs: 1000, ttlSeconds: 5 },
       supervisor: { initialBackoffMs: 300, stableAfterMs: 5000, healthTimeoutMs: 30000 },
     },

@@ -93,7 +93,6 @@ beforeAll(async () => {
       simulator: { tradesPerSecond: 40 },
       replication: { windowSeconds: 5, safetyLagSeconds: 2, pollIntervalMs: 1000 },
       storage: { flushIntervalMs: 500, ackWaitSeconds: 5 },
-      brain: { integritySchedule: '*/15 * * * * *', integritySinceSeconds: 600 },
       registry: { heartbeatIntervalMs: 1000, ttlSeconds: 5 },
       supervisor: { initialBackoffMs: 300, stableAfterMs: 5000, healthTimeoutMs: 30000 },
     },
@@ -183,9 +182,13 @@ describe('mprism end to end with the simulator', () => {
     expect(instruments.filter((x) => !x.endsWith(' fresh'))).toEqual([]);
     expect(report.daemons.every((d: { registered: boolean }) => d.registered)).toBe(true);
     // status reads the same Redis registry: every daemon heartbeats within its interval (1 s here).
-    for (const p of (await status()).processes.filter((x) => x.kind === 'daemon')) {
+    const withBrain = await status();
+    for (const p of withBrain.processes.filter((x) => x.kind === 'daemon')) {
       expect([p.name, p.heartbeatAgeSeconds !== null && p.heartbeatAgeSeconds < 5]).toEqual([p.name, true]);
     }
+    // ...and names the brain that leads: the only one, this platform's.
+    const brainPid = withBrain.processes.find((p) => p.name === 'brain')!.pid;
+    expect(withBrain.brainLeader?.brainId).toMatch(new RegExp(`:${brainPid}$`));
 
     const integrity = await eventually('integrity ok', async () => {
       const r = await runCli(['integrity', '--since', '10m', '--json'], infra.env);

@@ -232,7 +232,7 @@ function readWatermarks(config: Config): { get(table: string): number | null; er
 
 /**
  * Hot vs cold per closed replication window over the last `sinceMs` milliseconds (a duration, e.g.
- * brain.integritySinceSeconds * 1000), plus duplicates, freshness and replication lag per table.
+ * the integrity task's params.sinceSeconds), plus duplicates, freshness and replication lag per table.
  */
 export async function runIntegrity(config: Config, opts: { sinceMs: number; now?: number; signal?: AbortSignal }): Promise<IntegrityReport> {
   const now = opts.now ?? Date.now();

@@ -19,4 +19,6 @@ export interface ProcessRow {
 export interface StatusReport {
   home: string;
   processes: ProcessRow[];
+  /** The brain holding the lease (the one that runs tasks); null when none does or Redis is not reachable. */
+  brainLeader: { brainId: string; fence: number; expiresInMs: number } | null;
 }

@@ -2,7 +2,8 @@ import type { Config } from '../config/schema.js';
 import { displayAddress, infraUrl, isExternal, redisUrl } from '../infra/endpoints.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { localServerSpec } from '../infra/specs.js';
-import { fetchRegistry } from '../registry.js';
+import { readLeader } from '../brain/lease.js';
+import { readRegistry, withRedis } from '../registry.js';
 import { DAEMON_NAMES, INFRA_NAMES, homePaths, type InfraName } from '../paths.js';
 import { isAlive, readPidFile } from '../process-util.js';
 import { callSupervisor } from '../supervisor/control.js';
@@ -99,7 +100,10 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
   const paths = homePaths(config.home);
   const { reachable: supervisorUp, snapshot } = await supervisorView(config);
   // Only asked while the supervisor runs: with the platform down there is no Redis to wait for.
-  const registry = supervisorUp || snapshot !== null ? await fetchRegistry(redisUrl(config), 1000) : null;
+  const fromRedis = supervisorUp || snapshot !== null
+    ? await withRedis(redisUrl(config), 1000, async (r) => ({ registry: await readRegistry(r), leader: await readLeader(r) }))
+    : null;
+  const registry = fromRedis?.registry ?? null;
   const heartbeat = new Map((registry ?? []).map((e) => [e.name, Math.max(0, Math.round((Date.now() - Date.parse(e.lastHeartbeat)) / 100) / 10)]));
   const processes: ProcessRow[] = [];
   const supLock = inspectHomeLock(config, 'supervisor');
@@ -127,5 +131,5 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
     const judged = judgeInfra(supervisorUp ? watched : undefined, pid, infraWanted(snapshot, name), stalePid);
     processes.push(row(name, 'infra', judged, pid, infraPort(config, name), watched?.restarts ?? 0));
   }
-  return { home: config.home, processes };
+  return { home: config.home, processes, brainLeader: fromRedis?.leader ?? null };
 }
