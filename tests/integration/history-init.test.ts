@@ -48,6 +48,8 @@ beforeAll(async () => {
     servers: ['nats', 'clickhouse-hot', 'clickhouse-cold', 'postgres'],
     overrides: {
       storage: { flushIntervalMs: 200 },
+      // Backfill copies to cold up to the late-data window behind the watermark: none here, so all of it.
+      replication: { lateDataSeconds: 0 },
       collector: {
         venues: {
           binance_spot: { enabled: false },
@@ -209,11 +211,14 @@ describe('history initialization', () => {
     expect(out.result.complete).toBe(true);
     expect(out.problems).toEqual([]);
     expect(out.result.cold.error).toBeNull();
-    expect(out.result.cold.tables.map((t) => t.table).sort()).toEqual([...POLLED_TABLES].sort());
+    // One copy per item, after it is done (an item's range may start later, at the venue's horizon).
+    expect([...new Set(out.result.cold.tables.map((t) => t.table))].sort()).toEqual([...POLLED_TABLES].sort());
     for (const t of out.result.cold.tables) {
-      expect(t, t.table).toMatchObject({ verified: true, from: out.result.range.from });
+      expect(t.verified, t.table).toBe(true);
       expect(Date.parse(t.to!) <= watermarkAt, t.table).toBe(true);
-      expect(t.copied, t.table).toBeGreaterThan(0);
+    }
+    for (const table of POLLED_TABLES) {
+      expect(out.result.cold.tables.filter((t) => t.table === table).reduce((n, t) => n + t.copied, 0), table).toBeGreaterThan(0);
     }
     const status = await initStatus(new ProgressTable(pool), config);
     expect(status.stages.map((s) => s.state)).toEqual(['done', 'done', 'done', 'done']);

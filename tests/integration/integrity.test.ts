@@ -227,6 +227,20 @@ describe('integrity and data repair on 18.16', () => {
     expect(trades(after).problems).toEqual([]);
   });
 
+  it('a row backfilled far behind the watermark is pending while it arrived within lateDataSeconds, short once it is older', async () => {
+    const { hot: hotCfg } = infra.config.clickhouse;
+    const spec = tableFor('trade');
+    // Window 0 is far outside the late-data window; the row was received just now (a history backfill).
+    await insertRecords(hot, hotCfg.database, [{ ...trade(windowStart(0) + 20_000, 'backfilled'), receiveTime: now }], { skipExisting: false });
+    const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
+    expect(trades(report).windows.find((w) => w.start === iso(windowStart(0)))).toMatchObject({ hot: 6, cold: 5, status: 'pending' });
+    expect(trades(report).problems).toEqual([]);
+    // Six minutes on (lateDataSeconds 300), nobody copied it: short.
+    const later = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now: now + 6 * MINUTE });
+    expect(trades(later).windows.find((w) => w.start === iso(windowStart(0)))).toMatchObject({ hot: 6, cold: 5, status: 'short' });
+    expect((await copyWindow(hot, cold, infra.config, spec, { start: windowStart(0), end: windowStart(1) })).verified).toBe(true);
+  });
+
   it('does not compare windows older than hot keeps, and an open hole that ended before that is a warning, not a problem', async () => {
     const { hot: hotCfg } = infra.config.clickhouse;
     // Three days on, hot's horizon falls at window 5: windows 0..4 may have left hot by design.

@@ -121,6 +121,15 @@ describe('integrity: late data is pending, expired windows are not compared', ()
     expect(classifyWindow(3, 2, false, false)).toBe('pending');
   });
 
+  it('a short window far behind the watermark is pending while no more is missing than hot received lately (backfill, refills)', () => {
+    // 5 backfilled rows received in the last lateDataSeconds, not copied yet: pending.
+    expect(classifyWindow(8, 3, true, false, 5)).toBe('pending');
+    // One more missing than arrived lately: an old row is missing in cold.
+    expect(classifyWindow(9, 3, true, false, 5)).toBe('short');
+    expect(classifyWindow(8, 3, true, false, 0)).toBe('short');
+    expect(classifyWindow(3, 8, true, false, 5)).toBe('excess');
+  });
+
   it('compares only windows wholly inside the retention horizons, and says which one clamped', () => {
     const c = withConfig({ retention: { hotDays: 3, coldDays: null }, replication: { windowSeconds: 60 } });
     expect(comparisonStart(NOW - HOUR, NOW, c)).toEqual({ start: NOW - HOUR, clampedBy: null });

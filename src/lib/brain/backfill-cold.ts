@@ -27,8 +27,9 @@ const STORED_TIMEOUT_MS = 5 * 60_000;
  * History that backfill published lands in hot behind replication's watermark, where replication
  * never looks again (it re-checks only lateDataSeconds behind it): integrity would then report those
  * windows short and retention would keep their partitions. So once storage has acked everything
- * published so far (its consumer's ack floor is past the stream's last message), backfill copies its
- * range hot -> cold itself, day by day, with replication's own verified, idempotent window copy.
+ * published so far (its consumer's ack floor is past the stream's last message), backfill copies the
+ * range up to the late-data window hot -> cold itself, day by day, with replication's own verified,
+ * idempotent window copy; replication's late-data pass copies the rest.
  */
 export async function copyBackfillToCold(
   config: Config,
@@ -64,7 +65,9 @@ export async function copyBackfillToCold(
     for (const dataType of dataTypes) {
       const spec = tableFor(dataType);
       const watermark = watermarks.get(spec.table);
-      const end = watermark === null ? range.fromMs : Math.min(range.toMs + 1, watermark);
+      // The late-data window behind the watermark is replication's to re-check: copying there too
+      // could race it, and two copies of one window at once may both insert a key.
+      const end = watermark === null ? range.fromMs : Math.min(range.toMs + 1, watermark - config.replication.lateDataSeconds * 1000);
       if (end <= range.fromMs) {
         out.push({ table: spec.table, from: null, to: null, copied: 0, verified: true });
         continue;

@@ -152,6 +152,22 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
     cold: { tables: [], error: null },
   };
 
+  // One copy at a time: two copies of one window at once could both insert a key cold lacks.
+  let coldCopies: Promise<unknown> = Promise.resolve();
+  const copyToCold = (item: PlannedItem, want: { fromMs: number; toMs: number }) => {
+    const copy = coldCopies.then(async () => {
+      try {
+        report.cold.tables.push(...(await copyBackfillToCold(config, nc, new Set([item.dataType]), want, signal)));
+      } catch (err) {
+        if (signal.aborted) return;
+        report.cold.error = `${item.key}: ${errorMessage(err)}`;
+        opts.log?.warn({ item: item.key, err: report.cold.error }, 'backfilled history not copied to cold; integrity will show it and repair copies it');
+      }
+    });
+    coldCopies = copy;
+    return copy;
+  };
+
   const runItem = async (item: PlannedItem): Promise<ItemReport> => {
     const venue = venueOf(item.venue);
     const source = venue.adapter.history[item.dataType];
@@ -182,13 +198,18 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
         out.tries = tries;
         out.error = errorMessage(err);
         opts.log?.warn({ item: item.key, tries, err: out.error }, state.left ? 'history item left to the scheduled backfill' : 'history item failed, retrying');
-        if (state.left) return { ...out, status: 'left' };
+        if (state.left) {
+          // What it did publish is in hot: cold gets it too.
+          await copyToCold(item, coveredRange(state, want));
+          return { ...out, status: 'left' };
+        }
         await sleep(backoffDelay(tries - 1, opts.retry ?? DEFAULT_RETRY), signal);
         if (signal.aborted) throw new BackfillAborted('stopped');
       }
     }
     // Errors of earlier tries are history once the item is done.
     await save({ ...state, tries: 0, lastError: null, lastErrorAt: null });
+    await copyToCold(item, coveredRange(state, want));
     return { ...out, status: itemStatus(state), error: null };
 
     /** Window by window, page by page: each page's records confirmed by JetStream before its cursor is saved. */
@@ -253,16 +274,6 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
     report.records = report.stages.reduce((n, s) => n + s.records, 0);
     report.pages = report.stages.reduce((n, s) => n + s.pages, 0);
     report.left = report.stages.flatMap((s) => s.entries.filter((e) => e.status === 'left'));
-    if (!report.aborted) {
-      const types = new Set(planStages(config, scope).flatMap((s) => s.items.map((i) => i.dataType)));
-      try {
-        report.cold.tables = await copyBackfillToCold(config, nc, types, range, signal);
-      } catch (err) {
-        report.cold.error = errorMessage(err);
-        opts.log?.warn({ err: report.cold.error }, 'backfilled history not copied to cold; integrity will show it and repair copies it');
-      }
-      report.aborted = signal.aborted;
-    }
     const finished = !report.aborted && report.stages.every((s) => s.state === 'done' || s.state === 'partial');
     report.complete = finished && report.left.length === 0;
     if (finished && coversInit(scope, config)) {
@@ -274,6 +285,11 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
     await publisher.flush().catch(() => undefined);
     await nc.drain().catch(() => undefined);
   }
+}
+
+/** All an item holds, earlier runs' ranges included: what cold must hold too. */
+function coveredRange(state: ItemState, want: { fromMs: number; toMs: number }): { fromMs: number; toMs: number } {
+  return { fromMs: Math.min(state.coveredFrom ?? want.fromMs, want.fromMs), toMs: Math.max(state.coveredTo ?? want.toMs, want.toMs) };
 }
 
 function blankReport(item: PlannedItem): ItemReport {

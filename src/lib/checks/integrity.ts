@@ -127,10 +127,17 @@ export function inLateDataWindow(start: number, watermark: number | null, config
   return watermark !== null && lateMs > 0 && start >= watermark - lateMs && start < watermark;
 }
 
-export function classifyWindow(hot: number, cold: number, due: boolean, lateDataWindow = false): WindowIntegrity['status'] {
+/**
+ * A window's verdict. Hot ahead of cold is `pending`, not a problem, while whoever wrote the rows
+ * late will still copy them: inside the late-data window (replication re-checks it every cycle), or
+ * when no more rows are missing in cold than hot received in the last lateDataSeconds (`recentArrivals`:
+ * history backfill and hole refills write behind the watermark, and copy what they wrote once
+ * storage has stored it). Either way it turns `short` once the writer had its lateDataSeconds.
+ */
+export function classifyWindow(hot: number, cold: number, due: boolean, lateDataWindow = false, recentArrivals = 0): WindowIntegrity['status'] {
   if (!due) return 'pending';
   // Late rows make hot larger, never smaller: an excess window is a problem wherever it is.
-  if (cold < hot) return lateDataWindow ? 'pending' : 'short';
+  if (cold < hot) return lateDataWindow || hot - cold <= recentArrivals ? 'pending' : 'short';
   return cold > hot ? 'excess' : 'ok';
 }
 
@@ -155,9 +162,9 @@ function tableReport(
   ctx: { now: number; windowMs: number; watermark: number | null; config: Config },
 ): TableIntegrity {
   const sum = (xs: readonly BucketCount[], f: (b: BucketCount) => number) => xs.reduce((n, b) => n + f(b), 0);
-  const byStart = new Map<number, { hot: number; cold: number }>();
-  for (const b of hot) byStart.set(b.start, { hot: b.distinct, cold: 0 });
-  for (const b of cold) byStart.set(b.start, { hot: byStart.get(b.start)?.hot ?? 0, cold: b.distinct });
+  const byStart = new Map<number, { hot: number; cold: number; recent: number }>();
+  for (const b of hot) byStart.set(b.start, { hot: b.distinct, cold: 0, recent: b.recent });
+  for (const b of cold) byStart.set(b.start, { hot: byStart.get(b.start)?.hot ?? 0, cold: b.distinct, recent: byStart.get(b.start)?.recent ?? 0 });
   const problems: string[] = [];
   const windows: WindowIntegrity[] = [...byStart]
     .sort(([a], [b]) => a - b)
@@ -168,7 +175,7 @@ function tableReport(
         end: new Date(end).toISOString(),
         hot: c.hot,
         cold: c.cold,
-        status: classifyWindow(c.hot, c.cold, windowDue(end, ctx.now, ctx.watermark, ctx.config), inLateDataWindow(start, ctx.watermark, ctx.config)),
+        status: classifyWindow(c.hot, c.cold, windowDue(end, ctx.now, ctx.watermark, ctx.config), inLateDataWindow(start, ctx.watermark, ctx.config), c.recent),
       };
       if (w.status === 'short' || w.status === 'excess') problems.push(`${w.start}..${w.end} ${w.status}: hot ${w.hot}, cold ${w.cold}`);
       return w;
@@ -266,7 +273,7 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       const onHot = hotTables.includes(spec.table);
       const onCold = coldTables.includes(spec.table);
       const [hotCounts, coldCounts] = await Promise.all([
-        onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, comparedRange, windowMs) : [],
+        onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, comparedRange, windowMs, now - config.replication.lateDataSeconds * 1000) : [],
         onCold ? countBuckets(cold, config.clickhouse.cold.database, spec, comparedRange, windowMs) : [],
       ]);
       const t = tableReport(spec, hotCounts, coldCounts, { now, windowMs, watermark: watermarks.get(spec.table), config });

@@ -38,6 +38,8 @@ export interface BucketCount {
   rows: number;
   distinct: number;
   maxTime: number;
+  /** Rows received at or after `receivedSince`, when asked (else 0). */
+  recent: number;
 }
 
 /**
@@ -50,13 +52,15 @@ export async function countBuckets(
   spec: TableSpec,
   r: TimeRange,
   bucketMs: number,
+  receivedSince: number | null = null,
 ): Promise<BucketCount[]> {
   const t = ident(spec.timeColumn);
-  const rows = await selectRows<{ bucket: string; rows: string; distinct: string; max_time: string }>(
+  const recent = receivedSince === null ? '0' : `countIf(receive_time >= ${uint(receivedSince)})`;
+  const rows = await selectRows<{ bucket: string; rows: string; distinct: string; max_time: string; recent: string }>(
     client,
     [
       `SELECT intDiv(${t}, ${uint(bucketMs)}) * ${uint(bucketMs)} AS bucket, count() AS rows,`,
-      `${distinctKeyExpression(spec)} AS distinct, max(${t}) AS max_time`,
+      `${distinctKeyExpression(spec)} AS distinct, max(${t}) AS max_time, ${recent} AS recent`,
       `FROM ${qualified(database, spec.table)} WHERE ${rangeCondition(spec, r)}`,
       'GROUP BY bucket ORDER BY bucket',
     ].join('\n'),
@@ -66,6 +70,7 @@ export async function countBuckets(
     rows: Number(row.rows),
     distinct: Number(row.distinct),
     maxTime: Number(row.max_time),
+    recent: Number(row.recent),
   }));
 }
 
