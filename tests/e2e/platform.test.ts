@@ -95,6 +95,9 @@ beforeAll(async () => {
       storage: { flushIntervalMs: 500, ackWaitSeconds: 5 },
       registry: { heartbeatIntervalMs: 1000, ttlSeconds: 5 },
       supervisor: { initialBackoffMs: 300, stableAfterMs: 5000, healthTimeoutMs: 30000 },
+      // The default brain, history initialization included, over 2 h: 7 days of 5 s windows would keep
+      // replication catching up for the whole test.
+      brain: { init: { since: '2h' } },
     },
   });
 });
