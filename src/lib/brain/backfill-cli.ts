@@ -28,7 +28,11 @@ export async function runBackfillCommand(config: Config, scope: BackfillScope, d
     // The venues are the simulator's when the platform runs with --simulate.
     const simulate = (await supervisorView(config)).snapshot?.simulate ?? false;
     return await withBackfillLock(pool, () =>
-      runBackfill({ config, scope, progress: new ProgressTable(pool), signal: stop.signal, simulate, onEvent: display ? (e) => display.onEvent(e) : undefined }),
+      runBackfill({
+        config, scope, progress: new ProgressTable(pool), signal: stop.signal, simulate, onEvent: display ? (e) => display.onEvent(e) : undefined,
+        // Asked for by an operator: a table replication has not begun is replicated from its oldest history, no waiting.
+        replicationStartTimeoutMs: 0,
+      }),
     );
   } finally {
     process.off('SIGINT', onSignal);

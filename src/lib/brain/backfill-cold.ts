@@ -85,3 +85,24 @@ export async function copyBackfillToCold(
   }
   return out;
 }
+
+/** How long backfill waits for replication to begin a table before it writes history into it anyway. */
+const REPLICATION_START_TIMEOUT_MS = 5 * 60_000;
+
+/**
+ * Waits until replication has a watermark for every one of these tables (or the timeout passes:
+ * false). Replication starts a table at its oldest row, so history written into a table it has not
+ * begun would make it start days back and copy all of that first, behind by days meanwhile (a
+ * replication-lag alert at first start). Begun at the live data, it leaves the history behind its
+ * watermark to backfill's own copy.
+ */
+export async function awaitReplicationStart(config: Config, dataTypes: ReadonlySet<DataType>, signal: AbortSignal, timeoutMs = REPLICATION_START_TIMEOUT_MS): Promise<boolean> {
+  const tables = [...dataTypes].map((t) => tableFor(t).table);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const watermarks = new WatermarkStore(watermarkFile(config.home));
+    if (tables.every((t) => watermarks.get(t) !== null)) return true;
+    if (signal.aborted || Date.now() > deadline) return false;
+    await sleep(1000, signal);
+  }
+}

@@ -5,7 +5,7 @@ import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
 import { connectNats } from '../bus/connection.js';
 import { Publisher } from '../bus/publisher.js';
 import { publishPage, VenueHistory } from '../checks/hole-repair.js';
-import { copyBackfillToCold, type ColdCopy } from './backfill-cold.js';
+import { awaitReplicationStart, copyBackfillToCold, type ColdCopy } from './backfill-cold.js';
 import type { Config, Venue } from '../config/schema.js';
 import { errorMessage, MprismError } from '../errors.js';
 import { historyPages } from '../exchanges/history-paging.js';
@@ -109,6 +109,8 @@ export interface BackfillOptions {
   /** Between failed tries of one item. */
   retry?: BackoffPolicy;
   windowMs?: number;
+  /** How long a stage waits for replication to begin its tables (see awaitReplicationStart). */
+  replicationStartTimeoutMs?: number;
 }
 
 const DEFAULT_RETRY: BackoffPolicy = { initialMs: 1000, maxMs: 60_000, jitter: 0.2 };
@@ -243,6 +245,9 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
     for (const stage of planStages(config, scope)) {
       if (signal.aborted) break;
       opts.onEvent?.({ kind: 'stage', stage: stage.stage, items: stage.items.length });
+      if (!(await awaitReplicationStart(config, new Set(stage.items.map((i) => i.dataType)), signal, opts.replicationStartTimeoutMs))) {
+        opts.log?.warn({ stage: stage.stage }, 'replication has not begun every table of this stage; backfilling anyway (replication will start at the oldest history)');
+      }
       const entries: ItemReport[] = new Array<ItemReport>(stage.items.length);
       let nextIndex = 0;
       const worker = async () => {
