@@ -12,6 +12,7 @@ import { createBrainMetrics } from '../../lib/brain/jobs.js';
 import { BrainLease, claimFence } from '../../lib/brain/lease.js';
 import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
 import { createAlerting, type Alerting } from '../../lib/brain/alerts/index.js';
+import { AlertStore } from '../../lib/brain/alerts/store.js';
 import { createBackfillAction, historyInitPending, initRoutes } from '../../lib/brain/history-init.js';
 import { createRetentionAction } from '../../lib/brain/retention-action.js';
 import { prepareBrainSchema } from '../../lib/brain/schema.js';
@@ -159,7 +160,7 @@ export const createBrain =
         ...baseRoutes({ health, metrics: ctx.metrics }),
         ...alerting.routes,
         ...initRoutes(store.progress, config),
-        ...coreRoutes({ config, version, startedAt, brainId, redis, store, tasks, scheduler: sched, leading }),
+        ...coreRoutes({ config, version, startedAt, brainId, redis, store, alerts: new AlertStore(pool), tasks, scheduler: sched, leading }),
       ];
       try {
         api = await startBrainApi(config.brain.host, config.brain.port, () => routes, ensureBrainToken(config.home));

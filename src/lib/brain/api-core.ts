@@ -10,6 +10,7 @@ import { BadRequestError, ConflictError, NotFoundError, UnavailableError, json, 
 import type { BrainStore } from './history.js';
 import { readLeader } from './lease.js';
 import { TASK_ACTIONS, type TaskAction } from './schema.js';
+import type { AlertStore } from './alerts/store.js';
 import { collectBrainStatus } from './status.js';
 import type { TaskScheduler } from './task-scheduler.js';
 import { parseNewTask, parseTaskChange, parseTaskId, type TaskStore } from './tasks.js';
@@ -57,6 +58,7 @@ export interface CoreSources {
   brainId: string;
   redis: Redis;
   store: BrainStore;
+  alerts: Pick<AlertStore, 'alerts'>;
   tasks: TaskStore;
   scheduler: Pick<TaskScheduler, 'runTask' | 'isRunning' | 'reload'>;
   leading(): boolean;
@@ -118,7 +120,7 @@ export function coreRoutes(s: CoreSources): Route[] {
       method: 'GET',
       path: '/api/v1/status',
       handle: async () =>
-        json(200, await collectBrainStatus({ redis: s.redis, store: s.store, tasks: s.tasks, brainId: s.brainId, leading: s.leading, isRunning: (id) => s.scheduler.isRunning(id) })),
+        json(200, await collectBrainStatus({ redis: s.redis, store: s.store, alerts: s.alerts, tasks: s.tasks, brainId: s.brainId, leading: s.leading, isRunning: (id) => s.scheduler.isRunning(id) })),
     },
     { method: 'GET', path: '/api/v1/services', handle: async () => json(200, await services(s)) },
     {

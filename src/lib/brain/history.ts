@@ -22,15 +22,6 @@ export interface JobRun {
   error: string | null;
 }
 
-export interface Alert {
-  id: number;
-  createdAt: string;
-  severity: AlertSeverity;
-  source: string;
-  message: string;
-  resolvedAt: string | null;
-}
-
 /** How a run ended: it produced a result (clean or with problems), or it threw. */
 export type RunOutcome = { ok: boolean; result: unknown } | { ok: false; error: string };
 
@@ -59,17 +50,7 @@ interface JobRunRow {
   error: string | null;
 }
 
-interface AlertRow {
-  id: string;
-  created_at: Date;
-  severity: AlertSeverity;
-  source: string;
-  message: string;
-  resolved_at: Date | null;
-}
-
 const RUN_COLUMNS = 'id, job, task_id, task_name, trigger, fence, brain_id, started_at, finished_at, ok, result, error';
-const ALERT_COLUMNS = 'id, created_at, severity, source, message, resolved_at';
 
 // bigserial/bigint values arrive as strings; they stay far below 2^53 for these tables' lifetime.
 const toRun = (r: JobRunRow): JobRun => ({
@@ -85,15 +66,6 @@ const toRun = (r: JobRunRow): JobRun => ({
   ok: r.ok,
   result: r.result,
   error: r.error,
-});
-
-const toAlert = (r: AlertRow): Alert => ({
-  id: Number(r.id),
-  createdAt: r.created_at.toISOString(),
-  severity: r.severity,
-  source: r.source,
-  message: r.message,
-  resolvedAt: r.resolved_at?.toISOString() ?? null,
 });
 
 /** Saved state of resumable work, one job_progress row per key. */
@@ -208,14 +180,5 @@ export class BrainStore {
   async getRun(id: number): Promise<JobRun | null> {
     const res = await this.pool.query<JobRunRow>(`SELECT ${RUN_COLUMNS} FROM job_runs WHERE id = $1`, [id]);
     return res.rows[0] === undefined ? null : toRun(res.rows[0]);
-  }
-
-  /** Open alerts, most severe first, then newest. */
-  async openAlerts(): Promise<Alert[]> {
-    const res = await this.pool.query<AlertRow>(
-      `SELECT ${ALERT_COLUMNS} FROM alerts WHERE resolved_at IS NULL
-        ORDER BY (severity = 'critical') DESC, created_at DESC, id DESC`,
-    );
-    return res.rows.map(toAlert);
   }
 }

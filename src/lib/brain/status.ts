@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import { errorMessage } from '../errors.js';
 import { readRegistry, type RegistryEntry } from '../registry.js';
-import type { Alert, BrainStore, JobRun } from './history.js';
+import type { AlertStore, AlertView } from './alerts/store.js';
+import type { BrainStore, JobRun } from './history.js';
 import { readLeader, type LeaderInfo } from './lease.js';
 import type { TaskAction } from './schema.js';
 import type { TaskStore } from './tasks.js';
@@ -30,7 +31,7 @@ export interface BrainStatus {
   leader: LeaderInfo | null;
   services: RegistryEntry[];
   latestRuns: JobRun[];
-  openAlerts: Alert[];
+  openAlerts: AlertView[];
   tasks: TaskSummary[];
   /** e.g. "redis: connect ECONNREFUSED 127.0.0.1:6379" */
   errors: string[];
@@ -38,12 +39,16 @@ export interface BrainStatus {
 
 export interface StatusSources {
   redis: Redis;
-  store: Pick<BrainStore, 'latestRuns' | 'latestTaskRuns' | 'openAlerts'>;
+  store: Pick<BrainStore, 'latestRuns' | 'latestTaskRuns'>;
+  alerts: Pick<AlertStore, 'alerts'>;
   tasks: Pick<TaskStore, 'list'>;
   brainId: string;
   leading(): boolean;
   isRunning(taskId: number): boolean;
 }
+
+/** Open alerts in the status, most severe first; the alert routes list them all. */
+const OPEN_ALERTS_SHOWN = 100;
 
 export async function collectBrainStatus(deps: StatusSources): Promise<BrainStatus> {
   const errors: string[] = [];
@@ -59,7 +64,7 @@ export async function collectBrainStatus(deps: StatusSources): Promise<BrainStat
     guard('redis', [] as RegistryEntry[], () => readRegistry(deps.redis)),
     guard('redis', null, () => readLeader(deps.redis)),
     guard('postgres', [] as JobRun[], () => deps.store.latestRuns()),
-    guard('postgres', [] as Alert[], () => deps.store.openAlerts()),
+    guard('postgres', [] as AlertView[], () => deps.alerts.alerts({ state: 'open', limit: OPEN_ALERTS_SHOWN })),
     guard('postgres', [], () => deps.tasks.list()),
     guard('postgres', new Map<number, JobRun>(), () => deps.store.latestTaskRuns()),
   ]);

@@ -6,21 +6,6 @@ import { BadRequestError, ConflictError, NotFoundError } from './api.js';
 import { cronProblem, timezoneProblem } from './scheduler.js';
 import { TASK_ACTIONS, type TaskAction } from './schema.js';
 
-/** One row of `tasks` (stable JSON shape of the brain API). */
-export interface Task {
-  id: number;
-  name: string;
-  cron: string;
-  timezone: string;
-  action: TaskAction;
-  params: Record<string, unknown>;
-  enabled: boolean;
-  /** Triggers skipped because a run of this task was still going. */
-  skipped: number;
-  createdAt: string;
-  updatedAt: string;
-}
-
 /** What a client sets: everything but the id, the counters and the times. */
 export interface TaskFields {
   name: string;
@@ -31,12 +16,20 @@ export interface TaskFields {
   enabled: boolean;
 }
 
+/** One row of `tasks` (stable JSON shape of the brain API). */
+export interface Task extends TaskFields {
+  id: number;
+  /** Triggers skipped because a run of this task was still going. */
+  skipped: number;
+  createdAt: string;
+  updatedAt: string;
+}
+
 /** Same pattern as brain.tasks[].name in the config schema. */
 export const TASK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const FIELD_NAMES: readonly (keyof TaskFields)[] = ['name', 'cron', 'timezone', 'action', 'params', 'enabled'];
 const DEFAULTS: Pick<TaskFields, 'timezone' | 'params' | 'enabled'> = { timezone: 'UTC', params: {}, enabled: true };
-
 
 /** Checks one field; throws BadRequestError naming it. */
 function checkField<K extends keyof TaskFields>(field: K, value: unknown): TaskFields[K] {
