@@ -99,6 +99,25 @@ describe('brain schema', () => {
       expect((await store.progress.list('init_')).map((p) => p.key)).toEqual(['init_other']);
       await store.progress.clear('init:funding_rate:a');
       expect(await store.progress.load('init:funding_rate:a')).toBeNull();
+
+      // History past brainHistoryDays goes: finished runs, and deliveries of alerts resolved that long ago.
+      const old = await store.startRun({ ...start, fence: 6, brainId: 'b2' });
+      await store.finishRun(old!, { ok: true, result: null });
+      await pool.query(`UPDATE job_runs SET started_at = now() - interval '31 days', finished_at = now() - interval '31 days' WHERE id = $1`, [old]);
+      const alerts = await pool.query<{ id: string; resolved: boolean }>(
+        `INSERT INTO alerts (severity, source, message, resolved_at) VALUES
+           ('warning', 'x:old', 'old', now() - interval '31 days'), ('warning', 'x:open', 'open', NULL) RETURNING id, resolved_at IS NOT NULL AS resolved`,
+      );
+      for (const a of alerts.rows) {
+        await pool.query(`INSERT INTO alert_deliveries (alert_id, event, channel, attempt, ok) VALUES ($1, 'opened', 'webhook', 1, true)`, [a.id]);
+      }
+      const runsBefore = Number((await pool.query('SELECT count(*) AS n FROM job_runs')).rows[0].n);
+      expect(await store.pruneHistory(30)).toEqual({ runs: 1, deliveries: 1 });
+      expect(await store.getRun(old!)).toBeNull();
+      expect(Number((await pool.query('SELECT count(*) AS n FROM job_runs')).rows[0].n)).toBe(runsBefore - 1);
+      const left = await pool.query('SELECT a.source FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id');
+      expect(left.rows).toEqual([{ source: 'x:open' }]);
+      await pool.query(`DELETE FROM alerts WHERE source LIKE 'x:%'`);
     } finally {
       await pool.end();
     }

@@ -181,4 +181,18 @@ export class BrainStore {
     const res = await this.pool.query<JobRunRow>(`SELECT ${RUN_COLUMNS} FROM job_runs WHERE id = $1`, [id]);
     return res.rows[0] === undefined ? null : toRun(res.rows[0]);
   }
+
+  /**
+   * Deletes finished runs, and the delivery attempts of alerts resolved, before `days` ago: the
+   * health task alone records a run every 15 s. Open alerts and their deliveries stay whatever their age.
+   */
+  async pruneHistory(days: number): Promise<{ runs: number; deliveries: number }> {
+    const runs = await this.pool.query(`DELETE FROM job_runs WHERE finished_at < now() - make_interval(days => $1)`, [days]);
+    const deliveries = await this.pool.query(
+      `DELETE FROM alert_deliveries d USING alerts a
+        WHERE d.alert_id = a.id AND a.resolved_at < now() - make_interval(days => $1)`,
+      [days],
+    );
+    return { runs: runs.rowCount ?? 0, deliveries: deliveries.rowCount ?? 0 };
+  }
 }

@@ -2,6 +2,7 @@ import { Counter, type Registry } from 'prom-client';
 import { retentionProblems, runRetention } from '../checks/retention.js';
 import { ConfigError } from '../errors.js';
 import type { ActionRunner, BrainDeps } from './actions.js';
+import { BrainStore } from './history.js';
 
 const DROPPED_METRIC = 'mprism_brain_retention_dropped_partitions_total';
 
@@ -26,7 +27,8 @@ function dryRunParam(params: Readonly<Record<string, unknown>>): boolean {
 
 /**
  * The `retention` action: drops hot partitions past retention.hotDays whose every key is verified in
- * cold, and cold partitions past retention.coldDays. The result is a RetentionReport; problems are
+ * cold, and cold partitions past retention.coldDays, and prunes the brain's own history past
+ * retention.brainHistoryDays. The result is a RetentionReport; problems are
  * failures, and partitions held past retention because cold lacks rows (`mprism repair` copies them).
  */
 export function createRetentionAction(deps: BrainDeps): ActionRunner {
@@ -38,6 +40,7 @@ export function createRetentionAction(deps: BrainDeps): ActionRunner {
       onDropped: (d) => dropped.inc({ server: d.server, table: d.table }),
     });
     for (const d of report.dropped.filter((x) => x.done)) ctx.log.info({ server: d.server, table: d.table, partition: d.partition, rows: d.rows }, 'retention dropped a partition');
-    return { result: report, problems: retentionProblems(report) };
+    const pruned = report.dryRun ? null : await new BrainStore(deps.pool).pruneHistory(ctx.config.retention.brainHistoryDays);
+    return { result: { ...report, brainHistoryPruned: pruned }, problems: retentionProblems(report) };
   };
 }

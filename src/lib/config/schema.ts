@@ -267,6 +267,8 @@ export const configSchema = z.strictObject({
     coldDays: z.number().int().min(1).nullable(),
     /** JetStream streams' max age, hours (applied to the streams at start). */
     jetstreamMaxAgeHours: z.number().positive(),
+    /** Days the brain keeps finished task runs and the delivery attempts of resolved alerts (PostgreSQL). */
+    brainHistoryDays: z.number().int().min(1),
   }),
   registry: z.strictObject({
     heartbeatIntervalMs: z.number().int().positive(),
