@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import pino from 'pino';
 import { ensureBrainSchema } from '../../src/lib/brain/schema.js';
-import { BrainLease, claimFence, readLeader } from '../../src/lib/brain/lease.js';
+import { BrainLease, claimFence, readLeader, recordedFence } from '../../src/lib/brain/lease.js';
 import { postgresUrl, redisUrl } from '../../src/lib/infra/endpoints.js';
 import { ensurePostgresDatabase } from '../../src/lib/infra/probe.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -88,11 +88,35 @@ describe('brain lease (real Redis)', () => {
     }
   });
 
+  it('after Redis lost its data (a restart without persistence), a new token is still above the newest PostgreSQL recorded', async () => {
+    await ensurePostgresDatabase(infra.config);
+    const pool = new pg.Pool({ connectionString: postgresUrl(infra.config) });
+    const redis = new Redis(redisUrl(infra.config));
+    try {
+      await ensureBrainSchema(pool);
+      expect(await claimFence(pool, 40, 'brain-x')).toBe(true);
+      await redis.flushall(); // the fence counter starts again from 0
+      const events: number[] = [];
+      const l = new BrainLease(redis, { brainId: 'brain-y', ttlMs: 600, log, fenceFloor: () => recordedFence(pool) }, { onAcquired: (f) => events.push(f), onLost: () => undefined });
+      l.start();
+      await until('y leads', () => l.isLeader());
+      expect(l.fence()).toBe(41);
+      expect(await claimFence(pool, l.fence()!, 'brain-y')).toBe(true);
+      await l.stop();
+      // Without the floor it would have been token 1, refused: no brain could have run anything.
+      expect(await claimFence(pool, 1, 'brain-z')).toBe(false);
+    } finally {
+      redis.disconnect();
+      await pool.end();
+    }
+  });
+
   it('claimFence refuses a token older than one already acted under', async () => {
     await ensurePostgresDatabase(infra.config);
     const pool = new pg.Pool({ connectionString: postgresUrl(infra.config) });
     try {
       await ensureBrainSchema(pool);
+      await pool.query('DELETE FROM brain_fence');
       expect(await claimFence(pool, 5, 'brain-a')).toBe(true);
       expect(await claimFence(pool, 5, 'brain-a')).toBe(true);
       expect(await claimFence(pool, 7, 'brain-b')).toBe(true);

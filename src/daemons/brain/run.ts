@@ -9,7 +9,7 @@ import { baseRoutes, startBrainApi, type BrainApiServer, type Route } from '../.
 import { BrainStore } from '../../lib/brain/history.js';
 import { integrityOutcome, repairOutcome } from '../../lib/brain/integrity-job.js';
 import { createBrainMetrics } from '../../lib/brain/jobs.js';
-import { BrainLease, claimFence } from '../../lib/brain/lease.js';
+import { BrainLease, claimFence, recordedFence } from '../../lib/brain/lease.js';
 import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
 import { createAlerting, type Alerting } from '../../lib/brain/alerts/index.js';
 import { AlertStore } from '../../lib/brain/alerts/store.js';
@@ -117,7 +117,12 @@ export const createBrain =
 
       const onAcquired = async (fence: number) => {
         // Recorded first: from here on a brain with an older token cannot start a run.
-        if (!(await claimFence(pool, fence, brainId))) return;
+        if (!(await claimFence(pool, fence, brainId))) {
+          // Only a newer leader can have recorded a larger token: let it lead.
+          log.error({ fence }, 'took the lease under a token older than one already recorded; handing the lease back');
+          await lease?.release();
+          return;
+        }
         const abandoned = await store.abandonUnfinishedRuns(fence);
         if (abandoned > 0) log.warn({ abandoned }, 'closed runs left open by a brain that led before');
         if (await historyInitPending(store.progress, config)) {
@@ -128,7 +133,7 @@ export const createBrain =
       };
       lease = new BrainLease(
         redis,
-        { brainId, ttlMs: config.brain.lease.ttlSeconds * 1000, log },
+        { brainId, ttlMs: config.brain.lease.ttlSeconds * 1000, log, fenceFloor: () => recordedFence(pool) },
         {
           onAcquired: (fence) => {
             leadershipWork = leadershipWork

@@ -8,10 +8,17 @@ export const LEASE_KEY = 'mprism:brain:leader';
 /** Only ever incremented: each new leadership gets a larger token than every one before it. */
 export const FENCE_KEY = 'mprism:brain:fence';
 
-// Take the lease only when nobody holds it, with a fresh fencing token, in one step.
+// Take the lease only when nobody holds it, with a fresh fencing token, in one step. The token is
+// above ARGV[3], the newest one work was done under (PostgreSQL): a Redis that restarted without
+// its data would count from 0 again, under the tokens PostgreSQL refuses, and no brain could work.
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local fence = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[3])
+if fence <= floor then
+  fence = floor + 1
+  redis.call('SET', KEYS[2], fence)
+end
 redis.call('SET', KEYS[1], fence .. ' ' .. ARGV[1], 'PX', ARGV[2])
 return fence`;
 // Extend it only while it is still ours: an expired lease another brain took is not taken back.
@@ -45,6 +52,8 @@ export interface LeaseOptions {
   brainId: string;
   ttlMs: number;
   log: Logger;
+  /** The newest token work was done under (see fenceFloor); a new token is always above it. */
+  fenceFloor?: () => Promise<number>;
   /** Injectable clock for tests. */
   now?: () => number;
 }
@@ -93,6 +102,13 @@ export class BrainLease {
     return this.currentFence;
   }
 
+  /** Hands the lease back now, staying a standby that may take it again. */
+  async release(): Promise<void> {
+    const held = this.value;
+    this.lose('handed back', true);
+    if (held !== null) await this.redis.eval(RELEASE, 1, LEASE_KEY, held).catch(() => undefined);
+  }
+
   /** Stops trying, and hands the lease back at once when held so a standby need not wait out the ttl. */
   async stop(): Promise<void> {
     this.stopped = true;
@@ -107,8 +123,15 @@ export class BrainLease {
     const started = this.now();
     try {
       if (this.value === null) {
-        const fence = await this.redis.eval(ACQUIRE, 2, LEASE_KEY, FENCE_KEY, this.opts.brainId, String(this.opts.ttlMs));
-        if (fence === null || this.stopped) return;
+        if ((await this.redis.exists(LEASE_KEY)) === 1) return;
+        const floor = (await this.opts.fenceFloor?.()) ?? 0;
+        const fence = await this.redis.eval(ACQUIRE, 2, LEASE_KEY, FENCE_KEY, this.opts.brainId, String(this.opts.ttlMs), String(floor));
+        if (fence === null) return;
+        if (this.stopped) {
+          // stop() ran meanwhile and found nothing to hand back: hand this back now.
+          await this.redis.eval(RELEASE, 1, LEASE_KEY, `${String(fence)} ${this.opts.brainId}`).catch(() => undefined);
+          return;
+        }
         this.value = `${String(fence)} ${this.opts.brainId}`;
         this.currentFence = Number(fence);
         this.extend(started);
@@ -156,4 +179,10 @@ export async function claimFence(pool: pg.Pool, fence: number, brainId: string):
     [fence, brainId],
   );
   return (res.rowCount ?? 0) === 1;
+}
+
+/** The newest token work was done under, from PostgreSQL (0 before any). */
+export async function recordedFence(pool: pg.Pool): Promise<number> {
+  const res = await pool.query<{ fence: string }>('SELECT fence FROM brain_fence WHERE id = 1');
+  return res.rows[0] === undefined ? 0 : Number(res.rows[0].fence);
 }
