@@ -67,6 +67,9 @@ describe('brain API routing and auth', () => {
     const notJson = await request('POST', '/api/v1/tasks', { token: TOKEN, body: '{nope' });
     expect(notJson.status).toBe(400);
     expect(JSON.parse(notJson.body).field).toBe('body');
+    // A broken percent-escape is the client's mistake: 400, not a URIError that would end the process.
+    const badEscape = await request('GET', '/api/v1/tasks/%ZZ');
+    expect([badEscape.status, JSON.parse(badEscape.body).field]).toEqual([400, 'path']);
   });
 
   it('names the bad field: id, limit', async () => {

@@ -88,9 +88,16 @@ export interface RawRequest {
  * or id, 405 a method the path does not take, 409 conflict, 503 when a source fails.
  */
 export async function handleBrainRequest(raw: RawRequest, routes: readonly Route[], token: string): Promise<ApiResponse> {
-  const url = new URL(raw.url, 'http://brain.invalid');
   const method = (raw.method === 'HEAD' ? 'GET' : raw.method) as HttpMethod;
-  const onPath = routes.map((r) => ({ route: r, params: matchPath(r.path, url.pathname) })).filter((m) => m.params !== null);
+  let url: URL;
+  let onPath: { route: Route; params: Record<string, string> | null }[];
+  try {
+    url = new URL(raw.url, 'http://brain.invalid');
+    onPath = routes.map((r) => ({ route: r, params: matchPath(r.path, url.pathname) })).filter((m) => m.params !== null);
+  } catch {
+    // A malformed URL or percent-escape (`/api/v1/tasks/%ZZ`) is the client's mistake, never a crash.
+    return json(400, { error: `malformed request path ${JSON.stringify(raw.url.slice(0, 200))}`, field: 'path' });
+  }
   if (onPath.length === 0) return json(404, { error: `no route ${url.pathname}` });
   const match = onPath.find((m) => m.route.method === method);
   if (match === undefined) {
@@ -168,7 +175,11 @@ export function startBrainApi(host: string, port: number, routes: () => readonly
           : await handleBrainRequest({ method: req.method ?? 'GET', url: req.url ?? '/', authorization: req.headers.authorization, body }, routes(), token);
       res.writeHead(r.status, { 'content-type': r.contentType, 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : r.body);
-    })();
+    })().catch((err: unknown) => {
+      // Whatever one request hits must not take the brain down (an unhandled rejection would).
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: `internal error: ${errorMessage(err)}` }));
+    });
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
