@@ -89,4 +89,12 @@ describe('loadConfig', () => {
     writeFileSync(file, 'collector:\n  venues:\n    okx_derivatives:\n      symbols: [ETH-USDC-SWAP]\n');
     expect(loadConfig({ env: { MPRISM_HOME: home }, file }).collector.venues.okx_derivatives.symbols).toEqual(['ETH-USDC-SWAP']);
   });
+
+  it('refuses a cold that keeps less than hot, and duplicate task names, naming the key', () => {
+    const file = join(home, 'retention.yaml');
+    writeFileSync(file, 'retention:\n  hotDays: 7\n  coldDays: 3\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(`${file}: retention.coldDays: must be at least hotDays (7), or null to keep everything`);
+    writeFileSync(file, 'brain:\n  tasks:\n    - { name: a, cron: "* * * * *", action: health }\n    - { name: a, cron: "* * * * *", action: repair }\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(`${file}: brain.tasks.1.name: duplicate task name a`);
+  });
 });

@@ -269,6 +269,11 @@ export const configSchema = z.strictObject({
     jetstreamMaxAgeHours: z.number().positive(),
     /** Days the brain keeps finished task runs and the delivery attempts of resolved alerts (PostgreSQL). */
     brainHistoryDays: z.number().int().min(1),
+  }).superRefine((r, ctx) => {
+    // Hot drops only what cold holds; a cold that keeps less would leave hot the only copy to drop.
+    if (r.coldDays !== null && r.coldDays < r.hotDays) {
+      ctx.addIssue({ code: 'custom', path: ['coldDays'], message: `must be at least hotDays (${r.hotDays}), or null to keep everything` });
+    }
   }),
   registry: z.strictObject({
     heartbeatIntervalMs: z.number().int().positive(),
