@@ -386,11 +386,21 @@ describe('alerts that reach someone', () => {
       await rule({ name: 'integrity', kind: 'integrity_problems', severity: 'warning' });
       // Runs as the scheduler records them: two failures in a row of `repair`, one of `backfill`, and
       // an integrity run whose only problems besides an open hole (hole-unrepaired's) is a short window.
+      const taskId = async (name: string, action = name): Promise<number> =>
+        Number(
+          (
+            await pool.query<{ id: string }>(
+              `INSERT INTO tasks (name, cron, action) VALUES ($1, '0 * * * *', $2) ON CONFLICT (name) DO UPDATE SET enabled = true RETURNING id`,
+              [name, action],
+            )
+          ).rows[0]!.id,
+        );
       const runs = async (values: [string, boolean, string | null, unknown][]) => {
         for (const [task, ok, error, result] of values) {
+          const action = task.replace(/^nightly-/, '');
           await pool.query(
-            `INSERT INTO job_runs (job, task_name, started_at, finished_at, ok, error, result) VALUES ($1, $1, now(), clock_timestamp(), $2, $3, $4::jsonb)`,
-            [task, ok, error, JSON.stringify(result)],
+            `INSERT INTO job_runs (job, task_id, task_name, started_at, finished_at, ok, error, result) VALUES ($1, $2, $3, now(), clock_timestamp(), $4, $5, $6::jsonb)`,
+            [action, await taskId(task, action), task, ok, error, JSON.stringify(result)],
           );
         }
       };
@@ -408,6 +418,19 @@ describe('alerts that reach someone', () => {
       await rule({ name: 'infra-down', enabled: false });
       expect((await evaluate(alerting)).resolved.sort()).toEqual(['infra-down:clickhouse-cold', 'infra-down:redis', 'integrity:integrity', 'job-failing:repair']);
       expect((await evaluate(alerting)).open).toBe(0);
+
+      // Only tasks that exist and are enabled fail: deleting or disabling a failing task resolves its
+      // alert, and runs recorded before tasks were rows (no task_id) never count.
+      await runs([['nightly-repair', false, 'ClickHouse down', null], ['nightly-repair', false, 'ClickHouse down', null], ['retention', false, 'disk', null], ['retention', false, 'disk', null]]);
+      for (let i = 0; i < 2; i++) {
+        await pool.query(`INSERT INTO job_runs (job, task_name, started_at, finished_at, ok, error) VALUES ('integrity', NULL, now(), clock_timestamp(), false, 'legacy failure')`);
+      }
+      expect((await evaluate(alerting)).opened.sort()).toEqual(['job-failing:nightly-repair', 'job-failing:retention']);
+      await pool.query(`DELETE FROM tasks WHERE name = 'nightly-repair'`);
+      await pool.query(`UPDATE tasks SET enabled = false WHERE name = 'retention'`);
+      expect((await evaluate(alerting)).resolved.sort()).toEqual(['job-failing:nightly-repair', 'job-failing:retention']);
+      expect((await evaluate(alerting)).open).toBe(0);
+      await pool.query(`DELETE FROM tasks WHERE name = 'retention'`);
     });
 
     it('an open hole older than the threshold opens an alert, a young one does not, its repair resolves it', async () => {
@@ -436,6 +459,57 @@ describe('alerts that reach someone', () => {
         await hot.close();
       }
     });
+
+    it('a brain that loses the lease stops delivering; the next leader delivers once; leading again it sends what that one left', async () => {
+      // One receiver per brain, so each event is known by the brain that sent it.
+      const receiverB = new Receiver();
+      await receiverB.start();
+      const receiverA = receiver;
+      const withHook = (port: number): BrainDeps => ({
+        ...deps(),
+        config: { ...config, brain: { ...config.brain, alerts: { ...config.brain.alerts, webhookUrl: `http://127.0.0.1:${port}/hook` } } },
+      });
+      const a = createAlerting(withHook(receiverA.port), { retry: FAST_RETRY });
+      const b = createAlerting(withHook(receiverB.port), { retry: FAST_RETRY });
+      try {
+        receiverA.always = 500;
+        await setDiskThreshold(0);
+        expect((await evaluate(a)).opened).toEqual([`disk:${config.home}`]);
+        const alert = await diskAlert();
+        await waitFor(() => receiverA.of(alert.id).length > 0, 10_000, 20, "A's first attempt");
+        await a.onLeadershipLost();
+        const sentByA = receiverA.of(alert.id).length;
+        receiverA.always = null;
+
+        // B leads: it takes up the event A left undelivered, and A sends nothing more.
+        await evaluate(b);
+        await waitFor(() => receiverB.of(alert.id).length > 0, 10_000, 20, "B's delivery");
+        await new Promise((r) => setTimeout(r, 3000)); // longer than A's retries would wait (0.3 + 0.6 + 1.2 s)
+        expect(receiverA.of(alert.id)).toHaveLength(sentByA);
+        expect(receiverB.of(alert.id).map((e) => e.event)).toEqual(['opened']);
+        expect((await deliveries(alert.id)).filter((d) => d.channel === 'webhook' && d.ok)).toHaveLength(1);
+
+        // B resolves it but cannot deliver, then loses the lease; A leads again and sends the resolution.
+        receiverB.always = 500;
+        await setDiskThreshold(100);
+        expect((await evaluate(b)).resolved).toEqual([`disk:${config.home}`]);
+        await waitFor(() => receiverB.of(alert.id).some((e) => e.event === 'resolved'), 10_000, 20, "B's failed resolution");
+        await b.onLeadershipLost();
+        const sentByB = receiverB.of(alert.id).length;
+        await evaluate(a);
+        await waitFor(() => receiverA.of(alert.id).some((e) => e.event === 'resolved'), 10_000, 20, 'the resolution sent by A leading again');
+        await new Promise((r) => setTimeout(r, 2000));
+        expect(receiverB.of(alert.id)).toHaveLength(sentByB);
+        expect(receiverA.of(alert.id).slice(sentByA).map((e) => e.event)).toEqual(['resolved']);
+        const resolvedOk = (await deliveries(alert.id)).filter((d) => d.channel === 'webhook' && d.event === 'resolved' && d.ok);
+        expect(resolvedOk).toHaveLength(1);
+      } finally {
+        receiverA.always = null;
+        await a.close();
+        await b.close();
+        await receiverB.close();
+      }
+    }, 60_000);
 
     it('the CLI client lists and acknowledges; an unknown id is a usage error, a brain not answering unreachable', async () => {
       await setDiskThreshold(0);

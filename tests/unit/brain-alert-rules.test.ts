@@ -182,13 +182,39 @@ describe('the other judges', () => {
       failingSince: new Map(),
     };
     const first = judgeDaemons(base, 60);
-    expect(first.firing.map((f) => f.subject)).toEqual(['storage', 'replication']);
-    expect(first.failingSince).toEqual(new Map([['collector', NOW]]));
+    expect(first.firing.map((f) => f.subject)).toEqual(['storage']);
+    expect(first.failingSince).toEqual(new Map([['replication', NOW], ['collector', NOW]]));
     const later = judgeDaemons({ ...base, now: NOW + 61_000, failingSince: first.failingSince }, 60);
-    expect(later.firing.map((f) => f.message)).toContain('collector /health not answering (ECONNREFUSED) for 61 s (limit 60 s)');
+    expect(later.firing.map((f) => f.message)).toEqual([
+      'storage errored (gave up restarting): exited 5 times',
+      'replication restarting for 61 s (limit 60 s, 2 restarts)',
+      'collector /health not answering (ECONNREFUSED) for 61 s (limit 60 s)',
+    ]);
     const healthy = judgeDaemons({ ...base, daemons: [base.daemons[2]!], health: new Map([['collector', { status: 200, error: null }]]), failingSince: first.failingSince }, 60);
     expect(healthy).toEqual({ firing: [], failingSince: new Map() });
     expect(judgeDaemons({ ...base, supervisor: { state: 'dead', detail: "died without 'mprism stop'" }, daemons: [] }, 60).firing.map((f) => f.subject)).toEqual(['supervisor']);
+  });
+
+  it('daemons: a restart while starting is within the threshold; a restart loop past it fires, its memory kept through starting again', () => {
+    const restarting = (state: 'backoff' | 'starting' | 'running', restarts: number): DaemonFacts['daemons'][number] => ({ name: 'storage', state, wanted: true, detail: 'exited with code 1', restarts });
+    const at = (now: number, daemons: DaemonFacts['daemons'], failingSince: ReadonlyMap<string, number>) =>
+      judgeDaemons({ supervisor: { state: 'running', detail: null }, daemons, health: new Map(), now, failingSince }, 60);
+    const once = at(NOW, [restarting('backoff', 1)], new Map());
+    expect(once.firing).toEqual([]);
+    const again = at(NOW + 30_000, [restarting('starting', 1)], once.failingSince);
+    expect(again).toEqual({ firing: [], failingSince: new Map([['storage', NOW]]) });
+    const loop = at(NOW + 61_000, [restarting('backoff', 4)], again.failingSince);
+    expect(loop.firing).toEqual([
+      {
+        subject: 'storage',
+        message: 'storage restarting for 61 s (limit 60 s, 4 restarts): exited with code 1',
+        details: { daemon: 'storage', state: 'backoff', restarts: 4, detail: 'exited with code 1', failingSince: new Date(NOW).toISOString() },
+      },
+    ]);
+    // Up again (its /health unchecked or fine): the loop is over, the next restart starts counting afresh.
+    const up = at(NOW + 70_000, [restarting('running', 4)], loop.failingSince);
+    expect(up.failingSince.size).toBe(0);
+    expect(at(NOW + 80_000, [restarting('backoff', 5)], up.failingSince).firing).toEqual([]);
   });
 
   it('infra: every server not answering', () => {

@@ -140,7 +140,11 @@ export const createBrain =
               .then(() => onAcquired(fence))
               .catch((err: unknown) => log.error({ err: errorMessage(err) }, 'cannot take up leadership duties'));
           },
-          onLost: (reason) => sched.abortRuns(`lost the brain lease: ${reason}`),
+          onLost: (reason) => {
+            sched.abortRuns(`lost the brain lease: ${reason}`);
+            // The new leader delivers what is pending; leading again starts afresh.
+            void alerting?.onLeadershipLost().catch((err: unknown) => log.error({ err: errorMessage(err) }, 'cannot stop alert delivery'));
+          },
         },
       );
       const leading = () => lease?.isLeader() ?? false;

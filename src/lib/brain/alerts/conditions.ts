@@ -48,8 +48,17 @@ async function daemonHealthBody(name: string, port: number): Promise<unknown> {
 export class ConditionGatherer {
   private silentSince = new Map<string, number>();
   private failingSince = new Map<string, number>();
+  /** Bumped by forget(), so an evaluation still running then does not write its memory back. */
+  private epoch = 0;
 
   constructor(private readonly deps: { config: Config; pool: pg.Pool }) {}
+
+  /** Drops what was remembered between evaluations: after a gap (leadership lost) it says nothing about now. */
+  forget(): void {
+    this.epoch++;
+    this.silentSince = new Map();
+    this.failingSince = new Map();
+  }
 
   /** One finding per enabled rule. */
   async gather(rules: readonly AlertRule[], now = Date.now()): Promise<Map<string, RuleFinding>> {
@@ -83,12 +92,13 @@ export class ConditionGatherer {
   /** Reads the facts of one kind; returns its judgement as a function of the rule's threshold. */
   private async factsOf(kind: AlertRuleKind, now: number, rulesOfKind: readonly AlertRule[]): Promise<(threshold: number | null) => Firing[]> {
     const { config } = this.deps;
+    const epoch = this.epoch;
     switch (kind) {
       case 'stream_stale': {
         const streams = await this.collectorStreams();
         return (threshold) => {
           const judged = judgeStaleStreams({ streams, thresholdSeconds: threshold ?? 0, now, graceSeconds: config.collector.startupGraceSeconds, silentSince: this.silentSince });
-          this.silentSince = judged.silentSince;
+          if (epoch === this.epoch) this.silentSince = judged.silentSince;
           return judged.firing;
         };
       }
@@ -117,7 +127,7 @@ export class ConditionGatherer {
         const daemonFacts = await this.daemonFacts(now);
         return (threshold) => {
           const judged = judgeDaemons({ ...daemonFacts, failingSince: this.failingSince }, threshold ?? 0);
-          this.failingSince = judged.failingSince;
+          if (epoch === this.epoch) this.failingSince = judged.failingSince;
           return judged.firing;
         };
       }
@@ -144,17 +154,19 @@ export class ConditionGatherer {
   }
 
   /**
-   * The newest `perTask` finished runs of each task (runs from before tasks were rows count under
-   * their action's name), but a disabled task's: it is not failing, it is off.
+   * The newest `perTask` finished runs of each task that exists and is enabled: a deleted task's runs
+   * (task_id set null) and runs from before tasks were rows have nothing left to fail, a disabled
+   * task is off, not failing.
    */
   private async recentRunsByTask(perTask: number): Promise<Map<string, TaskRunFact[]>> {
     const res = await this.deps.pool.query<{ task: string; id: string; ok: boolean | null; error: string | null; finished_at: Date }>(
       `SELECT task, id, ok, error, finished_at FROM (
-         SELECT coalesce(r.task_name, r.job) AS task, r.id, r.ok, r.error, r.finished_at,
-                row_number() OVER (PARTITION BY coalesce(r.task_name, r.job) ORDER BY r.finished_at DESC, r.id DESC) AS n
-           FROM job_runs r WHERE r.finished_at IS NOT NULL
+         SELECT t.name AS task, r.id, r.ok, r.error, r.finished_at,
+                row_number() OVER (PARTITION BY r.task_id ORDER BY r.finished_at DESC, r.id DESC) AS n
+           FROM job_runs r JOIN tasks t ON t.id = r.task_id
+          WHERE r.finished_at IS NOT NULL AND t.enabled
        ) recent
-       WHERE n <= $1 AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.name = recent.task AND NOT t.enabled)
+       WHERE n <= $1
        ORDER BY task, n`,
       [perTask],
     );

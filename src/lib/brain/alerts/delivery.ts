@@ -157,7 +157,8 @@ export class AlertDelivery {
     try {
       for (let attempt = spent + 1; attempt <= maxAttempts && !signal.aborted; attempt++) {
         const alert = await store.alert(alertId);
-        if (alert === null) return;
+        // Stopped while reading: the next leader delivers it (recover), not us.
+        if (alert === null || signal.aborted) return;
         if (event === 'opened' && alert.ackedAt !== null) {
           log.info({ alertId, channel }, 'alert acknowledged: its opened event is not delivered any more');
           return;

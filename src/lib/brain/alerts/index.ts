@@ -1,4 +1,5 @@
 import type { BackoffPolicy } from '../../backoff.js';
+import { MprismError } from '../../errors.js';
 import type { ActionRunner, BrainDeps, JobOutcome } from '../actions.js';
 import type { Route } from '../api.js';
 import { ConditionGatherer } from './conditions.js';
@@ -14,6 +15,12 @@ export { eventBody, eventSubject, type AlertEventBody } from './delivery.js';
 export interface Alerting {
   healthAction: ActionRunner;
   routes: Route[];
+  /**
+   * The brain lost its lease: stops and drops the delivery worker (the new leader re-queues what is
+   * pending, so it must not be sent twice) and forgets since-when timers. Leading again starts a fresh
+   * worker that recovers what the brain leading in between left undelivered.
+   */
+  onLeadershipLost(): Promise<void>;
   /** Stops the delivery worker (attempts in flight end within brain.alerts.webhookTimeoutMs). */
   close(): Promise<void>;
 }
@@ -76,8 +83,18 @@ export function createAlerting(deps: BrainDeps, options: AlertingOptions = {}): 
     }));
 
   let delivery: AlertDelivery | null = null;
+  /** A worker being stopped: the next one waits for it, so an attempt in flight is recorded before recover() reads. */
+  let stopping: Promise<void> = Promise.resolve();
   let closed = false;
+  const stopDelivery = (): Promise<void> => {
+    const d = delivery;
+    delivery = null;
+    if (d !== null) stopping = Promise.all([stopping, d.close()]).then(() => undefined);
+    return stopping;
+  };
   const startDelivery = async (): Promise<AlertDelivery> => {
+    if (delivery !== null) return delivery;
+    await stopping;
     if (delivery !== null) return delivery;
     const started = new AlertDelivery({ store, config, log: alog, metrics, retry: options.retry });
     delivery = started;
@@ -93,6 +110,8 @@ export function createAlerting(deps: BrainDeps, options: AlertingOptions = {}): 
   const healthAction: ActionRunner = async (ctx): Promise<JobOutcome> => {
     if (closed) throw new Error('alerting is closed');
     await ready();
+    // Aborted runs (leadership lost) must not start a worker the lost leadership just stopped.
+    if (ctx.signal.aborted) throw new MprismError('health run stopped before evaluating');
     const queue = await startDelivery();
     const rules = await store.rules();
     const findings = await gatherer.gather(rules);
@@ -135,11 +154,13 @@ export function createAlerting(deps: BrainDeps, options: AlertingOptions = {}): 
   return {
     healthAction,
     routes: alertRoutes(store, ready),
+    onLeadershipLost: async () => {
+      gatherer.forget();
+      await stopDelivery();
+    },
     close: async () => {
       closed = true;
-      const d = delivery;
-      delivery = null;
-      await d?.close();
+      await stopDelivery();
     },
   };
 }

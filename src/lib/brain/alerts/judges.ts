@@ -169,9 +169,10 @@ export interface DaemonFacts {
 }
 
 /**
- * A daemon errored or restarting (backoff) under the supervisor, or wanted and running but with a
- * /health failing for longer than the threshold; the supervisor itself when it is gone while the
- * platform should run. Daemons stopped on purpose are not watched.
+ * A daemon errored (the supervisor gave up) at once; a daemon restarting (backoff), or wanted and
+ * running with a /health failing, for longer than the threshold (one restart while starting is not
+ * an emergency); the supervisor itself when it is gone while the platform should run. Daemons
+ * stopped on purpose are not watched.
  */
 export function judgeDaemons(facts: DaemonFacts, thresholdSeconds: number): { firing: Firing[]; failingSince: Map<string, number> } {
   const firing: Firing[] = [];
@@ -184,29 +185,44 @@ export function judgeDaemons(facts: DaemonFacts, thresholdSeconds: number): { fi
       details: { daemon: 'supervisor', state, detail },
     });
   }
+  /** Since when `name` has been failing (kept while it goes on failing); whether that is past the threshold. */
+  const failing = (name: string) => {
+    const since = facts.failingSince.get(name) ?? facts.now;
+    failingSince.set(name, since);
+    const seconds = (facts.now - since) / 1000;
+    return { since, seconds, past: seconds > thresholdSeconds };
+  };
   for (const d of facts.daemons) {
     if (!d.wanted) continue;
-    if (d.state === 'errored' || d.state === 'backoff') {
-      const what = d.state === 'errored' ? 'errored (gave up restarting)' : 'restarting';
+    if (d.state === 'errored') {
       firing.push({
         subject: d.name,
-        message: `${d.name} ${what}${d.detail ? `: ${d.detail}` : ''}`,
+        message: `${d.name} errored (gave up restarting)${d.detail ? `: ${d.detail}` : ''}`,
         details: { daemon: d.name, state: d.state, restarts: d.restarts, detail: d.detail },
+      });
+      continue;
+    }
+    // Starting again after a crash is part of the same restart loop: its memory carries through.
+    if (d.state === 'backoff' || (d.state === 'starting' && d.restarts > 0)) {
+      const f = failing(d.name);
+      if (!f.past) continue;
+      firing.push({
+        subject: d.name,
+        message: `${d.name} restarting for ${round(f.seconds)} s (limit ${thresholdSeconds} s, ${d.restarts} restarts)${d.detail ? `: ${d.detail}` : ''}`,
+        details: { daemon: d.name, state: d.state, restarts: d.restarts, detail: d.detail, failingSince: new Date(f.since).toISOString() },
       });
       continue;
     }
     const h = facts.health.get(d.name);
     if (h === undefined || d.state !== 'running') continue;
     if (h.status === 200) continue;
-    const since = facts.failingSince.get(d.name) ?? facts.now;
-    failingSince.set(d.name, since);
-    const failingFor = (facts.now - since) / 1000;
-    if (failingFor <= thresholdSeconds) continue;
+    const f = failing(d.name);
+    if (!f.past) continue;
     const why = h.status === null ? `not answering${h.error ? ` (${h.error})` : ''}` : `answering HTTP ${h.status}`;
     firing.push({
       subject: d.name,
-      message: `${d.name} /health ${why} for ${round(failingFor)} s (limit ${thresholdSeconds} s)`,
-      details: { daemon: d.name, state: d.state, httpStatus: h.status, failingSince: new Date(since).toISOString(), error: h.error },
+      message: `${d.name} /health ${why} for ${round(f.seconds)} s (limit ${thresholdSeconds} s)`,
+      details: { daemon: d.name, state: d.state, httpStatus: h.status, failingSince: new Date(f.since).toISOString(), error: h.error },
     });
   }
   return { firing, failingSince };
