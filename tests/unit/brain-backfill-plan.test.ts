@@ -19,7 +19,9 @@ import {
   windowEnd,
   type ItemState,
 } from '../../src/lib/brain/backfill-plan.js';
+import { keepInitializingHistory, type HistoryInitDriver } from '../../src/lib/brain/history-init.js';
 import { loadConfig } from '../../src/lib/config/load.js';
+import pino from 'pino';
 
 const home = mkdtempSync(join(tmpdir(), 'mprism-plan-'));
 afterAll(() => rmSync(home, { recursive: true, force: true }));
@@ -155,5 +157,86 @@ describe('backfill ranges and cursors', () => {
     expect(stageState(['done', 'left'])).toBe('partial');
     expect(itemStatus(null)).toBe('pending');
     expect(itemStatus({ ...EMPTY_ITEM, left: true, fill: { fromMs: 0, toMs: 1, cursor: 0, next: null } })).toBe('left');
+  });
+});
+
+describe('history initialization retries', () => {
+  const log = pino({ level: 'silent' });
+  const retry = { initialMs: 20, maxMs: 80 };
+
+  /** Attempts with the results given, in order; pending until `completeAfter` attempts ran. */
+  function driver(results: Awaited<ReturnType<HistoryInitDriver['attempt']>>[], completeAfter: number, extra: Partial<HistoryInitDriver> = {}) {
+    const startedAt: number[] = [];
+    const d: HistoryInitDriver = {
+      pending: async () => startedAt.length < completeAfter,
+      attempt: async () => {
+        startedAt.push(Date.now());
+        return results[startedAt.length - 1] ?? 'ok';
+      },
+      leading: () => true,
+      signal: new AbortController().signal,
+      log,
+      retry,
+      pollMs: 5,
+      ...extra,
+    };
+    return { d, startedAt };
+  }
+
+  it('runs the initialization again, with growing waits, until it completes', async () => {
+    // Failed outright (NATS not ready), refused by the lock (a clean no-op), failed again, then done.
+    const { d, startedAt } = driver(['error', 'ok', 'failed', 'ok'], 4);
+    expect(await keepInitializingHistory(d)).toBe('complete');
+    expect(startedAt).toHaveLength(4);
+    const waits = startedAt.slice(1).map((t, i) => t - startedAt[i]!);
+    expect(waits[0]).toBeGreaterThanOrEqual(19);
+    expect(waits[1]).toBeGreaterThanOrEqual(39);
+    expect(waits[2]).toBeGreaterThanOrEqual(79);
+  });
+
+  it('does nothing when nothing is pending, and one run when the first completes it', async () => {
+    const none = driver([], 0);
+    expect(await keepInitializingHistory(none.d)).toBe('complete');
+    expect(none.startedAt).toHaveLength(0);
+    const once = driver(['ok'], 1);
+    expect(await keepInitializingHistory(once.d)).toBe('complete');
+    expect(once.startedAt).toHaveLength(1);
+  });
+
+  it('stops retrying when leadership is lost during a wait', async () => {
+    let leading = true;
+    const { d, startedAt } = driver(['error'], 99, { retry: { initialMs: 60_000, maxMs: 60_000 }, leading: () => leading });
+    setTimeout(() => (leading = false), 50);
+    const began = Date.now();
+    expect(await keepInitializingHistory(d)).toBe('not-leading');
+    expect(startedAt).toHaveLength(1);
+    expect(Date.now() - began).toBeLessThan(5_000);
+  });
+
+  it('stops when the scheduler says this brain does not lead, and when the brain stops', async () => {
+    const refused = driver(['not-leader'], 99);
+    expect(await keepInitializingHistory(refused.d)).toBe('not-leading');
+    expect(refused.startedAt).toHaveLength(1);
+
+    const stop = new AbortController();
+    const stopping = driver(['error'], 99, { retry: { initialMs: 60_000, maxMs: 60_000 }, signal: stop.signal });
+    setTimeout(() => stop.abort(), 50);
+    const began = Date.now();
+    expect(await keepInitializingHistory(stopping.d)).toBe('stopped');
+    expect(stopping.startedAt).toHaveLength(1);
+    expect(Date.now() - began).toBeLessThan(5_000);
+  });
+
+  it('a failing pending check counts as pending (PostgreSQL down), not as done', async () => {
+    let checks = 0;
+    const { d, startedAt } = driver(['ok', 'ok'], 2, {
+      pending: async () => {
+        checks++;
+        if (checks === 1) throw new Error('connection refused');
+        return startedAt.length < 2;
+      },
+    });
+    expect(await keepInitializingHistory(d)).toBe('complete');
+    expect(startedAt).toHaveLength(2);
   });
 });

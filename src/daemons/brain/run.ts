@@ -13,7 +13,7 @@ import { BrainLease, claimFence, recordedFence } from '../../lib/brain/lease.js'
 import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
 import { createAlerting, type Alerting } from '../../lib/brain/alerts/index.js';
 import { AlertStore } from '../../lib/brain/alerts/store.js';
-import { createBackfillAction, historyInitPending, initRoutes } from '../../lib/brain/history-init.js';
+import { createBackfillAction, historyInitPending, initRoutes, keepInitializingHistory } from '../../lib/brain/history-init.js';
 import { createRetentionAction } from '../../lib/brain/retention-action.js';
 import { prepareBrainSchema } from '../../lib/brain/schema.js';
 import { TaskScheduler } from '../../lib/brain/task-scheduler.js';
@@ -125,11 +125,17 @@ export const createBrain =
         }
         const abandoned = await store.abandonUnfinishedRuns(fence);
         if (abandoned > 0) log.warn({ abandoned }, 'closed runs left open by a brain that led before');
-        if (await historyInitPending(store.progress, config)) {
-          log.info('history initialization pending: starting it in the background');
-          const started = await sched.runAction('backfill', 'init', {});
-          if (started.kind !== 'started') log.warn({ result: started.kind }, 'history initialization did not start');
-        }
+        // Retried with backoff until it completes, for as long as this lease term lasts.
+        await keepInitializingHistory({
+          pending: () => historyInitPending(store.progress, config),
+          attempt: async () => {
+            const started = await sched.runAction('backfill', 'init', {});
+            return started.kind === 'started' ? await started.done : started.kind;
+          },
+          leading: () => lease?.fence() === fence,
+          signal,
+          log,
+        });
       };
       lease = new BrainLease(
         redis,

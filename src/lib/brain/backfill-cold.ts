@@ -73,7 +73,9 @@ export async function copyBackfillToCold(
         continue;
       }
       const copy: ColdCopy = { table: spec.table, from: new Date(range.fromMs).toISOString(), to: new Date(end).toISOString(), copied: 0, verified: true };
-      for (let start = range.fromMs; start < end && !signal.aborted; start += DAY_MS) {
+      for (let start = range.fromMs; start < end; start += DAY_MS) {
+        // The brain may lose its lease meanwhile: stop between windows, never report a part as the whole.
+        if (signal.aborted) throw new MprismError(`stopped while copying backfilled history to cold (${spec.table} copied up to ${new Date(start).toISOString()})`);
         const r = await copyWindow(hot, cold, config, spec, { start, end: Math.min(end, start + DAY_MS) });
         copy.copied += r.copied;
         copy.verified &&= r.verified;

@@ -13,6 +13,8 @@ import { pollOptions } from '../exchanges/registry.js';
 import { joinUrl, type HistoryDataType, type HistoryQuery, type HistorySource } from '../exchanges/types.js';
 import type { Logger } from '../log.js';
 import type { ActionRunner, BrainDeps, ProgressStore } from './actions.js';
+import type { JobResult } from './jobs.js';
+import type { TriggerResult } from './task-scheduler.js';
 import { json, type Route } from './api.js';
 import {
   EMPTY_ITEM,
@@ -47,7 +49,8 @@ import {
  *   "stages": [ { "stage": "funding_rate", "state": "done" | "partial" | "running" | "pending",
  *                 "items": { "done": 4, "left": 0, "skipped": 0, "total": 4 }, "records": 40, "pages": 8,
  *                 "entries": [ ItemReport ] } ],
- *   "left": [ ItemReport ] }
+ *   "left": [ ItemReport ], "cold": { "tables": [ ColdCopy ], "error": null | string },
+ *   "note": null | "another backfill is running; this one did nothing" }
  * ItemReport: { "key", "venue", "dataType", "instrument", "status": "done" | "left" | "skipped" | "running" | "pending",
  *               "records", "pages" (this run), "tries", "error", "note" }
  */
@@ -88,6 +91,25 @@ export interface BackfillReport {
   left: ItemReport[];
   /** The history copied to cold by the run itself (see copyBackfillToCold); error: the copy failed, repair will do it. */
   cold: { tables: ColdCopy[]; error: string | null };
+  /** Why the run did nothing (another backfill held the lock); null for a run that ran. */
+  note: string | null;
+}
+
+/** The brain's backfill found another one running: that one covers the same items from the same cursors. */
+export const BACKFILL_BUSY_NOTE = 'another backfill is running; this one did nothing';
+
+function emptyReport(range: { fromMs: number; toMs: number }, note: string | null): BackfillReport {
+  return {
+    complete: false,
+    aborted: false,
+    range: { from: new Date(range.fromMs).toISOString(), to: new Date(range.toMs).toISOString() },
+    records: 0,
+    pages: 0,
+    stages: [],
+    left: [],
+    cold: { tables: [], error: null },
+    note,
+  };
 }
 
 /** What a progress display is told as the run goes. */
@@ -132,8 +154,10 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
   const range = runRange(now(), scope.sinceMs);
   const options = pollOptions(config);
   const windowMs = opts.windowMs ?? WINDOW_MS;
+  // Aborted on the first error of a worker, so the others stop before the run (and its lock) ends.
+  const failure = new AbortController();
   // One listener per item in flight and per publish: bounded by the stages' concurrency.
-  const { signal, release } = boundedSignal(opts.signal, 64);
+  const { signal, release } = boundedSignal(AbortSignal.any([opts.signal, failure.signal]), 64);
   const venues = new Map<Venue, VenueHistory>();
   const venueOf = (v: Venue) => {
     let h = venues.get(v);
@@ -143,16 +167,7 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
   };
   const nc = await connectNats(config, 'backfill');
   const publisher = new Publisher(nc, { metrics: new Registry(), component: 'backfill', signal });
-  const report: BackfillReport = {
-    complete: false,
-    aborted: false,
-    range: { from: new Date(range.fromMs).toISOString(), to: new Date(range.toMs).toISOString() },
-    records: 0,
-    pages: 0,
-    stages: [],
-    left: [],
-    cold: { tables: [], error: null },
-  };
+  const report = emptyReport(range, null);
 
   // One copy at a time: two copies of one window at once could both insert a key cold lacks.
   let coldCopies: Promise<unknown> = Promise.resolve();
@@ -250,6 +265,7 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
       }
       const entries: ItemReport[] = new Array<ItemReport>(stage.items.length);
       let nextIndex = 0;
+      let firstError: { err: unknown } | null = null;
       const worker = async () => {
         while (nextIndex < stage.items.length && !signal.aborted) {
           const i = nextIndex++;
@@ -257,13 +273,20 @@ export async function runBackfill(opts: BackfillOptions): Promise<BackfillReport
           try {
             entries[i] = await runItem(item);
           } catch (err) {
-            if (!(err instanceof BackfillAborted) && !signal.aborted) throw err;
+            if (!(err instanceof BackfillAborted) && !signal.aborted) {
+              // PostgreSQL or anything else unexpected: the other workers stop too, then the run fails.
+              firstError = { err };
+              failure.abort(err);
+              return;
+            }
             entries[i] = { ...blankReport(item), status: 'running' };
           }
           opts.onEvent?.({ kind: 'item', stage: stage.stage, item: entries[i] as ItemReport });
         }
       };
-      await Promise.all(Array.from({ length: Math.min(stage.concurrency, stage.items.length) }, worker));
+      // Every worker ends before the run does: none may fetch or publish once the lock is released.
+      await Promise.allSettled(Array.from({ length: Math.min(stage.concurrency, stage.items.length) }, worker));
+      if (firstError !== null) throw (firstError as { err: unknown }).err;
       const done = stage.items.map((item, i) => entries[i] ?? { ...blankReport(item), status: 'pending' as const });
       const count = (s: ItemStatus) => done.filter((e) => e.status === s).length;
       report.stages.push({
@@ -355,9 +378,8 @@ export async function withBackfillLock<T>(pool: pg.Pool, work: () => Promise<T>)
  * initialization. `simulate`: the platform runs against the simulator (the brain's ctx.simulate).
  */
 export function createBackfillAction(deps: BrainDeps, simulate = process.env.MPRISM_SIMULATE === '1'): ActionRunner {
-  const labelNames = ['venue', 'data_type'] as const;
-  const records = new Counter({ name: 'mprism_brain_backfill_records_total', help: 'History records published by backfills and the initialization', labelNames, registers: [deps.metrics] });
-  const left = new Counter({ name: 'mprism_brain_backfill_items_left_total', help: 'Backfill items left to the scheduled backfill after maxTries', labelNames, registers: [deps.metrics] });
+  const records = backfillCounter(deps.metrics, 'mprism_brain_backfill_records_total', 'History records published by backfills and the initialization');
+  const left = backfillCounter(deps.metrics, 'mprism_brain_backfill_items_left_total', 'Backfill items left to the scheduled backfill after maxTries');
   return async (ctx) => {
     const scope = scopeFromParams(ctx.params, ctx.config);
     const report = await withBackfillLock(deps.pool, () =>
@@ -375,7 +397,13 @@ export function createBackfillAction(deps: BrainDeps, simulate = process.env.MPR
           }
         },
       }),
-    );
+    ).catch((err: unknown) => {
+      // The initialization and the scheduled backfill may meet: the one running covers the same
+      // items from the same cursors, so the other one is no failure (no false job_failing alert).
+      if (!(err instanceof BackfillBusyError)) throw err;
+      ctx.log.info(BACKFILL_BUSY_NOTE);
+      return emptyReport(runRange(Date.now(), scope.sinceMs), BACKFILL_BUSY_NOTE);
+    });
     const problems = report.left.map((i) => `${i.key}: left to the scheduled backfill after ${i.tries} tries: ${i.error ?? 'unknown error'}`);
     if (report.aborted) problems.push('stopped before the end; the next run continues from the saved cursors');
     if (report.cold.error !== null) problems.push(`history not copied to cold: ${report.cold.error}`);
@@ -384,11 +412,74 @@ export function createBackfillAction(deps: BrainDeps, simulate = process.env.MPR
   };
 }
 
+/** One counter per registry: a second factory call (tests, a restarted daemon) reuses it. */
+function backfillCounter(registry: Registry, name: string, help: string): Counter<'venue' | 'data_type'> {
+  const existing = registry.getSingleMetric(name);
+  if (existing !== undefined) return existing as Counter<'venue' | 'data_type'>;
+  return new Counter({ name, help, labelNames: ['venue', 'data_type'], registers: [registry] });
+}
+
 /** True when the initialization is enabled and no run over its whole scope has finished yet. */
 export async function historyInitPending(progress: ProgressStore, config: Config): Promise<boolean> {
   if (!config.brain.init.enabled) return false;
   const marker = await progress.load(INIT_RUN_KEY);
   return !(typeof marker === 'object' && marker !== null && typeof (marker as { finishedAt?: unknown }).finishedAt === 'string');
+}
+
+/** Between attempts of an initialization that did not complete: 30 s doubling to 10 min. */
+export const INIT_RETRY: BackoffPolicy = { initialMs: 30_000, maxMs: 10 * 60_000, jitter: 0.1 };
+
+export interface HistoryInitDriver {
+  /** Whether the initialization still has to complete (historyInitPending). */
+  pending(): Promise<boolean>;
+  /** Starts one initialization run and waits for its end: the run's result, or why it did not start. */
+  attempt(): Promise<JobResult | TriggerResult['kind']>;
+  /** Still the leadership term the initialization started under. */
+  leading(): boolean;
+  /** The brain stops. */
+  signal: AbortSignal;
+  log: Logger;
+  retry?: BackoffPolicy;
+  /** How often a wait between attempts looks at leading(). */
+  pollMs?: number;
+}
+
+/** Why keepInitializingHistory returned. */
+export type HistoryInitEnd = 'complete' | 'not-leading' | 'stopped';
+
+/**
+ * The leader's history initialization: runs it, and while it stays pending (the run failed outright,
+ * e.g. NATS not ready at first start, or found another backfill holding the lock) runs it again
+ * with backoff, until it completes, this brain stops leading or the brain stops.
+ */
+export async function keepInitializingHistory(d: HistoryInitDriver): Promise<HistoryInitEnd> {
+  const policy = d.retry ?? INIT_RETRY;
+  const pollMs = d.pollMs ?? 1000;
+  const pending = () =>
+    d.pending().catch((err: unknown) => {
+      d.log.warn({ err: errorMessage(err) }, 'cannot read whether the history initialization is pending; assuming it is');
+      return true;
+    });
+  for (let attempt = 0; ; attempt++) {
+    if (d.signal.aborted) return 'stopped';
+    if (!d.leading()) return 'not-leading';
+    if (!(await pending())) return 'complete';
+    if (attempt === 0) d.log.info('history initialization pending: starting it in the background');
+    const result = await d.attempt().catch((err: unknown) => {
+      d.log.warn({ err: errorMessage(err) }, 'history initialization could not be started');
+      return 'failed' as const;
+    });
+    // Another brain leads, or this one is stopping: the initialization is no longer ours to do.
+    if (result === 'not-leader' || result === 'refused') return 'not-leading';
+    if (d.signal.aborted) return 'stopped';
+    if (!d.leading()) return 'not-leading';
+    if (!(await pending())) return 'complete';
+    const delayMs = backoffDelay(attempt, policy);
+    d.log.warn({ result, retryInSeconds: Math.round(delayMs / 1000) }, 'history initialization did not complete; trying again');
+    for (const until = Date.now() + delayMs; Date.now() < until && !d.signal.aborted && d.leading(); ) {
+      await sleep(Math.min(pollMs, until - Date.now()), d.signal);
+    }
+  }
 }
 
 export interface InitItemError {
