@@ -30,13 +30,15 @@ const gate = {
   release: null as (() => void) | null,
   calls: [] as { start: number; end: number | null; trigger: string }[],
   held: false,
+  /** The next runs report a problem. */
+  problems: false,
 };
 const gatedHealth: ActionRunner = async (ctx) => {
   const call = { start: Date.now(), end: null as number | null, trigger: ctx.trigger };
   gate.calls.push(call);
   if (gate.held) await new Promise<void>((resolve) => (gate.release = resolve));
   call.end = Date.now();
-  return { result: { held: true }, problems: ctx.params.problems === true ? ['asked for a problem'] : [] };
+  return { result: { held: true }, problems: gate.problems ? ['asked for a problem'] : [] };
 };
 
 beforeAll(async () => {
@@ -141,6 +143,12 @@ describe('tasks through the brain API', () => {
       [{ ...base, enabled: 1 }, 'enabled'],
       [{ ...base, owner: 'me' }, 'owner'],
       [{ cron: '* * * * *', action: 'health' }, 'name'],
+      // Params the action would fail on at every run.
+      [{ ...base, params: { sinceSeconds: 60 } }, 'params.sinceSeconds'],
+      [{ ...base, action: 'integrity', params: { sinceSeconds: -1 } }, 'params.sinceSeconds'],
+      [{ ...base, action: 'retention', params: { dryRun: 'yes' } }, 'params.dryRun'],
+      [{ ...base, action: 'backfill', params: { since: 'x' } }, 'params.since'],
+      [{ ...base, action: 'backfill', params: { venue: 'mtgox' } }, 'params.venue'],
     ] as const) {
       const r = await send('POST', '/api/v1/tasks', body);
       expect(r.status, JSON.stringify(body)).toBe(400);
@@ -150,6 +158,12 @@ describe('tasks through the brain API', () => {
     expect((await send('POST', '/api/v1/tasks', { ...base, name: 'seeded-health' })).status).toBe(409);
     const badPut = await send('PUT', `/api/v1/tasks/${seeded.id}`, { timezone: 'Nowhere' });
     expect([badPut.status, badPut.body.field]).toEqual([400, 'timezone']);
+    // A change of action is checked against the params the task keeps.
+    const integrity = await send('POST', '/api/v1/tasks', { ...base, name: 'deep-check', action: 'integrity', params: { sinceSeconds: 600 } });
+    expect(integrity.status).toBe(201);
+    const toHealth = await send('PUT', `/api/v1/tasks/${(integrity.body.id as number)}`, { action: 'health' });
+    expect([toHealth.status, toHealth.body.field]).toEqual([400, 'params.sinceSeconds']);
+    expect((await send('DELETE', `/api/v1/tasks/${(integrity.body.id as number)}`)).status).toBe(200);
     for (const path of ['/api/v1/tasks/abc', '/api/v1/tasks/0', '/api/v1/tasks/1.5/history']) {
       const r = await get(path);
       expect([r.status, (r.body as { field: string }).field], path).toEqual([400, 'id']);
@@ -275,8 +289,10 @@ describe('tasks through the brain API', () => {
     expect(noWait.code, noWait.stderr).toBe(0);
     await waitRun((JSON.parse(noWait.stdout) as { runId: number }).runId);
 
-    await send('POST', '/api/v1/tasks', { name: 'finds-problems', cron: '0 0 1 1 *', action: 'health', params: { problems: true } });
+    expect((await send('POST', '/api/v1/tasks', { name: 'finds-problems', cron: '0 0 1 1 *', action: 'health' })).status).toBe(201);
+    gate.problems = true;
     const problems = await runCli(['tasks', 'run', 'finds-problems'], infra.env);
+    gate.problems = false;
     expect(problems.code).toBe(1);
     expect(problems.stdout).toMatch(/run \d+ of finds-problems: problems found/);
 

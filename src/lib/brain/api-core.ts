@@ -13,6 +13,7 @@ import { TASK_ACTIONS, type TaskAction } from './schema.js';
 import type { AlertStore } from './alerts/store.js';
 import { collectBrainStatus } from './status.js';
 import type { TaskScheduler } from './task-scheduler.js';
+import { checkTaskParams } from './task-params.js';
 import { parseNewTask, parseTaskChange, parseTaskId, type TaskStore } from './tasks.js';
 
 export const DEFAULT_RUNS_LIMIT = 20;
@@ -165,7 +166,9 @@ export function coreRoutes(s: CoreSources): Route[] {
       method: 'POST',
       path: '/api/v1/tasks',
       handle: async (req) => {
-        const task = await s.tasks.create(parseNewTask(req.body));
+        const fields = parseNewTask(req.body);
+        checkTaskParams(fields.action, fields.params, s.config);
+        const task = await s.tasks.create(fields);
         await s.scheduler.reload();
         return json(201, task);
       },
@@ -176,7 +179,12 @@ export function coreRoutes(s: CoreSources): Route[] {
       path: '/api/v1/tasks/:id',
       handle: async (req) => {
         const id = taskId(req);
-        const task = await s.tasks.update(id, parseTaskChange(req.body));
+        const change = parseTaskChange(req.body);
+        if (change.action !== undefined || change.params !== undefined) {
+          const current = await s.tasks.require(id);
+          checkTaskParams(change.action ?? current.action, change.params ?? current.params, s.config);
+        }
+        const task = await s.tasks.update(id, change);
         await s.scheduler.reload();
         return json(200, task);
       },

@@ -1,8 +1,8 @@
 import { Counter, type Registry } from 'prom-client';
 import { retentionProblems, runRetention } from '../checks/retention.js';
-import { ConfigError } from '../errors.js';
 import type { ActionRunner, BrainDeps } from './actions.js';
 import { BrainStore } from './history.js';
+import { dryRunParam } from './task-params.js';
 
 const DROPPED_METRIC = 'mprism_brain_retention_dropped_partitions_total';
 
@@ -16,13 +16,6 @@ function droppedCounter(registry: Registry): Counter<'server' | 'table'> {
     labelNames: ['server', 'table'],
     registers: [registry],
   });
-}
-
-/** params.dryRun: plan and report, drop nothing. */
-function dryRunParam(params: Readonly<Record<string, unknown>>): boolean {
-  const v = params.dryRun ?? false;
-  if (typeof v !== 'boolean') throw new ConfigError(`params.dryRun: must be true or false, got ${JSON.stringify(v)}`);
-  return v;
 }
 
 /**
