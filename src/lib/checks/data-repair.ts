@@ -137,7 +137,7 @@ async function repairTable(
 }
 
 /** Fixes what an integrity report found; idempotent, and with dryRun only says what it would do. */
-export async function repairData(config: Config, report: IntegrityReport, opts: { dryRun: boolean }): Promise<DataRepairAction[]> {
+export async function repairData(config: Config, report: IntegrityReport, opts: { dryRun: boolean; signal?: AbortSignal }): Promise<DataRepairAction[]> {
   const needsWork = report.tables.some(
     (t) => t.hotDuplicates > 0 || t.coldDuplicates > 0 || t.windows.some((w) => w.status === 'short' || w.status === 'excess'),
   );
@@ -146,7 +146,11 @@ export async function repairData(config: Config, report: IntegrityReport, opts: 
   const cold = createClickHouse(config.clickhouse.cold);
   try {
     const actions: DataRepairAction[] = [];
-    for (const t of report.tables) actions.push(...(await repairTable(hot, cold, config, report, t, opts.dryRun)));
+    for (const t of report.tables) {
+      // Table by table: a brain that lost its lease stops here, before another brain repairs too.
+      opts.signal?.throwIfAborted();
+      actions.push(...(await repairTable(hot, cold, config, report, t, opts.dryRun)));
+    }
     return actions;
   } finally {
     await Promise.all([hot.close(), cold.close()]);

@@ -194,7 +194,7 @@ export async function runRepair(config: Config, opts: { dryRun: boolean; sinceMs
     }
     try {
       report.integrityBefore = await runIntegrity(config, { sinceMs: opts.sinceMs, signal: opts.signal });
-      report.data = await repairData(config, report.integrityBefore, { dryRun: opts.dryRun });
+      report.data = await repairData(config, report.integrityBefore, { dryRun: opts.dryRun, signal: opts.signal });
     } catch (err) {
       if (opts.signal?.aborted) throw err;
       report.errors.push(`data repair: ${errorMessage(err)}`);
