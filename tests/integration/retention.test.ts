@@ -6,12 +6,16 @@ import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActionContext, JobOutcome } from '../../src/lib/brain/actions.js';
 import { BrainStore } from '../../src/lib/brain/history.js';
+import { withBackfillLock } from '../../src/lib/brain/history-init.js';
+import { ensureBrainSchema } from '../../src/lib/brain/schema.js';
 import { createRetentionAction } from '../../src/lib/brain/retention-action.js';
 import { connectNats } from '../../src/lib/bus/connection.js';
 import { ensureStreams, MARKET_DATA_STREAM, ORDERBOOK_STREAM } from '../../src/lib/bus/streams.js';
 import { runRepair } from '../../src/lib/checks/repair.js';
 import { runRetention, type RetentionReport } from '../../src/lib/checks/retention.js';
 import type { Config } from '../../src/lib/config/schema.js';
+import { postgresUrl } from '../../src/lib/infra/endpoints.js';
+import { ensurePostgresDatabase } from '../../src/lib/infra/probe.js';
 import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import type { FundingRateRecord, StreamHoleRecord } from '../../src/lib/records.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
@@ -70,7 +74,7 @@ const summary = (r: RetentionReport) => ({
 
 beforeAll(async () => {
   infra = await startTestInfra({
-    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats'],
+    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats', 'postgres'],
     overrides: { retention: { hotDays: 3, coldDays: 30, jetstreamMaxAgeHours: 72 }, replication: { windowSeconds: 60 } },
   });
   hot = createClickHouse(infra.config.clickhouse.hot);
@@ -92,6 +96,9 @@ beforeAll(async () => {
   await insertRecords(cold, c, rates, { skipExisting: false });
   // A hole recorded ten days ago: hot keeps it (the completeness record).
   await insertRecords(hot, h, [oldHole], { skipExisting: false });
+  await ensurePostgresDatabase(infra.config);
+  unconnected.pool = new pg.Pool({ connectionString: postgresUrl(infra.config) });
+  await ensureBrainSchema(unconnected.pool);
   const marks = new WatermarkStore(watermarkFile(infra.config.home));
   marks.set('trades', now - HOUR);
   marks.set('funding_rates', dayAgo(5) + 12 * HOUR);
@@ -100,15 +107,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   unconnected.redis.disconnect();
-  await unconnected.pool.end();
+  await unconnected.pool?.end();
   await hot?.close();
   await cold?.close();
   await infra?.stop();
 });
 
-/** The retention action uses neither PostgreSQL nor Redis: both stay unconnected. */
+/** The retention action uses PostgreSQL (the backfills' lock, the brain's history) but not Redis. */
 const unconnected = {
-  pool: new pg.Pool({ connectionString: 'postgres://127.0.0.1:1/none' }),
+  pool: null as unknown as pg.Pool,
   redis: new Redis({ lazyConnect: true }),
 };
 
@@ -240,6 +247,14 @@ describe('retention on 18.16', () => {
     // Day partitions are taken by their id: day 1 ends after the bound and is left out.
     await insertRecords(hot, h, tradesOfDay(6, 2), { skipExisting: false });
     expect((await partitionExtents(hot, h, spec, { olderThan: dayAgo(2) })).map((e) => e.partitionId)).toEqual([part(6)]);
+  });
+
+  it('leaves every partition to its next run while a backfill holds the lock (it may be writing into them)', async () => {
+    const hotBefore = await partitions(hot, h, 'trades');
+    const outcome = await withBackfillLock(unconnected.pool, () => createRetentionAction(deps())(context(infra.config, {})));
+    expect(outcome.problems).toEqual([]);
+    expect(outcome.result).toMatchObject({ note: 'a backfill is writing history; partitions are left to the next run' });
+    expect(await partitions(hot, h, 'trades')).toEqual(hotBefore);
   });
 
   it('refuses bad params, naming the field', async () => {

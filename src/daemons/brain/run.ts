@@ -80,7 +80,8 @@ export const createBrain =
 
     const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 6, connectionTimeoutMillis: 5_000 });
     pool.on('error', (err) => log.warn({ err: errorMessage(err) }, 'idle postgres connection failed'));
-    const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+    // A hung Redis must fail a lease renewal in time for the leader to step down (see BrainLease).
+    const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: Math.max(500, Math.floor((config.brain.lease.ttlSeconds * 1000) / 6)) });
     redis.on('error', () => undefined); // reported per request in /api/v1/status and /health
     let api: BrainApiServer | null = null;
     let scheduler: TaskScheduler | null = null;
