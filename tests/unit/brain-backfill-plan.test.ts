@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  BackfillParamError,
+  ParamError,
   EMPTY_ITEM,
   boundByHorizon,
   completeFill,
@@ -71,8 +71,8 @@ describe('backfill params', () => {
       try {
         scopeFromParams(params, config);
       } catch (err) {
-        expect(err).toBeInstanceOf(BackfillParamError);
-        return (err as BackfillParamError).message;
+        expect(err).toBeInstanceOf(ParamError);
+        return (err as ParamError).message;
       }
       throw new Error('accepted');
     };

@@ -36,8 +36,8 @@ export function itemKey(dataType: HistoryDataType, venue: Venue, instrument: str
   return `${ITEM_KEY_PREFIX}${dataType}:${venue}:${instrument}`;
 }
 
-/** A bad backfill parameter (task params or CLI flag): the message names it. */
-export class BackfillParamError extends MprismError {
+/** A bad parameter (a task's params, a CLI flag): `param` names it, and the message starts with it. */
+export class ParamError extends MprismError {
   override readonly code = 'usage';
   constructor(
     readonly param: string,
@@ -63,17 +63,17 @@ const UNIT_MS: Readonly<Record<string, number>> = { s: 1000, m: 60_000, h: 3_600
 export function parseBackfillDuration(text: string, param: string): number {
   const m = DURATION_PATTERN.exec(text.trim());
   const ms = m === null ? 0 : Number(m[1]) * (UNIT_MS[m[2] ?? ''] ?? 0);
-  if (!(ms > 0)) throw new BackfillParamError(param, `must be a duration like 90s, 15m, 12h or 7d, got ${JSON.stringify(text)}`);
+  if (!(ms > 0)) throw new ParamError(param, `must be a duration like 90s, 15m, 12h or 7d, got ${JSON.stringify(text)}`);
   return ms;
 }
 
 /** Data types from a list (task param array or CLI `a,b`): each must have REST history. */
 export function parseBackfillTypes(values: readonly unknown[], param: string): HistoryDataType[] {
-  if (values.length === 0) throw new BackfillParamError(param, 'must name at least one data type');
+  if (values.length === 0) throw new ParamError(param, 'must name at least one data type');
   return values.map((v) => {
     if (typeof v !== 'string' || !isHistoryDataType(v)) {
       const known = (DATA_TYPES as readonly string[]).includes(String(v));
-      throw new BackfillParamError(
+      throw new ParamError(
         param,
         `${JSON.stringify(v)} ${known ? 'has no REST history to backfill' : 'is not a data type'}; use ${HISTORY_TYPES.join(', ')}`,
       );
@@ -84,19 +84,19 @@ export function parseBackfillTypes(values: readonly unknown[], param: string): H
 
 export function parseBackfillVenue(value: unknown, param: string, config: Config): Venue {
   const venue = VENUES.find((v) => v === value);
-  if (venue === undefined) throw new BackfillParamError(param, `${JSON.stringify(value)} is not a venue; use ${VENUES.join(', ')}`);
-  if (!config.collector.venues[venue].enabled) throw new BackfillParamError(param, `${venue} is not enabled in the config`);
+  if (venue === undefined) throw new ParamError(param, `${JSON.stringify(value)} is not a venue; use ${VENUES.join(', ')}`);
+  if (!config.collector.venues[venue].enabled) throw new ParamError(param, `${venue} is not enabled in the config`);
   return venue;
 }
 
-/** Task params `{ since?, types?, venue?, trades? }` over the config's defaults; throws BackfillParamError naming the param. */
+/** Task params `{ since?, types?, venue?, trades? }` over the config's defaults; throws ParamError naming the param. */
 export function scopeFromParams(params: Readonly<Record<string, unknown>>, config: Config): BackfillScope {
   const known = new Set(['since', 'types', 'venue', 'trades']);
-  for (const name of Object.keys(params)) if (!known.has(name)) throw new BackfillParamError(`params.${name}`, `unknown parameter; use ${[...known].join(', ')}`);
+  for (const name of Object.keys(params)) if (!known.has(name)) throw new ParamError(`params.${name}`, `unknown parameter; use ${[...known].join(', ')}`);
   const { since, types, venue, trades } = params;
-  if (since !== undefined && typeof since !== 'string') throw new BackfillParamError('params.since', 'must be a duration string like 7d');
-  if (types !== undefined && !Array.isArray(types)) throw new BackfillParamError('params.types', 'must be an array of data types');
-  if (trades !== undefined && typeof trades !== 'boolean') throw new BackfillParamError('params.trades', 'must be true or false');
+  if (since !== undefined && typeof since !== 'string') throw new ParamError('params.since', 'must be a duration string like 7d');
+  if (types !== undefined && !Array.isArray(types)) throw new ParamError('params.types', 'must be an array of data types');
+  if (trades !== undefined && typeof trades !== 'boolean') throw new ParamError('params.trades', 'must be true or false');
   return {
     sinceMs: parseBackfillDuration(since ?? config.brain.init.since, since === undefined ? 'brain.init.since' : 'params.since'),
     types: types === undefined ? null : parseBackfillTypes(types as unknown[], 'params.types'),

@@ -1,39 +1,27 @@
 import type { Config } from '../config/schema.js';
-import { MprismError } from '../errors.js';
 import { BadRequestError } from './api.js';
-import { BackfillParamError, scopeFromParams } from './backfill-plan.js';
+import { ParamError, scopeFromParams } from './backfill-plan.js';
 import type { TaskAction } from './schema.js';
-
-/** A task's params its action cannot run with; `param` is the field (`params.sinceSeconds`). */
-export class TaskParamError extends MprismError {
-  override readonly code = 'usage';
-  constructor(
-    readonly param: string,
-    message: string,
-  ) {
-    super(`${param}: ${message}`);
-  }
-}
 
 type Params = Readonly<Record<string, unknown>>;
 
 function onlyKnown(params: Params, known: readonly string[]): void {
   for (const name of Object.keys(params)) {
-    if (!known.includes(name)) throw new TaskParamError(`params.${name}`, known.length === 0 ? 'this action takes no params' : `unknown; this action takes ${known.join(', ')}`);
+    if (!known.includes(name)) throw new ParamError(`params.${name}`, known.length === 0 ? 'this action takes no params' : `unknown; this action takes ${known.join(', ')}`);
   }
 }
 
 /** params.sinceSeconds (integrity, repair): how far back to look, ms. */
 export function sinceMsParam(params: Params, fallbackSeconds: number): number {
   const v = params.sinceSeconds ?? fallbackSeconds;
-  if (typeof v !== 'number' || !(v > 0)) throw new TaskParamError('params.sinceSeconds', `must be a positive number of seconds, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'number' || !(v > 0)) throw new ParamError('params.sinceSeconds', `must be a positive number of seconds, got ${JSON.stringify(v)}`);
   return v * 1000;
 }
 
 /** params.dryRun (retention): plan and report, drop nothing. */
 export function dryRunParam(params: Params): boolean {
   const v = params.dryRun ?? false;
-  if (typeof v !== 'boolean') throw new TaskParamError('params.dryRun', `must be true or false, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'boolean') throw new ParamError('params.dryRun', `must be true or false, got ${JSON.stringify(v)}`);
   return v;
 }
 
@@ -54,7 +42,7 @@ export function checkTaskParams(action: TaskAction, params: Params, config: Conf
   try {
     CHECKS[action](params, config);
   } catch (err) {
-    if (err instanceof TaskParamError || err instanceof BackfillParamError) throw new BadRequestError(err.param, err.message);
+    if (err instanceof ParamError) throw new BadRequestError(err.param, err.message);
     throw err;
   }
 }
