@@ -4,6 +4,7 @@ import { MprismError } from '../errors.js';
 import { sleep } from '../backoff.js';
 import { isJetStreamNotFound, JS_CONSUMER_NOT_FOUND } from '../bus/connection.js';
 import { MARKET_DATA_STREAM, storageDurable } from '../bus/streams.js';
+import { withColdWriteLock } from '../replication/cold-writers.js';
 import { copyWindow } from '../replication/copy.js';
 import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
 import { createClickHouse } from '../store/client.js';
@@ -73,13 +74,15 @@ export async function copyBackfillToCold(
         continue;
       }
       const copy: ColdCopy = { table: spec.table, from: new Date(range.fromMs).toISOString(), to: new Date(end).toISOString(), copied: 0, verified: true };
-      for (let start = range.fromMs; start < end; start += DAY_MS) {
-        // The brain may lose its lease meanwhile: stop between windows, never report a part as the whole.
-        if (signal.aborted) throw new MprismError(`stopped while copying backfilled history to cold (${spec.table} copied up to ${new Date(start).toISOString()})`);
-        const r = await copyWindow(hot, cold, config, spec, { start, end: Math.min(end, start + DAY_MS) });
-        copy.copied += r.copied;
-        copy.verified &&= r.verified;
-      }
+      await withColdWriteLock(config, async () => {
+        for (let start = range.fromMs; start < end; start += DAY_MS) {
+          // The brain may lose its lease meanwhile: stop between windows, never report a part as the whole.
+          if (signal.aborted) throw new MprismError(`stopped while copying backfilled history to cold (${spec.table} copied up to ${new Date(start).toISOString()})`);
+          const r = await copyWindow(hot, cold, config, spec, { start, end: Math.min(end, start + DAY_MS) });
+          copy.copied += r.copied;
+          copy.verified &&= r.verified;
+        }
+      });
       out.push(copy);
     }
   } finally {

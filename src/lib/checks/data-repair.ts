@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import { withColdWriteLock } from '../replication/cold-writers.js';
 import { backfillHotWindow, copyWindow } from '../replication/copy.js';
 import { createClickHouse, type ClickHouseClient } from '../store/client.js';
 import { countRange } from '../store/queries.js';
@@ -145,13 +146,16 @@ export async function repairData(config: Config, report: IntegrityReport, opts: 
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
   try {
-    const actions: DataRepairAction[] = [];
-    for (const t of report.tables) {
-      // Table by table: a brain that lost its lease stops here, before another brain repairs too.
-      opts.signal?.throwIfAborted();
-      actions.push(...(await repairTable(hot, cold, config, report, t, opts.dryRun)));
-    }
-    return actions;
+    const repairAll = async () => {
+      const actions: DataRepairAction[] = [];
+      for (const t of report.tables) {
+        // Table by table: a brain that lost its lease stops here, before another brain repairs too.
+        opts.signal?.throwIfAborted();
+        actions.push(...(await repairTable(hot, cold, config, report, t, opts.dryRun)));
+      }
+      return actions;
+    };
+    return opts.dryRun ? await repairAll() : await withColdWriteLock(config, repairAll);
   } finally {
     await Promise.all([hot.close(), cold.close()]);
   }

@@ -1,5 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
+import { withColdWriteLock } from '../replication/cold-writers.js';
 import { copyWindow, remoteAddress } from '../replication/copy.js';
 import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
 import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
@@ -288,7 +289,7 @@ export async function runRetention(config: Config, opts: RetentionOptions): Prom
         const spec = TABLES.find((s) => s.table === p.extent.table);
         if (opts.signal?.aborted || spec === undefined) break;
         try {
-          const rows = await copyToCold(config, servers, spec, p.extent);
+          const rows = await withColdWriteLock(config, () => copyToCold(config, servers, spec, p.extent));
           report.copied.push({ table: p.extent.table, partition: p.extent.partitionId, rows });
         } catch (err) {
           report.errors.push(`${p.extent.table}: copy of partition ${p.extent.partitionId} to cold: ${errorMessage(err)}`);
