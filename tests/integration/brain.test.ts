@@ -100,7 +100,7 @@ describe('brain schema', () => {
       await store.progress.clear('init:funding_rate:a');
       expect(await store.progress.load('init:funding_rate:a')).toBeNull();
 
-      // History past brainHistoryDays goes: finished runs, and deliveries of alerts resolved that long ago.
+      // History past brainHistoryDays goes: finished runs, and alerts resolved that long ago with their deliveries.
       const old = await store.startRun({ ...start, fence: 6, brainId: 'b2' });
       await store.finishRun(old!, { ok: true, result: null });
       await pool.query(`UPDATE job_runs SET started_at = now() - interval '31 days', finished_at = now() - interval '31 days' WHERE id = $1`, [old]);
@@ -112,11 +112,12 @@ describe('brain schema', () => {
         await pool.query(`INSERT INTO alert_deliveries (alert_id, event, channel, attempt, ok) VALUES ($1, 'opened', 'webhook', 1, true)`, [a.id]);
       }
       const runsBefore = Number((await pool.query('SELECT count(*) AS n FROM job_runs')).rows[0].n);
-      expect(await store.pruneHistory(30)).toEqual({ runs: 1, deliveries: 1 });
+      expect(await store.pruneHistory(30)).toEqual({ runs: 1, alerts: 1, deliveries: 1 });
       expect(await store.getRun(old!)).toBeNull();
       expect(Number((await pool.query('SELECT count(*) AS n FROM job_runs')).rows[0].n)).toBe(runsBefore - 1);
       const left = await pool.query('SELECT a.source FROM alert_deliveries d JOIN alerts a ON a.id = d.alert_id');
       expect(left.rows).toEqual([{ source: 'x:open' }]);
+      expect((await pool.query(`SELECT source FROM alerts WHERE source LIKE 'x:%'`)).rows).toEqual([{ source: 'x:open' }]);
       await pool.query(`DELETE FROM alerts WHERE source LIKE 'x:%'`);
     } finally {
       await pool.end();

@@ -183,16 +183,17 @@ export class BrainStore {
   }
 
   /**
-   * Deletes finished runs, and the delivery attempts of alerts resolved, before `days` ago: the
-   * health task alone records a run every 15 s. Open alerts and their deliveries stay whatever their age.
+   * Deletes finished runs, and alerts resolved (with their delivery attempts), before `days` ago:
+   * the health task alone records a run every 15 s. Open alerts stay whatever their age.
    */
-  async pruneHistory(days: number): Promise<{ runs: number; deliveries: number }> {
+  async pruneHistory(days: number): Promise<{ runs: number; alerts: number; deliveries: number }> {
     const runs = await this.pool.query(`DELETE FROM job_runs WHERE finished_at < now() - make_interval(days => $1)`, [days]);
     const deliveries = await this.pool.query(
       `DELETE FROM alert_deliveries d USING alerts a
         WHERE d.alert_id = a.id AND a.resolved_at < now() - make_interval(days => $1)`,
       [days],
     );
-    return { runs: runs.rowCount ?? 0, deliveries: deliveries.rowCount ?? 0 };
+    const alerts = await this.pool.query(`DELETE FROM alerts WHERE resolved_at < now() - make_interval(days => $1)`, [days]);
+    return { runs: runs.rowCount ?? 0, alerts: alerts.rowCount ?? 0, deliveries: deliveries.rowCount ?? 0 };
   }
 }

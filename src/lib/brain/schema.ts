@@ -53,8 +53,14 @@ const TABLE_DDL: Readonly<Record<string, readonly string[]>> = {
     // The lease's fencing token of the brain that ran it, and that brain's id.
     'ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS fence bigint NULL',
     'ALTER TABLE job_runs ADD COLUMN IF NOT EXISTS brain_id text NULL',
-    'ALTER TABLE job_runs DROP CONSTRAINT IF EXISTS job_runs_job_check',
-    `ALTER TABLE job_runs ADD CONSTRAINT job_runs_job_check CHECK (job IN (${quoted(TASK_ACTIONS)}))`,
+    // Replaced once, not at every start (that takes an exclusive lock and re-checks every row): the
+    // constraint's name says which action list it holds; a new action needs a new name.
+    `DO $$ BEGIN
+       IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'job_runs_action_check_v1') THEN
+         ALTER TABLE job_runs DROP CONSTRAINT IF EXISTS job_runs_job_check;
+         ALTER TABLE job_runs ADD CONSTRAINT job_runs_action_check_v1 CHECK (job IN (${quoted(TASK_ACTIONS)}));
+       END IF;
+     END $$`,
     'CREATE INDEX IF NOT EXISTS job_runs_job_started_idx ON job_runs (job, started_at DESC)',
     'CREATE INDEX IF NOT EXISTS job_runs_task_started_idx ON job_runs (task_id, started_at DESC)',
   ],

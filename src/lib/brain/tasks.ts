@@ -1,6 +1,6 @@
 import { isObject } from '../json-guards.js';
 import type pg from 'pg';
-import type { TaskSeed } from '../config/schema.js';
+import { NAME_PATTERN, type TaskSeed } from '../config/schema.js';
 import type { ProgressStore } from './actions.js';
 import { BadRequestError, ConflictError, NotFoundError } from './api.js';
 import { cronProblem, timezoneProblem } from './scheduler.js';
@@ -25,8 +25,6 @@ export interface Task extends TaskFields {
   updatedAt: string;
 }
 
-/** Same pattern as brain.tasks[].name in the config schema. */
-export const TASK_NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 
 const FIELD_NAMES: readonly (keyof TaskFields)[] = ['name', 'cron', 'timezone', 'action', 'params', 'enabled'];
 const DEFAULTS: Pick<TaskFields, 'timezone' | 'params' | 'enabled'> = { timezone: 'UTC', params: {}, enabled: true };
@@ -38,7 +36,7 @@ function checkField<K extends keyof TaskFields>(field: K, value: unknown): TaskF
   };
   switch (field) {
     case 'name':
-      if (typeof value !== 'string' || !TASK_NAME_PATTERN.test(value)) bad('lowercase letters, digits, - and _, at most 63, starting with a letter or digit');
+      if (typeof value !== 'string' || !NAME_PATTERN.test(value)) bad('lowercase letters, digits, - and _, at most 63, starting with a letter or digit');
       break;
     case 'cron': {
       if (typeof value !== 'string' || value.trim() === '') bad('a cron expression is required');

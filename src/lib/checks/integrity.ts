@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
+import { readWatermarks } from '../replication/watermarks.js';
 import { alignDown } from '../replication/windows.js';
 import { retentionHorizons } from './retention.js';
 import { createClickHouse, ensureReachable, selectRows, type ClickHouseClient } from '../store/client.js';
@@ -228,15 +228,6 @@ async function bookGaps(
   };
 }
 
-function readWatermarks(config: Config): { get(table: string): number | null; error: string | null } {
-  try {
-    const store = new WatermarkStore(watermarkFile(config.home));
-    return { get: (t) => store.get(t), error: null };
-  } catch (err) {
-    return { get: () => null, error: `cannot read replication watermarks: ${errorMessage(err)}` };
-  }
-}
-
 /**
  * Hot vs cold per closed replication window over the last `sinceMs` milliseconds (a duration, e.g.
  * the integrity task's params.sinceSeconds), plus duplicates, freshness and replication lag per table.
@@ -254,7 +245,7 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
     const days = compared.clampedBy === 'hot' ? config.retention.hotDays : config.retention.coldDays;
     retentionNotes.push(`hot and cold compared from ${new Date(compared.start).toISOString()}, not ${new Date(from).toISOString()}: ${compared.clampedBy} keeps ${days} days (retention.${compared.clampedBy}Days)`);
   }
-  const watermarks = readWatermarks(config);
+  const watermarks = readWatermarks(config.home);
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
   try {
@@ -276,7 +267,7 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
         onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, comparedRange, windowMs, now - config.replication.lateDataSeconds * 1000) : [],
         onCold ? countBuckets(cold, config.clickhouse.cold.database, spec, comparedRange, windowMs) : [],
       ]);
-      const t = tableReport(spec, hotCounts, coldCounts, { now, windowMs, watermark: watermarks.get(spec.table), config });
+      const t = tableReport(spec, hotCounts, coldCounts, { now, windowMs, watermark: watermarks.get(spec.table) ?? null, config });
       if (!onHot) t.problems.push(`table ${config.clickhouse.hot.database}.${spec.table} missing on hot (run 'mprism init')`);
       if (!onCold) t.problems.push(`table ${config.clickhouse.cold.database}.${spec.table} missing on cold (run 'mprism init')`);
       if (watermarks.error) t.problems.push(watermarks.error);

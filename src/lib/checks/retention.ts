@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { withColdWriteLock } from '../replication/cold-writers.js';
 import { copyWindow, remoteAddress } from '../replication/copy.js';
-import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
+import { readWatermarks } from '../replication/watermarks.js';
 import { createClickHouse, ensureReachable, type ClickHouseClient } from '../store/client.js';
 import { countBuckets } from '../store/queries.js';
 import type { TimeRange } from '../store/queries.js';
@@ -162,15 +162,6 @@ interface Servers {
   cold: ClickHouseClient;
 }
 
-function readWatermarks(config: Config): { get(table: string): number | null | undefined; error: string | null } {
-  try {
-    const store = new WatermarkStore(watermarkFile(config.home));
-    return { get: (t) => store.get(t), error: null };
-  } catch (err) {
-    return { get: () => undefined, error: `cannot read replication watermarks: ${errorMessage(err)}` };
-  }
-}
-
 /**
  * The time the partition may hold: its whole day for a day partition (a row arriving anywhere in it is
  * seen), else the range its rows cover.
@@ -224,7 +215,7 @@ async function changedSinceVerified(config: Config, servers: Servers, spec: Tabl
 
 async function measure(config: Config, servers: Servers, horizons: RetentionHorizons) {
   const errors: string[] = [];
-  const watermarks = readWatermarks(config);
+  const watermarks = readWatermarks(config.home);
   if (watermarks.error !== null) errors.push(watermarks.error);
   const [hotTables, coldTables] = await Promise.all([
     existingTables(servers.hot, config.clickhouse.hot.database),

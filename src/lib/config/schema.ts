@@ -80,8 +80,12 @@ const concurrency = z.number().int().min(1).max(32);
 export const TASK_ACTIONS = ['integrity', 'repair', 'retention', 'backfill', 'health'] as const;
 export type TaskAction = (typeof TASK_ACTIONS)[number];
 
+/** Names of tasks and alert rules: they appear in URLs, metrics and alert sources. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+const name = z.string().regex(NAME_PATTERN, 'lowercase letters, digits, - and _, at most 63');
+
 const taskSeed = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, - and _, at most 63'),
+  name,
   /** node-cron: 5 fields, or 6 with seconds first. */
   cron: z.string().min(1),
   timezone: z.string().min(1).default('UTC'),
@@ -107,7 +111,7 @@ export const ALERT_SEVERITIES = ['warning', 'critical'] as const;
 export type AlertSeverity = (typeof ALERT_SEVERITIES)[number];
 
 const alertRuleSeed = z.strictObject({
-  name: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'lowercase letters, digits, - and _, at most 63'),
+  name,
   kind: z.enum(ALERT_RULE_KINDS),
   severity: z.enum(ALERT_SEVERITIES),
   enabled: z.boolean().default(true),
@@ -267,7 +271,7 @@ export const configSchema = z.strictObject({
     coldDays: z.number().int().min(1).nullable(),
     /** JetStream streams' max age, hours (applied to the streams at start). */
     jetstreamMaxAgeHours: z.number().positive(),
-    /** Days the brain keeps finished task runs and the delivery attempts of resolved alerts (PostgreSQL). */
+    /** Days the brain keeps finished task runs and resolved alerts with their deliveries (PostgreSQL). */
     brainHistoryDays: z.number().int().min(1),
   }).superRefine((r, ctx) => {
     // Hot drops only what cold holds; a cold that keeps less would leave hot the only copy to drop.

@@ -76,3 +76,16 @@ function parse(file: string, text: string): WatermarkFile {
 function write(file: string, content: WatermarkFile): void {
   writeFileDurably(file, JSON.stringify(content, null, 2) + '\n');
 }
+
+/**
+ * The watermarks for a reader that must go on when the file cannot be read (integrity, retention):
+ * `error` says why, and `get` then answers undefined (unknown), never null (not begun).
+ */
+export function readWatermarks(home: string): { get(table: string): number | null | undefined; error: string | null } {
+  try {
+    const store = new WatermarkStore(watermarkFile(home));
+    return { get: (t) => store.get(t), error: null };
+  } catch (err) {
+    return { get: () => undefined, error: `cannot read replication watermarks: ${(err as Error).message}` };
+  }
+}

@@ -1,5 +1,6 @@
 import { isObject } from '../../json-guards.js';
 import { ALERT_RULE_KINDS, ALERT_SEVERITIES, type AlertRuleKind, type AlertSeverity } from '../schema.js';
+import { NAME_PATTERN } from '../../config/schema.js';
 import { BadRequestError, NotFoundError, json, type ApiRequest, type Route } from '../api.js';
 import type { AlertRule } from './rules.js';
 import type { AlertStore } from './store.js';
@@ -9,7 +10,6 @@ import type { AlertStore } from './store.js';
 export const MAX_ALERTS_LISTED = 1000;
 const DEFAULT_ALERTS_LISTED = 100;
 
-const RULE_NAME = /^[a-z0-9][a-z0-9_-]{0,62}$/;
 const ACKER_MAX_CHARS = 100;
 
 function objectBody(req: ApiRequest, allowed: readonly string[]): Record<string, unknown> {
@@ -50,7 +50,7 @@ function checkThreshold(kind: AlertRuleKind, threshold: number | null): void {
  */
 export function ruleFromBody(body: Record<string, unknown>, existing: AlertRule | null): AlertRule {
   const name = body.name;
-  if (typeof name !== 'string' || !RULE_NAME.test(name)) throw new BadRequestError('name', 'name must be lowercase letters, digits, - and _, at most 63');
+  if (typeof name !== 'string' || !NAME_PATTERN.test(name)) throw new BadRequestError('name', 'name must be lowercase letters, digits, - and _, at most 63');
   const kind = body.kind ?? existing?.kind;
   if (typeof kind !== 'string' || !(ALERT_RULE_KINDS as readonly string[]).includes(kind)) {
     throw new BadRequestError('kind', `kind must be one of ${ALERT_RULE_KINDS.join(', ')}`);
