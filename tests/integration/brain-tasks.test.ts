@@ -216,6 +216,10 @@ describe('tasks through the brain API', () => {
     gate.release!();
     const skipped = Number((await pool.query('SELECT skipped FROM tasks WHERE id = $1', [id])).rows[0].skipped);
     expect(skipped).toBeGreaterThanOrEqual(2);
+    // The scheduled skips are counted under the task's name, as its runs are.
+    const metrics = await (await fetch(`http://127.0.0.1:${infra.config.brain.port}/metrics`)).text();
+    const counted = /mprism_brain_job_runs_total\{job="every-second",result="skipped"\} (\d+)/.exec(metrics);
+    expect(Number(counted?.[1])).toBeGreaterThanOrEqual(2);
     await eventually('a few more runs', async () => gate.calls.length >= 3, 10_000, 100);
     expect((await send('POST', `/api/v1/tasks/${id}/toggle`)).body).toMatchObject({ enabled: false });
     await eventually('the last run to end', async () => gate.calls.every((c) => c.end !== null), 5_000, 50);

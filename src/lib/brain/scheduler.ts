@@ -36,7 +36,8 @@ export class SingleFlight<A = void> {
 
   constructor(
     private readonly run: (arg: A) => Promise<void>,
-    private readonly onSkip: () => void,
+    /** Told which trigger was skipped. */
+    private readonly onSkip: (arg: A) => void,
   ) {}
 
   get running(): boolean {
@@ -46,7 +47,7 @@ export class SingleFlight<A = void> {
   /** Starts a run; returns its promise, or null when skipped. The promise never rejects. */
   trigger(arg: A): Promise<void> | null {
     if (this.current !== null) {
-      this.onSkip();
+      this.onSkip(arg);
       return null;
     }
     const run = this.run(arg)

@@ -59,6 +59,8 @@ export interface TaskSchedulerDeps {
 
 interface RunRequest {
   trigger: RunTrigger;
+  /** The task's name (an action's, for a run of no task): the `job` of logs and metrics. */
+  label: string;
   /** The task as read when asked; a scheduled run re-reads it so it runs the latest params. */
   task: Task | null;
   taskId: number | null;
@@ -126,7 +128,7 @@ export class TaskScheduler {
       () => {
         // A standby keeps its schedules (it may lead any moment) but only the leader triggers.
         if (this.deps.leadership.fence() === null) return;
-        void this.trigger({ trigger: 'schedule', task: null, taskId: task.id, action: task.action, params: task.params });
+        void this.trigger({ trigger: 'schedule', label: task.name, task: null, taskId: task.id, action: task.action, params: task.params });
       },
       {
         name: `task-${task.id}`,
@@ -145,12 +147,12 @@ export class TaskScheduler {
 
   /** Runs `task` now, outside its schedule (same one-at-a-time rule). */
   runTask(task: Task, trigger: RunTrigger): Promise<TriggerResult> {
-    return this.trigger({ trigger, task, taskId: task.id, action: task.action, params: task.params });
+    return this.trigger({ trigger, label: task.name, task, taskId: task.id, action: task.action, params: task.params });
   }
 
   /** Runs an action for no task (history initialization at first start). */
   runAction(action: TaskAction, trigger: RunTrigger, params: Record<string, unknown>): Promise<TriggerResult> {
-    return this.trigger({ trigger, task: null, taskId: null, action, params });
+    return this.trigger({ trigger, label: action, task: null, taskId: null, action, params });
   }
 
   /** Whether a run of the task is in progress in this brain. */
@@ -179,10 +181,10 @@ export class TaskScheduler {
     const key = req.taskId === null ? `action:${req.action}` : `task:${req.taskId}`;
     let flight = this.flights.get(key);
     if (flight === undefined) {
-      const label = req.task?.name ?? req.action;
       flight = new SingleFlight<RunRequest>(
         (r) => this.execute(key, r),
-        () => this.countSkip(req.taskId, label),
+        // The skipped request's own label: a task renamed since its first trigger is counted by its new name.
+        (r) => this.countSkip(r.taskId, r.label),
       );
       this.flights.set(key, flight);
     }
