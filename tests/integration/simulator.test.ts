@@ -41,7 +41,7 @@ describe('collector venues against the simulator', () => {
     sim = await startSimulator({ host: '127.0.0.1', port: 0, symbols: ['BTCUSDT', 'ETHUSDT'], tradesPerSecond: 20, seed: 42, metrics: new Registry(), log });
     http = `http://127.0.0.1:${sim.port}`;
     const metrics = createCollectorMetrics(new Registry());
-    const sink = { publish: async (r: MarketRecord) => void records.push(r) };
+    const sink = { publishBatch: async (_subject: string, rs: readonly MarketRecord[]) => void records.push(...rs) };
     for (const [adapter, symbols] of VENUES) {
       collectors.push(
         new VenueCollector({

@@ -274,9 +274,9 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
     symbols: o.symbols,
     dataTypes: o.dataTypes ?? ['trade', 'orderbook'],
     sink: {
-      publish: async (r, onStored) => {
-        published.push(r);
-        onStored?.();
+      publishBatch: async (_subject, records, _max, onStored) => {
+        published.push(...records);
+        onStored?.(records);
       },
     },
     resume: o.resume,

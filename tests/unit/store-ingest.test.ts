@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { MarketRecord } from '../../src/lib/records.js';
 import { createIngestMetrics, newIngestStatus, runIngest, type IngestMessage, type MessageSource, type RowSink } from '../../src/lib/store/ingest.js';
+import type { PreparedRow } from '../../src/lib/store/writer.js';
 import { tradeAt } from '../helpers/records.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -53,14 +54,14 @@ class FakeSink implements RowSink {
   batches: MarketRecord[][] = [];
   failuresLeft = 0;
   gate: Promise<void> | null = null;
-  async insert(records: readonly MarketRecord[]) {
+  async insert(rows: readonly PreparedRow[]) {
     if (this.gate) await this.gate;
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
       throw new Error('clickhouse down');
     }
-    this.batches.push([...records]);
-    return { inserted: records.length, skipped: 0 };
+    this.batches.push(rows.map((r) => JSON.parse(r.line) as MarketRecord));
+    return { inserted: rows.length, skipped: 0 };
   }
   get rows(): number {
     return this.batches.reduce((n, b) => n + b.length, 0);
@@ -123,6 +124,33 @@ describe('runIngest', () => {
     expect(good.outcomes).toEqual(['ack']);
     expect(sink.rows).toBe(1);
     expect((await metrics.invalid.get()).values[0]?.value).toBe(2);
+    await stop();
+  });
+
+  it('inserts every record of a many-record message and acks it once', async () => {
+    const { source, sink, stop } = start({ batchSize: 5 });
+    const records = Array.from({ length: 7 }, (_, i) => tradeAt(1_700_000_100_000 + i, `b${i}`));
+    const batched = new FakeMessage(++seq, JSON.stringify(records));
+    const single = trade();
+    source.push(batched, single);
+    await waitFor(() => single.outcomes.length > 0 && batched.outcomes.length > 0);
+    expect(batched.outcomes).toEqual(['ack']);
+    expect(single.outcomes).toEqual(['ack']);
+    expect(sink.batches.flat().map((r) => (r as unknown as { trade_id: string }).trade_id)).toEqual([...records.map((r) => r.tradeId), single.json<{ tradeId: string }>().tradeId]);
+    await stop();
+  });
+
+  it('skips an invalid record of a many-record message, counts it, and writes the others', async () => {
+    const { source, sink, metrics, stop } = start();
+    const good = [tradeAt(1_700_000_200_000, 'g1'), tradeAt(1_700_000_200_001, 'g2')];
+    const m = new FakeMessage(++seq, [good[0], { ...tradeAt(1_700_000_200_002, 'bad'), price: 42 }, good[1]]);
+    const allBad = new FakeMessage(++seq, [{ nope: true }, 7]);
+    source.push(m, allBad);
+    await waitFor(() => m.outcomes.length > 0 && allBad.outcomes.length > 0);
+    expect(m.outcomes).toEqual(['ack']);
+    expect(allBad.outcomes).toEqual(['term']);
+    expect(sink.rows).toBe(2);
+    expect((await metrics.invalid.get()).values[0]?.value).toBe(3);
     await stop();
   });
 

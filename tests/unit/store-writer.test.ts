@@ -98,3 +98,32 @@ describe('encodeRow', () => {
     expect(() => JSON.stringify(new EncodedRow('{}'))).toThrow(/createClickHouse/);
   });
 });
+
+describe('formatDecimal fast path', () => {
+  /** `e0` keeps the value but sends it down the general (BigInt) path: both must agree, errors included. */
+  const general = (v: string, p: number, s: number) => {
+    try {
+      return formatDecimal(`${v}e0`, p, s);
+    } catch (err) {
+      return `throws ${(err as Error).message.replace(/e0/, '')}`;
+    }
+  };
+  const fast = (v: string, p: number, s: number) => {
+    try {
+      return formatDecimal(v, p, s);
+    } catch (err) {
+      return `throws ${(err as Error).message}`;
+    }
+  };
+
+  it('gives what the general path gives, for canonical and other values alike', () => {
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+    const digits = (n: number) => Array.from({ length: n }, () => String(rnd(10))).join('');
+    const cases = ['0', '-0', '0.5', '-0.5', '65000.5', '65000.50', '00.1', '1.', '.5', '123456789012.12345678', '1234567890123.1', '0.000000001', '-99999999999.99999999'];
+    for (let i = 0; i < 3000; i++) cases.push(`${rnd(2) ? '-' : ''}${digits(rnd(14))}${rnd(2) ? `.${digits(rnd(11))}` : ''}`);
+    for (const [p, s] of [[20, 8], [18, 8], [12, 4], [38, 18]] as const) {
+      for (const v of cases) if (v !== '' && v !== '-') expect(fast(v, p, s), `${v} as Decimal(${p}, ${s})`).toBe(general(v, p, s));
+    }
+  });
+});

@@ -54,6 +54,7 @@ export const collector: Daemon = async (ctx, config) => {
       polls: pollOptions(config),
       capture: c.capture.enabled ? { dir: c.capture.dir ?? join(config.home, 'capture'), maxFileBytes: c.capture.maxFileBytes } : null,
       resume: previous.streams.filter((s) => s.identity.venue === venue),
+      maxRecordsPerMessage: c.publish.maxRecordsPerMessage,
     });
   });
 

@@ -5,7 +5,7 @@ import type { Daemon } from '../../lib/daemon-context.js';
 import { errorMessage } from '../../lib/errors.js';
 import { createClickHouse } from '../../lib/store/client.js';
 import { createIngestMetrics, newIngestStatus, runIngest, type RowSink } from '../../lib/store/ingest.js';
-import { insertRecords } from '../../lib/store/writer.js';
+import { insertPrepared } from '../../lib/store/writer.js';
 
 /**
  * JetStream -> ClickHouse hot. One durable pull consumer per stream, read by lib/store/ingest.ts:
@@ -34,7 +34,7 @@ export const storage: Daemon = async (ctx, config) => {
     lastInsertAt: status.lastInsertAt,
     lastError: status.lastError,
   }));
-  const sink: RowSink = { insert: (records) => insertRecords(ch, database, records, { skipExisting: true }) };
+  const sink: RowSink = { insert: (rows) => insertPrepared(ch, database, rows, { skipExisting: true }) };
 
   async function consume(stream: string): Promise<void> {
     const spec = {

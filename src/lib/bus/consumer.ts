@@ -1,5 +1,6 @@
 import { AckPolicy, ConsumerEvents, DeliverPolicy, nanos, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { backoffDelay, sleep } from '../backoff.js';
+import { recordsIn } from './publisher.js';
 import { isJetStreamNotFound, JS_CONSUMER_NOT_FOUND, JS_MESSAGE_NOT_FOUND, JS_STREAM_NOT_FOUND } from './connection.js';
 
 export interface DurableConsumerSpec {
@@ -174,8 +175,9 @@ export async function oldestUnackedEventTime(jsm: JetStreamManager, stream: stri
   if (info.num_pending === 0 && info.num_ack_pending === 0) return null;
   try {
     const msg = await jsm.streams.getMessage(stream, { seq: info.ack_floor.stream_seq + 1 });
-    const time = (msg.json<{ eventTime?: unknown }>()).eventTime;
-    return typeof time === 'number' ? time : null;
+    // One record, or several of one stream (bus/publisher.ts): the oldest of them.
+    const times = recordsIn(msg.json<unknown>()).map((r) => (r as { eventTime?: unknown } | null)?.eventTime).filter((t): t is number => typeof t === 'number');
+    return times.length === 0 ? null : Math.min(...times);
   } catch (err) {
     // Gone (expired by retention, or terminated as invalid): nothing of it can still arrive.
     if (isJetStreamNotFound(err, JS_MESSAGE_NOT_FOUND)) return null;

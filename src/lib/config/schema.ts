@@ -193,6 +193,13 @@ export const configSchema = z.strictObject({
       /** Published snapshots per symbol per second, at most. */
       maxSnapshotsPerSecond: z.number().positive().max(1000),
     }),
+    publish: z.strictObject({
+      /**
+       * Records of one stream per JetStream message, at most: those that gathered while the previous
+       * publish was in flight travel together (one when the feed is quiet). 1: a message per record.
+       */
+      maxRecordsPerMessage: z.number().int().min(1).max(10_000),
+    }),
     capture: z.strictObject({
       /** Write every raw frame with its receive time to gzip JSONL files. */
       enabled: z.boolean(),

@@ -1,11 +1,12 @@
-import type { MarketRecord } from '../records.js';
+import { subjectFor, type MarketRecord } from '../records.js';
 
 /**
- * Where records go; the bus Publisher fits. publish() resolves once the record is in flight;
- * `onStored` is called once the sink has durably stored it.
+ * Where records go; the bus Publisher fits. publishBatch() takes records of one subject, in order,
+ * and resolves once they are in flight; `onStored` is called with each part the sink has durably
+ * stored (in as many parts as it cut them into).
  */
 export interface RecordSink {
-  publish(record: MarketRecord, onStored?: () => void): Promise<void>;
+  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void>;
 }
 
 /** Records waiting for the sink beyond this pause the sources; below the low mark they resume. */
@@ -19,8 +20,10 @@ interface Entry {
 
 /**
  * The bounded queue between a venue's sources (sockets, polls, books) and the sink. Records are
- * handed on in arrival order; when the sink falls behind, the sources are paused (socket reads
- * stop, so the venue's TCP window pushes back) instead of the queue growing without bound.
+ * handed on in arrival order per subject, as many per message as have gathered: one record when
+ * the feed is quiet (no added latency), hundreds when the sink is the bottleneck (what gathered
+ * while it was busy). When the sink falls behind, the sources are paused (socket reads stop, so
+ * the venue's TCP window pushes back) instead of the queue growing without bound.
  */
 export class RecordQueue {
   private queue: Entry[] = [];
@@ -30,6 +33,7 @@ export class RecordQueue {
   constructor(
     private readonly sink: RecordSink,
     private readonly sources: { pause(): void; resume(): void },
+    private readonly maxRecordsPerMessage: number,
   ) {}
 
   push(record: MarketRecord, onStored?: () => void): void {
@@ -38,7 +42,9 @@ export class RecordQueue {
       this.paused = true;
       this.sources.pause();
     }
-    this.pumping ??= this.pump();
+    // Started once this turn of the event loop has read every socket that had data: the records
+    // of all those frames travel together (a message per stream, not per frame).
+    this.pumping ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.pump());
   }
 
   /** Resolves when every record pushed so far has been handed to the sink. */
@@ -46,15 +52,24 @@ export class RecordQueue {
     while (this.pumping !== null) await this.pumping;
   }
 
+  get length(): number {
+    return this.queue.length;
+  }
+
   private async pump(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue;
+        const taken = this.queue;
         this.queue = [];
-        for (let i = 0; i < batch.length; i++) {
-          const entry = batch[i] as Entry;
-          await this.sink.publish(entry.record, entry.onStored);
-          if (this.paused && batch.length - i + this.queue.length < QUEUE_LOW_WATER) {
+        let left = taken.length;
+        for (const [subject, entries] of groupBySubject(taken)) {
+          const records = entries.map((e) => e.record);
+          const callbacks = new Map<MarketRecord, () => void>();
+          for (const e of entries) if (e.onStored !== undefined) callbacks.set(e.record, e.onStored);
+          const onStored = callbacks.size === 0 ? undefined : (stored: readonly MarketRecord[]) => stored.forEach((r) => callbacks.get(r)?.());
+          await this.sink.publishBatch(subject, records, this.maxRecordsPerMessage, onStored);
+          left -= entries.length;
+          if (this.paused && left + this.queue.length < QUEUE_LOW_WATER) {
             this.paused = false;
             this.sources.resume();
           }
@@ -64,4 +79,16 @@ export class RecordQueue {
       this.pumping = null;
     }
   }
+}
+
+/** Entries by subject, each group in arrival order; groups in order of their first entry. */
+function groupBySubject(entries: readonly Entry[]): Map<string, Entry[]> {
+  const groups = new Map<string, Entry[]>();
+  for (const e of entries) {
+    const subject = subjectFor(e.record);
+    const group = groups.get(subject);
+    if (group === undefined) groups.set(subject, [e]);
+    else group.push(e);
+  }
+  return groups;
 }

@@ -37,6 +37,8 @@ export interface VenueCollectorOptions {
   polls: PollOptions;
   /** Raw capture of every frame and REST body; null: off. */
   capture: { dir: string; maxFileBytes: number } | null;
+  /** Records of one subject per JetStream message, at most (collector.publish.maxRecordsPerMessage); default 1. */
+  maxRecordsPerMessage?: number;
   /** Snapshot requests started per second for this venue, at most. */
   snapshotRequestsPerSecond?: number;
   /** This venue's streams as the previous run left them (coverage file); a start closes their holes. */
@@ -175,7 +177,7 @@ export class VenueCollector {
             onResponse: (poll, res) => this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: poll.id, url: res.url, data: res.body }),
             onOutcome: (o) => this.handlePollOutcome(o),
           });
-    this.queue = new RecordQueue(opts.sink, { pause: () => this.feeds.forEach((f) => f.pause()), resume: () => this.feeds.forEach((f) => f.resume()) });
+    this.queue = new RecordQueue(opts.sink, { pause: () => this.feeds.forEach((f) => f.pause()), resume: () => this.feeds.forEach((f) => f.resume()) }, opts.maxRecordsPerMessage ?? 1);
     this.books =
       adapter.book === null
         ? null

@@ -4,6 +4,8 @@ import { MprismError } from '../errors.js';
 export class InvalidValueError extends MprismError {}
 
 const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
+/** Already in the output's form: no exponent, no leading zero, no trailing fraction zero. */
+const CANONICAL_RE = /^-?(0|[1-9]\d*)(?:\.(\d*[1-9]))?$/;
 
 /**
  * Decimal string -> JSON number text with at most `scale` fraction digits, rounded half away from zero.
@@ -12,6 +14,13 @@ const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
  * with BigInt arithmetic. Accepts exponents because venues that send JSON numbers end up as `1e-7`.
  */
 export function formatDecimal(value: string, precision: number, scale: number): string {
+  // Fast path, storage's common case (`65000.5`): a canonical value that fits is its own output.
+  const c = CANONICAL_RE.exec(value);
+  if (c !== null) {
+    const whole = c[1] as string;
+    const fraction = c[2] ?? '';
+    if (fraction.length <= scale && (whole === '0' ? 0 : whole.length) + scale <= precision) return whole === '0' && fraction === '' ? '0' : value;
+  }
   const m = DECIMAL_RE.exec(value);
   const intDigits = m?.[2] ?? '';
   const fracDigits = m?.[3] ?? '';

@@ -1,9 +1,10 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
+import { recordsIn } from '../bus/publisher.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { MarketRecord } from '../records.js';
-import { validateRecord } from './writer.js';
+import { prepareRow, type PreparedRow } from './writer.js';
 
 /** A delivered message as storage needs it; a nats JsMsg is one. */
 export interface IngestMessage {
@@ -23,9 +24,9 @@ export interface MessageSource<M extends IngestMessage = IngestMessage> {
   next(max: number, signal: AbortSignal): Promise<M[]>;
 }
 
-/** Where rows go: ClickHouse hot, skipping rows already stored (replays). Throws when nothing was stored. */
+/** Where rows go: ClickHouse hot (writer.ts insertPrepared), skipping rows already stored (replays). Throws when nothing was stored. */
 export interface RowSink {
-  insert(records: readonly MarketRecord[]): Promise<{ inserted: number; skipped: number }>;
+  insert(rows: readonly PreparedRow[]): Promise<{ inserted: number; skipped: number }>;
 }
 
 export interface IngestMetrics {
@@ -45,7 +46,7 @@ export function createIngestMetrics(registry: Registry): IngestMetrics {
   return {
     inserted: new Counter({ name: 'mprism_storage_rows_inserted_total', help: 'Rows inserted into ClickHouse hot', labelNames, registers }),
     skipped: new Counter({ name: 'mprism_storage_rows_skipped_total', help: 'Delivered rows already in ClickHouse (replays)', labelNames, registers }),
-    invalid: new Counter({ name: 'mprism_storage_invalid_messages_total', help: 'Messages that are not a valid record (terminated)', labelNames, registers }),
+    invalid: new Counter({ name: 'mprism_storage_invalid_records_total', help: 'Delivered records that are not valid (skipped; a message with none valid is terminated)', labelNames, registers }),
     failures: new Counter({ name: 'mprism_storage_insert_failures_total', help: 'Batch inserts that failed and were retried', labelNames, registers }),
     pullErrors: new Counter({ name: 'mprism_storage_pull_errors_total', help: 'Failed JetStream pulls (retried)', labelNames, registers }),
     batchSeconds: new Histogram({ name: 'mprism_storage_batch_insert_seconds', help: 'Insert time per batch', labelNames, registers, buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5] }),
@@ -87,54 +88,96 @@ export interface IngestOptions {
   now?: () => number;
 }
 
+/** A delivered message with the records it holds. */
+interface Delivery {
+  message: IngestMessage;
+  rows: PreparedRow[];
+}
+
 /**
- * The storage protocol for one stream: size-and-time batches, each inserted and then acked, so a
- * message is acked only once its row is in ClickHouse. A message that can never become a row is
- * terminated; a failed insert is retried (messages kept in progress meanwhile) until it lands.
+ * The storage protocol for one stream: size-and-time batches of rows, each inserted and then
+ * acked, so a message is acked only once all its rows are in ClickHouse. A message holds one record
+ * or several (an array; see bus/publisher.ts). One that can never become a row is terminated; a
+ * failed insert is retried (messages kept in progress meanwhile) until it lands.
  */
 export async function runIngest(o: IngestOptions): Promise<void> {
   const now = o.now ?? Date.now;
+  // Messages are taken by the rows they are expected to hold (as the last ones did), so a batch
+  // of many-record messages overshoots batchSize by little and one of single records not at all.
+  let rowsPerMessage = 1;
+  const take = async (rowsWanted: number, signal: AbortSignal): Promise<Delivery[]> => {
+    const messages = await o.source.next(Math.max(1, Math.ceil(rowsWanted / rowsPerMessage)), signal);
+    const decoded = decode(o, messages);
+    if (messages.length > 0) rowsPerMessage = Math.max(1, countRows(decoded) / messages.length);
+    return decoded;
+  };
   while (!o.signal.aborted) {
-    const batch = await o.source.next(o.batchSize, o.signal);
+    const batch = await take(o.batchSize, o.signal);
     if (batch.length === 0) continue;
+    let rows = countRows(batch);
     const deadline = now() + o.flushIntervalMs;
-    while (batch.length < o.batchSize && !o.signal.aborted) {
+    while (rows < o.batchSize && !o.signal.aborted) {
       const left = deadline - now();
       if (left <= 0) break;
-      const wait = AbortSignal.any([o.signal, AbortSignal.timeout(left)]);
-      batch.push(...(await o.source.next(o.batchSize - batch.length, wait)));
+      const more = await take(o.batchSize - rows, AbortSignal.any([o.signal, AbortSignal.timeout(left)]));
+      rows += countRows(more);
+      batch.push(...more);
     }
     await writeBatch(o, batch, now);
   }
 }
 
+function countRows(deliveries: readonly Delivery[]): number {
+  return deliveries.reduce((n, d) => n + d.rows.length, 0);
+}
+
 /**
- * Insert, then ack. Every batch goes through the sink's duplicate check: a redelivery flag is not
- * enough to know a message is new (a publish retried after the duplicate window, a recreated consumer).
+ * The records of each message, validated. A record that can never become a row is logged and
+ * counted, and the message's other records are kept; a message with none left is terminated (not
+ * retried: one bad message must not stall the stream).
  */
-async function writeBatch(o: IngestOptions, batch: readonly IngestMessage[], now: () => number): Promise<void> {
-  const { stream, metrics, status, log } = o;
-  const records: MarketRecord[] = [];
-  const valid: IngestMessage[] = [];
-  for (const m of batch) {
-    let record: MarketRecord;
+function decode(o: IngestOptions, messages: readonly IngestMessage[]): Delivery[] {
+  const { stream, metrics, log } = o;
+  const out: Delivery[] = [];
+  for (const m of messages) {
+    let body: unknown;
     try {
-      record = m.json<MarketRecord>();
-      validateRecord(record);
+      body = m.json<unknown>();
     } catch (err) {
-      // Terminated, not retried: one record that can never become a row must not stall the stream.
-      metrics.invalid.inc({ stream });
-      log.error({ stream, seq: m.seq, subject: m.subject, err: errorMessage(err) }, 'invalid message terminated');
+      body = err;
+    }
+    const items = body instanceof Error ? [body] : recordsIn(body);
+    const rows: PreparedRow[] = [];
+    for (const item of items) {
+      try {
+        if (item instanceof Error) throw item;
+        rows.push(prepareRow(item as MarketRecord));
+      } catch (err) {
+        metrics.invalid.inc({ stream });
+        log.error({ stream, seq: m.seq, subject: m.subject, records: items.length, err: errorMessage(err) }, 'invalid record skipped');
+      }
+    }
+    if (rows.length === 0) {
       m.term();
       continue;
     }
-    records.push(record);
-    valid.push(m);
+    out.push({ message: m, rows });
   }
-  for (let attempt = 0; valid.length > 0; attempt++) {
+  return out;
+}
+
+/**
+ * Insert, then ack. Every batch goes through the sink's duplicate check: a redelivery flag is not
+ * enough to know a message is new (a publish retried after the duplicate window, a recreated consumer,
+ * a batch cut differently by a restarted collector).
+ */
+async function writeBatch(o: IngestOptions, batch: readonly Delivery[], now: () => number): Promise<void> {
+  const { stream, metrics, status, log } = o;
+  const rows = batch.flatMap((d) => d.rows);
+  for (let attempt = 0; batch.length > 0; attempt++) {
     const timer = metrics.batchSeconds.startTimer({ stream });
     try {
-      const r = await o.sink.insert(records);
+      const r = await o.sink.insert(rows);
       timer();
       metrics.inserted.inc({ stream }, r.inserted);
       metrics.skipped.inc({ stream }, r.skipped);
@@ -142,9 +185,9 @@ async function writeBatch(o: IngestOptions, batch: readonly IngestMessage[], now
       metrics.lastInsert.set({ stream }, at / 1000);
       status.lastInsertAt = new Date(at).toISOString();
       status.consecutiveFailures = 0;
-      for (const m of valid) {
-        m.ack();
-        metrics.storedToInsertedSeconds.observe({ stream }, Math.max(0, at - m.info.timestampNanos / 1e6) / 1000);
+      for (const { message } of batch) {
+        message.ack();
+        metrics.storedToInsertedSeconds.observe({ stream }, Math.max(0, at - message.info.timestampNanos / 1e6) / 1000);
       }
       return;
     } catch (err) {
@@ -152,13 +195,13 @@ async function writeBatch(o: IngestOptions, batch: readonly IngestMessage[], now
       metrics.failures.inc({ stream });
       status.lastError = errorMessage(err);
       status.consecutiveFailures++;
-      log.error({ stream, rows: valid.length, attempt, err: status.lastError }, 'insert failed; retrying');
+      log.error({ stream, rows: rows.length, attempt, err: status.lastError }, 'insert failed; retrying');
       if (o.signal.aborted) {
-        for (const m of valid) m.nak();
+        for (const { message } of batch) message.nak();
         return;
       }
       // Keep the messages in progress while we wait, so JetStream does not redeliver them meanwhile.
-      for (const m of valid) m.working();
+      for (const { message } of batch) message.working();
       await sleep(backoffDelay(attempt, { initialMs: 500, maxMs: 15_000, jitter: 0.2 }), o.signal);
     }
   }

@@ -1,0 +1,364 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { sleep } from '../lib/backoff.js';
+import { connectNats } from '../lib/bus/connection.js';
+import { ensureStreams } from '../lib/bus/streams.js';
+import type { Venue } from '../lib/config/schema.js';
+import { loadConfig } from '../lib/config/load.js';
+import { errorMessage } from '../lib/errors.js';
+import { freePorts } from '../lib/infra/free-port.js';
+import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
+import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
+import { ensureSchema } from '../lib/store/tables.js';
+import { median } from './stats.js';
+
+/**
+ * The whole pipeline, really run: a private nats-server and clickhouse-server, and the simulator,
+ * collector and storage daemons as their own processes (`node dist/daemons/main.js NAME`), with the
+ * simulator at a given rate for a fixed time. Two modes in the same run, interleaved:
+ *   naive:   one record per JetStream message (collector.publish.maxRecordsPerMessage 1) and one
+ *            insert per fetch (storage.flushIntervalMs 1): the design this issue started from;
+ *   batched: the configuration as shipped.
+ * Per run: trades/s sent and in hot during the measured window, backlog at its end, p50/p99 from
+ * the exchange's event time to queryable in hot, orderbook snapshots/s in hot, CPU seconds per 1k
+ * trades and peak RSS per process. At the end of every run the simulator is paused and hot is
+ * compared with what it sent, id by id: a run that lost or duplicated one trade is a FAILED run,
+ * whatever its speed. Environment: MPRISM_BENCH_SECONDS (measured window, default 20),
+ * MPRISM_BENCH_RATES (total trades/s, comma-separated, `max` for as fast as the simulator goes;
+ * default `10000,max`), MPRISM_BENCH_RUNS (runs per mode and rate, default 3).
+ */
+
+const SYMBOLS = ['BTC', 'ETH', 'SOL'];
+/** Trade and book streams per symbol: the four venues that have both. */
+const VENUE_SYMBOLS: Record<Exclude<Venue, 'deribit_derivatives'>, (base: string) => string> = {
+  binance_spot: (b) => `${b}USDT`,
+  binance_derivatives: (b) => `${b}USDT`,
+  okx_spot: (b) => `${b}-USDT`,
+  okx_derivatives: (b) => `${b}-USDT-SWAP`,
+};
+const STREAMS = Object.keys(VENUE_SYMBOLS).length * SYMBOLS.length;
+/** The simulator's ceiling per symbol: it then sends what its event loop manages. */
+const MAX_RATE_PER_STREAM = 100_000;
+const WARMUP_TIMEOUT_MS = 60_000;
+const POLL_MS = 200;
+/** Latency is measured over rows whose event time is this recent; later rows count as slower than it. */
+const LATENCY_HORIZON_MS = 30_000;
+const LATENCY_BUCKET_MS = 100;
+/** Draining after the simulator is paused ends once hot has everything, or has not grown for this long. */
+const DRAIN_IDLE_MS = 45_000;
+const STOP_TIMEOUT_MS = 15_000;
+
+type Mode = 'naive' | 'batched';
+const ALL_MODES: readonly Mode[] = ['naive', 'batched'];
+/** MPRISM_BENCH_MODES narrows the modes (e.g. to profile one); the ratio needs both. */
+const MODES: readonly Mode[] = ALL_MODES.filter((m) => (process.env.MPRISM_BENCH_MODES ?? ALL_MODES.join(',')).split(',').includes(m));
+const MODE_CONFIG: Record<Mode, { collector: Record<string, unknown>; storage: Record<string, unknown> }> = {
+  naive: { collector: { publish: { maxRecordsPerMessage: 1 } }, storage: { flushIntervalMs: 1 } },
+  batched: { collector: {}, storage: {} },
+};
+
+const PROCESSES = ['simulator', 'collector', 'storage', 'nats', 'clickhouse'] as const;
+type ProcessName = (typeof PROCESSES)[number];
+
+export interface PipelineRun {
+  mode: Mode;
+  rate: string;
+  sentPerSecond: number;
+  hotPerSecond: number;
+  backlogAtEnd: number;
+  drainSeconds: number;
+  booksPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  missing: number;
+  duplicates: number;
+  cpuPer1k: Record<ProcessName, number>;
+  peakRssMiB: Record<ProcessName, number>;
+  failure: string | null;
+}
+
+interface StreamSent {
+  venue: string;
+  instrument: string;
+  firstId: number;
+  lastId: number;
+}
+
+const CLOCK_TICKS = 100;
+
+/** utime + stime of a process, seconds. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Peak resident set size of a process, MiB. */
+function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+function weightedPercentile(samples: readonly (readonly [number, number])[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((n, [, c]) => n + c, 0);
+  if (total === 0) return Number.NaN;
+  let seen = 0;
+  for (const [value, count] of sorted) {
+    seen += count;
+    if (seen >= (p / 100) * total) return value;
+  }
+  return sorted.at(-1)?.[0] ?? Number.NaN;
+}
+
+async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+async function runOnce(mode: Mode, rate: string, seconds: number): Promise<PipelineRun> {
+  const perStream = rate === 'max' ? MAX_RATE_PER_STREAM : Math.max(1, Math.round(Number(rate) / STREAMS));
+  const home = mkdtempSync(join(tmpdir(), 'mprism-bench-pipeline-'));
+  const configFile = join(home, 'mprism.yaml');
+  const [nats, monitor, httpPort, tcpPort, storagePort, collectorPort, simPort, redis] = await freePorts(8);
+  const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[] }> = {
+    deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] },
+  };
+  for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: SYMBOLS.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
+  writeFileSync(
+    configFile,
+    stringify({
+      nats: { port: nats, monitorPort: monitor },
+      clickhouse: { hot: { httpPort, tcpPort } },
+      redis: { port: redis },
+      simulator: { port: simPort, tradesPerSecond: perStream, symbols: SYMBOLS.map((b) => `${b}USDT`) },
+      collector: { port: collectorPort, venues, ...MODE_CONFIG[mode].collector },
+      storage: { port: storagePort, ...MODE_CONFIG[mode].storage },
+    }),
+  );
+  const env = { ...process.env, MPRISM_HOME: home, MPRISM_CONFIG: configFile, MPRISM_LOG_LEVEL: 'warn', MPRISM_SIMULATE: '1' };
+  const config = loadConfig({ env });
+  const database = config.clickhouse.hot.database;
+  const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
+  const children = new Map<ProcessName, ChildProcess>();
+  const spawnDaemon = (name: 'simulator' | 'collector' | 'storage') => {
+    // MPRISM_BENCH_PROFILE=collector,storage writes a V8 CPU profile of each to MPRISM_BENCH_PROFILE_DIR (default cwd).
+    const profile = (process.env.MPRISM_BENCH_PROFILE ?? '').split(',').includes(name) ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MPRISM_BENCH_PROFILE_DIR ?? process.cwd()}`, `--cpu-prof-name=${name}-${mode}-${rate}-${Date.now()}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profile, main, name], { env, stdio: ['ignore', 'ignore', 'inherit'] });
+    children.set(name, child);
+  };
+  const pids = new Map<ProcessName, number>();
+  try {
+    const [natsStatus, chStatus] = await Promise.all([startLocalServer(config, 'nats'), startLocalServer(config, 'clickhouse-hot')]);
+    pids.set('nats', natsStatus.pid ?? -1);
+    pids.set('clickhouse', chStatus.pid ?? -1);
+    const nc = await connectNats(config, 'bench');
+    await ensureStreams(await nc.jetstreamManager(), config);
+    await nc.close();
+    const ch = createClickHouse(config.clickhouse.hot);
+    try {
+      await ensureSchema(ch, database, await detectDialect(ch));
+      const simUrl = (path: string) => `http://127.0.0.1:${simPort}${path}`;
+      spawnDaemon('simulator');
+      spawnDaemon('storage');
+      for (let i = 0; ; i++) {
+        if (await getJson(simUrl('/health')).then(() => true, () => false)) break;
+        if (i > 100) throw new Error('simulator did not come up');
+        await sleep(100);
+      }
+      spawnDaemon('collector');
+      for (const [name, child] of children) pids.set(name, child.pid ?? -1);
+
+      const count = async (table: string, where = '1') =>
+        Number((await selectRows<{ n: string }>(ch, `SELECT count() AS n FROM ${database}.${table} WHERE ${where}`))[0]?.n ?? 0);
+      // Warm-up: every trade stream has reached hot, so the measured window starts in steady state.
+      const warmupEnd = Date.now() + WARMUP_TIMEOUT_MS;
+      while ((await selectRows<{ n: string }>(ch, `SELECT uniqExact(venue, instrument) AS n FROM ${database}.trades`))[0]?.n !== String(STREAMS)) {
+        if (Date.now() > warmupEnd) {
+          const seen = await selectRows<{ s: string }>(ch, `SELECT DISTINCT concat(venue, ' ', instrument) AS s FROM ${database}.trades`);
+          throw new Error(`not every trade stream reached hot within ${WARMUP_TIMEOUT_MS / 1000} s (${seen.length} of ${STREAMS}: ${seen.map((r) => r.s).join(', ')})`);
+        }
+        for (const [name, child] of children) if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
+        await sleep(250);
+      }
+
+      const sentNow = async () => {
+        const stats = await getJson<{ venues: Record<string, { trades: Record<string, { sent: number; firstId: number | null; lastId: number | null }> }> }>(simUrl('/stats'));
+        const streams: StreamSent[] = [];
+        for (const [venue, v] of Object.entries(stats.venues)) {
+          for (const [instrument, s] of Object.entries(v.trades)) if (s.firstId !== null && s.lastId !== null) streams.push({ venue, instrument, firstId: s.firstId, lastId: s.lastId });
+        }
+        return streams;
+      };
+      const totalSent = (streams: readonly StreamSent[]) => streams.reduce((n, s) => n + s.lastId - s.firstId + 1, 0);
+      const cpuNow = () => new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
+
+      // Latency: rows per event-time bucket, polled; rows new since the last poll are as old as the
+      // poll. Kept per bucket, so the window is cut by event time at the end, like windowRows below.
+      const bucketCounts = new Map<number, number>();
+      const samples: { bucket: number; ms: number; rows: number }[] = [];
+      const pollLatency = async () => {
+        const polledAt = Date.now();
+        const rows = await selectRows<{ b: string; n: string }>(
+          ch,
+          `SELECT intDiv(event_time, ${LATENCY_BUCKET_MS}) AS b, count() AS n FROM ${database}.trades WHERE event_time >= ${polledAt - LATENCY_HORIZON_MS} GROUP BY b`,
+        );
+        for (const r of rows) {
+          const b = Number(r.b);
+          const n = Number(r.n);
+          const before = bucketCounts.get(b) ?? 0;
+          bucketCounts.set(b, n);
+          if (n > before) samples.push({ bucket: b, ms: Math.max(0, polledAt - (b * LATENCY_BUCKET_MS + LATENCY_BUCKET_MS / 2)), rows: n - before });
+        }
+      };
+      await pollLatency();
+
+      const t0 = Date.now();
+      const sent0 = totalSent(await sentNow());
+      const hot0 = await count('trades');
+      const books0 = await count('orderbooks');
+      const cpu0 = cpuNow();
+      while (Date.now() - t0 < seconds * 1000) {
+        await sleep(POLL_MS);
+        await pollLatency();
+      }
+      const t1 = Date.now();
+      const sent1 = totalSent(await sentNow());
+      const hot1 = await count('trades');
+      const books1 = await count('orderbooks');
+      const cpu1 = cpuNow();
+      const window = (t1 - t0) / 1000;
+
+      await fetch(simUrl('/control/pause'), { method: 'POST' });
+      const sent = await sentNow();
+      const expected = totalSent(sent);
+      // Drain: hot catches up with everything the simulator sent (latency keeps being recorded).
+      const drainStart = Date.now();
+      let lastGrowth = Date.now();
+      let lastHot = -1;
+      for (;;) {
+        const hot = await count('trades');
+        await pollLatency();
+        if (hot >= expected) break;
+        if (hot > lastHot) {
+          lastHot = hot;
+          lastGrowth = Date.now();
+        } else if (Date.now() - lastGrowth > DRAIN_IDLE_MS) break;
+        await sleep(POLL_MS);
+      }
+      const drainSeconds = (Date.now() - drainStart) / 1000;
+      const peak = new Map([...pids].map(([name, pid]) => [name, peakRssMiB(pid)]));
+
+      // Ground truth, stream by stream: every id from the first to the last sent, in hot exactly once.
+      let missing = 0;
+      let duplicates = 0;
+      for (const s of sent) {
+        const [r] = await selectRows<{ d: string; n: string }>(
+          ch,
+          `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId} AND ${s.lastId}`,
+        );
+        missing += s.lastId - s.firstId + 1 - Number(r?.d ?? 0);
+        duplicates += Number(r?.n ?? 0) - Number(r?.d ?? 0);
+      }
+      // Whole buckets inside the window (the first one after t0 may have been partly counted before it).
+      const firstBucket = Math.floor(t0 / LATENCY_BUCKET_MS) + 1;
+      const endBucket = Math.floor(t1 / LATENCY_BUCKET_MS);
+      const latency: [number, number][] = samples.filter((x) => x.bucket >= firstBucket && x.bucket < endBucket).map((x) => [x.ms, x.rows]);
+      const measuredRows = latency.reduce((n, [, c]) => n + c, 0);
+      const inWindow = Math.max(0, hot1 - hot0);
+      // Rows of the window's buckets never seen inside the latency horizon are slower than it.
+      const windowRows = await count('trades', `event_time >= ${firstBucket * LATENCY_BUCKET_MS} AND event_time < ${endBucket * LATENCY_BUCKET_MS}`);
+      const unseen = Math.max(0, windowRows - measuredRows);
+      if (unseen > 0) latency.push([Number.POSITIVE_INFINITY, unseen]);
+      const tradesInWindow = Math.max(1, sent1 - sent0);
+      const cpuPer1k = Object.fromEntries(PROCESSES.map((p) => [p, (((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / tradesInWindow) * 1000])) as Record<ProcessName, number>;
+      const peakRss = Object.fromEntries(PROCESSES.map((p) => [p, peak.get(p) ?? Number.NaN])) as Record<ProcessName, number>;
+      const failure = missing > 0 || duplicates > 0 ? `${missing} trades missing and ${duplicates} duplicated of ${expected} sent` : null;
+      return {
+        mode,
+        rate,
+        sentPerSecond: (sent1 - sent0) / window,
+        hotPerSecond: inWindow / window,
+        backlogAtEnd: Math.max(0, sent1 - hot1),
+        drainSeconds,
+        booksPerSecond: (books1 - books0) / window,
+        p50Ms: weightedPercentile(latency, 50),
+        p99Ms: weightedPercentile(latency, 99),
+        missing,
+        duplicates,
+        cpuPer1k,
+        peakRssMiB: peakRss,
+        failure,
+      };
+    } finally {
+      await ch.close();
+    }
+  } finally {
+    await Promise.all(
+      [...children.values()].map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+    await Promise.allSettled([stopLocalServer(config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
+    rmSync(home, { recursive: true, force: true });
+  }
+}
+
+const fmt = (x: number, digits = 0) => (Number.isFinite(x) ? x.toFixed(digits) : x > 0 ? '>30000' : 'n/a');
+
+export async function runPipelineBench(print: (line: string) => void): Promise<PipelineRun[]> {
+  const seconds = Number(process.env.MPRISM_BENCH_SECONDS ?? 20);
+  const rates = (process.env.MPRISM_BENCH_RATES ?? '10000,max').split(',').map((r) => r.trim());
+  const runs = Number(process.env.MPRISM_BENCH_RUNS ?? 3);
+  for (const r of rates) if (r !== 'max' && !(Number(r) > 0)) throw new Error(`MPRISM_BENCH_RATES: ${r} is neither a positive number nor max`);
+  print(`${STREAMS} trade streams and ${STREAMS} books (${SYMBOLS.length} symbols x 4 venues), ${seconds} s measured per run, ${runs} interleaved runs per mode and rate`);
+  print(`${'mode'.padEnd(8)} ${'rate'.padStart(6)}  ${'sent/s'.padStart(7)} ${'hot/s'.padStart(7)} ${'backlog'.padStart(8)} ${'drain s'.padStart(7)} ${'books/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  cpu s/1k trades (sim col sto nats ch)  peak RSS MiB (sim col sto)  result`);
+  const all: PipelineRun[] = [];
+  for (let i = 0; i < runs; i++) {
+    for (const rate of rates) {
+      // Interleaved, and the order alternates, so drift of the machine falls on both modes alike.
+      for (const mode of i % 2 === 0 ? MODES : [...MODES].reverse()) {
+        let r: PipelineRun;
+        try {
+          r = await runOnce(mode, rate, seconds);
+        } catch (err) {
+          print(`${mode.padEnd(8)} ${rate.padStart(6)}  run failed: ${errorMessage(err)}`);
+          process.exitCode = 1;
+          continue;
+        }
+        all.push(r);
+        const c = r.cpuPer1k;
+        const m = r.peakRssMiB;
+        print(
+          `${mode.padEnd(8)} ${rate.padStart(6)}  ${fmt(r.sentPerSecond).padStart(7)} ${fmt(r.hotPerSecond).padStart(7)} ${fmt(r.backlogAtEnd).padStart(8)} ${fmt(r.drainSeconds, 1).padStart(7)} ${fmt(r.booksPerSecond).padStart(7)} ${fmt(r.p50Ms).padStart(7)} ${fmt(r.p99Ms).padStart(7)}  ` +
+            `${[c.simulator, c.collector, c.storage, c.nats, c.clickhouse].map((x) => fmt(x, 3)).join(' ')}  ${[m.simulator, m.collector, m.storage].map((x) => fmt(x)).join(' ')}  ${r.failure === null ? 'ok' : `FAILED: ${r.failure}`}`,
+        );
+        if (r.failure !== null) process.exitCode = 1;
+      }
+    }
+  }
+  print('medians (failed runs excluded):');
+  for (const rate of rates) {
+    const byMode = new Map<Mode, PipelineRun[]>(MODES.map((m) => [m, all.filter((r) => r.rate === rate && r.mode === m && r.failure === null)]));
+    const med = (m: Mode, f: (r: PipelineRun) => number) => {
+      const xs = byMode.get(m)?.map(f) ?? [];
+      return xs.length === 0 ? Number.NaN : median(xs);
+    };
+    for (const m of MODES) {
+      print(`  ${m.padEnd(8)} ${rate.padStart(6)}: ${fmt(med(m, (r) => r.hotPerSecond))} trades/s in hot, p99 ${fmt(med(m, (r) => r.p99Ms))} ms, collector ${fmt(med(m, (r) => r.cpuPer1k.collector), 3)} cpu s/1k, ${byMode.get(m)?.length ?? 0} runs`);
+    }
+    const ratio = med('batched', (r) => r.hotPerSecond) / med('naive', (r) => r.hotPerSecond);
+    print(`  batched / naive at ${rate}: ${Number.isFinite(ratio) ? ratio.toFixed(2) : 'n/a'}x trades/s in hot`);
+  }
+  return all;
+}
