@@ -162,7 +162,7 @@ describe('storage delivers on time', () => {
     await ensureDurableConsumer(jsm, spec);
     const expected = (await jsm.streams.info(MARKET_DATA_STREAM)).state.messages;
     const errors: unknown[] = [];
-    const source = new JetStreamSource(js, spec, { maxMessages: 50, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
+    const source = new JetStreamSource(js, spec, { maxBytes: 64 * 1024, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
     const controller = new AbortController();
     const status = newIngestStatus();
     let rows = 0;
@@ -200,7 +200,7 @@ describe('storage delivers on time', () => {
     // the documented case left to the ack wait (see close()), and a loaded CI machine hit it.
     await waitFor(() => source.queued === 3);
     await source.close();
-    const next = new JetStreamSource(js, spec, { maxMessages: 50, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
+    const next = new JetStreamSource(js, spec, { maxBytes: 64 * 1024, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
     const again: number[] = [];
     const started = Date.now();
     // nats-server 2.9 may redeliver a nak'ed message twice (nats-server#4460); storage's inserts are

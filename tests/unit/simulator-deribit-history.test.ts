@@ -29,7 +29,7 @@ function byMsgId(records: Iterable<MarketRecord>): Map<string, MarketRecord> {
 /** An in-process Deribit simulator on a clock the test moves, answering requests by URL as the server routes them. */
 function simAt(start: number) {
   const clock = { now: start };
-  const sim = new DeribitSim({ seed: SEED, metrics: createSimMetrics(new Registry()), log, now: () => clock.now });
+  const sim = new DeribitSim({ seed: SEED, slowClientBytes: 16 << 20, metrics: createSimMetrics(new Registry()), log, now: () => clock.now });
   let requests = 0;
   const get = (url: string): string => {
     requests++;

@@ -194,6 +194,18 @@ describe('runIngest', () => {
     await stop();
   });
 
+  it('records since when its batches close full, and forgets it at the first one that does not', async () => {
+    const { source, sink, status, stop } = start({ batchSize: 3, flushIntervalMs: 30 });
+    source.push(trade(), trade(), trade());
+    await waitFor(() => sink.rows === 3);
+    const since = status.fullBatchesSince.get('MARKET_DATA');
+    expect(since).toBeTypeOf('number');
+    source.push(trade(), trade(), trade(), trade());
+    await waitFor(() => sink.rows === 7);
+    expect(status.fullBatchesSince.has('MARKET_DATA')).toBe(false);
+    await stop();
+  });
+
   it('holds a batch open for flushIntervalMs after its first message, not longer', async () => {
     const { source, sink, stop } = start({ batchSize: 1000, flushIntervalMs: 150 });
     const first = trade();

@@ -7,6 +7,7 @@ import { adapterFor, enabledVenues, pollOptions, venueBaseUrls } from '../../lib
 import { createCollectorMetrics } from '../../lib/feeds/collector-metrics.js';
 import { coverageFile, readCoverage, writeCoverage } from '../../lib/feeds/coverage.js';
 import { VenueCollector } from '../../lib/feeds/venue-collector.js';
+import { collectorOverload, EventLoopLag } from '../../lib/overload.js';
 
 /**
  * How often the coverage file is rewritten. A kill -9 loses at most this much of the record of
@@ -26,10 +27,12 @@ const NATS_SETTLE_MS = 5000;
 
 export const collector: Daemon = async (ctx, config) => {
   const nc = await connectNats(config, 'collector');
-  const publisher = new Publisher(nc, { metrics: ctx.metrics, component: 'collector', signal: ctx.signal });
-  const metrics = createCollectorMetrics(ctx.metrics);
   const c = config.collector;
   const venues = enabledVenues(config);
+  // Half of the buffer for the publish window, half shared by the venues' queues.
+  const bufferBytes = c.publish.bufferMiB * 1024 * 1024;
+  const publisher = new Publisher(nc, { metrics: ctx.metrics, component: 'collector', signal: ctx.signal, maxInFlightBytes: bufferBytes / 2 });
+  const metrics = createCollectorMetrics(ctx.metrics);
   const coveragePath = coverageFile(config.home);
   const previous = readCoverage(coveragePath, Date.now());
   if (previous.problem !== null) {
@@ -55,16 +58,22 @@ export const collector: Daemon = async (ctx, config) => {
       capture: c.capture.enabled ? { dir: c.capture.dir ?? join(config.home, 'capture'), maxFileBytes: c.capture.maxFileBytes } : null,
       resume: previous.streams.filter((s) => s.identity.venue === venue),
       maxRecordsPerMessage: c.publish.maxRecordsPerMessage,
+      maxQueuedBytes: Math.max(1024 * 1024, bufferBytes / 2 / Math.max(1, venues.length)),
     });
   });
 
   // `ok` is about what the supervisor can fix by restarting us (NATS connectivity); a stale stream is
   // reported for `mprism health`, but restarting the collector would not make a venue send.
+  const lag = new EventLoopLag();
   ctx.setHealth(() => {
     const venueHealth = collectors.map((vc) => vc.health());
+    const eventLoopLagMs = lag.p99Ms();
     return {
       ok: publisher.connection.connected && !nc.isClosed(),
       nats: publisher.connection.connected ? 'connected' : 'disconnected',
+      // Overload is for `mprism health`, not the supervisor: a restart would not add a core.
+      overloaded: collectorOverload({ eventLoopLagMs, publishBackedUp: collectors.some((vc) => vc.publishBackedUp) }),
+      eventLoopLagMs,
       publishPending: publisher.pending,
       streams: venueHealth.flatMap((h) => h.streams),
       books: venueHealth.flatMap((h) => h.books),
@@ -107,6 +116,7 @@ export const collector: Daemon = async (ctx, config) => {
     await publisher.flush();
   } finally {
     clearInterval(coverageTimer);
+    lag.stop();
     saveCoverage();
   }
   if (publisher.lastError !== null) {

@@ -9,6 +9,7 @@ export const simulator: Daemon = async (ctx, config) => {
     symbols: config.simulator.symbols,
     tradesPerSecond: config.simulator.tradesPerSecond,
     seed: config.simulator.seed,
+    slowClientBufferMiB: config.simulator.slowClientBufferMiB,
     replay: config.simulator.replay,
     metrics: ctx.metrics,
     log: ctx.log,

@@ -6,6 +6,7 @@ import { errorMessage } from '../../lib/errors.js';
 import { createClickHouse } from '../../lib/store/client.js';
 import { createIngestMetrics, newIngestStatus, runIngest, type RowSink } from '../../lib/store/ingest.js';
 import { insertPrepared } from '../../lib/store/writer.js';
+import { EventLoopLag, storageOverload } from '../../lib/overload.js';
 
 /**
  * JetStream -> ClickHouse hot. One durable pull consumer per stream, read by lib/store/ingest.ts:
@@ -18,6 +19,17 @@ import { insertPrepared } from '../../lib/store/writer.js';
  * JetStream) goes unnoticed: two missed heartbeats at half of it.
  */
 const PULL_EXPIRES_MS = 5_000;
+/**
+ * Bytes asked for ahead per stream: a few batches of trades (about 250 bytes a record), and what
+ * bounds the memory of messages received but not yet taken, whatever they hold.
+ */
+const PULL_MAX_BYTES = 8 * 1024 * 1024;
+
+const earliest = (times: Iterable<number>): number | null => {
+  let min: number | null = null;
+  for (const t of times) if (min === null || t < min) min = t;
+  return min;
+};
 
 export const storage: Daemon = async (ctx, config) => {
   const { log, signal } = ctx;
@@ -28,9 +40,12 @@ export const storage: Daemon = async (ctx, config) => {
   const database = config.clickhouse.hot.database;
   const metrics = createIngestMetrics(ctx.metrics);
   const status = newIngestStatus();
+  const lag = new EventLoopLag();
   ctx.setHealth(() => ({
     ok: !nc.isClosed() && status.consecutiveFailures < 3,
     nats: nc.isClosed() ? 'closed' : 'connected',
+    overloaded: storageOverload({ eventLoopLagMs: lag.p99Ms(), fullBatchesSince: earliest(status.fullBatchesSince.values()), now: Date.now() }),
+    eventLoopLagMs: lag.p99Ms(),
     lastInsertAt: status.lastInsertAt,
     lastError: status.lastError,
   }));
@@ -45,7 +60,7 @@ export const storage: Daemon = async (ctx, config) => {
     };
     log.info({ stream, durable: spec.durable, outcome: await ensureDurableConsumer(jsm, spec) }, 'consumer ready');
     const source = new JetStreamSource(js, spec, {
-      maxMessages: config.storage.batchSize,
+      maxBytes: PULL_MAX_BYTES,
       expiresMs: PULL_EXPIRES_MS,
       recover: () => ensureDurableConsumer(jsm, spec),
       onError: (err) => {
@@ -64,6 +79,7 @@ export const storage: Daemon = async (ctx, config) => {
   try {
     await Promise.all(STREAM_SPECS.map((s) => consume(s.name)));
   } finally {
+    lag.stop();
     await nc.drain().catch(() => undefined);
     await ch.close();
   }

@@ -60,8 +60,12 @@ export class JetStreamSource {
     private readonly js: JetStreamClient,
     private readonly spec: Pick<DurableConsumerSpec, 'stream' | 'durable'>,
     private readonly opts: {
-      /** Messages asked for ahead of what is queued; bounded overall by the consumer's max_ack_pending. */
-      maxMessages: number;
+      /**
+       * Bytes of messages asked for ahead of what is queued (the pull's max_bytes), so what waits in
+       * this process stays bounded however many records a message holds; bounded overall by the
+       * consumer's max_ack_pending too.
+       */
+      maxBytes: number;
       /** Lifetime of one pull request; the client re-pulls when it ends (min 1000). */
       expiresMs?: number;
       /** Re-creates the consumer when JetStream reports it (or its stream) gone. */
@@ -121,7 +125,7 @@ export class JetStreamSource {
         const consumer = await this.js.consumers.get(this.spec.stream, this.spec.durable);
         if (this.closing) return;
         const messages = await consumer.consume({
-          max_messages: this.opts.maxMessages,
+          max_bytes: this.opts.maxBytes,
           expires: this.expiresMs,
           callback: (m) => {
             this.queue.push(m);

@@ -73,8 +73,8 @@ export interface PublisherOptions {
   component: string;
   /** Messages awaiting a JetStream ack; publish() waits for room beyond this (backpressure). */
   maxInFlight?: number;
-  /** Records in those messages: the window's bound in memory. */
-  maxInFlightRecords?: number;
+  /** Bytes of those messages: the window's bound in memory (default 32 MiB). */
+  maxInFlightBytes?: number;
   /** Stop retrying a record after this signal aborts (shutdown); the record is then counted as lost. */
   signal?: AbortSignal;
 }
@@ -87,9 +87,10 @@ export interface PublisherOptions {
 export class Publisher {
   private readonly js: JetStreamClient;
   private readonly maxInFlight: number;
-  private readonly maxInFlightRecords: number;
+  private readonly maxInFlightBytes: number;
   private readonly inFlight = new Set<Promise<void>>();
   private inFlightRecords = 0;
+  private inFlightBytes = 0;
   private readonly published: Counter<'data_type' | 'venue'>;
   private readonly duplicates: Counter<'data_type' | 'venue'>;
   private readonly retries: Counter<'data_type' | 'venue'>;
@@ -109,7 +110,7 @@ export class Publisher {
     this.js = nc.jetstream();
     this.connection = new ConnectionWatch(nc);
     this.maxInFlight = opts.maxInFlight ?? 1024;
-    this.maxInFlightRecords = opts.maxInFlightRecords ?? 20_000;
+    this.maxInFlightBytes = opts.maxInFlightBytes ?? 32 * 1024 * 1024;
     this.signal = opts.signal && boundedSignal(opts.signal, this.maxInFlight + 1).signal;
     const prefix = `mprism_${opts.component}`;
     const labelNames = ['venue', 'data_type'] as const;
@@ -138,9 +139,12 @@ export class Publisher {
 
   private async send(batch: EncodedBatch, onStored: (() => void) | undefined): Promise<void> {
     const n = batch.records.length;
-    while (this.inFlight.size >= this.maxInFlight || (this.inFlightRecords > 0 && this.inFlightRecords + n > this.maxInFlightRecords)) await Promise.race(this.inFlight);
+    const bytes = batch.data.byteLength;
+    // A message larger than the whole window still goes, alone.
+    while (this.inFlight.size >= this.maxInFlight || (this.inFlightBytes > 0 && this.inFlightBytes + bytes > this.maxInFlightBytes)) await Promise.race(this.inFlight);
     const first = batch.records[0] as MarketRecord;
     this.inFlightRecords += n;
+    this.inFlightBytes += bytes;
     const p = this.publishWithRetry(batch)
       .then(onStored)
       .catch((err: unknown) => {
@@ -150,6 +154,7 @@ export class Publisher {
       .finally(() => {
         this.inFlight.delete(p);
         this.inFlightRecords -= n;
+        this.inFlightBytes -= bytes;
       });
     this.inFlight.add(p);
   }

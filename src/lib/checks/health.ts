@@ -11,6 +11,7 @@ import { ident, qualified, str } from '../store/sql.js';
 import { tableFor } from '../store/tables.js';
 import { STALE_AFTER_SECONDS } from '../feeds/freshness.js';
 import type { StreamHealth } from '../feeds/stream-health.js';
+import type { OverloadStage } from '../overload.js';
 import { inspectHomeLock } from '../supervisor/lock.js';
 import { platformWanted, type SupervisorSnapshot } from '../supervisor/state.js';
 import { judgeSupervisor, supervisorView } from './status.js';
@@ -102,6 +103,21 @@ async function freshness(config: Config, now: number): Promise<StoredDataAge[]> 
   }
 }
 
+const OVERLOAD_DETAIL: Record<OverloadStage, string> = {
+  collector: 'stage collector (its event loop is behind; records arrive late and book snapshots thin out)',
+  publish: 'stage publish (records wait for JetStream; the venue sockets are paused)',
+  storage: 'stage storage (rows wait for ClickHouse hot; the JetStream backlog grows)',
+};
+
+/** The stage a daemon's /health body names as overloaded, explained; null when none. */
+function overloadOf(body: unknown): string | null {
+  if (typeof body !== 'object' || body === null || !('overloaded' in body)) return null;
+  const stage = body.overloaded;
+  if (typeof stage !== 'string' || !(stage in OVERLOAD_DETAIL)) return null;
+  const lag = 'eventLoopLagMs' in body && typeof body.eventLoopLagMs === 'number' ? `, event-loop lag p99 ${Math.round(body.eventLoopLagMs)} ms` : '';
+  return `${OVERLOAD_DETAIL[stage as OverloadStage]}${lag}`;
+}
+
 /** The stream list of the collector's /health body, when it answered with one. */
 function collectorStreams(daemons: readonly DaemonHealth[]): StreamHealth[] {
   const detail = daemons.find((d) => d.name === 'collector')?.detail;
@@ -138,6 +154,8 @@ export async function checkHealth(config: Config, now = Date.now()): Promise<Hea
       if (h.status === null) problems.push(`${name} not answering on port ${config[name].port}`);
       else if (h.status !== 200) problems.push(`${name} unhealthy (HTTP ${h.status})`);
       else if (!registered.has(name)) problems.push(`${name} has no heartbeat in the Redis registry`);
+      const overload = overloadOf(h.body);
+      if (overload !== null) problems.push(`${name} overloaded: ${overload}`);
       return { name, ok, httpStatus: h.status, registered: registered.has(name), detail: h.body };
     }),
   );

@@ -141,6 +141,8 @@ export const configSchema = z.strictObject({
     tradesPerSecond: z.number().positive().max(100_000),
     symbols: z.array(z.string().min(1)).min(1),
     seed: z.number().int(),
+    /** Unsent bytes per client, MiB, after which it is dropped as too slow (as the venues do). */
+    slowClientBufferMiB: z.number().int().min(1).max(4096),
     /** A raw capture file (gzip JSONL) played instead of synthetic data for the venues it holds; speed divides the recorded gaps. */
     replay: z.strictObject({ file: z.string().min(1).nullable(), speed: z.number().positive().max(10_000) }).default({ file: null, speed: 1 }),
   }),
@@ -199,6 +201,12 @@ export const configSchema = z.strictObject({
        * publish was in flight travel together (one when the feed is quiet). 1: a message per record.
        */
       maxRecordsPerMessage: z.number().int().min(1).max(10_000),
+      /**
+       * Memory for records JetStream has not acknowledged yet: half for the publish window, half
+       * shared by the venues' queues. When it is full the sockets pause; a venue that then drops the
+       * connection leaves a recorded hole. Bounds the collector during a NATS outage.
+       */
+      bufferMiB: z.number().int().min(4).max(4096),
     }),
     capture: z.strictObject({
       /** Write every raw frame with its receive time to gzip JSONL files. */

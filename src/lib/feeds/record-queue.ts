@@ -9,36 +9,49 @@ export interface RecordSink {
   publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void>;
 }
 
-/** Records waiting for the sink beyond this pause the sources; below the low mark they resume. */
-const QUEUE_HIGH_WATER = 20_000;
-const QUEUE_LOW_WATER = 5_000;
+/** Below this share of its budget, a paused queue resumes its sources. */
+const RESUME_AT = 0.25;
+
+/**
+ * About what a record takes encoded (and, within a small factor, in memory): cheap to compute, and
+ * it tells a 50-level book (about 2.6 kB) from a trade (about 250 bytes).
+ */
+export function estimatedBytes(record: MarketRecord): number {
+  return record.dataType === 'orderbook' ? 250 + 24 * (record.bids.length + record.asks.length) : 250;
+}
 
 interface Entry {
   record: MarketRecord;
   onStored: (() => void) | undefined;
+  bytes: number;
 }
 
 /**
  * The bounded queue between a venue's sources (sockets, polls, books) and the sink. Records are
  * handed on in arrival order per subject, as many per message as have gathered: one record when
  * the feed is quiet (no added latency), hundreds when the sink is the bottleneck (what gathered
- * while it was busy). When the sink falls behind, the sources are paused (socket reads stop, so
- * the venue's TCP window pushes back) instead of the queue growing without bound.
+ * while it was busy). When the sink falls behind (JetStream slow or down), the sources are paused
+ * once the queue holds maxQueuedBytes (socket reads stop, so the venue's TCP window pushes back)
+ * instead of the queue growing without bound; a venue that then drops the connection leaves a
+ * recorded hole, like any disconnect.
  */
 export class RecordQueue {
   private queue: Entry[] = [];
+  private queuedBytes = 0;
   private pumping: Promise<void> | null = null;
   private paused = false;
 
   constructor(
     private readonly sink: RecordSink,
     private readonly sources: { pause(): void; resume(): void },
-    private readonly maxRecordsPerMessage: number,
+    private readonly opts: { maxRecordsPerMessage: number; maxQueuedBytes: number },
   ) {}
 
   push(record: MarketRecord, onStored?: () => void): void {
-    this.queue.push({ record, onStored });
-    if (!this.paused && this.queue.length >= QUEUE_HIGH_WATER) {
+    const bytes = estimatedBytes(record);
+    this.queue.push({ record, onStored, bytes });
+    this.queuedBytes += bytes;
+    if (!this.paused && this.queuedBytes >= this.opts.maxQueuedBytes) {
       this.paused = true;
       this.sources.pause();
     }
@@ -52,8 +65,9 @@ export class RecordQueue {
     while (this.pumping !== null) await this.pumping;
   }
 
-  get length(): number {
-    return this.queue.length;
+  /** The sink cannot keep up: the queue reached its high-water mark and the sources are paused. */
+  get backedUp(): boolean {
+    return this.paused;
   }
 
   private async pump(): Promise<void> {
@@ -61,15 +75,15 @@ export class RecordQueue {
       while (this.queue.length > 0) {
         const taken = this.queue;
         this.queue = [];
-        let left = taken.length;
         for (const [subject, entries] of groupBySubject(taken)) {
           const records = entries.map((e) => e.record);
           const callbacks = new Map<MarketRecord, () => void>();
           for (const e of entries) if (e.onStored !== undefined) callbacks.set(e.record, e.onStored);
           const onStored = callbacks.size === 0 ? undefined : (stored: readonly MarketRecord[]) => stored.forEach((r) => callbacks.get(r)?.());
-          await this.sink.publishBatch(subject, records, this.maxRecordsPerMessage, onStored);
-          left -= entries.length;
-          if (this.paused && left + this.queue.length < QUEUE_LOW_WATER) {
+          await this.sink.publishBatch(subject, records, this.opts.maxRecordsPerMessage, onStored);
+          // Counted as queued until the sink took them: its own window bounds what it holds.
+          for (const e of entries) this.queuedBytes -= e.bytes;
+          if (this.paused && this.queuedBytes < this.opts.maxQueuedBytes * RESUME_AT) {
             this.paused = false;
             this.sources.resume();
           }

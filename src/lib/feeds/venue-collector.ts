@@ -39,6 +39,8 @@ export interface VenueCollectorOptions {
   capture: { dir: string; maxFileBytes: number } | null;
   /** Records of one subject per JetStream message, at most (collector.publish.maxRecordsPerMessage); default 1. */
   maxRecordsPerMessage?: number;
+  /** Records waiting for the sink, estimated bytes, before the sockets pause (default 16 MiB). */
+  maxQueuedBytes?: number;
   /** Snapshot requests started per second for this venue, at most. */
   snapshotRequestsPerSecond?: number;
   /** This venue's streams as the previous run left them (coverage file); a start closes their holes. */
@@ -177,7 +179,10 @@ export class VenueCollector {
             onResponse: (poll, res) => this.capture?.write({ t: res.receiveTime, kind: 'rest', conn: poll.id, url: res.url, data: res.body }),
             onOutcome: (o) => this.handlePollOutcome(o),
           });
-    this.queue = new RecordQueue(opts.sink, { pause: () => this.feeds.forEach((f) => f.pause()), resume: () => this.feeds.forEach((f) => f.resume()) }, opts.maxRecordsPerMessage ?? 1);
+    this.queue = new RecordQueue(opts.sink, { pause: () => this.feeds.forEach((f) => f.pause()), resume: () => this.feeds.forEach((f) => f.resume()) }, {
+      maxRecordsPerMessage: opts.maxRecordsPerMessage ?? 1,
+      maxQueuedBytes: opts.maxQueuedBytes ?? 16 * 1024 * 1024,
+    });
     this.books =
       adapter.book === null
         ? null
@@ -253,6 +258,11 @@ export class VenueCollector {
   /** Resolves when every record received so far has been handed to the sink. */
   async drain(): Promise<void> {
     await this.queue.drain();
+  }
+
+  /** Records wait for the sink (JetStream): this venue's sockets are paused. */
+  get publishBackedUp(): boolean {
+    return this.queue.backedUp;
   }
 
   health(): VenueHealth {

@@ -76,7 +76,7 @@ export abstract class BinanceSim implements VenueSim {
     protected readonly ctx: VenueContext,
     o: { pingIntervalMs: number; maxLevelLots: number; weightLimitPerMinute: number },
   ) {
-    this.hub = new SocketHub(venue, { pingIntervalMs: o.pingIntervalMs, idleCloseMs: null }, ctx.metrics, ctx.log, ctx.now);
+    this.hub = new SocketHub(venue, { pingIntervalMs: o.pingIntervalMs, idleCloseMs: null, slowClientBytes: ctx.slowClientBytes }, ctx.metrics, ctx.log, ctx.now);
     this.instruments = new InstrumentSet(venue, ctx, o.maxLevelLots);
     this.weightLimitPerMinute = o.weightLimitPerMinute;
   }

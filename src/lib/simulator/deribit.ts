@@ -85,7 +85,7 @@ export class DeribitSim implements VenueSim {
   private pushes = 0;
 
   constructor(private readonly ctx: VenueContext) {
-    this.hub = new SocketHub(this.venue, { pingIntervalMs: null, idleCloseMs: null }, ctx.metrics, ctx.log, ctx.now);
+    this.hub = new SocketHub(this.venue, { pingIntervalMs: null, idleCloseMs: null, slowClientBytes: ctx.slowClientBytes }, ctx.metrics, ctx.log, ctx.now);
     this.nextPushAt = ctx.now() + 1000;
   }
 

@@ -4,8 +4,6 @@ import { WebSocket, type RawData } from 'ws';
 import type { Venue } from '../config/schema.js';
 import type { Logger } from '../log.js';
 
-/** Unsent bytes after which a subscriber counts as too slow and is disconnected. */
-const SLOW_CLIENT_BUFFER_BYTES = 16 * 1024 * 1024;
 
 /** Metrics every venue of the simulator shares; created once per registry. */
 export interface SimMetrics {
@@ -50,6 +48,8 @@ export interface HubOptions {
   pingIntervalMs: number | null;
   /** The venue closes a connection without traffic either way for this long (OKX: 30 s); null: never. */
   idleCloseMs: number | null;
+  /** Unsent bytes after which a subscriber counts as too slow and is disconnected (simulator.slowClientBufferMiB). */
+  slowClientBytes: number;
 }
 
 /**
@@ -127,7 +127,7 @@ export class SocketHub<S> {
   /** Sends one frame; false when the venue is stalled or the client is gone or too slow (then dropped). */
   send(client: SimClient<S>, frame: string): boolean {
     if (this.isStalled() || client.ws.readyState !== WebSocket.OPEN) return false;
-    if (client.ws.bufferedAmount > SLOW_CLIENT_BUFFER_BYTES) {
+    if (client.ws.bufferedAmount > this.options.slowClientBytes) {
       // Like the real exchanges, a client that stops reading is dropped rather than buffered for ever.
       client.ws.terminate();
       return false;

@@ -117,7 +117,7 @@ export class OkxSim implements VenueSim {
     this.swaps = venue === 'okx_derivatives';
     // Spot sizes are coins with the tape's decimals; swap sizes are whole contracts.
     this.sizeDecimals = this.swaps ? 0 : QTY_DECIMALS;
-    this.hub = new SocketHub(venue, { pingIntervalMs: null, idleCloseMs: IDLE_CLOSE_MS }, ctx.metrics, ctx.log, ctx.now);
+    this.hub = new SocketHub(venue, { pingIntervalMs: null, idleCloseMs: IDLE_CLOSE_MS, slowClientBytes: ctx.slowClientBytes }, ctx.metrics, ctx.log, ctx.now);
     this.instruments = new InstrumentSet(venue, ctx, this.swaps ? 500 : 5 * 10 ** QTY_DECIMALS);
     this.nextFundingPushAt = ctx.now() + 30_000;
     this.nextOpenInterestPushAt = ctx.now() + 3000;

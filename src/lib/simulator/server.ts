@@ -27,6 +27,8 @@ export interface SimulatorOptions {
   /** Trades per second per instrument. */
   tradesPerSecond: number;
   seed: number;
+  /** Unsent MiB per client before it is dropped as too slow; default 16. */
+  slowClientBufferMiB?: number;
   /** A raw capture file to play instead of synthetic data for the venues it holds. */
   replay?: { file: string | null; speed: number };
   metrics: Registry;
@@ -95,7 +97,7 @@ function splitVenue(path: string): { venue: Venue; route: string } | null {
 export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorHandle> {
   const now = opts.now ?? Date.now;
   const metrics = createSimMetrics(opts.metrics);
-  const ctx: VenueContext = { seed: opts.seed, metrics, log: opts.log, now };
+  const ctx: VenueContext = { seed: opts.seed, slowClientBytes: (opts.slowClientBufferMiB ?? 16) * 1024 * 1024, metrics, log: opts.log, now };
   const sims = new Map<Venue, VenueSim>(
     [new BinanceSpotSim(ctx), new BinanceDerivativesSim(ctx), new OkxSim('okx_spot', ctx), new OkxSim('okx_derivatives', ctx), new DeribitSim(ctx)].map((s) => [s.venue, s]),
   );

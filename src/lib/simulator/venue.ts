@@ -32,6 +32,8 @@ export interface RestReply {
 /** What every venue family gets from the server. */
 export interface VenueContext {
   seed: number;
+  /** Unsent bytes after which a client is dropped as too slow. */
+  slowClientBytes: number;
   metrics: SimMetrics;
   log: Logger;
   now: () => number;

@@ -67,10 +67,12 @@ export interface IngestStatus {
   lastInsertAt: string | null;
   lastError: string | null;
   consecutiveFailures: number;
+  /** Per stream, since when every batch closed full (rows were waiting beyond it); absent: its last one was not full. */
+  fullBatchesSince: Map<string, number>;
 }
 
 export function newIngestStatus(): IngestStatus {
-  return { lastInsertAt: null, lastError: null, consecutiveFailures: 0 };
+  return { lastInsertAt: null, lastError: null, consecutiveFailures: 0, fullBatchesSince: new Map() };
 }
 
 export interface IngestOptions {
@@ -123,6 +125,8 @@ export async function runIngest(o: IngestOptions): Promise<void> {
       rows += countRows(more);
       batch.push(...more);
     }
+    if (rows < o.batchSize) o.status.fullBatchesSince.delete(o.stream);
+    else if (!o.status.fullBatchesSince.has(o.stream)) o.status.fullBatchesSince.set(o.stream, now());
     await writeBatch(o, batch, now);
   }
 }
