@@ -144,22 +144,28 @@ function decode(o: IngestOptions, messages: readonly IngestMessage[]): Delivery[
   const { stream, metrics, log } = o;
   const out: Delivery[] = [];
   for (const m of messages) {
-    let body: unknown;
-    try {
-      body = m.json<unknown>();
-    } catch (err) {
-      body = err;
-    }
-    const items = body instanceof Error ? [body] : recordsIn(body);
     const rows: PreparedRow[] = [];
+    let invalid = 0;
+    let firstError: unknown = null;
+    let items: unknown[] = [];
+    try {
+      items = recordsIn(m.json<unknown>());
+    } catch (err) {
+      invalid = 1;
+      firstError = err;
+    }
     for (const item of items) {
       try {
-        if (item instanceof Error) throw item;
         rows.push(prepareRow(item as MarketRecord));
       } catch (err) {
-        metrics.invalid.inc({ stream });
-        log.error({ stream, seq: m.seq, subject: m.subject, records: items.length, err: errorMessage(err) }, 'invalid record skipped');
+        invalid++;
+        firstError ??= err;
       }
+    }
+    if (invalid > 0) {
+      // One line per message, however many of its records are bad.
+      metrics.invalid.inc({ stream }, invalid);
+      log.error({ stream, seq: m.seq, subject: m.subject, invalid, kept: rows.length, err: errorMessage(firstError) }, 'invalid records skipped');
     }
     if (rows.length === 0) {
       m.term();
