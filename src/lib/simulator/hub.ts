@@ -4,7 +4,6 @@ import { WebSocket, type RawData } from 'ws';
 import type { Venue } from '../config/schema.js';
 import type { Logger } from '../log.js';
 
-
 /** Metrics every venue of the simulator shares; created once per registry. */
 export interface SimMetrics {
   tradesSent: Counter<'venue' | 'symbol'>;
