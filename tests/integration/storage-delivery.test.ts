@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { JSONCodec, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
+import { AckPolicy, DeliverPolicy, JSONCodec, nanos, type JetStreamClient, type JetStreamManager, type NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storage } from '../../src/daemons/storage/run.js';
 import { connectNats } from '../../src/lib/bus/connection.js';
@@ -162,7 +162,7 @@ describe('storage delivers on time', () => {
     await ensureDurableConsumer(jsm, spec);
     const expected = (await jsm.streams.info(MARKET_DATA_STREAM)).state.messages;
     const errors: unknown[] = [];
-    const source = new JetStreamSource(js, spec, { maxBytes: 64 * 1024, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
+    const source = new JetStreamSource(js, spec, { maxMessages: 50, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
     const controller = new AbortController();
     const status = newIngestStatus();
     let rows = 0;
@@ -200,7 +200,7 @@ describe('storage delivers on time', () => {
     // the documented case left to the ack wait (see close()), and a loaded CI machine hit it.
     await waitFor(() => source.queued === 3);
     await source.close();
-    const next = new JetStreamSource(js, spec, { maxBytes: 64 * 1024, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
+    const next = new JetStreamSource(js, spec, { maxMessages: 50, expiresMs: 1000, recover: () => ensureDurableConsumer(jsm, spec), onError: (e) => errors.push(e) });
     const again: number[] = [];
     const started = Date.now();
     // nats-server 2.9 may redeliver a nak'ed message twice (nats-server#4460); storage's inserts are
@@ -216,4 +216,34 @@ describe('storage delivers on time', () => {
     expect(errors).toEqual([]);
     await jsm.consumers.delete(spec.stream, spec.durable);
   }, 120_000);
+
+  it('keeps messages it holds but has not handed out in progress, so the ack wait does not redeliver them', async () => {
+    // Its own durable, starting after everything already in the stream.
+    const spec = { stream: MARKET_DATA_STREAM, durable: 'keepalive-test', ackWaitMs: 2000, maxAckPending: 100 };
+    await jsm.consumers.add(MARKET_DATA_STREAM, {
+      durable_name: spec.durable,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.New,
+      ack_wait: nanos(spec.ackWaitMs),
+      max_ack_pending: spec.maxAckPending,
+    });
+    const errors: unknown[] = [];
+    const source = new JetStreamSource(js, spec, { maxMessages: 50, expiresMs: 1000, recover: async () => undefined, onError: (e) => errors.push(e) });
+    const base = 1_950_000_000_000;
+    for (let i = 1; i <= 3; i++) await js.publish(subjectFor(tradeAt(base + i, `k${i}`)), codec.encode(tradeAt(base + i, `k${i}`)), { msgID: `keepalive-test:${i}` });
+    await waitFor(() => source.queued === 3);
+    // Three ack waits while held (as while an insert into a down ClickHouse is retried). Without the
+    // keep-alive this holds 9 by then: each message redelivered into the queue twice.
+    await new Promise((r) => setTimeout(r, 3 * spec.ackWaitMs));
+    expect(source.queued).toBe(3);
+    const held = await source.next(10, AbortSignal.timeout(1000));
+    for (const m of held) m.ack();
+    expect(held.map((m) => m.redelivered)).toEqual([false, false, false]);
+    await source.close();
+    const info = await jsm.consumers.info(spec.stream, spec.durable);
+    expect(info.num_redelivered).toBe(0);
+    expect(info.delivered.consumer_seq).toBe(3);
+    expect(errors).toEqual([]);
+    await jsm.consumers.delete(spec.stream, spec.durable);
+  }, 60_000);
 });

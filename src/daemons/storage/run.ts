@@ -20,10 +20,11 @@ import { EventLoopLag, storageOverload } from '../../lib/overload.js';
  */
 const PULL_EXPIRES_MS = 5_000;
 /**
- * Bytes asked for ahead per stream: a few batches of trades (about 250 bytes a record), and what
- * bounds the memory of messages received but not yet taken, whatever they hold.
+ * Messages delivered and not yet acked, per stream. consume() keeps pulling up to this whether or
+ * not ingest has taken what arrived, so it is what bounds storage's memory: a message holds up to
+ * 500 records and 256 KiB (collector.publish), about 125 kB of trades, so about 128 MB at worst.
  */
-const PULL_MAX_BYTES = 8 * 1024 * 1024;
+const MAX_ACK_PENDING = 1000;
 
 const earliest = (times: Iterable<number>): number | null => {
   let min: number | null = null;
@@ -56,11 +57,11 @@ export const storage: Daemon = async (ctx, config) => {
       stream,
       durable: storageDurable(stream),
       ackWaitMs: config.storage.ackWaitSeconds * 1000,
-      maxAckPending: config.storage.batchSize * 4,
+      maxAckPending: MAX_ACK_PENDING,
     };
     log.info({ stream, durable: spec.durable, outcome: await ensureDurableConsumer(jsm, spec) }, 'consumer ready');
     const source = new JetStreamSource(js, spec, {
-      maxBytes: PULL_MAX_BYTES,
+      maxMessages: MAX_ACK_PENDING,
       expiresMs: PULL_EXPIRES_MS,
       recover: () => ensureDurableConsumer(jsm, spec),
       onError: (err) => {

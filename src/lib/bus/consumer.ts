@@ -49,6 +49,9 @@ export async function ensureDurableConsumer(jsm: JetStreamManager, spec: Durable
  */
 export class JetStreamSource {
   private readonly queue: JsMsg[] = [];
+  /** When each queued message arrived or was last kept in progress, index for index with queue. */
+  private readonly arrivedAt: number[] = [];
+  private readonly keepAlive: NodeJS.Timeout | null;
   private wake: (() => void) | null = null;
   private messages: ConsumerMessages | null = null;
   private closing = false;
@@ -58,14 +61,14 @@ export class JetStreamSource {
 
   constructor(
     private readonly js: JetStreamClient,
-    private readonly spec: Pick<DurableConsumerSpec, 'stream' | 'durable'>,
+    private readonly spec: Pick<DurableConsumerSpec, 'stream' | 'durable'> & { ackWaitMs?: number },
     private readonly opts: {
       /**
-       * Bytes of messages asked for ahead of what is queued (the pull's max_bytes), so what waits in
-       * this process stays bounded however many records a message holds; bounded overall by the
-       * consumer's max_ack_pending too.
+       * Messages asked for by each pull. consume() keeps pulling as messages arrive, taken or not:
+       * what waits in this process is bounded by the consumer's max_ack_pending, so that is the
+       * setting that bounds memory.
        */
-      maxBytes: number;
+      maxMessages: number;
       /** Lifetime of one pull request; the client re-pulls when it ends (min 1000). */
       expiresMs?: number;
       /** Re-creates the consumer when JetStream reports it (or its stream) gone. */
@@ -74,6 +77,23 @@ export class JetStreamSource {
     },
   ) {
     this.done = this.run();
+    // A message waiting here longer than the ack wait would be redelivered while still queued, and
+    // its second copy queued too (e.g. while an insert into a down ClickHouse is retried): keep
+    // what has waited a third of it in progress instead.
+    const ackWaitMs = spec.ackWaitMs;
+    this.keepAlive =
+      ackWaitMs === undefined
+        ? null
+        : setInterval(() => {
+            const before = Date.now() - ackWaitMs / 3;
+            // The whole queue: refreshed entries are no longer in arrival order (bounded by max_ack_pending).
+            for (let i = 0; i < this.queue.length; i++) {
+              if ((this.arrivedAt[i] as number) > before) continue;
+              this.queue[i]?.working();
+              this.arrivedAt[i] = Date.now();
+            }
+          }, Math.max(100, ackWaitMs / 6));
+    this.keepAlive?.unref();
   }
 
   /** Messages received and not taken yet: close() hands these back at once. */
@@ -94,6 +114,7 @@ export class JetStreamSource {
       });
       this.wake = null;
     }
+    this.arrivedAt.splice(0, max);
     return this.queue.splice(0, max);
   }
 
@@ -108,9 +129,11 @@ export class JetStreamSource {
   async close(): Promise<void> {
     this.closing = true;
     this.closed.abort();
+    if (this.keepAlive !== null) clearInterval(this.keepAlive);
     this.wake?.();
     await this.messages?.close();
     await this.done;
+    this.arrivedAt.splice(0);
     for (const m of this.queue.splice(0)) m.nak(this.expiresMs + 1000);
   }
 
@@ -125,10 +148,11 @@ export class JetStreamSource {
         const consumer = await this.js.consumers.get(this.spec.stream, this.spec.durable);
         if (this.closing) return;
         const messages = await consumer.consume({
-          max_bytes: this.opts.maxBytes,
+          max_messages: this.opts.maxMessages,
           expires: this.expiresMs,
           callback: (m) => {
             this.queue.push(m);
+            this.arrivedAt.push(Date.now());
             this.wake?.();
           },
         });

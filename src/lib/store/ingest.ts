@@ -90,6 +90,9 @@ export interface IngestOptions {
   now?: () => number;
 }
 
+/** Messages taken from the source at once, at most. */
+const MAX_TAKE = 256;
+
 /** A delivered message with the records it holds. */
 interface Delivery {
   message: IngestMessage;
@@ -106,11 +109,13 @@ export async function runIngest(o: IngestOptions): Promise<void> {
   const now = o.now ?? Date.now;
   // Messages are taken by the rows they are expected to hold (as the last ones did), so a batch
   // of many-record messages overshoots batchSize by little and one of single records not at all.
+  // The estimate falls by half at most per take, and a take is at most MAX_TAKE messages, so one
+  // quiet single-record message before a backlog of full ones cannot make a batch of millions of rows.
   let rowsPerMessage = 1;
   const take = async (rowsWanted: number, signal: AbortSignal): Promise<Delivery[]> => {
-    const messages = await o.source.next(Math.max(1, Math.ceil(rowsWanted / rowsPerMessage)), signal);
+    const messages = await o.source.next(Math.min(MAX_TAKE, Math.max(1, Math.ceil(rowsWanted / rowsPerMessage))), signal);
     const decoded = decode(o, messages);
-    if (messages.length > 0) rowsPerMessage = Math.max(1, countRows(decoded) / messages.length);
+    if (messages.length > 0) rowsPerMessage = Math.max(1, countRows(decoded) / messages.length, rowsPerMessage / 2);
     return decoded;
   };
   while (!o.signal.aborted) {
