@@ -11,25 +11,13 @@ export type Row = Readonly<Record<string, Cell>>;
 type RecordOf<K extends MarketRecord['dataType']> = Extract<MarketRecord, { dataType: K }>;
 
 /**
- * Record -> row, one entry per record type in MarketRecord. Adding a record type to the union makes this
- * object fail to compile until its mapping is added; the table spec already has the columns.
+ * Record -> the columns of its own type (recordToRow adds the common ones), one entry per record type
+ * in MarketRecord. Adding a record type to the union makes this object fail to compile until its
+ * mapping is added; the table spec already has the columns.
  */
-const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Row } = {
-  // Written out rather than spread from baseRow: this one runs for every trade (storage's hottest path).
-  trade: (r) => ({
-    venue: r.venue,
-    market_type: r.marketType,
-    symbol: r.symbol,
-    instrument: r.instrument,
-    event_time: r.eventTime,
-    receive_time: r.receiveTime,
-    trade_id: r.tradeId,
-    price: r.price,
-    quantity: r.quantity,
-    side: r.side,
-  }),
+const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Record<string, Cell> } = {
+  trade: (r) => ({ trade_id: r.tradeId, price: r.price, quantity: r.quantity, side: r.side }),
   orderbook: (r) => ({
-    ...baseRow(r),
     last_update_id: r.lastUpdateId,
     best_bid_price: r.bestBidPrice,
     best_ask_price: r.bestAskPrice,
@@ -38,27 +26,24 @@ const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Row } 
     ask_prices: levelsColumn(r.asks, 0),
     ask_quantities: levelsColumn(r.asks, 1),
   }),
-  funding_rate: (r) => ({ ...baseRow(r), funding_rate: r.fundingRate, next_funding_time: r.nextFundingTime, mark_price: r.markPrice }),
-  open_interest: (r) => ({ ...baseRow(r), open_interest: r.openInterest, open_interest_value: r.openInterestValue }),
-  liquidation: (r) => ({ ...baseRow(r), liquidation_id: r.liquidationId, side: r.side, price: r.price, quantity: r.quantity }),
+  funding_rate: (r) => ({ funding_rate: r.fundingRate, next_funding_time: r.nextFundingTime, mark_price: r.markPrice }),
+  open_interest: (r) => ({ open_interest: r.openInterest, open_interest_value: r.openInterestValue }),
+  liquidation: (r) => ({ liquidation_id: r.liquidationId, side: r.side, price: r.price, quantity: r.quantity }),
   lsr_top_position: (r) => ({
-    ...baseRow(r),
     period: r.period,
     long_short_ratio: r.longShortRatio,
     long_position_pct: r.longPositionPct,
     short_position_pct: r.shortPositionPct,
   }),
   lsr_all_account: (r) => ({
-    ...baseRow(r),
     period: r.period,
     long_short_ratio: r.longShortRatio,
     long_account_pct: r.longAccountPct,
     short_account_pct: r.shortAccountPct,
   }),
-  volatility_index: (r) => ({ ...baseRow(r), resolution: r.resolution, index_value: r.indexValue }),
-  orderbook_gap: (r) => ({ ...baseRow(r), last_update_id: r.lastUpdateId, reason: r.reason, detail: r.detail }),
+  volatility_index: (r) => ({ resolution: r.resolution, index_value: r.indexValue }),
+  orderbook_gap: (r) => ({ last_update_id: r.lastUpdateId, reason: r.reason, detail: r.detail }),
   stream_hole: (r) => ({
-    ...baseRow(r),
     hole_id: r.holeId,
     state: r.state,
     data_type: r.holeDataType,
@@ -94,10 +79,11 @@ function levelsColumn(levels: readonly PriceLevel[], index: 0 | 1): string[] {
 }
 
 export function recordToRow(record: MarketRecord): Row {
-  const mapper = ROW_MAPPERS[record.dataType] as ((r: MarketRecord) => Row) | undefined;
+  const mapper = ROW_MAPPERS[record.dataType] as ((r: MarketRecord) => Record<string, Cell>) | undefined;
   // Data reaches here from the bus, where any subject of the streams may carry any payload.
   if (mapper === undefined) throw new InvalidValueError(`no table mapping for data type ${JSON.stringify(record.dataType)}`);
-  return mapper(record);
+  // Assigned, not spread: `{ ...base, ... }` cost about 4 µs a row here (measured), twice the rest of prepareRow.
+  return Object.assign(baseRow(record), mapper(record));
 }
 
 /**
