@@ -14,7 +14,7 @@ import { freePorts } from '../lib/infra/free-port.js';
 import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
 import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
 import { ensureSchema } from '../lib/store/tables.js';
-import { median } from './stats.js';
+import { median, weightedPercentile } from './stats.js';
 
 /**
  * The whole pipeline, really run: a private nats-server and clickhouse-server, and the simulator,
@@ -108,18 +108,6 @@ function cpuSeconds(pid: number): number {
 function peakRssMiB(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
-function weightedPercentile(samples: readonly (readonly [number, number])[], p: number): number {
-  const sorted = [...samples].sort((a, b) => a[0] - b[0]);
-  const total = sorted.reduce((n, [, c]) => n + c, 0);
-  if (total === 0) return Number.NaN;
-  let seen = 0;
-  for (const [value, count] of sorted) {
-    seen += count;
-    if (seen >= (p / 100) * total) return value;
-  }
-  return sorted.at(-1)?.[0] ?? Number.NaN;
 }
 
 async function getJson<T>(url: string): Promise<T> {
@@ -231,20 +219,16 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
       };
       await pollLatency();
 
-      const t0 = Date.now();
-      const sent0 = totalSent(await sentNow());
-      const hot0 = await count('trades');
-      const books0 = await count('orderbooks');
-      const cpu0 = cpuNow();
-      while (Date.now() - t0 < seconds * 1000) {
+      // What the window is measured between: read the same way at its start and at its end.
+      const snapshot = async () => ({ at: Date.now(), sent: totalSent(await sentNow()), hot: await count('trades'), books: await count('orderbooks'), cpu: cpuNow() });
+      const start = await snapshot();
+      while (Date.now() - start.at < seconds * 1000) {
         await sleep(POLL_MS);
         await pollLatency();
       }
-      const t1 = Date.now();
-      const sent1 = totalSent(await sentNow());
-      const hot1 = await count('trades');
-      const books1 = await count('orderbooks');
-      const cpu1 = cpuNow();
+      const end = await snapshot();
+      const { at: t0, sent: sent0, hot: hot0, books: books0, cpu: cpu0 } = start;
+      const { at: t1, sent: sent1, hot: hot1, books: books1, cpu: cpu1 } = end;
       const window = (t1 - t0) / 1000;
 
       await fetch(simUrl('/control/pause'), { method: 'POST' });

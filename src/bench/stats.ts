@@ -18,3 +18,16 @@ export function formatRate(perSecond: number): string {
   if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)} k/s`;
   return `${perSecond.toFixed(0)} /s`;
 }
+
+/** The p-th percentile of samples given as [value, how many times it occurred]: the value at rank ceil(p% of all). */
+export function weightedPercentile(samples: readonly (readonly [number, number])[], p: number): number {
+  const sorted = [...samples].sort((a, b) => a[0] - b[0]);
+  const total = sorted.reduce((n, [, c]) => n + c, 0);
+  if (total === 0) return Number.NaN;
+  let seen = 0;
+  for (const [value, count] of sorted) {
+    seen += count;
+    if (seen >= (p / 100) * total) return value;
+  }
+  return sorted.at(-1)?.[0] ?? Number.NaN;
+}

@@ -14,6 +14,7 @@ import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js
 import { msgIdFor, subjectFor, type MarketRecord, type OrderbookRecord, type TradeRecord } from '../lib/records.js';
 import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
 import { ensureSchema } from '../lib/store/tables.js';
+import { weightedPercentile } from './stats.js';
 
 /**
  * Time from JetStream storing a record (its publish ack) to the record being queryable in ClickHouse
@@ -54,10 +55,7 @@ export interface LatencyFigures {
   missing: number;
 }
 
-function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
-}
+const percentile = (sorted: readonly number[], p: number): number => weightedPercentile(sorted.map((v) => [v, 1] as const), p);
 
 function record(n: number, base: number, kind: 'trade' | 'orderbook', pair: (typeof PAIRS)[number]): MarketRecord {
   const [venue, marketType, symbol] = pair;
