@@ -80,6 +80,16 @@ describe('loadConfig', () => {
     );
   });
 
+  it('refuses a book snapshot floor above the ceiling', () => {
+    const file = join(home, 'books.yaml');
+    writeFileSync(file, 'collector:\n  orderbook:\n    maxSnapshotsPerSecond: 0.5\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(
+      `${file}: collector.orderbook.minSnapshotsPerSecond: minSnapshotsPerSecond must not exceed maxSnapshotsPerSecond`,
+    );
+    writeFileSync(file, 'collector:\n  orderbook:\n    maxSnapshotsPerSecond: 0.5\n    minSnapshotsPerSecond: 0.1\n');
+    expect(loadConfig({ env: { MPRISM_HOME: home }, file }).collector.orderbook).toMatchObject({ maxSnapshotsPerSecond: 0.5, minSnapshotsPerSecond: 0.1 });
+  });
+
   it('refuses an OKX swap whose sizes cannot be told in coins (inverse), naming the entry', () => {
     const file = join(home, 'inverse.yaml');
     writeFileSync(file, 'collector:\n  venues:\n    okx_derivatives:\n      symbols: [BTC-USDT-SWAP, BTC-USD-SWAP]\n');

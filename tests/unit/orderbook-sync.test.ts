@@ -265,6 +265,16 @@ describe('BookSync, crossed book and throttle', () => {
     expect(sync.onMessage(diff(109, 109, [['100', '6']]), 200).publish?.lastUpdateId).toBe(109);
   });
 
+  it('publishes at the new interval once the collector thins or restores snapshots', () => {
+    const sync = syncedRestBook({ minPublishIntervalMs: 100 });
+    sync.setPublishInterval(1000);
+    expect(sync.onMessage(diff(107, 107, [['100', '4']]), 150).publish).toBeNull();
+    expect(sync.tick(999)).toBeNull();
+    expect(sync.tick(1000)?.lastUpdateId).toBe(107);
+    sync.setPublishInterval(100);
+    expect(sync.onMessage(diff(108, 108, [['100', '5']]), 1100).publish?.lastUpdateId).toBe(108);
+  });
+
   it('publishes only the configured depth, best first', () => {
     const sync = restSync({ depth: 2 });
     sync.onMessage(diff(101, 101), 0);

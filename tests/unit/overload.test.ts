@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { nextSnapshotRate, RESTORE_SNAPSHOTS_UNDER_LAG_MS, THIN_SNAPSHOTS_AT_LAG_MS } from '../../src/lib/feeds/snapshot-pacing.js';
 import { collectorOverload, EVENT_LOOP_LAG_LIMIT_MS, EventLoopLag, STORAGE_BEHIND_MS, storageOverload } from '../../src/lib/overload.js';
 
 describe('overload verdicts', () => {
@@ -15,6 +16,32 @@ describe('overload verdicts', () => {
     expect(storageOverload({ eventLoopLagMs: 5, fullBatchesSince: now - STORAGE_BEHIND_MS + 1, now })).toBeNull();
     expect(storageOverload({ eventLoopLagMs: 5, fullBatchesSince: now - STORAGE_BEHIND_MS, now })).toBe('storage');
     expect(storageOverload({ eventLoopLagMs: EVENT_LOOP_LAG_LIMIT_MS + 1, fullBatchesSince: null, now })).toBe('storage');
+  });
+});
+
+describe('book snapshot pacing', () => {
+  const limits = { max: 10, min: 1 };
+  const calm = { eventLoopLagMs: 1, publishBackedUp: false };
+  const behind = { eventLoopLagMs: THIN_SNAPSHOTS_AT_LAG_MS + 1, publishBackedUp: false };
+
+  it('halves every book rate while the collector is behind, down to the configured minimum', () => {
+    const rates = [10];
+    for (let i = 0; i < 6; i++) rates.push(nextSnapshotRate(rates.at(-1) as number, behind, limits));
+    expect(rates).toEqual([10, 5, 2.5, 1.25, 1, 1, 1]);
+    expect(nextSnapshotRate(10, { eventLoopLagMs: 0, publishBackedUp: true }, limits)).toBe(5);
+  });
+
+  it('climbs back a tenth of the maximum per step with headroom, and holds in between', () => {
+    expect(nextSnapshotRate(1, calm, limits)).toBe(2);
+    expect(nextSnapshotRate(9.5, calm, limits)).toBe(10);
+    expect(nextSnapshotRate(10, calm, limits)).toBe(10);
+    const between = { eventLoopLagMs: (RESTORE_SNAPSHOTS_UNDER_LAG_MS + THIN_SNAPSHOTS_AT_LAG_MS) / 2, publishBackedUp: false };
+    expect(nextSnapshotRate(3, between, limits)).toBe(3);
+  });
+
+  it('thins before health calls the collector overloaded', () => {
+    expect(THIN_SNAPSHOTS_AT_LAG_MS).toBeLessThan(EVENT_LOOP_LAG_LIMIT_MS);
+    expect(collectorOverload(behind)).toBeNull();
   });
 });
 

@@ -7,6 +7,7 @@ import { adapterFor, enabledVenues, pollOptions, venueBaseUrls } from '../../lib
 import { createCollectorMetrics } from '../../lib/feeds/collector-metrics.js';
 import { coverageFile, readCoverage, writeCoverage } from '../../lib/feeds/coverage.js';
 import { VenueCollector } from '../../lib/feeds/venue-collector.js';
+import { nextSnapshotRate, SNAPSHOT_PACING_INTERVAL_MS } from '../../lib/feeds/snapshot-pacing.js';
 import { collectorOverload, EventLoopLag } from '../../lib/overload.js';
 
 /**
@@ -62,6 +63,22 @@ export const collector: Daemon = async (ctx, config) => {
     });
   });
 
+  // Book snapshots thinned evenly while the collector cannot keep up, restored once it can.
+  const snapshotLimits = { max: c.orderbook.maxSnapshotsPerSecond, min: c.orderbook.minSnapshotsPerSecond };
+  let snapshotRate = snapshotLimits.max;
+  metrics.bookSnapshotRate.set(snapshotRate);
+  const pacingLag = new EventLoopLag(SNAPSHOT_PACING_INTERVAL_MS);
+  const pacingTimer = setInterval(() => {
+    const load = { eventLoopLagMs: pacingLag.p99Ms(), publishBackedUp: collectors.some((vc) => vc.publishBackedUp) };
+    const next = nextSnapshotRate(snapshotRate, load, snapshotLimits);
+    if (next === snapshotRate) return;
+    if (snapshotRate === snapshotLimits.max) ctx.log.warn({ ...load, snapshotsPerSecond: next }, 'collector overloaded: thinning book snapshots');
+    if (next === snapshotLimits.max) ctx.log.info({ snapshotsPerSecond: next }, 'book snapshots back at their configured rate');
+    snapshotRate = next;
+    metrics.bookSnapshotRate.set(next);
+    for (const vc of collectors) vc.setBookSnapshotRate(next);
+  }, SNAPSHOT_PACING_INTERVAL_MS);
+
   // `ok` is about what the supervisor can fix by restarting us (NATS connectivity); a stale stream is
   // reported for `mprism health`, but restarting the collector would not make a venue send.
   const lag = new EventLoopLag();
@@ -74,6 +91,7 @@ export const collector: Daemon = async (ctx, config) => {
       // Overload is for `mprism health`, not the supervisor: a restart would not add a core.
       overloaded: collectorOverload({ eventLoopLagMs, publishBackedUp: collectors.some((vc) => vc.publishBackedUp) }),
       eventLoopLagMs,
+      bookSnapshotsPerSecond: snapshotRate,
       publishPending: publisher.pending,
       streams: venueHealth.flatMap((h) => h.streams),
       books: venueHealth.flatMap((h) => h.books),
@@ -116,7 +134,9 @@ export const collector: Daemon = async (ctx, config) => {
     await publisher.flush();
   } finally {
     clearInterval(coverageTimer);
+    clearInterval(pacingTimer);
     lag.stop();
+    pacingLag.stop();
     saveCoverage();
   }
   if (publisher.lastError !== null) {

@@ -192,8 +192,13 @@ export const configSchema = z.strictObject({
     orderbook: z.strictObject({
       /** Levels per side in each published snapshot. */
       depth: z.number().int().min(1).max(1000),
-      /** Published snapshots per symbol per second, at most. */
+      /** Published snapshots per symbol per second, at most: the rate while the collector has headroom. */
       maxSnapshotsPerSecond: z.number().positive().max(1000),
+      /** The floor under load: an overloaded collector thins every book's snapshots toward it, evenly. */
+      minSnapshotsPerSecond: z.number().positive().max(1000),
+    }).refine((o) => o.minSnapshotsPerSecond <= o.maxSnapshotsPerSecond, {
+      message: 'minSnapshotsPerSecond must not exceed maxSnapshotsPerSecond',
+      path: ['minSnapshotsPerSecond'],
     }),
     publish: z.strictObject({
       /**

@@ -101,9 +101,12 @@ export function resubscribeDelayMs(sentInARow: number): number {
 export class BookKeeper {
   private readonly books = new Map<string, BookEntry>();
   private readonly snapshots: SnapshotQueue<RestResponse> | null;
+  /** Published snapshots per book per second: the configured maximum until the load thins them (setSnapshotRate). */
+  private snapshotsPerSecond: number;
 
   constructor(private readonly opts: BookKeeperOptions) {
     const { support } = opts;
+    this.snapshotsPerSecond = opts.orderbook.maxSnapshotsPerSecond;
     this.snapshots =
       support.source === 'rest'
         ? new SnapshotQueue<RestResponse>({
@@ -187,6 +190,13 @@ export class BookKeeper {
     }
   }
 
+  /** Every book, and those still to come, publishes at most `perSecond` snapshots a second from now on. */
+  setSnapshotRate(perSecond: number): void {
+    if (perSecond === this.snapshotsPerSecond) return;
+    this.snapshotsPerSecond = perSecond;
+    for (const entry of this.books.values()) entry.sync.setPublishInterval(1000 / perSecond);
+  }
+
   health(): BookHealth[] {
     return [...this.books.values()].map((b): BookHealth => {
       const s = b.sync.stats;
@@ -209,11 +219,11 @@ export class BookKeeper {
     const existing = this.books.get(m.instrument);
     if (existing !== undefined) return existing;
     const { support } = this.opts;
-    const { depth, maxSnapshotsPerSecond } = this.opts.orderbook;
+    const { depth } = this.opts.orderbook;
     const entry: BookEntry = {
       instrument: m.instrument,
       symbol: m.symbol,
-      sync: new BookSync({ rules: support.rules, source: support.source, checksum: support.checksum, depth, minPublishIntervalMs: 1000 / maxSnapshotsPerSecond }),
+      sync: new BookSync({ rules: support.rules, source: support.source, checksum: support.checksum, depth, minPublishIntervalMs: 1000 / this.snapshotsPerSecond }),
       feed: null,
       countedResyncs: 0,
       snapshotFailures: 0,

@@ -12,6 +12,7 @@ export interface CollectorMetrics {
   restRateLimited: Counter<'venue' | 'status'>;
   holes: Counter<'venue' | 'data_type' | 'cause'>;
   coverageErrors: Counter<'problem'>;
+  bookSnapshotRate: Gauge;
 }
 
 export function createCollectorMetrics(registry: Registry): CollectorMetrics {
@@ -71,6 +72,11 @@ export function createCollectorMetrics(registry: Registry): CollectorMetrics {
       name: 'mprism_collector_coverage_errors_total',
       help: 'Coverage file problems: unreadable or corrupt at start (the downtime before could not be bounded), or failed writes',
       labelNames: ['problem'],
+      registers,
+    }),
+    bookSnapshotRate: new Gauge({
+      name: 'mprism_collector_book_snapshot_rate',
+      help: 'Orderbook snapshots each book may publish per second now: the configured maximum, less while the collector is overloaded (not below the configured minimum)',
       registers,
     }),
   };

@@ -265,6 +265,11 @@ export class VenueCollector {
     return this.queue.backedUp;
   }
 
+  /** Book snapshots per instrument per second, at most, from now on (the collector thins them under load). */
+  setBookSnapshotRate(perSecond: number): void {
+    this.books?.setSnapshotRate(perSecond);
+  }
+
   health(): VenueHealth {
     const venue = this.opts.adapter.venue;
     const streams = this.streamHealth.streams(this.now());

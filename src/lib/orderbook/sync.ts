@@ -11,7 +11,7 @@ export interface BookSyncOptions {
   checksumDepth?: number;
   /** Levels per side in a published OrderbookRecord. */
   depth: number;
-  /** At most one publish per interval (1000 / maxSnapshotsPerSecond); tick() publishes what was held back. */
+  /** At most one publish per interval (1000 / snapshots per second); tick() publishes what was held back. */
   minPublishIntervalMs: number;
   /** source `rest`: stream updates kept while a snapshot is awaited; beyond it the buffer restarts. */
   maxBufferedUpdates?: number;
@@ -75,6 +75,8 @@ export class BookSync {
   private readonly book = new LocalBook();
   private readonly checksumDepth: number;
   private readonly maxBuffered: number;
+  /** Starts at opts.minPublishIntervalMs; the collector widens it under load (setPublishInterval). */
+  private publishIntervalMs: number;
 
   private _state: BookSyncState = 'awaiting_snapshot';
   /** Id of the last snapshot or update applied; null before a snapshot or when the venue sends none. */
@@ -101,6 +103,12 @@ export class BookSync {
   constructor(private readonly opts: BookSyncOptions) {
     this.checksumDepth = opts.checksumDepth ?? DEFAULT_CHECKSUM_DEPTH;
     this.maxBuffered = opts.maxBufferedUpdates ?? DEFAULT_MAX_BUFFERED_UPDATES;
+    this.publishIntervalMs = opts.minPublishIntervalMs;
+  }
+
+  /** From now on at most one publish per `ms`; the change held back is published by tick() once it is due. */
+  setPublishInterval(ms: number): void {
+    this.publishIntervalMs = ms;
   }
 
   get state(): BookSyncState {
@@ -172,7 +180,7 @@ export class BookSync {
   /** Publishes a change that the throttle held back, once the interval has passed. */
   tick(now: number): OrderbookRecord | null {
     const m = this.lastApplied;
-    if (m === null || !this.dirty || now - this.lastPublishAt < this.opts.minPublishIntervalMs) return null;
+    if (m === null || !this.dirty || now - this.lastPublishAt < this.publishIntervalMs) return null;
     return this.publish(m, now);
   }
 
@@ -320,7 +328,7 @@ export class BookSync {
     if (this._state === 'synced') this.gapOpen = false;
     const m = this.lastApplied;
     if (out.resync !== null || m === null || !this.dirty) return out;
-    const due = !this.publishedSinceSync || now - this.lastPublishAt >= this.opts.minPublishIntervalMs;
+    const due = !this.publishedSinceSync || now - this.lastPublishAt >= this.publishIntervalMs;
     if (!due) return out;
     return { publish: this.publish(m, now), gap: null, resync: null, reason: null };
   }
