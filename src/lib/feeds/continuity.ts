@@ -79,6 +79,11 @@ const CHECKPOINTS = 300;
 
 /** Trades remembered with their receive times, to place a break found late among them. */
 const RECENT_TRADES = 512;
+/**
+ * Both lists are trimmed this many at a time, not per trade: amortised O(1) on the hot path, and a stream holds at
+ * most this many more than it needs (a collector with hundreds of streams keeps each small).
+ */
+const RECENT_TRIM = 64;
 
 const isId = (id: string | null): id is string => id !== null && /^\d+$/.test(id);
 
@@ -194,13 +199,12 @@ export class StreamContinuity {
     const last = this.lastSeen;
     if (this.policy.kind === 'trade') {
       this.recent.push({ mark, receivedAt });
-      // Trimmed in halves, not per trade: amortised O(1) on the hot path.
-      if (this.recent.length >= 2 * RECENT_TRADES) this.recent.splice(0, RECENT_TRADES);
+      if (this.recent.length >= RECENT_TRADES + RECENT_TRIM) this.recent.splice(0, RECENT_TRIM);
       this.firstSeen ??= mark;
       const lastCp = this.checkpoints.at(-1);
       if (lastCp === undefined || receivedAt - lastCp.receivedAt >= CHECKPOINT_EVERY_MS) {
         this.checkpoints.push({ mark, receivedAt });
-        if (this.checkpoints.length >= 2 * CHECKPOINTS) this.checkpoints.splice(0, CHECKPOINTS);
+        if (this.checkpoints.length >= CHECKPOINTS + RECENT_TRIM) this.checkpoints.splice(0, RECENT_TRIM);
       }
     }
     switch (this.policy.kind) {

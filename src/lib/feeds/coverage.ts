@@ -179,8 +179,9 @@ export class StreamCoverage {
       if (mark !== null && (this.stored === null || isNewer(mark, this.stored))) this.stored = mark;
       this.head++;
     }
-    // Compact now and then instead of shifting on every ack.
-    if (this.head > 1024 && this.head * 2 > this.pending.length) {
+    // Compact now and then instead of shifting on every ack (amortised O(1)); the floor is low
+    // because a collector has hundreds of streams, each holding its acked entries until then.
+    if (this.head >= 64 && this.head * 2 > this.pending.length) {
       this.pending.splice(0, this.head);
       this.head = 0;
     }
