@@ -1,19 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { stringify } from 'yaml';
 import { sleep } from '../lib/backoff.js';
-import { connectNats } from '../lib/bus/connection.js';
-import { ensureStreams } from '../lib/bus/streams.js';
 import type { Venue } from '../lib/config/schema.js';
-import { loadConfig } from '../lib/config/load.js';
 import { errorMessage } from '../lib/errors.js';
-import { freePorts } from '../lib/infra/free-port.js';
-import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
-import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
-import { ensureSchema } from '../lib/store/tables.js';
+import { selectRows } from '../lib/store/client.js';
+import { BenchPlatform, cpuSeconds, getJson, peakRssMiB, totalSent, type BenchDaemon } from './platform.js';
 import { median, weightedPercentile } from './stats.js';
 
 /**
@@ -55,7 +44,6 @@ const LATENCY_HORIZON_MS = 30_000;
 const LATENCY_BUCKET_MS = 100;
 /** Draining after the simulator is paused ends once hot has everything, or has not grown for this long. */
 const DRAIN_IDLE_MS = 45_000;
-const STOP_TIMEOUT_MS = 15_000;
 /** A rate counts as sustained when hot took at least this share of what was sent in the window. */
 const SUSTAINED_SHARE = 0.97;
 
@@ -88,226 +76,139 @@ export interface PipelineRun {
   failure: string | null;
 }
 
-interface StreamSent {
-  venue: string;
-  instrument: string;
-  firstId: number;
-  lastId: number;
-}
-
-const CLOCK_TICKS = 100;
-
-/** utime + stime of a process, seconds. */
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-
-/** Peak resident set size of a process, MiB. */
-function peakRssMiB(pid: number): number {
-  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : Number.NaN;
-}
-
-async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
-  return (await res.json()) as T;
-}
-
 async function runOnce(mode: Mode, rate: string, seconds: number): Promise<PipelineRun> {
   const perStream = Math.max(1, Math.round(Number(rate) / STREAMS));
-  const home = mkdtempSync(join(tmpdir(), 'mprism-bench-pipeline-'));
-  const configFile = join(home, 'mprism.yaml');
-  const [nats, monitor, httpPort, tcpPort, storagePort, collectorPort, simPort, redis] = await freePorts(8);
   const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[] }> = {
     deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] },
   };
   for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: SYMBOLS.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
-  writeFileSync(
-    configFile,
-    stringify({
-      nats: { port: nats, monitorPort: monitor },
-      clickhouse: { hot: { httpPort, tcpPort } },
-      redis: { port: redis },
+  const platform = await BenchPlatform.start({
+    settings: () => ({
       // A client that falls behind is not cut off here (the venues would): a stage that cannot keep
       // up then shows as backlog and drain time, and every run can still be held to zero loss.
-      simulator: { port: simPort, tradesPerSecond: perStream, symbols: SYMBOLS.map((b) => `${b}USDT`), slowClientBufferMiB: 4096 },
-      collector: { port: collectorPort, venues, ...MODE_CONFIG[mode].collector },
-      storage: { port: storagePort, ...MODE_CONFIG[mode].storage },
+      simulator: { tradesPerSecond: perStream, symbols: SYMBOLS.map((b) => `${b}USDT`), slowClientBufferMiB: 4096 },
+      collector: { venues, ...MODE_CONFIG[mode].collector },
+      storage: { ...MODE_CONFIG[mode].storage },
     }),
-  );
-  const env = { ...process.env, MPRISM_HOME: home, MPRISM_CONFIG: configFile, MPRISM_LOG_LEVEL: 'warn', MPRISM_SIMULATE: '1' };
-  const config = loadConfig({ env });
-  const database = config.clickhouse.hot.database;
-  const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
-  const children = new Map<ProcessName, ChildProcess>();
-  const spawnDaemon = (name: 'simulator' | 'collector' | 'storage') => {
     // MPRISM_BENCH_PROFILE=collector,storage writes a V8 CPU profile of each to MPRISM_BENCH_PROFILE_DIR (default cwd).
-    const profile = (process.env.MPRISM_BENCH_PROFILE ?? '').split(',').includes(name) ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MPRISM_BENCH_PROFILE_DIR ?? process.cwd()}`, `--cpu-prof-name=${name}-${mode}-${rate}-${Date.now()}.cpuprofile`] : [];
-    const child = spawn(process.execPath, [...profile, main, name], { env, stdio: ['ignore', 'ignore', 'inherit'] });
-    children.set(name, child);
-  };
-  const pids = new Map<ProcessName, number>();
+    nodeArgs: (name: BenchDaemon) =>
+      (process.env.MPRISM_BENCH_PROFILE ?? '').split(',').includes(name)
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.MPRISM_BENCH_PROFILE_DIR ?? process.cwd()}`, `--cpu-prof-name=${name}-${mode}-${rate}-${Date.now()}.cpuprofile`]
+        : [],
+  });
   try {
-    const [natsStatus, chStatus] = await Promise.all([startLocalServer(config, 'nats'), startLocalServer(config, 'clickhouse-hot')]);
-    pids.set('nats', natsStatus.pid ?? -1);
-    pids.set('clickhouse', chStatus.pid ?? -1);
-    const nc = await connectNats(config, 'bench');
-    await ensureStreams(await nc.jetstreamManager(), config);
-    await nc.close();
-    const ch = createClickHouse(config.clickhouse.hot);
-    try {
-      await ensureSchema(ch, database, await detectDialect(ch));
-      const simUrl = (path: string) => `http://127.0.0.1:${simPort}${path}`;
-      spawnDaemon('simulator');
-      spawnDaemon('storage');
-      for (let i = 0; ; i++) {
-        if (await getJson(simUrl('/health')).then(() => true, () => false)) break;
-        if (i > 100) throw new Error('simulator did not come up');
-        await sleep(100);
-      }
-      spawnDaemon('collector');
-      for (const [name, child] of children) pids.set(name, child.pid ?? -1);
+    const { ch, database } = platform;
+    platform.spawn('simulator');
+    platform.spawn('storage');
+    await platform.waitForSimulator();
+    platform.spawn('collector');
+    const pids = platform.pids();
 
-      const count = async (table: string, where = '1') =>
-        Number((await selectRows<{ n: string }>(ch, `SELECT count() AS n FROM ${database}.${table} WHERE ${where}`))[0]?.n ?? 0);
-      // Warm-up: the simulator is sending every trade stream to the collector (subscribed and
-      // flowing), and hot has begun to fill; a few seconds more, and the measured window starts. Not
-      // "every stream in hot": a design that cannot keep up may take minutes to get there.
-      const warmupEnd = Date.now() + WARMUP_TIMEOUT_MS;
-      const flowing = async () => {
-        const stats = await getJson<{ venues: Record<string, { trades: Record<string, { firstId: number | null }> }> }>(simUrl('/stats'));
-        return Object.values(stats.venues).reduce((n, v) => n + Object.values(v.trades).filter((t) => t.firstId !== null).length, 0);
-      };
-      while ((await flowing()) < STREAMS || (await count('trades')) === 0) {
-        if (Date.now() > warmupEnd) throw new Error(`the simulator was not sending all ${STREAMS} trade streams, or nothing reached hot, within ${WARMUP_TIMEOUT_MS / 1000} s`);
-        for (const [name, child] of children) if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
-        await sleep(250);
-      }
-      await sleep(WARMUP_SETTLE_MS);
-
-      const sentNow = async () => {
-        const stats = await getJson<{ venues: Record<string, { trades: Record<string, { sent: number; firstId: number | null; lastId: number | null }> }> }>(simUrl('/stats'));
-        const streams: StreamSent[] = [];
-        for (const [venue, v] of Object.entries(stats.venues)) {
-          for (const [instrument, s] of Object.entries(v.trades)) if (s.firstId !== null && s.lastId !== null) streams.push({ venue, instrument, firstId: s.firstId, lastId: s.lastId });
-        }
-        return streams;
-      };
-      const totalSent = (streams: readonly StreamSent[]) => streams.reduce((n, s) => n + s.lastId - s.firstId + 1, 0);
-      const cpuNow = () => new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
-
-      // Latency: rows per event-time bucket, polled; rows new since the last poll are as old as the
-      // poll. Kept per bucket, so the window is cut by event time at the end, like windowRows below.
-      const bucketCounts = new Map<number, number>();
-      const samples: { bucket: number; ms: number; rows: number }[] = [];
-      const pollLatency = async () => {
-        const polledAt = Date.now();
-        const rows = await selectRows<{ b: string; n: string }>(
-          ch,
-          `SELECT intDiv(event_time, ${LATENCY_BUCKET_MS}) AS b, count() AS n FROM ${database}.trades WHERE event_time >= ${polledAt - LATENCY_HORIZON_MS} GROUP BY b`,
-        );
-        for (const r of rows) {
-          const b = Number(r.b);
-          const n = Number(r.n);
-          const before = bucketCounts.get(b) ?? 0;
-          bucketCounts.set(b, n);
-          if (n > before) samples.push({ bucket: b, ms: Math.max(0, polledAt - (b * LATENCY_BUCKET_MS + LATENCY_BUCKET_MS / 2)), rows: n - before });
-        }
-      };
-      await pollLatency();
-
-      // What the window is measured between: read the same way at its start and at its end.
-      const snapshot = async () => ({ at: Date.now(), sent: totalSent(await sentNow()), hot: await count('trades'), books: await count('orderbooks'), cpu: cpuNow() });
-      const start = await snapshot();
-      while (Date.now() - start.at < seconds * 1000) {
-        await sleep(POLL_MS);
-        await pollLatency();
-      }
-      const end = await snapshot();
-      const { at: t0, sent: sent0, hot: hot0, books: books0, cpu: cpu0 } = start;
-      const { at: t1, sent: sent1, hot: hot1, books: books1, cpu: cpu1 } = end;
-      const window = (t1 - t0) / 1000;
-
-      await fetch(simUrl('/control/pause'), { method: 'POST' });
-      const sent = await sentNow();
-      const expected = totalSent(sent);
-      // Drain: hot catches up with everything the simulator sent (latency keeps being recorded).
-      const drainStart = Date.now();
-      let lastGrowth = Date.now();
-      let lastHot = -1;
-      for (;;) {
-        const hot = await count('trades');
-        await pollLatency();
-        if (hot >= expected) break;
-        if (hot > lastHot) {
-          lastHot = hot;
-          lastGrowth = Date.now();
-        } else if (Date.now() - lastGrowth > DRAIN_IDLE_MS) break;
-        await sleep(POLL_MS);
-      }
-      const drainSeconds = (Date.now() - drainStart) / 1000;
-      const peak = new Map([...pids].map(([name, pid]) => [name, peakRssMiB(pid)]));
-
-      // Ground truth, stream by stream: every id from the first to the last sent, in hot exactly once.
-      let missing = 0;
-      let duplicates = 0;
-      for (const s of sent) {
-        const [r] = await selectRows<{ d: string; n: string }>(
-          ch,
-          `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId} AND ${s.lastId}`,
-        );
-        missing += s.lastId - s.firstId + 1 - Number(r?.d ?? 0);
-        duplicates += Number(r?.n ?? 0) - Number(r?.d ?? 0);
-      }
-      // Whole buckets inside the window (the first one after t0 may have been partly counted before it).
-      const firstBucket = Math.floor(t0 / LATENCY_BUCKET_MS) + 1;
-      const endBucket = Math.floor(t1 / LATENCY_BUCKET_MS);
-      const latency: [number, number][] = samples.filter((x) => x.bucket >= firstBucket && x.bucket < endBucket).map((x) => [x.ms, x.rows]);
-      const measuredRows = latency.reduce((n, [, c]) => n + c, 0);
-      const inWindow = Math.max(0, hot1 - hot0);
-      // Rows of the window's buckets never seen inside the latency horizon are slower than it.
-      const windowRows = await count('trades', `event_time >= ${firstBucket * LATENCY_BUCKET_MS} AND event_time < ${endBucket * LATENCY_BUCKET_MS}`);
-      const unseen = Math.max(0, windowRows - measuredRows);
-      if (unseen > 0) latency.push([Number.POSITIVE_INFINITY, unseen]);
-      const tradesInWindow = Math.max(1, sent1 - sent0);
-      const cpuPer1k = Object.fromEntries(PROCESSES.map((p) => [p, (((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / tradesInWindow) * 1000])) as Record<ProcessName, number>;
-      const peakRss = Object.fromEntries(PROCESSES.map((p) => [p, peak.get(p) ?? Number.NaN])) as Record<ProcessName, number>;
-      const failure = missing > 0 || duplicates > 0 ? `${missing} trades missing and ${duplicates} duplicated of ${expected} sent` : null;
-      return {
-        mode,
-        rate,
-        sentPerSecond: (sent1 - sent0) / window,
-        hotPerSecond: inWindow / window,
-        backlogAtEnd: Math.max(0, sent1 - hot1),
-        drainSeconds,
-        booksPerSecond: (books1 - books0) / window,
-        p50Ms: weightedPercentile(latency, 50),
-        p99Ms: weightedPercentile(latency, 99),
-        missing,
-        duplicates,
-        cpuPer1k,
-        peakRssMiB: peakRss,
-        failure,
-      };
-    } finally {
-      await ch.close();
+    const count = (table: string, where = '1') => platform.count(table, where);
+    // Warm-up: the simulator is sending every trade stream to the collector (subscribed and
+    // flowing), and hot has begun to fill; a few seconds more, and the measured window starts. Not
+    // "every stream in hot": a design that cannot keep up may take minutes to get there.
+    const warmupEnd = Date.now() + WARMUP_TIMEOUT_MS;
+    const flowing = async () => {
+      const stats = await getJson<{ venues: Record<string, { trades: Record<string, { firstId: number | null }> }> }>(platform.simUrl('/stats'));
+      return Object.values(stats.venues).reduce((n, v) => n + Object.values(v.trades).filter((t) => t.firstId !== null).length, 0);
+    };
+    while ((await flowing()) < STREAMS || (await count('trades')) === 0) {
+      if (Date.now() > warmupEnd) throw new Error(`the simulator was not sending all ${STREAMS} trade streams, or nothing reached hot, within ${WARMUP_TIMEOUT_MS / 1000} s`);
+      platform.checkAlive();
+      await sleep(250);
     }
+    await sleep(WARMUP_SETTLE_MS);
+
+    const sentNow = () => platform.sent();
+    const cpuNow = () => new Map([...pids].map(([name, pid]) => [name, cpuSeconds(pid)]));
+
+    // Latency: rows per event-time bucket, polled; rows new since the last poll are as old as the
+    // poll. Kept per bucket, so the window is cut by event time at the end, like windowRows below.
+    const bucketCounts = new Map<number, number>();
+    const samples: { bucket: number; ms: number; rows: number }[] = [];
+    const pollLatency = async () => {
+      const polledAt = Date.now();
+      const rows = await selectRows<{ b: string; n: string }>(
+        ch,
+        `SELECT intDiv(event_time, ${LATENCY_BUCKET_MS}) AS b, count() AS n FROM ${database}.trades WHERE event_time >= ${polledAt - LATENCY_HORIZON_MS} GROUP BY b`,
+      );
+      for (const r of rows) {
+        const b = Number(r.b);
+        const n = Number(r.n);
+        const before = bucketCounts.get(b) ?? 0;
+        bucketCounts.set(b, n);
+        if (n > before) samples.push({ bucket: b, ms: Math.max(0, polledAt - (b * LATENCY_BUCKET_MS + LATENCY_BUCKET_MS / 2)), rows: n - before });
+      }
+    };
+    await pollLatency();
+
+    // What the window is measured between: read the same way at its start and at its end.
+    const snapshot = async () => ({ at: Date.now(), sent: totalSent(await sentNow()), hot: await count('trades'), books: await count('orderbooks'), cpu: cpuNow() });
+    const start = await snapshot();
+    while (Date.now() - start.at < seconds * 1000) {
+      await sleep(POLL_MS);
+      await pollLatency();
+    }
+    const end = await snapshot();
+    const { at: t0, sent: sent0, hot: hot0, books: books0, cpu: cpu0 } = start;
+    const { at: t1, sent: sent1, hot: hot1, books: books1, cpu: cpu1 } = end;
+    const window = (t1 - t0) / 1000;
+
+    await fetch(platform.simUrl('/control/pause'), { method: 'POST' });
+    const sent = await sentNow();
+    const expected = totalSent(sent);
+    // Drain: hot catches up with everything the simulator sent (latency keeps being recorded).
+    const drainStart = Date.now();
+    let lastGrowth = Date.now();
+    let lastHot = -1;
+    for (;;) {
+      const hot = await count('trades');
+      await pollLatency();
+      if (hot >= expected) break;
+      if (hot > lastHot) {
+        lastHot = hot;
+        lastGrowth = Date.now();
+      } else if (Date.now() - lastGrowth > DRAIN_IDLE_MS) break;
+      await sleep(POLL_MS);
+    }
+    const drainSeconds = (Date.now() - drainStart) / 1000;
+    const peak = new Map([...pids].map(([name, pid]) => [name, peakRssMiB(pid)]));
+
+    // Ground truth, stream by stream: every id from the first to the last sent, in hot exactly once.
+    const { missing, duplicates } = await platform.compareWithSent(sent);
+    // Whole buckets inside the window (the first one after t0 may have been partly counted before it).
+    const firstBucket = Math.floor(t0 / LATENCY_BUCKET_MS) + 1;
+    const endBucket = Math.floor(t1 / LATENCY_BUCKET_MS);
+    const latency: [number, number][] = samples.filter((x) => x.bucket >= firstBucket && x.bucket < endBucket).map((x) => [x.ms, x.rows]);
+    const measuredRows = latency.reduce((n, [, c]) => n + c, 0);
+    const inWindow = Math.max(0, hot1 - hot0);
+    // Rows of the window's buckets never seen inside the latency horizon are slower than it.
+    const windowRows = await count('trades', `event_time >= ${firstBucket * LATENCY_BUCKET_MS} AND event_time < ${endBucket * LATENCY_BUCKET_MS}`);
+    const unseen = Math.max(0, windowRows - measuredRows);
+    if (unseen > 0) latency.push([Number.POSITIVE_INFINITY, unseen]);
+    const tradesInWindow = Math.max(1, sent1 - sent0);
+    const cpuPer1k = Object.fromEntries(PROCESSES.map((p) => [p, (((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / tradesInWindow) * 1000])) as Record<ProcessName, number>;
+    const peakRss = Object.fromEntries(PROCESSES.map((p) => [p, peak.get(p) ?? Number.NaN])) as Record<ProcessName, number>;
+    const failure = missing > 0 || duplicates > 0 ? `${missing} trades missing and ${duplicates} duplicated of ${expected} sent` : null;
+    return {
+      mode,
+      rate,
+      sentPerSecond: (sent1 - sent0) / window,
+      hotPerSecond: inWindow / window,
+      backlogAtEnd: Math.max(0, sent1 - hot1),
+      drainSeconds,
+      booksPerSecond: (books1 - books0) / window,
+      p50Ms: weightedPercentile(latency, 50),
+      p99Ms: weightedPercentile(latency, 99),
+      missing,
+      duplicates,
+      cpuPer1k,
+      peakRssMiB: peakRss,
+      failure,
+    };
   } finally {
-    await Promise.all(
-      [...children.values()].map(async (child) => {
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
-        await exited;
-        clearTimeout(timer);
-      }),
-    );
-    await Promise.allSettled([stopLocalServer(config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
-    rmSync(home, { recursive: true, force: true });
+    await platform.stop();
   }
 }
 

@@ -1,19 +1,10 @@
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { JSONCodec } from 'nats';
-import { stringify } from 'yaml';
 import { sleep } from '../lib/backoff.js';
 import { connectNats } from '../lib/bus/connection.js';
-import { ensureStreams, storageDurable, STREAM_SPECS } from '../lib/bus/streams.js';
-import { loadConfig } from '../lib/config/load.js';
-import { freePorts } from '../lib/infra/free-port.js';
-import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
+import { storageDurable, STREAM_SPECS } from '../lib/bus/streams.js';
 import { msgIdFor, subjectFor, type MarketRecord, type OrderbookRecord, type TradeRecord } from '../lib/records.js';
-import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
-import { ensureSchema } from '../lib/store/tables.js';
+import { selectRows } from '../lib/store/client.js';
+import { BenchPlatform } from './platform.js';
 import { weightedPercentile } from './stats.js';
 
 /**
@@ -44,7 +35,6 @@ const DEPTH = 50;
 const POLL_MS = 25;
 /** After publishing: long enough for a message that waits out the default 30 s ack timeout to arrive. */
 const SETTLE_MS = 45_000;
-const STOP_TIMEOUT_MS = 10_000;
 
 export interface LatencyFigures {
   table: string;
@@ -71,33 +61,13 @@ function record(n: number, base: number, kind: 'trade' | 'orderbook', pair: (typ
 export async function runStorageLatencyBench(print: (line: string) => void): Promise<LatencyFigures[]> {
   const seconds = Number(process.env.MPRISM_BENCH_SECONDS ?? 30);
   const stallMs = Number(process.env.MPRISM_BENCH_STALL_MS ?? 0);
-  const home = mkdtempSync(join(tmpdir(), 'mprism-bench-'));
-  const configFile = join(home, 'mprism.yaml');
-  const [nats, monitor, httpPort, tcpPort, storagePort, redis] = await freePorts(6);
-  writeFileSync(
-    configFile,
-    stringify({ nats: { port: nats, monitorPort: monitor }, clickhouse: { hot: { httpPort, tcpPort } }, storage: { port: storagePort }, redis: { port: redis } }),
-  );
-  const env = { MPRISM_HOME: home, MPRISM_CONFIG: configFile };
-  let config;
+  const platform = await BenchPlatform.start({ settings: () => ({}) });
+  const { config, ch, database } = platform;
   try {
-    config = loadConfig({ env });
-  } catch (err) {
-    rmSync(home, { recursive: true, force: true });
-    throw err;
-  }
-  const database = config.clickhouse.hot.database;
-  let daemon: ReturnType<typeof spawn> | null = null;
-  try {
-    await Promise.all([startLocalServer(config, 'nats'), startLocalServer(config, 'clickhouse-hot')]);
     const nc = await connectNats(config, 'bench');
-    const ch = createClickHouse(config.clickhouse.hot);
     try {
       const jsm = await nc.jetstreamManager();
-      await ensureStreams(jsm, config);
-      await ensureSchema(ch, database, await detectDialect(ch));
-      const main = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
-      daemon = spawn(process.execPath, [main, 'storage'], { env: { ...process.env, ...env, MPRISM_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'inherit'] });
+      platform.spawn('storage');
 
       const js = nc.jetstream();
       const codec = JSONCodec<MarketRecord>();
@@ -143,9 +113,9 @@ export async function runStorageLatencyBench(print: (line: string) => void): Pro
       const staller = (async () => {
         while (stallMs > 0 && publishing) {
           await sleep(700 + Math.random() * 600);
-          daemon?.kill('SIGSTOP');
+          platform.signal('storage', 'SIGSTOP');
           await sleep(stallMs);
-          daemon?.kill('SIGCONT');
+          platform.signal('storage', 'SIGCONT');
           stalls++;
         }
       })();
@@ -183,17 +153,9 @@ export async function runStorageLatencyBench(print: (line: string) => void): Pro
       if (stalls > 0) print(`storage frozen ${stalls} times for ${stallMs} ms (MPRISM_BENCH_STALL_MS).`);
       return figures;
     } finally {
-      if (daemon && daemon.exitCode === null) {
-        daemon.kill('SIGCONT');
-        const exited = new Promise((resolve) => daemon?.once('exit', resolve));
-        daemon.kill('SIGTERM');
-        await exited;
-      }
-      await ch.close();
       await nc.close();
     }
   } finally {
-    await Promise.allSettled([stopLocalServer(config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
-    rmSync(home, { recursive: true, force: true });
+    await platform.stop();
   }
 }

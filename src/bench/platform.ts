@@ -1,0 +1,237 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClickHouseClient } from '@clickhouse/client';
+import { stringify } from 'yaml';
+import { sleep } from '../lib/backoff.js';
+import { connectNats } from '../lib/bus/connection.js';
+import { ensureStreams } from '../lib/bus/streams.js';
+import type { Config } from '../lib/config/schema.js';
+import { loadConfig } from '../lib/config/load.js';
+import { freePorts } from '../lib/infra/free-port.js';
+import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
+import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
+import { ensureSchema } from '../lib/store/tables.js';
+
+export type BenchDaemon = 'simulator' | 'collector' | 'storage';
+export type BenchServer = 'nats' | 'clickhouse-hot';
+
+/** The ports a bench platform runs on, all free ones picked at start. */
+export interface BenchPorts {
+  nats: number;
+  natsMonitor: number;
+  clickhouseHttp: number;
+  clickhouseTcp: number;
+  redis: number;
+  simulator: number;
+  collector: number;
+  storage: number;
+}
+
+export interface BenchPlatformOptions {
+  /** Settings on top of the defaults and the private ports: simulator, collector, storage... */
+  settings(ports: BenchPorts): Record<string, unknown>;
+  /** Extra node arguments per daemon (e.g. a CPU profile). */
+  nodeArgs?: (daemon: BenchDaemon) => string[];
+}
+
+const STOP_TIMEOUT_MS = 15_000;
+const DAEMON_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
+const CLOCK_TICKS = 100;
+
+/** utime + stime of a process, seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+
+/** Peak resident set size of a process, MiB. */
+export function peakRssMiB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+/** Resident set size of a process now, MiB. */
+export function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : Number.NaN;
+}
+
+export async function getJson<T>(url: string): Promise<T> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
+  return (await res.json()) as T;
+}
+
+/** One trade stream as the simulator reports what it sent: every id from first to last. */
+export interface StreamSent {
+  venue: string;
+  instrument: string;
+  firstId: number;
+  lastId: number;
+}
+
+export const totalSent = (streams: readonly StreamSent[]): number => streams.reduce((n, s) => n + s.lastId - s.firstId + 1, 0);
+
+/**
+ * A private platform for one bench run: its own MPRISM_HOME in a temp dir, nats-server and
+ * clickhouse-server (hot) on free ports with streams and schema in place, and the daemons it is
+ * asked to spawn, as the supervisor would (without one: a bench decides what stays down).
+ */
+export class BenchPlatform {
+  private readonly children = new Map<BenchDaemon, ChildProcess>();
+  private readonly serverPids = new Map<BenchServer, number>();
+
+  private constructor(
+    readonly home: string,
+    readonly config: Config,
+    readonly env: NodeJS.ProcessEnv,
+    readonly ports: BenchPorts,
+    readonly ch: ClickHouseClient,
+    private readonly opts: BenchPlatformOptions,
+  ) {}
+
+  static async start(opts: BenchPlatformOptions): Promise<BenchPlatform> {
+    const home = mkdtempSync(join(tmpdir(), 'mprism-bench-'));
+    let config: Config | null = null;
+    try {
+      const free = await freePorts(8);
+      const port = (i: number) => free[i] as number;
+      const ports: BenchPorts = { nats: port(0), natsMonitor: port(1), clickhouseHttp: port(2), clickhouseTcp: port(3), redis: port(4), simulator: port(5), collector: port(6), storage: port(7) };
+      const configFile = join(home, 'mprism.yaml');
+      const settings = opts.settings(ports);
+      const section = (name: string) => (settings[name] as Record<string, unknown> | undefined) ?? {};
+      writeFileSync(
+        configFile,
+        stringify({
+          ...settings,
+          nats: { port: ports.nats, monitorPort: ports.natsMonitor, ...section('nats') },
+          clickhouse: { hot: { httpPort: ports.clickhouseHttp, tcpPort: ports.clickhouseTcp } },
+          redis: { port: ports.redis },
+          simulator: { port: ports.simulator, ...section('simulator') },
+          collector: { port: ports.collector, ...section('collector') },
+          storage: { port: ports.storage, ...section('storage') },
+        }),
+      );
+      const env = { ...process.env, MPRISM_HOME: home, MPRISM_CONFIG: configFile, MPRISM_LOG_LEVEL: 'warn', MPRISM_SIMULATE: '1' };
+      config = loadConfig({ env });
+      const platform = new BenchPlatform(home, config, env, ports, createClickHouse(config.clickhouse.hot), opts);
+      try {
+        await Promise.all([platform.startServer('nats'), platform.startServer('clickhouse-hot')]);
+        const nc = await connectNats(config, 'bench');
+        await ensureStreams(await nc.jetstreamManager(), config);
+        await nc.close();
+        await ensureSchema(platform.ch, platform.database, await detectDialect(platform.ch));
+        return platform;
+      } catch (err) {
+        await platform.stop();
+        throw err;
+      }
+    } catch (err) {
+      if (config === null) rmSync(home, { recursive: true, force: true });
+      throw err;
+    }
+  }
+
+  get database(): string {
+    return this.config.clickhouse.hot.database;
+  }
+
+  async startServer(server: BenchServer): Promise<void> {
+    const status = await startLocalServer(this.config, server);
+    this.serverPids.set(server, status.pid ?? -1);
+  }
+
+  /** A crash: the server is killed and stays down until startServer(). */
+  killServer(server: BenchServer): void {
+    const pid = this.serverPids.get(server);
+    if (pid !== undefined && pid > 0) process.kill(pid, 'SIGKILL');
+  }
+
+  spawn(daemon: BenchDaemon): void {
+    const args = [...(this.opts.nodeArgs?.(daemon) ?? []), DAEMON_MAIN, daemon];
+    this.children.set(daemon, spawn(process.execPath, args, { env: this.env, stdio: ['ignore', 'ignore', 'inherit'] }));
+  }
+
+  /** Sends a spawned daemon a signal (SIGSTOP/SIGCONT: a frozen process, as a long GC pause or a busy machine makes one). */
+  signal(daemon: BenchDaemon, signal: NodeJS.Signals): void {
+    this.children.get(daemon)?.kill(signal);
+  }
+
+  /** Pids of every process of the platform, servers included. */
+  pids(): Map<BenchDaemon | 'nats' | 'clickhouse', number> {
+    const pids = new Map<BenchDaemon | 'nats' | 'clickhouse', number>([
+      ['nats', this.serverPids.get('nats') ?? -1],
+      ['clickhouse', this.serverPids.get('clickhouse-hot') ?? -1],
+    ]);
+    for (const [name, child] of this.children) pids.set(name, child.pid ?? -1);
+    return pids;
+  }
+
+  /** Throws when a spawned daemon has exited. */
+  checkAlive(): void {
+    for (const [name, child] of this.children) if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited with ${child.exitCode ?? child.signalCode}`);
+  }
+
+  simUrl(path: string): string {
+    return `http://127.0.0.1:${this.ports.simulator}${path}`;
+  }
+
+  async waitForSimulator(): Promise<void> {
+    for (let i = 0; ; i++) {
+      if (await getJson(this.simUrl('/health')).then(() => true, () => false)) return;
+      if (i > 100) throw new Error('simulator did not come up');
+      await sleep(100);
+    }
+  }
+
+  /** Trade streams the simulator has sent, each with its first and last id. */
+  async sent(): Promise<StreamSent[]> {
+    const stats = await getJson<{ venues: Record<string, { trades: Record<string, { firstId: number | null; lastId: number | null }> }> }>(this.simUrl('/stats'));
+    const streams: StreamSent[] = [];
+    for (const [venue, v] of Object.entries(stats.venues)) {
+      for (const [instrument, s] of Object.entries(v.trades)) if (s.firstId !== null && s.lastId !== null) streams.push({ venue, instrument, firstId: s.firstId, lastId: s.lastId });
+    }
+    return streams;
+  }
+
+  async count(table: string, where = '1'): Promise<number> {
+    return Number((await selectRows<{ n: string }>(this.ch, `SELECT count() AS n FROM ${this.database}.${table} WHERE ${where}`))[0]?.n ?? 0);
+  }
+
+  /** Ground truth, stream by stream: of every id from the first to the last sent, how many hot lacks and how many it holds twice. */
+  async compareWithSent(sent: readonly StreamSent[]): Promise<{ missing: number; duplicates: number }> {
+    let missing = 0;
+    let duplicates = 0;
+    for (const s of sent) {
+      const [r] = await selectRows<{ d: string; n: string }>(
+        this.ch,
+        `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${this.database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId} AND ${s.lastId}`,
+      );
+      missing += s.lastId - s.firstId + 1 - Number(r?.d ?? 0);
+      duplicates += Number(r?.n ?? 0) - Number(r?.d ?? 0);
+    }
+    return { missing, duplicates };
+  }
+
+  /** Stops the daemons (SIGTERM, then SIGKILL), the servers, and removes the home. */
+  async stop(): Promise<void> {
+    await Promise.all(
+      [...this.children.values()].map(async (child) => {
+        if (child.exitCode !== null || child.signalCode !== null) return;
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGCONT');
+        child.kill('SIGTERM');
+        const timer = setTimeout(() => child.kill('SIGKILL'), STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+    await this.ch.close();
+    await Promise.allSettled([stopLocalServer(this.config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(this.config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
+    rmSync(this.home, { recursive: true, force: true });
+  }
+}
