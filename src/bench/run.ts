@@ -1,5 +1,6 @@
 import { errorMessage } from '../lib/errors.js';
 import { runNormalizeBench } from './normalize.js';
+import { runOutageBench } from './outage.js';
 import { runPipelineBench } from './pipeline.js';
 import { runStorageBench } from './storage.js';
 import { runStorageLatencyBench } from './storage-latency.js';
@@ -7,6 +8,7 @@ import { runStorageLatencyBench } from './storage-latency.js';
 /** `npm run bench [-- NAME...]`: prints figures and ratios against a baseline of the same run; never pass/fail. */
 const BENCHES: Readonly<Record<string, (print: (line: string) => void) => unknown>> = {
   normalize: runNormalizeBench,
+  outage: runOutageBench,
   pipeline: runPipelineBench,
   storage: runStorageBench,
   'storage-latency': runStorageLatencyBench,

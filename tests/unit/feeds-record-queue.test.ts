@@ -61,7 +61,8 @@ describe('RecordQueue', () => {
 
   it('counts a book by its levels', () => {
     const level = ['1.5', '2'] as const;
-    const book = { ...on('BTC-USDT', 1), dataType: 'orderbook', bids: Array(50).fill(level), asks: Array(50).fill(level) } as unknown as MarketRecord;
-    expect(estimatedBytes(book)).toBeGreaterThan(10 * estimatedBytes(on('BTC-USDT', 1)));
+    const book = (levels: number) => ({ ...on('BTC-USDT', 1), dataType: 'orderbook', bids: Array(levels).fill(level), asks: Array(levels).fill(level) }) as unknown as MarketRecord;
+    expect(estimatedBytes(book(50))).toBeGreaterThan(5 * estimatedBytes(on('BTC-USDT', 1)));
+    expect(estimatedBytes(book(100)) - estimatedBytes(book(50))).toBe(estimatedBytes(book(50)) - estimatedBytes(book(0)));
   });
 });

@@ -1,0 +1,211 @@
+import { sleep } from '../lib/backoff.js';
+import { repairHoles } from '../lib/checks/hole-repair.js';
+import { fetchDaemonHealth } from '../lib/daemon-health.js';
+import { selectRows } from '../lib/store/client.js';
+import { BenchPlatform, peakRssMiB, rssMiB, type StreamSent } from './platform.js';
+
+/**
+ * A NATS outage under load, end to end: the simulator streams trades and books of 3 symbols on 4
+ * venues to the real collector and storage daemons; nats-server is killed and left down for
+ * MPRISM_BENCH_OUTAGE_SECONDS (default 120), then started again. Reports the collector's memory
+ * through the outage (it must level off at its buffer, collector.publish.bufferMiB, not grow with
+ * the outage), and then holds hot against the simulator's ground truth: every trade missing after
+ * the outage must lie in a hole the collector recorded (a hole nothing reports fails the run), and
+ * after one repair nothing may be missing or duplicated. The simulated venues drop a client that
+ * leaves 16 MiB unread, as the real ones do, so a paused collector loses its connections.
+ * MPRISM_BENCH_RATE: total trades/s (default 2000).
+ */
+
+const SYMBOLS = ['BTC', 'ETH', 'SOL'];
+const VENUE_SYMBOLS: Record<string, (base: string) => string> = {
+  binance_spot: (b) => `${b}USDT`,
+  binance_derivatives: (b) => `${b}USDT`,
+  okx_spot: (b) => `${b}-USDT`,
+  okx_derivatives: (b) => `${b}-USDT-SWAP`,
+};
+const STREAMS = Object.keys(VENUE_SYMBOLS).length * SYMBOLS.length;
+const WARMUP_TIMEOUT_MS = 60_000;
+const SETTLE_MS = 5000;
+const SAMPLE_MS = 1000;
+const PRINT_EVERY_MS = 15_000;
+/** After the restart: this long with the platform flowing again before the simulator is paused. */
+const RECOVERY_MS = 30_000;
+/** Drained once hot has not changed for this long. */
+const DRAIN_IDLE_MS = 15_000;
+const REPAIR_VERIFY_TIMEOUT_MS = 120_000;
+
+interface RecordedHole {
+  venue: string;
+  instrument: string;
+  fromTime: number;
+  toTime: number;
+  firstId: bigint | null;
+  lastId: bigint | null;
+}
+
+/** Ranges of ids in [first, last] that `present` lacks, with the event times of the trades on either side. */
+function missingRanges(s: StreamSent, present: ReadonlyMap<number, number>): { from: number; to: number; before: number | null; after: number | null }[] {
+  const ranges: { from: number; to: number; before: number | null; after: number | null }[] = [];
+  let start: number | null = null;
+  for (let id = s.firstId; id <= s.lastId + 1; id++) {
+    const here = id <= s.lastId ? present.has(id) : true;
+    if (!here && start === null) start = id;
+    if (here && start !== null) {
+      ranges.push({ from: start, to: id - 1, before: present.get(start - 1) ?? null, after: id <= s.lastId ? (present.get(id) ?? null) : null });
+      start = null;
+    }
+  }
+  return ranges;
+}
+
+/** A missing range lies in a recorded hole: inside its id bounds where it has them, else between its times. */
+function covered(range: { from: number; to: number; before: number | null; after: number | null }, holes: readonly RecordedHole[]): boolean {
+  return holes.some((h) => {
+    if (h.firstId !== null && h.lastId !== null) return h.firstId <= BigInt(range.from) && BigInt(range.to) <= h.lastId;
+    return (range.before === null || range.before >= h.fromTime) && (range.after === null || range.after <= h.toTime);
+  });
+}
+
+export interface OutageFigures {
+  baselineRssMiB: number;
+  peakRssMiB: number;
+  rssAtEndMiB: number;
+  secondHalfGrowthMiB: number;
+  missingBeforeRepair: number;
+  silentlyMissing: number;
+  tradeHoles: number;
+  missingAfterRepair: number;
+  duplicates: number;
+  failure: string | null;
+}
+
+export async function runOutageBench(print: (line: string) => void): Promise<OutageFigures> {
+  const outageSeconds = Number(process.env.MPRISM_BENCH_OUTAGE_SECONDS ?? 120);
+  const rate = Number(process.env.MPRISM_BENCH_RATE ?? 2000);
+  if (!(outageSeconds > 0)) throw new Error(`MPRISM_BENCH_OUTAGE_SECONDS: ${process.env.MPRISM_BENCH_OUTAGE_SECONDS} is not a positive number of seconds`);
+  if (!(rate > 0)) throw new Error(`MPRISM_BENCH_RATE: ${process.env.MPRISM_BENCH_RATE} is not a positive number of trades/s`);
+  const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[] }> = {
+    deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] },
+  };
+  for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: SYMBOLS.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
+  const platform = await BenchPlatform.start({
+    settings: () => ({
+      simulator: { tradesPerSecond: Math.max(1, Math.round(rate / STREAMS)), symbols: SYMBOLS.map((b) => `${b}USDT`) },
+      collector: { venues },
+    }),
+  });
+  try {
+    const { config, ch, database } = platform;
+    const startedAt = Date.now();
+    platform.spawn('simulator');
+    platform.spawn('storage');
+    await platform.waitForSimulator();
+    platform.spawn('collector');
+    const collectorPid = platform.pids().get('collector') ?? -1;
+    const warmupEnd = Date.now() + WARMUP_TIMEOUT_MS;
+    while ((await platform.sent()).length < STREAMS || (await platform.count('trades')) === 0) {
+      if (Date.now() > warmupEnd) throw new Error(`the simulator was not sending all ${STREAMS} trade streams, or nothing reached hot, within ${WARMUP_TIMEOUT_MS / 1000} s`);
+      platform.checkAlive();
+      await sleep(250);
+    }
+    await sleep(SETTLE_MS);
+    const baselineRss = rssMiB(collectorPid);
+    print(`${STREAMS} trade streams and books at ${rate} trades/s; collector buffer ${config.collector.publish.bufferMiB} MiB; collector RSS before the outage ${baselineRss.toFixed(0)} MiB`);
+
+    platform.killServer('nats');
+    print(`nats-server killed; down for ${outageSeconds} s`);
+    print(`${'t s'.padStart(5)} ${'RSS MiB'.padStart(8)} ${'in flight'.padStart(9)}  overloaded`);
+    const samples: { t: number; rss: number }[] = [];
+    const outageStart = Date.now();
+    let lastPrint = -Infinity;
+    while (Date.now() - outageStart < outageSeconds * 1000) {
+      await sleep(SAMPLE_MS);
+      platform.checkAlive();
+      const t = (Date.now() - outageStart) / 1000;
+      const rss = rssMiB(collectorPid);
+      samples.push({ t, rss });
+      if (Date.now() - lastPrint >= PRINT_EVERY_MS) {
+        lastPrint = Date.now();
+        const health = await fetchDaemonHealth(platform.ports.collector, 5000);
+        const body = (health.answered ? health.body : {}) as { publishPending?: number; overloaded?: string | null };
+        print(`${t.toFixed(0).padStart(5)} ${rss.toFixed(0).padStart(8)} ${String(body.publishPending ?? '?').padStart(9)}  ${body.overloaded ?? '-'}`);
+      }
+    }
+    const rssAtEnd = rssMiB(collectorPid);
+    const peakDuringOutage = peakRssMiB(collectorPid);
+    const half = samples.filter((x) => x.t >= outageSeconds / 2);
+    const secondHalfGrowth = half.length === 0 ? 0 : Math.max(...half.map((x) => x.rss)) - (half[0]?.rss ?? 0);
+
+    await platform.startServer('nats');
+    print(`nats-server started again; ${RECOVERY_MS / 1000} s of recovery, then the simulator is paused and hot drained`);
+    await sleep(RECOVERY_MS);
+    await fetch(platform.simUrl('/control/pause'), { method: 'POST' });
+    const sent = await platform.sent();
+    let last = -1;
+    let lastChange = Date.now();
+    while (Date.now() - lastChange < DRAIN_IDLE_MS) {
+      const n = await platform.count('trades');
+      if (n !== last) {
+        last = n;
+        lastChange = Date.now();
+      }
+      await sleep(500);
+    }
+
+    const before = await platform.compareWithSent(sent);
+    const holes = (
+      await selectRows<{ venue: string; instrument: string; from_ms: string; to_ms: string; first: string; last: string }>(
+        ch,
+        `SELECT venue, instrument, toUInt64(from_time) AS from_ms, toUInt64(to_time) AS to_ms, first_missing_id AS first, last_missing_id AS last FROM ${database}.stream_holes WHERE data_type = 'trade' AND state = 'open'`,
+      )
+    ).map(
+      (h): RecordedHole => ({
+        venue: h.venue,
+        instrument: h.instrument,
+        fromTime: Number(h.from_ms),
+        toTime: Number(h.to_ms),
+        firstId: /^\d+$/.test(h.first) ? BigInt(h.first) : null,
+        lastId: /^\d+$/.test(h.last) ? BigInt(h.last) : null,
+      }),
+    );
+    let silentlyMissing = 0;
+    for (const s of sent) {
+      const rows = await selectRows<{ id: string; t: string }>(
+        ch,
+        `SELECT toUInt64OrZero(trade_id) AS id, toUInt64(min(event_time)) AS t FROM ${database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId - 1} AND ${s.lastId} GROUP BY id`,
+      );
+      const present = new Map(rows.map((r) => [Number(r.id), Number(r.t)]));
+      const streamHoles = holes.filter((h) => h.venue === s.venue && h.instrument === s.instrument);
+      for (const range of missingRanges(s, present)) if (!covered(range, streamHoles)) silentlyMissing += range.to - range.from + 1;
+    }
+    print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes.length} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
+
+    const actions = await repairHoles(config, { dryRun: false, sinceMs: Date.now() - startedAt + 60_000, simulate: true, verifyTimeoutMs: REPAIR_VERIFY_TIMEOUT_MS });
+    const after = await platform.compareWithSent(sent);
+    print(`after one repair (${actions.length} holes handled): ${after.missing} trades missing, ${after.duplicates} duplicated`);
+
+    const failures: string[] = [];
+    if (silentlyMissing > 0) failures.push(`${silentlyMissing} trades missing that no recorded hole covers`);
+    if (after.missing > 0 || after.duplicates > 0 || before.duplicates > 0) failures.push(`${after.missing} missing and ${Math.max(before.duplicates, after.duplicates)} duplicated after repair`);
+    const figures: OutageFigures = {
+      baselineRssMiB: baselineRss,
+      peakRssMiB: peakDuringOutage,
+      rssAtEndMiB: rssAtEnd,
+      secondHalfGrowthMiB: secondHalfGrowth,
+      missingBeforeRepair: before.missing,
+      silentlyMissing,
+      tradeHoles: holes.length,
+      missingAfterRepair: after.missing,
+      duplicates: Math.max(before.duplicates, after.duplicates),
+      failure: failures.length === 0 ? null : failures.join('; '),
+    };
+    print(
+      `collector RSS: ${baselineRss.toFixed(0)} MiB before, peak ${peakDuringOutage.toFixed(0)} MiB, ${rssAtEnd.toFixed(0)} MiB at the end of the outage (grew ${secondHalfGrowth.toFixed(0)} MiB over its second half)`,
+    );
+    print(figures.failure === null ? 'result: ok' : `result: FAILED: ${figures.failure}`);
+    if (figures.failure !== null) process.exitCode = 1;
+    return figures;
+  } finally {
+    await platform.stop();
+  }
+}
