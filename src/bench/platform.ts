@@ -120,14 +120,20 @@ export class BenchPlatform {
       config = loadConfig({ env });
       const platform = new BenchPlatform(home, config, env, ports, createClickHouse(config.clickhouse.hot), opts);
       try {
-        await Promise.all([platform.startServer('nats'), platform.startServer('clickhouse-hot')]);
+        // Both settled before anything is stopped: a server still starting would outlive stop().
+        const started = await Promise.allSettled([platform.startServer('nats'), platform.startServer('clickhouse-hot')]);
+        for (const s of started) if (s.status === 'rejected') throw s.reason;
         const nc = await connectNats(config, 'bench');
-        await ensureStreams(await nc.jetstreamManager(), config);
-        await nc.close();
+        try {
+          await ensureStreams(await nc.jetstreamManager(), config);
+        } finally {
+          // Left open, the client would try to reconnect to the stopped server forever.
+          await nc.close();
+        }
         await ensureSchema(platform.ch, platform.database, await detectDialect(platform.ch));
         return platform;
       } catch (err) {
-        await platform.stop();
+        await platform.stop().catch(() => {});
         throw err;
       }
     } catch (err) {
@@ -145,10 +151,20 @@ export class BenchPlatform {
     this.serverPids.set(server, status.pid ?? -1);
   }
 
-  /** A crash: the server is killed and stays down until startServer(). */
-  killServer(server: BenchServer): void {
+  /** A crash: the server is killed (and gone when this resolves) and stays down until startServer(). */
+  async killServer(server: BenchServer): Promise<void> {
     const pid = this.serverPids.get(server);
-    if (pid !== undefined && pid > 0) process.kill(pid, 'SIGKILL');
+    if (pid === undefined || pid <= 0) throw new Error(`${server}: no pid to kill`);
+    process.kill(pid, 'SIGKILL');
+    for (let i = 0; ; i++) {
+      try {
+        process.kill(pid, 0);
+      } catch {
+        return;
+      }
+      if (i > 100) throw new Error(`${server} (pid ${pid}) still running 10 s after SIGKILL`);
+      await sleep(100);
+    }
   }
 
   spawn(daemon: BenchDaemon): void {
@@ -230,8 +246,11 @@ export class BenchPlatform {
         clearTimeout(timer);
       }),
     );
-    await this.ch.close();
-    await Promise.allSettled([stopLocalServer(this.config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(this.config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
-    rmSync(this.home, { recursive: true, force: true });
+    try {
+      await this.ch.close();
+    } finally {
+      await Promise.allSettled([stopLocalServer(this.config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(this.config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
+      rmSync(this.home, { recursive: true, force: true });
+    }
   }
 }

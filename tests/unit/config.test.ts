@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { snapshotRateLimits } from '../../src/lib/feeds/snapshot-pacing.js';
 import { loadConfig } from '../../src/lib/config/load.js';
 import { VENUE_DATA_TYPES, VENUES } from '../../src/lib/config/schema.js';
 import { ConfigError } from '../../src/lib/errors.js';
@@ -80,14 +81,18 @@ describe('loadConfig', () => {
     );
   });
 
-  it('refuses a book snapshot floor above the ceiling', () => {
+  it('refuses a book snapshot floor above the ceiling, and defaults it to no more than the ceiling', () => {
     const file = join(home, 'books.yaml');
     writeFileSync(file, 'collector:\n  orderbook:\n    maxSnapshotsPerSecond: 0.5\n');
+    const lowCeiling = loadConfig({ env: { MPRISM_HOME: home }, file }).collector.orderbook;
+    expect(snapshotRateLimits(lowCeiling)).toEqual({ max: 0.5, min: 0.5 });
+    expect(snapshotRateLimits(loadConfig({ env: { MPRISM_HOME: home } }).collector.orderbook)).toEqual({ max: 10, min: 1 });
+    writeFileSync(file, 'collector:\n  orderbook:\n    maxSnapshotsPerSecond: 0.5\n    minSnapshotsPerSecond: 2\n');
     expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(
       `${file}: collector.orderbook.minSnapshotsPerSecond: minSnapshotsPerSecond must not exceed maxSnapshotsPerSecond`,
     );
-    writeFileSync(file, 'collector:\n  orderbook:\n    maxSnapshotsPerSecond: 0.5\n    minSnapshotsPerSecond: 0.1\n');
-    expect(loadConfig({ env: { MPRISM_HOME: home }, file }).collector.orderbook).toMatchObject({ maxSnapshotsPerSecond: 0.5, minSnapshotsPerSecond: 0.1 });
+    writeFileSync(file, 'collector:\n  orderbook:\n    minSnapshotsPerSecond: 0.01\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home }, file })).toThrow(/collector\.orderbook\.minSnapshotsPerSecond: /);
   });
 
   it('refuses an OKX swap whose sizes cannot be told in coins (inverse), naming the entry', () => {

@@ -524,6 +524,27 @@ describe('VenueCollector', () => {
     expect(books.at(-1)?.lastUpdateId).toBe(lastSent);
   });
 
+  it('publishes books at the rate the collector sets under load, and at full rate once it is restored', async () => {
+    venue = await TestVenue.start({ source: 'stream', instruments: ['AAAUSDT'], everyMs: 2 });
+    const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], orderbook: { depth: 3, maxSnapshotsPerSecond: 1000 } });
+    await waitFor(() => c.books('AAAUSDT').length > 0);
+    c.vc.setBookSnapshotRate(2);
+    const thinnedAt = Date.now();
+    const before = c.books('AAAUSDT').length;
+    await new Promise((r) => setTimeout(r, 1000));
+    const thinned = c.books('AAAUSDT').length - before;
+    const thinnedMs = Date.now() - thinnedAt;
+    c.vc.setBookSnapshotRate(1000);
+    const restoredFrom = c.books('AAAUSDT').length;
+    await new Promise((r) => setTimeout(r, 500));
+    const restored = c.books('AAAUSDT').length - restoredFrom;
+    await c.stop();
+    // At most one per 500 ms (plus one already due), against hundreds of updates a second.
+    expect(thinned).toBeGreaterThanOrEqual(1);
+    expect(thinned).toBeLessThanOrEqual(2 + Math.ceil(thinnedMs / 500));
+    expect(restored).toBeGreaterThan(10);
+  });
+
   it('resets the books of a lost connection with a gap record and resyncs them after the reconnect', async () => {
     venue = await TestVenue.start({ source: 'rest', instruments: ['AAAUSDT'] });
     const c = collectorFor(venue, { source: 'rest', symbols: ['AAAUSDT'] });

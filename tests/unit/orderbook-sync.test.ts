@@ -225,6 +225,16 @@ describe('BookSync, REST snapshot source', () => {
     expect(sync.stats.gaps).toBe(1);
   });
 
+  it('publishes the change the throttle held back before the disconnect gap, not after it is gone', () => {
+    const sync = syncedRestBook({ minPublishIntervalMs: 1000 });
+    expect(sync.onMessage(diff(107, 107, [['100', '4']]), 10).publish).toBeNull();
+    const out = sync.onDisconnect(20);
+    expect(out.publish).toMatchObject({ lastUpdateId: 107, bids: [['100', '4'], ['99', '3']] });
+    expect(out.gap).toMatchObject({ reason: 'disconnect', lastUpdateId: 107 });
+    // Nothing held back: the gap alone.
+    expect(syncedRestBook().onDisconnect(30).publish).toBeNull();
+  });
+
   it('records a failed first snapshot once', () => {
     const sync = restSync();
     sync.onMessage(diff(101, 101), 0);

@@ -7,7 +7,7 @@ import { adapterFor, enabledVenues, pollOptions, venueBaseUrls } from '../../lib
 import { createCollectorMetrics } from '../../lib/feeds/collector-metrics.js';
 import { coverageFile, readCoverage, writeCoverage } from '../../lib/feeds/coverage.js';
 import { VenueCollector } from '../../lib/feeds/venue-collector.js';
-import { nextSnapshotRate, SNAPSHOT_PACING_INTERVAL_MS } from '../../lib/feeds/snapshot-pacing.js';
+import { nextSnapshotRate, SNAPSHOT_PACING_INTERVAL_MS, snapshotRateLimits } from '../../lib/feeds/snapshot-pacing.js';
 import { collectorOverload, EventLoopLag } from '../../lib/overload.js';
 
 /**
@@ -64,7 +64,7 @@ export const collector: Daemon = async (ctx, config) => {
   });
 
   // Book snapshots thinned evenly while the collector cannot keep up, restored once it can.
-  const snapshotLimits = { max: c.orderbook.maxSnapshotsPerSecond, min: c.orderbook.minSnapshotsPerSecond };
+  const snapshotLimits = snapshotRateLimits(c.orderbook);
   let snapshotRate = snapshotLimits.max;
   metrics.bookSnapshotRate.set(snapshotRate);
   const pacingLag = new EventLoopLag(SNAPSHOT_PACING_INTERVAL_MS);
@@ -72,7 +72,10 @@ export const collector: Daemon = async (ctx, config) => {
     const load = { eventLoopLagMs: pacingLag.p99Ms(), publishBackedUp: collectors.some((vc) => vc.publishBackedUp) };
     const next = nextSnapshotRate(snapshotRate, load, snapshotLimits);
     if (next === snapshotRate) return;
-    if (snapshotRate === snapshotLimits.max) ctx.log.warn({ ...load, snapshotsPerSecond: next }, 'collector overloaded: thinning book snapshots');
+    if (snapshotRate === snapshotLimits.max) {
+      const cause = load.publishBackedUp ? 'records wait for JetStream' : `event loop ${Math.round(load.eventLoopLagMs)} ms behind`;
+      ctx.log.warn({ cause, snapshotsPerSecond: next }, 'thinning book snapshots until the collector keeps up');
+    }
     if (next === snapshotLimits.max) ctx.log.info({ snapshotsPerSecond: next }, 'book snapshots back at their configured rate');
     snapshotRate = next;
     metrics.bookSnapshotRate.set(next);

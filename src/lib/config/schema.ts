@@ -194,9 +194,13 @@ export const configSchema = z.strictObject({
       depth: z.number().int().min(1).max(1000),
       /** Published snapshots per symbol per second, at most: the rate while the collector has headroom. */
       maxSnapshotsPerSecond: z.number().positive().max(1000),
-      /** The floor under load: an overloaded collector thins every book's snapshots toward it, evenly. */
-      minSnapshotsPerSecond: z.number().positive().max(1000),
-    }).refine((o) => o.minSnapshotsPerSecond <= o.maxSnapshotsPerSecond, {
+      /**
+       * The floor under load: an overloaded collector thins every book's snapshots toward it, evenly.
+       * Unset: 1, or maxSnapshotsPerSecond where that is lower. At least one every 10 s, so a thinned
+       * book never looks stale.
+       */
+      minSnapshotsPerSecond: z.number().min(0.1).max(1000).optional(),
+    }).refine((o) => o.minSnapshotsPerSecond === undefined || o.minSnapshotsPerSecond <= o.maxSnapshotsPerSecond, {
       message: 'minSnapshotsPerSecond must not exceed maxSnapshotsPerSecond',
       path: ['minSnapshotsPerSecond'],
     }),

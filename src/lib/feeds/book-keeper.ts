@@ -150,7 +150,8 @@ export class BookKeeper {
     const now = this.opts.now();
     let marked = 0;
     for (const entry of this.books.values()) {
-      const { gap } = entry.sync.onDisconnect(now, COLLECTOR_STOPPED_DETAIL);
+      const { publish, gap } = entry.sync.onDisconnect(now, COLLECTOR_STOPPED_DETAIL);
+      if (publish !== null) this.opts.publish(publish, entry.feed);
       if (gap === null) continue;
       marked++;
       this.opts.lostSync({ record: gap, instrument: entry.instrument, feed: entry.feed, previousMessageAt: entry.previousMessageAt });
@@ -243,6 +244,8 @@ export class BookKeeper {
   private act(entry: BookEntry, out: BookSyncOutput): void {
     const { venue, metrics } = this.opts;
     const stats = entry.sync.stats;
+    // A book published with a gap is its state before the loss: it goes first.
+    if (out.publish !== null && out.gap !== null) this.opts.publish(out.publish, entry.feed);
     if (out.gap !== null) {
       metrics.errors.inc({ venue, data_type: 'orderbook', code: out.gap.reason });
       this.opts.log.warn({ instrument: entry.instrument, reason: out.gap.reason, detail: out.gap.detail, lastUpdateId: out.gap.lastUpdateId }, 'orderbook lost sync');
@@ -252,7 +255,7 @@ export class BookKeeper {
       metrics.resyncs.inc({ venue, symbol: entry.symbol, reason: out.reason ?? 'unknown' }, stats.resyncs - entry.countedResyncs);
       entry.countedResyncs = stats.resyncs;
     }
-    if (out.publish !== null) this.opts.publish(out.publish, entry.feed);
+    if (out.publish !== null && out.gap === null) this.opts.publish(out.publish, entry.feed);
     if (out.resync === 'rest_snapshot') {
       const notBefore = entry.snapshotFailures === 0 ? 0 : this.opts.now() + backoffDelay(entry.snapshotFailures - 1, SNAPSHOT_RETRY);
       this.snapshots?.request(entry.instrument, notBefore);

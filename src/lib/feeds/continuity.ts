@@ -80,10 +80,12 @@ const CHECKPOINTS = 300;
 /** Trades remembered with their receive times, to place a break found late among them. */
 const RECENT_TRADES = 512;
 /**
- * Both lists are trimmed this many at a time, not per trade: amortised O(1) on the hot path, and a stream holds at
+ * Trimmed this many at a time, not per trade: amortised O(1) on the hot path, and a stream holds at
  * most this many more than it needs (a collector with hundreds of streams keeps each small).
  */
-const RECENT_TRIM = 64;
+const RECENT_TRIM = 128;
+/** Checkpoints, likewise. */
+const CHECKPOINT_TRIM = 60;
 
 const isId = (id: string | null): id is string => id !== null && /^\d+$/.test(id);
 
@@ -204,7 +206,7 @@ export class StreamContinuity {
       const lastCp = this.checkpoints.at(-1);
       if (lastCp === undefined || receivedAt - lastCp.receivedAt >= CHECKPOINT_EVERY_MS) {
         this.checkpoints.push({ mark, receivedAt });
-        if (this.checkpoints.length >= CHECKPOINTS + RECENT_TRIM) this.checkpoints.splice(0, RECENT_TRIM);
+        if (this.checkpoints.length >= CHECKPOINTS + CHECKPOINT_TRIM) this.checkpoints.splice(0, CHECKPOINT_TRIM);
       }
     }
     switch (this.policy.kind) {

@@ -29,6 +29,12 @@ export const RESTORE_SNAPSHOTS_UNDER_LAG_MS = EVENT_LOOP_LAG_LIMIT_MS / 4;
 /** How often the collector re-decides the rate. */
 export const SNAPSHOT_PACING_INTERVAL_MS = 1000;
 
+/** The limits a config gives: the floor defaults to 1 a second, or the maximum where that is lower. */
+export function snapshotRateLimits(orderbook: { maxSnapshotsPerSecond: number; minSnapshotsPerSecond?: number | undefined }): SnapshotRateLimits {
+  const max = orderbook.maxSnapshotsPerSecond;
+  return { max, min: orderbook.minSnapshotsPerSecond ?? Math.min(1, max) };
+}
+
 export function nextSnapshotRate(current: number, load: CollectorLoad, limits: SnapshotRateLimits): number {
   if (load.publishBackedUp || load.eventLoopLagMs > THIN_SNAPSHOTS_AT_LAG_MS) return Math.max(limits.min, current / 2);
   if (load.eventLoopLagMs < RESTORE_SNAPSHOTS_UNDER_LAG_MS) return Math.min(limits.max, current + limits.max / 10);

@@ -170,11 +170,13 @@ export class BookSync {
    * stream snapshot, and for source `rest` the first update after it asks for a REST snapshot.
    */
   onDisconnect(now: number, detail = 'connection closed'): BookSyncOutput {
+    // The change the throttle held back is the book's last valid state: published, not dropped.
+    const held = this._state === 'synced' && this.dirty && this.lastApplied !== null ? this.publish(this.lastApplied, now) : null;
     const gap = this._state === 'synced' ? this.openGap('disconnect', detail, now, now) : null;
     this.reset();
     this.buffer = [];
     this.snapshotRequested = false;
-    return gap === null ? NOTHING : { publish: null, gap, resync: null, reason: null };
+    return gap === null && held === null ? NOTHING : { publish: held, gap, resync: null, reason: null };
   }
 
   /** Publishes a change that the throttle held back, once the interval has passed. */
