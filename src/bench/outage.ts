@@ -191,7 +191,8 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     }
     print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes.length} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
 
-    const actions = await repairHoles(config, { dryRun: false, sinceMs: Date.now() - startedAt + 60_000, simulate: true, verifyTimeoutMs: REPAIR_VERIFY_TIMEOUT_MS });
+    print('repairing (paced by the venues\' history rate limits: OKX pages 100 trades at a time)');
+    const actions = await repairHoles(config, { dryRun: false, sinceMs: Date.now() - startedAt + 60_000, simulate: true, verifyTimeoutMs: REPAIR_VERIFY_TIMEOUT_MS, progress: (line) => print(`  ${line}`) });
     const after = await platform.compareWithSent(sent);
     print(`after one repair (${actions.length} holes handled): ${after.missing} trades missing, ${after.duplicates} duplicated`);
 

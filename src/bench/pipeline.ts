@@ -1,6 +1,7 @@
 import { sleep } from '../lib/backoff.js';
 import type { Venue } from '../lib/config/schema.js';
 import { errorMessage } from '../lib/errors.js';
+import { fetchDaemonHealth } from '../lib/daemon-health.js';
 import { selectRows } from '../lib/store/client.js';
 import { BenchPlatform, cpuSeconds, getJson, peakRssMiB, totalSent, type BenchDaemon } from './platform.js';
 import { median, weightedPercentile } from './stats.js';
@@ -39,6 +40,7 @@ const STREAMS = Object.keys(VENUE_SYMBOLS).length * SYMBOLS.length;
 const WARMUP_TIMEOUT_MS = 60_000;
 const WARMUP_SETTLE_MS = 3_000;
 const POLL_MS = 200;
+const LAG_READ_MS = 1000;
 /** Latency is measured over rows whose event time is this recent; later rows count as slower than it. */
 const LATENCY_HORIZON_MS = 30_000;
 const LATENCY_BUCKET_MS = 100;
@@ -67,6 +69,8 @@ export interface PipelineRun {
   backlogAtEnd: number;
   drainSeconds: number;
   booksPerSecond: number;
+  /** The collector's event-loop lag (p99 over 5 s, from its /health), the worst read in the window. */
+  collectorLagMs: number;
   p50Ms: number;
   p99Ms: number;
   missing: number;
@@ -146,9 +150,18 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     // What the window is measured between: read the same way at its start and at its end.
     const snapshot = async () => ({ at: Date.now(), sent: totalSent(await sentNow()), hot: await count('trades'), books: await count('orderbooks'), cpu: cpuNow() });
     const start = await snapshot();
+    // The collector's event-loop lag (its /health: p99 over 5 s) at its worst in the window.
+    let collectorLagMs = 0;
+    let lagReadAt = 0;
     while (Date.now() - start.at < seconds * 1000) {
       await sleep(POLL_MS);
       await pollLatency();
+      if (Date.now() - lagReadAt >= LAG_READ_MS) {
+        lagReadAt = Date.now();
+        const health = await fetchDaemonHealth(platform.ports.collector, 5000);
+        const lag = health.answered ? (health.body as { eventLoopLagMs?: unknown }).eventLoopLagMs : undefined;
+        if (typeof lag === 'number') collectorLagMs = Math.max(collectorLagMs, lag);
+      }
     }
     const end = await snapshot();
     const { at: t0, sent: sent0, hot: hot0, books: books0, cpu: cpu0 } = start;
@@ -199,6 +212,7 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
       backlogAtEnd: Math.max(0, sent1 - hot1),
       drainSeconds,
       booksPerSecond: (books1 - books0) / window,
+      collectorLagMs,
       p50Ms: weightedPercentile(latency, 50),
       p99Ms: weightedPercentile(latency, 99),
       missing,
@@ -220,7 +234,7 @@ export async function runPipelineBench(print: (line: string) => void): Promise<P
   const runs = Number(process.env.MPRISM_BENCH_RUNS ?? 3);
   for (const r of rates) if (!(Number(r) > 0)) throw new Error(`MPRISM_BENCH_RATES: ${r} is not a positive number of trades/s`);
   print(`${STREAMS} trade streams and ${STREAMS} books (${SYMBOLS.length} symbols x 4 venues), ${seconds} s measured per run, ${runs} interleaved runs per mode and rate`);
-  print(`${'mode'.padEnd(8)} ${'rate'.padStart(6)}  ${'sent/s'.padStart(7)} ${'hot/s'.padStart(7)} ${'backlog'.padStart(8)} ${'drain s'.padStart(7)} ${'books/s'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  cpu s/1k trades (sim col sto nats ch)  peak RSS MiB (sim col sto)  result`);
+  print(`${'mode'.padEnd(8)} ${'rate'.padStart(6)}  ${'sent/s'.padStart(7)} ${'hot/s'.padStart(7)} ${'backlog'.padStart(8)} ${'drain s'.padStart(7)} ${'books/s'.padStart(7)} ${'lag ms'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  cpu s/1k trades (sim col sto nats ch)  peak RSS MiB (sim col sto)  result`);
   const all: PipelineRun[] = [];
   for (let i = 0; i < runs; i++) {
     for (const rate of rates) {
@@ -238,7 +252,7 @@ export async function runPipelineBench(print: (line: string) => void): Promise<P
         const c = r.cpuPer1k;
         const m = r.peakRssMiB;
         print(
-          `${mode.padEnd(8)} ${rate.padStart(6)}  ${fmt(r.sentPerSecond).padStart(7)} ${fmt(r.hotPerSecond).padStart(7)} ${fmt(r.backlogAtEnd).padStart(8)} ${fmt(r.drainSeconds, 1).padStart(7)} ${fmt(r.booksPerSecond).padStart(7)} ${fmt(r.p50Ms).padStart(7)} ${fmt(r.p99Ms).padStart(7)}  ` +
+          `${mode.padEnd(8)} ${rate.padStart(6)}  ${fmt(r.sentPerSecond).padStart(7)} ${fmt(r.hotPerSecond).padStart(7)} ${fmt(r.backlogAtEnd).padStart(8)} ${fmt(r.drainSeconds, 1).padStart(7)} ${fmt(r.booksPerSecond).padStart(7)} ${fmt(r.collectorLagMs).padStart(7)} ${fmt(r.p50Ms).padStart(7)} ${fmt(r.p99Ms).padStart(7)}  ` +
             `${[c.simulator, c.collector, c.storage, c.nats, c.clickhouse].map((x) => fmt(x, 3)).join(' ')}  ${[m.simulator, m.collector, m.storage].map((x) => fmt(x)).join(' ')}  ${r.failure === null ? 'ok' : `FAILED: ${r.failure}`}`,
         );
         if (r.failure !== null) process.exitCode = 1;
