@@ -155,6 +155,38 @@ describe('WsFeed against a local server', () => {
     expect(feed.stats.state).toBe('stopped');
   });
 
+  it('stops reading for the rest of a turn once frames took its share, and delivers every frame in order', async () => {
+    const FRAMES = 1500;
+    const url = await server((ws) => {
+      ws.on('message', () => {
+        const pad = 'x'.repeat(90);
+        for (let i = 0; i < FRAMES; i++) ws.send(`${String(i).padStart(6, '0')}${pad}`);
+      });
+    });
+    const received: number[] = [];
+    const feed = testFeed(url, {
+      staleAfterMs: 60_000,
+      reconnect: { initialMs: 20, maxMs: 100 },
+      spec: { subscribeMessages: ['sub'] },
+      onFrame: (f) => {
+        received.push(Number(f.slice(0, 6)));
+        // Parsing and book work: 1500 frames take 150 ms, many times TURN_BUDGET_MS.
+        const until = performance.now() + 0.1;
+        while (performance.now() < until) {
+          // busy
+        }
+        return true;
+      },
+    });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => received.length === FRAMES);
+    ac.abort();
+    await running;
+    expect(received).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
+    expect(feed.stats.yields).toBeGreaterThan(0);
+  });
+
   it('replaces a connection that goes silent (stale watchdog)', async () => {
     const url = await server((ws) => ws.send('hello'));
     const reasons: string[] = [];

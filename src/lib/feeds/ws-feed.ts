@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { backoffDelay, sleep, type BackoffPolicy } from '../backoff.js';
 import type { DataType } from '../config/schema.js';
@@ -16,6 +17,8 @@ export interface FeedStats {
   /** Planned replacements that overlapped the old connection until the new one delivered (nothing lost). */
   handovers: number;
   frames: number;
+  /** Turns of the event loop in which a connection stopped reading to let the rest run (TURN_BUDGET_MS). */
+  yields: number;
   lastFrameAt: number | null;
   connectedAt: number | null;
   lastDisconnectReason: string | null;
@@ -104,6 +107,10 @@ class Connection {
   lastFrameAt = 0;
   lastKeepaliveAt = 0;
   deliveredData = false;
+  /** When this turn of the event loop began handing this connection's frames on (null: not this turn). */
+  turnStartedAt: number | null = null;
+  /** Paused for the rest of this turn after using up its share (TURN_BUDGET_MS). */
+  yielding = false;
   /** Set when we close it, so the close handler reports why. */
   closingReason: string | null = null;
   private lastError: string | null = null;
@@ -140,6 +147,9 @@ class Connection {
   }
 }
 
+/** What one connection's frames may take of a turn of the event loop before it yields to the rest. */
+export const TURN_BUDGET_MS = 10;
+
 /**
  * One WebSocket connection kept alive: client keepalive, stale watchdog, reconnects with capped
  * jittered backoff. Planned replacements (max age, venue notice) are make-before-break: the new
@@ -157,6 +167,7 @@ export class WsFeed {
   private reconnects = 0;
   private handovers = 0;
   private frames = 0;
+  private yields = 0;
   private lastFrameAt: number | null = null;
   private lastDisconnectReason: string | null = null;
   private signal: AbortSignal | null = null;
@@ -187,6 +198,7 @@ export class WsFeed {
       reconnects: this.reconnects,
       handovers: this.handovers,
       frames: this.frames,
+      yields: this.yields,
       lastFrameAt: this.lastFrameAt,
       connectedAt: this.active?.openedAt ?? null,
       lastDisconnectReason: this.lastDisconnectReason,
@@ -294,6 +306,7 @@ export class WsFeed {
 
     ws.on('message', (data: WebSocket.RawData, isBinary: boolean) => {
       if (isBinary) return;
+      this.takeTurn(conn);
       const receiveTime = this.now();
       conn.lastActivityAt = receiveTime;
       conn.lastFrameAt = receiveTime;
@@ -309,6 +322,7 @@ export class WsFeed {
         conn.deliveredData = true;
         if (this.incoming?.conn === conn) this.promote();
       }
+      this.yieldIfTurnUsed(conn);
     });
 
     void conn.ended.then((end) => {
@@ -316,6 +330,32 @@ export class WsFeed {
       this.onEnded(conn, end);
     });
     return conn;
+  }
+
+  /** Notes when this turn of the event loop began serving the connection. */
+  private takeTurn(conn: Connection): void {
+    if (conn.turnStartedAt !== null) return;
+    conn.turnStartedAt = performance.now();
+    setImmediate(() => {
+      conn.turnStartedAt = null;
+    });
+  }
+
+  /**
+   * A connection whose frames have taken TURN_BUDGET_MS this turn stops reading until the next one.
+   * With a backlog in the socket, libuv would otherwise hand on megabytes in one turn (32 reads of
+   * 64 KiB), and the timers, the other connections and the publishing would wait that long.
+   */
+  private yieldIfTurnUsed(conn: Connection): void {
+    if (conn.yielding || conn.turnStartedAt === null || performance.now() - conn.turnStartedAt < TURN_BUDGET_MS) return;
+    conn.yielding = true;
+    this.yields++;
+    conn.ws.pause();
+    setImmediate(() => {
+      conn.yielding = false;
+      // Still paused by backpressure: resume() reads again when the queue has room.
+      if (!this.paused) conn.ws.resume();
+    });
   }
 
   /** Per-connection timer: client keepalive, stale watchdog, max age, handover timeout. */
