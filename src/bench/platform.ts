@@ -82,6 +82,8 @@ export const totalSent = (streams: readonly StreamSent[]): number => streams.red
  * asked to spawn, as the supervisor would (without one: a bench decides what stays down).
  */
 export class BenchPlatform {
+  /** Platforms started and not yet stopped: an interrupted bench stops them (stopAllBenchPlatforms). */
+  private static readonly running = new Set<BenchPlatform>();
   private readonly children = new Map<BenchDaemon, ChildProcess>();
   private readonly serverPids = new Map<BenchServer, number>();
 
@@ -131,6 +133,7 @@ export class BenchPlatform {
           await nc.close();
         }
         await ensureSchema(platform.ch, platform.database, await detectDialect(platform.ch));
+        BenchPlatform.running.add(platform);
         return platform;
       } catch (err) {
         await platform.stop().catch(() => {});
@@ -233,8 +236,14 @@ export class BenchPlatform {
     return { missing, duplicates };
   }
 
+  /** Every platform still running, stopped (a bench interrupted by SIGINT or SIGTERM). */
+  static async stopAll(): Promise<void> {
+    await Promise.allSettled([...BenchPlatform.running].map((p) => p.stop()));
+  }
+
   /** Stops the daemons (SIGTERM, then SIGKILL), the servers, and removes the home. */
   async stop(): Promise<void> {
+    BenchPlatform.running.delete(this);
     await Promise.all(
       [...this.children.values()].map(async (child) => {
         if (child.exitCode !== null || child.signalCode !== null) return;

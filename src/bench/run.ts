@@ -2,6 +2,7 @@ import { errorMessage } from '../lib/errors.js';
 import { runNormalizeBench } from './normalize.js';
 import { runOutageBench } from './outage.js';
 import { runPipelineBench } from './pipeline.js';
+import { BenchPlatform } from './platform.js';
 import { runStorageBench } from './storage.js';
 import { runStorageLatencyBench } from './storage-latency.js';
 
@@ -19,6 +20,14 @@ const BENCHES: Readonly<Record<string, (print: (line: string) => void) => unknow
 
 /** Run only when named: it kills nats-server for minutes and repairs what that cost. */
 const ON_REQUEST = new Set(['outage']);
+
+// Interrupted (Ctrl-C, a timeout): the servers and daemons a bench started are stopped, not left behind.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    process.stderr.write(`${signal}: stopping the bench's servers and daemons\n`);
+    void BenchPlatform.stopAll().finally(() => process.exit(130));
+  });
+}
 
 const wanted = process.argv.slice(2);
 const unknown = wanted.filter((n) => !(n in BENCHES));
