@@ -94,10 +94,12 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
   const rate = Number(process.env.MPRISM_BENCH_RATE ?? 500);
   if (!(outageSeconds > 0)) throw new Error(`MPRISM_BENCH_OUTAGE_SECONDS: ${process.env.MPRISM_BENCH_OUTAGE_SECONDS} is not a positive number of seconds`);
   if (!(rate > 0)) throw new Error(`MPRISM_BENCH_RATE: ${process.env.MPRISM_BENCH_RATE} is not a positive number of trades/s`);
-  const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[] }> = {
+  const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[]; apiKey?: string }> = {
     deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] },
   };
   for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: SYMBOLS.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
+  // USD-M trade history needs a key (any key, for the simulator); without one those holes stay unrepairable.
+  venues.binance_derivatives = { ...(venues.binance_derivatives as (typeof venues)[string]), apiKey: 'simulated-key' };
   const platform = await BenchPlatform.start({
     settings: () => ({
       simulator: { tradesPerSecond: Math.max(1, Math.round(rate / STREAMS)), symbols: SYMBOLS.map((b) => `${b}USDT`) },
@@ -193,7 +195,11 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes.length} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
 
     print('repairing (paced by the venues\' history rate limits: OKX pages 100 trades at a time)');
-    const actions = await repairHoles(config, { dryRun: false, sinceMs: Date.now() - startedAt + 60_000, simulate: true, verifyTimeoutMs: REPAIR_VERIFY_TIMEOUT_MS, progress: (line) => print(`  ${line}`) });
+    const actions = await repairHoles(config, { dryRun: false, sinceMs: Date.now() - startedAt + 60_000, simulate: true, verifyTimeoutMs: REPAIR_VERIFY_TIMEOUT_MS, progress: (line) => {
+        // Each hole's outcome; not every page of it.
+        if (!line.endsWith('records refilled')) print(`  ${line}`);
+      },
+    });
     const after = await platform.compareWithSent(sent);
     print(`after one repair (${actions.length} holes handled): ${after.missing} trades missing, ${after.duplicates} duplicated`);
 
