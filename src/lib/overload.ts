@@ -28,15 +28,19 @@ export function storageOverload(o: { eventLoopLagMs: number; fullBatchesSince: n
 }
 
 /**
- * The event loop's delay, p99 over windows of windowMs: the larger of the last whole window and the
- * current one, so a stall shows at once and stays visible for a window after it ends.
+ * The event loop's delay, a percentile (p99 unless asked otherwise) over windows of windowMs: the
+ * larger of the last whole window and the current one, so a stall shows at once and stays visible
+ * for a window after it ends.
  */
 export class EventLoopLag {
   private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
   private lastWindowMs = 0;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(windowMs = 5000) {
+  constructor(
+    windowMs = 5000,
+    private readonly percentile = 99,
+  ) {
     this.histogram.enable();
     this.timer = setInterval(() => {
       this.lastWindowMs = this.currentMs();
@@ -45,7 +49,8 @@ export class EventLoopLag {
     this.timer.unref();
   }
 
-  p99Ms(): number {
+  /** The delay at the percentile this was made for (p99 by default), ms. */
+  delayMs(): number {
     return Math.max(this.lastWindowMs, this.currentMs());
   }
 
@@ -56,7 +61,7 @@ export class EventLoopLag {
 
   private currentMs(): number {
     // Empty until the first sample: percentile() is then NaN or 0 depending on the Node version.
-    const p = this.histogram.count > 0 ? this.histogram.percentile(99) / 1e6 : 0;
+    const p = this.histogram.count > 0 ? this.histogram.percentile(this.percentile) / 1e6 : 0;
     return Number.isFinite(p) ? p : 0;
   }
 }

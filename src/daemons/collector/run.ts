@@ -67,9 +67,10 @@ export const collector: Daemon = async (ctx, config) => {
   const snapshotLimits = snapshotRateLimits(c.orderbook);
   let snapshotRate = snapshotLimits.max;
   metrics.bookSnapshotRate.set(snapshotRate);
-  const pacingLag = new EventLoopLag(SNAPSHOT_PACING_INTERVAL_MS);
+  // p90, not p99: one GC pause in a second is not overload, a loop behind most of the second is.
+  const pacingLag = new EventLoopLag(SNAPSHOT_PACING_INTERVAL_MS, 90);
   const pacingTimer = setInterval(() => {
-    const load = { eventLoopLagMs: pacingLag.p99Ms(), publishBackedUp: collectors.some((vc) => vc.publishBackedUp) };
+    const load = { eventLoopLagMs: pacingLag.delayMs(), publishBackedUp: collectors.some((vc) => vc.publishBackedUp) };
     const next = nextSnapshotRate(snapshotRate, load, snapshotLimits);
     if (next === snapshotRate) return;
     if (snapshotRate === snapshotLimits.max) {
@@ -87,7 +88,7 @@ export const collector: Daemon = async (ctx, config) => {
   const lag = new EventLoopLag();
   ctx.setHealth(() => {
     const venueHealth = collectors.map((vc) => vc.health());
-    const eventLoopLagMs = lag.p99Ms();
+    const eventLoopLagMs = lag.delayMs();
     return {
       ok: publisher.connection.connected && !nc.isClosed(),
       nats: publisher.connection.connected ? 'connected' : 'disconnected',

@@ -45,8 +45,8 @@ export const storage: Daemon = async (ctx, config) => {
   ctx.setHealth(() => ({
     ok: !nc.isClosed() && status.consecutiveFailures < 3,
     nats: nc.isClosed() ? 'closed' : 'connected',
-    overloaded: storageOverload({ eventLoopLagMs: lag.p99Ms(), fullBatchesSince: earliest(status.fullBatchesSince.values()), now: Date.now() }),
-    eventLoopLagMs: lag.p99Ms(),
+    overloaded: storageOverload({ eventLoopLagMs: lag.delayMs(), fullBatchesSince: earliest(status.fullBatchesSince.values()), now: Date.now() }),
+    eventLoopLagMs: lag.delayMs(),
     lastInsertAt: status.lastInsertAt,
     lastError: status.lastError,
   }));

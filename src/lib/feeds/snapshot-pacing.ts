@@ -16,7 +16,7 @@ export interface SnapshotRateLimits {
 }
 
 export interface CollectorLoad {
-  /** Event-loop delay, p99 over the last second. */
+  /** Event-loop delay, p90 over the last second (a single GC pause does not count). */
   eventLoopLagMs: number;
   /** A venue's record queue is full and its sockets are paused (JetStream behind). */
   publishBackedUp: boolean;
