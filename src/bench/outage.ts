@@ -183,6 +183,7 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
       }),
     );
     let silentlyMissing = 0;
+    const silentRanges: string[] = [];
     for (const s of sent) {
       const rows = await selectRows<{ id: string; t: string }>(
         ch,
@@ -190,7 +191,18 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
       );
       const present = new Map(rows.map((r) => [Number(r.id), Number(r.t)]));
       const streamHoles = holes.filter((h) => h.venue === s.venue && h.instrument === s.instrument);
-      for (const range of missingRanges(s, present)) silentlyMissing += uncovered(range, streamHoles);
+      for (const range of missingRanges(s, present)) {
+        const n = uncovered(range, streamHoles);
+        silentlyMissing += n;
+        const at = (ms: number | null) => (ms === null ? '?' : new Date(ms).toISOString());
+        if (n > 0) silentRanges.push(`${s.venue} ${s.instrument}: ids ${range.from}..${range.to} (${n} outside recorded holes), between trades of ${at(range.before)} and ${at(range.after)}`);
+      }
+    }
+    for (const line of silentRanges.slice(0, 20)) print(`  not in any recorded hole: ${line}`);
+    if (silentRanges.length > 0) {
+      // What the collector itself says of those streams (a break it has not closed yet is in its coverage, not in stream_holes).
+      const health = await fetchDaemonHealth(platform.ports.collector, 5000);
+      if (health.answered) for (const c of (health.body as { connections?: unknown[] }).connections ?? []) print(`  collector connection: ${JSON.stringify(c)}`);
     }
     print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes.length} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
 
