@@ -2,7 +2,7 @@ import { sleep } from '../lib/backoff.js';
 import { repairHoles } from '../lib/checks/hole-repair.js';
 import { fetchDaemonHealth } from '../lib/daemon-health.js';
 import { selectRows } from '../lib/store/client.js';
-import { BenchPlatform, peakRssMiB, rssMiB, type StreamSent } from './platform.js';
+import { BenchPlatform, peakRssMiB, rssMiB, tradeAndBookVenues, VENUE_SYMBOLS, type StreamSent } from './platform.js';
 
 /**
  * A NATS outage under load, end to end: the simulator streams trades and books of 3 symbols on 4
@@ -19,12 +19,6 @@ import { BenchPlatform, peakRssMiB, rssMiB, type StreamSent } from './platform.j
  */
 
 const SYMBOLS = ['BTC', 'ETH', 'SOL'];
-const VENUE_SYMBOLS: Record<string, (base: string) => string> = {
-  binance_spot: (b) => `${b}USDT`,
-  binance_derivatives: (b) => `${b}USDT`,
-  okx_spot: (b) => `${b}-USDT`,
-  okx_derivatives: (b) => `${b}-USDT-SWAP`,
-};
 const STREAMS = Object.keys(VENUE_SYMBOLS).length * SYMBOLS.length;
 const WARMUP_TIMEOUT_MS = 60_000;
 const SETTLE_MS = 5000;
@@ -94,10 +88,7 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
   const rate = Number(process.env.MPRISM_BENCH_RATE ?? 500);
   if (!(outageSeconds > 0)) throw new Error(`MPRISM_BENCH_OUTAGE_SECONDS: ${process.env.MPRISM_BENCH_OUTAGE_SECONDS} is not a positive number of seconds`);
   if (!(rate > 0)) throw new Error(`MPRISM_BENCH_RATE: ${process.env.MPRISM_BENCH_RATE} is not a positive number of trades/s`);
-  const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[]; apiKey?: string }> = {
-    deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] },
-  };
-  for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: SYMBOLS.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
+  const venues = tradeAndBookVenues(SYMBOLS);
   // USD-M trade history needs a key (any key, for the simulator); without one those holes stay unrepairable.
   venues.binance_derivatives = { ...(venues.binance_derivatives as (typeof venues)[string]), apiKey: 'simulated-key' };
   const platform = await BenchPlatform.start({
@@ -114,12 +105,7 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     await platform.waitForSimulator();
     platform.spawn('collector');
     const collectorPid = platform.pids().get('collector') ?? -1;
-    const warmupEnd = Date.now() + WARMUP_TIMEOUT_MS;
-    while ((await platform.sent()).length < STREAMS || (await platform.count('trades')) === 0) {
-      if (Date.now() > warmupEnd) throw new Error(`the simulator was not sending all ${STREAMS} trade streams, or nothing reached hot, within ${WARMUP_TIMEOUT_MS / 1000} s`);
-      platform.checkAlive();
-      await sleep(250);
-    }
+    await platform.waitForTradesFlowing(STREAMS, WARMUP_TIMEOUT_MS);
     await sleep(SETTLE_MS);
     const baselineRss = rssMiB(collectorPid);
     print(`${STREAMS} trade streams and books at ${rate} trades/s; collector buffer ${config.collector.publish.bufferMiB} MiB; collector RSS before the outage ${baselineRss.toFixed(0)} MiB`);

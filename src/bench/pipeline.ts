@@ -1,9 +1,8 @@
 import { sleep } from '../lib/backoff.js';
-import type { Venue } from '../lib/config/schema.js';
 import { errorMessage } from '../lib/errors.js';
 import { fetchDaemonHealth } from '../lib/daemon-health.js';
 import { selectRows } from '../lib/store/client.js';
-import { BenchPlatform, cpuSeconds, getJson, peakRssMiB, totalSent, type BenchDaemon } from './platform.js';
+import { BenchPlatform, cpuSeconds, peakRssMiB, totalSent, tradeAndBookVenues, VENUE_SYMBOLS, type BenchDaemon } from './platform.js';
 import { median, weightedPercentile } from './stats.js';
 
 /**
@@ -29,13 +28,6 @@ import { median, weightedPercentile } from './stats.js';
 const SYMBOLS = Array.from({ length: Math.max(1, Number(process.env.MPRISM_BENCH_SYMBOLS ?? 3)) }, (_, i) =>
   i < 3 ? (['BTC', 'ETH', 'SOL'][i] as string) : `X${String.fromCharCode(65 + Math.floor((i - 3) / 26) % 26)}${String.fromCharCode(65 + ((i - 3) % 26))}`,
 );
-/** Trade and book streams per symbol: the four venues that have both. */
-const VENUE_SYMBOLS: Record<Exclude<Venue, 'deribit_derivatives'>, (base: string) => string> = {
-  binance_spot: (b) => `${b}USDT`,
-  binance_derivatives: (b) => `${b}USDT`,
-  okx_spot: (b) => `${b}-USDT`,
-  okx_derivatives: (b) => `${b}-USDT-SWAP`,
-};
 const STREAMS = Object.keys(VENUE_SYMBOLS).length * SYMBOLS.length;
 const WARMUP_TIMEOUT_MS = 60_000;
 const WARMUP_SETTLE_MS = 3_000;
@@ -82,10 +74,7 @@ export interface PipelineRun {
 
 async function runOnce(mode: Mode, rate: string, seconds: number): Promise<PipelineRun> {
   const perStream = Math.max(1, Math.round(Number(rate) / STREAMS));
-  const venues: Record<string, { enabled: boolean; symbols: string[]; dataTypes: string[] }> = {
-    deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] },
-  };
-  for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: SYMBOLS.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
+  const venues = tradeAndBookVenues(SYMBOLS);
   const platform = await BenchPlatform.start({
     settings: () => ({
       // A client that falls behind is not cut off here (the venues would): a stage that cannot keep
@@ -109,19 +98,8 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     const pids = platform.pids();
 
     const count = (table: string, where = '1') => platform.count(table, where);
-    // Warm-up: the simulator is sending every trade stream to the collector (subscribed and
-    // flowing), and hot has begun to fill; a few seconds more, and the measured window starts. Not
-    // "every stream in hot": a design that cannot keep up may take minutes to get there.
-    const warmupEnd = Date.now() + WARMUP_TIMEOUT_MS;
-    const flowing = async () => {
-      const stats = await getJson<{ venues: Record<string, { trades: Record<string, { firstId: number | null }> }> }>(platform.simUrl('/stats'));
-      return Object.values(stats.venues).reduce((n, v) => n + Object.values(v.trades).filter((t) => t.firstId !== null).length, 0);
-    };
-    while ((await flowing()) < STREAMS || (await count('trades')) === 0) {
-      if (Date.now() > warmupEnd) throw new Error(`the simulator was not sending all ${STREAMS} trade streams, or nothing reached hot, within ${WARMUP_TIMEOUT_MS / 1000} s`);
-      platform.checkAlive();
-      await sleep(250);
-    }
+    // A few seconds after the warm-up, the measured window starts.
+    await platform.waitForTradesFlowing(STREAMS, WARMUP_TIMEOUT_MS);
     await sleep(WARMUP_SETTLE_MS);
 
     const sentNow = () => platform.sent();

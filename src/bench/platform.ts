@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { sleep } from '../lib/backoff.js';
 import { connectNats } from '../lib/bus/connection.js';
 import { ensureStreams } from '../lib/bus/streams.js';
-import type { Config } from '../lib/config/schema.js';
+import type { Config, Venue } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/load.js';
 import { freePorts } from '../lib/infra/free-port.js';
 import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
@@ -16,6 +16,28 @@ import { createClickHouse, detectDialect, selectRows } from '../lib/store/client
 import { ensureSchema } from '../lib/store/tables.js';
 
 export type BenchDaemon = 'simulator' | 'collector' | 'storage';
+
+/** The four venues with both trades and books, and each one's symbol for a base coin. */
+export const VENUE_SYMBOLS: Record<Exclude<Venue, 'deribit_derivatives'>, (base: string) => string> = {
+  binance_spot: (b) => `${b}USDT`,
+  binance_derivatives: (b) => `${b}USDT`,
+  okx_spot: (b) => `${b}-USDT`,
+  okx_derivatives: (b) => `${b}-USDT-SWAP`,
+};
+
+export interface BenchVenueSettings {
+  enabled: boolean;
+  symbols: string[];
+  dataTypes: string[];
+  apiKey?: string;
+}
+
+/** collector.venues for trades and books of `bases` on the four venues (Deribit off): one trade stream per venue and base. */
+export function tradeAndBookVenues(bases: readonly string[]): Record<string, BenchVenueSettings> {
+  const venues: Record<string, BenchVenueSettings> = { deribit_derivatives: { enabled: false, symbols: ['BTC'], dataTypes: ['volatility_index'] } };
+  for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: bases.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
+  return venues;
+}
 export type BenchServer = 'nats' | 'clickhouse-hot';
 
 /** The ports a bench platform runs on, all free ones picked at start. */
@@ -215,6 +237,19 @@ export class BenchPlatform {
       for (const [instrument, s] of Object.entries(v.trades)) if (s.firstId !== null && s.lastId !== null) streams.push({ venue, instrument, firstId: s.firstId, lastId: s.lastId });
     }
     return streams;
+  }
+
+  /**
+   * Warm-up: the simulator is sending all `streams` trade streams (a client subscribed to each) and
+   * hot has begun to fill. Not "every stream in hot": a design that cannot keep up may take minutes.
+   */
+  async waitForTradesFlowing(streams: number, timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while ((await this.sent()).length < streams || (await this.count('trades')) === 0) {
+      if (Date.now() > end) throw new Error(`the simulator was not sending all ${streams} trade streams, or nothing reached hot, within ${timeoutMs / 1000} s`);
+      this.checkAlive();
+      await sleep(250);
+    }
   }
 
   async count(table: string, where = '1'): Promise<number> {
