@@ -12,7 +12,11 @@ export interface SimMetrics {
   restRequests: Counter<'venue' | 'status'>;
   faults: Counter<'kind'>;
   connections: Gauge<'venue'>;
+  clientsDropped: Counter<'venue' | 'reason'>;
 }
+
+/** Why the simulated venue cut a client, as the real venues do. */
+export type DropReason = 'slow_client' | 'no_pong' | 'idle';
 
 export function createSimMetrics(registry: Registry): SimMetrics {
   const registers = [registry];
@@ -23,6 +27,7 @@ export function createSimMetrics(registry: Registry): SimMetrics {
     restRequests: new Counter({ name: 'mprism_simulator_rest_requests_total', help: 'REST requests answered', labelNames: ['venue', 'status'], registers }),
     faults: new Counter({ name: 'mprism_simulator_faults_total', help: 'Faults injected on request', labelNames: ['kind'], registers }),
     connections: new Gauge({ name: 'mprism_simulator_connections', help: 'Open WebSocket connections', labelNames: ['venue'], registers }),
+    clientsDropped: new Counter({ name: 'mprism_simulator_clients_dropped_total', help: 'Connections the simulated venue cut (slow client, unanswered ping, idle)', labelNames: ['venue', 'reason'], registers }),
   };
 }
 
@@ -128,7 +133,7 @@ export class SocketHub<S> {
     if (this.isStalled() || client.ws.readyState !== WebSocket.OPEN) return false;
     if (client.ws.bufferedAmount > this.options.slowClientBytes) {
       // Like the real exchanges, a client that stops reading is dropped rather than buffered for ever.
-      client.ws.terminate();
+      this.drop(client, 'slow_client', () => client.ws.terminate());
       return false;
     }
     this.cork(client.ws);
@@ -196,14 +201,14 @@ export class SocketHub<S> {
     const { idleCloseMs, pingIntervalMs } = this.options;
     if (idleCloseMs !== null) {
       for (const client of this.clients) {
-        if (now - client.lastActiveAt > idleCloseMs) client.ws.close(4004, 'No data received in 30s.');
+        if (now - client.lastActiveAt > idleCloseMs) this.drop(client, 'idle', () => client.ws.close(4004, 'No data received in 30s.'));
       }
     }
     if (pingIntervalMs === null || now - this.lastPingAt < pingIntervalMs) return;
     this.lastPingAt = now;
     for (const client of this.clients) {
       if (!client.alive) {
-        client.ws.terminate();
+        this.drop(client, 'no_pong', () => client.ws.terminate());
         continue;
       }
       client.alive = false;
@@ -213,5 +218,12 @@ export class SocketHub<S> {
 
   close(): void {
     for (const client of this.clients) client.ws.terminate();
+  }
+
+  /** Cuts a client the venue's way, counted and logged: a test reading the collector's holes can see why. */
+  private drop(client: SimClient<S>, reason: DropReason, cut: () => void): void {
+    this.metrics.clientsDropped.inc({ venue: this.venue, reason });
+    this.log.info({ venue: this.venue, route: client.route, reason, bufferedBytes: client.ws.bufferedAmount }, 'simulator dropped a client');
+    cut();
   }
 }
