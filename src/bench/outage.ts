@@ -28,6 +28,8 @@ const PRINT_EVERY_MS = 15_000;
 const RECOVERY_MS = 30_000;
 /** Drained once hot has not changed for this long. */
 const DRAIN_IDLE_MS = 15_000;
+/** After the recovery, how long every trade stream has to catch up with the simulator (or be known broken). */
+const CATCH_UP_TIMEOUT_MS = 120_000;
 const REPAIR_VERIFY_TIMEOUT_MS = 120_000;
 
 interface RecordedHole {
@@ -138,8 +140,9 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     await platform.startServer('nats');
     print(`nats-server started again; ${RECOVERY_MS / 1000} s of recovery, then the simulator is paused and hot drained`);
     await sleep(RECOVERY_MS);
-    await fetch(platform.simUrl('/control/pause'), { method: 'POST' });
-    const sent = await platform.sent();
+    const { sent, behind, resumes } = await platform.pauseCaughtUp(CATCH_UP_TIMEOUT_MS);
+    if (resumes > 0) print(`  the simulator ran on ${resumes} time(s) for the next trades to close the breaks the collector had open`);
+    for (const s of behind) print(`  not caught up after ${CATCH_UP_TIMEOUT_MS / 1000} s and no break known: ${s}`);
     let last = -1;
     let lastChange = Date.now();
     while (Date.now() - lastChange < DRAIN_IDLE_MS) {
@@ -202,6 +205,7 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     print(`after one repair (${actions.length} holes handled): ${after.missing} trades missing, ${after.duplicates} duplicated`);
 
     const failures: string[] = [];
+    if (behind.length > 0) failures.push(`${behind.length} trade streams neither caught up nor known broken ${CATCH_UP_TIMEOUT_MS / 1000} s after the recovery`);
     if (silentlyMissing > 0) failures.push(`${silentlyMissing} trades missing that no recorded hole covers`);
     if (after.missing > 0 || after.duplicates > 0 || before.duplicates > 0) failures.push(`${after.missing} missing and ${Math.max(before.duplicates, after.duplicates)} duplicated after repair`);
     const figures: OutageFigures = {

@@ -12,6 +12,7 @@ import type { Config, Venue } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/load.js';
 import { freePorts } from '../lib/infra/free-port.js';
 import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
+import { coverageFile, readCoverage } from '../lib/feeds/coverage.js';
 import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
 import { ensureSchema } from '../lib/store/tables.js';
 
@@ -60,6 +61,8 @@ export interface BenchPlatformOptions {
 }
 
 const STOP_TIMEOUT_MS = 15_000;
+/** How long the simulator runs on to let the next trades close the breaks the collector knows of. */
+const RESUME_TO_CLOSE_BREAKS_MS = 3000;
 const DAEMON_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
 const CLOCK_TICKS = 100;
 
@@ -237,6 +240,40 @@ export class BenchPlatform {
       for (const [instrument, s] of Object.entries(v.trades)) if (s.firstId !== null && s.lastId !== null) streams.push({ venue, instrument, firstId: s.firstId, lastId: s.lastId });
     }
     return streams;
+  }
+
+  /**
+   * Pauses the simulator once the collector has caught up with it: each trade stream's newest trade
+   * stored (coverage file) is the last one sent, or the collector knows the stream broke. A break is
+   * bounded, and its hole recorded, by the stream's next trade, so the simulator runs on for a few
+   * seconds while any is open and is paused again. Gives up at `timeoutMs`; the streams that had
+   * then neither caught up nor broken are returned: data still on its way, or a hole in the making
+   * that nothing reports.
+   */
+  async pauseCaughtUp(timeoutMs: number): Promise<{ sent: StreamSent[]; behind: string[]; resumes: number }> {
+    const deadline = Date.now() + timeoutMs;
+    for (let resumes = 0; ; resumes++) {
+      await fetch(this.simUrl('/control/pause'), { method: 'POST' });
+      const sent = await this.sent();
+      let behind: StreamSent[] = [];
+      let broken: StreamSent[] = [];
+      for (;;) {
+        const coverage = new Map(readCoverage(coverageFile(this.home), Date.now()).streams.filter((c) => c.identity.dataType === 'trade').map((c) => [`${c.identity.venue}/${c.identity.instrument}`, c]));
+        const state = (s: StreamSent) => coverage.get(`${s.venue}/${s.instrument}`);
+        broken = sent.filter((s) => state(s)?.broken != null);
+        behind = sent.filter((s) => {
+          const c = state(s);
+          return c === undefined || (c.broken === null && (c.last?.id == null || BigInt(c.last.id) < BigInt(s.lastId)));
+        });
+        if (behind.length === 0 || Date.now() > deadline) break;
+        this.checkAlive();
+        await sleep(500);
+      }
+      const describe = (s: StreamSent) => `${s.venue} ${s.instrument} (last sent ${s.lastId})`;
+      if (broken.length === 0 || Date.now() > deadline) return { sent, behind: behind.map(describe), resumes };
+      await fetch(this.simUrl('/control/resume'), { method: 'POST' });
+      await sleep(RESUME_TO_CLOSE_BREAKS_MS);
+    }
   }
 
   /**

@@ -7,7 +7,7 @@ import { backoffDelay } from '../../src/lib/backoff.js';
 import { DATA_TYPES } from '../../src/lib/config/schema.js';
 import type { WsConnectionSpec } from '../../src/lib/exchanges/types.js';
 import { freshness, staleThresholdMs } from '../../src/lib/feeds/freshness.js';
-import { WsFeed, keepaliveDue, nextAttempt, watchdogVerdict, type FeedDisconnect } from '../../src/lib/feeds/ws-feed.js';
+import { NUDGE_AFTER_SILENCE_MS, WsFeed, keepaliveDue, nextAttempt, watchdogVerdict, windowNudgeDue, type FeedDisconnect } from '../../src/lib/feeds/ws-feed.js';
 import { waitFor } from '../helpers/wait.js';
 
 const log = pino({ level: 'silent' });
@@ -82,6 +82,22 @@ describe('keepaliveDue', () => {
     expect(keepaliveDue({ now: 24_999, lastFrameAt: 0, lastKeepaliveAt: 0, afterSilenceMs: 25_000 })).toBe(false);
     expect(keepaliveDue({ now: 30_000, lastFrameAt: 0, lastKeepaliveAt: 25_000, afterSilenceMs: 25_000 })).toBe(false);
     expect(keepaliveDue({ now: 50_000, lastFrameAt: 0, lastKeepaliveAt: 25_000, afterSilenceMs: 25_000 })).toBe(true);
+  });
+});
+
+describe('windowNudgeDue', () => {
+  const base = { nudgeUntil: 60_000, lastFrameAt: 0, lastNudgeAt: 0 };
+  it('pings a connection we paused lately once per second of silence', () => {
+    expect(windowNudgeDue({ ...base, now: NUDGE_AFTER_SILENCE_MS - 1 })).toBe(false);
+    expect(windowNudgeDue({ ...base, now: NUDGE_AFTER_SILENCE_MS })).toBe(true);
+    expect(windowNudgeDue({ ...base, now: 1500, lastNudgeAt: 1000 })).toBe(false);
+    expect(windowNudgeDue({ ...base, now: 2000, lastNudgeAt: 1000 })).toBe(true);
+    // Frames flow: nothing to reopen.
+    expect(windowNudgeDue({ ...base, now: 5000, lastFrameAt: 4500 })).toBe(false);
+  });
+  it('leaves a connection alone once the period after our pause is over (a quiet symbol is not pinged every second)', () => {
+    expect(windowNudgeDue({ ...base, now: 60_000 })).toBe(false);
+    expect(windowNudgeDue({ ...base, nudgeUntil: 0, now: 5000 })).toBe(false);
   });
 });
 
@@ -185,6 +201,27 @@ describe('WsFeed against a local server', () => {
     await running;
     expect(received).toEqual(Array.from({ length: FRAMES }, (_, i) => i));
     expect(feed.stats.yields).toBeGreaterThan(0);
+  });
+
+  it('pings a connection that stays silent after we stop and resume reading it (the venue waits for our window to reopen)', async () => {
+    let pings = 0;
+    const url = await server((ws) => {
+      ws.send('hello');
+      ws.on('ping', () => pings++);
+    });
+    const feed = testFeed(url, { staleAfterMs: 60_000, reconnect: { initialMs: 20, maxMs: 100 } });
+    const ac = new AbortController();
+    const running = feed.run(ac.signal);
+    await waitFor(() => feed.stats.frames === 1);
+    // Silent but never paused by us: not pinged.
+    await new Promise((r) => setTimeout(r, 2 * NUDGE_AFTER_SILENCE_MS + 200));
+    expect(pings).toBe(0);
+    feed.pause();
+    feed.resume();
+    await waitFor(() => pings >= 2, 5000);
+    expect(feed.stats.windowNudges).toBe(pings);
+    ac.abort();
+    await running;
   });
 
   it('replaces a connection that goes silent (stale watchdog)', async () => {

@@ -58,6 +58,8 @@ export interface ConnectionHealth {
   connects: number;
   reconnects: number;
   handovers: number;
+  /** Pings sent to a connection silent after we resumed reading it (ws-feed windowNudgeDue). */
+  windowNudges: number;
   lastDisconnectReason: string | null;
 }
 
@@ -283,6 +285,7 @@ export class VenueCollector {
         connects: s.connects,
         reconnects: s.reconnects,
         handovers: s.handovers,
+        windowNudges: s.windowNudges,
         lastDisconnectReason: s.lastDisconnectReason,
       };
     });

@@ -19,6 +19,8 @@ export interface FeedStats {
   frames: number;
   /** Turns of the event loop in which a connection stopped reading to let the rest run (TURN_BUDGET_MS). */
   yields: number;
+  /** Pings sent to reopen a venue's stalled sending after we stopped reading (windowNudgeDue). */
+  windowNudges: number;
   lastFrameAt: number | null;
   connectedAt: number | null;
   lastDisconnectReason: string | null;
@@ -76,6 +78,23 @@ export function keepaliveDue(input: { now: number; lastFrameAt: number; lastKeep
   return input.now - Math.max(input.lastFrameAt, input.lastKeepaliveAt) >= input.afterSilenceMs;
 }
 
+/** How long after we stopped reading a connection a silence is suspected to be the venue's stalled TCP sending. */
+export const NUDGE_PERIOD_MS = 60_000;
+/** Silence after which such a connection is pinged, and how often while it stays silent. */
+export const NUDGE_AFTER_SILENCE_MS = 1000;
+
+/**
+ * Whether to ping a connection we paused lately (backpressure, turn budget) and that has been
+ * silent since: while we did not read, our receive window closed, and the venue's TCP probes a
+ * closed window at backed-off intervals (20 s and more after a long pause, measured). Reopening it
+ * is announced only by a segment from us: a ping is one, so the venue sends again at once instead
+ * of after its next probe, and keeps fewer bytes for us (a venue drops a client it holds too much for).
+ */
+export function windowNudgeDue(input: { now: number; nudgeUntil: number; lastFrameAt: number; lastNudgeAt: number }): boolean {
+  if (input.now >= input.nudgeUntil) return false;
+  return input.now - Math.max(input.lastFrameAt, input.lastNudgeAt) >= NUDGE_AFTER_SILENCE_MS;
+}
+
 /**
  * Backoff attempt number for the next reconnect: back to 0 after a stable connection, so one drop
  * after a day of service reconnects at once instead of inheriting yesterday's long delay.
@@ -111,6 +130,9 @@ class Connection {
   turnStartedAt: number | null = null;
   /** Paused for the rest of this turn after using up its share (TURN_BUDGET_MS). */
   yielding = false;
+  /** Until when a silence may be the venue's TCP waiting on our reopened window (windowNudgeDue). */
+  nudgeUntil = 0;
+  lastNudgeAt = 0;
   /** Set when we close it, so the close handler reports why. */
   closingReason: string | null = null;
   private lastError: string | null = null;
@@ -168,6 +190,7 @@ export class WsFeed {
   private handovers = 0;
   private frames = 0;
   private yields = 0;
+  private windowNudges = 0;
   private lastFrameAt: number | null = null;
   private lastDisconnectReason: string | null = null;
   private signal: AbortSignal | null = null;
@@ -199,6 +222,7 @@ export class WsFeed {
       handovers: this.handovers,
       frames: this.frames,
       yields: this.yields,
+      windowNudges: this.windowNudges,
       lastFrameAt: this.lastFrameAt,
       connectedAt: this.active?.openedAt ?? null,
       lastDisconnectReason: this.lastDisconnectReason,
@@ -265,6 +289,7 @@ export class WsFeed {
     for (const conn of [this.active, this.incoming?.conn]) {
       if (conn === null || conn === undefined) continue;
       conn.lastActivityAt = this.now();
+      conn.nudgeUntil = conn.lastActivityAt + NUDGE_PERIOD_MS;
       conn.ws.resume();
     }
   }
@@ -354,7 +379,9 @@ export class WsFeed {
     setImmediate(() => {
       conn.yielding = false;
       // Still paused by backpressure: resume() reads again when the queue has room.
-      if (!this.paused) conn.ws.resume();
+      if (this.paused) return;
+      conn.nudgeUntil = this.now() + NUDGE_PERIOD_MS;
+      conn.ws.resume();
     });
   }
 
@@ -366,6 +393,11 @@ export class WsFeed {
     if (spec.keepalive !== null && keepaliveDue({ now, lastFrameAt: conn.lastFrameAt, lastKeepaliveAt: conn.lastKeepaliveAt, afterSilenceMs: spec.keepalive.afterSilenceMs })) {
       conn.lastKeepaliveAt = now;
       conn.ws.send(spec.keepalive.message);
+    }
+    if (!this.paused && windowNudgeDue({ now, nudgeUntil: conn.nudgeUntil, lastFrameAt: conn.lastFrameAt, lastNudgeAt: conn.lastNudgeAt })) {
+      conn.lastNudgeAt = now;
+      this.windowNudges++;
+      conn.ws.ping();
     }
     if (this.incoming?.conn === conn) {
       if (now - conn.createdAt >= (this.opts.handoverTimeoutMs ?? DEFAULT_HANDOVER_TIMEOUT_MS)) this.promote();
