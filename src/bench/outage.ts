@@ -138,8 +138,20 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     const secondHalfGrowth = half.length === 0 ? 0 : Math.max(...half.map((x) => x.rss)) - (half[0]?.rss ?? 0);
 
     await platform.startServer('nats');
+    const backAt = Date.now();
     print(`nats-server started again; ${RECOVERY_MS / 1000} s of recovery, then the simulator is paused and hot drained`);
-    await sleep(RECOVERY_MS);
+    // When each trade stream had stored a trade from after nats-server's return: its backlog behind it.
+    const liveAfterMs = new Map<string, number>();
+    while (Date.now() - backAt < RECOVERY_MS) {
+      await sleep(500);
+      for (const [stream, c] of platform.tradeCoverage()) if (!liveAfterMs.has(stream) && (c.last?.eventTime ?? 0) >= backAt) liveAfterMs.set(stream, Date.now() - backAt);
+    }
+    const live = [...liveAfterMs.values()].sort((a, b) => a - b);
+    const slowest = [...liveAfterMs].sort((a, b) => b[1] - a[1])[0];
+    print(
+      `  trade streams storing live trades again after nats-server's return: ${live.length} of ${STREAMS}` +
+        (slowest === undefined ? '' : `, median ${((live[Math.floor(live.length / 2)] ?? 0) / 1000).toFixed(1)} s, slowest ${(slowest[1] / 1000).toFixed(1)} s (${slowest[0]})`),
+    );
     const { sent, behind, resumes } = await platform.pauseCaughtUp(CATCH_UP_TIMEOUT_MS);
     if (resumes > 0) print(`  the simulator ran on ${resumes} time(s) for the next trades to close the breaks the collector had open`);
     for (const s of behind) print(`  not caught up after ${CATCH_UP_TIMEOUT_MS / 1000} s and no break known: ${s}`);

@@ -12,7 +12,7 @@ import type { Config, Venue } from '../lib/config/schema.js';
 import { loadConfig } from '../lib/config/load.js';
 import { freePorts } from '../lib/infra/free-port.js';
 import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js';
-import { coverageFile, readCoverage } from '../lib/feeds/coverage.js';
+import { coverageFile, readCoverage, type PersistedStream } from '../lib/feeds/coverage.js';
 import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
 import { ensureSchema } from '../lib/store/tables.js';
 
@@ -242,6 +242,12 @@ export class BenchPlatform {
     return streams;
   }
 
+  /** The collector's coverage file of its trade streams by `venue/instrument`: newest trade stored, open break. */
+  tradeCoverage(): Map<string, PersistedStream> {
+    const streams = readCoverage(coverageFile(this.home), Date.now()).streams.filter((c) => c.identity.dataType === 'trade');
+    return new Map(streams.map((c) => [`${c.identity.venue}/${c.identity.instrument}`, c]));
+  }
+
   /**
    * Pauses the simulator once the collector has caught up with it: each trade stream's newest trade
    * stored (coverage file) is the last one sent, or the collector knows the stream broke. A break is
@@ -258,7 +264,7 @@ export class BenchPlatform {
       let behind: StreamSent[] = [];
       let broken: StreamSent[] = [];
       for (;;) {
-        const coverage = new Map(readCoverage(coverageFile(this.home), Date.now()).streams.filter((c) => c.identity.dataType === 'trade').map((c) => [`${c.identity.venue}/${c.identity.instrument}`, c]));
+        const coverage = this.tradeCoverage();
         const state = (s: StreamSent) => coverage.get(`${s.venue}/${s.instrument}`);
         broken = sent.filter((s) => state(s)?.broken != null);
         behind = sent.filter((s) => {
