@@ -208,13 +208,15 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes.length} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
 
     print('repairing (paced by the venues\' history rate limits: OKX pages 100 trades at a time)');
+    const repairStart = Date.now();
+    const elapsed = () => `${((Date.now() - repairStart) / 1000).toFixed(0).padStart(4)} s`;
     const actions = await repairHoles(config, { dryRun: false, sinceMs: Date.now() - startedAt + 60_000, simulate: true, verifyTimeoutMs: REPAIR_VERIFY_TIMEOUT_MS, progress: (line) => {
         // Each hole's outcome; not every page of it.
-        if (!line.endsWith('records refilled')) print(`  ${line}`);
+        if (!line.endsWith('records refilled')) print(`  ${elapsed()}  ${line}`);
       },
     });
     const after = await platform.compareWithSent(sent);
-    print(`after one repair (${actions.length} holes handled): ${after.missing} trades missing, ${after.duplicates} duplicated`);
+    print(`after one repair (${actions.length} holes handled in ${elapsed().trim()}): ${after.missing} trades missing, ${after.duplicates} duplicated`);
 
     const failures: string[] = [];
     if (behind.length > 0) failures.push(`${behind.length} trade streams neither caught up nor known broken ${CATCH_UP_TIMEOUT_MS / 1000} s after the recovery`);

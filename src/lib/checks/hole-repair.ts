@@ -52,6 +52,8 @@ const COMPLETE_HISTORY: ReadonlySet<HistoryDataType> = new Set(['trade', 'lsr_to
 /** The collector keeps most of each venue's budget; repair (and history initialization) takes this share of it. */
 export const REPAIR_BUDGET_SHARE = 0.2;
 const REQUEST_ATTEMPTS = 6;
+/** Refilled records published before they are looked for in hot together (pages of 100 to 1,000). */
+const VERIFY_BATCH_RECORDS = 5000;
 
 export interface HoleRepairOptions {
   dryRun: boolean;
@@ -195,7 +197,7 @@ function uncoveredIds(query: HistoryQuery, refilledTrades: number): bigint {
 /**
  * Refills holes from the venues' REST history: records each id gap in hot that no hole records
  * yet, then for every open hole pages through the venue's history (within a share of its rate
- * budget), publishes what it holds through JetStream (same Msg-Ids as live, so nothing is stored
+ * budget; venues side by side, a venue's holes one after another), publishes what it holds through JetStream (same Msg-Ids as live, so nothing is stored
  * twice), waits until every refilled row is in hot, and only then records the hole repaired.
  * Idempotent: a hole whose refill did not finish stays open for the next run.
  */
@@ -207,8 +209,8 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
   const abort = new AbortController();
   const stop = () => abort.abort();
   opts.signal?.addEventListener('abort', stop, { once: true });
-  let publisher: Publisher | null = null;
   // Connected on the first page to publish: a run with nothing to refill needs no NATS.
+  const publisher: { ready: Promise<Publisher> | null } = { ready: null };
   const nats: { close: (() => Promise<void>) | null } = { close: null };
   try {
     await ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot);
@@ -224,6 +226,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       nats.close = () => nc.drain();
       return new Publisher(nc, { metrics: new Registry(), component: 'repair', signal: abort.signal });
     };
+    const publisherFor = (): Promise<Publisher> => (publisher.ready ??= connectPublisher());
     const venues = new Map<Venue, VenueHistory>();
     const venueOf = (v: Venue) => {
       let h = venues.get(v);
@@ -236,42 +239,46 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       if (h.state !== 'unrepairable' || !h.detail.startsWith(BLOCKED_PREFIX) || !config.collector.venues[h.venue]) return false;
       return plan(h, venueOf(h.venue), options, now(), config).unrepairable === null;
     });
-    const actions: HoleRepairAction[] = [];
+    // By hole: venues are repaired side by side, and reported in the order the holes were listed.
+    const reported = new Map<Hole, HoleRepairAction>();
+    const report = (hole: Hole, action: Omit<HoleRepairAction, 'hole'>) => reported.set(hole, { hole: holeReport(hole), ...action });
     const states: StreamHoleRecord[] = [];
     const settle = (hole: Hole, outcome: HoleOutcome, records: number, detail: string) => {
-      actions.push({ hole: holeReport(hole), outcome, records, detail });
+      report(hole, { outcome, records, detail });
       progress(`${describeHole(holeReport(hole))}: ${outcome} (${detail})`);
       if (outcome === 'repaired' || outcome === 'unrepairable') states.push(holeStateRecord(hole, outcome, detail, now()));
     };
 
-    for (const hole of holes) {
-      if (abort.signal.aborted) break;
-      if (config.collector.venues[hole.venue] === undefined) continue;
+    const repairOne = async (hole: Hole): Promise<void> => {
+      if (config.collector.venues[hole.venue] === undefined) return;
       const venue = venueOf(hole.venue);
       const p = plan(hole, venue, options, now(), config);
       if (p.unrepairable !== null || p.source === null) {
         if (!opts.dryRun && hole.state === 'open') settle(hole, 'unrepairable', 0, p.unrepairable ?? 'no history');
-        else if (opts.dryRun) actions.push({ hole: holeReport(hole), outcome: 'unrepairable', records: 0, detail: p.unrepairable ?? 'no history' });
-        continue;
+        else if (opts.dryRun) report(hole, { outcome: 'unrepairable', records: 0, detail: p.unrepairable ?? 'no history' });
+        return;
       }
       const query = await queryFor(hole, hot, database);
       if (opts.dryRun) {
-        actions.push({ hole: holeReport(hole), outcome: 'would_refill', records: 0, detail: `from ${p.source.endpoint}` });
-        continue;
+        report(hole, { outcome: 'would_refill', records: 0, detail: `from ${p.source.endpoint}` });
+        return;
       }
       if (p.source.pagesBy === 'id' && query.fromId === null) {
         settle(hole, 'unrepairable', 0, `${p.source.endpoint} pages by trade id, and no trade id before the hole is known`);
-        continue;
+        return;
       }
-      // Page by page: published, then waited for in hot, so a day-long hole never sits in memory whole.
+      // Page by page: published, then waited for in hot every VERIFY_BATCH_RECORDS, so a day-long
+      // hole never sits in memory whole.
       const refilled = { count: 0, tradeIds: 0, times: new Set<number>() };
       let missing = 0;
+      const unverified: MarketRecord[] = [];
       try {
         for await (const venuePage of pageHistory(p.source, venue.baseUrl, query, venue.credentials, options, (req) => venue.get(req))) {
           const page = await venue.inCoins(venuePage);
-          publisher ??= await connectPublisher();
-          await publishPage(publisher, page);
-          missing += await waitInHot(hot, database, page, opts.verifyTimeoutMs ?? 60_000);
+          await publishPage(await publisherFor(), page);
+          unverified.push(...page);
+          // Checked in hot a few pages at a time: the next pages are read meanwhile, within the rate budget.
+          if (unverified.length >= VERIFY_BATCH_RECORDS) missing += await waitInHot(hot, database, unverified.splice(0), opts.verifyTimeoutMs ?? 60_000);
           refilled.count += page.length;
           for (const r of page) {
             if (r.dataType === 'trade') refilled.tradeIds++;
@@ -281,15 +288,16 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
           // Rows that do not reach hot mean storage is not writing: the rest waits for the next run.
           if (missing > 0) break;
         }
+        if (missing === 0 && unverified.length > 0) missing += await waitInHot(hot, database, unverified, opts.verifyTimeoutMs ?? 60_000);
       } catch (err) {
         if (err instanceof HistoryPagingError && err.reason === 'blocked') settle(hole, 'unrepairable', 0, `${BLOCKED_PREFIX}${err.message}`);
-        else actions.push({ hole: holeReport(hole), outcome: 'open', records: refilled.count, detail: `history not read: ${errorMessage(err)}` });
-        continue;
+        else report(hole, { outcome: 'open', records: refilled.count, detail: `history not read: ${errorMessage(err)}` });
+        return;
       }
       const what = `${refilled.count} ${hole.dataType} record${refilled.count === 1 ? '' : 's'} from ${p.source.endpoint}`;
       if (missing > 0) {
-        actions.push({ hole: holeReport(hole), outcome: 'open', records: refilled.count, detail: `refilled ${what}, ${missing} not in hot yet (is storage running?)` });
-        continue;
+        report(hole, { outcome: 'open', records: refilled.count, detail: `refilled ${what}, ${missing} not in hot yet (is storage running?)` });
+        return;
       }
       const uncovered = hole.dataType === 'trade' && venue.adapter.tradeIds === 'contiguous' ? uncoveredIds(query, refilled.tradeIds) : 0n;
       const step = gridStepMs(hole.dataType as HistoryDataType, options);
@@ -299,13 +307,26 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       else if (!COMPLETE_HISTORY.has(hole.dataType as HistoryDataType))
         settle(hole, 'unrepairable', refilled.count, `refilled ${what}; the venue's history is coarser than the live polls, whose observations in the hole are lost`);
       else settle(hole, 'repaired', refilled.count, `refilled ${what}, verified in hot`);
-    }
+    };
+    // Venues side by side, each within its own share of its rate budget; a venue's holes one after another.
+    const byVenue = new Map<Venue, Hole[]>();
+    for (const hole of holes) byVenue.set(hole.venue, [...(byVenue.get(hole.venue) ?? []), hole]);
+    const venueRuns = await Promise.allSettled(
+      [...byVenue.values()].map(async (venueHoles) => {
+        for (const hole of venueHoles) {
+          if (abort.signal.aborted) return;
+          await repairOne(hole);
+        }
+      }),
+    );
+    // Every venue finished before anything is closed; then the first failure (NATS unreachable...) is the run's.
+    for (const run of venueRuns) if (run.status === 'rejected') throw run.reason;
     if (!opts.dryRun) await recordHoleStates(hot, database, states);
-    return actions;
+    return holes.flatMap((h) => reported.get(h) ?? []);
   } finally {
     opts.signal?.removeEventListener('abort', stop);
     abort.abort();
-    if (publisher !== null) await publisher.flush().catch(() => {});
+    await publisher.ready?.then((p) => p.flush()).catch(() => {});
     await nats.close?.().catch(() => {});
     await hot.close();
   }
