@@ -266,10 +266,11 @@ export class BenchPlatform {
       for (;;) {
         const coverage = this.tradeCoverage();
         const state = (s: StreamSent) => coverage.get(`${s.venue}/${s.instrument}`);
-        broken = sent.filter((s) => state(s)?.broken != null);
+        broken = sent.filter((s) => (state(s)?.broken ?? null) !== null);
         behind = sent.filter((s) => {
           const c = state(s);
-          return c === undefined || (c.broken === null && (c.last?.id == null || BigInt(c.last.id) < BigInt(s.lastId)));
+          const lastId = c?.last?.id ?? null;
+          return c === undefined || (c.broken === null && (lastId === null || BigInt(lastId) < BigInt(s.lastId)));
         });
         if (behind.length === 0 || Date.now() > deadline) break;
         this.checkAlive();

@@ -197,9 +197,10 @@ function uncoveredIds(query: HistoryQuery, refilledTrades: number): bigint {
 /**
  * Refills holes from the venues' REST history: records each id gap in hot that no hole records
  * yet, then for every open hole pages through the venue's history (within a share of its rate
- * budget; venues side by side, a venue's holes one after another), publishes what it holds through JetStream (same Msg-Ids as live, so nothing is stored
- * twice), waits until every refilled row is in hot, and only then records the hole repaired.
- * Idempotent: a hole whose refill did not finish stays open for the next run.
+ * budget; venues side by side, a venue's holes one after another), publishes what it holds
+ * through JetStream (same Msg-Ids as live, so nothing is stored twice), waits until every
+ * refilled row is in hot, and only then records the hole repaired. Idempotent: a hole whose
+ * refill did not finish stays open for the next run.
  */
 export async function repairHoles(config: Config, opts: HoleRepairOptions): Promise<HoleRepairAction[]> {
   const now = opts.now ?? Date.now;
@@ -310,7 +311,11 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     };
     // Venues side by side, each within its own share of its rate budget; a venue's holes one after another.
     const byVenue = new Map<Venue, Hole[]>();
-    for (const hole of holes) byVenue.set(hole.venue, [...(byVenue.get(hole.venue) ?? []), hole]);
+    for (const hole of holes) {
+      const list = byVenue.get(hole.venue);
+      if (list === undefined) byVenue.set(hole.venue, [hole]);
+      else list.push(hole);
+    }
     const venueRuns = await Promise.allSettled(
       [...byVenue.values()].map(async (venueHoles) => {
         for (const hole of venueHoles) {
@@ -319,9 +324,10 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
         }
       }),
     );
-    // Every venue finished before anything is closed; then the first failure (NATS unreachable...) is the run's.
-    for (const run of venueRuns) if (run.status === 'rejected') throw run.reason;
+    // Every venue finished before anything is closed, and what the others settled is recorded even
+    // when one failed (NATS unreachable...): that failure is then the run's.
     if (!opts.dryRun) await recordHoleStates(hot, database, states);
+    for (const run of venueRuns) if (run.status === 'rejected') throw run.reason;
     return holes.flatMap((h) => reported.get(h) ?? []);
   } finally {
     opts.signal?.removeEventListener('abort', stop);
