@@ -63,6 +63,8 @@ export interface BenchPlatformOptions {
 const STOP_TIMEOUT_MS = 15_000;
 /** How long the simulator runs on to let the next trades close the breaks the collector knows of. */
 const RESUME_TO_CLOSE_BREAKS_MS = 3000;
+/** What the collector's coverage file (written every second) needs to show the last trades sent. */
+const COVERAGE_SETTLE_MS = 3000;
 const DAEMON_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
 const CLOCK_TICKS = 100;
 
@@ -253,14 +255,15 @@ export class BenchPlatform {
    * stored (coverage file) is the last one sent, or the collector knows the stream broke. A break is
    * bounded, and its hole recorded, by the stream's next trade, so the simulator runs on for a few
    * seconds while any is open and is paused again. Gives up at `timeoutMs`; the streams that had
-   * then neither caught up nor broken are returned: data still on its way, or a hole in the making
-   * that nothing reports.
+   * then neither caught up nor broken (data still on its way, or a hole in the making that nothing
+   * reports), or whose break no trade had closed, are returned, each saying which.
    */
   async pauseCaughtUp(timeoutMs: number): Promise<{ sent: StreamSent[]; behind: string[]; resumes: number }> {
     const deadline = Date.now() + timeoutMs;
     for (let resumes = 0; ; resumes++) {
       await fetch(this.simUrl('/control/pause'), { method: 'POST' });
       const sent = await this.sent();
+      const pausedAt = Date.now();
       let behind: StreamSent[] = [];
       let broken: StreamSent[] = [];
       for (;;) {
@@ -272,12 +275,15 @@ export class BenchPlatform {
           const lastId = c?.last?.id ?? null;
           return c === undefined || (c.broken === null && (lastId === null || BigInt(lastId) < BigInt(s.lastId)));
         });
-        if (behind.length === 0 || Date.now() > deadline) break;
+        // Past the deadline, still a few coverage writes (1 s apart) to take in what was just sent.
+        if (behind.length === 0 || (Date.now() > deadline && Date.now() - pausedAt > COVERAGE_SETTLE_MS)) break;
         this.checkAlive();
         await sleep(500);
       }
-      const describe = (s: StreamSent) => `${s.venue} ${s.instrument} (last sent ${s.lastId})`;
-      if (broken.length === 0 || Date.now() > deadline) return { sent, behind: behind.map(describe), resumes };
+      const describe = (s: StreamSent, why: string) => `${s.venue} ${s.instrument} (last sent ${s.lastId}): ${why}`;
+      if (broken.length === 0 || Date.now() > deadline) {
+        return { sent, behind: [...behind.map((s) => describe(s, 'not caught up, no break known')), ...broken.map((s) => describe(s, 'break still open'))], resumes };
+      }
       await fetch(this.simUrl('/control/resume'), { method: 'POST' });
       await sleep(RESUME_TO_CLOSE_BREAKS_MS);
     }

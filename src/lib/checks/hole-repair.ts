@@ -227,7 +227,12 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       nats.close = () => nc.drain();
       return new Publisher(nc, { metrics: new Registry(), component: 'repair', signal: abort.signal });
     };
-    const publisherFor = (): Promise<Publisher> => (publisher.ready ??= connectPublisher());
+    // One connection for every venue; a failed connect is tried again by the next hole.
+    const publisherFor = (): Promise<Publisher> =>
+      (publisher.ready ??= connectPublisher().catch((err: unknown) => {
+        publisher.ready = null;
+        throw err;
+      }));
     const venues = new Map<Venue, VenueHistory>();
     const venueOf = (v: Venue) => {
       let h = venues.get(v);
@@ -278,7 +283,7 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
           const page = await venue.inCoins(venuePage);
           await publishPage(await publisherFor(), page);
           unverified.push(...page);
-          // Checked in hot a few pages at a time: the next pages are read meanwhile, within the rate budget.
+          // Looked for in hot every VERIFY_BATCH_RECORDS rather than every page: one query per batch.
           if (unverified.length >= VERIFY_BATCH_RECORDS) missing += await waitInHot(hot, database, unverified.splice(0), opts.verifyTimeoutMs ?? 60_000);
           refilled.count += page.length;
           for (const r of page) {
@@ -318,14 +323,20 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
     }
     const venueRuns = await Promise.allSettled(
       [...byVenue.values()].map(async (venueHoles) => {
-        for (const hole of venueHoles) {
-          if (abort.signal.aborted) return;
-          await repairOne(hole);
+        try {
+          for (const hole of venueHoles) {
+            if (abort.signal.aborted) return;
+            await repairOne(hole);
+          }
+        } catch (err) {
+          // ClickHouse unreachable, say: the other venues stop at their next request too.
+          abort.abort();
+          throw err;
         }
       }),
     );
-    // Every venue finished before anything is closed, and what the others settled is recorded even
-    // when one failed (NATS unreachable...): that failure is then the run's.
+    // Every venue finished before anything is closed, and what was settled is recorded even when a
+    // venue failed: that failure is then the run's.
     if (!opts.dryRun) await recordHoleStates(hot, database, states);
     for (const run of venueRuns) if (run.status === 'rejected') throw run.reason;
     return holes.flatMap((h) => reported.get(h) ?? []);

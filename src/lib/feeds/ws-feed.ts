@@ -84,8 +84,8 @@ export const NUDGE_PERIOD_MS = 60_000;
 export const NUDGE_AFTER_SILENCE_MS = 1000;
 
 /**
- * Whether to ping a connection we paused lately (backpressure, turn budget) and that has been
- * silent since. While we did not read, our receive window closed and the venue's TCP went to
+ * Whether to ping a connection we lately stopped reading because our queue was full (not a turn
+ * budget's yield, a few ms) and that has been silent since resume(). While we did not read, our receive window closed and the venue's TCP went to
  * probing it at backed-off intervals (backoff 7, about 25 s, seen with `ss`); a segment from us
  * carries the reopened window, and a ping is one. Measured in `npm run bench -- outage`: without
  * it, a connection resumed after a two-minute NATS outage sometimes stayed silent until the stale
@@ -381,9 +381,7 @@ export class WsFeed {
     setImmediate(() => {
       conn.yielding = false;
       // Still paused by backpressure: resume() reads again when the queue has room.
-      if (this.paused) return;
-      conn.nudgeUntil = this.now() + NUDGE_PERIOD_MS;
-      conn.ws.resume();
+      if (!this.paused) conn.ws.resume();
     });
   }
 

@@ -222,6 +222,8 @@ export class SocketHub<S> {
 
   /** Cuts a client the venue's way, counted and logged: a test reading the collector's holes can see why. */
   private drop(client: SimClient<S>, reason: DropReason, cut: () => void): void {
+    // Already being closed (a peer that does not read takes a while to finish the close): once.
+    if (client.ws.readyState !== WebSocket.OPEN) return;
     this.metrics.clientsDropped.inc({ venue: this.venue, reason });
     this.log.info({ venue: this.venue, route: client.route, reason, bufferedBytes: client.ws.bufferedAmount }, 'simulator dropped a client');
     cut();
