@@ -85,9 +85,9 @@ export const NUDGE_AFTER_SILENCE_MS = 1000;
 
 /**
  * Whether to ping a connection we lately stopped reading because our queue was full (not a turn
- * budget's yield, a few ms) and that has been silent since resume(). While we did not read, our receive window closed and the venue's TCP went to
- * probing it at backed-off intervals (backoff 7, about 25 s, seen with `ss`); a segment from us
- * carries the reopened window, and a ping is one. Measured in `npm run bench -- outage`: without
+ * budget's yield, a few ms) and that has been silent since resume(). While we did not read, our
+ * receive window closed and the venue's TCP went to probing it at backed-off intervals (backoff 7,
+ * about 25 s, seen with `ss`); a segment from us carries the reopened window, and a ping is one. Measured in `npm run bench -- outage`: without
  * it, a connection resumed after a two-minute NATS outage sometimes stayed silent until the stale
  * watchdog replaced it, losing what the venue held for it; with it, every stream was live again
  * within seconds.
