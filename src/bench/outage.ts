@@ -3,6 +3,7 @@ import { repairHoles } from '../lib/checks/hole-repair.js';
 import { fetchDaemonHealth } from '../lib/daemon-health.js';
 import { selectRows } from '../lib/store/client.js';
 import { BenchPlatform, peakRssMiB, rssMiB, tradeAndBookVenues, VENUE_SYMBOLS, type StreamSent } from './platform.js';
+import { median } from './stats.js';
 
 /**
  * A NATS outage under load, end to end: the simulator streams trades and books of 3 symbols on 4
@@ -146,11 +147,10 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
       await sleep(500);
       for (const [stream, c] of platform.tradeCoverage()) if (!liveAfterMs.has(stream) && (c.last?.eventTime ?? 0) >= backAt) liveAfterMs.set(stream, Date.now() - backAt);
     }
-    const live = [...liveAfterMs.values()].sort((a, b) => a - b);
     const slowest = [...liveAfterMs].sort((a, b) => b[1] - a[1])[0];
     print(
-      `  trade streams storing live trades again after nats-server's return: ${live.length} of ${STREAMS}` +
-        (slowest === undefined ? '' : `, median ${((live[Math.floor(live.length / 2)] ?? 0) / 1000).toFixed(1)} s, slowest ${(slowest[1] / 1000).toFixed(1)} s (${slowest[0]})`),
+      `  trade streams storing live trades again after nats-server's return: ${liveAfterMs.size} of ${STREAMS}` +
+        (slowest === undefined ? '' : `, median ${(median([...liveAfterMs.values()]) / 1000).toFixed(1)} s, slowest ${(slowest[1] / 1000).toFixed(1)} s (${slowest[0]})`),
     );
     const { sent, behind, resumes } = await platform.pauseCaughtUp(CATCH_UP_TIMEOUT_MS);
     if (resumes > 0) print(`  the simulator ran on ${resumes} time(s) for the next trades to close the breaks the collector had open`);

@@ -87,14 +87,17 @@ export const NUDGE_AFTER_SILENCE_MS = 1000;
  * Whether to ping a connection we lately stopped reading because our queue was full (not a turn
  * budget's yield, a few ms) and that has been silent since resume(). While we did not read, our
  * receive window closed and the venue's TCP went to probing it at backed-off intervals (backoff 7,
- * about 25 s, seen with `ss`); a segment from us carries the reopened window, and a ping is one. Measured in `npm run bench -- outage`: without
- * it, a connection resumed after a two-minute NATS outage sometimes stayed silent until the stale
- * watchdog replaced it, losing what the venue held for it; with it, every stream was live again
- * within seconds.
+ * about 25 s, seen with `ss`); a segment from us carries the reopened window, and a ping is one.
+ * Measured in `npm run bench -- outage`: without it, a connection resumed after a two-minute NATS
+ * outage sometimes stayed silent until the stale watchdog replaced it, losing what the venue held
+ * for it; with it, every stream was live again within seconds.
  */
 export function windowNudgeDue(input: { now: number; nudgeUntil: number; lastFrameAt: number; lastNudgeAt: number }): boolean {
-  if (input.now >= input.nudgeUntil) return false;
-  return input.now - Math.max(input.lastFrameAt, input.lastNudgeAt) >= NUDGE_AFTER_SILENCE_MS;
+  // The keepalive's rule, once a second and only in the period after a resume.
+  return (
+    input.now < input.nudgeUntil &&
+    keepaliveDue({ now: input.now, lastFrameAt: input.lastFrameAt, lastKeepaliveAt: input.lastNudgeAt, afterSilenceMs: NUDGE_AFTER_SILENCE_MS })
+  );
 }
 
 /**
