@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { HOLE_TIME_MARGIN_MS, ID_RESET_AFTER_MS, StreamContinuity, continuityPolicy } from '../../src/lib/feeds/continuity.js';
+import { HOLE_TIME_MARGIN_MS, ID_RESET_AFTER_MS, StreamContinuity, TradeMarkRing, continuityPolicy, type StreamMark } from '../../src/lib/feeds/continuity.js';
 
 const trade = (id: number | string, eventTime: number) => ({ eventTime, id: String(id) });
 const at = (eventTime: number) => ({ eventTime, id: null });
@@ -256,5 +256,43 @@ describe('StreamContinuity: books and sporadic streams', () => {
     expect(continuityPolicy('liquidation', { contiguousTradeIds: true, spacingMs: 0 })).toEqual({ kind: 'sporadic' });
     expect(continuityPolicy('open_interest', { contiguousTradeIds: true, spacingMs: 5000 })).toEqual({ kind: 'polled', spacingMs: 5000, grid: false });
     expect(continuityPolicy('lsr_all_account', { contiguousTradeIds: true, spacingMs: 300_000 })).toEqual({ kind: 'polled', spacingMs: 300_000, grid: true });
+  });
+});
+
+describe('TradeMarkRing', () => {
+  const mark = (id: string | null, eventTime = 1000): StreamMark => ({ eventTime, id });
+
+  it('keeps the newest marks up to its capacity, oldest first, across growth and wrapping', () => {
+    const ring = new TradeMarkRing(40);
+    for (let n = 1; n <= 100; n++) {
+      ring.push(mark(String(n), 10 * n), 20 * n);
+      const kept = Math.min(n, 40);
+      expect(ring.length).toBe(kept);
+      expect(ring.mark(0)).toEqual(mark(String(n - kept + 1), 10 * (n - kept + 1)));
+      expect(ring.mark(kept - 1)).toEqual(mark(String(n), 10 * n));
+      expect(ring.receivedAt(kept - 1)).toBe(20 * n);
+    }
+    expect(() => ring.mark(40)).toThrow(RangeError);
+  });
+
+  it('gives ids back exactly: numbers where they fit, the string where they do not', () => {
+    const ids = ['0', '7', '9007199254740991', '9007199254740993', '00042', 'ETH-123', null, '12345678901234567890', '-5'];
+    const ring = new TradeMarkRing(4);
+    // Small capacity: strings and numbers reuse each other's slots as the ring wraps.
+    for (const id of ids) {
+      ring.push(mark(id), 1);
+      expect(ring.mark(ring.length - 1).id).toBe(id);
+    }
+    expect(Array.from({ length: ring.length }, (_, k) => ring.mark(k).id)).toEqual(ids.slice(-4));
+  });
+
+  it('finds the newest mark received at or before a time', () => {
+    const ring = new TradeMarkRing(8);
+    expect(ring.lastReceivedBy(5)).toBe(-1);
+    [10, 20, 20, 30].forEach((t, k) => ring.push(mark(String(k)), t));
+    expect(ring.lastReceivedBy(5)).toBe(-1);
+    expect(ring.lastReceivedBy(20)).toBe(2);
+    expect(ring.lastReceivedBy(29)).toBe(2);
+    expect(ring.lastReceivedBy(1000)).toBe(3);
   });
 });

@@ -30,6 +30,24 @@ describe('LocalBook', () => {
     expect(b.top(5)).toEqual({ bids: [['2000', '2.0']], asks: [['2001.1', '0.04']] });
   });
 
+  it('gives back spellings no number rebuilds exactly as they were sent', () => {
+    const odd: PriceLevel[] = [
+      ['64000.123456789012345678', '1'], // more digits than a double holds
+      ['63999', '+2'], // a sign
+      ['63998.5', '1E-8'], // an exponent
+      ['.5', '0.25'], // no leading digit
+      ['0.00000001', '12345678901234567890'], // a quantity past 2^53
+      ['1e3', '7'],
+    ];
+    const b = book(odd, []);
+    const byPrice = [...odd].sort((x, y) => Number(y[0]) - Number(x[0]));
+    expect(b.top(10).bids).toEqual(byPrice);
+    expect(b.bestBid).toEqual(['64000.123456789012345678', '1']);
+    // A later change of such a level may be spelled plainly again, and is given back that way.
+    b.apply([['63999.0', '2.500']], []);
+    expect(b.top(2).bids[1]).toEqual(['63999.0', '2.500']);
+  });
+
   it('ignores zero-quantity levels in a snapshot and lets the later of two equal prices win', () => {
     const b = book([['10', '0.000'], ['9', '1'], ['9.0', '2']], [['11', '0'], ['12', '1']]);
     expect(b.top(5)).toEqual({ bids: [['9.0', '2']], asks: [['12', '1']] });
@@ -100,7 +118,8 @@ describe('LocalBook', () => {
     const naive = new Map<number, PriceLevel>();
     for (let step = 0; step < 2000; step++) {
       const price = (1000 + rand(200)) / 10;
-      const level: PriceLevel = [price.toFixed(rand(3) + 1), rand(4) === 0 ? '0.000' : String(rand(50) + 1)];
+      const quantities = ['0.000', String(rand(50) + 1), `${rand(50)}.${rand(1000)}`, `${rand(9) + 1}e-${rand(9)}`, (rand(5000) / 1000).toFixed(8)];
+      const level: PriceLevel = [rand(10) === 0 ? `${price}e0` : price.toFixed(rand(3) + 1), quantities[rand(quantities.length)] as string];
       b.apply([level], []);
       if (isZeroQuantity(level[1])) naive.delete(price);
       else naive.set(price, level);

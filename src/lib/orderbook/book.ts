@@ -15,20 +15,28 @@ function sortKey(price: string, sign: 1 | -1): number {
  * One side of a book. Levels are ordered by numeric price but keep the strings exactly as the venue
  * sent them (OKX checksums hash the strings). Keys ascend and the best level sits at the END, because
  * most changes happen near the top of the book and splicing there moves few elements.
+ *
+ * A level is held in parallel arrays (its key, price and quantity), not as the tuple it arrived in:
+ * a collector keeps hundreds of books of hundreds of levels, and the arrays take about 80 bytes a
+ * level where the tuple took about 150 (the array object and its backing store, besides the
+ * strings). `top()` makes tuples of the few levels it is asked for.
  */
 class BookSide {
+  /** sign * price, ascending. */
   private keys: number[] = [];
-  private levels: PriceLevel[] = [];
+  private prices: string[] = [];
+  private quantities: string[] = [];
 
   /** sign 1: bids (best = highest price = largest key); -1: asks (best = lowest price = largest key). */
   constructor(private readonly sign: 1 | -1) {}
 
   get size(): number {
-    return this.levels.length;
+    return this.keys.length;
   }
 
   get best(): PriceLevel | null {
-    return this.levels[this.levels.length - 1] ?? null;
+    const n = this.keys.length;
+    return n === 0 ? null : [this.prices[n - 1]!, this.quantities[n - 1]!];
   }
 
   /** Numeric price of the best level; NaN when the side is empty. */
@@ -39,7 +47,8 @@ class BookSide {
 
   clear(): void {
     this.keys = [];
-    this.levels = [];
+    this.prices = [];
+    this.quantities = [];
   }
 
   replace(levels: readonly PriceLevel[]): void {
@@ -49,17 +58,11 @@ class BookSide {
     }
     // Stable sort: of two levels at the same price, the later one wins, as it would in apply().
     entries.sort((a, b) => a.key - b.key);
-    const keys: number[] = [];
-    const kept: PriceLevel[] = [];
-    for (const { key, level } of entries) {
-      if (keys.length > 0 && keys[keys.length - 1] === key) kept[kept.length - 1] = level;
-      else {
-        keys.push(key);
-        kept.push(level);
-      }
-    }
-    this.keys = keys;
-    this.levels = kept;
+    const kept = entries.filter((e, i) => i + 1 === entries.length || entries[i + 1]!.key !== e.key);
+    // Sized exactly (map), not grown level by level: a snapshot is most of what a book holds.
+    this.keys = kept.map((e) => e.key);
+    this.prices = kept.map((e) => e.level[0]);
+    this.quantities = kept.map((e) => e.level[1]);
   }
 
   set(level: PriceLevel): void {
@@ -76,30 +79,33 @@ class BookSide {
     if (isZeroQuantity(level[1])) {
       if (exists) {
         keys.splice(lo, 1);
-        this.levels.splice(lo, 1);
+        this.prices.splice(lo, 1);
+        this.quantities.splice(lo, 1);
       }
     } else if (exists) {
-      this.levels[lo] = level;
+      this.prices[lo] = level[0];
+      this.quantities[lo] = level[1];
     } else {
       keys.splice(lo, 0, key);
-      this.levels.splice(lo, 0, level);
+      this.prices.splice(lo, 0, level[0]);
+      this.quantities.splice(lo, 0, level[1]);
     }
   }
 
   /** The best `n` levels, best first. */
   top(n: number): PriceLevel[] {
-    const levels = this.levels;
-    const count = Math.min(n, levels.length);
+    const last = this.keys.length - 1;
+    const count = Math.min(n, last + 1);
     const out = new Array<PriceLevel>(count);
-    for (let i = 0; i < count; i++) out[i] = levels[levels.length - 1 - i]!;
+    for (let i = 0; i < count; i++) out[i] = [this.prices[last - i]!, this.quantities[last - i]!];
     return out;
   }
 }
 
 /**
  * One instrument's full L2 book. Level identity is the numeric price ("2000" and "2000.0" are one
- * level); the PriceLevel tuples handed in are stored and returned as they are, so callers must not
- * mutate them afterwards. Prices must be decimal strings: the adapters reject anything else.
+ * level); the strings given back are the ones the venue sent with the level's newest change. Prices
+ * must be decimal strings: the adapters reject anything else.
  */
 export class LocalBook {
   private readonly bids = new BookSide(1);
