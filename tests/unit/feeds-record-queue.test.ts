@@ -27,6 +27,23 @@ class GatedSink implements RecordSink {
 const on = (symbol: string, id: number) => tradeAt(1_700_000_000_000 + id, String(id), { symbol });
 
 describe('RecordQueue', () => {
+  it('hands every subject of a pass on in one synchronous run while the sink takes them at once (one socket write for all)', async () => {
+    const runs: number[] = [];
+    let run = 0;
+    const sink: RecordSink = {
+      publishBatch: () => {
+        // A microtask between two calls would bump `run` before the second.
+        if (runs.length === 0) queueMicrotask(() => run++);
+        runs.push(run);
+        return null;
+      },
+    };
+    const q = new RecordQueue(sink, { pause: () => undefined, resume: () => undefined }, { maxRecordsPerMessage: 500, maxQueuedBytes: 1e9 });
+    for (const [i, symbol] of ['BTC-USDT', 'ETH-USDT', 'SOL-USDT', 'XRP-USDT'].entries()) q.push(on(symbol, i));
+    await q.drain();
+    expect(runs).toEqual([0, 0, 0, 0]);
+  });
+
   it('hands on what gathered in one turn as one call per subject, in order, and reports each record stored', async () => {
     const sink = new GatedSink();
     const q = new RecordQueue(sink, { pause: () => undefined, resume: () => undefined }, { maxRecordsPerMessage: 500, maxQueuedBytes: 1e9 });

@@ -2,11 +2,12 @@ import { subjectFor, type MarketRecord } from '../records.js';
 
 /**
  * Where records go; the bus Publisher fits. publishBatch() takes records of one subject, in order,
- * and resolves once they are in flight; `onStored` is called with each part the sink has durably
+ * and returns null when they are in flight already, or a promise that resolves once they are (the
+ * sink is full); `onStored` is called with each part the sink has durably
  * stored (in as many parts as it cut them into).
  */
 export interface RecordSink {
-  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void>;
+  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void> | null;
 }
 
 /** Below this share of its budget, a paused queue resumes its sources. */
@@ -82,7 +83,9 @@ export class RecordQueue {
           const callbacks = new Map<MarketRecord, () => void>();
           for (const e of entries) if (e.onStored !== undefined) callbacks.set(e.record, e.onStored);
           const onStored = callbacks.size === 0 ? undefined : (stored: readonly MarketRecord[]) => stored.forEach((r) => callbacks.get(r)?.());
-          await this.sink.publishBatch(subject, records, this.opts.maxRecordsPerMessage, onStored);
+          // No await while the sink takes them at once: the subjects of one pass then share a socket write.
+          const waiting = this.sink.publishBatch(subject, records, this.opts.maxRecordsPerMessage, onStored);
+          if (waiting !== null) await waiting;
           // Counted as queued until the sink took them: its own window bounds what it holds.
           for (const e of entries) this.queuedBytes -= e.bytes;
           if (this.paused && this.queuedBytes < this.opts.maxQueuedBytes * RESUME_AT) {
