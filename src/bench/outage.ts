@@ -1,7 +1,6 @@
 import { sleep } from '../lib/backoff.js';
 import { repairHoles } from '../lib/checks/hole-repair.js';
 import { fetchDaemonHealth } from '../lib/daemon-health.js';
-import { selectRows } from '../lib/store/client.js';
 import { BenchPlatform, peakRssMiB, rssMiB, tradeAndBookVenues, VENUE_SYMBOLS, type StreamSent } from './platform.js';
 import { median } from './stats.js';
 
@@ -33,46 +32,6 @@ const DRAIN_IDLE_MS = 15_000;
 const CATCH_UP_TIMEOUT_MS = 120_000;
 const REPAIR_VERIFY_TIMEOUT_MS = 120_000;
 
-interface RecordedHole {
-  venue: string;
-  instrument: string;
-  fromTime: number;
-  toTime: number;
-  firstId: bigint | null;
-  lastId: bigint | null;
-}
-
-/** Ranges of ids in [first, last] that `present` lacks, with the event times of the trades on either side. */
-function missingRanges(s: StreamSent, present: ReadonlyMap<number, number>): { from: number; to: number; before: number | null; after: number | null }[] {
-  const ranges: { from: number; to: number; before: number | null; after: number | null }[] = [];
-  let start: number | null = null;
-  for (let id = s.firstId; id <= s.lastId + 1; id++) {
-    const here = id <= s.lastId ? present.has(id) : true;
-    if (!here && start === null) start = id;
-    if (here && start !== null) {
-      ranges.push({ from: start, to: id - 1, before: present.get(start - 1) ?? null, after: id <= s.lastId ? (present.get(id) ?? null) : null });
-      start = null;
-    }
-  }
-  return ranges;
-}
-
-/**
- * Ids of a missing range that no recorded hole covers. A hole with id bounds covers the ids inside
- * them (a range may be split over several, e.g. a dropped connection and the bus loss around it); one
- * without covers the whole range when the trades on either side fall between its times.
- */
-function uncovered(range: { from: number; to: number; before: number | null; after: number | null }, holes: readonly RecordedHole[]): number {
-  const byTime = holes.some(
-    (h) => (h.firstId === null || h.lastId === null) && (range.before === null || range.before >= h.fromTime) && (range.after === null || range.after <= h.toTime),
-  );
-  if (byTime) return 0;
-  const bounded = holes.filter((h) => h.firstId !== null && h.lastId !== null);
-  let n = 0;
-  for (let id = BigInt(range.from); id <= BigInt(range.to); id++) if (!bounded.some((h) => (h.firstId as bigint) <= id && id <= (h.lastId as bigint))) n++;
-  return n;
-}
-
 export interface OutageFigures {
   baselineRssMiB: number;
   peakRssMiB: number;
@@ -101,7 +60,7 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     }),
   });
   try {
-    const { config, ch, database } = platform;
+    const { config } = platform;
     const startedAt = Date.now();
     platform.spawn('simulator');
     platform.spawn('storage');
@@ -167,45 +126,14 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     }
 
     const before = await platform.compareWithSent(sent);
-    const holes = (
-      await selectRows<{ venue: string; instrument: string; from_ms: string; to_ms: string; first: string; last: string }>(
-        ch,
-        // A hole's first row is its `open` one; the same hole found again adds rows with its id.
-        `SELECT venue, instrument, toUInt64(from_time) AS from_ms, toUInt64(to_time) AS to_ms, first_missing_id AS first, last_missing_id AS last FROM ${database}.stream_holes WHERE data_type = 'trade' AND state = 'open' ORDER BY hole_id LIMIT 1 BY hole_id`,
-      )
-    ).map(
-      (h): RecordedHole => ({
-        venue: h.venue,
-        instrument: h.instrument,
-        fromTime: Number(h.from_ms),
-        toTime: Number(h.to_ms),
-        firstId: /^\d+$/.test(h.first) ? BigInt(h.first) : null,
-        lastId: /^\d+$/.test(h.last) ? BigInt(h.last) : null,
-      }),
-    );
-    let silentlyMissing = 0;
-    const silentRanges: string[] = [];
-    for (const s of sent) {
-      const rows = await selectRows<{ id: string; t: string }>(
-        ch,
-        `SELECT toUInt64OrZero(trade_id) AS id, toUInt64(min(event_time)) AS t FROM ${database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId - 1} AND ${s.lastId} GROUP BY id`,
-      );
-      const present = new Map(rows.map((r) => [Number(r.id), Number(r.t)]));
-      const streamHoles = holes.filter((h) => h.venue === s.venue && h.instrument === s.instrument);
-      for (const range of missingRanges(s, present)) {
-        const n = uncovered(range, streamHoles);
-        silentlyMissing += n;
-        const at = (ms: number | null) => (ms === null ? '?' : new Date(ms).toISOString());
-        if (n > 0) silentRanges.push(`${s.venue} ${s.instrument}: ids ${range.from}..${range.to} (${n} outside recorded holes), between trades of ${at(range.before)} and ${at(range.after)}`);
-      }
-    }
+    const { holes, silentlyMissing, silentRanges } = await platform.missingOutsideHoles(sent);
     for (const line of silentRanges.slice(0, 20)) print(`  not in any recorded hole: ${line}`);
     if (silentRanges.length > 0) {
       // What the collector itself says of those streams (a break it has not closed yet is in its coverage, not in stream_holes).
       const health = await fetchDaemonHealth(platform.ports.collector, 5000);
       if (health.answered) for (const c of (health.body as { connections?: unknown[] }).connections ?? []) print(`  collector connection: ${JSON.stringify(c)}`);
     }
-    print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes.length} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
+    print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
 
     print('repairing (paced by the venues\' history rate limits: OKX pages 100 trades at a time)');
     const repairStart = Date.now();
@@ -229,7 +157,7 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
       secondHalfGrowthMiB: secondHalfGrowth,
       missingBeforeRepair: before.missing,
       silentlyMissing,
-      tradeHoles: holes.length,
+      tradeHoles: holes,
       missingAfterRepair: after.missing,
       duplicates: Math.max(before.duplicates, after.duplicates),
       failure: failures.length === 0 ? null : failures.join('; '),

@@ -14,9 +14,11 @@ import { median, weightedPercentile } from './stats.js';
  *   batched: the configuration as shipped.
  * Per run: trades/s sent and in hot during the measured window, backlog at its end, p50/p99 from
  * the exchange's event time to queryable in hot, orderbook snapshots/s in hot, CPU seconds per 1k
- * trades and peak RSS per process. At the end of every run the simulator is paused and hot is
- * compared with what it sent, id by id: a run that lost or duplicated one trade is a FAILED run,
- * whatever its speed. Above what a mode sustains, the simulator keeps what the collector has not
+ * trades and peak RSS per process. At the end of every run the simulator is paused once the
+ * collector has caught up with it (or knows a stream broke: then it runs on a few seconds so that
+ * the hole is bounded and recorded), and hot is compared with what it sent, id by id: a run that
+ * lost or duplicated one trade is a FAILED run, whatever its speed; its message says how many of
+ * the missing lie outside every hole the collector recorded, and which connections the simulator cut. Above what a mode sustains, the simulator keeps what the collector has not
  * read yet (its slow-client cut is lifted): hot/s in the window is then what that mode sustains,
  * and the ratio of the two modes' is the speed-up. Environment: MPRISM_BENCH_SECONDS (measured window, default 20),
  * MPRISM_BENCH_RATES (total trades/s, comma-separated; default `10000,40000`), MPRISM_BENCH_RUNS
@@ -38,6 +40,8 @@ const LATENCY_HORIZON_MS = 30_000;
 const LATENCY_BUCKET_MS = 100;
 /** Draining after the simulator is paused ends once hot has everything, or has not grown for this long. */
 const DRAIN_IDLE_MS = 45_000;
+/** After the window, how long the collector has to catch up with the simulator (or know a stream broke). */
+const CATCH_UP_TIMEOUT_MS = 180_000;
 /** A rate counts as sustained when hot took at least this share of what was sent in the window. */
 const SUSTAINED_SHARE = 0.97;
 
@@ -70,6 +74,8 @@ export interface PipelineRun {
   cpuPer1k: Record<ProcessName, number>;
   peakRssMiB: Record<ProcessName, number>;
   failure: string | null;
+  /** Missing ranges no recorded hole covers, one line each (the first 20). */
+  silentRanges: string[];
 }
 
 async function runOnce(mode: Mode, rate: string, seconds: number): Promise<PipelineRun> {
@@ -146,11 +152,22 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     const { at: t1, sent: sent1, hot: hot1, books: books1, cpu: cpu1 } = end;
     const window = (t1 - t0) / 1000;
 
-    await fetch(platform.simUrl('/control/pause'), { method: 'POST' });
-    const sent = await sentNow();
-    const expected = totalSent(sent);
-    // Drain: hot catches up with everything the simulator sent (latency keeps being recorded).
+    // Paused once the collector has caught up with the simulator (or knows a stream broke, whose
+    // hole the next trades then bound): compared earlier, a break not yet bounded would look like
+    // a hole nothing reports. Latency keeps being recorded meanwhile.
     const drainStart = Date.now();
+    let catchingUp = true;
+    const latencyPoller = (async () => {
+      while (catchingUp) {
+        await pollLatency();
+        await sleep(POLL_MS);
+      }
+    })();
+    const caughtUp = await platform.pauseCaughtUp(CATCH_UP_TIMEOUT_MS).finally(() => (catchingUp = false));
+    await latencyPoller;
+    const sent = caughtUp.sent;
+    const expected = totalSent(sent);
+    // Drain: hot catches up with everything the simulator sent.
     let lastGrowth = Date.now();
     let lastHot = -1;
     for (;;) {
@@ -181,7 +198,16 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     const tradesInWindow = Math.max(1, sent1 - sent0);
     const cpuPer1k = Object.fromEntries(PROCESSES.map((p) => [p, (((cpu1.get(p) ?? 0) - (cpu0.get(p) ?? 0)) / tradesInWindow) * 1000])) as Record<ProcessName, number>;
     const peakRss = Object.fromEntries(PROCESSES.map((p) => [p, peak.get(p) ?? Number.NaN])) as Record<ProcessName, number>;
-    const failure = missing > 0 || duplicates > 0 ? `${missing} trades missing and ${duplicates} duplicated of ${expected} sent` : null;
+    // A loss is a failure either way; whether the collector recorded it as a hole says which kind.
+    const { holes, silentlyMissing, silentRanges } = missing > 0 ? await platform.missingOutsideHoles(sent) : { holes: 0, silentlyMissing: 0, silentRanges: [] };
+    const dropped = missing > 0 ? await simulatorDrops(platform) : '';
+    const failure =
+      missing > 0 || duplicates > 0 || caughtUp.behind.length > 0
+        ? [
+            `${missing} trades missing (${silentlyMissing} of them outside the ${holes} trade holes the collector recorded${dropped}) and ${duplicates} duplicated of ${expected} sent`,
+            ...(caughtUp.behind.length > 0 ? [`streams neither caught up nor bounded after ${CATCH_UP_TIMEOUT_MS / 1000} s: ${caughtUp.behind.join('; ')}`] : []),
+          ].join('; ')
+        : null;
     return {
       mode,
       rate,
@@ -198,6 +224,7 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
       cpuPer1k,
       peakRssMiB: peakRss,
       failure,
+      silentRanges: silentRanges.slice(0, 20),
     };
   } finally {
     await platform.stop();
@@ -233,6 +260,7 @@ export async function runPipelineBench(print: (line: string) => void): Promise<P
           `${mode.padEnd(8)} ${rate.padStart(6)}  ${fmt(r.sentPerSecond).padStart(7)} ${fmt(r.hotPerSecond).padStart(7)} ${fmt(r.backlogAtEnd).padStart(8)} ${fmt(r.drainSeconds, 1).padStart(7)} ${fmt(r.booksPerSecond).padStart(7)} ${fmt(r.collectorLagMs).padStart(7)} ${fmt(r.p50Ms).padStart(7)} ${fmt(r.p99Ms).padStart(7)}  ` +
             `${[c.simulator, c.collector, c.storage, c.nats, c.clickhouse].map((x) => fmt(x, 3)).join(' ')}  ${[m.simulator, m.collector, m.storage].map((x) => fmt(x)).join(' ')}  ${r.failure === null ? 'ok' : `FAILED: ${r.failure}`}`,
         );
+        for (const line of r.silentRanges) print(`  not in any recorded hole: ${line}`);
         if (r.failure !== null) process.exitCode = 1;
       }
     }
@@ -271,4 +299,18 @@ export async function runPipelineBench(print: (line: string) => void): Promise<P
   for (const m of MODES) print(`  ${m.padEnd(8)} sustains ${sustained(m) > 0 ? `${sustained(m)} trades/s` : `none of the rates tried (${rates.join(', ')})`}`);
   if (MODES.length === 2 && sustained('naive') > 0) print(`  sustained rate, batched / naive: ${x(sustained('batched') / sustained('naive'))} (of the rates tried)`);
   return all;
+}
+
+/** The connections the simulated venues cut (a client too slow to answer a ping, say), for a failure's message. */
+async function simulatorDrops(platform: BenchPlatform): Promise<string> {
+  try {
+    const text = await (await fetch(platform.simUrl('/metrics'))).text();
+    const cuts = text
+      .split('\n')
+      .filter((l) => l.startsWith('mprism_simulator_clients_dropped_total{'))
+      .map((l) => l.replace('mprism_simulator_clients_dropped_total', '').trim());
+    return cuts.length === 0 ? '; the simulator cut no connection' : `; the simulator cut connections: ${cuts.join(', ')}`;
+  } catch (err) {
+    return `; simulator metrics unreadable: ${errorMessage(err)}`;
+  }
 }

@@ -1,8 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { stringify } from 'yaml';
 import { sleep } from '../lib/backoff.js';
@@ -15,6 +14,7 @@ import { startLocalServer, stopLocalServer } from '../lib/infra/local-servers.js
 import { coverageFile, readCoverage, type PersistedStream } from '../lib/feeds/coverage.js';
 import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
 import { ensureSchema } from '../lib/store/tables.js';
+import { daemonArgs } from '../lib/supervisor/daemon-command.js';
 
 export type BenchDaemon = 'simulator' | 'collector' | 'storage';
 
@@ -65,7 +65,6 @@ const STOP_TIMEOUT_MS = 15_000;
 const RESUME_TO_CLOSE_BREAKS_MS = 3000;
 /** What the collector's coverage file (written every second) needs to show the last trades sent. */
 const COVERAGE_SETTLE_MS = 3000;
-const DAEMON_MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'daemons', 'main.js');
 const CLOCK_TICKS = 100;
 
 /** utime + stime of a process, seconds. */
@@ -102,6 +101,46 @@ export interface StreamSent {
 }
 
 export const totalSent = (streams: readonly StreamSent[]): number => streams.reduce((n, s) => n + s.lastId - s.firstId + 1, 0);
+
+interface RecordedHole {
+  venue: string;
+  instrument: string;
+  fromTime: number;
+  toTime: number;
+  firstId: bigint | null;
+  lastId: bigint | null;
+}
+
+/** Ranges of ids in [first, last] that `present` lacks, with the event times of the trades on either side. */
+function missingRanges(s: StreamSent, present: ReadonlyMap<number, number>): { from: number; to: number; before: number | null; after: number | null }[] {
+  const ranges: { from: number; to: number; before: number | null; after: number | null }[] = [];
+  let start: number | null = null;
+  for (let id = s.firstId; id <= s.lastId + 1; id++) {
+    const here = id <= s.lastId ? present.has(id) : true;
+    if (!here && start === null) start = id;
+    if (here && start !== null) {
+      ranges.push({ from: start, to: id - 1, before: present.get(start - 1) ?? null, after: id <= s.lastId ? (present.get(id) ?? null) : null });
+      start = null;
+    }
+  }
+  return ranges;
+}
+
+/**
+ * Ids of a missing range that no recorded hole covers. A hole with id bounds covers the ids inside
+ * them (a range may be split over several, e.g. a dropped connection and the bus loss around it); one
+ * without covers the whole range when the trades on either side fall between its times.
+ */
+function uncovered(range: { from: number; to: number; before: number | null; after: number | null }, holes: readonly RecordedHole[]): number {
+  const byTime = holes.some(
+    (h) => (h.firstId === null || h.lastId === null) && (range.before === null || range.before >= h.fromTime) && (range.after === null || range.after <= h.toTime),
+  );
+  if (byTime) return 0;
+  const bounded = holes.filter((h) => h.firstId !== null && h.lastId !== null);
+  let n = 0;
+  for (let id = BigInt(range.from); id <= BigInt(range.to); id++) if (!bounded.some((h) => (h.firstId as bigint) <= id && id <= (h.lastId as bigint))) n++;
+  return n;
+}
 
 /**
  * A private platform for one bench run: its own MPRISM_HOME in a temp dir, nats-server and
@@ -198,7 +237,8 @@ export class BenchPlatform {
   }
 
   spawn(daemon: BenchDaemon): void {
-    const args = [...(this.opts.nodeArgs?.(daemon) ?? []), DAEMON_MAIN, daemon];
+    // The flags the supervisor gives each daemon: a bench measures the daemons as they ship.
+    const args = [...(this.opts.nodeArgs?.(daemon) ?? []), ...daemonArgs(daemon)];
     this.children.set(daemon, spawn(process.execPath, args, { env: this.env, stdio: ['ignore', 'ignore', 'inherit'] }));
   }
 
@@ -319,6 +359,46 @@ export class BenchPlatform {
       duplicates += Number(r?.n ?? 0) - Number(r?.d ?? 0);
     }
     return { missing, duplicates };
+  }
+
+  /**
+   * Trades missing from hot that no hole the collector recorded covers: a hole nothing reports, the
+   * worst failure. Returns the trade holes recorded and, for each uncovered range, a line naming it.
+   */
+  async missingOutsideHoles(sent: readonly StreamSent[]): Promise<{ holes: number; silentlyMissing: number; silentRanges: string[] }> {
+    const holes = (
+      await selectRows<{ venue: string; instrument: string; from_ms: string; to_ms: string; first: string; last: string }>(
+        this.ch,
+        // A hole's first row is its `open` one; the same hole found again adds rows with its id.
+        `SELECT venue, instrument, toUInt64(from_time) AS from_ms, toUInt64(to_time) AS to_ms, first_missing_id AS first, last_missing_id AS last FROM ${this.database}.stream_holes WHERE data_type = 'trade' AND state = 'open' ORDER BY hole_id LIMIT 1 BY hole_id`,
+      )
+    ).map(
+      (h): RecordedHole => ({
+        venue: h.venue,
+        instrument: h.instrument,
+        fromTime: Number(h.from_ms),
+        toTime: Number(h.to_ms),
+        firstId: /^\d+$/.test(h.first) ? BigInt(h.first) : null,
+        lastId: /^\d+$/.test(h.last) ? BigInt(h.last) : null,
+      }),
+    );
+    let silentlyMissing = 0;
+    const silentRanges: string[] = [];
+    for (const s of sent) {
+      const rows = await selectRows<{ id: string; t: string }>(
+        this.ch,
+        `SELECT toUInt64OrZero(trade_id) AS id, toUInt64(min(event_time)) AS t FROM ${this.database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId - 1} AND ${s.lastId} GROUP BY id`,
+      );
+      const present = new Map(rows.map((r) => [Number(r.id), Number(r.t)]));
+      const streamHoles = holes.filter((h) => h.venue === s.venue && h.instrument === s.instrument);
+      for (const range of missingRanges(s, present)) {
+        const n = uncovered(range, streamHoles);
+        silentlyMissing += n;
+        const at = (ms: number | null) => (ms === null ? '?' : new Date(ms).toISOString());
+        if (n > 0) silentRanges.push(`${s.venue} ${s.instrument}: ids ${range.from}..${range.to} (${n} outside recorded holes), between trades of ${at(range.before)} and ${at(range.after)}`);
+      }
+    }
+    return { holes: holes.length, silentlyMissing, silentRanges };
   }
 
   /** Every platform still running, stopped (a bench interrupted by SIGINT or SIGTERM). */

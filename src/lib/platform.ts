@@ -7,7 +7,7 @@ import type { Config } from './config/schema.js';
 import { MissingBinaryError, UnreachableError, UsageError, errorMessage } from './errors.js';
 import { installMissing, locateBinaries, type BinaryInfo } from './infra/binaries.js';
 import { isExternal } from './infra/endpoints.js';
-import { startLocalServer, stopLocalServer, type InfraStatus } from './infra/local-servers.js';
+import { startLocalServer, stopLocalServer } from './infra/local-servers.js';
 import { probeInfra } from './infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from './paths.js';
 import { terminate } from './process-util.js';

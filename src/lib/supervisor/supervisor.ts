@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { backoffDelay, sleep } from '../backoff.js';
 import type { Config } from '../config/schema.js';
 import { daemonPort } from '../daemon-runner.js';
@@ -10,15 +9,14 @@ import { startLocalServer } from '../infra/local-servers.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { localServerSpec } from '../infra/specs.js';
 import type { Logger } from '../log.js';
-import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from '../paths.js';
+import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName, type InfraName } from '../paths.js';
 import { isAlive, processStartTime, writeFileAtomic } from '../process-util.js';
 import { inspectHomeLock, type LockState } from './lock.js';
 import { fetchDaemonHealth } from '../daemon-health.js';
+import { daemonArgs } from './daemon-command.js';
 import { procStats } from './proc-stats.js';
 import { copyTruncateIfLarger } from './rotating-log.js';
 import type { DaemonState, DaemonStatus, InfraProcessStatus, SupervisorSnapshot } from './state.js';
-
-const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
 
 /** Daemons whose behaviour depends on simulate mode (the collector's exchange URLs). */
 const SIMULATE_AWARE: ReadonlySet<DaemonName> = new Set(['collector']);
@@ -351,7 +349,7 @@ export class Supervisor {
     const out = openSync(this.paths.logFile(d.name), 'a');
     let child;
     try {
-      child = spawn(process.execPath, [DAEMON_MAIN, d.name], {
+      child = spawn(process.execPath, daemonArgs(d.name), {
         env: { ...process.env, MPRISM_HOME: this.config.home, ...(this.config.file ? { MPRISM_CONFIG: this.config.file } : {}), MPRISM_SIMULATE: d.simulate ? '1' : '0' },
         stdio: ['ignore', out, out],
       });
