@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { okxChecksum } from '../../src/lib/exchanges/okx.js';
-import { BookSync, type BookSyncOptions } from '../../src/lib/orderbook/sync.js';
+import { BookSync, SNAPSHOT_WAIT_KEEP_MS, type BookSyncOptions } from '../../src/lib/orderbook/sync.js';
 import type { BookMessage, SequenceRules } from '../../src/lib/orderbook/types.js';
 import type { PriceLevel } from '../../src/lib/records.js';
 import { fixtureLines } from '../helpers/fixtures.js';
@@ -113,6 +113,33 @@ describe('BookSync, REST snapshot source', () => {
     expect(out.publish?.eventTime).toBe(5_000);
     expect(sync.onMessage(diff(104, 107, [['100', '2']]), 200).publish?.bids).toEqual([['100', '2']]);
     expect(sync.onMessage(diff(108, 108, [['99', '2']]), 400).publish?.lastUpdateId).toBe(108);
+  });
+
+  it('keeps only the last few seconds of updates while its request waits its turn, and every update once it has left', () => {
+    const sync = restSync();
+    /** Update n, received at n seconds. */
+    const at = (n: number) => message({ firstUpdateId: n, lastUpdateId: n, bids: [['99', String(n)]], eventTime: n * 1000, receiveTime: n * 1000 });
+    for (let n = 1; n <= 20; n++) sync.onMessage(at(n), n * 1000);
+    // Received at 20 s: those of the last 5 s (15..20) stay.
+    expect(sync.stats.buffered).toBe(1 + SNAPSHOT_WAIT_KEEP_MS / 1000);
+    sync.onSnapshotRequestSent(21_000);
+    for (let n = 21; n <= 40; n++) sync.onMessage(at(n), n * 1000);
+    // The request left at 21 s: what came since stays, however long the answer takes.
+    expect(sync.stats.buffered).toBe(40 - 16 + 1);
+    const out = sync.onSnapshot(restSnapshot(18, [['100', '1']], [['101', '1']]), 40_000);
+    expect(out.publish?.lastUpdateId).toBe(40);
+    expect(sync.stats).toMatchObject({ staleSnapshots: 0, gaps: 0, buffered: 0 });
+  });
+
+  it('fetches again, without a gap, a snapshot older than the updates a waiting book kept', () => {
+    const sync = restSync();
+    const at = (n: number) => message({ firstUpdateId: n, lastUpdateId: n, eventTime: n * 1000, receiveTime: n * 1000 });
+    for (let n = 1; n <= 20; n++) sync.onMessage(at(n), n * 1000);
+    sync.onSnapshotRequestSent(20_000);
+    // A venue answering from a cache older than the margin: the updates after it were dropped.
+    expect(sync.onSnapshot(restSnapshot(3, [['100', '1']], [['101', '1']]), 20_500)).toEqual({ publish: null, gap: null, resync: 'rest_snapshot', reason: 'stale_snapshot' });
+    sync.onSnapshotRequestSent(20_600);
+    expect(sync.onSnapshot(restSnapshot(19, [['100', '1']], [['101', '1']]), 21_000).publish?.lastUpdateId).toBe(20);
   });
 
   it('fetches a newer snapshot, without a gap record, when the snapshot is older than the buffered stream', () => {

@@ -289,6 +289,7 @@ export class BookKeeper {
     const { support, venue } = this.opts;
     if (support.snapshotRequest === undefined) throw new Error(`${venue}: book source rest without snapshotRequest`);
     const req = support.snapshotRequest(this.opts.restBaseUrl, instrument);
+    this.books.get(instrument)?.sync.onSnapshotRequestSent(this.opts.now());
     const res = await this.opts.rest.get(req, signal);
     this.opts.capture?.write({ t: res.receiveTime, kind: 'rest', conn: `${venue}/snapshot/${instrument}`, url: req.url, data: res.body });
     return res;

@@ -56,6 +56,13 @@ export interface BookSyncStats {
 
 const DEFAULT_CHECKSUM_DEPTH = 25;
 const DEFAULT_MAX_BUFFERED_UPDATES = 1000;
+/**
+ * source `rest`: a book whose snapshot request still waits its turn (hundreds of books share the
+ * venue's weight budget) keeps only the updates received this recently. The answer can only be
+ * newer than what arrived before the request left; the margin covers a venue answering from a
+ * slightly stale cache. Those it lacks make the snapshot stale, and it is fetched again.
+ */
+export const SNAPSHOT_WAIT_KEEP_MS = 5000;
 const NOTHING: BookSyncOutput = Object.freeze({ publish: null, gap: null, resync: null, reason: null });
 const APPLY: SequenceVerdict = Object.freeze({ kind: 'apply' });
 
@@ -88,6 +95,8 @@ export class BookSync {
   /** source `rest`: stream updates received while awaiting the snapshot, in arrival order. */
   private buffer: BookMessage[] = [];
   private snapshotRequested = false;
+  /** source `rest`: the pending request has left (onSnapshotRequestSent): keep every update from now on. */
+  private requestSent = false;
   /** A gap record was emitted and the book has not been synced since: no second record. */
   private gapOpen = false;
   /** Identity for gap records: the last message seen for this instrument. */
@@ -148,6 +157,7 @@ export class BookSync {
     this.lastSeen = m;
     const pending = this.buffer;
     this.buffer = [];
+    this.requestSent = false;
     this.loadSnapshot(m, true);
     let out = this.validate(m, now);
     let next = 0;
@@ -157,11 +167,21 @@ export class BookSync {
     return this.afterChange(out, now);
   }
 
+  /**
+   * source `rest`: the request for this book's snapshot leaves now. Until then the book keeps only
+   * the updates of the last SNAPSHOT_WAIT_KEEP_MS; from now until the answer, every update.
+   */
+  onSnapshotRequestSent(now: number): void {
+    this.requestSent = true;
+    this.dropOlderThan(now - SNAPSHOT_WAIT_KEEP_MS);
+  }
+
   /** The snapshot request failed or timed out; asks again (the caller paces retries). */
   onSnapshotFailed(reason: string, now: number): BookSyncOutput {
     if (this._state === 'synced') return NOTHING;
     this.counts.resyncs++;
     this.snapshotRequested = true;
+    this.requestSent = false;
     return { publish: null, gap: this.openGap('snapshot_failed', reason, now, now), resync: this.resyncKind(), reason: 'snapshot_failed' };
   }
 
@@ -176,6 +196,7 @@ export class BookSync {
     this.reset();
     this.buffer = [];
     this.snapshotRequested = false;
+    this.requestSent = false;
     return gap === null && held === null ? NOTHING : { publish: held, gap, resync: null, reason: null };
   }
 
@@ -192,9 +213,13 @@ export class BookSync {
       this.buffer = [m];
       this.counts.resyncs++;
       this.snapshotRequested = true;
+      this.requestSent = false;
       return { publish: null, gap: null, resync: 'rest_snapshot', reason: 'buffer_overflow' };
     }
     this.buffer.push(m);
+    // Waiting its turn, a book of hundreds would otherwise hold up to maxBuffered updates that the
+    // snapshot, taken later, makes useless (hundreds of MB across a venue's books at a start).
+    if (!this.requestSent) this.dropOlderThan(m.receiveTime - SNAPSHOT_WAIT_KEEP_MS);
     if (this.snapshotRequested) return NOTHING;
     this.snapshotRequested = true;
     // The first request of a book is no resync: `reason` stays null.
@@ -270,6 +295,13 @@ export class BookSync {
     return verdict.kind === 'gap' ? verdict.detail : null;
   }
 
+  /** Drops the oldest buffered updates, those received before `cutoff` (the newest always stays). */
+  private dropOlderThan(cutoff: number): void {
+    let n = 0;
+    while (n < this.buffer.length - 1 && this.buffer[n]!.receiveTime < cutoff) n++;
+    if (n > 0) this.buffer.splice(0, n);
+  }
+
   /** The REST snapshot predates the first buffered update: not a data gap, just fetch a newer one. */
   private refetchStaleSnapshot(m: BookMessage): BookSyncOutput {
     this.counts.staleSnapshots++;
@@ -277,6 +309,7 @@ export class BookSync {
     this.reset();
     this.buffer = [m];
     this.snapshotRequested = true;
+    this.requestSent = false;
     return { publish: null, gap: null, resync: 'rest_snapshot', reason: 'stale_snapshot' };
   }
 
@@ -288,6 +321,7 @@ export class BookSync {
       // A genuine stream update: it belongs to the stream the next snapshot is aligned with.
       this.buffer = [m];
       this.snapshotRequested = true;
+      this.requestSent = false;
     }
     return { publish: null, gap, resync: this.resyncKind(), reason };
   }
