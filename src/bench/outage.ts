@@ -12,7 +12,9 @@ import { median } from './stats.js';
  * is full, not grow with the outage), and then holds hot against the simulator's ground truth (this
  * decides whether the run failed): every trade missing after
  * the outage must lie in a hole the collector recorded (a hole nothing reports fails the run), and
- * after one repair nothing may be missing or duplicated. The simulated venues drop a client that
+ * after one repair nothing may be missing or duplicated. The replication daemon copies hot to a cold
+ * server meanwhile: `mprism integrity` must exit 1 before the repair and 0 after it (once replication
+ * has copied the refilled windows), and cold must then hold every trade sent, once. The simulated venues drop a client that
  * leaves 16 MiB unread, as the real ones do, so a paused collector loses its connections.
  * MPRISM_BENCH_RATE: total trades/s (default 500: what goes missing is refilled from the venues' history
  * within their rate limits, OKX 100 trades a page, and a higher rate makes the repair take long).
@@ -31,6 +33,8 @@ const DRAIN_IDLE_MS = 15_000;
 /** After the recovery, how long every trade stream has to catch up with the simulator (or be known broken). */
 const CATCH_UP_TIMEOUT_MS = 120_000;
 const REPAIR_VERIFY_TIMEOUT_MS = 120_000;
+/** After the repair, how long replication has to copy the refilled windows to cold before integrity must say ok. */
+const INTEGRITY_TIMEOUT_MS = 180_000;
 
 export interface OutageFigures {
   baselineRssMiB: number;
@@ -58,12 +62,14 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
       simulator: { tradesPerSecond: Math.max(1, Math.round(rate / STREAMS)), symbols: SYMBOLS.map((b) => `${b}USDT`) },
       collector: { venues },
     }),
+    cold: true,
   });
   try {
     const { config } = platform;
     const startedAt = Date.now();
     platform.spawn('simulator');
     platform.spawn('storage');
+    platform.spawn('replication');
     await platform.waitForSimulator();
     platform.spawn('collector');
     const collectorPid = platform.pids().get('collector') ?? -1;
@@ -134,6 +140,14 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
       if (health.answered) for (const c of (health.body as { connections?: unknown[] }).connections ?? []) print(`  collector connection: ${JSON.stringify(c)}`);
     }
     print(`after the outage: ${before.missing} trades missing, ${before.duplicates} duplicated; ${holes} trade holes recorded; ${silentlyMissing} missing outside every recorded hole`);
+    // The venues trade on (the comparisons look only at the ids sent until the pause): a platform
+    // whose streams stopped would fail integrity for that, not for the holes.
+    await fetch(platform.simUrl('/control/resume'), { method: 'POST' });
+
+    // What an operator's cron sees: `mprism integrity` must fail, naming the holes.
+    const since = `${Math.ceil((Date.now() - startedAt) / 60_000) + 5}m`;
+    const integrityBefore = await platform.integrity(since);
+    print(`mprism integrity --since ${since} before the repair: exit ${integrityBefore.status}; ${integrityBefore.problems.length} problems${integrityBefore.problems.length > 0 ? `, e.g. ${integrityBefore.problems[0]}` : ''}`);
 
     print('repairing (paced by the venues\' history rate limits: OKX pages 100 trades at a time)');
     const repairStart = Date.now();
@@ -146,10 +160,27 @@ export async function runOutageBench(print: (line: string) => void): Promise<Out
     const after = await platform.compareWithSent(sent);
     print(`after one repair (${actions.length} holes handled in ${elapsed().trim()}): ${after.missing} trades missing, ${after.duplicates} duplicated`);
 
+    // Replication copies the refilled windows to cold (its late-data check); integrity then says ok
+    // (a window whose refilled rows are not copied yet is pending to it, so cold is awaited too).
+    const integrityDeadline = Date.now() + INTEGRITY_TIMEOUT_MS;
+    let integrityAfter = await platform.integrity(since);
+    let cold = await platform.compareWithSent(sent, 'cold');
+    while ((integrityAfter.status !== 0 || cold.missing > 0) && Date.now() < integrityDeadline) {
+      await sleep(10_000);
+      platform.checkAlive();
+      integrityAfter = await platform.integrity(since);
+      cold = await platform.compareWithSent(sent, 'cold');
+    }
+    print(`mprism integrity after the repair: exit ${integrityAfter.status}${integrityAfter.problems.length > 0 ? `; ${integrityAfter.problems.slice(0, 5).join('; ')}` : ''}`);
+    print(`cold against the simulator: ${cold.missing} trades missing, ${cold.duplicates} duplicated`);
+
     const failures: string[] = [];
     if (behind.length > 0) failures.push(`${behind.length} trade streams not caught up, or with a break no trade closed, ${CATCH_UP_TIMEOUT_MS / 1000} s after the recovery`);
     if (silentlyMissing > 0) failures.push(`${silentlyMissing} trades missing that no recorded hole covers`);
     if (after.missing > 0 || after.duplicates > 0 || before.duplicates > 0) failures.push(`${after.missing} missing and ${Math.max(before.duplicates, after.duplicates)} duplicated after repair`);
+    if (before.missing > 0 && integrityBefore.status !== 1) failures.push(`mprism integrity exited ${integrityBefore.status} with ${before.missing} trades missing (1 expected)`);
+    if (integrityAfter.status !== 0) failures.push(`mprism integrity exited ${integrityAfter.status} ${INTEGRITY_TIMEOUT_MS / 1000} s after the repair`);
+    if (cold.missing > 0 || cold.duplicates > 0) failures.push(`cold: ${cold.missing} missing and ${cold.duplicates} duplicated`);
     const figures: OutageFigures = {
       baselineRssMiB: baselineRss,
       peakRssMiB: peakRss,

@@ -157,14 +157,20 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     // a hole nothing reports. Latency keeps being recorded meanwhile.
     const drainStart = Date.now();
     let catchingUp = true;
+    // Its failure is held until the catch-up is over: rejected unhandled, it would end the process
+    // and leave the servers running.
+    let pollFailure: unknown = null;
     const latencyPoller = (async () => {
       while (catchingUp) {
         await pollLatency();
         await sleep(POLL_MS);
       }
-    })();
-    const caughtUp = await platform.pauseCaughtUp(CATCH_UP_TIMEOUT_MS).finally(() => (catchingUp = false));
-    await latencyPoller;
+    })().catch((err: unknown) => void (pollFailure = err));
+    const caughtUp = await platform.pauseCaughtUp(CATCH_UP_TIMEOUT_MS).finally(async () => {
+      catchingUp = false;
+      await latencyPoller;
+    });
+    if (pollFailure !== null) throw pollFailure;
     const sent = caughtUp.sent;
     const expected = totalSent(sent);
     // Drain: hot catches up with everything the simulator sent.
@@ -180,6 +186,7 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
       } else if (Date.now() - lastGrowth > DRAIN_IDLE_MS) break;
       await sleep(POLL_MS);
     }
+    // From the end of the window until hot has everything: the collector's catch-up included.
     const drainSeconds = (Date.now() - drainStart) / 1000;
     const peak = new Map([...pids].map(([name, pid]) => [name, peakRssMiB(pid)]));
 
@@ -204,7 +211,9 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     const failure =
       missing > 0 || duplicates > 0 || caughtUp.behind.length > 0
         ? [
-            `${missing} trades missing (${silentlyMissing} of them outside the ${holes} trade holes the collector recorded${dropped}) and ${duplicates} duplicated of ${expected} sent`,
+            ...(missing > 0 || duplicates > 0
+              ? [`${missing} trades missing (${silentlyMissing} of them outside the ${holes} trade holes the collector recorded${dropped}) and ${duplicates} duplicated of ${expected} sent`]
+              : []),
             ...(caughtUp.behind.length > 0 ? [`streams neither caught up nor bounded after ${CATCH_UP_TIMEOUT_MS / 1000} s: ${caughtUp.behind.join('; ')}`] : []),
           ].join('; ')
         : null;

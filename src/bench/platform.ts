@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
 import { stringify } from 'yaml';
 import { sleep } from '../lib/backoff.js';
+import { errorMessage } from '../lib/errors.js';
 import { connectNats } from '../lib/bus/connection.js';
 import { ensureStreams } from '../lib/bus/streams.js';
 import type { Config, Venue } from '../lib/config/schema.js';
@@ -15,8 +16,9 @@ import { coverageFile, readCoverage, type PersistedStream } from '../lib/feeds/c
 import { createClickHouse, detectDialect, selectRows } from '../lib/store/client.js';
 import { ensureSchema } from '../lib/store/tables.js';
 import { daemonArgs } from '../lib/supervisor/daemon-command.js';
+import { PACKAGE_ROOT } from '../lib/paths.js';
 
-export type BenchDaemon = 'simulator' | 'collector' | 'storage';
+export type BenchDaemon = 'simulator' | 'collector' | 'storage' | 'replication';
 
 /** The four venues with both trades and books, and each one's symbol for a base coin. */
 export const VENUE_SYMBOLS: Record<Exclude<Venue, 'deribit_derivatives'>, (base: string) => string> = {
@@ -39,7 +41,7 @@ export function tradeAndBookVenues(bases: readonly string[]): Record<string, Ben
   for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: bases.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
   return venues;
 }
-export type BenchServer = 'nats' | 'clickhouse-hot';
+export type BenchServer = 'nats' | 'clickhouse-hot' | 'clickhouse-cold';
 
 /** The ports a bench platform runs on, all free ones picked at start. */
 export interface BenchPorts {
@@ -47,10 +49,13 @@ export interface BenchPorts {
   natsMonitor: number;
   clickhouseHttp: number;
   clickhouseTcp: number;
+  coldHttp: number;
+  coldTcp: number;
   redis: number;
   simulator: number;
   collector: number;
   storage: number;
+  replication: number;
 }
 
 export interface BenchPlatformOptions {
@@ -58,9 +63,14 @@ export interface BenchPlatformOptions {
   settings(ports: BenchPorts): Record<string, unknown>;
   /** Extra node arguments per daemon (e.g. a CPU profile). */
   nodeArgs?: (daemon: BenchDaemon) => string[];
+  /** Also a cold clickhouse-server (for the replication daemon and `mprism integrity`). */
+  cold?: boolean;
 }
 
 const STOP_TIMEOUT_MS = 15_000;
+const CLI_MAIN = join(PACKAGE_ROOT, 'dist', 'cli.js');
+/** `mprism integrity` that has not answered in this long is killed (and counts as a failed check). */
+const INTEGRITY_CLI_TIMEOUT_MS = 120_000;
 /** How long the simulator runs on to let the next trades close the breaks the collector knows of. */
 const RESUME_TO_CLOSE_BREAKS_MS = 3000;
 /** What the collector's coverage file (written every second) needs to show the last trades sent. */
@@ -111,6 +121,21 @@ interface RecordedHole {
   lastId: bigint | null;
 }
 
+/** Of every id from the first to the last sent, stream by stream, how many `database` lacks and how many it holds twice. */
+async function compareTier(client: ClickHouseClient, database: string, sent: readonly StreamSent[]): Promise<{ missing: number; duplicates: number }> {
+  let missing = 0;
+  let duplicates = 0;
+  for (const s of sent) {
+    const [r] = await selectRows<{ d: string; n: string }>(
+      client,
+      `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId} AND ${s.lastId}`,
+    );
+    missing += s.lastId - s.firstId + 1 - Number(r?.d ?? 0);
+    duplicates += Number(r?.n ?? 0) - Number(r?.d ?? 0);
+  }
+  return { missing, duplicates };
+}
+
 /** Ranges of ids in [first, last] that `present` lacks, with the event times of the trades on either side. */
 function missingRanges(s: StreamSent, present: ReadonlyMap<number, number>): { from: number; to: number; before: number | null; after: number | null }[] {
   const ranges: { from: number; to: number; before: number | null; after: number | null }[] = [];
@@ -152,6 +177,8 @@ export class BenchPlatform {
   private static readonly running = new Set<BenchPlatform>();
   private readonly children = new Map<BenchDaemon, ChildProcess>();
   private readonly serverPids = new Map<BenchServer, number>();
+  /** Every server a start was tried for: stopped at the end even if its start failed halfway. */
+  private readonly servers = new Set<BenchServer>();
 
   private constructor(
     readonly home: string,
@@ -166,9 +193,21 @@ export class BenchPlatform {
     const home = mkdtempSync(join(tmpdir(), 'mprism-bench-'));
     let config: Config | null = null;
     try {
-      const free = await freePorts(8);
+      const free = await freePorts(11);
       const port = (i: number) => free[i] as number;
-      const ports: BenchPorts = { nats: port(0), natsMonitor: port(1), clickhouseHttp: port(2), clickhouseTcp: port(3), redis: port(4), simulator: port(5), collector: port(6), storage: port(7) };
+      const ports: BenchPorts = {
+        nats: port(0),
+        natsMonitor: port(1),
+        clickhouseHttp: port(2),
+        clickhouseTcp: port(3),
+        redis: port(4),
+        simulator: port(5),
+        collector: port(6),
+        storage: port(7),
+        coldHttp: port(8),
+        coldTcp: port(9),
+        replication: port(10),
+      };
       const configFile = join(home, 'mprism.yaml');
       const settings = opts.settings(ports);
       const section = (name: string) => (settings[name] as Record<string, unknown> | undefined) ?? {};
@@ -177,11 +216,12 @@ export class BenchPlatform {
         stringify({
           ...settings,
           nats: { port: ports.nats, monitorPort: ports.natsMonitor, ...section('nats') },
-          clickhouse: { hot: { httpPort: ports.clickhouseHttp, tcpPort: ports.clickhouseTcp } },
+          clickhouse: { hot: { httpPort: ports.clickhouseHttp, tcpPort: ports.clickhouseTcp }, cold: { httpPort: ports.coldHttp, tcpPort: ports.coldTcp } },
           redis: { port: ports.redis },
           simulator: { port: ports.simulator, ...section('simulator') },
           collector: { port: ports.collector, ...section('collector') },
           storage: { port: ports.storage, ...section('storage') },
+          replication: { port: ports.replication, ...section('replication') },
         }),
       );
       const env = { ...process.env, MPRISM_HOME: home, MPRISM_CONFIG: configFile, MPRISM_LOG_LEVEL: 'warn', MPRISM_SIMULATE: '1' };
@@ -189,7 +229,8 @@ export class BenchPlatform {
       const platform = new BenchPlatform(home, config, env, ports, createClickHouse(config.clickhouse.hot), opts);
       try {
         // Both settled before anything is stopped: a server still starting would outlive stop().
-        const started = await Promise.allSettled([platform.startServer('nats'), platform.startServer('clickhouse-hot')]);
+        const servers: BenchServer[] = ['nats', 'clickhouse-hot', ...(opts.cold === true ? (['clickhouse-cold'] as const) : [])];
+        const started = await Promise.allSettled(servers.map((server) => platform.startServer(server)));
         for (const s of started) if (s.status === 'rejected') throw s.reason;
         const nc = await connectNats(config, 'bench');
         try {
@@ -199,6 +240,14 @@ export class BenchPlatform {
           await nc.close();
         }
         await ensureSchema(platform.ch, platform.database, await detectDialect(platform.ch));
+        if (opts.cold === true) {
+          const cold = createClickHouse(config.clickhouse.cold);
+          try {
+            await ensureSchema(cold, config.clickhouse.cold.database, await detectDialect(cold));
+          } finally {
+            await cold.close();
+          }
+        }
         BenchPlatform.running.add(platform);
         return platform;
       } catch (err) {
@@ -216,6 +265,7 @@ export class BenchPlatform {
   }
 
   async startServer(server: BenchServer): Promise<void> {
+    this.servers.add(server);
     const status = await startLocalServer(this.config, server);
     this.serverPids.set(server, status.pid ?? -1);
   }
@@ -347,18 +397,40 @@ export class BenchPlatform {
   }
 
   /** Ground truth, stream by stream: of every id from the first to the last sent, how many hot lacks and how many it holds twice. */
-  async compareWithSent(sent: readonly StreamSent[]): Promise<{ missing: number; duplicates: number }> {
-    let missing = 0;
-    let duplicates = 0;
-    for (const s of sent) {
-      const [r] = await selectRows<{ d: string; n: string }>(
-        this.ch,
-        `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${this.database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) BETWEEN ${s.firstId} AND ${s.lastId}`,
-      );
-      missing += s.lastId - s.firstId + 1 - Number(r?.d ?? 0);
-      duplicates += Number(r?.n ?? 0) - Number(r?.d ?? 0);
+  async compareWithSent(sent: readonly StreamSent[], tier: 'hot' | 'cold' = 'hot'): Promise<{ missing: number; duplicates: number }> {
+    const { client, database } = tier === 'hot' ? { client: this.ch, database: this.database } : { client: createClickHouse(this.config.clickhouse.cold), database: this.config.clickhouse.cold.database };
+    try {
+      return await compareTier(client, database, sent);
+    } finally {
+      if (tier === 'cold') await client.close();
     }
-    return { missing, duplicates };
+  }
+
+  /**
+   * `mprism integrity --json` against this platform, as an operator would run it: its exit status
+   * (0 ok, 1 problems) and report.
+   */
+  async integrity(since: string): Promise<{ status: number; ok: boolean; problems: string[] }> {
+    const child = spawn(process.execPath, [CLI_MAIN, 'integrity', '--since', since, '--json'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), INTEGRITY_CLI_TIMEOUT_MS);
+    const status = await new Promise<number>((resolve) => {
+      child.on('error', (e) => {
+        err += errorMessage(e);
+        resolve(-1);
+      });
+      child.on('close', (code) => resolve(code ?? -1));
+    }).finally(() => clearTimeout(timer));
+    try {
+      const report = JSON.parse(out) as { ok?: unknown; tables?: { table?: string; problems?: unknown[] }[]; problems?: unknown[] };
+      const problems = [...(report.problems ?? []).map(String), ...(report.tables ?? []).flatMap((t) => (t.problems ?? []).map((p) => `${t.table}: ${String(p)}`))];
+      return { status, ok: report.ok === true, problems };
+    } catch {
+      return { status, ok: false, problems: [`integrity printed no report (exit ${status}): ${(err || out).trim().slice(0, 500)}`] };
+    }
   }
 
   /**
@@ -423,7 +495,7 @@ export class BenchPlatform {
     try {
       await this.ch.close();
     } finally {
-      await Promise.allSettled([stopLocalServer(this.config, 'nats', STOP_TIMEOUT_MS), stopLocalServer(this.config, 'clickhouse-hot', STOP_TIMEOUT_MS)]);
+      await Promise.allSettled([...this.servers].map((server) => stopLocalServer(this.config, server, STOP_TIMEOUT_MS)));
       rmSync(this.home, { recursive: true, force: true });
     }
   }

@@ -68,7 +68,7 @@ export function continuityPolicy(dataType: DataType, opts: { contiguousTradeIds:
 /** A trade id below the newest one, this much later in time, is a new id sequence, not a replay. */
 export const ID_RESET_AFTER_MS = 60_000;
 
-/** Checkpoints a second apart, and how many are kept (this many seconds back). */
+/** Checkpoints at least a second apart, and how many are kept (at least this many seconds back). */
 const CHECKPOINT_EVERY_MS = 1000;
 const CHECKPOINTS = 300;
 
@@ -95,6 +95,7 @@ export class TradeMarkRing {
   private count = 0;
 
   constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`TradeMarkRing capacity ${capacity}: at least 1`);
     const size = Math.min(RING_INITIAL, capacity);
     this.eventTimes = new Float64Array(size);
     this.receivedAts = new Float64Array(size);

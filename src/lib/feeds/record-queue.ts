@@ -16,11 +16,11 @@ const RESUME_AT = 0.25;
 /**
  * About what a waiting record holds in memory, cheap to compute: a trade as the collector keeps it
  * (the record, its queue entry and its coverage entry) about 400 bytes (283 bytes measured in the
- * queue alone); a book about its encoded size, 2.6 kB for 50 levels a side (its levels are shared
- * with the live book until they change there).
+ * queue alone); a book 72 bytes a level besides the record (the `[price, quantity]` tuple `top()`
+ * makes and its slot; the strings are shared with the live book until they change there).
  */
 export function estimatedBytes(record: MarketRecord): number {
-  return record.dataType === 'orderbook' ? 250 + 24 * (record.bids.length + record.asks.length) : 400;
+  return record.dataType === 'orderbook' ? 250 + 72 * (record.bids.length + record.asks.length) : 400;
 }
 
 interface Entry {

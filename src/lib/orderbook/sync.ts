@@ -46,7 +46,7 @@ export interface BookSyncStats {
   staleSnapshots: number;
   /** Updates applied (snapshots not counted). */
   applied: number;
-  /** Updates skipped: already in the book, or dropped while waiting for a stream snapshot. */
+  /** Updates skipped: already in the book, dropped while waiting for a stream snapshot, or older than a waiting REST book keeps. */
   skipped: number;
   lastUpdateId: number | null;
   bidLevels: number;
@@ -168,8 +168,9 @@ export class BookSync {
   }
 
   /**
-   * source `rest`: the request for this book's snapshot leaves now. Until then the book keeps only
-   * the updates of the last SNAPSHOT_WAIT_KEEP_MS; from now until the answer, every update.
+   * source `rest`: the request for this book's snapshot is on its way (it may still wait for the
+   * venue's weight budget). Until then the book keeps only the updates of the last
+   * SNAPSHOT_WAIT_KEEP_MS; from now until the answer, every update. Times are receive times.
    */
   onSnapshotRequestSent(now: number): void {
     this.requestSent = true;
@@ -300,6 +301,7 @@ export class BookSync {
     let n = 0;
     while (n < this.buffer.length - 1 && this.buffer[n]!.receiveTime < cutoff) n++;
     if (n > 0) this.buffer.splice(0, n);
+    this.counts.skipped += n;
   }
 
   /** The REST snapshot predates the first buffered update: not a data gap, just fetch a newer one. */
@@ -383,8 +385,8 @@ export class BookSync {
       eventTime: m.eventTime,
       receiveTime: m.receiveTime,
       lastUpdateId: this.lastAppliedId ?? 0,
-      bestBidPrice: this.book.bestBid?.[0] ?? null,
-      bestAskPrice: this.book.bestAsk?.[0] ?? null,
+      bestBidPrice: top.bids[0]?.[0] ?? null,
+      bestAskPrice: top.asks[0]?.[0] ?? null,
       bids: top.bids,
       asks: top.asks,
     };
