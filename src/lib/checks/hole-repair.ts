@@ -3,6 +3,7 @@ import { backoffDelay, sleep } from '../backoff.js';
 import { connectNats } from '../bus/connection.js';
 import { Publisher } from '../bus/publisher.js';
 import { POLLED_DATA_TYPES, type Config, type Venue } from '../config/schema.js';
+import { groupBy } from '../group-by.js';
 import { errorMessage } from '../errors.js';
 import { CONTRACT_SIZED, recordInCoins } from '../exchanges/contracts.js';
 import { HistoryPagingError, pageHistory } from '../exchanges/history-paging.js';
@@ -315,14 +316,8 @@ export async function repairHoles(config: Config, opts: HoleRepairOptions): Prom
       else settle(hole, 'repaired', refilled.count, `refilled ${what}, verified in hot`);
     };
     // Venues side by side, each within its own share of its rate budget; a venue's holes one after another.
-    const byVenue = new Map<Venue, Hole[]>();
-    for (const hole of holes) {
-      const list = byVenue.get(hole.venue);
-      if (list === undefined) byVenue.set(hole.venue, [hole]);
-      else list.push(hole);
-    }
     const venueRuns = await Promise.allSettled(
-      [...byVenue.values()].map(async (venueHoles) => {
+      [...groupBy(holes, (h) => h.venue).values()].map(async (venueHoles) => {
         try {
           for (const hole of venueHoles) {
             if (abort.signal.aborted) return;

@@ -166,11 +166,14 @@ export class TradeMarkRing {
   }
 }
 
-/** The id as a number where it spells one exactly (a plain integer below 2^53); NaN otherwise. */
+/**
+ * The id as a number where it spells one exactly (a plain integer below 2^53, no leading zero: such
+ * a spelling is what String() gives back, so no string is made per trade to check); NaN otherwise.
+ */
 function numericId(id: string | null): number {
-  if (id === null || !/^\d{1,16}$/.test(id)) return Number.NaN;
+  if (id === null || !/^(?:0|[1-9]\d{0,15})$/.test(id)) return Number.NaN;
   const n = Number(id);
-  return Number.isSafeInteger(n) && String(n) === id ? n : Number.NaN;
+  return Number.isSafeInteger(n) ? n : Number.NaN;
 }
 
 const isId = (id: string | null): id is string => id !== null && /^\d+$/.test(id);

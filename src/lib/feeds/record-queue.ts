@@ -1,3 +1,4 @@
+import { groupBy } from '../group-by.js';
 import { subjectFor, type MarketRecord } from '../records.js';
 
 /**
@@ -78,7 +79,8 @@ export class RecordQueue {
       while (this.queue.length > 0) {
         const taken = this.queue;
         this.queue = [];
-        for (const [subject, entries] of groupBySubject(taken)) {
+        // By subject, each in arrival order; subjects in order of their first record.
+        for (const [subject, entries] of groupBy(taken, (e) => subjectFor(e.record))) {
           const records = entries.map((e) => e.record);
           const callbacks = new Map<MarketRecord, () => void>();
           for (const e of entries) if (e.onStored !== undefined) callbacks.set(e.record, e.onStored);
@@ -98,16 +100,4 @@ export class RecordQueue {
       this.pumping = null;
     }
   }
-}
-
-/** Entries by subject, each group in arrival order; groups in order of their first entry. */
-function groupBySubject(entries: readonly Entry[]): Map<string, Entry[]> {
-  const groups = new Map<string, Entry[]>();
-  for (const e of entries) {
-    const subject = subjectFor(e.record);
-    const group = groups.get(subject);
-    if (group === undefined) groups.set(subject, [e]);
-    else group.push(e);
-  }
-  return groups;
 }
