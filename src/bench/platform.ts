@@ -3,9 +3,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ClickHouseClient } from '@clickhouse/client';
+import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { sleep } from '../lib/backoff.js';
-import { errorMessage } from '../lib/errors.js';
 import { connectNats } from '../lib/bus/connection.js';
 import { ensureStreams } from '../lib/bus/streams.js';
 import type { Config, Venue } from '../lib/config/schema.js';
@@ -186,6 +186,8 @@ export class BenchPlatform {
     readonly env: NodeJS.ProcessEnv,
     readonly ports: BenchPorts,
     readonly ch: ClickHouseClient,
+    /** The cold server's client, when the platform has one (`cold`). */
+    private readonly coldCh: ClickHouseClient | null,
     private readonly opts: BenchPlatformOptions,
   ) {}
 
@@ -226,7 +228,7 @@ export class BenchPlatform {
       );
       const env = { ...process.env, MPRISM_HOME: home, MPRISM_CONFIG: configFile, MPRISM_LOG_LEVEL: 'warn', MPRISM_SIMULATE: '1' };
       config = loadConfig({ env });
-      const platform = new BenchPlatform(home, config, env, ports, createClickHouse(config.clickhouse.hot), opts);
+      const platform = new BenchPlatform(home, config, env, ports, createClickHouse(config.clickhouse.hot), opts.cold === true ? createClickHouse(config.clickhouse.cold) : null, opts);
       try {
         // Both settled before anything is stopped: a server still starting would outlive stop().
         const servers: BenchServer[] = ['nats', 'clickhouse-hot', ...(opts.cold === true ? (['clickhouse-cold'] as const) : [])];
@@ -240,14 +242,7 @@ export class BenchPlatform {
           await nc.close();
         }
         await ensureSchema(platform.ch, platform.database, await detectDialect(platform.ch));
-        if (opts.cold === true) {
-          const cold = createClickHouse(config.clickhouse.cold);
-          try {
-            await ensureSchema(cold, config.clickhouse.cold.database, await detectDialect(cold));
-          } finally {
-            await cold.close();
-          }
-        }
+        if (platform.coldCh !== null) await ensureSchema(platform.coldCh, config.clickhouse.cold.database, await detectDialect(platform.coldCh));
         BenchPlatform.running.add(platform);
         return platform;
       } catch (err) {
@@ -398,12 +393,9 @@ export class BenchPlatform {
 
   /** Ground truth, stream by stream: of every id from the first to the last sent, how many hot lacks and how many it holds twice. */
   async compareWithSent(sent: readonly StreamSent[], tier: 'hot' | 'cold' = 'hot'): Promise<{ missing: number; duplicates: number }> {
-    const { client, database } = tier === 'hot' ? { client: this.ch, database: this.database } : { client: createClickHouse(this.config.clickhouse.cold), database: this.config.clickhouse.cold.database };
-    try {
-      return await compareTier(client, database, sent);
-    } finally {
-      if (tier === 'cold') await client.close();
-    }
+    if (tier === 'hot') return compareTier(this.ch, this.database, sent);
+    if (this.coldCh === null) throw new Error('this bench platform has no cold server (start it with `cold: true`)');
+    return compareTier(this.coldCh, this.config.clickhouse.cold.database, sent);
   }
 
   /**
@@ -411,19 +403,11 @@ export class BenchPlatform {
    * (0 ok, 1 problems) and report.
    */
   async integrity(since: string): Promise<{ status: number; ok: boolean; problems: string[] }> {
-    const child = spawn(process.execPath, [CLI_MAIN, 'integrity', '--since', since, '--json'], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), INTEGRITY_CLI_TIMEOUT_MS);
-    const status = await new Promise<number>((resolve) => {
-      child.on('error', (e) => {
-        err += errorMessage(e);
-        resolve(-1);
-      });
-      child.on('close', (code) => resolve(code ?? -1));
-    }).finally(() => clearTimeout(timer));
+    // As tests/helpers/cli.ts runs the CLI: never throwing on a non-zero exit, killed at the timeout.
+    const r = await execa(process.execPath, [CLI_MAIN, 'integrity', '--since', since, '--json'], { env: this.env, reject: false, timeout: INTEGRITY_CLI_TIMEOUT_MS, stdin: 'ignore' });
+    const status = r.exitCode ?? -1;
+    const out = r.stdout;
+    const err = r.failed && r.exitCode === undefined ? r.message : r.stderr;
     try {
       const report = JSON.parse(out) as { ok?: unknown; tables?: { table?: string; problems?: unknown[] }[]; problems?: unknown[] };
       const problems = [...(report.problems ?? []).map(String), ...(report.tables ?? []).flatMap((t) => (t.problems ?? []).map((p) => `${t.table}: ${String(p)}`))];
@@ -493,7 +477,7 @@ export class BenchPlatform {
       }),
     );
     try {
-      await this.ch.close();
+      await Promise.all([this.ch.close(), this.coldCh?.close()]);
     } finally {
       await Promise.allSettled([...this.servers].map((server) => stopLocalServer(this.config, server, STOP_TIMEOUT_MS)));
       rmSync(this.home, { recursive: true, force: true });
