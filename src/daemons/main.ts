@@ -1,9 +1,9 @@
 import type { Daemon } from '../lib/daemon-context.js';
 import { runDaemon } from '../lib/daemon-runner.js';
-import { DAEMON_NAMES, type DaemonName } from '../lib/paths.js';
+import { DAEMON_NAMES, daemonKind, type DaemonKind, type DaemonName } from '../lib/paths.js';
 
-/** Entry point the supervisor spawns: `node dist/daemons/main.js <name>`. */
-const loaders: Record<DaemonName, () => Promise<Daemon>> = {
+/** Entry point the supervisor spawns: `node dist/daemons/main.js <name>` (storage-2... run the storage daemon). */
+const loaders: Record<DaemonKind, () => Promise<Daemon>> = {
   simulator: async () => (await import('./simulator/run.js')).simulator,
   storage: async () => (await import('./storage/run.js')).storage,
   replication: async () => (await import('./replication/run.js')).replication,
@@ -16,4 +16,4 @@ if (!DAEMON_NAMES.includes(name)) {
   process.stderr.write(`usage: main.js <${DAEMON_NAMES.join('|')}>\n`);
   process.exit(2);
 }
-process.exitCode = await runDaemon(name, await loaders[name]());
+process.exitCode = await runDaemon(name, await loaders[daemonKind(name)]());

@@ -9,13 +9,11 @@ import type { Daemon, HealthReport } from './daemon-context.js';
 import { errorMessage } from './errors.js';
 import { redisUrl } from './infra/endpoints.js';
 import { createLogger, type Logger } from './log.js';
-import { homePaths, type DaemonName } from './paths.js';
+import { daemonKind, daemonPort, homePaths, type DaemonName } from './paths.js';
 import { removeEntry, writeHeartbeat } from './registry.js';
 import { acquireLock, homeLockHints } from './supervisor/lock.js';
 
-export function daemonPort(config: Config, name: DaemonName): number {
-  return config[name].port;
-}
+export { daemonPort } from './paths.js';
 
 /** Daemons that serve their own HTTP (they need more routes than /health and /metrics). */
 const SERVES_OWN_PORT: ReadonlySet<DaemonName> = new Set(['simulator', 'brain']);
@@ -49,7 +47,8 @@ function serveHealthAndMetrics(port: number, metrics: Registry, health: () => Pr
 /** Heartbeats into the Redis registry; a Redis outage is logged and counted, never fatal. */
 function startHeartbeat(config: Config, name: DaemonName, log: Logger, metrics: Registry, healthy: () => Promise<boolean>) {
   const failures = new Counter({
-    name: `mprism_${name}_heartbeat_failures_total`,
+    // Metric names take the kind: `storage-2` is no valid name, and every storage instance exports the same series.
+    name: `mprism_${daemonKind(name)}_heartbeat_failures_total`,
     help: 'Registry heartbeats that could not be written to Redis',
     registers: [metrics],
   });
@@ -118,7 +117,7 @@ export async function runDaemon(name: DaemonName, daemon: Daemon): Promise<numbe
   process.on('SIGINT', () => stop('SIGINT'));
 
   const metrics = new Registry();
-  collectDefaultMetrics({ register: metrics, prefix: `mprism_${name}_` });
+  collectDefaultMetrics({ register: metrics, prefix: `mprism_${daemonKind(name)}_` });
   // Not healthy until the daemon has set up and installed its own provider: the supervisor's
   // health gate then means "initialized and connected", not merely "process started".
   let healthProvider: () => HealthReport | Promise<HealthReport> = () => ({ ok: false, state: 'initializing' });

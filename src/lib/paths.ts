@@ -5,12 +5,67 @@ import { fileURLToPath } from 'node:url';
 /** Root of the installed package (holds config/, dist/, bin/). */
 export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const INFRA_NAMES = ['nats', 'clickhouse-hot', 'clickhouse-cold', 'redis', 'postgres'] as const;
+/** The local NATS cluster's nodes: `nats` alone by default, `nats-2` and `nats-3` with nats.cluster.nodes 3. */
+export const NATS_NODE_NAMES = ['nats', 'nats-2', 'nats-3'] as const;
+export type NatsNodeName = (typeof NATS_NODE_NAMES)[number];
+
+export const INFRA_NAMES = [...NATS_NODE_NAMES, 'clickhouse-hot', 'clickhouse-cold', 'redis', 'postgres'] as const;
 export type InfraName = (typeof INFRA_NAMES)[number];
 
+/** Storage daemons one supervisor can run (storage.instances); each takes its own port, lock, pid and log. */
+export const STORAGE_INSTANCE_NAMES = ['storage', 'storage-2', 'storage-3', 'storage-4'] as const;
+export type StorageInstanceName = (typeof STORAGE_INSTANCE_NAMES)[number];
+
 /** Daemons in dependency (start) order; stop runs in reverse. */
-export const DAEMON_NAMES = ['simulator', 'storage', 'replication', 'collector', 'brain'] as const;
+export const DAEMON_NAMES = ['simulator', ...STORAGE_INSTANCE_NAMES, 'replication', 'collector', 'brain'] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
+/** What a daemon runs: every storage instance runs the storage daemon. */
+export type DaemonKind = 'simulator' | 'storage' | 'replication' | 'collector' | 'brain';
+
+export function isNatsNode(name: InfraName): name is NatsNodeName {
+  return (NATS_NODE_NAMES as readonly string[]).includes(name);
+}
+
+/** 0 for `nats`, 1 for `nats-2`...; the node's ports are the configured ones plus this. */
+export function natsNodeIndex(name: NatsNodeName): number {
+  return NATS_NODE_NAMES.indexOf(name);
+}
+
+function isStorageInstance(name: DaemonName): name is StorageInstanceName {
+  return (STORAGE_INSTANCE_NAMES as readonly string[]).includes(name);
+}
+
+/** 0 for `storage`, 1 for `storage-2`...; the instance listens on storage.port plus this. */
+export function storageInstanceIndex(name: StorageInstanceName): number {
+  return STORAGE_INSTANCE_NAMES.indexOf(name);
+}
+
+export function daemonKind(name: DaemonName): DaemonKind {
+  return isStorageInstance(name) ? 'storage' : (name as Exclude<DaemonName, StorageInstanceName>);
+}
+
+/** The HTTP port of a daemon (its /health and /metrics): storage instance k listens on storage.port + k. */
+export function daemonPort(config: { readonly [K in DaemonKind]: { readonly port: number } }, name: DaemonName): number {
+  const kind = daemonKind(name);
+  return config[kind].port + (kind === 'storage' ? storageInstanceIndex(name as StorageInstanceName) : 0);
+}
+
+/** The settings that decide which of the fixed names are in use. */
+export interface Deployment {
+  nats: { url: string | null; cluster: { nodes: number } };
+  storage: { instances: number };
+}
+
+/** Local NATS nodes beyond the configured count, and every node but the first of an external cluster, are not in use. */
+export function activeInfra(config: Deployment): InfraName[] {
+  const natsNodes = config.nats.url !== null ? 1 : config.nats.cluster.nodes;
+  return INFRA_NAMES.filter((name) => !isNatsNode(name) || natsNodeIndex(name) < natsNodes);
+}
+
+/** Daemons this home runs: storage instances beyond storage.instances are not in use. */
+export function activeDaemons(config: Deployment): DaemonName[] {
+  return DAEMON_NAMES.filter((name) => !isStorageInstance(name) || storageInstanceIndex(name) < config.storage.instances);
+}
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.MPRISM_HOME ?? join(homedir(), '.mprism'));

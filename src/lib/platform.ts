@@ -9,7 +9,7 @@ import { installMissing, locateBinaries, type BinaryInfo } from './infra/binarie
 import { isExternal } from './infra/endpoints.js';
 import { startLocalServer, stopLocalServer } from './infra/local-servers.js';
 import { probeInfra } from './infra/probe.js';
-import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from './paths.js';
+import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, activeDaemons, activeInfra, homePaths, type DaemonName, type InfraName } from './paths.js';
 import { terminate } from './process-util.js';
 import { provision, type ProvisionReport } from './provision.js';
 import { callSupervisor } from './supervisor/control.js';
@@ -33,7 +33,7 @@ export function splitNames(names: readonly string[]): { daemons: DaemonName[]; i
 
 /** Local servers this config needs (those without a configured URL). */
 export function localInfra(config: Config): InfraName[] {
-  return INFRA_NAMES.filter((n) => !isExternal(config, n));
+  return activeInfra(config).filter((n) => !isExternal(config, n));
 }
 
 export function ensureHomeLayout(config: Config): { created: boolean; configWritten: string | null } {
@@ -91,7 +91,7 @@ export async function ensureBinaries(config: Config, opts: { install: boolean; p
 export async function initPlatform(config: Config, opts: { install: boolean; progress: Progress }): Promise<InitReport> {
   const binaries = await ensureBinaries(config, opts);
   const layout = ensureHomeLayout(config);
-  const started = await ensureInfra(config, INFRA_NAMES, opts.progress, { stopStartedOnFailure: true });
+  const started = await ensureInfra(config, activeInfra(config), opts.progress, { stopStartedOnFailure: true });
   let report: ProvisionReport;
   try {
     opts.progress('creating streams, tables and schema');
@@ -188,9 +188,9 @@ export async function startPlatform(config: Config, opts: { names: string[]; sim
   const { daemons, infra } = splitNames(opts.names);
   const all = opts.names.length === 0;
   ensureHomeLayout(config);
-  const wantInfra = all ? [...INFRA_NAMES] : infra;
+  const wantInfra = all ? activeInfra(config) : infra;
   // Daemons need all infra; starting a single daemon still brings up what it depends on.
-  const infraToEnsure = all || daemons.length > 0 ? [...INFRA_NAMES] : wantInfra;
+  const infraToEnsure = all || daemons.length > 0 ? activeInfra(config) : wantInfra;
   await ensureInfra(config, infraToEnsure, opts.progress);
   const socket = homePaths(config.home).supervisorSocket;
   const watched = infraToEnsure.filter((n) => !isExternal(config, n));
@@ -204,7 +204,7 @@ export async function startPlatform(config: Config, opts: { names: string[]; sim
   }
   await provision(config);
   await ensureSupervisor(config);
-  const wanted = all ? DAEMON_NAMES.filter((n) => n !== 'simulator' || opts.simulate) : daemons;
+  const wanted = all ? activeDaemons(config).filter((n) => n !== 'simulator' || opts.simulate) : daemons;
   opts.progress(`starting ${wanted.join(', ')}`);
   // The supervisor takes over the servers just started and restarts them if they die.
   const result = await callSupervisor(socket, 'POST /start', { names: wanted, simulate: opts.simulate, infra: watched }, 600_000);

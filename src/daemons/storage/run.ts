@@ -71,7 +71,7 @@ export const storage: Daemon = async (ctx, config) => {
       },
     });
     try {
-      await runIngest({ stream, source, sink, batchSize: config.storage.batchSize, flushIntervalMs: config.storage.flushIntervalMs, metrics, status, log, signal });
+      await runIngest({ stream, source, sink, batchSize: config.storage.batchSize, flushIntervalMs: config.storage.flushIntervalMs, metrics, status, log, signal, ackWaitMs: spec.ackWaitMs });
     } finally {
       await source.close();
     }

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import { supervisorView } from '../checks/status.js';
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { DAEMON_NAMES, homePaths, type DaemonName } from '../paths.js';
+import { DAEMON_NAMES, activeDaemons, homePaths, type DaemonName } from '../paths.js';
 import { readRegistry, type RegistryEntry } from '../registry.js';
 import { callSupervisor } from '../supervisor/control.js';
 import type { DaemonStatus } from '../supervisor/state.js';
@@ -81,7 +81,7 @@ async function services(s: CoreSources): Promise<{ services: ServiceView[]; erro
   ]);
   if (!view.reachable) errors.push('supervisor: not running (showing its last saved state)');
   return {
-    services: DAEMON_NAMES.map((name) => ({
+    services: activeDaemons(s.config).map((name) => ({
       name,
       registry: registry.find((e) => e.name === name) ?? null,
       supervisor: view.snapshot?.daemons.find((d) => d.name === name) ?? null,

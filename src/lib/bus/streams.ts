@@ -2,6 +2,8 @@ import { nanos, RetentionPolicy, StorageType, DiscardPolicy, type JetStreamManag
 import type { Config } from '../config/schema.js';
 import { isJetStreamNotFound, JS_STREAM_NOT_FOUND } from './connection.js';
 import { DATA_TYPES } from '../config/schema.js';
+import { sleep } from '../backoff.js';
+import { MprismError, errorMessage } from '../errors.js';
 
 export const MARKET_DATA_STREAM = 'MARKET_DATA';
 export const ORDERBOOK_STREAM = 'ORDERBOOK_SNAP';
@@ -34,6 +36,11 @@ export function streamFor(dataType: string): string {
   return dataType === 'orderbook' ? ORDERBOOK_STREAM : MARKET_DATA_STREAM;
 }
 
+/** Replicas of each stream: one per node, at most 3 (R3 survives the loss of any one node). */
+export function streamReplicas(config: Config): number {
+  return Math.min(3, config.nats.cluster.nodes);
+}
+
 function desiredConfig(spec: StreamSpec, config: Config): Partial<StreamConfig> & { name: string } {
   const maxAgeMs = Math.round(streamMaxAgeHours(spec, config) * 3600_000);
   return {
@@ -46,6 +53,7 @@ function desiredConfig(spec: StreamSpec, config: Config): Partial<StreamConfig> 
     max_age: nanos(maxAgeMs),
     // The server refuses a duplicate window longer than the max age (nothing older is kept to compare).
     duplicate_window: nanos(Math.min(config.nats.duplicateWindowSeconds * 1000, maxAgeMs)),
+    num_replicas: streamReplicas(config),
   };
 }
 
@@ -61,6 +69,7 @@ export interface EnsureResult {
  * (nats-server 2.9 updates max_age without touching the stored messages younger than it).
  */
 export async function ensureStreams(jsm: JetStreamManager, config: Config): Promise<EnsureResult> {
+  await waitForJetStream(jsm);
   const result: EnsureResult = { created: [], updated: [], unchanged: [] };
   for (const spec of STREAM_SPECS) {
     const want = desiredConfig(spec, config);
@@ -77,7 +86,8 @@ export async function ensureStreams(jsm: JetStreamManager, config: Config): Prom
     const same =
       [...have.subjects].sort().join(',') === [...spec.subjects].sort().join(',') &&
       have.max_age === want.max_age &&
-      have.duplicate_window === want.duplicate_window;
+      have.duplicate_window === want.duplicate_window &&
+      have.num_replicas === want.num_replicas;
     if (same) {
       result.unchanged.push(spec.name);
     } else {
@@ -86,6 +96,32 @@ export async function ensureStreams(jsm: JetStreamManager, config: Config): Prom
     }
   }
   return result;
+}
+
+const JETSTREAM_WAIT_MS = 30_000;
+
+export class JetStreamUnavailableError extends MprismError {
+  override readonly code = 'unreachable';
+}
+
+/**
+ * Waits until JetStream answers its API. A freshly started cluster answers 503 (no responders) or
+ * "JetStream system temporarily unavailable" until its nodes have elected a meta leader; a
+ * stream created before that would fail.
+ */
+export async function waitForJetStream(jsm: JetStreamManager, timeoutMs = JETSTREAM_WAIT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await jsm.getAccountInfo();
+      return;
+    } catch (err) {
+      if (Date.now() >= deadline) {
+        throw new JetStreamUnavailableError(`JetStream does not answer after ${timeoutMs} ms (a cluster needs a majority of its nodes up to elect a meta leader): ${errorMessage(err)}`, { cause: err });
+      }
+      await sleep(250);
+    }
+  }
 }
 
 /** Durable name of storage's consumer on a stream; replication reads its progress too. */

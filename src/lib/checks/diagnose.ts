@@ -5,7 +5,8 @@ import type { Config } from '../config/schema.js';
 import { isExternal } from '../infra/endpoints.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
-import { DAEMON_NAMES, INFRA_NAMES, homePaths } from '../paths.js';
+import { activeDaemons, activeInfra, daemonPort, homePaths, isNatsNode } from '../paths.js';
+import { natsNodePorts } from '../infra/endpoints.js';
 import { inspectHomeLock } from '../supervisor/lock.js';
 import { collectStatus } from './status.js';
 import type { ProcessRow } from './status-types.js';
@@ -65,8 +66,11 @@ function listening(host: string, port: number): Promise<boolean> {
 /** Every port this home's local servers and daemons use, with the host each binds. */
 function configuredPorts(config: Config): { owner: string; host: string; port: number }[] {
   const ports: { owner: string; host: string; port: number }[] = [];
-  if (!isExternal(config, 'nats')) {
-    ports.push({ owner: 'nats', host: config.nats.host, port: config.nats.port }, { owner: 'nats (monitor)', host: config.nats.host, port: config.nats.monitorPort });
+  for (const name of activeInfra(config).filter(isNatsNode)) {
+    if (isExternal(config, name)) continue;
+    const p = natsNodePorts(config, name);
+    ports.push({ owner: name, host: config.nats.host, port: p.port }, { owner: `${name} (monitor)`, host: config.nats.host, port: p.monitorPort });
+    if (p.clusterPort !== null) ports.push({ owner: `${name} (cluster)`, host: config.nats.host, port: p.clusterPort });
   }
   for (const side of ['hot', 'cold'] as const) {
     if (isExternal(config, `clickhouse-${side}`)) continue;
@@ -75,7 +79,7 @@ function configuredPorts(config: Config): { owner: string; host: string; port: n
   }
   if (!isExternal(config, 'redis')) ports.push({ owner: 'redis', host: config.redis.host, port: config.redis.port });
   if (!isExternal(config, 'postgres')) ports.push({ owner: 'postgres', host: config.postgres.host, port: config.postgres.port });
-  for (const d of DAEMON_NAMES) ports.push({ owner: d, host: '127.0.0.1', port: config[d].port });
+  for (const d of activeDaemons(config)) ports.push({ owner: d, host: '127.0.0.1', port: daemonPort(config, d) });
   return ports;
 }
 
@@ -144,7 +148,7 @@ export async function runDiagnose(config: Config, opts: { invalidConfigFile?: st
     }
   }
 
-  const locks: LockCheck[] = ['supervisor', 'repair', ...DAEMON_NAMES].map((name) => {
+  const locks: LockCheck[] = ['supervisor', 'repair', ...activeDaemons(config)].map((name) => {
     const l = inspectHomeLock(config, name);
     if (l.state === 'stale') {
       findings.push(`stale lock for ${name}: ${l.reason}`);
@@ -177,7 +181,7 @@ export async function runDiagnose(config: Config, opts: { invalidConfigFile?: st
     }
   }
 
-  const infra = await Promise.all(INFRA_NAMES.map((n) => probeInfra(config, n, 3000)));
+  const infra = await Promise.all(activeInfra(config).map((n) => probeInfra(config, n, 3000)));
   for (const s of infra) {
     if (!s.up && (s.mode === 'external' || running.has(s.name))) {
       findings.push(`${s.name} (${s.mode}) unreachable at ${s.address}: ${s.error ?? 'no answer'}`);

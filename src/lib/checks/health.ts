@@ -4,7 +4,7 @@ import { redisUrl } from '../infra/endpoints.js';
 import { fetchDaemonHealth } from '../daemon-health.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
-import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName } from '../paths.js';
+import { activeDaemons, activeInfra, daemonPort, homePaths, type DaemonName } from '../paths.js';
 import { fetchRegistry } from '../registry.js';
 import { createClickHouse, selectRows } from '../store/client.js';
 import { ident, qualified, str } from '../store/sql.js';
@@ -57,8 +57,8 @@ async function daemonHealth(port: number): Promise<{ status: number | null; body
 }
 
 /** Daemons expected to run: the simulator only when the platform was started with --simulate. */
-function expectedDaemons(snap: SupervisorSnapshot | null): DaemonName[] {
-  return DAEMON_NAMES.filter((n) => n !== 'simulator' || snap?.simulate === true);
+function expectedDaemons(config: Config, snap: SupervisorSnapshot | null): DaemonName[] {
+  return activeDaemons(config).filter((n) => n !== 'simulator' || snap?.simulate === true);
 }
 
 async function registeredNames(config: Config): Promise<Set<string>> {
@@ -142,16 +142,16 @@ export async function checkHealth(config: Config, now = Date.now()): Promise<Hea
   if (supervisor.state !== 'running' && supervisor.state !== 'stopped') {
     problems.push(`supervisor ${supervisor.state}${supervisor.detail ? `: ${supervisor.detail}` : ''}; nothing restarts what dies until 'mprism repair'`);
   }
-  const infra = await Promise.all(INFRA_NAMES.map((n) => probeInfra(config, n, 3000)));
+  const infra = await Promise.all(activeInfra(config).map((n) => probeInfra(config, n, 3000)));
   for (const s of infra) if (!s.up) problems.push(`${s.name} down at ${s.address}${s.error ? `: ${s.error}` : ''}`);
 
-  const expected = expectedDaemons(view.snapshot);
+  const expected = expectedDaemons(config, view.snapshot);
   const registered = await registeredNames(config);
   const daemons: DaemonHealth[] = await Promise.all(
     expected.map(async (name) => {
-      const h = await daemonHealth(config[name].port);
+      const h = await daemonHealth(daemonPort(config, name));
       const ok = h.status === 200 && registered.has(name);
-      if (h.status === null) problems.push(`${name} not answering on port ${config[name].port}`);
+      if (h.status === null) problems.push(`${name} not answering on port ${daemonPort(config, name)}`);
       else if (h.status !== 200) problems.push(`${name} unhealthy (HTTP ${h.status})`);
       else if (!registered.has(name)) problems.push(`${name} has no heartbeat in the Redis registry`);
       const overload = overloadOf(h.body);

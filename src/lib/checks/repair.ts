@@ -1,6 +1,6 @@
 import type { Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
-import { DAEMON_NAMES, homePaths, type DaemonName, type InfraName } from '../paths.js';
+import { DAEMON_NAMES, activeDaemons, homePaths, type DaemonName, type InfraName } from '../paths.js';
 import { probeInfra } from '../infra/probe.js';
 import { ensureSupervisor, localInfra } from '../platform.js';
 import { callSupervisor } from '../supervisor/control.js';
@@ -116,7 +116,7 @@ async function processFacts(config: Config): Promise<ProcessFacts> {
   const infra = await Promise.all(
     localInfra(config).map(async (name) => ({ name, wanted: infraWanted(snap, name), up: (await probeInfra(config, name, 2000)).up })),
   );
-  const daemons = DAEMON_NAMES.map((name) => {
+  const daemons = activeDaemons(config).map((name) => {
     const d = snap?.daemons.find((x) => x.name === name);
     const lock = inspectHomeLock(config, name);
     return { name, wanted: d?.wanted ?? false, state: d?.state ?? null, detail: d?.detail ?? null, livePid: lock.state === 'live' ? lock.info.pid : null };

@@ -1,10 +1,10 @@
 import type { Config } from '../config/schema.js';
-import { displayAddress, infraUrl, isExternal, redisUrl } from '../infra/endpoints.js';
+import { displayAddress, infraUrl, isExternal, natsNodePorts, redisUrl } from '../infra/endpoints.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { localServerSpec } from '../infra/specs.js';
 import { readLeader } from '../brain/lease.js';
 import { readRegistry, withRedis } from '../registry.js';
-import { DAEMON_NAMES, INFRA_NAMES, homePaths, type InfraName } from '../paths.js';
+import { activeDaemons, activeInfra, daemonPort, homePaths, type InfraName } from '../paths.js';
 import { isAlive, readPidFile } from '../process-util.js';
 import { callSupervisor } from '../supervisor/control.js';
 import { inspectHomeLock, type LockState } from '../supervisor/lock.js';
@@ -59,7 +59,9 @@ export function judgeInfra(watched: InfraProcessStatus | undefined, runningPid: 
 function infraPort(config: Config, name: InfraName): number {
   switch (name) {
     case 'nats':
-      return config.nats.port;
+    case 'nats-2':
+    case 'nats-3':
+      return natsNodePorts(config, name).port;
     case 'clickhouse-hot':
       return config.clickhouse.hot.httpPort;
     case 'clickhouse-cold':
@@ -110,16 +112,16 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
   const sup = judgeSupervisor(supervisorUp, supLock, platformWanted(snapshot));
   processes.push(row('supervisor', 'supervisor', sup, supervisorUp ? snapshot!.pid : supLock.state === 'live' ? supLock.info.pid : null, null));
 
-  for (const name of DAEMON_NAMES) {
+  for (const name of activeDaemons(config)) {
     const d = snapshot?.daemons.find((x) => x.name === name);
     const lock = inspectHomeLock(config, name);
     const judged = judgeDaemon(d, supervisorUp, lock);
     const pid = supervisorUp && d ? d.pid : lock.state === 'live' ? lock.info.pid : null;
-    processes.push(row(name, 'daemon', judged, pid, config[name].port, d?.restarts ?? 0));
+    processes.push(row(name, 'daemon', judged, pid, daemonPort(config, name), d?.restarts ?? 0));
   }
   for (const p of processes) if (p.kind === 'daemon') p.heartbeatAgeSeconds = heartbeat.get(p.name) ?? null;
 
-  for (const name of INFRA_NAMES) {
+  for (const name of activeInfra(config)) {
     if (isExternal(config, name)) {
       processes.push(row(name, 'infra', { state: 'external', detail: displayAddress(infraUrl(config, name)) }, null, null));
       continue;

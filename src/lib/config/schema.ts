@@ -125,12 +125,27 @@ export type AlertRuleSeed = z.infer<typeof alertRuleSeed>;
 
 export const configSchema = z.strictObject({
   nats: z.strictObject({
-    url: externalUrl,
+    /** One URL, or a cluster's servers separated by commas: clients fail over between them. */
+    url: z
+      .string()
+      .refine((v) => v.split(',').every((u) => z.string().url().safeParse(u.trim()).success), 'must be a URL, or URLs separated by commas')
+      .nullable(),
     host,
+    /** Node k of a local cluster (k = 0, 1, 2) listens on port + k, monitorPort + k and cluster.port + k. */
     port,
     monitorPort: port,
     /** JetStream duplicate window for Msg-Id dedupe. */
     duplicateWindowSeconds: z.number().int().min(1),
+    cluster: z.strictObject({
+      /**
+       * Size of the JetStream cluster: local nodes started when url is null, else the external
+       * cluster's size. Streams get min(3, nodes) replicas. Two nodes would stop when either is lost.
+       */
+      nodes: z.union([z.literal(1), z.literal(3)], { error: 'must be 1 or 3 (a 2-node JetStream cluster stops when either node is lost)' }),
+      name: z.string().regex(/^[A-Za-z0-9_-]+$/, 'must be letters, digits, - or _'),
+      /** Route port of the first local node. */
+      port,
+    }),
   }),
   clickhouse: z.strictObject({ hot: clickhouseServer, cold: clickhouseServer }),
   redis: z.strictObject({ url: externalUrl, host, port }),
@@ -227,7 +242,10 @@ export const configSchema = z.strictObject({
     }),
   }),
   storage: z.strictObject({
+    /** Instance k (k = 0, 1...) listens on port + k. */
     port,
+    /** Storage daemons the supervisor runs here; they share one durable consumer per stream (a work queue). */
+    instances: z.number().int().min(1).max(4),
     batchSize: z.number().int().positive(),
     flushIntervalMs: z.number().int().positive(),
     /** Unacked messages of a storage that died are redelivered after this long. */

@@ -3,7 +3,7 @@ import { join, delimiter } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { MissingBinaryError, errorMessage } from '../errors.js';
-import { INFRA_NAMES, type InfraName } from '../paths.js';
+import { INFRA_NAMES, isNatsNode, type InfraName } from '../paths.js';
 
 export interface BinaryInfo {
   name: InfraName;
@@ -15,6 +15,8 @@ export interface BinaryInfo {
 /** Executable and Debian package per server kind; both ClickHouse instances run the same binary. */
 const BINARY: Record<InfraName, { executable: string; debianPackage: string }> = {
   nats: { executable: 'nats-server', debianPackage: 'nats-server' },
+  'nats-2': { executable: 'nats-server', debianPackage: 'nats-server' },
+  'nats-3': { executable: 'nats-server', debianPackage: 'nats-server' },
   'clickhouse-hot': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   'clickhouse-cold': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   redis: { executable: 'redis-server', debianPackage: 'redis-server' },
@@ -95,9 +97,9 @@ export function locateBinary(name: InfraName, search: SearchPaths = defaultSearc
   return { name, path: findExecutable(executable, [...search.path, ...search.extra]), debianPackage };
 }
 
-/** One entry per infra server, in INFRA_NAMES order. */
+/** One entry per infra server, in INFRA_NAMES order; the cluster's extra NATS nodes run the same binary as `nats`. */
 export function locateBinaries(search: SearchPaths = defaultSearchPaths()): BinaryInfo[] {
-  return INFRA_NAMES.map((name) => locateBinary(name, search));
+  return INFRA_NAMES.filter((name) => !isNatsNode(name) || name === 'nats').map((name) => locateBinary(name, search));
 }
 
 /** Runs a command, feeding each output line to `log`; resolves to its exit code (127 when it cannot start). */

@@ -1,9 +1,32 @@
 import type { ClickHouseServerConfig, Config } from '../config/schema.js';
-import type { InfraName } from '../paths.js';
+import { NATS_NODE_NAMES, natsNodeIndex, type InfraName, type NatsNodeName } from '../paths.js';
+import { urlHost } from './server-spec.js';
 
-/** Client URLs for each server: the configured external URL, else the local server's address. */
+/** A local NATS node's ports: node k uses the configured ones plus k; clusterPort null for a lone server. */
+export function natsNodePorts(c: Config, name: NatsNodeName): { port: number; monitorPort: number; clusterPort: number | null } {
+  const k = natsNodeIndex(name);
+  return {
+    port: c.nats.port + k,
+    monitorPort: c.nats.monitorPort + k,
+    clusterPort: c.nats.cluster.nodes > 1 ? c.nats.cluster.port + k : null,
+  };
+}
+
+/** The local nodes in use: `nats` alone, or all three of a local cluster. */
+export function localNatsNodes(c: Config): NatsNodeName[] {
+  return NATS_NODE_NAMES.slice(0, c.nats.cluster.nodes);
+}
+
+export function natsNodeUrl(c: Config, name: NatsNodeName): string {
+  return `nats://${urlHost(c.nats.host)}:${natsNodePorts(c, name).port}`;
+}
+
+/**
+ * Client URLs, comma-separated: the configured external URL(s), else every local node, so a
+ * client fails over to another node when the one it uses dies.
+ */
 export function natsUrl(c: Config): string {
-  return c.nats.url ?? `nats://${c.nats.host}:${c.nats.port}`;
+  return c.nats.url ?? localNatsNodes(c).map((name) => natsNodeUrl(c, name)).join(',');
 }
 
 export function clickhouseUrl(s: ClickHouseServerConfig): string {
@@ -22,6 +45,8 @@ export function postgresUrl(c: Config): string {
 export function isExternal(c: Config, name: InfraName): boolean {
   switch (name) {
     case 'nats':
+    case 'nats-2':
+    case 'nats-3':
       return c.nats.url !== null;
     case 'clickhouse-hot':
       return c.clickhouse.hot.url !== null;
@@ -37,7 +62,9 @@ export function isExternal(c: Config, name: InfraName): boolean {
 export function infraUrl(c: Config, name: InfraName): string {
   switch (name) {
     case 'nats':
-      return natsUrl(c);
+    case 'nats-2':
+    case 'nats-3':
+      return c.nats.url ?? natsNodeUrl(c, name);
     case 'clickhouse-hot':
       return clickhouseUrl(c.clickhouse.hot);
     case 'clickhouse-cold':

@@ -3,8 +3,8 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Config } from '../config/schema.js';
 import { ConfigError, UnreachableError, errorMessage } from '../errors.js';
-import type { InfraName } from '../paths.js';
-import { clickhouseUrl, displayAddress, infraUrl, isExternal, natsUrl, postgresUrl, redisUrl } from './endpoints.js';
+import type { InfraName, NatsNodeName } from '../paths.js';
+import { clickhouseUrl, displayAddress, infraUrl, isExternal, natsNodeUrl, natsUrl, postgresUrl, redisUrl } from './endpoints.js';
 import type { InfraStatus } from './local-servers.js';
 import { httpGet } from './http-get.js';
 import { findServerPid } from './server-spec.js';
@@ -48,9 +48,9 @@ function natsInfoVersion(host: string, port: number, timeoutMs: number): Promise
   });
 }
 
-async function probeNats(config: Config, timeoutMs: number): Promise<string> {
-  // A cluster URL may list several servers; one answering is enough.
-  const urls = natsUrl(config).split(',').map((u) => u.trim()).filter((u) => u.length > 0);
+async function probeNats(config: Config, name: NatsNodeName, timeoutMs: number): Promise<string> {
+  // An external cluster URL may list several servers, one answering is enough; a local node answers for itself.
+  const urls = (isExternal(config, name) ? natsUrl(config) : natsNodeUrl(config, name)).split(',').map((u) => u.trim()).filter((u) => u.length > 0);
   let lastError: unknown = new Error('no NATS URL configured');
   for (const raw of urls) {
     const url = new URL(raw.includes('://') ? raw : `nats://${raw}`);
@@ -122,7 +122,9 @@ async function probePostgres(config: Config, timeoutMs: number): Promise<string>
 function probeVersion(config: Config, name: InfraName, timeoutMs: number): Promise<string> {
   switch (name) {
     case 'nats':
-      return probeNats(config, timeoutMs);
+    case 'nats-2':
+    case 'nats-3':
+      return probeNats(config, name, timeoutMs);
     case 'clickhouse-hot':
     case 'clickhouse-cold':
       return probeClickHouse(config, name, timeoutMs);

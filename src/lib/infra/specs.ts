@@ -9,7 +9,9 @@ import { postgresServer } from './postgres-server.js';
 export function localServerSpec(config: Config, name: InfraName): LocalServerSpec {
   switch (name) {
     case 'nats':
-      return natsServer(config);
+    case 'nats-2':
+    case 'nats-3':
+      return natsServer(config, name);
     case 'clickhouse-hot':
     case 'clickhouse-cold':
       return clickhouseServer(config, name);

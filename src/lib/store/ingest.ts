@@ -88,6 +88,12 @@ export interface IngestOptions {
   /** On abort the messages in hand are still written (or nak'ed if that fails), then ingest returns. */
   signal: AbortSignal;
   now?: () => number;
+  /**
+   * The consumer's ack wait. An insert still running after a third of it marks its messages in
+   * progress, so JetStream does not hand them to another storage instance meanwhile: two
+   * instances inserting the same rows at once would both pass the key check.
+   */
+  ackWaitMs?: number;
 }
 
 /** Messages taken from the source at once, at most. */
@@ -191,8 +197,12 @@ async function writeBatch(o: IngestOptions, batch: readonly Delivery[], now: () 
   const rows = batch.flatMap((d) => d.rows);
   for (let attempt = 0; batch.length > 0; attempt++) {
     const timer = metrics.batchSeconds.startTimer({ stream });
+    const inProgress =
+      o.ackWaitMs === undefined ? null : setInterval(() => batch.forEach(({ message }) => message.working()), Math.max(100, o.ackWaitMs / 3));
     try {
-      const r = await o.sink.insert(rows);
+      const r = await o.sink.insert(rows).finally(() => {
+        if (inProgress !== null) clearInterval(inProgress);
+      });
       timer();
       metrics.inserted.inc({ stream }, r.inserted);
       metrics.skipped.inc({ stream }, r.skipped);

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { PACKAGE_ROOT, type DaemonName } from '../paths.js';
+import { PACKAGE_ROOT, daemonKind, type DaemonKind, type DaemonName } from '../paths.js';
 
 const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
 
@@ -10,7 +10,7 @@ const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
  * collection, and a smaller young generation, keep it near what it holds (about 170 to 210 MiB)
  * for more collector CPU in GC (about 3% of its time went to full collections).
  */
-export const DAEMON_NODE_ARGS: Readonly<Record<DaemonName, readonly string[]>> = {
+export const DAEMON_NODE_ARGS: Readonly<Record<DaemonKind, readonly string[]>> = {
   simulator: [],
   storage: [],
   replication: [],
@@ -20,5 +20,5 @@ export const DAEMON_NODE_ARGS: Readonly<Record<DaemonName, readonly string[]>> =
 
 /** The node arguments that run `name` (after any the caller puts first, such as a profiler's). */
 export function daemonArgs(name: DaemonName): string[] {
-  return [...DAEMON_NODE_ARGS[name], DAEMON_MAIN, name];
+  return [...DAEMON_NODE_ARGS[daemonKind(name)], DAEMON_MAIN, name];
 }

@@ -2,7 +2,7 @@ import { linkSync, readFileSync, renameSync, unlinkSync, writeFileSync, mkdirSyn
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { LockHeldError } from '../errors.js';
-import { DAEMON_NAMES, homePaths, type DaemonName } from '../paths.js';
+import { DAEMON_NAMES, daemonPort, homePaths, type DaemonName } from '../paths.js';
 import { isAlive, processCommand, processStartTime, readPidFile } from '../process-util.js';
 import { holdsSocket, listeningInodes, listeningPid } from './port-owner.js';
 
@@ -97,7 +97,7 @@ export function inspectLock(file: string, hints?: LockHolderHints): LockState {
 export function homeLockHints(config: Config, name: string): LockHolderHints {
   const pidFile = homePaths(config.home).pidFile(name);
   if ((DAEMON_NAMES as readonly string[]).includes(name)) {
-    return { pidFile, port: config[name as DaemonName].port, command: `daemons/main.js ${name}` };
+    return { pidFile, port: daemonPort(config, name as DaemonName), command: `daemons/main.js ${name}` };
   }
   if (name === 'supervisor') return { pidFile, command: 'daemons/supervisor/main.js' };
   return {};

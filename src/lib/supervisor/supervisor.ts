@@ -9,7 +9,7 @@ import { startLocalServer } from '../infra/local-servers.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { localServerSpec } from '../infra/specs.js';
 import type { Logger } from '../log.js';
-import { DAEMON_NAMES, INFRA_NAMES, homePaths, type DaemonName, type InfraName } from '../paths.js';
+import { DAEMON_NAMES, INFRA_NAMES, activeDaemons, activeInfra, homePaths, type DaemonName, type InfraName } from '../paths.js';
 import { isAlive, processStartTime, writeFileAtomic } from '../process-util.js';
 import { inspectHomeLock, type LockState } from './lock.js';
 import { fetchDaemonHealth } from '../daemon-health.js';
@@ -127,13 +127,14 @@ export class Supervisor {
   ) {
     this.paths = homePaths(config.home);
     this.watchIntervalMs = opts.watchIntervalMs ?? 1000;
-    for (const name of DAEMON_NAMES) {
+    // Storage instances beyond storage.instances are not in use: a request naming one is ignored like an unknown name.
+    for (const name of activeDaemons(config)) {
       this.daemons.set(name, {
         name, state: 'stopped', pid: null, startedAt: null, restarts: 0, fastFailures: 0, lastExit: null,
         detail: null, port: daemonPort(config, name), wanted: false, adopted: false, proc: null, restartTimer: null, simulate: false,
       });
     }
-    for (const name of INFRA_NAMES) {
+    for (const name of activeInfra(config)) {
       if (isExternal(config, name)) continue;
       this.infra.set(name, {
         name, state: 'stopped', pid: null, startedAt: null, restarts: 0, fastFailures: 0, lastExit: null, detail: null,
@@ -223,7 +224,11 @@ export class Supervisor {
         failed.push({ name, reason: 'supervisor is shutting down' });
         break;
       }
-      const d = this.daemons.get(name)!;
+      const d = this.daemons.get(name);
+      if (!d) {
+        failed.push({ name, reason: `not in use here: storage.instances is ${this.config.storage.instances}` });
+        break;
+      }
       if (d.state === 'running' && SIMULATE_AWARE.has(name) && d.simulate !== this.simulate) {
         this.log.info({ name }, 'restarting to switch to simulate mode');
         await this.doStop([name], 10_000);
@@ -275,7 +280,8 @@ export class Supervisor {
 
   private async doStop(names: readonly DaemonName[], timeoutMs: number): Promise<void> {
     for (const name of [...DAEMON_NAMES].reverse().filter((n) => names.includes(n))) {
-      const d = this.daemons.get(name)!;
+      const d = this.daemons.get(name);
+      if (!d) continue; // not in use: nothing of ours runs under that name
       d.wanted = false;
       if (d.restartTimer) clearTimeout(d.restartTimer);
       d.restartTimer = null;

@@ -7,7 +7,7 @@ import type { ClickHouseServerConfig, Config } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
-import { INFRA_NAMES, type InfraName } from '../paths.js';
+import { INFRA_NAMES, activeInfra, isNatsNode, type InfraName } from '../paths.js';
 import { createClickHouse, type ClickHouseClient } from '../store/client.js';
 import { str } from '../store/sql.js';
 import { TABLES } from '../store/tables.js';
@@ -61,6 +61,8 @@ export interface TuiSnapshot {
 export interface TuiSources {
   status(): Promise<StatusReport>;
   probe(name: InfraName): Promise<InfraStatus>;
+  /** The servers to probe (activeInfra of the config); default: a single NATS node and the rest. */
+  infraNames?: readonly InfraName[];
   /** table -> row count on one side. */
   rowCounts(side: Side): Promise<Map<string, number>>;
   replication(): Promise<ReplicationView>;
@@ -179,6 +181,7 @@ export function liveSources(config: Config): TuiSources & { close(): Promise<voi
   return {
     status: () => collectStatus(config),
     probe: (name) => probeInfra(config, name, SOURCE_TIMEOUT_MS / 2),
+    infraNames: activeInfra(config),
     rowCounts: (side) => partRows(clients[side], config.clickhouse[side]),
     replication: async () => {
       const answer = await fetchDaemonHealth(config.replication.port, SOURCE_TIMEOUT_MS);
@@ -236,7 +239,7 @@ export class TuiDataStore {
     const at = this.sources.now();
     const [status, infra, hot, cold, replication, alerts, init] = await Promise.all([
       attempt('status', () => this.sources.status()),
-      Promise.all(INFRA_NAMES.map((name) => this.sources.probe(name))),
+      Promise.all((this.sources.infraNames ?? INFRA_NAMES.filter((n) => !isNatsNode(n) || n === 'nats')).map((name) => this.sources.probe(name))),
       attempt('clickhouse-hot', () => this.sources.rowCounts('hot')),
       attempt('clickhouse-cold', () => this.sources.rowCounts('cold')),
       attempt('replication', () => this.sources.replication()),

@@ -6,7 +6,7 @@ import type { StreamHealth } from '../../feeds/stream-health.js';
 import { fetchDaemonHealth } from '../../daemon-health.js';
 import { isObject } from '../../json-guards.js';
 import { probeInfra } from '../../infra/probe.js';
-import { INFRA_NAMES, type DaemonName } from '../../paths.js';
+import { activeInfra, daemonPort, type DaemonName } from '../../paths.js';
 import { judgeSupervisor, supervisorView } from '../../checks/status.js';
 import { createClickHouse } from '../../store/client.js';
 import { listHoles } from '../../store/holes.js';
@@ -132,7 +132,7 @@ export class ConditionGatherer {
         };
       }
       case 'infra_down': {
-        const statuses = await Promise.all(INFRA_NAMES.map((name) => probeInfra(config, name, SOURCE_TIMEOUT_MS)));
+        const statuses = await Promise.all(activeInfra(config).map((name) => probeInfra(config, name, SOURCE_TIMEOUT_MS)));
         return () => judgeInfra(statuses);
       }
       case 'disk_usage': {
@@ -204,7 +204,7 @@ export class ConditionGatherer {
     const health = new Map<string, { status: number | null; error: string | null }>();
     await Promise.all(
       watched.map(async (d) => {
-        const answer = await fetchDaemonHealth(config[d.name as DaemonName].port, SOURCE_TIMEOUT_MS);
+        const answer = await fetchDaemonHealth(daemonPort(config, d.name as DaemonName), SOURCE_TIMEOUT_MS);
         health.set(d.name, answer.answered ? { status: answer.status, error: null } : { status: null, error: answer.error });
       }),
     );
