@@ -8,8 +8,8 @@ _mprism() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
 
     local commands="init start stop restart status tui health integrity repair backfill diagnose clean logs alerts tasks completion help"
-    local daemons="simulator storage replication collector brain"
-    local infra="nats clickhouse-hot clickhouse-cold redis postgres"
+    local daemons="simulator storage storage-2 storage-3 storage-4 replication collector brain"
+    local infra="nats nats-2 nats-3 clickhouse-hot clickhouse-cold redis postgres"
 
     # The subcommand is the first word after `mprism` that is not an option.
     cmd=""

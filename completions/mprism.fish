@@ -2,8 +2,8 @@
 #   mprism completion fish > ~/.config/fish/completions/mprism.fish
 
 set -l commands init start stop restart status tui health integrity repair backfill diagnose clean logs alerts tasks completion help
-set -l daemons simulator storage replication collector brain
-set -l infra nats clickhouse-hot clickhouse-cold redis postgres
+set -l daemons simulator storage storage-2 storage-3 storage-4 replication collector brain
+set -l infra nats nats-2 nats-3 clickhouse-hot clickhouse-cold redis postgres
 
 complete -c mprism -f
 complete -c mprism -n "not __fish_seen_subcommand_from $commands" -s h -l help -d 'Show help'

@@ -23,8 +23,8 @@ _mprism() {
         'completion:print a shell completion script'
         'help:show help for a command'
     )
-    daemons=(simulator storage replication collector brain)
-    infra=(nats clickhouse-hot clickhouse-cold redis postgres)
+    daemons=(simulator storage storage-2 storage-3 storage-4 replication collector brain)
+    infra=(nats nats-2 nats-3 clickhouse-hot clickhouse-cold redis postgres)
 
     local curcontext="$curcontext" state line
     typeset -A opt_args

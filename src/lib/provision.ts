@@ -25,7 +25,8 @@ export async function provision(config: Config): Promise<ProvisionReport> {
   const nc = await connectNats(config, 'provision');
   let streams;
   try {
-    streams = await ensureStreams(await nc.jetstreamManager(), config);
+    // No API check here: a cluster just started answers only once it has a meta leader, which ensureStreams waits for.
+    streams = await ensureStreams(await nc.jetstreamManager({ checkAPI: false }), config);
   } finally {
     await nc.close();
   }

@@ -4,10 +4,11 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { loadConfig } from '../../src/lib/config/load.js';
 import type { Config } from '../../src/lib/config/schema.js';
-import { INFRA_NAMES, type InfraName } from '../../src/lib/paths.js';
+import { activeInfra, type InfraName } from '../../src/lib/paths.js';
 import { isExternal } from '../../src/lib/infra/endpoints.js';
 import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
 import { freePorts } from '../../src/lib/infra/free-port.js';
+import { portProblem } from '../../src/lib/infra/server-spec.js';
 
 export interface TestInfra {
   /** Temporary MPRISM_HOME, removed by stop(). */
@@ -33,7 +34,7 @@ const STOP_TIMEOUT_MS = 10_000;
 
 /**
  * A private MPRISM_HOME under os.tmpdir() with a config whose every port is free, and the requested
- * local servers (default: all five) started in parallel. Never touches ~/.mprism or default ports.
+ * local servers (default: all the config uses) started in parallel. Never touches ~/.mprism or default ports.
  */
 export async function startTestInfra(opts: { servers?: InfraName[]; overrides?: Plain } = {}): Promise<TestInfra> {
   const home = mkdtempSync(join(tmpdir(), 'mprism-test-'));
@@ -61,7 +62,7 @@ export async function startTestInfra(opts: { servers?: InfraName[]; overrides?: 
     rmSync(home, { recursive: true, force: true });
     throw err;
   }
-  const local = INFRA_NAMES.filter((name) => !isExternal(config, name));
+  const local = activeInfra(config).filter((name) => !isExternal(config, name));
   let stopping: Promise<void> | null = null;
   const stop = () =>
     (stopping ??= (async () => {
@@ -71,7 +72,7 @@ export async function startTestInfra(opts: { servers?: InfraName[]; overrides?: 
       if (failed) throw failed.reason;
     })());
 
-  const wanted = (opts.servers ?? [...INFRA_NAMES]).filter((name) => local.includes(name));
+  const wanted = (opts.servers ?? local).filter((name) => local.includes(name));
   const started = await Promise.allSettled(wanted.map((name) => startLocalServer(config, name)));
   const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) {
@@ -79,4 +80,22 @@ export async function startTestInfra(opts: { servers?: InfraName[]; overrides?: 
     throw failed.reason;
   }
   return { home, configFile, config, env, stop };
+}
+
+/**
+ * `runs` bases, each the first of `length` consecutive free ports on 127.0.0.1, the runs not
+ * overlapping (a local NATS cluster's node k listens on each configured port + k).
+ */
+export async function freePortRuns(runs: number, length: number): Promise<number[]> {
+  const bases: number[] = [];
+  for (let attempt = 0; bases.length < runs; attempt++) {
+    if (attempt > 200) throw new Error(`no ${runs} runs of ${length} free ports found`);
+    // Below the kernel's ephemeral range (32768 up), where outgoing connections would take them.
+    const base = 20_000 + Math.floor(Math.random() * 12_000);
+    const taken = bases.some((b) => Math.abs(b - base) < length);
+    if (taken) continue;
+    const problems = await Promise.all(Array.from({ length }, (_, k) => portProblem('127.0.0.1', base + k)));
+    if (problems.every((p) => p === null)) bases.push(base);
+  }
+  return bases;
 }

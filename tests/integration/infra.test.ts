@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 import { freePort } from '../../src/lib/infra/free-port.js';
-import { INFRA_NAMES, homePaths, type InfraName } from '../../src/lib/paths.js';
+import { activeInfra, homePaths, type InfraName } from '../../src/lib/paths.js';
 import { probeInfra, ensurePostgresDatabase } from '../../src/lib/infra/probe.js';
 import { LocalServerError, startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
 import { localServerSpec } from '../../src/lib/infra/specs.js';
@@ -40,7 +40,7 @@ describe('local infra servers', () => {
   });
 
   it('starts all five: each answers its probe with a version and records its pid', async () => {
-    const statuses = await Promise.all(INFRA_NAMES.map((name) => probeInfra(infra.config, name)));
+    const statuses = await Promise.all(activeInfra(infra.config).map((name) => probeInfra(infra.config, name)));
     for (const status of statuses) {
       expect(status, JSON.stringify(status)).toMatchObject({ mode: 'local', up: true, error: null });
       expect(status.version).toMatch(VERSION);
@@ -58,11 +58,11 @@ describe('local infra servers', () => {
     expect(existsSync(join(paths.dataDir('clickhouse-hot'), 'config.xml'))).toBe(true);
     expect(existsSync(join(paths.dataDir('postgres'), 'PG_VERSION'))).toBe(true);
     expect(existsSync(join(paths.dataDir('nats'), 'jetstream'))).toBe(true);
-    for (const name of INFRA_NAMES) expect(existsSync(paths.logFile(name)), name).toBe(true);
+    for (const name of activeInfra(infra.config)) expect(existsSync(paths.logFile(name)), name).toBe(true);
   });
 
   it('is idempotent: starting again returns the running servers with the same pids', async () => {
-    const again = await Promise.all(INFRA_NAMES.map((name) => startLocalServer(infra.config, name)));
+    const again = await Promise.all(activeInfra(infra.config).map((name) => startLocalServer(infra.config, name)));
     for (const status of again) {
       expect(status.up).toBe(true);
       expect(status.pid).toBe(pids.get(status.name));
@@ -98,17 +98,17 @@ describe('local infra servers', () => {
   });
 
   it('stops each server: no process left, port free, pid file gone; stopping again reports nothing ran', async () => {
-    const stopped = await Promise.all(INFRA_NAMES.map((name) => stopLocalServer(infra.config, name, 10_000)));
-    expect(stopped).toEqual(INFRA_NAMES.map(() => true));
-    for (const name of INFRA_NAMES) {
+    const stopped = await Promise.all(activeInfra(infra.config).map((name) => stopLocalServer(infra.config, name, 10_000)));
+    expect(stopped).toEqual(activeInfra(infra.config).map(() => true));
+    for (const name of activeInfra(infra.config)) {
       const spec = localServerSpec(infra.config, name);
       expect(isAlive(pids.get(name) as number), name).toBe(false);
       expect(existsSync(spec.pidFile), name).toBe(false);
       for (const p of spec.ports) expect(await portProblem(p.host, p.port), `${name} ${p.setting}`).toBeNull();
       expect((await probeInfra(infra.config, name, 500)).up).toBe(false);
     }
-    expect(await Promise.all(INFRA_NAMES.map((name) => stopLocalServer(infra.config, name, 1000)))).toEqual(
-      INFRA_NAMES.map(() => false),
+    expect(await Promise.all(activeInfra(infra.config).map((name) => stopLocalServer(infra.config, name, 1000)))).toEqual(
+      activeInfra(infra.config).map(() => false),
     );
   });
 });
@@ -165,7 +165,7 @@ describe('external infra', () => {
     });
     try {
       const started = Date.now();
-      const statuses = await Promise.all(INFRA_NAMES.map((name) => probeInfra(infra.config, name, 1000)));
+      const statuses = await Promise.all(activeInfra(infra.config).map((name) => probeInfra(infra.config, name, 1000)));
       expect(Date.now() - started).toBeLessThan(5000);
       for (const s of statuses) {
         expect(s, JSON.stringify(s)).toMatchObject({ mode: 'external', up: false, pid: null, version: null });

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INFRA_NAMES, DAEMON_NAMES, type InfraName } from '../../src/lib/paths.js';
+import { activeDaemons, activeInfra, daemonPort, type DaemonName, type InfraName } from '../../src/lib/paths.js';
 import { probeInfra } from '../../src/lib/infra/probe.js';
 import { isAlive } from '../../src/lib/process-util.js';
 import { provision } from '../../src/lib/provision.js';
@@ -17,7 +17,8 @@ import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
  */
 let infra: TestInfra;
 let sup: Supervisor;
-const daemons = [...DAEMON_NAMES];
+let daemons: DaemonName[];
+let infraNames: InfraName[];
 
 async function healthy(port: number): Promise<boolean> {
   try {
@@ -53,6 +54,8 @@ beforeAll(async () => {
     },
   });
   await provision(infra.config);
+  daemons = activeDaemons(infra.config);
+  infraNames = activeInfra(infra.config);
   sup = new Supervisor(infra.config, pino({ level: process.env.MPRISM_TEST_LOG ?? 'silent' }), { watchIntervalMs: 200 });
 }, 180_000);
 
@@ -63,10 +66,10 @@ afterAll(async () => {
 
 describe('self-healing of local servers', () => {
   it('takes over running servers and starts the daemons', async () => {
-    const result = await sup.start(daemons, true, [...INFRA_NAMES]);
+    const result = await sup.start(daemons, true, infraNames);
     expect(result.failed).toEqual([]);
     // The servers were already up (started by the test): watched, not started again.
-    expect(result.actions.filter((a) => (INFRA_NAMES as readonly string[]).includes(a.name))).toEqual(INFRA_NAMES.map((name) => ({ name, action: 'running' })));
+    expect(result.actions.filter((a) => (infraNames as readonly string[]).includes(a.name))).toEqual(infraNames.map((name) => ({ name, action: 'running' })));
     expect(result.infra.every((i) => i.state === 'running' && i.pid !== null && i.wanted)).toBe(true);
     await eventually('trades in hot', async () => (await tradesInHot()) > 0, 60_000, 500);
   }, 120_000);
@@ -84,7 +87,7 @@ describe('self-healing of local servers', () => {
       expect((await probeInfra(infra.config, name, 3000)).up).toBe(true);
 
       for (const d of daemons) {
-        await eventually(`${d} healthy after ${name} came back`, () => healthy(infra.config[d].port), 90_000, 500);
+        await eventually(`${d} healthy after ${name} came back`, () => healthy(daemonPort(infra.config, d)), 90_000, 500);
       }
       // Reconnected, not restarted: same processes, no restart counted.
       const now = sup.snapshot().daemons;

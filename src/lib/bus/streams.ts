@@ -107,7 +107,8 @@ export class JetStreamUnavailableError extends MprismError {
 /**
  * Waits until JetStream answers its API. A freshly started cluster answers 503 (no responders) or
  * "JetStream system temporarily unavailable" until its nodes have elected a meta leader; a
- * stream created before that would fail.
+ * stream created before that would fail. Give it a manager made with `checkAPI: false`: the
+ * default check asks the API once, and fails, before this can wait.
  */
 export async function waitForJetStream(jsm: JetStreamManager, timeoutMs = JETSTREAM_WAIT_MS): Promise<void> {
   const deadline = Date.now() + timeoutMs;
