@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import type { JetStreamManager, NatsConnection } from 'nats';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collector } from '../../src/daemons/collector/run.js';
@@ -68,6 +68,58 @@ async function storageHealthy(name: StorageInstanceName): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** Inodes of the sockets a process holds open. */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes;
+}
+
+/** Does `pid` hold the TCP socket whose local port is `port` (the client side of a ClickHouse request)? */
+function ownsLocalPort(pid: number, port: number): boolean {
+  const inodes = socketInodes(pid);
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 10) continue;
+      if (parseInt(cols[1]!.split(':')[1]!, 16) === port && inodes.has(cols[9]!)) return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * kill -9 of `pid` while ClickHouse runs one of its inserts into trades: the rows may be stored
+ * with the messages unacked, the case the key check exists for. Resolves to when it was caught.
+ */
+async function killDuringInsert(pid: number, timeoutMs: number): Promise<{ elapsedMs: number; writtenRows: number }> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    const inserts = await selectRows<{ port: number; elapsed: number; written: string }>(
+      ch,
+      `SELECT port, elapsed, written_rows AS written FROM system.processes WHERE startsWith(query, 'INSERT') AND position(query, 'trades') > 0`,
+    );
+    const theirs = inserts.find((q) => ownsLocalPort(pid, Number(q.port)));
+    if (theirs) {
+      process.kill(pid, 'SIGKILL');
+      return { elapsedMs: Math.round(Number(theirs.elapsed) * 1000), writtenRows: Number(theirs.written) };
+    }
+  }
+  throw new Error(`no insert of pid ${pid} caught in flight within ${timeoutMs} ms`);
+}
+
+async function skippedBy(name: StorageInstanceName): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${daemonPort(infra.config, name)}/metrics`)).text();
+  return [...text.matchAll(/^mprism_storage_rows_skipped_total\{[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
 }
 
 async function tradesInHot(): Promise<number> {
@@ -163,10 +215,12 @@ describe('3-node NATS cluster and two storage daemons', () => {
       // Still flowing through the two nodes left: nothing stopped.
       await waitFor('trades flowing after the node loss', async () => (await tradesInHot()) > beforeNodeKill + 300, 60_000);
 
-      // kill -9 of storage-2 while it holds a batch (held up to flushIntervalMs before its insert).
+      // kill -9 of storage-2 in the middle of one of its inserts: what ClickHouse stores of it is
+      // redelivered unacked, after the ack wait, to the survivor, whose key check must skip it.
       const beforeStorageKill = await tradesInHot();
+      const skippedBefore = await skippedBy('storage');
       const victim = storageProcs.get('storage-2')!;
-      victim.kill('SIGKILL');
+      const caught = await killDuringInsert(victim.pid!, 30_000);
       await waitFor('storage-2 gone', () => victim.exitCode !== null || victim.signalCode !== null, 5000);
       // The survivor keeps storing, and gets storage-2's unacked messages after the ack wait.
       await waitFor('trades flowing after the storage kill', async () => (await tradesInHot()) > beforeStorageKill + 300, 60_000);
@@ -202,11 +256,12 @@ describe('3-node NATS cluster and two storage daemons', () => {
       }
       const survivor = await storageHealthy('storage');
       expect(survivor, 'storage (the survivor) healthy').toBe(true);
+      const skipped = (await skippedBy('storage')) - skippedBefore;
       // Each delivery takes a consumer sequence number: those beyond the stream's were redeliveries.
       const redeliveries = consumer.delivered.consumer_seq - consumer.delivered.stream_seq;
       console.log(
         `nats cluster: ${total} trades sent and stored once, in ${consumer.delivered.stream_seq} messages; killed ${leaderNode} (stream leader) and storage-2; ` +
-          `${redeliveries} redeliveries`,
+          `${redeliveries} redeliveries; storage-2 killed ${caught.elapsedMs} ms into an insert; the survivor skipped ${skipped} rows already stored`,
       );
       // storage-2 was killed with a batch in hand: its messages came back to the survivor, which skipped nothing it had not stored.
       expect(redeliveries).toBeGreaterThan(0);
