@@ -124,3 +124,16 @@ describe('storage instances', () => {
     expect(() => configWith('storage:\n  instances: 5\n')).toThrow(ConfigError);
   });
 });
+
+describe('ports computed for extra nodes and instances', () => {
+  it("refuses storage-2 on replication's port (the defaults with instances: 2), naming both", () => {
+    expect(() => configWith('storage:\n  instances: 2\n')).toThrow(/storage-2 \(storage.port \+ 1\) and replication.port both use port 8086/);
+  });
+
+  it('accepts them once moved, and leaves clashes between plain settings to the servers as before', () => {
+    expect(configWith('storage:\n  port: 8095\n  instances: 4\n').storage.instances).toBe(4);
+    expect(() => configWith(CLUSTER)).not.toThrow();
+    expect(() => configWith('nats:\n  cluster: { nodes: 3, port: 8223 }\n')).toThrow(/nats \(nats.cluster.port \+ 0\) and nats-2 \(nats.monitorPort \+ 1\) both use port 8223/);
+    expect(configWith('redis:\n  port: 8085\n').redis.port).toBe(8085);
+  });
+});

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { derivedPortClashes } from './derived-ports.js';
 
 const port = z.number().int().min(1).max(65535);
 const host = z.string().min(1);
@@ -338,6 +339,10 @@ export const configSchema = z.strictObject({
     maxBytes: z.number().int().min(1024),
     keep: z.number().int().min(1),
   }),
+}).superRefine((c, ctx) => {
+  for (const clash of derivedPortClashes(c)) {
+    ctx.addIssue({ code: 'custom', path: [], message: `${clash}: move storage.port, nats.port, nats.monitorPort or nats.cluster.port to where the next ports are free` });
+  }
 });
 
 export type ConfigShape = z.infer<typeof configSchema>;
