@@ -186,6 +186,13 @@ describe('3-node NATS cluster and two storage daemons', () => {
     startStorage('storage');
     startStorage('storage-2');
     await waitFor('both storage daemons healthy', async () => (await storageHealthy('storage')) && (await storageHealthy('storage-2')));
+    // One durable consumer per stream, shared by both, replicated like its stream.
+    for (const stream of [MARKET_DATA_STREAM, ORDERBOOK_STREAM]) {
+      const info = await jsm.consumers.info(stream, storageDurable(stream));
+      // Leader and replicas (all three listed as replicas while it elects its first leader).
+      const peers = new Set([info.cluster?.leader, ...(info.cluster?.replicas ?? []).map((r) => r.name)].filter((n) => n !== undefined));
+      expect(peers.size, stream).toBe(3);
+    }
     // Each instance under its own name: lock, pid file and port.
     for (const name of ['storage', 'storage-2'] as const) {
       const lock = inspectHomeLock(infra.config, name);
