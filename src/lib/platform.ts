@@ -184,8 +184,19 @@ export interface StartReport {
   daemons: StartResult;
 }
 
+/** Names the configuration does not use (nats-3 with one node, storage-2 with one instance) cannot be started. */
+function refuseUnused(config: Config, daemons: readonly DaemonName[], infra: readonly InfraName[]): void {
+  const unused = [...daemons.filter((n) => !activeDaemons(config).includes(n)), ...infra.filter((n) => !activeInfra(config).includes(n))];
+  if (unused.length > 0) {
+    throw new UsageError(
+      `not in use with this configuration: ${unused.join(', ')} (nats.cluster.nodes ${config.nats.cluster.nodes}${config.nats.url !== null ? ', nats.url set' : ''}, storage.instances ${config.storage.instances})`,
+    );
+  }
+}
+
 export async function startPlatform(config: Config, opts: { names: string[]; simulate: boolean; progress: Progress }): Promise<StartReport> {
   const { daemons, infra } = splitNames(opts.names);
+  refuseUnused(config, daemons, infra);
   const all = opts.names.length === 0;
   ensureHomeLayout(config);
   const wantInfra = all ? activeInfra(config) : infra;
