@@ -71,7 +71,7 @@ class FakeSink implements RowSink {
 let seq = 0;
 const trade = () => new FakeMessage(++seq, tradeAt(1_700_000_000_000 + seq, String(seq)));
 
-function start(opts: { batchSize?: number; flushIntervalMs?: number } = {}) {
+function start(opts: { batchSize?: number; flushIntervalMs?: number; ackWaitMs?: number } = {}) {
   const source = new FakeSource();
   const sink = new FakeSink();
   const controller = new AbortController();
@@ -88,6 +88,7 @@ function start(opts: { batchSize?: number; flushIntervalMs?: number } = {}) {
     status,
     log: pino({ level: 'silent' }),
     signal: controller.signal,
+    ...(opts.ackWaitMs !== undefined ? { ackWaitMs: opts.ackWaitMs } : {}),
   });
   const stop = async () => {
     controller.abort();
@@ -164,6 +165,26 @@ describe('runIngest', () => {
     expect(m.outcomes).toEqual(['ack']);
     expect(status.consecutiveFailures).toBe(0);
     expect(status.lastError).toBe('clickhouse down');
+    await stop();
+  });
+
+  it('keeps the messages of a slow insert in progress every third of the ack wait, so no other reader gets them meanwhile', async () => {
+    const { source, sink, stop } = start({ ackWaitMs: 300 });
+    let release!: () => void;
+    sink.gate = new Promise<void>((resolve) => (release = resolve));
+    const m = trade();
+    source.push(m);
+    // 350 ms of insert: past the ack wait, with a mark at every 100 ms.
+    await new Promise((r) => setTimeout(r, 350));
+    const marks = m.inProgress;
+    release();
+    await waitFor(() => m.outcomes.length > 0);
+    expect(marks).toBeGreaterThanOrEqual(2);
+    expect(m.outcomes).toEqual(['ack']);
+    // None after the insert returned.
+    const after = m.inProgress;
+    await new Promise((r) => setTimeout(r, 250));
+    expect(m.inProgress).toBe(after);
     await stop();
   });
 
