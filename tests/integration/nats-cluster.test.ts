@@ -177,6 +177,8 @@ describe('3-node NATS cluster and two storage daemons', () => {
       expect(findServerPid(localServerSpec(infra.config, name)), name).not.toBeNull();
     }
     for (const stream of [MARKET_DATA_STREAM, ORDERBOOK_STREAM]) {
+      // A stream just created may still be electing its leader.
+      await waitFor(`${stream} leader`, async () => (await jsm.streams.info(stream)).cluster?.leader !== undefined, 10_000);
       const info = await jsm.streams.info(stream);
       expect(info.config.num_replicas, stream).toBe(3);
       expect(info.cluster?.leader, stream).toMatch(/^mprism-nats(-2|-3)?$/);
