@@ -4,7 +4,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replication } from '../../src/daemons/replication/run.js';
 import type { HealthReport } from '../../src/lib/daemon-context.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
-import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
@@ -15,6 +14,7 @@ import { ensureStreams, MARKET_DATA_STREAM, storageDurable } from '../../src/lib
 import { freePort } from '../../src/lib/infra/free-port.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+import { setWatermark, watermarkOf } from '../helpers/watermarks.js';
 
 const MINUTE = 60_000;
 let infra: TestInfra;
@@ -32,7 +32,7 @@ async function counts(client: ClickHouseClient, db: string, start: number, end: 
 
 beforeAll(async () => {
   infra = await startTestInfra({
-    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats'],
+    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats', 'redis'],
     overrides: { replication: { windowSeconds: 60, safetyLagSeconds: 5, pollIntervalMs: 200 } },
   });
   hot = createClickHouse(infra.config.clickhouse.hot);
@@ -87,7 +87,7 @@ describe('replication daemon', () => {
     const records = Array.from({ length: 400 }, (_, i) => tradeAt(start + i * 3_000, `live${i}`)); // 20 minutes of trades
     await insertRecords(hot, hotCfg.database, records, { skipExisting: false });
     // The watermark is set past the earlier tests' windows so only this data is due.
-    new WatermarkStore(watermarkFile(infra.config.home)).set('trades', start);
+    await setWatermark(cold, infra.config.clickhouse.cold.database, 'trades', start);
 
     const controller = new AbortController();
     const metrics = new Registry();
@@ -100,7 +100,7 @@ describe('replication daemon', () => {
     const expectedEnd = Math.floor((Date.now() - 5_000) / MINUTE) * MINUTE;
     let watermark: number | null = null;
     while (Date.now() < deadline) {
-      watermark = new WatermarkStore(watermarkFile(infra.config.home)).get('trades');
+      watermark = (await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades'));
       if (watermark !== null && watermark >= expectedEnd) break;
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -115,7 +115,7 @@ describe('replication daemon', () => {
     // Nothing past the watermark was copied: windows still inside the safety lag wait.
     expect((await counts(cold, coldCfg.database, watermark!, Number.MAX_SAFE_INTEGER)).rows).toBe(0);
     // The tables with no data stay without a watermark.
-    expect(new WatermarkStore(watermarkFile(infra.config.home)).get('orderbooks')).toBeNull();
+    expect((await watermarkOf(cold, infra.config.clickhouse.cold.database, 'orderbooks'))).toBeNull();
 
     const text = await metrics.metrics();
     expect(text).toMatch(new RegExp(`mprism_replication_rows_copied_total\\{table="trades"\\} ${due}\\b`));
@@ -135,7 +135,7 @@ describe('replication daemon', () => {
     await insertRecords(hot, hotCfg.database, early, { skipExisting: false });
     await insertRecords(cold, coldCfg.database, early, { skipExisting: false });
     await insertRecords(hot, hotCfg.database, [tradeAt(w.start + 30, 'late-c'), tradeAt(w.start + 40, 'late-d')], { skipExisting: false });
-    new WatermarkStore(watermarkFile(infra.config.home)).set('trades', watermark);
+    await setWatermark(cold, infra.config.clickhouse.cold.database, 'trades', watermark);
 
     const controller = new AbortController();
     const metrics = new Registry();
@@ -172,7 +172,7 @@ describe('replication daemon', () => {
       const pending = tradeAt(base + 6 * MINUTE + 30_000, 'floor-pending');
       await nc.jetstream().publish('trade.binance_spot.spot.BTC-USDT', JSONCodec().encode(pending));
       expect(await oldestUnackedEventTime(jsm, MARKET_DATA_STREAM, durable)).toBe(pending.eventTime);
-      new WatermarkStore(watermarkFile(infra.config.home)).set('trades', base);
+      await setWatermark(cold, infra.config.clickhouse.cold.database, 'trades', base);
 
       const runFor = async (ms: number) => {
         const controller = new AbortController();
@@ -183,7 +183,7 @@ describe('replication daemon', () => {
         await new Promise((r) => setTimeout(r, ms));
         controller.abort();
         await run;
-        return new WatermarkStore(watermarkFile(infra.config.home)).get('trades')!;
+        return (await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades'))!;
       };
       const held = await runFor(2000);
       expect(held).toBeGreaterThan(base);
