@@ -250,6 +250,22 @@ describe('two replication daemons against one hot/cold pair', () => {
     }
 
     const watermark = (await watermarkOf(cold, coldCfg.database, 'trades'))!;
+    // The daemons' own record: each trades window was replicated (copied, verified, watermark moved
+    // under a valid lease) by one daemon once, from the migrated watermark to the last one, no gap.
+    const spans = daemons
+      .flatMap((d) => d.output.join('').split('\n').map((line) => ({ d: d.name, line })))
+      .filter(({ line }) => line.startsWith('{'))
+      .map(({ d, line }) => ({ d, ...(JSON.parse(line) as { msg: string; table?: string; start?: string; end?: string }) }))
+      .filter((l) => l.msg === 'window replicated' && l.table === 'trades')
+      .map((l) => ({ d: l.d, start: Date.parse(l.start!), end: Date.parse(l.end!) }))
+      .sort((x, y) => x.start - y.start);
+    const breaks = spans.flatMap((s, i) => {
+      const expectedStart = i === 0 ? backlogStart : spans[i - 1]!.end;
+      return s.start === expectedStart ? [] : [`${s.d} replicated from ${new Date(s.start).toISOString()}, expected ${new Date(expectedStart).toISOString()}`];
+    });
+    expect(breaks).toEqual([]);
+    expect(spans.at(-1)!.end).toBe(watermark);
+    expect(new Set(spans.map((s) => s.d)).size).toBe(2);
     // Ground truth, window by window: every sent trade in cold exactly once (rows counted, no FINAL).
     const expected = new Map<number, number>();
     for (const t of sent) if (t < watermark) expected.set(Math.floor(t / WINDOW_MS) * WINDOW_MS, (expected.get(Math.floor(t / WINDOW_MS) * WINDOW_MS) ?? 0) + 1);

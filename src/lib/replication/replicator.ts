@@ -275,6 +275,14 @@ export class Replicator {
         return false;
       }
       this.singleWindow.delete(spec.table);
+      // Written while the lease still held (by the clock, after the write): the next holder's claim
+      // comes later and it resumes past this window, which is then replicated by this daemon alone.
+      // Otherwise (paused past the lease meanwhile) the value written is still true, but the next
+      // holder may have copied the window too: said so, and this table is left to it.
+      if (leases.heldFence(spec.table) !== fence) {
+        log.warn(detail, 'window replicated, but the lease lapsed meanwhile: leaving the table to the next holder');
+        return false;
+      }
       log.info(detail, 'window replicated');
     }
     return windows.length === MAX_WINDOWS_PER_CYCLE;
