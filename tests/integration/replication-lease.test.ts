@@ -264,6 +264,19 @@ describe('two replication daemons against one hot/cold pair', () => {
       return s.start === expectedStart ? [] : [`${s.d} replicated from ${new Date(s.start).toISOString()}, expected ${new Date(expectedStart).toISOString()}`];
     });
     expect(breaks).toEqual([]);
+    // And each daemon replicated trades only while it held the trades lease, by its own log in order.
+    const outsideLease = daemons.flatMap((d) => {
+      let holding = false;
+      const out: string[] = [];
+      for (const line of d.output.join('').split('\n')) {
+        if (!line.startsWith('{')) continue;
+        const l = JSON.parse(line) as { msg: string; table?: string; lease?: string; start?: string };
+        if (l.lease === leaseKeys('replication:trades').lease) holding = l.msg.startsWith('took') ? true : l.msg.startsWith('lost') ? false : holding;
+        if (l.msg === 'window replicated' && l.table === 'trades' && !holding) out.push(`${d.name} replicated ${l.start} without the lease`);
+      }
+      return out;
+    });
+    expect(outsideLease).toEqual([]);
     expect(spans.at(-1)!.end).toBe(watermark);
     expect(new Set(spans.map((s) => s.d)).size).toBe(2);
     // Ground truth, window by window: every sent trade in cold exactly once (rows counted, no FINAL).
