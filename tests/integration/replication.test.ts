@@ -5,7 +5,7 @@ import { replication } from '../../src/daemons/replication/run.js';
 import type { HealthReport } from '../../src/lib/daemon-context.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
-import { ensureSchema, tableFor } from '../../src/lib/store/tables.js';
+import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { JSONCodec } from 'nats';
 import { connectNats } from '../../src/lib/bus/connection.js';
@@ -122,7 +122,9 @@ describe('replication daemon', () => {
     expect(text).toMatch(/mprism_replication_windows_total\{table="trades",result="verified"\} \d+/);
     expect(text).toMatch(/mprism_replication_lag_seconds\{table="trades"\} \d/);
     const report = await health!();
-    expect(report).toMatchObject({ ok: true, lastError: null, unverified: {} });
+    // The only replication daemon holds every table's lease.
+    expect(report).toMatchObject({ ok: true, lastError: null, unverified: {}, leases: { held: TABLES.map((t) => t.table), standby: [], error: null } });
+    expect(text).toMatch(/mprism_lease_held\{name="replication:trades"\} 1/);
     expect((report.lagSeconds as Record<string, number | null>).trades).toBeGreaterThan(0);
   });
 
