@@ -104,9 +104,14 @@ describe('replication daemon', () => {
       if (watermark !== null && watermark >= expectedEnd) break;
       await new Promise((r) => setTimeout(r, 200));
     }
+    // While it runs, the only replication daemon holds every table's lease.
+    const live = await health!();
+    const liveMetrics = await metrics.metrics();
     controller.abort();
     await run;
 
+    expect(live).toMatchObject({ ok: true, leases: { held: TABLES.map((t) => t.table), standby: [], error: null } });
+    expect(liveMetrics).toMatch(/mprism_lease_held\{name="replication:trades"\} 1/);
     expect(watermark).not.toBeNull();
     expect(watermark! % MINUTE).toBe(0);
     expect(watermark!).toBeGreaterThanOrEqual(expectedEnd);
@@ -122,9 +127,7 @@ describe('replication daemon', () => {
     expect(text).toMatch(/mprism_replication_windows_total\{table="trades",result="verified"\} \d+/);
     expect(text).toMatch(/mprism_replication_lag_seconds\{table="trades"\} \d/);
     const report = await health!();
-    // The only replication daemon holds every table's lease.
-    expect(report).toMatchObject({ ok: true, lastError: null, unverified: {}, leases: { held: TABLES.map((t) => t.table), standby: [], error: null } });
-    expect(text).toMatch(/mprism_lease_held\{name="replication:trades"\} 1/);
+    expect(report).toMatchObject({ ok: true, lastError: null, unverified: {} });
     expect((report.lagSeconds as Record<string, number | null>).trades).toBeGreaterThan(0);
   });
 
