@@ -15,6 +15,9 @@ import { freePort } from '../../src/lib/infra/free-port.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 import { setWatermark, watermarkOf } from '../helpers/watermarks.js';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { watermarkFile } from '../../src/lib/replication/watermarks.js';
 
 const MINUTE = 60_000;
 let infra: TestInfra;
@@ -203,6 +206,49 @@ describe('replication daemon', () => {
       expect(await runFor(2000)).toBeGreaterThan(pending.eventTime);
     } finally {
       await nc.close();
+    }
+  });
+
+  it('with Redis unreachable copies nothing, reports why in /health, and still stops on abort', async () => {
+    const closed = await freePort();
+    const config = { ...infra.config, redis: { ...infra.config.redis, port: closed } };
+    const before = await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades');
+    const controller = new AbortController();
+    let health: (() => HealthReport | Promise<HealthReport>) | null = null;
+    const run = replication({ signal: controller.signal, log: pino({ level: 'silent' }), metrics: new Registry(), setHealth: (h) => (health = h), simulate: false }, config);
+    const deadline = Date.now() + 10_000;
+    let report: HealthReport | null = null;
+    while (Date.now() < deadline) {
+      report = health === null ? null : await (health as () => HealthReport | Promise<HealthReport>)();
+      if ((report?.leases as { error: string | null } | undefined)?.error) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    controller.abort();
+    await run;
+    expect(report).toMatchObject({ ok: false, leases: { held: [], error: expect.stringMatching(new RegExp(`^cannot take or renew table leases at redis://127.0.0.1:${closed}: redis: `)) } });
+    expect(await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades')).toBe(before);
+  });
+
+  it('refuses to start from a guess when the pre-lease watermark file is corrupt, saying which file', async () => {
+    const file = watermarkFile(infra.config.home);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, '{"version":1,"tables":');
+    const controller = new AbortController();
+    let health: (() => HealthReport | Promise<HealthReport>) | null = null;
+    const run = replication({ signal: controller.signal, log: pino({ level: 'silent' }), metrics: new Registry(), setHealth: (h) => (health = h), simulate: false }, infra.config);
+    try {
+      const deadline = Date.now() + 10_000;
+      let report: HealthReport | null = null;
+      while (Date.now() < deadline) {
+        report = health === null ? null : await (health as () => HealthReport | Promise<HealthReport>)();
+        if (report?.lastError) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(report).toMatchObject({ ok: false, lastError: { table: null, message: expect.stringContaining(`${file}: corrupt watermark file`) } });
+    } finally {
+      controller.abort();
+      await run;
+      rmSync(file);
     }
   });
 

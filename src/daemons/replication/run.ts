@@ -7,7 +7,7 @@ import { storageDurable } from '../../lib/bus/streams.js';
 import { Lease, leaseKeys, registerLeaseMetric } from '../../lib/coordination/lease.js';
 import type { Daemon } from '../../lib/daemon-context.js';
 import { errorMessage } from '../../lib/errors.js';
-import { redisUrl } from '../../lib/infra/endpoints.js';
+import { displayAddress, redisUrl } from '../../lib/infra/endpoints.js';
 import { createReplicationMetrics } from '../../lib/replication/metrics.js';
 import { Replicator, type TableLeases } from '../../lib/replication/replicator.js';
 import { SharedWatermarks, watermarkFile } from '../../lib/replication/watermarks.js';
@@ -57,7 +57,10 @@ export const replication: Daemon = async (ctx, config) => {
       return lease?.holds() === true ? lease.fence() : null;
     },
     release: async (table) => leases.get(table)?.release(),
-    error: () => [...leases.values()].map((l) => l.error()).find((e) => e !== null) ?? null,
+    error: () => {
+      const e = [...leases.values()].map((l) => l.error()).find((x) => x !== null);
+      return e === undefined ? null : `cannot take or renew table leases at ${displayAddress(redisUrl(config))}: ${e}`;
+    },
   };
   registerLeaseMetric(ctx.metrics, () => [...leases].map(([table, l]) => ({ name: replicationLeaseName(table), held: l.holds() })));
 

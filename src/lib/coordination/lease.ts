@@ -213,7 +213,12 @@ export class Lease {
     try {
       if (!this.state.held) {
         if ((await this.redis.exists(keys.lease)) === 1) return void (this.lastError = null);
-        const floor = (await this.opts.fenceFloor?.()) ?? 0;
+        let floor = 0;
+        try {
+          floor = (await this.opts.fenceFloor?.()) ?? 0;
+        } catch (err) {
+          throw new Error(`cannot read the newest fence recorded (${errorMessage(err)})`, { cause: err });
+        }
         const fence = await this.redis.eval(ACQUIRE, 2, keys.lease, keys.fence, holderId, String(ttlMs), String(floor));
         this.lastError = null;
         if (fence === null) return;
@@ -230,8 +235,10 @@ export class Lease {
       this.lastError = null;
       this.apply(nextLeaseState(this.state, renewed === 1 ? { kind: 'renewed', requestStart } : { kind: 'taken' }, ttlMs, this.opts.label));
     } catch (err) {
-      this.lastError = errorMessage(err);
-      this.opts.log.warn({ err: this.lastError, holding: this.state.held, lease: keys.lease }, `${this.opts.label} lease: redis request failed`);
+      const message = err instanceof Error && err.cause !== undefined && err.message.startsWith('cannot read the newest fence') ? err.message : `redis: ${errorMessage(err)}`;
+      // Logged when it starts or changes, not at every retry of an outage.
+      if (message !== this.lastError) this.opts.log.warn({ err: message, holding: this.state.held, lease: keys.lease }, `${this.opts.label} lease: request failed`);
+      this.lastError = message;
       this.apply(nextLeaseState(this.state, { kind: 'unreachable' }, ttlMs));
     }
   }
