@@ -10,11 +10,15 @@ import { fetchDaemonHealth } from '../../src/lib/daemon-health.js';
 import { redisUrl } from '../../src/lib/infra/endpoints.js';
 import { freePort } from '../../src/lib/infra/free-port.js';
 import { PACKAGE_ROOT } from '../../src/lib/paths.js';
-import { copyWindow } from '../../src/lib/replication/copy.js';
-import { watermarkFile } from '../../src/lib/replication/watermarks.js';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { copyQueryIdPrefix, copyWindow } from '../../src/lib/replication/copy.js';
+import { createReplicationMetrics } from '../../src/lib/replication/metrics.js';
+import { Replicator, type TableLeases } from '../../src/lib/replication/replicator.js';
+import { SharedWatermarks, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
-import { ensureWatermarksTable, insertWatermark, readStoredWatermarks, WATERMARKS_TABLE } from '../../src/lib/store/watermarks.js';
+import { ensureWatermarksTable, insertWatermark, readStoredWatermarks, runningQueries, WATERMARKS_TABLE } from '../../src/lib/store/watermarks.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { eventually } from '../helpers/cli.js';
 import { tradeAt } from '../helpers/records.js';
@@ -301,4 +305,63 @@ describe('two replication daemons against one hot/cold pair', () => {
     const regressions = watermarks.flatMap((w, i) => (i > 0 && w < watermarks[i - 1]! ? [`${watermarks[i - 1]} -> ${w}`] : []));
     expect(regressions).toEqual([]);
   }, 240_000);
+});
+
+describe('a Replicator taking a table over (in process, real servers)', () => {
+  /** A Replicator whose daemon holds every table's lease under `fence`; release() is recorded. */
+  function replicatorUnder(fence: number, released: string[], log = pino({ level: 'silent' })) {
+    const leases: TableLeases = {
+      holderId: 'test-holder',
+      heldFence: (table) => (released.includes(table) ? null : fence),
+      release: async (table) => void released.push(table),
+      error: () => null,
+    };
+    return new Replicator({
+      hot,
+      cold,
+      config: infra.config,
+      store: new SharedWatermarks(cold, infra.config.clickhouse.cold.database),
+      leases,
+      log,
+      metrics: createReplicationMetrics(new Registry(), () => new Map()),
+      signal: new AbortController().signal,
+    });
+  }
+
+  it('under a fence older than the recorded one copies nothing, moves no watermark and hands the lease back', async () => {
+    const db = infra.config.clickhouse.cold.database;
+    const before = (await readStoredWatermarks(cold, db)).get('trades')!;
+    expect(before.fence).toBeGreaterThan(1);
+    const released: string[] = [];
+    const r = replicatorUnder(1, released);
+    expect(await r.runCycle()).toEqual({ backlog: false, errors: 0 });
+    expect(released).toContain('trades');
+    expect((await readStoredWatermarks(cold, db)).get('trades')).toEqual(before);
+    expect(r.health()).toMatchObject({ ok: true, lastError: null });
+  });
+
+  it('under a new fence records it, then waits for a copy into the table still running on cold before its first copy', async () => {
+    const db = infra.config.clickhouse.cold.database;
+    const before = (await readStoredWatermarks(cold, db)).get('trades')!;
+    const fence = before.fence + 10;
+    // A copy the previous holder left running (its statement outlives it): 3 s on the server.
+    const queryId = `${copyQueryIdPrefix(db, 'trades')}left-running`;
+    const leftRunning = cold.query({ query: 'SELECT sleep(3)', query_id: queryId, format: 'JSONEachRow' }).then((res) => res.json());
+    await eventually('the left copy to run', async () => (await runningQueries(cold, copyQueryIdPrefix(db, 'trades'))) > 0, 5_000, 20);
+    const seenRunning = Date.now();
+    const lines: { msg: string; time: number; table?: string }[] = [];
+    const log = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; time: number; table?: string }) });
+    await replicatorUnder(fence, [], log).runCycle();
+    await leftRunning;
+    // It took the table over (and so copied) only once the left copy had ended, about 3 s after it began.
+    const takeover = lines.find((l) => l.msg === 'copying this table: its lease is ours' && l.table === 'trades');
+    expect(takeover).toBeDefined();
+    expect(takeover!.time - seenRunning).toBeGreaterThanOrEqual(2_500);
+    const firstCopy = lines.findIndex((l) => l.msg === 'window replicated' && l.table === 'trades');
+    expect(firstCopy).toBeGreaterThan(lines.indexOf(takeover!));
+    // The new fence is recorded, and the windows closed meanwhile (2 s each) were copied under it.
+    const after = (await readStoredWatermarks(cold, db)).get('trades')!;
+    expect(after.fence).toBe(fence);
+    expect(after.watermark).toBeGreaterThan(before.watermark);
+  });
 });
