@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import type { Logger } from '../log.js';
-
 import { Lease, readLease, type LeaseEvents, type LeaseKeys } from '../coordination/lease.js';
 
 /**
@@ -14,8 +13,6 @@ export const BRAIN_LEASE_KEYS: LeaseKeys = {
   /** Only ever incremented: each new leadership gets a larger token than every one before it. */
   fence: 'mprism:brain:fence',
 };
-export const LEASE_KEY = BRAIN_LEASE_KEYS.lease;
-export const FENCE_KEY = BRAIN_LEASE_KEYS.fence;
 
 export interface LeaderInfo {
   brainId: string;
@@ -28,8 +25,6 @@ export async function readLeader(redis: Redis): Promise<LeaderInfo | null> {
   const l = await readLease(redis, BRAIN_LEASE_KEYS);
   return l === null ? null : { brainId: l.holderId, fence: l.fence, expiresInMs: l.expiresInMs };
 }
-
-export type { LeaseEvents };
 
 export interface BrainLeaseOptions {
   brainId: string;
