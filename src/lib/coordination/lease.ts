@@ -118,6 +118,9 @@ export function holdsAt(state: LeaseState, now: number): boolean {
 
 // ---- The holder: the decisions driven by timers and Redis. ----
 
+/** The store of the fence floor (not Redis) failed: told apart in error(). */
+class FenceFloorError extends Error {}
+
 export interface LeaseEvents {
   onAcquired(fence: number): void;
   onLost(reason: string): void;
@@ -217,7 +220,7 @@ export class Lease {
         try {
           floor = (await this.opts.fenceFloor?.()) ?? 0;
         } catch (err) {
-          throw new Error(`cannot read the newest fence recorded (${errorMessage(err)})`, { cause: err });
+          throw new FenceFloorError(`cannot read the newest fence recorded (${errorMessage(err)})`, { cause: err });
         }
         const fence = await this.redis.eval(ACQUIRE, 2, keys.lease, keys.fence, holderId, String(ttlMs), String(floor));
         this.lastError = null;
@@ -235,7 +238,7 @@ export class Lease {
       this.lastError = null;
       this.apply(nextLeaseState(this.state, renewed === 1 ? { kind: 'renewed', requestStart } : { kind: 'taken' }, ttlMs, this.opts.label));
     } catch (err) {
-      const message = err instanceof Error && err.cause !== undefined && err.message.startsWith('cannot read the newest fence') ? err.message : `redis: ${errorMessage(err)}`;
+      const message = err instanceof FenceFloorError ? err.message : `redis: ${errorMessage(err)}`;
       // Logged when it starts or changes, not at every retry of an outage.
       if (message !== this.lastError) this.opts.log.warn({ err: message, holding: this.state.held, lease: keys.lease }, `${this.opts.label} lease: request failed`);
       this.lastError = message;
