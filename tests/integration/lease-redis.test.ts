@@ -29,11 +29,11 @@ const until = async (what: string, probe: () => boolean, timeoutMs = 5000) => {
   }
 };
 
-function lease(name: string, holderId: string, opts: { ttlMs?: number; fenceFloor?: () => Promise<number>; now?: () => number } = {}) {
+function lease(name: string, holderId: string, opts: { ttlMs?: number; fenceFloor?: () => Promise<number>; now?: () => number; reclaimOwn?: boolean } = {}) {
   const events: string[] = [];
   const l = new Lease(
     redis,
-    { keys: leaseKeys(name), holderId, ttlMs: opts.ttlMs ?? 600, log, label: 'test', fenceFloor: opts.fenceFloor, now: opts.now },
+    { keys: leaseKeys(name), holderId, ttlMs: opts.ttlMs ?? 600, log, label: 'test', fenceFloor: opts.fenceFloor, now: opts.now, reclaimOwn: opts.reclaimOwn },
     { onAcquired: (f) => events.push(`acquired ${f}`), onLost: (r) => events.push(`lost: ${r}`) },
   );
   return { l, events };
@@ -90,5 +90,30 @@ describe('named leases (real Redis)', () => {
     expect(e.l.fence()).not.toBeNull();
     expect(e.l.holds()).toBe(false);
     await e.l.stop();
+  });
+
+  it('with reclaimOwn, a restarted holder takes back at once, under a new fence, what its killed predecessor held; others still wait', async () => {
+    const keys = leaseKeys('replication:liquidations');
+    // Left by a daemon killed with SIGKILL: its value, 10 s to live.
+    await redis.set(keys.fence, '7');
+    await redis.set(keys.lease, '7 host-f:8086', 'PX', 10_000);
+    const other = lease('replication:liquidations', 'host-g:8086', { reclaimOwn: true });
+    other.l.start();
+    const restarted = lease('replication:liquidations', 'host-f:8086', { reclaimOwn: true });
+    restarted.l.start();
+    await until('the restarted holder reclaims', () => restarted.l.holds(), 1000);
+    expect(restarted.l.fence()).toBe(8);
+    expect(await readLease(redis, keys)).toMatchObject({ holderId: 'host-f:8086', fence: 8 });
+    await new Promise((r) => setTimeout(r, 500));
+    expect(other.l.holds()).toBe(false);
+    // Without reclaimOwn (the brain: its id names the process), a key under the same id is waited out.
+    await restarted.l.stop();
+    await other.l.stop();
+    await redis.set(keys.lease, '9 host-h', 'PX', 10_000);
+    const plain = lease('replication:liquidations', 'host-h');
+    plain.l.start();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(plain.l.holds()).toBe(false);
+    await plain.l.stop();
   });
 });

@@ -23,7 +23,9 @@ export const replicationLeaseName = (table: string): string => `replication:${ta
  */
 export const replication: Daemon = async (ctx, config) => {
   const { log } = ctx;
-  const holderId = `${hostname()}:${config.replication.port}:${process.pid}`.replace(/\s/g, '_');
+  // One process binds this port on this host: a restarted daemon (after kill -9) is the same holder and
+  // takes its tables back at once (reclaimOwn) instead of leaving them uncopied for a ttl.
+  const holderId = `${hostname()}:${config.replication.port}`.replace(/\s/g, '_');
   const ttlMs = config.replication.lease.ttlSeconds * 1000;
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
@@ -43,6 +45,7 @@ export const replication: Daemon = async (ctx, config) => {
           ttlMs,
           log: log.child({ table }),
           label: 'replication daemon',
+          reclaimOwn: true,
           // A Redis that lost its data must not hand out a fence older than one cold has seen.
           fenceFloor: () => store.storedFence(table),
         },

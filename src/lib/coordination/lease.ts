@@ -21,12 +21,18 @@ export function leaseKeys(name: string): LeaseKeys {
   return { lease: `mprism:lease:${name}`, fence: `mprism:lease:${name}:fence` };
 }
 
-// Take the lease only when nobody holds it, with a fresh fencing token, in one step. The token is
+// Take the lease only when nobody holds it (or, with ARGV[4] = '1', when it is held under our own
+// holder id: see reclaimOwn), with a fresh fencing token, in one step. The token is
 // above ARGV[3], the newest one work was recorded under elsewhere (PostgreSQL for the brain, cold
 // ClickHouse for replication): a Redis that restarted without its data would count from 0 again,
 // under the tokens those stores refuse, and no holder could work.
 const ACQUIRE = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local current = redis.call('GET', KEYS[1])
+if current then
+  if ARGV[4] ~= '1' then return false end
+  local space = string.find(current, ' ', 1, true)
+  if not space or string.sub(current, space + 1) ~= ARGV[1] then return false end
+end
 local fence = redis.call('INCR', KEYS[2])
 local floor = tonumber(ARGV[3])
 if fence <= floor then
@@ -136,6 +142,12 @@ export interface LeaseOptions {
   label: string;
   /** The newest token work was recorded under (see ACQUIRE); a new token is always above it. */
   fenceFloor?: () => Promise<number>;
+  /**
+   * Take at once, under a new fence, a lease still held under this holderId instead of waiting out
+   * its ttl: the previous process in this slot was killed, or this one's renewal failed. Only for a
+   * holderId no other live process can have (replication: host and port, which one process binds).
+   */
+  reclaimOwn?: boolean;
   /** Injectable clock for tests. */
   now?: () => number;
 }
@@ -215,14 +227,15 @@ export class Lease {
     const { keys, holderId, ttlMs } = this.opts;
     try {
       if (!this.state.held) {
-        if ((await this.redis.exists(keys.lease)) === 1) return void (this.lastError = null);
+        const current = await this.redis.get(keys.lease);
+        if (current !== null && !(this.opts.reclaimOwn === true && current.slice(current.indexOf(' ') + 1) === holderId)) return void (this.lastError = null);
         let floor = 0;
         try {
           floor = (await this.opts.fenceFloor?.()) ?? 0;
         } catch (err) {
           throw new FenceFloorError(`cannot read the newest fence recorded (${errorMessage(err)})`, { cause: err });
         }
-        const fence = await this.redis.eval(ACQUIRE, 2, keys.lease, keys.fence, holderId, String(ttlMs), String(floor));
+        const fence = await this.redis.eval(ACQUIRE, 2, keys.lease, keys.fence, holderId, String(ttlMs), String(floor), this.opts.reclaimOwn === true ? '1' : '0');
         this.lastError = null;
         if (fence === null) return;
         const value = `${String(fence)} ${holderId}`;
