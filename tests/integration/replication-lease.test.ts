@@ -9,6 +9,7 @@ import { leaseKeys, readLease } from '../../src/lib/coordination/lease.js';
 import { fetchDaemonHealth } from '../../src/lib/daemon-health.js';
 import { redisUrl } from '../../src/lib/infra/endpoints.js';
 import { freePort } from '../../src/lib/infra/free-port.js';
+import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
 import { PACKAGE_ROOT } from '../../src/lib/paths.js';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -48,6 +49,7 @@ beforeAll(async () => {
     },
   });
   redis = new Redis(redisUrl(infra.config), { lazyConnect: true });
+  redis.on('error', () => undefined); // the outage test stops Redis under it
   await redis.connect();
   hot = createClickHouse(infra.config.clickhouse.hot);
   cold = createClickHouse(infra.config.clickhouse.cold);
@@ -364,4 +366,33 @@ describe('a Replicator taking a table over (in process, real servers)', () => {
     expect(after.fence).toBe(fence);
     expect(after.watermark).toBeGreaterThan(before.watermark);
   });
+});
+
+describe('a replication daemon through a Redis outage', () => {
+  it('stops copying and reports the outage in /health (no crash), then takes its tables back when Redis returns', async () => {
+    const db = infra.config.clickhouse.cold.database;
+    const d = await spawnReplication('outage');
+    const held = async () => {
+      const h = await health(d);
+      return h !== null && h.ok && [...h.leases.held].sort().join() === allTables.join() ? h : null;
+    };
+    await eventually('it holds every table', held, 20_000, 100);
+    await stopLocalServer(infra.config, 'redis', 10_000);
+    const down = await eventually('the outage in /health', async () => {
+      const h = await health(d);
+      return h !== null && !h.ok && h.leases.error !== null && h.leases.held.length === 0 ? h : null;
+    }, 20_000, 100);
+    expect(down.leases.error).toMatch(/^cannot take or renew table leases at redis:\/\/127\.0\.0\.1:\d+: redis: /);
+    // Nothing is copied without the lease: the watermark stands still.
+    const still = await watermarkOf(cold, db, 'trades');
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await watermarkOf(cold, db, 'trades')).toBe(still);
+    expect(d.child.exitCode).toBeNull();
+
+    await startLocalServer(infra.config, 'redis');
+    await eventually('every table held again', held, 30_000, 100);
+    await eventually('the watermark moving again', async () => ((await watermarkOf(cold, db, 'trades')) ?? 0) > still!, 20_000, 100);
+    d.child.kill('SIGTERM');
+    expect(await d.exited).toBe(0);
+  }, 120_000);
 });
