@@ -11,7 +11,7 @@ import type { SharedWatermarks } from './watermarks.js';
 import { runningQueries } from '../store/watermarks.js';
 import { mergeWindows, planWindows, windowToIso } from './windows.js';
 
-/** errors_total label for failures before any table is touched (server down, schema not creatable). */
+/** errors_total label for failures before any table is touched (server down, schema not creatable, watermarks unreadable). */
 export const SCHEMA_ERROR_LABEL = 'schema';
 /** Windows planned per table and cycle; a cycle that hits it runs again at once instead of waiting a poll. */
 const MAX_WINDOWS_PER_CYCLE = 600;
