@@ -41,7 +41,7 @@ export function tradeAndBookVenues(bases: readonly string[]): Record<string, Ben
   for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: bases.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
   return venues;
 }
-export type BenchServer = 'nats' | 'clickhouse-hot' | 'clickhouse-cold';
+export type BenchServer = 'nats' | 'clickhouse-hot' | 'clickhouse-cold' | 'redis';
 
 /** The ports a bench platform runs on, all free ones picked at start. */
 export interface BenchPorts {
@@ -231,7 +231,8 @@ export class BenchPlatform {
       const platform = new BenchPlatform(home, config, env, ports, createClickHouse(config.clickhouse.hot), opts.cold === true ? createClickHouse(config.clickhouse.cold) : null, opts);
       try {
         // Both settled before anything is stopped: a server still starting would outlive stop().
-        const servers: BenchServer[] = ['nats', 'clickhouse-hot', ...(opts.cold === true ? (['clickhouse-cold'] as const) : [])];
+        // Replication (with cold) copies a table only while it holds that table's lease in Redis.
+        const servers: BenchServer[] = ['nats', 'clickhouse-hot', ...(opts.cold === true ? (['clickhouse-cold', 'redis'] as const) : [])];
         const started = await Promise.allSettled(servers.map((server) => platform.startServer(server)));
         for (const s of started) if (s.status === 'rejected') throw s.reason;
         const nc = await connectNats(config, 'bench');

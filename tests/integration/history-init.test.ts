@@ -23,7 +23,7 @@ import { createClickHouse } from '../../src/lib/store/client.js';
 import { tableFor } from '../../src/lib/store/tables.js';
 import { runDaemon, stopDaemon, type RunningDaemon } from '../helpers/daemons.js';
 import { startLocalHttp, type LocalHttp } from '../helpers/local-http.js';
-import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
+import { setWatermark } from '../helpers/watermarks.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -82,8 +82,7 @@ beforeAll(async () => {
   // The platform's venues are the simulator's routes, through the proxy.
   config = { ...infra.config, simulator: { ...infra.config.simulator, port: Number(new URL(proxy.url).port) } };
   // Replication has begun every table (history init waits for that), at the start of the test.
-  const watermarks = new WatermarkStore(watermarkFile(infra.config.home));
-  for (const t of POLLED_TABLES) watermarks.set(t, Date.now());
+  await setWatermarks(Date.now());
   store = runDaemon(storage, infra.config);
   await waitFor(async () => (await store.health()).ok === true, 30_000, 100, 'storage healthy');
   pool = new pg.Pool({ connectionString: postgresUrl(config), max: 4 });
@@ -126,6 +125,16 @@ async function runAction(progress: ProgressStore, signal: AbortSignal, params: R
 }
 
 const POLLED_TABLES = ['funding_rates', 'open_interests', 'lsr_top_positions', 'lsr_all_accounts', 'volatility_indices'];
+
+/** Replication has begun (or passed) every polled table at `at`: the shared watermarks in cold say so. */
+async function setWatermarks(at: number): Promise<void> {
+  const cold = createClickHouse(infra.config.clickhouse.cold);
+  try {
+    for (const t of POLLED_TABLES) await setWatermark(cold, infra.config.clickhouse.cold.database, t, at);
+  } finally {
+    await cold.close();
+  }
+}
 
 const VALUE: { readonly [T in Exclude<HistoryDataType, 'trade'>]: { key: string; value: string; of: (r: MarketRecord) => string } } = {
   funding_rate: { key: "''", value: 'funding_rate', of: (r) => (r.dataType === 'funding_rate' ? r.fundingRate : '') },
@@ -222,8 +231,7 @@ describe('history initialization', () => {
   it('the next run finishes the item left, and hot holds the simulator history of every type exactly once, cold too', async () => {
     // Replication has passed all of it: only the backfill itself can bring this history to cold.
     const watermarkAt = Date.now();
-    const watermarks = new WatermarkStore(watermarkFile(config.home));
-    for (const t of POLLED_TABLES) watermarks.set(t, watermarkAt);
+    await setWatermarks(watermarkAt);
     const out = await runAction(progressStore(() => undefined), new AbortController().signal);
     expect(out.result.complete).toBe(true);
     expect(out.problems).toEqual([]);

@@ -4,13 +4,14 @@ import { repairData } from '../../src/lib/checks/data-repair.js';
 import { repairHoles } from '../../src/lib/checks/hole-repair.js';
 import { runIntegrity, type IntegrityReport } from '../../src/lib/checks/integrity.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
-import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { COLLECTOR_STOPPED_DETAIL, type OrderbookGapRecord, type StreamHoleRecord } from '../../src/lib/records.js';
 import { recordHoleStates } from '../../src/lib/store/holes.js';
 import { tradeAt } from '../helpers/records.js';
+import { setWatermark, watermarkOf } from '../helpers/watermarks.js';
+import { WATERMARKS_TABLE } from '../../src/lib/store/watermarks.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 const MINUTE = 60_000;
@@ -49,7 +50,7 @@ beforeAll(async () => {
     const r = await copyWindow(hot, cold, infra.config, tableFor('trade'), { start: windowStart(i), end: windowStart(i + 1) });
     expect(r.verified).toBe(true);
   }
-  new WatermarkStore(watermarkFile(infra.config.home)).set('trades', windowStart(10));
+  await setWatermark(cold, coldCfg.database, 'trades', windowStart(10));
 
   // Damage: window 3 gets rows in hot after its copy (short), window 5 a duplicate in cold, window 7 a
   // row only cold has (excess), and a row that is still inside the safety lag (pending). Cold merges are
@@ -139,17 +140,20 @@ describe('integrity and data repair on 18.16', () => {
     expect(await repairData(infra.config, after, { dryRun: false })).toEqual([]);
   });
 
-  it('reports an unreadable watermark file as a problem instead of guessing the lag', async () => {
-    const file = watermarkFile(infra.config.home);
-    const saved = readFileSync(file, 'utf8');
-    writeFileSync(file, '{"version":1,"tables":');
+  it('reports watermarks that cannot be read from cold as a problem instead of guessing the lag', async () => {
+    const db = infra.config.clickhouse.cold.database;
+    const saved = await watermarkOf(cold, db, 'trades');
+    // A watermarks table of the wrong shape: reading it fails (unlike a missing table, which means none yet).
+    await cold.command({ query: `DROP TABLE ${db}.${WATERMARKS_TABLE}` });
+    await cold.command({ query: `CREATE TABLE ${db}.${WATERMARKS_TABLE} (x UInt8) ENGINE = MergeTree ORDER BY x` });
     try {
       const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
       expect(report.ok).toBe(false);
       expect(trades(report).replicationLagSeconds).toBeNull();
-      expect(trades(report).problems.join('\n')).toMatch(/cannot read replication watermarks: .*corrupt watermark file/);
+      expect(trades(report).problems.join('\n')).toMatch(/cannot read replication watermarks from cold: /);
     } finally {
-      writeFileSync(file, saved);
+      await cold.command({ query: `DROP TABLE ${db}.${WATERMARKS_TABLE}` });
+      await setWatermark(cold, db, 'trades', saved!);
     }
   });
 

@@ -4,9 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replication } from '../../src/daemons/replication/run.js';
 import type { HealthReport } from '../../src/lib/daemon-context.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
-import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
-import { ensureSchema, tableFor } from '../../src/lib/store/tables.js';
+import { ensureSchema, TABLES, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { JSONCodec } from 'nats';
 import { connectNats } from '../../src/lib/bus/connection.js';
@@ -15,6 +14,10 @@ import { ensureStreams, MARKET_DATA_STREAM, storageDurable } from '../../src/lib
 import { freePort } from '../../src/lib/infra/free-port.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
+import { setWatermark, watermarkOf } from '../helpers/watermarks.js';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { watermarkFile } from '../../src/lib/replication/watermarks.js';
 
 const MINUTE = 60_000;
 let infra: TestInfra;
@@ -32,7 +35,7 @@ async function counts(client: ClickHouseClient, db: string, start: number, end: 
 
 beforeAll(async () => {
   infra = await startTestInfra({
-    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats'],
+    servers: ['clickhouse-hot', 'clickhouse-cold', 'nats', 'redis'],
     overrides: { replication: { windowSeconds: 60, safetyLagSeconds: 5, pollIntervalMs: 200 } },
   });
   hot = createClickHouse(infra.config.clickhouse.hot);
@@ -87,7 +90,7 @@ describe('replication daemon', () => {
     const records = Array.from({ length: 400 }, (_, i) => tradeAt(start + i * 3_000, `live${i}`)); // 20 minutes of trades
     await insertRecords(hot, hotCfg.database, records, { skipExisting: false });
     // The watermark is set past the earlier tests' windows so only this data is due.
-    new WatermarkStore(watermarkFile(infra.config.home)).set('trades', start);
+    await setWatermark(cold, infra.config.clickhouse.cold.database, 'trades', start);
 
     const controller = new AbortController();
     const metrics = new Registry();
@@ -100,13 +103,18 @@ describe('replication daemon', () => {
     const expectedEnd = Math.floor((Date.now() - 5_000) / MINUTE) * MINUTE;
     let watermark: number | null = null;
     while (Date.now() < deadline) {
-      watermark = new WatermarkStore(watermarkFile(infra.config.home)).get('trades');
+      watermark = (await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades'));
       if (watermark !== null && watermark >= expectedEnd) break;
       await new Promise((r) => setTimeout(r, 200));
     }
+    // While it runs, the only replication daemon holds every table's lease.
+    const live = await health!();
+    const liveMetrics = await metrics.metrics();
     controller.abort();
     await run;
 
+    expect(live).toMatchObject({ ok: true, leases: { held: TABLES.map((t) => t.table), standby: [], error: null } });
+    expect(liveMetrics).toMatch(/mprism_lease_held\{name="replication:trades"\} 1/);
     expect(watermark).not.toBeNull();
     expect(watermark! % MINUTE).toBe(0);
     expect(watermark!).toBeGreaterThanOrEqual(expectedEnd);
@@ -115,7 +123,7 @@ describe('replication daemon', () => {
     // Nothing past the watermark was copied: windows still inside the safety lag wait.
     expect((await counts(cold, coldCfg.database, watermark!, Number.MAX_SAFE_INTEGER)).rows).toBe(0);
     // The tables with no data stay without a watermark.
-    expect(new WatermarkStore(watermarkFile(infra.config.home)).get('orderbooks')).toBeNull();
+    expect((await watermarkOf(cold, infra.config.clickhouse.cold.database, 'orderbooks'))).toBeNull();
 
     const text = await metrics.metrics();
     expect(text).toMatch(new RegExp(`mprism_replication_rows_copied_total\\{table="trades"\\} ${due}\\b`));
@@ -135,7 +143,7 @@ describe('replication daemon', () => {
     await insertRecords(hot, hotCfg.database, early, { skipExisting: false });
     await insertRecords(cold, coldCfg.database, early, { skipExisting: false });
     await insertRecords(hot, hotCfg.database, [tradeAt(w.start + 30, 'late-c'), tradeAt(w.start + 40, 'late-d')], { skipExisting: false });
-    new WatermarkStore(watermarkFile(infra.config.home)).set('trades', watermark);
+    await setWatermark(cold, infra.config.clickhouse.cold.database, 'trades', watermark);
 
     const controller = new AbortController();
     const metrics = new Registry();
@@ -172,7 +180,7 @@ describe('replication daemon', () => {
       const pending = tradeAt(base + 6 * MINUTE + 30_000, 'floor-pending');
       await nc.jetstream().publish('trade.binance_spot.spot.BTC-USDT', JSONCodec().encode(pending));
       expect(await oldestUnackedEventTime(jsm, MARKET_DATA_STREAM, durable)).toBe(pending.eventTime);
-      new WatermarkStore(watermarkFile(infra.config.home)).set('trades', base);
+      await setWatermark(cold, infra.config.clickhouse.cold.database, 'trades', base);
 
       const runFor = async (ms: number) => {
         const controller = new AbortController();
@@ -183,7 +191,7 @@ describe('replication daemon', () => {
         await new Promise((r) => setTimeout(r, ms));
         controller.abort();
         await run;
-        return new WatermarkStore(watermarkFile(infra.config.home)).get('trades')!;
+        return (await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades'))!;
       };
       const held = await runFor(2000);
       expect(held).toBeGreaterThan(base);
@@ -198,6 +206,49 @@ describe('replication daemon', () => {
       expect(await runFor(2000)).toBeGreaterThan(pending.eventTime);
     } finally {
       await nc.close();
+    }
+  });
+
+  it('with Redis unreachable copies nothing, reports why in /health, and still stops on abort', async () => {
+    const closed = await freePort();
+    const config = { ...infra.config, redis: { ...infra.config.redis, port: closed } };
+    const before = await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades');
+    const controller = new AbortController();
+    let health: (() => HealthReport | Promise<HealthReport>) | null = null;
+    const run = replication({ signal: controller.signal, log: pino({ level: 'silent' }), metrics: new Registry(), setHealth: (h) => (health = h), simulate: false }, config);
+    const deadline = Date.now() + 10_000;
+    let report: HealthReport | null = null;
+    while (Date.now() < deadline) {
+      report = health === null ? null : await (health as () => HealthReport | Promise<HealthReport>)();
+      if ((report?.leases as { error: string | null } | undefined)?.error) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    controller.abort();
+    await run;
+    expect(report).toMatchObject({ ok: false, leases: { held: [], error: expect.stringMatching(new RegExp(`^cannot take or renew table leases at redis://127.0.0.1:${closed}: redis: `)) } });
+    expect(await watermarkOf(cold, infra.config.clickhouse.cold.database, 'trades')).toBe(before);
+  });
+
+  it('refuses to start from a guess when the pre-lease watermark file is corrupt, saying which file', async () => {
+    const file = watermarkFile(infra.config.home);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, '{"version":1,"tables":');
+    const controller = new AbortController();
+    let health: (() => HealthReport | Promise<HealthReport>) | null = null;
+    const run = replication({ signal: controller.signal, log: pino({ level: 'silent' }), metrics: new Registry(), setHealth: (h) => (health = h), simulate: false }, infra.config);
+    try {
+      const deadline = Date.now() + 10_000;
+      let report: HealthReport | null = null;
+      while (Date.now() < deadline) {
+        report = health === null ? null : await (health as () => HealthReport | Promise<HealthReport>)();
+        if (report?.lastError) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(report).toMatchObject({ ok: false, lastError: { table: null, message: expect.stringContaining(`${file}: corrupt watermark file`) } });
+    } finally {
+      controller.abort();
+      await run;
+      rmSync(file);
     }
   });
 

@@ -16,13 +16,13 @@ import { runRetention, type RetentionReport } from '../../src/lib/checks/retenti
 import type { Config } from '../../src/lib/config/schema.js';
 import { postgresUrl } from '../../src/lib/infra/endpoints.js';
 import { ensurePostgresDatabase } from '../../src/lib/infra/probe.js';
-import { WatermarkStore, watermarkFile } from '../../src/lib/replication/watermarks.js';
 import type { FundingRateRecord, StreamHoleRecord } from '../../src/lib/records.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { partitionExtents } from '../../src/lib/store/retention.js';
 import { ensureSchema, partitionOf, renderCreateTable, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { tradeAt } from '../helpers/records.js';
+import { setWatermark } from '../helpers/watermarks.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 const DAY = 86_400_000;
@@ -99,10 +99,9 @@ beforeAll(async () => {
   await ensurePostgresDatabase(infra.config);
   unconnected.pool = new pg.Pool({ connectionString: postgresUrl(infra.config) });
   await ensureBrainSchema(unconnected.pool);
-  const marks = new WatermarkStore(watermarkFile(infra.config.home));
-  marks.set('trades', now - HOUR);
-  marks.set('funding_rates', dayAgo(5) + 12 * HOUR);
-  marks.set('stream_holes', now - HOUR);
+  await setWatermark(cold, c, 'trades', now - HOUR);
+  await setWatermark(cold, c, 'funding_rates', dayAgo(5) + 12 * HOUR);
+  await setWatermark(cold, c, 'stream_holes', now - HOUR);
 }, 60_000);
 
 afterAll(async () => {

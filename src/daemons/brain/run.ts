@@ -10,6 +10,7 @@ import { BrainStore } from '../../lib/brain/history.js';
 import { integrityOutcome, repairOutcome } from '../../lib/brain/integrity-job.js';
 import { createBrainMetrics } from '../../lib/brain/jobs.js';
 import { BrainLease, claimFence, recordedFence } from '../../lib/brain/lease.js';
+import { registerLeaseMetric } from '../../lib/coordination/lease.js';
 import { timezoneProblem, validateSchedule } from '../../lib/brain/scheduler.js';
 import { createAlerting, type Alerting } from '../../lib/brain/alerts/index.js';
 import { AlertStore } from '../../lib/brain/alerts/store.js';
@@ -155,6 +156,7 @@ export const createBrain =
         },
       );
       const leading = () => lease?.isLeader() ?? false;
+      registerLeaseMetric(ctx.metrics, () => [{ name: 'brain', held: leading() }]);
 
       const health = async (): Promise<HealthReport> => {
         const [postgres, registry] = await Promise.all([

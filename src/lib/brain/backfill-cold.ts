@@ -6,7 +6,7 @@ import { isJetStreamNotFound, JS_CONSUMER_NOT_FOUND } from '../bus/connection.js
 import { MARKET_DATA_STREAM, storageDurable } from '../bus/streams.js';
 import { withColdWriteLock } from '../replication/cold-writers.js';
 import { copyWindow } from '../replication/copy.js';
-import { WatermarkStore, watermarkFile } from '../replication/watermarks.js';
+import { SharedWatermarks } from '../replication/watermarks.js';
 import { createClickHouse } from '../store/client.js';
 import { tableFor } from '../store/tables.js';
 
@@ -58,11 +58,12 @@ export async function copyBackfillToCold(
     await sleep(500, signal);
   }
 
-  const watermarks = new WatermarkStore(watermarkFile(config.home));
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
   const out: ColdCopy[] = [];
   try {
+    const watermarks = new SharedWatermarks(cold, config.clickhouse.cold.database);
+    await watermarks.refresh();
     for (const dataType of dataTypes) {
       const spec = tableFor(dataType);
       const watermark = watermarks.get(spec.table);
@@ -104,10 +105,17 @@ const REPLICATION_START_TIMEOUT_MS = 5 * 60_000;
 export async function awaitReplicationStart(config: Config, dataTypes: ReadonlySet<DataType>, signal: AbortSignal, timeoutMs = REPLICATION_START_TIMEOUT_MS): Promise<boolean> {
   const tables = [...dataTypes].map((t) => tableFor(t).table);
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const watermarks = new WatermarkStore(watermarkFile(config.home));
-    if (tables.every((t) => watermarks.get(t) !== null)) return true;
-    if (signal.aborted || Date.now() > deadline) return false;
-    await sleep(1000, signal);
+  const cold = createClickHouse(config.clickhouse.cold);
+  const watermarks = new SharedWatermarks(cold, config.clickhouse.cold.database);
+  try {
+    for (;;) {
+      // Cold unreachable: not begun as far as anyone can tell; the deadline ends the wait.
+      await watermarks.refresh().catch(() => undefined);
+      if (tables.every((t) => watermarks.get(t) !== null)) return true;
+      if (signal.aborted || Date.now() > deadline) return false;
+      await sleep(1000, signal);
+    }
+  } finally {
+    await cold.close();
   }
 }

@@ -245,7 +245,6 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
     const days = compared.clampedBy === 'hot' ? config.retention.hotDays : config.retention.coldDays;
     retentionNotes.push(`hot and cold compared from ${new Date(compared.start).toISOString()}, not ${new Date(from).toISOString()}: ${compared.clampedBy} keeps ${days} days (retention.${compared.clampedBy}Days)`);
   }
-  const watermarks = readWatermarks(config.home);
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
   try {
@@ -253,6 +252,7 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot),
       ensureReachable(cold, 'clickhouse-cold', config.clickhouse.cold),
     ]);
+    const watermarks = await readWatermarks(cold, config.clickhouse.cold.database);
     const [hotTables, coldTables] = await Promise.all([
       existingTables(hot, config.clickhouse.hot.database),
       existingTables(cold, config.clickhouse.cold.database),

@@ -215,7 +215,7 @@ async function changedSinceVerified(config: Config, servers: Servers, spec: Tabl
 
 async function measure(config: Config, servers: Servers, horizons: RetentionHorizons) {
   const errors: string[] = [];
-  const watermarks = readWatermarks(config.home);
+  const watermarks = await readWatermarks(servers.cold, config.clickhouse.cold.database);
   if (watermarks.error !== null) errors.push(watermarks.error);
   const [hotTables, coldTables] = await Promise.all([
     existingTables(servers.hot, config.clickhouse.hot.database),

@@ -259,6 +259,8 @@ export const configSchema = z.strictObject({
     /** Windows this far behind the watermark are re-checked for rows that reached hot late (storage outage, redelivery). */
     lateDataSeconds: z.number().int().min(0),
     pollIntervalMs: z.number().int().positive(),
+    /** Each table is copied by one daemon at a time, the holder of its Redis lease `replication:<table>`. */
+    lease: z.strictObject({ ttlSeconds: z.number().int().min(3).max(300) }),
   }),
   brain: z.strictObject({
     port,

@@ -3,6 +3,7 @@ import { clickHouseErrorCode, type ClickHouseClient } from '../store/client.js';
 import { countRange, rangeCondition } from '../store/queries.js';
 import { ident, qualified, str } from '../store/sql.js';
 import type { TableSpec } from '../store/tables.js';
+import { fenceCondition } from '../store/watermarks.js';
 import type { TimeWindow } from './windows.js';
 
 export interface CopyResult {
@@ -35,7 +36,7 @@ interface Side {
  * GLOBAL: the key subquery must run on the target and travel to the source as a set; a plain NOT IN is
  * forwarded inside the remote query and would read the source's (nonexistent) target table.
  */
-export function copySql(source: ClickHouseServerConfig, target: ClickHouseServerConfig, spec: TableSpec, w: TimeWindow): string {
+export function copySql(source: ClickHouseServerConfig, target: ClickHouseServerConfig, spec: TableSpec, w: TimeWindow, fence?: number): string {
   const columns = spec.columns.map((c) => ident(c.name)).join(', ');
   const key = spec.key.map(ident).join(', ');
   const targetTable = qualified(target.database, spec.table);
@@ -45,6 +46,9 @@ export function copySql(source: ClickHouseServerConfig, target: ClickHouseServer
     `SELECT ${columns} FROM ${remote}`,
     `WHERE ${rangeCondition(spec, w)}`,
     `AND (${key}) GLOBAL NOT IN (SELECT ${key} FROM ${targetTable} WHERE ${rangeCondition(spec, w)})`,
+    // Replication's copies carry the fence of their table's lease: once a newer holder has recorded
+    // its fence in cold, a statement from an older holder (paused past its lease) inserts nothing.
+    ...(fence === undefined ? [] : [`AND ${fenceCondition(target.database, spec.table, fence)}`]),
     `LIMIT 1 BY ${key}`,
   ].join('\n');
 }
@@ -64,15 +68,20 @@ const QUERY_ALREADY_RUNNING = 216;
 const BUSY_RETRIES = 20;
 const BUSY_WAIT_MS = 500;
 
-async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeWindow): Promise<DirectedCopy> {
+/** Every copy into `database`.`table` has a query id starting with this (see copyBetween). */
+export function copyQueryIdPrefix(database: string, table: string): string {
+  return `mprism-copy-${database}-${table}-`;
+}
+
+async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeWindow, fence?: number): Promise<DirectedCopy> {
   const before = await countRange(target.client, target.server.database, spec, w);
   for (let attempt = 0; ; attempt++) {
     try {
       await target.client.command({
-        query: copySql(source.server, target.server, spec, w),
+        query: copySql(source.server, target.server, spec, w, fence),
         // One id per target window: the server refuses a second copy of the same window while one runs
         // (the daemon after a timeout or restart, or a cron repair), so two copies never both insert a key.
-        query_id: `mprism-copy-${target.server.database}-${spec.table}-${w.start}-${w.end}`,
+        query_id: `${copyQueryIdPrefix(target.server.database, spec.table)}${w.start}-${w.end}`,
         clickhouse_settings: { max_execution_time: COPY_MAX_EXECUTION_SECONDS },
       });
       break;
@@ -101,6 +110,7 @@ async function copyBetween(source: Side, target: Side, spec: TableSpec, w: TimeW
  * Copies one window hot -> cold and verifies it: verified when the cold window holds exactly one row per
  * distinct hot key. Idempotent; two copies of the same window running at once could both insert a key
  * (each sees it missing), which ReplacingMergeTree merges and `mprism repair` removes.
+ * `fence`: replication's lease fence for the table (see copySql); the others' copies go without.
  */
 export async function copyWindow(
   hot: ClickHouseClient,
@@ -108,8 +118,9 @@ export async function copyWindow(
   config: Config,
   table: TableSpec,
   w: TimeWindow,
+  fence?: number,
 ): Promise<CopyResult> {
-  const r = await copyBetween({ client: hot, server: config.clickhouse.hot }, { client: cold, server: config.clickhouse.cold }, table, w);
+  const r = await copyBetween({ client: hot, server: config.clickhouse.hot }, { client: cold, server: config.clickhouse.cold }, table, w, fence);
   return { hotCount: r.sourceDistinct, coldCount: r.targetRows, copied: r.copied, verified: r.verified };
 }
 
