@@ -8,6 +8,14 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 export const INFRA_NAMES = ['nats', 'clickhouse-hot', 'clickhouse-cold', 'redis', 'postgres'] as const;
 export type InfraName = (typeof INFRA_NAMES)[number];
 
+/**
+ * Servers a replicated ClickHouse tier brings with it when mprism runs it (clickhouse.*.replication):
+ * its replicas beyond the first (clickhouse-hot-2...) and the ZooKeeper they share. Not INFRA_NAMES:
+ * they start and stop with their tier and exist only when it is replicated.
+ */
+export type CompanionName = 'zookeeper' | `clickhouse-${'hot' | 'cold'}-${number}`;
+export type LocalServerName = InfraName | CompanionName;
+
 /** Daemons in dependency (start) order; stop runs in reverse. */
 export const DAEMON_NAMES = ['simulator', 'storage', 'replication', 'collector', 'brain'] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
@@ -22,7 +30,7 @@ export function homePaths(home: string) {
     home,
     configFile: join(home, 'mprism.yaml'),
     data: join(home, 'data'),
-    dataDir: (name: InfraName | 'replication') => join(home, 'data', name),
+    dataDir: (name: LocalServerName | 'replication') => join(home, 'data', name),
     run: join(home, 'run'),
     pidFile: (name: string) => join(home, 'run', `${name}.pid`),
     lockFile: (name: string) => join(home, 'run', `${name}.lock`),
