@@ -7,7 +7,7 @@ import type { Config } from './config/schema.js';
 import { MissingBinaryError, UnreachableError, UsageError, errorMessage } from './errors.js';
 import { installMissing, locateBinaries, type BinaryInfo, type BinaryName } from './infra/binaries.js';
 import { isExternal, needsLocalZooKeeper } from './infra/endpoints.js';
-import { startLocalServer, stopLocalServer } from './infra/local-servers.js';
+import { startCompanions, startLocalServer, stopLocalServer } from './infra/local-servers.js';
 import { probeInfra } from './infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from './paths.js';
 import { terminate } from './process-util.js';
@@ -128,7 +128,11 @@ export async function ensureInfra(
         return;
       }
       const before = await probeInfra(config, name, 1000);
-      if (before.up) return;
+      if (before.up) {
+        // The probe sees a tier's first replica only; its ZooKeeper and other replicas may still be down.
+        await startCompanions(config, name, progress);
+        return;
+      }
       await startLocalServer(config, name, { log: progress });
       startedNow.push(name);
     }),

@@ -77,9 +77,18 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
   if (isExternal(config, name)) {
     throw new UsageError(`${name} is configured as an external server (${infraUrl(config, name)}): mprism starts no local ${name}`);
   }
-  for (const companion of companionSpecs(config, name)) await startShared(config, companion, log);
+  await startCompanions(config, name, log);
   const spec = localServerSpec(config, name);
   return finish(config, name, spec, await startSpec(config, spec, log));
+}
+
+/**
+ * Starts those of a replicated tier's ZooKeeper and other replicas that are not running (the running
+ * ones are adopted). Also for a tier whose first replica is up: a second replica that died comes back.
+ */
+export async function startCompanions(config: Config, name: InfraName, log: (l: string) => void = () => undefined): Promise<void> {
+  if (isExternal(config, name)) return;
+  for (const companion of companionSpecs(config, name)) await startShared(config, companion, log);
 }
 
 /**
