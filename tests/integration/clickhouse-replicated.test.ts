@@ -3,15 +3,19 @@ import type { Config } from '../../src/lib/config/schema.js';
 import { runIntegrity, type IntegrityReport } from '../../src/lib/checks/integrity.js';
 import { clickhouseServer } from '../../src/lib/infra/clickhouse-server.js';
 import { freePorts } from '../../src/lib/infra/free-port.js';
-import { startLocalServer } from '../../src/lib/infra/local-servers.js';
+import { startLocalServer, stopLocalServer } from '../../src/lib/infra/local-servers.js';
+import { clickhouseReplicaServer } from '../../src/lib/infra/clickhouse-server.js';
+import { portProblem } from '../../src/lib/infra/server-spec.js';
 import { findServerPid } from '../../src/lib/infra/server-spec.js';
+import { ConfigError } from '../../src/lib/errors.js';
 import { zookeeperServer } from '../../src/lib/infra/zookeeper-server.js';
 import { isAlive, waitFor } from '../../src/lib/process-util.js';
 import { ensureClickHouseSchemas } from '../../src/lib/provision.js';
 import { copyWindow } from '../../src/lib/replication/copy.js';
-import { createClickHouse, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
+import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
+import { dropPartition } from '../../src/lib/store/retention.js';
 import { tierReplicas } from '../../src/lib/store/replicas.js';
-import { tableFor } from '../../src/lib/store/tables.js';
+import { ensureSchema, partitionOf, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { eventually, runCli } from '../helpers/cli.js';
 import { tradeAt } from '../helpers/records.js';
@@ -113,6 +117,15 @@ describe('replicated hot (2 replicas of 18.16 + ZooKeeper 3.8)', () => {
     expect(coldEngine?.engine).toBe('ReplacingMergeTree');
   });
 
+  it('refuses, with a message, to treat existing single-server tables as replicated (no silent conversion)', async () => {
+    const db = infra.config.clickhouse.cold.database;
+    const attempt = ensureSchema(cold, db, await detectDialect(cold), 'replicated');
+    await expect(attempt).rejects.toThrow(ConfigError);
+    await expect(attempt).rejects.toThrow(`the config makes ${db} replicated (ReplicatedReplacingMergeTree), but ${db}.orderbooks (ReplacingMergeTree)`);
+    // Provisioning again is a no-op on every replica.
+    expect((await ensureClickHouseSchemas(infra.config)).every((c) => c.created.length === 0 && c.migrated.length === 0)).toBe(true);
+  });
+
   it('integrity counts every row written on replica 1 exactly once, reading replica 1', async () => {
     const report = await runIntegrity(infra.config, { sinceMs: 60 * MINUTE, now });
     const t = trades(report);
@@ -197,5 +210,26 @@ describe('replicated hot (2 replicas of 18.16 + ZooKeeper 3.8)', () => {
     const healed = await runIntegrity(viaReplica2, { sinceMs: 60 * MINUTE, now });
     expect(trades(healed)).toMatchObject({ hotRows: N + PER_WINDOW + lost.length, coldRows: N + PER_WINDOW + lost.length, hotDuplicates: 0, problems: [] });
     expect(healed.ok).toBe(true);
+  });
+
+  it("retention's DROP PARTITION through replica 1 empties the partition on replica 2 too", async () => {
+    // A day of its own, far in the past, so the windows above are untouched.
+    const day = Date.UTC(2020, 0, 15, 12);
+    await insertRecords(replica1, hotDb(), [trade(day, 'old1'), trade(day + 1000, 'old2')], { skipExisting: false });
+    await replica2.command({ query: `SYSTEM SYNC REPLICA ${hotDb()}.trades` });
+    expect(await count(replica2, "trade_id LIKE 'old%'")).toBe(2);
+    // Replica 1 was killed (-9) and restarted above: until ZooKeeper expires its old session (30 s), the
+    // dead session still holds the leadership, and a DROP PARTITION (run by the leader) fails with
+    // "Leader was suddenly changed". Retention reports that and drops on its next run; so does this.
+    await eventually('DROP PARTITION to succeed', () => dropPartition(replica1, hotDb(), 'trades', String(partitionOf(day))), 60_000, 1000);
+    await eventually('the drop to reach replica 2', async () => (await count(replica2, "trade_id LIKE 'old%'")) === 0, 20_000, 200);
+  });
+
+  it('stopping the tier stops its other replica and ZooKeeper too: no process left, ports free', async () => {
+    const specs = [clickhouseServer(infra.config, 'clickhouse-hot'), clickhouseReplicaServer(infra.config, 'hot', 2), zookeeperServer(infra.config)];
+    expect(specs.map((spec) => findServerPid(spec) !== null)).toEqual([true, true, true]);
+    expect(await stopLocalServer(infra.config, 'clickhouse-hot', 10_000)).toBe(true);
+    expect(specs.map((spec) => findServerPid(spec))).toEqual([null, null, null]);
+    for (const spec of specs) for (const p of spec.ports) expect(await portProblem(p.host, p.port), p.setting).toBeNull();
   });
 });
