@@ -110,6 +110,6 @@ describe('renderZooKeeperConfig', () => {
     expect(cfg).toContain('clientPortAddress=127.0.0.1\n');
     expect(cfg).toContain('admin.enableServer=false\n');
     expect(cfg).toContain('dataDir=/home/x/.mprism/data/zookeeper/data\n');
-    expect(cfg).toContain('4lw.commands.whitelist=ruok\n');
+    expect(cfg).toContain('4lw.commands.whitelist=srvr\n');
   });
 });

@@ -20,8 +20,8 @@ export function renderZooKeeperConfig(host: string, port: number, dataDir: strin
     `clientPortAddress=${host}`,
     'maxClientCnxns=0',
     'admin.enableServer=false',
-    // ruok answers the readiness check; the rest stay off.
-    '4lw.commands.whitelist=ruok',
+    // srvr answers the readiness check; the other four-letter words stay off.
+    '4lw.commands.whitelist=srvr',
     // Old snapshots and logs are purged hourly, keeping 3, so a long-running home does not fill up.
     'autopurge.snapRetainCount=3',
     'autopurge.purgeInterval=1',
@@ -29,8 +29,11 @@ export function renderZooKeeperConfig(host: string, port: number, dataDir: strin
   ].join('\n');
 }
 
-/** ZooKeeper's four-letter `ruok`: true when it answers `imok`. */
-export function zookeeperRuok(host: string, port: number, timeoutMs: number): Promise<boolean> {
+/**
+ * ZooKeeper's four-letter `srvr`: true once it serves requests (it then answers with its version; before
+ * its database is loaded, with "not currently serving requests"). `ruok` says imok earlier than that.
+ */
+export function zookeeperServing(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = connect({ host, port });
     let reply = '';
@@ -40,9 +43,9 @@ export function zookeeperRuok(host: string, port: number, timeoutMs: number): Pr
     };
     socket.setTimeout(timeoutMs, () => finish(false));
     socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('ruok'));
+    socket.once('connect', () => socket.write('srvr'));
     socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
-    socket.once('end', () => finish(reply === 'imok'));
+    socket.once('end', () => finish(reply.startsWith('Zookeeper version:')));
   });
 }
 
@@ -78,6 +81,6 @@ export function zookeeperServer(config: Config): LocalServerSpec {
         paths.logFile,
       );
     },
-    isReady: () => zookeeperRuok(host, port, 1000),
+    isReady: () => zookeeperServing(host, port, 1000),
   };
 }
