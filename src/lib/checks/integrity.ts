@@ -286,16 +286,20 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       existingTables(hot, config.clickhouse.hot.database),
       existingTables(cold, config.clickhouse.cold.database),
     ]);
+    // All tables at once: with a peer down, each table with unfetched parts waits the whole timeout.
+    const ours = (present: readonly string[]) => TABLES.map((t) => t.table).filter((t) => present.includes(t));
+    const syncNotes: string[] = [];
+    await Promise.all([
+      ...ours(hotTables).map((table) => catchUp('hot', config.clickhouse.hot, hotReader, table, syncNotes)),
+      ...ours(coldTables).map((table) => catchUp('cold', config.clickhouse.cold, coldReader, table, syncNotes)),
+    ]);
+    replicaNotes.push(...syncNotes.sort());
     const tables: TableIntegrity[] = [];
     for (const spec of TABLES) {
       // The brain lost its lease or stops: a report cut short is no report.
       opts.signal?.throwIfAborted();
       const onHot = hotTables.includes(spec.table);
       const onCold = coldTables.includes(spec.table);
-      await Promise.all([
-        onHot ? catchUp('hot', config.clickhouse.hot, hotReader, spec.table, replicaNotes) : undefined,
-        onCold ? catchUp('cold', config.clickhouse.cold, coldReader, spec.table, replicaNotes) : undefined,
-      ]);
       const [hotCounts, coldCounts] = await Promise.all([
         onHot ? countBuckets(hot, config.clickhouse.hot.database, spec, comparedRange, windowMs, now - config.replication.lateDataSeconds * 1000) : [],
         onCold ? countBuckets(cold, config.clickhouse.cold.database, spec, comparedRange, windowMs) : [],
