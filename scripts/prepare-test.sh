@@ -6,4 +6,6 @@ cd "$(dirname "$0")/.."
 npx --no-install tsc -p tsconfig.json
 # The tests are type-checked too: vitest only strips their types.
 npx --no-install tsc -p tsconfig.test.json
-node dist/cli.js init --binaries-only --install --yes
+# With a replicated hot, so ZooKeeper (only needed then) is installed too for the replicated-layout test.
+MPRISM_CLICKHOUSE_HOT_REPLICATION='{interserverPort: 9009, replicas: [{url: null, host: 127.0.0.1, httpPort: 8125, tcpPort: 9002, interserverPort: 9010}]}' \
+  node dist/cli.js init --binaries-only --install --yes

@@ -13,8 +13,9 @@ function render(r: InitReport): void {
   if (p.streams.created.length) println(`created streams ${p.streams.created.join(', ')}`);
   if (p.streams.updated.length) println(`updated streams ${p.streams.updated.join(', ')}`);
   for (const c of p.clickhouse) {
-    println(`clickhouse ${c.server} ${c.version}: ${c.database} ${c.created.length ? `created ${c.created.join(', ')}` : `${c.existing.length} tables in place`}`);
-    if (c.migrated.length) println(`clickhouse ${c.server}: migrated ${c.migrated.join(', ')} to the current columns`);
+    const server = c.replica === undefined ? c.server : `${c.server} replica ${c.replica}`;
+    println(`clickhouse ${server} ${c.version}: ${c.database} ${c.created.length ? `created ${c.created.join(', ')}` : `${c.existing.length} tables in place`}`);
+    if (c.migrated.length) println(`clickhouse ${server}: migrated ${c.migrated.join(', ')} to the current columns`);
   }
   if (p.postgres.databaseCreated) println('created PostgreSQL database');
   if (p.postgres.created.length) println(`created PostgreSQL tables ${p.postgres.created.join(', ')}`);

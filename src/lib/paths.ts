@@ -15,6 +15,13 @@ export type InfraName = (typeof INFRA_NAMES)[number];
 /** Storage daemons one supervisor can run (storage.instances); each takes its own port, lock, pid and log. */
 export const STORAGE_INSTANCE_NAMES = ['storage', 'storage-2', 'storage-3', 'storage-4'] as const;
 export type StorageInstanceName = (typeof STORAGE_INSTANCE_NAMES)[number];
+/**
+ * Servers a replicated ClickHouse tier brings with it when mprism runs it (clickhouse.*.replication):
+ * its replicas beyond the first (clickhouse-hot-2...) and the ZooKeeper they share. Not INFRA_NAMES:
+ * they start and stop with their tier and exist only when it is replicated.
+ */
+export type CompanionName = 'zookeeper' | `clickhouse-${'hot' | 'cold'}-${number}`;
+export type LocalServerName = InfraName | CompanionName;
 
 /** Daemons in dependency (start) order; stop runs in reverse. */
 export const DAEMON_NAMES = ['simulator', ...STORAGE_INSTANCE_NAMES, 'replication', 'collector', 'brain'] as const;
@@ -77,7 +84,7 @@ export function homePaths(home: string) {
     home,
     configFile: join(home, 'mprism.yaml'),
     data: join(home, 'data'),
-    dataDir: (name: InfraName | 'replication') => join(home, 'data', name),
+    dataDir: (name: LocalServerName | 'replication') => join(home, 'data', name),
     run: join(home, 'run'),
     pidFile: (name: string) => join(home, 'run', `${name}.pid`),
     lockFile: (name: string) => join(home, 'run', `${name}.lock`),

@@ -5,9 +5,9 @@ import { sleep } from './backoff.js';
 import { DEFAULT_CONFIG_FILE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { MissingBinaryError, UnreachableError, UsageError, errorMessage } from './errors.js';
-import { installMissing, locateBinaries, type BinaryInfo } from './infra/binaries.js';
-import { isExternal } from './infra/endpoints.js';
-import { startLocalServer, stopLocalServer } from './infra/local-servers.js';
+import { installMissing, locateBinaries, type BinaryInfo, type BinaryName } from './infra/binaries.js';
+import { isExternal, needsLocalZooKeeper } from './infra/endpoints.js';
+import { startCompanions, startLocalServer, stopLocalServer } from './infra/local-servers.js';
 import { probeInfra } from './infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, activeDaemons, activeInfra, homePaths, type DaemonName, type InfraName } from './paths.js';
 import { terminate } from './process-util.js';
@@ -58,14 +58,14 @@ export interface InitReport {
 }
 
 export interface BinaryReport {
-  name: InfraName;
+  name: BinaryName;
   path: string | null;
   installed: boolean;
 }
 
 /** Locate the binaries of the local servers this config needs; install missing ones with apt when allowed. */
 export async function ensureBinaries(config: Config, opts: { install: boolean; progress: Progress }): Promise<BinaryReport[]> {
-  const needed = localInfra(config);
+  const needed: BinaryName[] = [...localInfra(config), ...(needsLocalZooKeeper(config) ? ['zookeeper' as const] : [])];
   const find = () => locateBinaries().filter((b) => needed.includes(b.name));
   const missing = find().filter((b) => b.path === null);
   if (missing.length > 0) {
@@ -128,7 +128,11 @@ export async function ensureInfra(
         return;
       }
       const before = await probeInfra(config, name, 1000);
-      if (before.up) return;
+      if (before.up) {
+        // The probe sees a tier's first replica only; its ZooKeeper and other replicas may still be down.
+        await startCompanions(config, name, progress);
+        return;
+      }
       await startLocalServer(config, name, { log: progress });
       startedNow.push(name);
     }),

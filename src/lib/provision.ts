@@ -7,12 +7,13 @@ import { UnreachableError } from './errors.js';
 import { displayAddress, postgresUrl } from './infra/endpoints.js';
 import { ensurePostgresDatabase } from './infra/probe.js';
 import { createClickHouse, detectDialect } from './store/client.js';
-import { ensureSchema } from './store/tables.js';
+import { tierReplicas } from './store/replicas.js';
+import { engineFor, ensureSchema } from './store/tables.js';
 
 /** What provisioning created; all-empty `created` means the platform was already in place. */
 export interface ProvisionReport {
   streams: { created: string[]; updated: string[]; unchanged: string[] };
-  clickhouse: { server: 'hot' | 'cold'; database: string; version: string; created: string[]; existing: string[]; migrated: string[] }[];
+  clickhouse: { server: 'hot' | 'cold'; /** 1-based, on a replicated tier only. */ replica?: number; database: string; version: string; created: string[]; existing: string[]; migrated: string[] }[];
   postgres: { databaseCreated: boolean; created: string[]; existing: string[] };
   changed: boolean;
 }
@@ -31,20 +32,7 @@ export async function provision(config: Config): Promise<ProvisionReport> {
     await nc.close();
   }
 
-  const clickhouse: ProvisionReport['clickhouse'] = [];
-  for (const server of ['hot', 'cold'] as const) {
-    const spec = config.clickhouse[server];
-    const client = createClickHouse(spec);
-    try {
-      const dialect = await detectDialect(client).catch((err: unknown) => {
-        throw new UnreachableError(`ClickHouse ${server}`, spec.url ? displayAddress(spec.url) : `${spec.host}:${spec.httpPort}`, { cause: err });
-      });
-      const r = await ensureSchema(client, spec.database, dialect);
-      clickhouse.push({ server, database: spec.database, version: dialect.version, ...r });
-    } finally {
-      await client.close();
-    }
-  }
+  const clickhouse = await ensureClickHouseSchemas(config);
 
   const databaseCreated = await ensurePostgresDatabase(config);
   const pool = new pg.Pool({ connectionString: postgresUrl(config), max: 1, connectionTimeoutMillis: 5000 });
@@ -65,4 +53,27 @@ export async function provision(config: Config): Promise<ProvisionReport> {
     streams.created.length + streams.updated.length + brain.created.length + clickhouse.reduce((n, c) => n + c.created.length + c.migrated.length, 0) > 0 ||
     databaseCreated;
   return { streams, clickhouse, postgres: { databaseCreated, ...brain }, changed };
+}
+
+/** Databases and tables on both tiers, on every replica of a replicated tier (see ensureSchema). */
+export async function ensureClickHouseSchemas(config: Config): Promise<ProvisionReport['clickhouse']> {
+  const clickhouse: ProvisionReport['clickhouse'] = [];
+  for (const server of ['hot', 'cold'] as const) {
+    // A replicated tier: every replica creates its own replica of each table (same ZooKeeper path).
+    const replicas = tierReplicas(config.clickhouse[server]);
+    for (const [i, spec] of replicas.entries()) {
+      const client = createClickHouse(spec);
+      const name = replicas.length === 1 ? `ClickHouse ${server}` : `ClickHouse ${server} replica ${i + 1}`;
+      try {
+        const dialect = await detectDialect(client).catch((err: unknown) => {
+          throw new UnreachableError(name, spec.url ? displayAddress(spec.url) : `${spec.host}:${spec.httpPort}`, { cause: err });
+        });
+        const r = await ensureSchema(client, spec.database, dialect, engineFor(spec));
+        clickhouse.push({ server, ...(replicas.length === 1 ? {} : { replica: i + 1 }), database: spec.database, version: dialect.version, ...r });
+      } finally {
+        await client.close();
+      }
+    }
+  }
+  return clickhouse;
 }

@@ -36,6 +36,37 @@ describe('loadConfig', () => {
     expect(c.nats.monitorPort).toBe(8222);
   });
 
+  it('keeps both ClickHouse tiers single-server by default, with no ZooKeeper needed', async () => {
+    const { needsLocalZooKeeper } = await import('../../src/lib/infra/endpoints.js');
+    const c = loadConfig({ env: { MPRISM_HOME: home } });
+    expect([c.clickhouse.hot.replication, c.clickhouse.cold.replication]).toEqual([null, null]);
+    expect(needsLocalZooKeeper(c)).toBe(false);
+  });
+
+  it('accepts a replicated local tier, which needs the local ZooKeeper unless an ensemble is configured', async () => {
+    const { needsLocalZooKeeper, zookeeperServers } = await import('../../src/lib/infra/endpoints.js');
+    const file = join(home, 'mprism.yaml');
+    const replicated = 'clickhouse:\n  hot:\n    replication:\n      interserverPort: 9009\n      replicas:\n        - { url: null, host: 127.0.0.1, httpPort: 8125, tcpPort: 9002, interserverPort: 9010 }\n';
+    writeFileSync(file, replicated);
+    const c = loadConfig({ env: { MPRISM_HOME: home } });
+    expect(c.clickhouse.hot.replication?.replicas).toHaveLength(1);
+    expect(needsLocalZooKeeper(c)).toBe(true);
+    expect(zookeeperServers(c)).toEqual([{ host: '127.0.0.1', port: 2181 }]);
+    writeFileSync(file, `${replicated}  zookeeper:\n    servers: [zk-1:2181, zk-2:2182]\n`);
+    const ensemble = loadConfig({ env: { MPRISM_HOME: home } });
+    expect(needsLocalZooKeeper(ensemble)).toBe(false);
+    expect(zookeeperServers(ensemble)).toEqual([{ host: 'zk-1', port: 2181 }, { host: 'zk-2', port: 2182 }]);
+  });
+
+  it('refuses a replicated tier mixing local and external replicas, and replicated tiers sharing a database', () => {
+    const file = join(home, 'mprism.yaml');
+    writeFileSync(file, 'clickhouse:\n  hot:\n    replication:\n      interserverPort: 9009\n      replicas:\n        - { url: "http://ch-2:8123", host: 127.0.0.1, httpPort: 8125, tcpPort: 9002, interserverPort: 9010 }\n');
+    expect(() => loadConfig({ env: { MPRISM_HOME: home } })).toThrow(/clickhouse\.hot\.replication\.replicas\.0\.url: must be null like the tier's url/);
+    const replication = '    replication: { interserverPort: 9009, replicas: [{ url: null, host: 127.0.0.1, httpPort: 8125, tcpPort: 9002, interserverPort: 9010 }] }\n';
+    writeFileSync(file, `clickhouse:\n  hot:\n    database: same\n${replication}  cold:\n    database: same\n${replication}`);
+    expect(() => loadConfig({ env: { MPRISM_HOME: home } })).toThrow(/clickhouse\.cold\.database: replicated hot and cold need different database names/);
+  });
+
   it('is frozen', () => {
     const c = loadConfig({ env: { MPRISM_HOME: home } });
     expect(Object.isFrozen(c.nats)).toBe(true);

@@ -53,6 +53,16 @@ describe('locateBinaries', () => {
     expect(locateBinary('postgres', search()).path).toBe(join(root, 'pg', '15', 'bin', 'postgres'));
   });
 
+  it('finds ZooKeeper only when both java and the zookeeper jar are there', async () => {
+    const { locateBinary } = await load();
+    const jar = join(root, 'zookeeper.jar');
+    expect(locateBinary('zookeeper', search(), jar)).toEqual({ name: 'zookeeper', path: null, debianPackage: 'zookeeper' });
+    const java = executable(join(root, 'bin'), 'java');
+    expect(locateBinary('zookeeper', search(), jar).path).toBeNull();
+    writeFileSync(jar, 'jar');
+    expect(locateBinary('zookeeper', search(), jar)).toEqual({ name: 'zookeeper', path: java, debianPackage: 'zookeeper' });
+  });
+
   it('orders version strings numerically', async () => {
     const { compareVersions } = await load();
     expect(['10', '9.6', '15', '9.10', '15.1'].sort(compareVersions)).toEqual(['9.6', '9.10', '10', '15', '15.1']);

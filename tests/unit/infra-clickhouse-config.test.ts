@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { clickhouseLayout, renderClickHouseConfig } from '../../src/lib/infra/clickhouse-server.js';
+import { renderZooKeeperConfig } from '../../src/lib/infra/zookeeper-server.js';
 import type { ClickHouseServerConfig } from '../../src/lib/config/schema.js';
 
 const server: ClickHouseServerConfig = {
@@ -11,6 +12,7 @@ const server: ClickHouseServerConfig = {
   database: 'mprism_hot',
   user: 'default',
   password: '',
+  replication: null,
 };
 
 /** Checks that every element is closed in order (the renderer uses no attributes or self-closing tags). */
@@ -77,5 +79,37 @@ describe('renderClickHouseConfig', () => {
     const odd = renderClickHouseConfig(server, clickhouseLayout('/tmp/a&b<c>'));
     assertBalanced(odd);
     expect(tag(odd, 'path')).toEqual(['/tmp/a&amp;b&lt;c&gt;/']);
+  });
+});
+
+describe('renderClickHouseConfig for a replica of a replicated tier', () => {
+  const layout = clickhouseLayout('/home/x/.mprism/data/clickhouse-hot-2');
+  const replica = { replicaName: 'hot-2', interserverPort: 19010, zookeeper: [{ host: '127.0.0.1', port: 12181 }, { host: 'zk-2', port: 2181 }] };
+  const xml = renderClickHouseConfig(server, layout, replica);
+
+  it('adds an interserver port on the listen host, the ZooKeeper nodes, and shard/replica macros', () => {
+    assertBalanced(xml);
+    expect(tag(xml, 'interserver_http_port')).toEqual(['19010']);
+    expect(tag(xml, 'interserver_http_host')).toEqual(['127.0.0.1']);
+    expect(xml).toMatch(/<zookeeper>\s*<node><host>127\.0\.0\.1<\/host><port>12181<\/port><\/node>\s*<node><host>zk-2<\/host><port>2181<\/port><\/node>/);
+    expect(tag(xml, 'shard')).toEqual(['01']);
+    expect(tag(xml, 'replica')).toEqual(['hot-2']);
+  });
+
+  it('leaves a single server as it was', () => {
+    const single = renderClickHouseConfig(server, layout);
+    expect(single).not.toMatch(/zookeeper|macros|interserver/);
+    expect(xml.replace(/\n  <!-- Replicated tier[\s\S]*<\/macros>/, '')).toBe(single);
+  });
+});
+
+describe('renderZooKeeperConfig', () => {
+  it('binds the client port to the configured (loopback) address and turns the AdminServer off', () => {
+    const cfg = renderZooKeeperConfig('127.0.0.1', 12181, '/home/x/.mprism/data/zookeeper/data');
+    expect(cfg).toContain('clientPort=12181\n');
+    expect(cfg).toContain('clientPortAddress=127.0.0.1\n');
+    expect(cfg).toContain('admin.enableServer=false\n');
+    expect(cfg).toContain('dataDir=/home/x/.mprism/data/zookeeper/data\n');
+    expect(cfg).toContain('4lw.commands.whitelist=srvr\n');
   });
 });

@@ -3,7 +3,7 @@ import type { ClickHouseServerConfig } from '../../src/lib/config/schema.js';
 import { copySql, remoteAddress } from '../../src/lib/replication/copy.js';
 import { tableFor } from '../../src/lib/store/tables.js';
 
-const hot: ClickHouseServerConfig = { url: null, host: '127.0.0.1', httpPort: 8123, tcpPort: 9000, database: 'mprism_hot', user: 'default', password: "p'w" };
+const hot: ClickHouseServerConfig = { url: null, host: '127.0.0.1', httpPort: 8123, tcpPort: 9000, database: 'mprism_hot', user: 'default', password: "p'w", replication: null };
 const cold: ClickHouseServerConfig = { ...hot, httpPort: 8124, tcpPort: 9001, database: 'mprism_cold', password: '' };
 
 describe('remoteAddress', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DATA_TYPES } from '../../src/lib/config/schema.js';
 import { ClickHouseError } from '@clickhouse/client';
 import { clickHouseErrorCode, dialectFromVersion } from '../../src/lib/store/client.js';
-import { migrationsFor, partitionOf, renderCreateTable, TABLES, tableFor } from '../../src/lib/store/tables.js';
+import { engineFor, migrationsFor, partitionOf, renderCreateTable, TABLES, tableFor } from '../../src/lib/store/tables.js';
 
 const legacy = dialectFromVersion('18.16.1');
 const modern = dialectFromVersion('24.8.4.13');
@@ -118,6 +118,28 @@ describe('renderCreateTable', () => {
     expect(book).toContain('`bid_prices` Array(Decimal(38, 18))');
     expect(book).toContain('`best_bid_price` Nullable(Decimal(38, 18))');
     expect(book).toContain('ORDER BY (`event_time`, `venue`, `symbol`, `last_update_id`)');
+  });
+
+  it('renders the same spec as ReplicatedReplacingMergeTree for a replicated tier: ZooKeeper path per database and table, {replica} macro', () => {
+    const single = renderCreateTable(tableFor('trade'), 'mprism_hot', legacy, 'single');
+    const replicated = renderCreateTable(tableFor('trade'), 'mprism_hot', legacy, 'replicated');
+    expect(replicated).toBe(
+      single.replace(
+        'ENGINE = ReplacingMergeTree\n',
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/mprism_hot/trades', '{replica}')\n",
+      ),
+    );
+    // Every table gets a path of its own; the default stays the single-server engine.
+    const paths = TABLES.map((t) => /ReplicatedReplacingMergeTree\('([^']+)'/.exec(renderCreateTable(t, 'db', modern, 'replicated'))?.[1]);
+    expect(new Set(paths).size).toBe(TABLES.length);
+    expect(paths).toContain('/clickhouse/tables/{shard}/db/stream_holes');
+    expect(renderCreateTable(tableFor('trade'), 'mprism_hot', legacy)).toBe(single);
+    expect(single).not.toContain('Replicated');
+  });
+
+  it('chooses the engine from the tier config: replicated only when replication is configured', () => {
+    expect(engineFor({ replication: null })).toBe('single');
+    expect(engineFor({ replication: { interserverPort: 9009, replicas: [{ url: null, host: '127.0.0.1', httpPort: 8125, tcpPort: 9002, interserverPort: 9010 }] } })).toBe('replicated');
   });
 
   it('gives hot and cold the same columns on either dialect, so remote() copies between versions', () => {

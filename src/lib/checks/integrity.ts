@@ -3,12 +3,13 @@ import { errorMessage } from '../errors.js';
 import { readWatermarks } from '../replication/watermarks.js';
 import { alignDown } from '../replication/windows.js';
 import { retentionHorizons } from './retention.js';
-import { createClickHouse, ensureReachable, selectRows, type ClickHouseClient } from '../store/client.js';
+import { selectRows, type ClickHouseClient } from '../store/client.js';
+import { openReadableReplica, syncReplica, type ReplicaReader } from '../store/replicas.js';
 import { countBuckets, type BucketCount } from '../store/queries.js';
 import { COLLECTOR_STOPPED_DETAIL } from '../records.js';
 import { checkContinuity, type ContinuityReport } from './continuity.js';
 import { qualified, str, uint } from '../store/sql.js';
-import { existingTables, TABLES, tableFor, type TableSpec } from '../store/tables.js';
+import { engineFor, existingTables, TABLES, tableFor, type TableSpec } from '../store/tables.js';
 
 /*
  * `mprism integrity --json` prints an IntegrityReport; its shape is a contract (the brain stores it,
@@ -33,6 +34,7 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  *     "lastUpdateId": 123, "detail": "expected U 124, got 130"
  *   }],
  *   "bookGapCount": 1,                  // all of them; bookGaps lists at most BOOK_GAPS_LISTED
+ *   "readFrom": { "hot": "http://127.0.0.1:8123", "cold": "http://127.0.0.1:8124" },  // the replica each tier was read on
  *   "warnings": ["binance_spot BTC-USDT: 1 orderbook gap"],
  *   "problems": ["hole: trade binance_spot BTCUSDT ...: open, run 'mprism repair'"],  // beyond the tables'
  *   ...the continuity fields: holes, holeCounts, stoppedStreams, unrecordedGaps (see continuity.ts)
@@ -51,6 +53,11 @@ import { existingTables, TABLES, tableFor, type TableSpec } from '../store/table
  * Hot keeps retention.hotDays (and cold retention.coldDays): windows older than either horizon are not
  * compared, since their partitions may be gone from one side by design. "comparedSince" is where the
  * comparison starts; when it is later than "since", a warning says so.
+ *
+ * A replicated tier (clickhouse.*.replication) is read on one replica, the first that answers: every
+ * replica holds every row, so each is counted once. Before a table is counted, that replica catches up
+ * with what was written through the others (SYSTEM SYNC REPLICA, bounded); if it cannot (a peer is
+ * down with parts nobody fetched yet), a warning says its counts may be behind.
  */
 
 export interface IntegrityReport extends Omit<ContinuityReport, 'problems' | 'warnings'> {
@@ -62,6 +69,8 @@ export interface IntegrityReport extends Omit<ContinuityReport, 'problems' | 'wa
   tables: TableIntegrity[];
   bookGaps: BookGap[];
   bookGapCount: number;
+  /** The replica (address without credentials) each tier was read on: the first that answered. */
+  readFrom: { hot: string; cold: string };
   warnings: string[];
   /** Problems beyond the tables': open holes, stopped streams, unrecorded id gaps. */
   problems: string[];
@@ -228,6 +237,20 @@ async function bookGaps(
   };
 }
 
+/** How long a replica may take to fetch what was written through its peers before a table is counted. */
+export const REPLICA_SYNC_TIMEOUT_MS = 10_000;
+
+function failoverNotes(tier: 'hot' | 'cold', reader: ReplicaReader): string[] {
+  return reader.skipped.map((s) => `${tier}: replica ${s.address} did not answer (${s.error}); read replica ${reader.index} (${reader.address})`);
+}
+
+/** On a replicated tier, lets the replica being read fetch what was written through the others. */
+async function catchUp(tier: 'hot' | 'cold', server: Config['clickhouse']['hot'], reader: ReplicaReader, table: string, notes: string[]): Promise<void> {
+  if (engineFor(server) !== 'replicated') return;
+  const problem = await syncReplica(reader.client, server.database, table, REPLICA_SYNC_TIMEOUT_MS);
+  if (problem !== null) notes.push(`${tier}: replica ${reader.address} may lack rows of ${table} written through another replica (${problem})`);
+}
+
 /**
  * Hot vs cold per closed replication window over the last `sinceMs` milliseconds (a duration, e.g.
  * the integrity task's params.sinceSeconds), plus duplicates, freshness and replication lag per table.
@@ -245,18 +268,32 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
     const days = compared.clampedBy === 'hot' ? config.retention.hotDays : config.retention.coldDays;
     retentionNotes.push(`hot and cold compared from ${new Date(compared.start).toISOString()}, not ${new Date(from).toISOString()}: ${compared.clampedBy} keeps ${days} days (retention.${compared.clampedBy}Days)`);
   }
-  const hot = createClickHouse(config.clickhouse.hot);
-  const cold = createClickHouse(config.clickhouse.cold);
+  const readers = await Promise.allSettled([
+    openReadableReplica(config.clickhouse.hot, 'clickhouse-hot'),
+    openReadableReplica(config.clickhouse.cold, 'clickhouse-cold'),
+  ]);
+  const [hotReader, coldReader] = readers.map((r) => (r.status === 'fulfilled' ? r.value : null));
+  if (hotReader == null || coldReader == null) {
+    await Promise.all([hotReader?.client.close(), coldReader?.client.close()]);
+    throw readers.find((r): r is PromiseRejectedResult => r.status === 'rejected')?.reason;
+  }
+  const hot = hotReader.client;
+  const cold = coldReader.client;
+  const replicaNotes = [...failoverNotes('hot', hotReader), ...failoverNotes('cold', coldReader)];
   try {
-    await Promise.all([
-      ensureReachable(hot, 'clickhouse-hot', config.clickhouse.hot),
-      ensureReachable(cold, 'clickhouse-cold', config.clickhouse.cold),
-    ]);
     const watermarks = await readWatermarks(cold, config.clickhouse.cold.database);
     const [hotTables, coldTables] = await Promise.all([
       existingTables(hot, config.clickhouse.hot.database),
       existingTables(cold, config.clickhouse.cold.database),
     ]);
+    // All tables at once: with a peer down, each table with unfetched parts waits the whole timeout.
+    const ours = (present: readonly string[]) => TABLES.map((t) => t.table).filter((t) => present.includes(t));
+    const syncNotes: string[] = [];
+    await Promise.all([
+      ...ours(hotTables).map((table) => catchUp('hot', config.clickhouse.hot, hotReader, table, syncNotes)),
+      ...ours(coldTables).map((table) => catchUp('cold', config.clickhouse.cold, coldReader, table, syncNotes)),
+    ]);
+    replicaNotes.push(...syncNotes.sort());
     const tables: TableIntegrity[] = [];
     for (const spec of TABLES) {
       // The brain lost its lease or stops: a report cut short is no report.
@@ -288,8 +325,9 @@ export async function runIntegrity(config: Config, opts: { sinceMs: number; now?
       tables,
       bookGaps: gaps.listed,
       bookGapCount: gaps.count,
+      readFrom: { hot: hotReader.address, cold: coldReader.address },
       ...continuityFields,
-      warnings: [...retentionNotes, ...gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`), ...warnings],
+      warnings: [...retentionNotes, ...replicaNotes, ...gaps.perStream.map((g) => `${g.venue} ${g.symbol}: ${g.n} orderbook gap${g.n === 1 ? '' : 's'} (${g.reasons})`), ...warnings],
       problems,
     };
   } finally {

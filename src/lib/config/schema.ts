@@ -6,14 +6,58 @@ const host = z.string().min(1);
 /** An external URL: when set, mprism uses it and starts no local server of that kind. */
 const externalUrl = z.string().url().nullable();
 
-const clickhouseServer = z.strictObject({
+/** A replica of a tier beyond its first (the tier's own url/host/ports); database, user and password are the tier's. */
+const clickhouseReplica = z.strictObject({
   url: externalUrl,
   host,
   httpPort: port,
   tcpPort: port,
-  database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier'),
-  user: z.string(),
-  password: z.string(),
+  /** Where the other replicas fetch parts from this one (local servers only; external servers set their own). */
+  interserverPort: port,
+});
+
+/**
+ * Opt-in: the tier is a replicated ClickHouse (ReplicatedReplacingMergeTree, coordinated by ZooKeeper).
+ * Every replica holds every row; writes go to the tier's own address, reads fail over to the others.
+ */
+const clickhouseReplication = z.strictObject({
+  /** The first replica's (the tier's own) interserver port, when mprism runs it. */
+  interserverPort: port,
+  replicas: z.array(clickhouseReplica).min(1).max(8),
+});
+
+const clickhouseServer = z
+  .strictObject({
+    url: externalUrl,
+    host,
+    httpPort: port,
+    tcpPort: port,
+    database: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be a plain identifier'),
+    user: z.string(),
+    password: z.string(),
+    /** null: one server with plain ReplacingMergeTree tables. */
+    replication: clickhouseReplication.nullable().default(null),
+  })
+  .superRefine((s, ctx) => {
+    // mprism either runs all of a tier's replicas or none of them: a mix would start a local replica
+    // wired to a ZooKeeper the external ones do not share.
+    s.replication?.replicas.forEach((r, i) => {
+      if ((r.url === null) !== (s.url === null)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['replication', 'replicas', i, 'url'],
+          message: s.url === null ? 'must be null like the tier\'s url (mprism runs every replica of a local tier)' : 'must be set like the tier\'s url (an external tier\'s replicas are external too)',
+        });
+      }
+    });
+  });
+
+/** ZooKeeper for replicated tiers that mprism runs locally; unused unless a local tier is replicated. */
+const zookeeper = z.strictObject({
+  /** host:port of an existing ensemble; null: mprism runs one ZooKeeper under MPRISM_HOME. */
+  servers: z.array(z.string().regex(/^[^\s:,]+:\d{1,5}$/, 'must be host:port')).min(1).nullable(),
+  host,
+  port,
 });
 
 export const VENUES = [
@@ -148,7 +192,19 @@ export const configSchema = z.strictObject({
       port,
     }),
   }),
-  clickhouse: z.strictObject({ hot: clickhouseServer, cold: clickhouseServer }),
+  clickhouse: z
+    .strictObject({
+      hot: clickhouseServer,
+      cold: clickhouseServer,
+      zookeeper: zookeeper.default({ servers: null, host: '127.0.0.1', port: 2181 }),
+    })
+    .superRefine((c, ctx) => {
+      // Replicated tables live at /clickhouse/tables/{shard}/<database>/<table> in ZooKeeper: two
+      // replicated tiers with one database name would be one table.
+      if (c.hot.replication !== null && c.cold.replication !== null && c.hot.database === c.cold.database) {
+        ctx.addIssue({ code: 'custom', path: ['cold', 'database'], message: 'replicated hot and cold need different database names (they would share ZooKeeper paths)' });
+      }
+    }),
   redis: z.strictObject({ url: externalUrl, host, port }),
   postgres: z.strictObject({ url: externalUrl, host, port, database: z.string().min(1), user: z.string().min(1) }),
   simulator: z.strictObject({
@@ -351,3 +407,5 @@ export type ConfigShape = z.infer<typeof configSchema>;
 /** Validated, frozen configuration plus where it came from. */
 export type Config = Readonly<ConfigShape> & { readonly home: string; readonly file: string | null };
 export type ClickHouseServerConfig = ConfigShape['clickhouse']['hot'];
+export type ClickHouseReplicaConfig = NonNullable<ClickHouseServerConfig['replication']>['replicas'][number];
+export type ZooKeeperConfig = ConfigShape['clickhouse']['zookeeper'];

@@ -1,27 +1,35 @@
-import { accessSync, constants, readdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { join, delimiter } from 'node:path';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { MissingBinaryError, errorMessage } from '../errors.js';
 import { INFRA_NAMES, isNatsNode, type InfraName } from '../paths.js';
 
+/** What a binary is looked up for: an infra server, or the ZooKeeper of replicated ClickHouse tiers. */
+export type BinaryName = InfraName | 'zookeeper';
+
 export interface BinaryInfo {
-  name: InfraName;
+  name: BinaryName;
   /** Absolute path of the server executable, null when not found. */
   path: string | null;
   debianPackage: string;
 }
 
 /** Executable and Debian package per server kind; both ClickHouse instances run the same binary. */
-const BINARY: Record<InfraName, { executable: string; debianPackage: string }> = {
+const BINARY: Record<BinaryName, { executable: string; debianPackage: string }> = {
   nats: { executable: 'nats-server', debianPackage: 'nats-server' },
   'nats-2': { executable: 'nats-server', debianPackage: 'nats-server' },
   'nats-3': { executable: 'nats-server', debianPackage: 'nats-server' },
+  // A Java server: the executable is `java`, found only together with the package's jar (ZOOKEEPER_JAR).
+  zookeeper: { executable: 'java', debianPackage: 'zookeeper' },
   'clickhouse-hot': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   'clickhouse-cold': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   redis: { executable: 'redis-server', debianPackage: 'redis-server' },
   postgres: { executable: 'postgres', debianPackage: 'postgresql' },
 };
+
+/** Where Debian's zookeeper package puts the server; its manifest's Class-Path names the other jars it needs. */
+export const ZOOKEEPER_JAR = '/usr/share/java/zookeeper.jar';
 
 /** PostgreSQL needs these next to `postgres` to create and control a cluster. */
 const POSTGRES_TOOLS = ['postgres', 'initdb', 'pg_ctl'] as const;
@@ -88,8 +96,13 @@ export function postgresBinDir(search: SearchPaths = defaultSearchPaths()): stri
   return null;
 }
 
-export function locateBinary(name: InfraName, search: SearchPaths = defaultSearchPaths()): BinaryInfo {
+export function locateBinary(name: BinaryName, search: SearchPaths = defaultSearchPaths(), zookeeperJar = ZOOKEEPER_JAR): BinaryInfo {
   const { executable, debianPackage } = BINARY[name];
+  if (name === 'zookeeper') {
+    // java alone is not ZooKeeper: without the jar the package is missing.
+    const java = findExecutable(executable, [...search.path, ...search.extra]);
+    return { name, path: java !== null && existsSync(zookeeperJar) ? java : null, debianPackage };
+  }
   if (name === 'postgres') {
     const dir = postgresBinDir(search);
     return { name, path: dir === null ? null : join(dir, executable), debianPackage };
@@ -97,9 +110,9 @@ export function locateBinary(name: InfraName, search: SearchPaths = defaultSearc
   return { name, path: findExecutable(executable, [...search.path, ...search.extra]), debianPackage };
 }
 
-/** One entry per infra server, in INFRA_NAMES order; the cluster's extra NATS nodes run the same binary as `nats`. */
+/** One entry per infra server, in INFRA_NAMES order (the cluster's extra NATS nodes run the same binary as `nats`), then ZooKeeper. */
 export function locateBinaries(search: SearchPaths = defaultSearchPaths()): BinaryInfo[] {
-  return INFRA_NAMES.filter((name) => !isNatsNode(name) || name === 'nats').map((name) => locateBinary(name, search));
+  return [...INFRA_NAMES.filter((name) => !isNatsNode(name) || name === 'nats'), 'zookeeper' as const].map((name) => locateBinary(name, search));
 }
 
 /** Runs a command, feeding each output line to `log`; resolves to its exit code (127 when it cannot start). */

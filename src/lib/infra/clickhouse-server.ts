@@ -6,6 +6,7 @@ import { writeFileAtomic } from '../process-util.js';
 import { commonPaths, isLoopback, urlHost, type LocalServerSpec } from './server-spec.js';
 import { spawnDetached } from './launch.js';
 import { httpGet } from './http-get.js';
+import { zookeeperServers } from './endpoints.js';
 
 export interface ClickHouseLayout {
   dataDir: string;
@@ -44,12 +45,40 @@ function userXml(name: string, password: string, networks: readonly string[]): s
   ].join('\n');
 }
 
+/** What a replica of a replicated tier adds to its server config. */
+export interface ReplicaSettings {
+  /** The {replica} macro: unique per replica of the tier (hot-1, hot-2). */
+  replicaName: string;
+  /** Where the other replicas fetch parts from this one. */
+  interserverPort: number;
+  zookeeper: readonly { host: string; port: number }[];
+}
+
+/** One shard: a tier's replicas all hold every row. */
+export const SHARD_MACRO = '01';
+
+function replicaXml(server: ClickHouseServerConfig, replica: ReplicaSettings): string {
+  const nodes = replica.zookeeper.map((n) => `    <node><host>${xml(n.host)}</host><port>${n.port}</port></node>`).join('\n');
+  return `
+  <!-- Replicated tier: parts are fetched between replicas on this port, tables coordinated by ZooKeeper. -->
+  <interserver_http_host>${xml(server.host)}</interserver_http_host>
+  <interserver_http_port>${replica.interserverPort}</interserver_http_port>
+  <zookeeper>
+${nodes}
+    <session_timeout_ms>30000</session_timeout_ms>
+  </zookeeper>
+  <macros>
+    <shard>${SHARD_MACRO}</shard>
+    <replica>${xml(replica.replicaName)}</replica>
+  </macros>`;
+}
+
 /**
  * A complete, self-contained server config (users included, so no users.xml is needed) for one
- * instance. No interserver_http_port: two instances on one machine would otherwise both want 9009,
- * and nothing here uses replicated tables.
+ * instance. A single server gets no interserver_http_port: two instances on one machine would otherwise
+ * both want 9009; a replica of a replicated tier gets its own (`replica`).
  */
-export function renderClickHouseConfig(server: ClickHouseServerConfig, layout: ClickHouseLayout): string {
+export function renderClickHouseConfig(server: ClickHouseServerConfig, layout: ClickHouseLayout, replica: ReplicaSettings | null = null): string {
   const loopbackOnly = ['127.0.0.1', '::1'];
   // The built-in `default` user (also what remote() logs in as) never accepts non-loopback clients
   // unless it is the configured user; a configured user may be reached wherever the server listens.
@@ -82,7 +111,7 @@ export function renderClickHouseConfig(server: ClickHouseServerConfig, layout: C
   <mark_cache_size>536870912</mark_cache_size>
   <uncompressed_cache_size>268435456</uncompressed_cache_size>
   <default_profile>default</default_profile>
-  <default_database>default</default_database>
+  <default_database>default</default_database>${replica === null ? '' : replicaXml(server, replica)}
   <merge_tree>
     <!-- Without this, parts of a dropped partition are still on disk at a restart and come back. -->
     <old_parts_lifetime>1</old_parts_lifetime>
@@ -111,9 +140,29 @@ ${users}
 `;
 }
 
+/** The local servers of a tier: the tier's own, then each configured replica (clickhouse-hot-2...). */
 export function clickhouseServer(config: Config, name: 'clickhouse-hot' | 'clickhouse-cold'): LocalServerSpec {
-  const server = name === 'clickhouse-hot' ? config.clickhouse.hot : config.clickhouse.cold;
-  const key = name === 'clickhouse-hot' ? 'hot' : 'cold';
+  const tier = name === 'clickhouse-hot' ? 'hot' : 'cold';
+  return clickhouseReplicaServer(config, tier, 1);
+}
+
+/** Replica `index` (1-based) of a tier mprism runs: 1 is the tier's own server, the others its replication.replicas. */
+export function clickhouseReplicaServer(config: Config, tier: 'hot' | 'cold', index: number): LocalServerSpec {
+  const tierConfig = config.clickhouse[tier];
+  const replication = tierConfig.replication;
+  const extra = index === 1 ? null : replication?.replicas[index - 2];
+  if (index !== 1 && (extra === undefined || extra === null)) throw new RangeError(`clickhouse.${tier} has no replica ${index}`);
+  const server: ClickHouseServerConfig = extra ? { ...tierConfig, url: extra.url, host: extra.host, httpPort: extra.httpPort, tcpPort: extra.tcpPort } : tierConfig;
+  const name = index === 1 ? (`clickhouse-${tier}` as const) : (`clickhouse-${tier}-${index}` as const);
+  const setting = index === 1 ? `clickhouse.${tier}` : `clickhouse.${tier}.replication.replicas[${index - 2}]`;
+  const replica: ReplicaSettings | null =
+    replication === null
+      ? null
+      : {
+          replicaName: `${tier}-${index}`,
+          interserverPort: extra ? extra.interserverPort : replication.interserverPort,
+          zookeeper: zookeeperServers(config),
+        };
   const paths = commonPaths(config.home, name);
   const layout = clickhouseLayout(paths.dataDir);
   return {
@@ -123,14 +172,17 @@ export function clickhouseServer(config: Config, name: 'clickhouse-hot' | 'click
     ...paths,
     extraLogFiles: [layout.errorLog],
     ports: [
-      { setting: `clickhouse.${key}.httpPort`, host: server.host, port: server.httpPort },
-      { setting: `clickhouse.${key}.tcpPort`, host: server.host, port: server.tcpPort },
+      { setting: `${setting}.httpPort`, host: server.host, port: server.httpPort },
+      { setting: `${setting}.tcpPort`, host: server.host, port: server.tcpPort },
+      ...(replica === null
+        ? []
+        : [{ setting: index === 1 ? `clickhouse.${tier}.replication.interserverPort` : `${setting}.interserverPort`, host: server.host, port: replica.interserverPort }]),
     ],
     stopSignal: 'SIGTERM',
     async launch(ctx) {
       mkdirSync(join(paths.dataDir, 'log'), { recursive: true });
       // Rewritten every start so port or user changes in mprism.yaml take effect.
-      writeFileAtomic(layout.configFile, renderClickHouseConfig(server, layout));
+      writeFileAtomic(layout.configFile, renderClickHouseConfig(server, layout, replica));
       return spawnDetached(ctx.binary, [`--config-file=${layout.configFile}`], paths.logFile);
     },
     async isReady() {

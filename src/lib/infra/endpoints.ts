@@ -85,3 +85,21 @@ export function displayAddress(url: string): string {
     return url;
   }
 }
+
+/** Tiers mprism runs itself that are replicated: they need ZooKeeper. */
+export function localReplicatedTiers(c: Config): ('hot' | 'cold')[] {
+  return (['hot', 'cold'] as const).filter((tier) => c.clickhouse[tier].url === null && c.clickhouse[tier].replication !== null);
+}
+
+/** True when mprism must run a ZooKeeper: a local tier is replicated and no ensemble is configured. */
+export function needsLocalZooKeeper(c: Config): boolean {
+  return c.clickhouse.zookeeper.servers === null && localReplicatedTiers(c).length > 0;
+}
+
+/** host:port of each ZooKeeper server the local replicas use. */
+export function zookeeperServers(c: Config): { host: string; port: number }[] {
+  return (c.clickhouse.zookeeper.servers ?? [`${c.clickhouse.zookeeper.host}:${c.clickhouse.zookeeper.port}`]).map((hp) => {
+    const i = hp.lastIndexOf(':');
+    return { host: hp.slice(0, i), port: Number(hp.slice(i + 1)) };
+  });
+}

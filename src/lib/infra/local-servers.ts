@@ -4,11 +4,11 @@ import type { Config } from '../config/schema.js';
 import { MissingBinaryError, MprismError, UsageError, errorMessage } from '../errors.js';
 import type { InfraName } from '../paths.js';
 import { isAlive, tailFile, waitFor, writeFileAtomic } from '../process-util.js';
-import { locateBinary } from './binaries.js';
+import { locateBinary, ZOOKEEPER_JAR } from './binaries.js';
 import { infraUrl, isExternal } from './endpoints.js';
 import { ensurePostgresDatabase, probeInfra } from './probe.js';
 import { findServerPid, portProblem, LocalServerError, type LocalServerSpec } from './server-spec.js';
-import { localServerSpec } from './specs.js';
+import { binaryOf, companionSpecs, localServerSpec } from './specs.js';
 
 export { LocalServerError } from './server-spec.js';
 
@@ -57,11 +57,11 @@ async function killAndWait(pid: number, signal: NodeJS.Signals, timeoutMs: numbe
   }
 }
 
-async function finish(config: Config, spec: LocalServerSpec, pid: number): Promise<InfraStatus> {
-  if (spec.name === 'postgres') await ensurePostgresDatabase(config);
-  const status = await probeInfra(config, spec.name, 5000);
+async function finish(config: Config, name: InfraName, spec: LocalServerSpec, pid: number): Promise<InfraStatus> {
+  if (name === 'postgres') await ensurePostgresDatabase(config);
+  const status = await probeInfra(config, name, 5000);
   if (!status.up) {
-    throw new LocalServerError(`${spec.name} (pid ${pid}) answers its readiness check but not a client: ${status.error}${logTail(spec)}`);
+    throw new LocalServerError(`${name} (pid ${pid}) answers its readiness check but not a client: ${status.error}${logTail(spec)}`);
   }
   return { ...status, pid };
 }
@@ -69,14 +69,46 @@ async function finish(config: Config, spec: LocalServerSpec, pid: number): Promi
 /**
  * Starts the local server for `name` unless it is already running (then returns it). The server is
  * detached and outlives this process; its pid goes to homePaths(..).pidFile(name). Fails with the
- * tail of its log when it does not come up within 30 s.
+ * tail of its log when it does not come up within 30 s. A replicated tier first brings up its
+ * companions (ZooKeeper, the other replicas: see companionSpecs).
  */
 export async function startLocalServer(config: Config, name: InfraName, opts: { log?: (l: string) => void } = {}): Promise<InfraStatus> {
   const log = opts.log ?? (() => undefined);
   if (isExternal(config, name)) {
     throw new UsageError(`${name} is configured as an external server (${infraUrl(config, name)}): mprism starts no local ${name}`);
   }
+  await startCompanions(config, name, log);
   const spec = localServerSpec(config, name);
+  return finish(config, name, spec, await startSpec(config, spec, log));
+}
+
+/**
+ * Starts those of a replicated tier's ZooKeeper and other replicas that are not running (the running
+ * ones are adopted). Also for a tier whose first replica is up: a second replica that died comes back.
+ */
+export async function startCompanions(config: Config, name: InfraName, log: (l: string) => void = () => undefined): Promise<void> {
+  if (isExternal(config, name)) return;
+  for (const companion of companionSpecs(config, name)) await startShared(config, companion, log);
+}
+
+/**
+ * Hot and cold may share the local ZooKeeper and are started in parallel: one start per server and
+ * home at a time, or both would launch it and one would fail on the taken port.
+ */
+const starting = new Map<string, Promise<number>>();
+
+function startShared(config: Config, spec: LocalServerSpec, log: (l: string) => void): Promise<number> {
+  const key = spec.pidFile;
+  const pending = starting.get(key);
+  if (pending !== undefined) return pending;
+  const started = startSpec(config, spec, log).finally(() => starting.delete(key));
+  starting.set(key, started);
+  return started;
+}
+
+/** Starts one server (or adopts the running one) and waits until it is ready; resolves to its pid. */
+async function startSpec(config: Config, spec: LocalServerSpec, log: (l: string) => void): Promise<number> {
+  const name = spec.name;
   const ready = (pid: number) => async () => {
     if (!isAlive(pid)) throw new LocalServerError(`${name} (pid ${pid}) exited during start-up${logTail(spec)}`);
     return spec.isReady();
@@ -92,7 +124,7 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
       throw new LocalServerError(`${name} is running (pid ${running}) but does not answer: ${errorMessage(err)}${logTail(spec)}`);
     }
     writeFileAtomic(spec.pidFile, `${running}\n`);
-    return finish(config, spec, running);
+    return running;
   }
 
   rmSync(spec.pidFile, { force: true });
@@ -103,10 +135,10 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
       throw new LocalServerError(`cannot start ${name}: ${p.host}:${p.port} (${p.setting}): ${problem}; stop that process or change ${p.setting}`);
     }
   }
-  const binary = locateBinary(name);
+  const binary = locateBinary(binaryOf(name));
   if (binary.path === null) {
     throw new MissingBinaryError(
-      `${spec.executable} not found (PATH, /usr/sbin${name === 'postgres' ? ', /usr/lib/postgresql/*/bin' : ''}): run \`mprism init --install\` or \`apt-get install ${binary.debianPackage}\``,
+      `${name === 'zookeeper' ? `java with ${ZOOKEEPER_JAR}` : spec.executable} not found (PATH, /usr/sbin${name === 'postgres' ? ', /usr/lib/postgresql/*/bin' : ''}): run \`mprism init --install\` or \`apt-get install ${binary.debianPackage}\``,
     );
   }
 
@@ -132,15 +164,28 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
     throw new LocalServerError(`${name} did not become ready: ${errorMessage(err)}${logTail(spec)}`, { cause: err });
   }
   log(`${name} ready (pid ${pid})`);
-  return finish(config, spec, pid);
+  return pid;
 }
 
 /**
  * Stops the local server: its stop signal, then SIGKILL after timeoutMs. Removes the pid file.
- * Resolves to whether a server was running.
+ * Resolves to whether a server was running. A replicated tier's other replicas stop with it, and the
+ * local ZooKeeper once no replica of the other tier still needs it.
  */
 export async function stopLocalServer(config: Config, name: InfraName, timeoutMs: number): Promise<boolean> {
-  const spec = localServerSpec(config, name);
+  const wasRunning = await stopSpec(localServerSpec(config, name), timeoutMs);
+  const companions = companionSpecs(config, name);
+  const others = (['clickhouse-hot', 'clickhouse-cold'] as const).filter((n) => n !== name);
+  const zookeeperStillUsed = others.some((n) => companionSpecs(config, n).length > 0 && findServerPid(localServerSpec(config, n)) !== null);
+  for (const companion of [...companions].reverse()) {
+    if (companion.name === 'zookeeper' && zookeeperStillUsed) continue;
+    await stopSpec(companion, timeoutMs);
+  }
+  return wasRunning;
+}
+
+async function stopSpec(spec: LocalServerSpec, timeoutMs: number): Promise<boolean> {
+  const name = spec.name;
   const pid = findServerPid(spec);
   if (pid !== null && !(await killAndWait(pid, spec.stopSignal, timeoutMs))) {
     if (!(await killAndWait(pid, 'SIGKILL', KILL_WAIT_MS))) {

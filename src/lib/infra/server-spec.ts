@@ -2,7 +2,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { realpathSync } from 'node:fs';
 import { basename } from 'node:path';
 import { MprismError } from '../errors.js';
-import { homePaths, type InfraName } from '../paths.js';
+import { homePaths, type LocalServerName } from '../paths.js';
 import { isAlive, listPids, processCommand, processCwd, readPidFile } from '../process-util.js';
 
 /** A local server failed to start or stop; a failed start carries the tail of its log. */
@@ -26,7 +26,7 @@ export interface LaunchContext {
 
 /** How one kind of local server is laid out, launched, recognized and stopped. */
 export interface LocalServerSpec {
-  readonly name: InfraName;
+  readonly name: LocalServerName;
   /** Basename of argv[0] of the running server process. */
   readonly executable: string;
   /** A string in the server's command line that tells this instance apart from others of the same binary. */
@@ -48,7 +48,7 @@ export interface LocalServerSpec {
   isReady(): Promise<boolean>;
 }
 
-export function commonPaths(home: string, name: InfraName) {
+export function commonPaths(home: string, name: LocalServerName) {
   const paths = homePaths(home);
   return { dataDir: paths.dataDir(name), pidFile: paths.pidFile(name), logFile: paths.logFile(name) };
 }

@@ -4,7 +4,7 @@ import type { Logger } from '../log.js';
 import { detectDialect, type ClickHouseClient } from '../store/client.js';
 import { streamFor } from '../bus/streams.js';
 import { countBuckets, earliestTime } from '../store/queries.js';
-import { ensureSchema, TABLES, type TableSpec } from '../store/tables.js';
+import { engineFor, ensureSchema, TABLES, type TableSpec } from '../store/tables.js';
 import { copyQueryIdPrefix, copyWindow } from './copy.js';
 import type { ReplicationMetrics, WindowResult } from './metrics.js';
 import type { SharedWatermarks } from './watermarks.js';
@@ -180,12 +180,12 @@ export class Replicator {
 
   private async prepareSchema(): Promise<void> {
     const { hot, cold, config, log, store } = this.o;
-    for (const [name, client, database] of [
-      ['hot', hot, config.clickhouse.hot.database],
-      ['cold', cold, config.clickhouse.cold.database],
+    for (const [name, client, server] of [
+      ['hot', hot, config.clickhouse.hot],
+      ['cold', cold, config.clickhouse.cold],
     ] as const) {
       const dialect = await detectDialect(client);
-      const { created } = await ensureSchema(client, database, dialect);
+      const { created } = await ensureSchema(client, server.database, dialect, engineFor(server));
       log.info({ server: name, version: dialect.version, created }, 'schema ready');
     }
     await store.ensure();

@@ -1,3 +1,5 @@
+import type { ClickHouseServerConfig } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
 import type { RecordKind } from '../records.js';
 import { selectRows, type ClickHouseClient, type Dialect } from './client.js';
 import { ident, qualified, str } from './sql.js';
@@ -217,14 +219,47 @@ export function partitionOf(t: number): number {
   return d.getUTCFullYear() * 10_000 + (d.getUTCMonth() + 1) * 100 + d.getUTCDate();
 }
 
-export function renderCreateTable(spec: TableSpec, database: string, dialect: Dialect): string {
+/**
+ * How a tier stores its tables: on one server, or replicated by ZooKeeper across the tier's replicas.
+ * The same table spec renders both; only the ENGINE clause differs.
+ */
+export type TableEngine = 'single' | 'replicated';
+
+export function engineFor(server: Pick<ClickHouseServerConfig, 'replication'>): TableEngine {
+  return server.replication === null ? 'single' : 'replicated';
+}
+
+/**
+ * The table's ZooKeeper path. {shard} is a macro every replica's server config defines (mprism's local
+ * replicas: 01), so one path names the same table on every replica of the tier.
+ */
+export function zookeeperPath(database: string, table: string): string {
+  return `/clickhouse/tables/{shard}/${database}/${table}`;
+}
+
+/** The engine name as system.tables reports it. */
+export function engineName(engine: TableEngine): string {
+  return engine === 'replicated' ? 'ReplicatedReplacingMergeTree' : 'ReplacingMergeTree';
+}
+
+/**
+ * The ENGINE clause. Replicated*: ZooKeeper path and replica name ({replica}: a macro per server) are the
+ * only parameters, as the table has no version column; PARTITION BY / ORDER BY stay clauses (18.16 takes
+ * the new syntax for Replicated* as well).
+ */
+export function renderEngine(spec: TableSpec, database: string, engine: TableEngine): string {
+  const name = engineName(engine);
+  return engine === 'replicated' ? `${name}(${str(zookeeperPath(database, spec.table))}, ${str('{replica}')})` : name;
+}
+
+export function renderCreateTable(spec: TableSpec, database: string, dialect: Dialect, engine: TableEngine = 'single'): string {
   const columns = spec.columns.map((c) => `    ${ident(c.name)} ${renderType(c.type, dialect)}`).join(',\n');
   return [
     `CREATE TABLE IF NOT EXISTS ${qualified(database, spec.table)}`,
     '(',
     columns,
     ')',
-    'ENGINE = ReplacingMergeTree',
+    `ENGINE = ${renderEngine(spec, database, engine)}`,
     `PARTITION BY ${partitionExpression(spec)}`,
     `ORDER BY (${spec.key.map(ident).join(', ')})`,
   ].join('\n');
@@ -250,20 +285,35 @@ export function migrationsFor(spec: TableSpec, database: string, dialect: Dialec
   return out;
 }
 
-/** Creates the database and any missing table, and migrates existing ones; safe to run at every start. */
+/**
+ * Creates the database and any missing table, and migrates existing ones; safe to run at every start.
+ * A replicated tier runs this on every replica: each creates its own replica of the table, and column
+ * ALTERs made on one reach the others through ZooKeeper (the next replica then finds nothing to do).
+ * An existing table on the other engine is refused, not converted: that is a data migration.
+ */
 export async function ensureSchema(
   client: ClickHouseClient,
   database: string,
   dialect: Dialect,
+  engine: TableEngine = 'single',
 ): Promise<{ created: string[]; existing: string[]; migrated: string[] }> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(database)}` });
-  const present = new Set(await existingTables(client, database));
+  const engines = new Map(
+    (await selectRows<{ name: string; engine: string }>(client, `SELECT name, engine FROM system.tables WHERE database = ${str(database)}`)).map((r) => [r.name, r.engine]),
+  );
+  const mismatched = TABLES.filter((t) => engines.has(t.table) && engines.get(t.table) !== engineName(engine));
+  if (mismatched.length > 0) {
+    const names = mismatched.map((t) => `${database}.${t.table} (${engines.get(t.table)})`).join(', ');
+    throw new ConfigError(
+      `the config makes ${database} ${engine === 'replicated' ? 'replicated' : 'single-server'} (${engineName(engine)}), but ${names} exist on the other engine: mprism does not convert tables; move the data or change clickhouse.*.replication`,
+    );
+  }
   const created: string[] = [];
   const existing: string[] = [];
   const migrated: string[] = [];
   for (const spec of TABLES) {
-    if (!present.has(spec.table)) {
-      await client.command({ query: renderCreateTable(spec, database, dialect) });
+    if (!engines.has(spec.table)) {
+      await client.command({ query: renderCreateTable(spec, database, dialect, engine) });
       created.push(spec.table);
       continue;
     }

@@ -7,7 +7,7 @@ import { errorMessage } from '../errors.js';
 import { isExternal } from '../infra/endpoints.js';
 import { startLocalServer } from '../infra/local-servers.js';
 import { findServerPid } from '../infra/server-spec.js';
-import { localServerSpec } from '../infra/specs.js';
+import { companionSpecs, localServerSpec } from '../infra/specs.js';
 import type { Logger } from '../log.js';
 import { DAEMON_NAMES, INFRA_NAMES, activeDaemons, activeInfra, homePaths, type DaemonName, type InfraName } from '../paths.js';
 import { isAlive, processStartTime, writeFileAtomic } from '../process-util.js';
@@ -327,7 +327,9 @@ export class Supervisor {
    * descriptors, so their output outlives this supervisor and reaches the same file after adoption.
    */
   capServerLogs(intervalMs = 30_000): void {
-    const files = [...DAEMON_NAMES, ...INFRA_NAMES, 'supervisor.stderr'].map((n) => this.paths.logFile(n));
+    // A replicated tier's ZooKeeper and other replicas (shared ZooKeeper listed once).
+    const companions = new Set(INFRA_NAMES.flatMap((n) => companionSpecs(this.config, n).map((s) => s.name)));
+    const files = [...DAEMON_NAMES, ...INFRA_NAMES, ...companions, 'supervisor.stderr'].map((n) => this.paths.logFile(n));
     const check = () => {
       for (const f of files) {
         try {
