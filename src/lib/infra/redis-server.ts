@@ -1,28 +1,14 @@
 import { mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { readPidFile, tailFile, waitFor } from '../process-util.js';
 import { commonPaths, LocalServerError, type LocalServerSpec } from './server-spec.js';
 import { runToCompletion } from './launch.js';
+import { tcpProbe } from './tcp-probe.js';
 
 /** One PING over a raw connection: true when the answer is +PONG (an auth error means it is up but not ours). */
 export function redisPing(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    let reply = '';
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.on('data', (chunk: Buffer) => {
-      reply += chunk.toString('latin1');
-      if (reply.includes('\r\n')) finish(reply.startsWith('+PONG'));
-    });
-  });
+  return tcpProbe(host, port, 'PING\r\n', timeoutMs, (reply) => (reply.includes('\r\n') ? reply.startsWith('+PONG') : null));
 }
 
 export function redisServer(config: Config): LocalServerSpec {

@@ -1,10 +1,10 @@
 import { existsSync, mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { writeFileAtomic } from '../process-util.js';
 import { ZOOKEEPER_JAR } from './binaries.js';
 import { spawnDetached } from './launch.js';
+import { tcpProbe } from './tcp-probe.js';
 import { commonPaths, type LocalServerSpec } from './server-spec.js';
 
 /** Debian ships slf4j bindings apart from zookeeper.jar; without one ZooKeeper logs nothing at all. */
@@ -34,19 +34,8 @@ export function renderZooKeeperConfig(host: string, port: number, dataDir: strin
  * its database is loaded, with "not currently serving requests"). `ruok` says imok earlier than that.
  */
 export function zookeeperServing(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host, port });
-    let reply = '';
-    const finish = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => finish(false));
-    socket.once('error', () => finish(false));
-    socket.once('connect', () => socket.write('srvr'));
-    socket.on('data', (chunk: Buffer) => (reply += chunk.toString('latin1')));
-    socket.once('end', () => finish(reply.startsWith('Zookeeper version:')));
-  });
+  // ZooKeeper answers and closes: the whole reply is there at the end.
+  return tcpProbe(host, port, 'srvr', timeoutMs, (reply, ended) => (ended ? reply.startsWith('Zookeeper version:') : null));
 }
 
 export function zookeeperServer(config: Config): LocalServerSpec {
