@@ -136,7 +136,6 @@ describe('local infra start failures', () => {
     const dataDir = homePaths(infra.home).dataDir('clickhouse-hot');
     mkdirSync(join(dataDir, 'metadata', 'default'), { recursive: true });
     writeFileSync(join(dataDir, 'metadata', 'default', 'broken.sql'), 'ATTACH TABLE broken (x UInt8) ENGINE = NoSuchEngine\n');
-    const started = Date.now();
     const error = await startLocalServer(infra.config, 'clickhouse-hot').then(
       () => null,
       (err: unknown) => err,
@@ -146,7 +145,9 @@ describe('local infra start failures', () => {
     // a bare system_error; on a loaded machine it can also abort in glibc first (seen in a run with 5
     // busy loops). Whichever way it dies, the error log's tail must say so in the message.
     expect(String(error)).toMatch(/exited during start-up[\s\S]*clickhouse-server\.err\.log[\s\S]*<Error>.*(Unknown table engine NoSuchEngine|loading metadata|Received signal)/);
-    expect(Date.now() - started).toBeLessThan(10_000);
+    // "exited during start-up" (not "did not become ready") is what shows it failed on the exit
+    // rather than waiting out the readiness timeout; no wall-clock assertion, which CI load breaks.
+    expect(String(error)).not.toMatch(/did not become ready/);
     expect(existsSync(homePaths(infra.home).pidFile('clickhouse-hot'))).toBe(false);
   });
 });
