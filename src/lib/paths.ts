@@ -22,7 +22,9 @@ export function homePaths(home: string) {
     home,
     configFile: join(home, 'mprism.yaml'),
     data: join(home, 'data'),
-    dataDir: (name: InfraName | 'replication') => join(home, 'data', name),
+    dataDir: (name: InfraName | 'replication' | 'prometheus') => join(home, 'data', name),
+    /** The local Prometheus's config, rules and file_sd targets (written by `mprism start`). */
+    prometheus: join(home, 'prometheus'),
     run: join(home, 'run'),
     pidFile: (name: string) => join(home, 'run', `${name}.pid`),
     lockFile: (name: string) => join(home, 'run', `${name}.lock`),

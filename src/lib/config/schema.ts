@@ -320,6 +320,20 @@ export const configSchema = z.strictObject({
     maxBytes: z.number().int().min(1024),
     keep: z.number().int().min(1),
   }),
+  /**
+   * Bind address of the /health and /metrics servers of collector, storage and replication (the
+   * brain serves both on brain.host beside its API; the simulator stays on loopback). Loopback by
+   * default: the endpoints need no token and tell a reader the platform's layout and load.
+   */
+  metrics: z.strictObject({ host }),
+  /** The local Prometheus `mprism start --with-prometheus` runs (or `enabled`: every start). */
+  prometheus: z.strictObject({
+    enabled: z.boolean(),
+    host,
+    port,
+    /** How long Prometheus keeps samples (its --storage.tsdb.retention.time). */
+    retention: duration,
+  }),
 });
 
 export type ConfigShape = z.infer<typeof configSchema>;

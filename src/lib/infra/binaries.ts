@@ -5,20 +5,26 @@ import { createInterface } from 'node:readline';
 import { MissingBinaryError, errorMessage } from '../errors.js';
 import { INFRA_NAMES, type InfraName } from '../paths.js';
 
+/** Optional servers: installed by `mprism init --install`, never required by a plain start. */
+export const OPTIONAL_BINARIES = ['prometheus'] as const;
+export type BinaryName = InfraName | (typeof OPTIONAL_BINARIES)[number];
+
 export interface BinaryInfo {
-  name: InfraName;
+  name: BinaryName;
   /** Absolute path of the server executable, null when not found. */
   path: string | null;
   debianPackage: string;
 }
 
 /** Executable and Debian package per server kind; both ClickHouse instances run the same binary. */
-const BINARY: Record<InfraName, { executable: string; debianPackage: string }> = {
+const BINARY: Record<BinaryName, { executable: string; debianPackage: string }> = {
   nats: { executable: 'nats-server', debianPackage: 'nats-server' },
   'clickhouse-hot': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   'clickhouse-cold': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   redis: { executable: 'redis-server', debianPackage: 'redis-server' },
   postgres: { executable: 'postgres', debianPackage: 'postgresql' },
+  // Debian's package also ships promtool, which the tests use to check the shipped config and rules.
+  prometheus: { executable: 'prometheus', debianPackage: 'prometheus' },
 };
 
 /** PostgreSQL needs these next to `postgres` to create and control a cluster. */
@@ -86,7 +92,7 @@ export function postgresBinDir(search: SearchPaths = defaultSearchPaths()): stri
   return null;
 }
 
-export function locateBinary(name: InfraName, search: SearchPaths = defaultSearchPaths()): BinaryInfo {
+export function locateBinary(name: BinaryName, search: SearchPaths = defaultSearchPaths()): BinaryInfo {
   const { executable, debianPackage } = BINARY[name];
   if (name === 'postgres') {
     const dir = postgresBinDir(search);

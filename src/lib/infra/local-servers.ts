@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import { MissingBinaryError, MprismError, UsageError, errorMessage } from '../errors.js';
 import type { InfraName } from '../paths.js';
 import { isAlive, tailFile, waitFor, writeFileAtomic } from '../process-util.js';
-import { locateBinary } from './binaries.js';
+import { locateBinary, type BinaryInfo } from './binaries.js';
 import { infraUrl, isExternal } from './endpoints.js';
 import { ensurePostgresDatabase, probeInfra } from './probe.js';
 import { findServerPid, portProblem, LocalServerError, type LocalServerSpec } from './server-spec.js';
@@ -57,11 +57,11 @@ async function killAndWait(pid: number, signal: NodeJS.Signals, timeoutMs: numbe
   }
 }
 
-async function finish(config: Config, spec: LocalServerSpec, pid: number): Promise<InfraStatus> {
-  if (spec.name === 'postgres') await ensurePostgresDatabase(config);
-  const status = await probeInfra(config, spec.name, 5000);
+async function finish(config: Config, name: InfraName, spec: LocalServerSpec, pid: number): Promise<InfraStatus> {
+  if (name === 'postgres') await ensurePostgresDatabase(config);
+  const status = await probeInfra(config, name, 5000);
   if (!status.up) {
-    throw new LocalServerError(`${spec.name} (pid ${pid}) answers its readiness check but not a client: ${status.error}${logTail(spec)}`);
+    throw new LocalServerError(`${name} (pid ${pid}) answers its readiness check but not a client: ${status.error}${logTail(spec)}`);
   }
   return { ...status, pid };
 }
@@ -72,11 +72,20 @@ async function finish(config: Config, spec: LocalServerSpec, pid: number): Promi
  * tail of its log when it does not come up within 30 s.
  */
 export async function startLocalServer(config: Config, name: InfraName, opts: { log?: (l: string) => void } = {}): Promise<InfraStatus> {
-  const log = opts.log ?? (() => undefined);
   if (isExternal(config, name)) {
     throw new UsageError(`${name} is configured as an external server (${infraUrl(config, name)}): mprism starts no local ${name}`);
   }
   const spec = localServerSpec(config, name);
+  const pid = await bringUpServer(config.home, spec, locateBinary(name), opts.log ?? (() => undefined));
+  return finish(config, name, spec, pid);
+}
+
+/**
+ * Adopts the running instance of `spec` or launches it, and waits until it is ready; resolves to its
+ * pid. What every local server shares: pid file, port checks, start-up timeout, no half-started leftover.
+ */
+export async function bringUpServer(home: string, spec: LocalServerSpec, binary: BinaryInfo, log: (l: string) => void): Promise<number> {
+  const name = spec.name;
   const ready = (pid: number) => async () => {
     if (!isAlive(pid)) throw new LocalServerError(`${name} (pid ${pid}) exited during start-up${logTail(spec)}`);
     return spec.isReady();
@@ -92,7 +101,7 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
       throw new LocalServerError(`${name} is running (pid ${running}) but does not answer: ${errorMessage(err)}${logTail(spec)}`);
     }
     writeFileAtomic(spec.pidFile, `${running}\n`);
-    return finish(config, spec, running);
+    return running;
   }
 
   rmSync(spec.pidFile, { force: true });
@@ -103,7 +112,6 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
       throw new LocalServerError(`cannot start ${name}: ${p.host}:${p.port} (${p.setting}): ${problem}; stop that process or change ${p.setting}`);
     }
   }
-  const binary = locateBinary(name);
   if (binary.path === null) {
     throw new MissingBinaryError(
       `${spec.executable} not found (PATH, /usr/sbin${name === 'postgres' ? ', /usr/lib/postgresql/*/bin' : ''}): run \`mprism init --install\` or \`apt-get install ${binary.debianPackage}\``,
@@ -113,7 +121,7 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
   log(`starting ${name} on ${spec.ports.map((p) => `${p.host}:${p.port}`).join(', ')}`);
   let pid: number;
   try {
-    pid = await spec.launch({ binary: binary.path, home: config.home, log });
+    pid = await spec.launch({ binary: binary.path, home, log });
   } catch (err) {
     // E.g. pg_ctl -w gave up while the postmaster still runs: do not leave it behind unrecorded.
     const stray = findServerPid(spec);
@@ -132,19 +140,23 @@ export async function startLocalServer(config: Config, name: InfraName, opts: { 
     throw new LocalServerError(`${name} did not become ready: ${errorMessage(err)}${logTail(spec)}`, { cause: err });
   }
   log(`${name} ready (pid ${pid})`);
-  return finish(config, spec, pid);
+  return pid;
 }
 
 /**
  * Stops the local server: its stop signal, then SIGKILL after timeoutMs. Removes the pid file.
  * Resolves to whether a server was running.
  */
-export async function stopLocalServer(config: Config, name: InfraName, timeoutMs: number): Promise<boolean> {
-  const spec = localServerSpec(config, name);
+export function stopLocalServer(config: Config, name: InfraName, timeoutMs: number): Promise<boolean> {
+  return stopServer(localServerSpec(config, name), timeoutMs);
+}
+
+/** stopLocalServer for any spec (also the optional Prometheus). */
+export async function stopServer(spec: LocalServerSpec, timeoutMs: number): Promise<boolean> {
   const pid = findServerPid(spec);
   if (pid !== null && !(await killAndWait(pid, spec.stopSignal, timeoutMs))) {
     if (!(await killAndWait(pid, 'SIGKILL', KILL_WAIT_MS))) {
-      throw new LocalServerError(`${name} (pid ${pid}) survived SIGKILL for ${KILL_WAIT_MS} ms`);
+      throw new LocalServerError(`${spec.name} (pid ${pid}) survived SIGKILL for ${KILL_WAIT_MS} ms`);
     }
   }
   rmSync(spec.pidFile, { force: true });

@@ -24,9 +24,12 @@ export interface LaunchContext {
   log: (line: string) => void;
 }
 
+/** A platform server (InfraName) or the optional local Prometheus, which no daemon depends on. */
+export type LocalServerName = InfraName | 'prometheus';
+
 /** How one kind of local server is laid out, launched, recognized and stopped. */
 export interface LocalServerSpec {
-  readonly name: InfraName;
+  readonly name: LocalServerName;
   /** Basename of argv[0] of the running server process. */
   readonly executable: string;
   /** A string in the server's command line that tells this instance apart from others of the same binary. */
@@ -48,7 +51,7 @@ export interface LocalServerSpec {
   isReady(): Promise<boolean>;
 }
 
-export function commonPaths(home: string, name: InfraName) {
+export function commonPaths(home: string, name: LocalServerName) {
   const paths = homePaths(home);
   return { dataDir: paths.dataDir(name), pidFile: paths.pidFile(name), logFile: paths.logFile(name) };
 }
