@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from './config/schema.js';
-import { isLoopback, urlHost } from './infra/server-spec.js';
+import { urlHost } from './infra/server-spec.js';
 import { PACKAGE_ROOT, homePaths, type DaemonName } from './paths.js';
 import { writeFileAtomic } from './process-util.js';
 
@@ -16,7 +16,8 @@ export const SHIPPED_PROMETHEUS_CONFIG = join(PACKAGE_ROOT, 'config', PROMETHEUS
 export const SHIPPED_ALERT_RULES = join(PACKAGE_ROOT, 'config', PROMETHEUS_FILES.rules);
 export const SHIPPED_GRAFANA_DASHBOARD = join(PACKAGE_ROOT, 'config', 'grafana', 'mprism-dashboard.json');
 
-const WILDCARD_HOSTS: ReadonlySet<string> = new Set(['0.0.0.0', '::', '[::]']);
+/** Binds that mprism's own clients reach at 127.0.0.1 (a wildcard takes loopback too). */
+const REACHED_ON_LOOPBACK: ReadonlySet<string> = new Set(['127.0.0.1', 'localhost', '0.0.0.0', '::', '[::]']);
 
 /** Where a daemon's /metrics (and /health) listen. */
 export function metricsBind(config: Config, name: DaemonName): { host: string; port: number } {
@@ -36,11 +37,11 @@ export function metricsBind(config: Config, name: DaemonName): { host: string; p
 
 /**
  * The addresses the runner's /health and /metrics server listens on. mprism's own clients (the
- * supervisor's health gate, `mprism health`, the brain's rules) reach a daemon on loopback, so a
- * specific non-loopback address gets a loopback listener beside it.
+ * supervisor's health gate, `mprism health`, the brain's rules) reach a daemon at 127.0.0.1, so any
+ * other address (10.0.0.5, 127.0.0.2, ::1) gets a 127.0.0.1 listener beside it.
  */
 export function metricsListenHosts(host: string): string[] {
-  return WILDCARD_HOSTS.has(host) || isLoopback(host) ? [host] : ['127.0.0.1', host];
+  return REACHED_ON_LOOPBACK.has(host) ? [host] : ['127.0.0.1', host];
 }
 
 /**

@@ -66,9 +66,10 @@ describe('where /metrics listens', () => {
     expect(metricsBind(c, 'simulator')).toEqual({ host: '127.0.0.1', port: 8090 });
   });
 
-  it('a specific non-loopback address gets a loopback listener beside it (mprism health checks on loopback)', () => {
+  it("any address but 127.0.0.1 or a wildcard gets a 127.0.0.1 listener beside it (mprism's clients use 127.0.0.1)", () => {
     expect(metricsListenHosts('127.0.0.1')).toEqual(['127.0.0.1']);
-    expect(metricsListenHosts('::1')).toEqual(['::1']);
+    expect(metricsListenHosts('::1')).toEqual(['127.0.0.1', '::1']);
+    expect(metricsListenHosts('127.0.0.2')).toEqual(['127.0.0.1', '127.0.0.2']);
     expect(metricsListenHosts('0.0.0.0')).toEqual(['0.0.0.0']);
     expect(metricsListenHosts('::')).toEqual(['::']);
     expect(metricsListenHosts('10.1.2.3')).toEqual(['127.0.0.1', '10.1.2.3']);
