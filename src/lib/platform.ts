@@ -68,14 +68,19 @@ export interface BinaryReport {
   optional?: boolean;
 }
 
+/** The binaries of the local servers this config runs, and the optional ones it does not need (Prometheus unless enabled). */
+export function wantedBinaries(config: Config): { needed: BinaryName[]; optional: BinaryName[] } {
+  const needed: BinaryName[] = [...localInfra(config), ...(config.prometheus.enabled ? OPTIONAL_BINARIES : [])];
+  return { needed, optional: OPTIONAL_BINARIES.filter((n) => !needed.includes(n)) };
+}
+
 /**
  * Locate the binaries of the local servers this config needs; install missing ones with apt when
  * allowed. Optional ones (Prometheus, unless prometheus.enabled) are installed with the others but
  * their absence is no error.
  */
 export async function ensureBinaries(config: Config, opts: { install: boolean; progress: Progress }): Promise<BinaryReport[]> {
-  const needed: BinaryName[] = [...localInfra(config), ...(config.prometheus.enabled ? OPTIONAL_BINARIES : [])];
-  const optional = OPTIONAL_BINARIES.filter((n) => !needed.includes(n));
+  const { needed, optional } = wantedBinaries(config);
   const find = () => [...locateBinaries().filter((b) => needed.includes(b.name)), ...optional.map((n) => locateBinary(n))];
   const missing = find().filter((b) => b.path === null && (opts.install || needed.includes(b.name)));
   if (missing.length > 0) {

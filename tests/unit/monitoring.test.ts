@@ -19,7 +19,10 @@ import {
   scrapeAddress,
   writePrometheusTargets,
 } from '../../src/lib/monitoring.js';
-import { DAEMON_NAMES } from '../../src/lib/paths.js';
+import { DAEMON_NAMES, INFRA_NAMES } from '../../src/lib/paths.js';
+import { wantedBinaries } from '../../src/lib/platform.js';
+import { locateBinary } from '../../src/lib/infra/binaries.js';
+import { configSchema } from '../../src/lib/config/schema.js';
 import { baseMetricName, exposedMetrics, promqlMetricNames } from '../helpers/promql.js';
 
 let home: string;
@@ -53,6 +56,29 @@ describe('monitoring settings', () => {
     const c = loadConfig({ env: { MPRISM_HOME: home, MPRISM_METRICS_HOST: '0.0.0.0', MPRISM_PROMETHEUS_PORT: '9300' } });
     expect(c.metrics.host).toBe('0.0.0.0');
     expect(c.prometheus.port).toBe(9300);
+  });
+});
+
+describe('the prometheus binary', () => {
+  it('is optional unless prometheus.enabled: init --install installs it, a plain start never needs it', () => {
+    expect(wantedBinaries(loadConfig({ env: { MPRISM_HOME: home } }))).toEqual({ needed: [...INFRA_NAMES], optional: ['prometheus'] });
+    expect(wantedBinaries(configWith('prometheus:\n  enabled: true\nredis:\n  url: redis://cache:6379\n'))).toEqual({
+      needed: [...INFRA_NAMES.filter((n) => n !== 'redis'), 'prometheus'],
+      optional: [],
+    });
+  });
+
+  it("comes from Debian's prometheus package (which ships promtool too)", () => {
+    const dir = join(home, 'bin');
+    expect(locateBinary('prometheus', { path: [dir], extra: [], postgresRoot: dir })).toEqual({ name: 'prometheus', path: null, debianPackage: 'prometheus' });
+  });
+
+  it('a configuration recorded without the monitoring keys (an earlier version) still loads, with the defaults', () => {
+    const c = loadConfig({ env: { MPRISM_HOME: home } });
+    const { home: _h, file: _f, metrics: _m, prometheus: _p, ...older } = c;
+    const parsed = configSchema.parse(JSON.parse(JSON.stringify(older)));
+    expect(parsed.metrics).toEqual(c.metrics);
+    expect(parsed.prometheus).toEqual(c.prometheus);
   });
 });
 

@@ -323,9 +323,10 @@ export const configSchema = z.strictObject({
   /**
    * Bind address of the /health and /metrics servers of collector, storage and replication (the
    * brain serves both on brain.host beside its API; the simulator stays on loopback). Loopback by
-   * default: the endpoints need no token and tell a reader the platform's layout and load.
+   * default: the endpoints need no token and tell a reader the platform's layout and load. The
+   * defaults here and below let a configuration recorded by an earlier version (run/) still load.
    */
-  metrics: z.strictObject({ host }),
+  metrics: z.strictObject({ host }).default({ host: '127.0.0.1' }),
   /** The local Prometheus `mprism start --with-prometheus` runs (or `enabled`: every start). */
   prometheus: z.strictObject({
     enabled: z.boolean(),
@@ -333,7 +334,7 @@ export const configSchema = z.strictObject({
     port,
     /** How long Prometheus keeps samples (its --storage.tsdb.retention.time). */
     retention: duration,
-  }),
+  }).default({ enabled: false, host: '127.0.0.1', port: 9190, retention: '15d' }),
 });
 
 export type ConfigShape = z.infer<typeof configSchema>;
