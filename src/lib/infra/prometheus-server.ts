@@ -56,6 +56,11 @@ export async function startPrometheus(config: Config, log: (line: string) => voi
   return { pid, url: prometheusUrl(config) };
 }
 
+/** Whether this home's Prometheus runs (restart brings it back after its full stop). */
+export function prometheusRunning(config: Config): boolean {
+  return findServerPid(prometheusServer(config)) !== null;
+}
+
 /** Resolves to whether it was running. */
 export function stopPrometheus(config: Config, timeoutMs: number): Promise<boolean> {
   return stopServer(prometheusServer(config), timeoutMs);

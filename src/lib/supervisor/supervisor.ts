@@ -316,12 +316,12 @@ export class Supervisor {
   }
 
   /**
-   * Keeps the logs of the daemons, the local servers (and the supervisor's own stderr) within the
+   * Keeps the logs of the daemons, the local servers, Prometheus (and the supervisor's own stderr) within the
    * size cap, checking every intervalMs while the supervisor runs. Daemons write their own O_APPEND
    * descriptors, so their output outlives this supervisor and reaches the same file after adoption.
    */
   capServerLogs(intervalMs = 30_000): void {
-    const files = [...DAEMON_NAMES, ...INFRA_NAMES, 'supervisor.stderr'].map((n) => this.paths.logFile(n));
+    const files = [...DAEMON_NAMES, ...INFRA_NAMES, 'prometheus', 'supervisor.stderr'].map((n) => this.paths.logFile(n));
     const check = () => {
       for (const f of files) {
         try {
