@@ -7,6 +7,7 @@ import { httpGet } from '../../src/lib/infra/http-get.js';
 import { stopPrometheus } from '../../src/lib/infra/prometheus-server.js';
 import { portProblem } from '../../src/lib/infra/server-spec.js';
 import { SHIPPED_ALERT_RULES, SHIPPED_GRAFANA_DASHBOARD, prometheusFiles, type TargetGroup } from '../../src/lib/monitoring.js';
+import type { StatusReport } from '../../src/lib/checks/status-types.js';
 import type { StartReport } from '../../src/lib/platform.js';
 import { DAEMON_NAMES, homePaths } from '../../src/lib/paths.js';
 import { isAlive, readPidFile } from '../../src/lib/process-util.js';
@@ -82,6 +83,11 @@ describe('the monitoring kit on a running platform', () => {
     expect(pid).toBe(report.prometheus?.pid);
     expect(isAlive(pid!)).toBe(true);
     expect(existsSync(homePaths(infra.home).logFile('prometheus'))).toBe(true);
+    const status = await runCli(['status', '--json'], infra.env);
+    expect(status.code, status.stderr).toBe(0);
+    expect((JSON.parse(status.stdout) as StatusReport).processes.find((p) => p.name === 'prometheus')).toMatchObject({
+      kind: 'monitoring', state: 'running', pid, port: prometheusPort, detail: `http://127.0.0.1:${prometheusPort}`,
+    });
   }, 400_000);
 
   it('every metric the dashboard and the alert rules query exists in a scrape of the running daemons', async () => {
@@ -154,5 +160,7 @@ describe('the monitoring kit on a running platform', () => {
     expect(await portProblem('127.0.0.1', prometheusPort)).toBeNull();
     // Stopped on purpose: nothing left for a Prometheus of the operator's to call down.
     expect(JSON.parse(readFileSync(prometheusFiles(infra.home).targets, 'utf8'))).toEqual([]);
+    const status = await runCli(['status', '--json'], infra.env);
+    expect((JSON.parse(status.stdout) as StatusReport).processes.map((p) => p.name)).not.toContain('prometheus');
   }, 200_000);
 });
