@@ -214,6 +214,11 @@ export async function startPlatform(
 ): Promise<StartReport> {
   const { daemons, infra } = splitNames(opts.names);
   const all = opts.names.length === 0;
+  const withPrometheus = opts.withPrometheus === true || config.prometheus.enabled;
+  // Before anything starts: a start that asked for Prometheus must not half succeed for want of it.
+  if (withPrometheus && locateBinary('prometheus').path === null) {
+    throw new MissingBinaryError("prometheus not found (PATH, /usr/sbin): run 'mprism init --install' or 'apt-get install prometheus', or start without --with-prometheus");
+  }
   ensureHomeLayout(config);
   const wantInfra = all ? [...INFRA_NAMES] : infra;
   // Daemons need all infra; starting a single daemon still brings up what it depends on.
@@ -222,7 +227,7 @@ export async function startPlatform(
   const socket = homePaths(config.home).supervisorSocket;
   const watched = infraToEnsure.filter((n) => !isExternal(config, n));
   const monitoring = async (targets: string | null): Promise<StartReport['prometheus']> => {
-    if (!opts.withPrometheus && !config.prometheus.enabled) return null;
+    if (!withPrometheus) return null;
     if (targets === null) writePrometheusTargets(config, wantedDaemons(config), hostname());
     return startPrometheus(config, opts.progress);
   };
