@@ -9,7 +9,7 @@ import { MissingBinaryError, UnreachableError, UsageError, errorMessage } from '
 import { OPTIONAL_BINARIES, installMissing, locateBinaries, locateBinary, type BinaryInfo, type BinaryName } from './infra/binaries.js';
 import { isExternal } from './infra/endpoints.js';
 import { startLocalServer, stopLocalServer } from './infra/local-servers.js';
-import { startPrometheus, stopPrometheus } from './infra/prometheus-server.js';
+import { prometheusRunning, startPrometheus, stopPrometheus } from './infra/prometheus-server.js';
 import { prometheusFiles, writePrometheusTargets } from './monitoring.js';
 import { probeInfra } from './infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, homePaths, type DaemonName, type InfraName } from './paths.js';
@@ -302,7 +302,7 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
     }
     report.daemons = wasRunning as DaemonName[];
   }
-  if (all) {
+  if (all && prometheusRunning(config)) {
     opts.progress('stopping prometheus');
     report.prometheus = await stopPrometheus(config, opts.timeoutMs);
   }
