@@ -38,7 +38,7 @@ _mprism() {
     local opts="" words=""
     case "$cmd" in
         init)       opts="--install --yes --binaries-only --json" ;;
-        start)      opts="--simulate --json"; words="$daemons $infra" ;;
+        start)      opts="--simulate --with-prometheus --json"; words="$daemons $infra" ;;
         stop)       opts="--timeout --json"; words="$daemons $infra" ;;
         restart)    opts="--simulate --timeout"; words="$daemons $infra" ;;
         status)     opts="--json" ;;

@@ -33,6 +33,7 @@ complete -c mprism -n "__fish_seen_subcommand_from init" -l binaries-only -d 'On
 
 complete -c mprism -n "__fish_seen_subcommand_from start stop restart" -a "$daemons $infra"
 complete -c mprism -n "__fish_seen_subcommand_from start restart" -l simulate -d 'Also start the exchange simulator'
+complete -c mprism -n "__fish_seen_subcommand_from start" -l with-prometheus -d 'Also run a local Prometheus'
 complete -c mprism -n "__fish_seen_subcommand_from stop restart" -l timeout -x -d 'Seconds before SIGKILL'
 
 complete -c mprism -n "__fish_seen_subcommand_from init start stop status health integrity repair diagnose clean" -l json -d 'Print JSON'

@@ -45,7 +45,7 @@ _mprism() {
                     _arguments '--install[install missing server binaries]' '--yes[do not ask before installing]' \
                         '--binaries-only[only find or install the server binaries]' '--json[print JSON]' ;;
                 start)
-                    _arguments '--simulate[also start the exchange simulator]' '--json[print JSON]' \
+                    _arguments '--simulate[also start the exchange simulator]' '--with-prometheus[also run a local Prometheus]' '--json[print JSON]' \
                         "*:name:(${daemons[*]} ${infra[*]})" ;;
                 stop)
                     _arguments '--timeout[seconds before SIGKILL]:seconds:' '--json[print JSON]' \

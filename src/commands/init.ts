@@ -1,14 +1,19 @@
 import { Command } from 'commander';
 import { loadConfig } from '../lib/config/load.js';
 import { UsageError } from '../lib/errors.js';
-import type { InitReport } from '../lib/platform.js';
+import type { BinaryReport, InitReport } from '../lib/platform.js';
 import { brainTokenFile as brainTokenPath, ensureBrainToken } from '../lib/brain/token.js';
 import { dim, green, printJson, println, progress } from './output.js';
+
+function binaryLine(b: BinaryReport): string {
+  const note = b.installed ? ' (installed)' : b.optional && b.path === null ? ' (optional: for --with-prometheus, install with --install)' : '';
+  return `${b.name.padEnd(16)} ${b.path ?? '-'}${note}`;
+}
 
 function render(r: InitReport): void {
   println(`home ${r.home}${r.homeCreated ? ' (created)' : ''}`);
   if (r.configWritten) println(`wrote default config ${r.configWritten}`);
-  for (const b of r.binaries) println(`${b.name.padEnd(16)} ${b.path ?? '-'}${b.installed ? ' (installed)' : ''}`);
+  for (const b of r.binaries) println(binaryLine(b));
   const p = r.provision;
   if (p.streams.created.length) println(`created streams ${p.streams.created.join(', ')}`);
   if (p.streams.updated.length) println(`updated streams ${p.streams.updated.join(', ')}`);
@@ -43,7 +48,7 @@ export function initCommand(): Command {
       if (opts.binariesOnly) {
         const binaries = await ensureBinaries(config, { install: opts.install === true, progress });
         if (opts.json) printJson(binaries);
-        else for (const b of binaries) println(`${b.name.padEnd(16)} ${b.path ?? '-'}${b.installed ? ' (installed)' : ''}`);
+        else for (const b of binaries) println(binaryLine(b));
         return;
       }
       const report = await initPlatform(config, { install: opts.install === true, progress });

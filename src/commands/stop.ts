@@ -15,7 +15,7 @@ export async function runStop(names: string[], opts: { timeout: number; json?: b
   const report = await stopPlatform(config, { names, timeoutMs: opts.timeout, progress });
   if (opts.json) return printJson(report);
   for (const o of report.killedOrphans) println(yellow(`stopped ${o.name} (pid ${o.pid}) left without a supervisor`));
-  println(`stopped ${[...report.daemons, ...report.infra].join(', ') || 'nothing (was not running)'}`);
+  println(`stopped ${[...report.daemons, ...(report.prometheus ? ['prometheus'] : []), ...report.infra].join(', ') || 'nothing (was not running)'}`);
 }
 
 export function stopCommand(): Command {

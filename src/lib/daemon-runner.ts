@@ -9,6 +9,7 @@ import type { Daemon, HealthReport } from './daemon-context.js';
 import { errorMessage } from './errors.js';
 import { redisUrl } from './infra/endpoints.js';
 import { createLogger, type Logger } from './log.js';
+import { metricsListenHosts } from './monitoring.js';
 import { daemonKind, daemonPort, homePaths, type DaemonName } from './paths.js';
 import { removeEntry, writeHeartbeat } from './registry.js';
 import { acquireLock, homeLockHints } from './supervisor/lock.js';
@@ -18,7 +19,7 @@ export { daemonPort } from './paths.js';
 /** Daemons that serve their own HTTP (they need more routes than /health and /metrics). */
 const SERVES_OWN_PORT: ReadonlySet<DaemonName> = new Set(['simulator', 'brain']);
 
-function serveHealthAndMetrics(port: number, metrics: Registry, health: () => Promise<HealthReport>): Promise<Server> {
+function serveHealthAndMetrics(host: string, port: number, metrics: Registry, health: () => Promise<HealthReport>): Promise<Server> {
   const server = createServer((req, res) => {
     void (async () => {
       try {
@@ -40,8 +41,20 @@ function serveHealthAndMetrics(port: number, metrics: Registry, health: () => Pr
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '127.0.0.1', () => resolve(server));
+    server.listen(port, host, () => resolve(server));
   });
+}
+
+/** One server per address of metrics.host (see metricsListenHosts); all of them or none. */
+async function serveOnHosts(hosts: readonly string[], port: number, metrics: Registry, health: () => Promise<HealthReport>): Promise<Server[]> {
+  const results = await Promise.allSettled(hosts.map((host) => serveHealthAndMetrics(host, port, metrics, health)));
+  const servers = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) {
+    for (const s of servers) s.close();
+    throw failed.reason;
+  }
+  return servers;
 }
 
 /** Heartbeats into the Redis registry; a Redis outage is logged and counted, never fatal. */
@@ -123,11 +136,11 @@ export async function runDaemon(name: DaemonName, daemon: Daemon): Promise<numbe
   let healthProvider: () => HealthReport | Promise<HealthReport> = () => ({ ok: false, state: 'initializing' });
   const health = async () => healthProvider();
 
-  let server: Server | null = null;
+  let servers: Server[] = [];
   let stopHeartbeat: (() => Promise<void>) | null = null;
   let exitCode = 0;
   try {
-    if (!SERVES_OWN_PORT.has(name)) server = await serveHealthAndMetrics(daemonPort(config, name), metrics, health);
+    if (!SERVES_OWN_PORT.has(name)) servers = await serveOnHosts(metricsListenHosts(config.metrics.host), daemonPort(config, name), metrics, health);
     stopHeartbeat = startHeartbeat(config, name, log, metrics, async () => (await health()).ok);
     log.info({ port: daemonPort(config, name), simulate: process.env.MPRISM_SIMULATE === '1' }, 'started');
     await daemon(
@@ -140,7 +153,7 @@ export async function runDaemon(name: DaemonName, daemon: Daemon): Promise<numbe
     exitCode = 1;
   } finally {
     await stopHeartbeat?.();
-    server?.close();
+    for (const s of servers) s.close();
     try {
       unlinkSync(paths.pidFile(name));
     } catch {

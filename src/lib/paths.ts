@@ -21,7 +21,8 @@ export type StorageInstanceName = (typeof STORAGE_INSTANCE_NAMES)[number];
  * they start and stop with their tier and exist only when it is replicated.
  */
 export type CompanionName = 'zookeeper' | `clickhouse-${'hot' | 'cold'}-${number}`;
-export type LocalServerName = InfraName | CompanionName;
+/** Every server mprism may run locally: the platform's, their companions, and the optional Prometheus. */
+export type LocalServerName = InfraName | CompanionName | 'prometheus';
 
 /** Daemons in dependency (start) order; stop runs in reverse. */
 export const DAEMON_NAMES = ['simulator', ...STORAGE_INSTANCE_NAMES, 'replication', 'collector', 'brain'] as const;
@@ -85,6 +86,8 @@ export function homePaths(home: string) {
     configFile: join(home, 'mprism.yaml'),
     data: join(home, 'data'),
     dataDir: (name: LocalServerName | 'replication') => join(home, 'data', name),
+    /** The local Prometheus's config, rules and file_sd targets (written by `mprism start`). */
+    prometheus: join(home, 'prometheus'),
     run: join(home, 'run'),
     pidFile: (name: string) => join(home, 'run', `${name}.pid`),
     lockFile: (name: string) => join(home, 'run', `${name}.lock`),

@@ -1,20 +1,23 @@
 import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, openSync, closeSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { sleep } from './backoff.js';
 import { DEFAULT_CONFIG_FILE } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { MissingBinaryError, UnreachableError, UsageError, errorMessage } from './errors.js';
-import { installMissing, locateBinaries, type BinaryInfo, type BinaryName } from './infra/binaries.js';
+import { OPTIONAL_BINARIES, installMissing, locateBinaries, locateBinary, type BinaryInfo, type BinaryName } from './infra/binaries.js';
 import { isExternal, needsLocalZooKeeper } from './infra/endpoints.js';
 import { startCompanions, startLocalServer, stopLocalServer } from './infra/local-servers.js';
+import { prometheusRunning, startPrometheus, stopPrometheus } from './infra/prometheus-server.js';
+import { prometheusFiles, writePrometheusTargets } from './monitoring.js';
 import { probeInfra } from './infra/probe.js';
 import { DAEMON_NAMES, INFRA_NAMES, PACKAGE_ROOT, activeDaemons, activeInfra, homePaths, type DaemonName, type InfraName } from './paths.js';
 import { terminate } from './process-util.js';
 import { provision, type ProvisionReport } from './provision.js';
 import { callSupervisor } from './supervisor/control.js';
 import { inspectHomeLock, inspectLock } from './supervisor/lock.js';
-import { clearWanted } from './supervisor/state.js';
+import { clearWanted, readSnapshot } from './supervisor/state.js';
 import type { StartResult } from './supervisor/supervisor.js';
 
 export type Progress = (line: string) => void;
@@ -61,13 +64,29 @@ export interface BinaryReport {
   name: BinaryName;
   path: string | null;
   installed: boolean;
+  /** Not needed to run the platform (Prometheus): reported, installed with --install, never required. */
+  optional?: boolean;
 }
 
-/** Locate the binaries of the local servers this config needs; install missing ones with apt when allowed. */
+/** The binaries of the local servers this config runs, and the optional ones it does not need (Prometheus unless enabled). */
+export function wantedBinaries(config: Config): { needed: BinaryName[]; optional: BinaryName[] } {
+  const needed: BinaryName[] = [
+    ...localInfra(config),
+    ...(needsLocalZooKeeper(config) ? ['zookeeper' as const] : []),
+    ...(config.prometheus.enabled ? OPTIONAL_BINARIES : []),
+  ];
+  return { needed, optional: OPTIONAL_BINARIES.filter((n) => !needed.includes(n)) };
+}
+
+/**
+ * Locate the binaries of the local servers this config needs; install missing ones with apt when
+ * allowed. Optional ones (Prometheus, unless prometheus.enabled) are installed with the others but
+ * their absence is no error.
+ */
 export async function ensureBinaries(config: Config, opts: { install: boolean; progress: Progress }): Promise<BinaryReport[]> {
-  const needed: BinaryName[] = [...localInfra(config), ...(needsLocalZooKeeper(config) ? ['zookeeper' as const] : [])];
-  const find = () => locateBinaries().filter((b) => needed.includes(b.name));
-  const missing = find().filter((b) => b.path === null);
+  const { needed, optional } = wantedBinaries(config);
+  const find = () => [...locateBinaries().filter((b) => needed.includes(b.name)), ...optional.map((n) => locateBinary(n))];
+  const missing = find().filter((b) => b.path === null && (opts.install || needed.includes(b.name)));
   if (missing.length > 0) {
     if (!opts.install) {
       throw new MissingBinaryError(
@@ -78,9 +97,14 @@ export async function ensureBinaries(config: Config, opts: { install: boolean; p
     await installMissing(missing, { log: opts.progress });
   }
   const found = find();
-  const still = found.filter((b) => b.path === null);
+  const still = found.filter((b) => b.path === null && (opts.install || needed.includes(b.name)));
   if (still.length > 0) throw new MissingBinaryError(`still missing after install: ${still.map((b) => b.name).join(', ')}`);
-  return found.map((b: BinaryInfo) => ({ name: b.name, path: b.path, installed: missing.some((m) => m.name === b.name) }));
+  return found.map((b: BinaryInfo) => ({
+    name: b.name,
+    path: b.path,
+    installed: missing.some((m) => m.name === b.name),
+    ...(needed.includes(b.name) ? {} : { optional: true }),
+  }));
 }
 
 /**
@@ -186,6 +210,10 @@ export async function ensureSupervisor(config: Config): Promise<void> {
 export interface StartReport {
   infra: InfraName[];
   daemons: StartResult;
+  /** The file_sd targets file written for the daemons the supervisor runs (null: no daemon was started). */
+  prometheusTargets: string | null;
+  /** The local Prometheus, when started (--with-prometheus or prometheus.enabled). */
+  prometheus: { pid: number; url: string } | null;
 }
 
 /** Names the configuration does not use (nats-3 with one node, storage-2 with one instance) cannot be started. */
@@ -198,10 +226,18 @@ function refuseUnused(config: Config, daemons: readonly DaemonName[], infra: rea
   }
 }
 
-export async function startPlatform(config: Config, opts: { names: string[]; simulate: boolean; progress: Progress }): Promise<StartReport> {
+export async function startPlatform(
+  config: Config,
+  opts: { names: string[]; simulate: boolean; withPrometheus?: boolean; progress: Progress },
+): Promise<StartReport> {
   const { daemons, infra } = splitNames(opts.names);
   refuseUnused(config, daemons, infra);
   const all = opts.names.length === 0;
+  const withPrometheus = opts.withPrometheus === true || config.prometheus.enabled;
+  // Before anything starts: a start that asked for Prometheus must not half succeed for want of it.
+  if (withPrometheus && locateBinary('prometheus').path === null) {
+    throw new MissingBinaryError("prometheus not found (PATH, /usr/sbin): run 'mprism init --install' or 'apt-get install prometheus', or start without --with-prometheus");
+  }
   ensureHomeLayout(config);
   const wantInfra = all ? activeInfra(config) : infra;
   // Daemons need all infra; starting a single daemon still brings up what it depends on.
@@ -209,13 +245,18 @@ export async function startPlatform(config: Config, opts: { names: string[]; sim
   await ensureInfra(config, infraToEnsure, opts.progress);
   const socket = homePaths(config.home).supervisorSocket;
   const watched = infraToEnsure.filter((n) => !isExternal(config, n));
+  const monitoring = async (targets: string | null): Promise<StartReport['prometheus']> => {
+    if (!withPrometheus) return null;
+    if (targets === null) writePrometheusTargets(config, wantedDaemons(config), hostname());
+    return startPrometheus(config, opts.progress);
+  };
   if (!all && daemons.length === 0) {
     // A running supervisor watches servers started by name too; without one there is nothing to tell.
     const result = await callSupervisor(socket, 'POST /start', { names: [], simulate: false, infra: watched }, 120_000).catch((err: unknown) => {
       if (err instanceof UnreachableError) return { ok: true, daemons: [], infra: [], actions: [], failed: [] } satisfies StartResult;
       throw err;
     });
-    return { infra: wantInfra, daemons: result };
+    return { infra: wantInfra, daemons: result, prometheusTargets: null, prometheus: await monitoring(null) };
   }
   await provision(config);
   await ensureSupervisor(config);
@@ -223,20 +264,29 @@ export async function startPlatform(config: Config, opts: { names: string[]; sim
   opts.progress(`starting ${wanted.join(', ')}`);
   // The supervisor takes over the servers just started and restarts them if they die.
   const result = await callSupervisor(socket, 'POST /start', { names: wanted, simulate: opts.simulate, infra: watched }, 600_000);
-  return { infra: infraToEnsure, daemons: result };
+  // Every daemon the supervisor is to run, not only those of this call (`start storage` after `start`).
+  const targets = writePrometheusTargets(config, result.daemons.filter((d) => d.wanted).map((d) => d.name), hostname());
+  return { infra: infraToEnsure, daemons: result, prometheusTargets: targets, prometheus: await monitoring(targets) };
+}
+
+/** The daemons the supervisor's last snapshot says are meant to run. */
+function wantedDaemons(config: Config): DaemonName[] {
+  return (readSnapshot(homePaths(config.home).supervisorState)?.daemons ?? []).filter((d) => d.wanted).map((d) => d.name);
 }
 
 export interface StopReport {
   daemons: DaemonName[];
   infra: InfraName[];
   killedOrphans: { name: string; pid: number }[];
+  /** The local Prometheus was running and is stopped (a full stop stops it). */
+  prometheus: boolean;
 }
 
 export async function stopPlatform(config: Config, opts: { names: string[]; timeoutMs: number; progress: Progress }): Promise<StopReport> {
   const { daemons, infra } = splitNames(opts.names);
   const all = opts.names.length === 0;
   const paths = homePaths(config.home);
-  const report: StopReport = { daemons: [], infra: [], killedOrphans: [] };
+  const report: StopReport = { daemons: [], infra: [], killedOrphans: [], prometheus: false };
   const stopDaemons = all ? [...DAEMON_NAMES] : daemons;
   if (!all && stopDaemons.length === 0 && infra.length > 0) {
     // Unwatch first, or the supervisor would start again what we are about to stop.
@@ -271,6 +321,10 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
     }
     report.daemons = wasRunning as DaemonName[];
   }
+  if (all && prometheusRunning(config)) {
+    opts.progress('stopping prometheus');
+    report.prometheus = await stopPrometheus(config, opts.timeoutMs);
+  }
   const stopInfra = all ? localInfra(config) : infra;
   for (const name of [...INFRA_NAMES].reverse().filter((n) => stopInfra.includes(n))) {
     if (isExternal(config, name)) continue;
@@ -280,6 +334,8 @@ export async function stopPlatform(config: Config, opts: { names: string[]; time
   // A dead supervisor could not record this stop itself: without it, status would call what we
   // just stopped `dead` and repair would start it again.
   clearWanted(paths.supervisorState, [...stopDaemons, ...stopInfra]);
+  // Stopped on purpose: no longer a target, so an operator's Prometheus does not call it down.
+  if (stopDaemons.length > 0 && existsSync(prometheusFiles(config.home).targets)) writePrometheusTargets(config, wantedDaemons(config), hostname());
   return report;
 }
 

@@ -40,7 +40,7 @@ export function findStaleFiles(config: Config, opts: { force: boolean }): { stal
     if (lock.state === 'stale') found.push({ path: p.lockFile(name), reason: `stale lock: ${lock.reason}` });
     else if (lock.state === 'live' && lock.corrupt) kept.push({ path: p.lockFile(name), reason: `lock of live ${name}: ${lock.corrupt}` });
   }
-  for (const name of [...names, ...INFRA_NAMES]) {
+  for (const name of [...names, ...INFRA_NAMES, 'prometheus']) {
     const file = p.pidFile(name);
     if (!existsSync(file)) continue;
     const pid = readPidFile(file);

@@ -1,7 +1,8 @@
 /** One row of `mprism status` (stable --json shape). */
 export interface ProcessRow {
   name: string;
-  kind: 'supervisor' | 'daemon' | 'infra';
+  /** monitoring: the local Prometheus of `start --with-prometheus`, listed only while it runs. */
+  kind: 'supervisor' | 'daemon' | 'infra' | 'monitoring';
   /** running | starting | backoff | errored | stopping | stopped | external | dead (died without `mprism stop`) | unresponsive (supervisor) */
   state: string;
   pid: number | null;

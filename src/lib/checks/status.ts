@@ -2,6 +2,7 @@ import type { Config } from '../config/schema.js';
 import { displayAddress, infraUrl, isExternal, natsNodePorts, redisUrl } from '../infra/endpoints.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { localServerSpec } from '../infra/specs.js';
+import { prometheusServer, prometheusUrl } from '../infra/prometheus-server.js';
 import { readLeader } from '../brain/lease.js';
 import { readRegistry, withRedis } from '../registry.js';
 import { activeDaemons, activeInfra, daemonPort, homePaths, type InfraName } from '../paths.js';
@@ -133,5 +134,8 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
     const judged = judgeInfra(supervisorUp ? watched : undefined, pid, infraWanted(snapshot, name), stalePid);
     processes.push(row(name, 'infra', judged, pid, infraPort(config, name), watched?.restarts ?? 0));
   }
+  // Optional and unwatched: a row while it runs, nothing otherwise (not running is no fault).
+  const prometheus = findServerPid(prometheusServer(config));
+  if (prometheus !== null) processes.push(row('prometheus', 'monitoring', { state: 'running', detail: prometheusUrl(config) }, prometheus, config.prometheus.port));
   return { home: config.home, processes, brainLeader: fromRedis?.leader ?? null };
 }

@@ -397,6 +397,21 @@ export const configSchema = z.strictObject({
     maxBytes: z.number().int().min(1024),
     keep: z.number().int().min(1),
   }),
+  /**
+   * Bind address of the /health and /metrics servers of collector, storage and replication (the
+   * brain serves both on brain.host beside its API; the simulator stays on loopback). Loopback by
+   * default: the endpoints need no token and tell a reader the platform's layout and load. The
+   * defaults here and below let a configuration recorded by an earlier version (run/) still load.
+   */
+  metrics: z.strictObject({ host }).default({ host: '127.0.0.1' }),
+  /** The local Prometheus `mprism start --with-prometheus` runs (or `enabled`: every start). */
+  prometheus: z.strictObject({
+    enabled: z.boolean(),
+    host,
+    port,
+    /** How long Prometheus keeps samples (its --storage.tsdb.retention.time). */
+    retention: duration,
+  }).default({ enabled: false, host: '127.0.0.1', port: 9190, retention: '15d' }),
 }).superRefine((c, ctx) => {
   for (const clash of derivedPortClashes(c)) {
     ctx.addIssue({ code: 'custom', path: [], message: `${clash}: move storage.port, nats.port, nats.monitorPort or nats.cluster.port to where the next ports are free` });

@@ -5,8 +5,10 @@ import { createInterface } from 'node:readline';
 import { MissingBinaryError, errorMessage } from '../errors.js';
 import { INFRA_NAMES, isNatsNode, type InfraName } from '../paths.js';
 
-/** What a binary is looked up for: an infra server, or the ZooKeeper of replicated ClickHouse tiers. */
-export type BinaryName = InfraName | 'zookeeper';
+/** Optional servers: installed by `mprism init --install`, never required by a plain start. */
+export const OPTIONAL_BINARIES = ['prometheus'] as const;
+/** What a binary is looked up for: an infra server, the ZooKeeper of replicated ClickHouse tiers, or an optional server. */
+export type BinaryName = InfraName | 'zookeeper' | (typeof OPTIONAL_BINARIES)[number];
 
 export interface BinaryInfo {
   name: BinaryName;
@@ -26,6 +28,8 @@ const BINARY: Record<BinaryName, { executable: string; debianPackage: string }> 
   'clickhouse-cold': { executable: 'clickhouse-server', debianPackage: 'clickhouse-server' },
   redis: { executable: 'redis-server', debianPackage: 'redis-server' },
   postgres: { executable: 'postgres', debianPackage: 'postgresql' },
+  // Debian's package also ships promtool, which the tests use to check the shipped config and rules.
+  prometheus: { executable: 'prometheus', debianPackage: 'prometheus' },
 };
 
 /** Where Debian's zookeeper package puts the server; its manifest's Class-Path names the other jars it needs. */

@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import { MissingBinaryError, MprismError, UsageError, errorMessage } from '../errors.js';
 import type { InfraName } from '../paths.js';
 import { isAlive, tailFile, waitFor, writeFileAtomic } from '../process-util.js';
-import { locateBinary, ZOOKEEPER_JAR } from './binaries.js';
+import { locateBinary, ZOOKEEPER_JAR, type BinaryInfo } from './binaries.js';
 import { infraUrl, isExternal } from './endpoints.js';
 import { ensurePostgresDatabase, probeInfra } from './probe.js';
 import { findServerPid, portProblem, LocalServerError, type LocalServerSpec } from './server-spec.js';
@@ -106,8 +106,16 @@ function startShared(config: Config, spec: LocalServerSpec, log: (l: string) => 
   return started;
 }
 
-/** Starts one server (or adopts the running one) and waits until it is ready; resolves to its pid. */
-async function startSpec(config: Config, spec: LocalServerSpec, log: (l: string) => void): Promise<number> {
+function startSpec(config: Config, spec: LocalServerSpec, log: (l: string) => void): Promise<number> {
+  return bringUpServer(config.home, spec, locateBinary(binaryOf(spec.name)), log);
+}
+
+/**
+ * Adopts the running instance of `spec` or launches it, and waits until it is ready; resolves to its
+ * pid. What every local server shares (also the optional Prometheus): pid file, port checks,
+ * start-up timeout, no half-started leftover.
+ */
+export async function bringUpServer(home: string, spec: LocalServerSpec, binary: BinaryInfo, log: (l: string) => void): Promise<number> {
   const name = spec.name;
   const ready = (pid: number) => async () => {
     if (!isAlive(pid)) throw new LocalServerError(`${name} (pid ${pid}) exited during start-up${logTail(spec)}`);
@@ -135,7 +143,6 @@ async function startSpec(config: Config, spec: LocalServerSpec, log: (l: string)
       throw new LocalServerError(`cannot start ${name}: ${p.host}:${p.port} (${p.setting}): ${problem}; stop that process or change ${p.setting}`);
     }
   }
-  const binary = locateBinary(binaryOf(name));
   if (binary.path === null) {
     throw new MissingBinaryError(
       `${name === 'zookeeper' ? `java with ${ZOOKEEPER_JAR}` : spec.executable} not found (PATH, /usr/sbin${name === 'postgres' ? ', /usr/lib/postgresql/*/bin' : ''}): run \`mprism init --install\` or \`apt-get install ${binary.debianPackage}\``,
@@ -145,7 +152,7 @@ async function startSpec(config: Config, spec: LocalServerSpec, log: (l: string)
   log(`starting ${name} on ${spec.ports.map((p) => `${p.host}:${p.port}`).join(', ')}`);
   let pid: number;
   try {
-    pid = await spec.launch({ binary: binary.path, home: config.home, log });
+    pid = await spec.launch({ binary: binary.path, home, log });
   } catch (err) {
     // E.g. pg_ctl -w gave up while the postmaster still runs: do not leave it behind unrecorded.
     const stray = findServerPid(spec);
@@ -173,23 +180,23 @@ async function startSpec(config: Config, spec: LocalServerSpec, log: (l: string)
  * local ZooKeeper once no replica of the other tier still needs it.
  */
 export async function stopLocalServer(config: Config, name: InfraName, timeoutMs: number): Promise<boolean> {
-  const wasRunning = await stopSpec(localServerSpec(config, name), timeoutMs);
+  const wasRunning = await stopServer(localServerSpec(config, name), timeoutMs);
   const companions = companionSpecs(config, name);
   const others = (['clickhouse-hot', 'clickhouse-cold'] as const).filter((n) => n !== name);
   const zookeeperStillUsed = others.some((n) => companionSpecs(config, n).length > 0 && findServerPid(localServerSpec(config, n)) !== null);
   for (const companion of [...companions].reverse()) {
     if (companion.name === 'zookeeper' && zookeeperStillUsed) continue;
-    await stopSpec(companion, timeoutMs);
+    await stopServer(companion, timeoutMs);
   }
   return wasRunning;
 }
 
-async function stopSpec(spec: LocalServerSpec, timeoutMs: number): Promise<boolean> {
-  const name = spec.name;
+/** Stops one server (any spec, also the optional Prometheus); resolves to whether it was running. */
+export async function stopServer(spec: LocalServerSpec, timeoutMs: number): Promise<boolean> {
   const pid = findServerPid(spec);
   if (pid !== null && !(await killAndWait(pid, spec.stopSignal, timeoutMs))) {
     if (!(await killAndWait(pid, 'SIGKILL', KILL_WAIT_MS))) {
-      throw new LocalServerError(`${name} (pid ${pid}) survived SIGKILL for ${KILL_WAIT_MS} ms`);
+      throw new LocalServerError(`${spec.name} (pid ${pid}) survived SIGKILL for ${KILL_WAIT_MS} ms`);
     }
   }
   rmSync(spec.pidFile, { force: true });

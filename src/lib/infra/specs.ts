@@ -45,7 +45,7 @@ export function companionSpecs(config: Config, name: InfraName): LocalServerSpec
 
 /** The binary a local server runs: every ClickHouse replica runs clickhouse-server. */
 export function binaryOf(name: LocalServerName): BinaryName {
-  if (name === 'zookeeper') return 'zookeeper';
+  if (name === 'zookeeper' || name === 'prometheus') return name;
   if (name.startsWith('clickhouse-hot')) return 'clickhouse-hot';
   if (name.startsWith('clickhouse-cold')) return 'clickhouse-cold';
   return name as InfraName;

@@ -322,14 +322,14 @@ export class Supervisor {
   }
 
   /**
-   * Keeps the logs of the daemons, the local servers (and the supervisor's own stderr) within the
+   * Keeps the logs of the daemons, the local servers, Prometheus (and the supervisor's own stderr) within the
    * size cap, checking every intervalMs while the supervisor runs. Daemons write their own O_APPEND
    * descriptors, so their output outlives this supervisor and reaches the same file after adoption.
    */
   capServerLogs(intervalMs = 30_000): void {
     // A replicated tier's ZooKeeper and other replicas (shared ZooKeeper listed once).
     const companions = new Set(INFRA_NAMES.flatMap((n) => companionSpecs(this.config, n).map((s) => s.name)));
-    const files = [...DAEMON_NAMES, ...INFRA_NAMES, ...companions, 'supervisor.stderr'].map((n) => this.paths.logFile(n));
+    const files = [...DAEMON_NAMES, ...INFRA_NAMES, ...companions, 'prometheus', 'supervisor.stderr'].map((n) => this.paths.logFile(n));
     const check = () => {
       for (const f of files) {
         try {
