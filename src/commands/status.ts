@@ -20,5 +20,7 @@ export function statusCommand(): Command {
       ));
       for (const p of report.processes) if (p.detail && p.state !== 'external') println(dim(`${p.name}: ${p.detail}`));
       if (report.brainLeader !== null) println(dim(`brain leader: ${report.brainLeader.brainId} (fence ${report.brainLeader.fence})`));
+      const copiers = (report.leases ?? []).filter((l) => l.name.startsWith('replication:'));
+      if (copiers.length > 0) println(dim(`replication leases: ${copiers.map((l) => `${l.name.slice('replication:'.length)} ${l.holderId}`).join(', ')}`));
     });
 }

@@ -88,7 +88,7 @@ function startHeartbeat(config: Config, name: DaemonName, log: Logger, metrics: 
   const timer = setInterval(() => void beat(), config.registry.heartbeatIntervalMs);
   return async () => {
     clearInterval(timer);
-    await removeEntry(redis, name).catch(() => undefined);
+    await removeEntry(redis, name, hostname()).catch(() => undefined);
     redis.disconnect();
   };
 }

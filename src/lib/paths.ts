@@ -28,7 +28,8 @@ export type LocalServerName = InfraName | CompanionName | 'prometheus';
 export const DAEMON_NAMES = ['simulator', ...STORAGE_INSTANCE_NAMES, 'replication', 'collector', 'brain'] as const;
 export type DaemonName = (typeof DAEMON_NAMES)[number];
 /** What a daemon runs: every storage instance runs the storage daemon. */
-export type DaemonKind = 'simulator' | 'storage' | 'replication' | 'collector' | 'brain';
+export const DAEMON_KINDS = ['simulator', 'storage', 'replication', 'collector', 'brain'] as const;
+export type DaemonKind = (typeof DAEMON_KINDS)[number];
 
 export function isNatsNode(name: InfraName): name is NatsNodeName {
   return (NATS_NODE_NAMES as readonly string[]).includes(name);
@@ -62,6 +63,8 @@ export function daemonPort(config: { readonly [K in DaemonKind]: { readonly port
 export interface Deployment {
   nats: { url: string | null; cluster: { nodes: number } };
   storage: { instances: number };
+  /** The daemons this machine runs (null: all); see configSchema's `daemons`. */
+  daemons?: readonly DaemonKind[] | null;
 }
 
 /** Local NATS nodes beyond the configured count, and every node but the first of an external cluster, are not in use. */
@@ -70,9 +73,14 @@ export function activeInfra(config: Deployment): InfraName[] {
   return INFRA_NAMES.filter((name) => !isNatsNode(name) || natsNodeIndex(name) < natsNodes);
 }
 
-/** Daemons this home runs: storage instances beyond storage.instances are not in use. */
+/**
+ * Daemons this home runs: those of the kinds in `daemons` (all when null; the simulator, the
+ * collector's test venue, goes with the collector), and no storage instance beyond storage.instances.
+ */
 export function activeDaemons(config: Deployment): DaemonName[] {
-  return DAEMON_NAMES.filter((name) => !isStorageInstance(name) || storageInstanceIndex(name) < config.storage.instances);
+  const kinds = config.daemons ?? DAEMON_KINDS;
+  const runs = (kind: DaemonKind) => kinds.includes(kind) || (kind === 'simulator' && kinds.includes('collector'));
+  return DAEMON_NAMES.filter((name) => runs(daemonKind(name)) && (!isStorageInstance(name) || storageInstanceIndex(name) < config.storage.instances));
 }
 
 export function resolveHome(env: NodeJS.ProcessEnv = process.env): string {

@@ -221,7 +221,7 @@ function refuseUnused(config: Config, daemons: readonly DaemonName[], infra: rea
   const unused = [...daemons.filter((n) => !activeDaemons(config).includes(n)), ...infra.filter((n) => !activeInfra(config).includes(n))];
   if (unused.length > 0) {
     throw new UsageError(
-      `not in use with this configuration: ${unused.join(', ')} (nats.cluster.nodes ${config.nats.cluster.nodes}${config.nats.url !== null ? ', nats.url set' : ''}, storage.instances ${config.storage.instances})`,
+      `not in use with this configuration: ${unused.join(', ')} (nats.cluster.nodes ${config.nats.cluster.nodes}${config.nats.url !== null ? ', nats.url set' : ''}, storage.instances ${config.storage.instances}${config.daemons !== null ? `, daemons [${config.daemons.join(', ')}]` : ''})`,
     );
   }
 }

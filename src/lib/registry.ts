@@ -1,7 +1,15 @@
 import { Redis } from 'ioredis';
 
-/** Service registry in Redis: one key per daemon, refreshed by its heartbeat, expiring by TTL. */
+/**
+ * Service registry in Redis: one key per daemon and host (`mprism:registry:<name>@<host>`), refreshed
+ * by its heartbeat, expiring by TTL. Per host because daemons of one name run on several machines
+ * sharing Redis (storage, replication, standby brains): one would otherwise overwrite the other.
+ */
 export const REGISTRY_PREFIX = 'mprism:registry:';
+
+function registryKey(name: string, host: string): string {
+  return `${REGISTRY_PREFIX}${name}@${host}`;
+}
 
 export interface RegistryEntry {
   name: string;
@@ -14,11 +22,16 @@ export interface RegistryEntry {
 }
 
 export async function writeHeartbeat(redis: Redis, entry: RegistryEntry, ttlSeconds: number): Promise<void> {
-  await redis.set(REGISTRY_PREFIX + entry.name, JSON.stringify(entry), 'EX', ttlSeconds);
+  await redis.set(registryKey(entry.name, entry.host), JSON.stringify(entry), 'EX', ttlSeconds);
 }
 
-export async function removeEntry(redis: Redis, name: string): Promise<void> {
-  await redis.del(REGISTRY_PREFIX + name);
+export async function removeEntry(redis: Redis, name: string, host: string): Promise<void> {
+  await redis.del(registryKey(name, host));
+}
+
+/** The entries of the daemons of one machine (the one a CLI or supervisor runs on, hostname()). */
+export function entriesOfHost(entries: readonly RegistryEntry[], host: string): RegistryEntry[] {
+  return entries.filter((e) => e.host === host);
 }
 
 /** Live entries only: an expired heartbeat is simply absent. Unparseable values are skipped. */
@@ -41,7 +54,7 @@ export async function readRegistry(redis: Redis): Promise<RegistryEntry[]> {
       // A foreign or half-written value must not break status for every other daemon.
     }
   }
-  return entries.sort((a, b) => a.name.localeCompare(b.name));
+  return entries.sort((a, b) => a.name.localeCompare(b.name) || a.host.localeCompare(b.host));
 }
 
 /** One-shot read for the CLI: null when Redis cannot be reached within timeoutMs. */

@@ -3,15 +3,14 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntegrityReport } from '../../src/lib/checks/integrity.js';
 import type { StatusReport } from '../../src/lib/checks/status-types.js';
-import { connectNats } from '../../src/lib/bus/connection.js';
-import { STREAM_SPECS, storageDurable } from '../../src/lib/bus/streams.js';
-import { VENUES, type Venue } from '../../src/lib/config/schema.js';
+import { type Venue } from '../../src/lib/config/schema.js';
 import { pageHistory } from '../../src/lib/exchanges/history-paging.js';
 import { adapterFor, pollOptions, venueBaseUrls } from '../../src/lib/exchanges/registry.js';
 import type { HistoryDataType } from '../../src/lib/exchanges/types.js';
 import { tableFor } from '../../src/lib/store/tables.js';
 import { createClickHouse } from '../../src/lib/store/client.js';
 import { eventually, runCli } from '../helpers/cli.js';
+import { pauseAndDrain, simPost, truth, type Truth } from '../helpers/ground-truth.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
 /**
@@ -33,15 +32,6 @@ interface Row {
 }
 const table: Row[] = [];
 
-const simUrl = (path: string) => `http://127.0.0.1:${infra.config.simulator.port}${path}`;
-
-async function simPost(path: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(simUrl(path), { method: 'POST', headers: { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = (await res.json()) as unknown;
-  if (!res.ok) throw new Error(`${path}: HTTP ${res.status}: ${JSON.stringify(json)}`);
-  return json;
-}
-
 async function status(): Promise<StatusReport> {
   const r = await runCli(['status', '--json'], infra.env);
   return JSON.parse(r.stdout) as StatusReport;
@@ -51,79 +41,6 @@ async function pidOf(name: string): Promise<number> {
   const p = (await status()).processes.find((x) => x.name === name);
   if (p?.pid === null || p?.pid === undefined) throw new Error(`${name} has no pid`);
   return p.pid;
-}
-
-interface SentStats {
-  sent: number;
-  firstId: number | null;
-  lastId: number | null;
-}
-
-/** Per venue and instrument: the first and last trade id the simulator sent. */
-async function sentTrades(): Promise<{ venue: Venue; instrument: string; firstId: number; lastId: number }[]> {
-  const res = await fetch(simUrl('/stats'));
-  const stats = (await res.json()) as { venues: Record<Venue, { trades: Record<string, SentStats> }> };
-  return VENUES.flatMap((venue) =>
-    Object.entries(stats.venues[venue]?.trades ?? {}).flatMap(([instrument, s]) => (s.firstId === null || s.lastId === null ? [] : [{ venue, instrument, firstId: s.firstId, lastId: s.lastId }])),
-  );
-}
-
-interface Truth {
-  expected: number;
-  distinct: number;
-  rows: number;
-  /** Streams that miss at least one id, e.g. `okx_spot BTC-USDT`. */
-  short: string[];
-  /** The missing ids of each, for the failure message. */
-  missingRanges: string[];
-}
-
-/** The first few runs of ids missing in hot, with the event times around them: what a failure needs to be understood. */
-async function missingIds(ch: ReturnType<typeof createClickHouse>, s: { venue: Venue; instrument: string; firstId: number; lastId: number }): Promise<string> {
-  const db = infra.config.clickhouse.hot.database;
-  const rs = await ch.query({
-    query: `SELECT toUInt64OrZero(trade_id) AS id, any(event_time) AS t FROM ${db}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) >= ${s.firstId} AND toUInt64OrZero(trade_id) <= ${s.lastId} GROUP BY id ORDER BY id`,
-    format: 'JSONEachRow',
-  });
-  const rows = await rs.json<{ id: string; t: string }>();
-  const runs: string[] = [];
-  let prev = { id: s.firstId - 1, t: 0 };
-  for (const r of [...rows.map((x) => ({ id: Number(x.id), t: Number(x.t) })), { id: s.lastId + 1, t: 0 }]) {
-    if (r.id > prev.id + 1 && runs.length < 5) runs.push(`${prev.id + 1}..${r.id - 1} (after ${new Date(prev.t).toISOString()})`);
-    prev = r;
-  }
-  return runs.join(', ');
-}
-
-/** Hot against the simulator: every id from the first to the last it sent, per venue and instrument. */
-async function truth(): Promise<Truth> {
-  const server = infra.config.clickhouse.hot;
-  const ch = createClickHouse(server);
-  try {
-    let expected = 0;
-    let distinct = 0;
-    let rows = 0;
-    const short: string[] = [];
-    const missingRanges: string[] = [];
-    for (const s of await sentTrades()) {
-      const rs = await ch.query({
-        query: `SELECT uniqExact(trade_id) AS d, count() AS n FROM ${server.database}.trades WHERE venue = '${s.venue}' AND instrument = '${s.instrument}' AND toUInt64OrZero(trade_id) >= ${s.firstId} AND toUInt64OrZero(trade_id) <= ${s.lastId}`,
-        format: 'JSONEachRow',
-      });
-      const [r] = await rs.json<{ d: string; n: string }>();
-      const want = s.lastId - s.firstId + 1;
-      expected += want;
-      distinct += Number(r?.d ?? 0);
-      rows += Number(r?.n ?? 0);
-      if (Number(r?.d ?? 0) < want) {
-        short.push(`${s.venue} ${s.instrument}`);
-        missingRanges.push(`${s.venue} ${s.instrument}: ${await missingIds(ch, s)}`);
-      }
-    }
-    return { expected, distinct, rows, short, missingRanges };
-  } finally {
-    await ch.close();
-  }
 }
 
 /**
@@ -181,40 +98,6 @@ async function polledTruth(): Promise<string[]> {
   }
 }
 
-/** Messages storage has not acked yet, over both streams: what is still on its way to hot. */
-async function unacked(): Promise<number> {
-  const nc = await connectNats(infra.config, 'faults-test');
-  try {
-    const jsm = await nc.jetstreamManager();
-    let n = 0;
-    for (const spec of STREAM_SPECS) {
-      const info = await jsm.consumers.info(spec.name, storageDurable(spec.name));
-      n += info.num_pending + info.num_ack_pending;
-    }
-    return n;
-  } finally {
-    await nc.close();
-  }
-}
-
-/**
- * Pauses the simulator and waits until the pipeline is drained: storage has acked everything
- * JetStream holds (a message handed to a pull that died waits out the ack wait first) and hot
- * has stopped changing.
- */
-async function pauseAndDrain(): Promise<Truth> {
-  await simPost('/control/pause');
-  await new Promise((r) => setTimeout(r, 1000));
-  await eventually('storage acked everything', async () => (await unacked()) === 0, 90_000, 1000);
-  let last = await truth();
-  for (;;) {
-    await new Promise((r) => setTimeout(r, 1500));
-    const now = await truth();
-    if (now.distinct === last.distinct && now.rows === last.rows && now.expected === last.expected) return now;
-    last = now;
-  }
-}
-
 async function integrity(): Promise<{ code: number; report: IntegrityReport }> {
   const r = await runCli(['integrity', '--since', '30m', '--json'], infra.env);
   return { code: r.code, report: JSON.parse(r.stdout) as IntegrityReport };
@@ -246,7 +129,7 @@ async function runFault(name: string, inject: () => Promise<void>, opts: { selfH
 }
 
 async function faultOnce(name: string, inject: () => Promise<void>, opts: { selfHeals: boolean; settleMs?: number }): Promise<void> {
-  await simPost('/control/resume');
+  await simPost(infra.config, '/control/resume');
   await new Promise((r) => setTimeout(r, 4000));
   const injectedAt = Date.now();
   await inject();
@@ -255,7 +138,7 @@ async function faultOnce(name: string, inject: () => Promise<void>, opts: { self
   // Let the collector see data again after the fault, so the holes it closes are recorded.
   await new Promise((r) => setTimeout(r, opts.settleMs ?? 5000));
 
-  const before = await pauseAndDrain();
+  const before = await pauseAndDrain(infra.config);
   const pre = await integrity();
   if (before.short.length > 0) {
     expect(pre.code, `${name}: integrity passed with trades missing in ${before.missingRanges.join('; ')}`).toBe(1);
@@ -267,7 +150,7 @@ async function faultOnce(name: string, inject: () => Promise<void>, opts: { self
 
   const repair = await runCli(['repair', '--json'], infra.env, 300_000);
   expect(repair.code, `${name}: repair: ${repair.stdout}${repair.stderr}`).toBe(0);
-  const after = await truth();
+  const after = await truth(infra.config);
   const post = await eventually(`${name}: integrity ok after repair`, async () => {
     const r = await integrity();
     return r.code === 0 ? r : null;
@@ -294,7 +177,7 @@ const killer = (name: string) => async () => {
   process.kill(await pidOf(name), 'SIGKILL');
 };
 const simFault = (body: Record<string, unknown>) => async () => {
-  await simPost('/control/fault', body);
+  await simPost(infra.config, '/control/fault', body);
 };
 
 beforeAll(async () => {

@@ -25,6 +25,7 @@ class FakeSources implements TuiSources {
     home: '/h',
     processes: [{ name: 'storage', kind: 'daemon', state: 'running', pid: 42, uptimeSeconds: 5, restarts: 0, cpuPercent: 1, rssBytes: 1, port: 8085, detail: null, heartbeatAgeSeconds: 0.5 }],
     brainLeader: null,
+    leases: null,
   };
 
   private static settle<T>(v: T | Error): Promise<T> {

@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { supervisorView } from '../checks/status.js';
 import type { Config } from '../config/schema.js';
@@ -43,8 +44,10 @@ function parseRunId(raw: string): number {
 /** A daemon as GET /api/v1/services shows it: its registry heartbeat and what the supervisor says. */
 export interface ServiceView {
   name: DaemonName;
-  /** null: no live heartbeat in Redis. */
+  /** This brain's host's daemon of that name; null: no live heartbeat in Redis. */
   registry: RegistryEntry | null;
+  /** Live heartbeats of daemons of that name on other hosts sharing Redis. */
+  otherHosts: RegistryEntry[];
   /** null: the supervisor has never run it (or its state cannot be read). */
   supervisor: DaemonStatus | null;
   /** Whether the supervisor answered (else `supervisor` is its last saved snapshot). */
@@ -80,10 +83,12 @@ async function services(s: CoreSources): Promise<{ services: ServiceView[]; erro
     supervisorView(s.config),
   ]);
   if (!view.reachable) errors.push('supervisor: not running (showing its last saved state)');
+  const host = hostname();
   return {
     services: activeDaemons(s.config).map((name) => ({
       name,
-      registry: registry.find((e) => e.name === name) ?? null,
+      registry: registry.find((e) => e.name === name && e.host === host) ?? null,
+      otherHosts: registry.filter((e) => e.name === name && e.host !== host),
       supervisor: view.snapshot?.daemons.find((d) => d.name === name) ?? null,
       supervisorReachable: view.reachable,
     })),

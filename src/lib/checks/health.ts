@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { DATA_TYPES, VENUES, type Config, type DataType, type Venue } from '../config/schema.js';
 import { errorMessage } from '../errors.js';
 import { redisUrl } from '../infra/endpoints.js';
@@ -5,7 +6,7 @@ import { fetchDaemonHealth } from '../daemon-health.js';
 import type { InfraStatus } from '../infra/local-servers.js';
 import { probeInfra } from '../infra/probe.js';
 import { activeDaemons, activeInfra, daemonPort, homePaths, type DaemonName } from '../paths.js';
-import { fetchRegistry } from '../registry.js';
+import { entriesOfHost, fetchRegistry } from '../registry.js';
 import { createClickHouse, selectRows } from '../store/client.js';
 import { ident, qualified, str } from '../store/sql.js';
 import { tableFor } from '../store/tables.js';
@@ -62,7 +63,8 @@ function expectedDaemons(config: Config, snap: SupervisorSnapshot | null): Daemo
 }
 
 async function registeredNames(config: Config): Promise<Set<string>> {
-  return new Set((await fetchRegistry(redisUrl(config), 3000))?.map((e) => e.name) ?? []);
+  // This machine's daemons: another host's `storage` says nothing about the one here.
+  return new Set(entriesOfHost((await fetchRegistry(redisUrl(config), 3000)) ?? [], hostname()).map((e) => e.name));
 }
 
 /** Last event time for each enabled venue x data type, from ClickHouse hot: one query per table. */

@@ -22,4 +22,6 @@ export interface StatusReport {
   processes: ProcessRow[];
   /** The brain holding the lease (the one that runs tasks); null when none does or Redis is not reachable. */
   brainLeader: { brainId: string; fence: number; expiresInMs: number } | null;
+  /** Named leases held now (replication's one per table: `replication:<table>`), with the holder (`<host>:<port>`); null when Redis is not reachable. */
+  leases: { name: string; holderId: string; fence: number; expiresInMs: number }[] | null;
 }

@@ -1,10 +1,12 @@
+import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { displayAddress, infraUrl, isExternal, natsNodePorts, redisUrl } from '../infra/endpoints.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { localServerSpec } from '../infra/specs.js';
 import { prometheusServer, prometheusUrl } from '../infra/prometheus-server.js';
 import { readLeader } from '../brain/lease.js';
-import { readRegistry, withRedis } from '../registry.js';
+import { entriesOfHost, readRegistry, withRedis } from '../registry.js';
+import { readLeases } from '../coordination/lease.js';
 import { activeDaemons, activeInfra, daemonPort, homePaths, type InfraName } from '../paths.js';
 import { isAlive, readPidFile } from '../process-util.js';
 import { callSupervisor } from '../supervisor/control.js';
@@ -104,10 +106,10 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
   const { reachable: supervisorUp, snapshot } = await supervisorView(config);
   // Only asked while the supervisor runs: with the platform down there is no Redis to wait for.
   const fromRedis = supervisorUp || snapshot !== null
-    ? await withRedis(redisUrl(config), 1000, async (r) => ({ registry: await readRegistry(r), leader: await readLeader(r) }))
+    ? await withRedis(redisUrl(config), 1000, async (r) => ({ registry: await readRegistry(r), leader: await readLeader(r), leases: await readLeases(r) }))
     : null;
   const registry = fromRedis?.registry ?? null;
-  const heartbeat = new Map((registry ?? []).map((e) => [e.name, Math.max(0, Math.round((Date.now() - Date.parse(e.lastHeartbeat)) / 100) / 10)]));
+  const heartbeat = new Map(entriesOfHost(registry ?? [], hostname()).map((e) => [e.name, Math.max(0, Math.round((Date.now() - Date.parse(e.lastHeartbeat)) / 100) / 10)]));
   const processes: ProcessRow[] = [];
   const supLock = inspectHomeLock(config, 'supervisor');
   const sup = judgeSupervisor(supervisorUp, supLock, platformWanted(snapshot));
@@ -137,5 +139,5 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
   // Optional and unwatched: a row while it runs, nothing otherwise (not running is no fault).
   const prometheus = findServerPid(prometheusServer(config));
   if (prometheus !== null) processes.push(row('prometheus', 'monitoring', { state: 'running', detail: prometheusUrl(config) }, prometheus, config.prometheus.port));
-  return { home: config.home, processes, brainLeader: fromRedis?.leader ?? null };
+  return { home: config.home, processes, brainLeader: fromRedis?.leader ?? null, leases: fromRedis?.leases ?? null };
 }

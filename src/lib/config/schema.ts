@@ -404,6 +404,16 @@ export const configSchema = z.strictObject({
    * defaults here and below let a configuration recorded by an earlier version (run/) still load.
    */
   metrics: z.strictObject({ host }).default({ host: '127.0.0.1' }),
+  /**
+   * The daemons this machine runs, for a platform spread over several hosts (null: all of them).
+   * `mprism start` without names, status, health, repair and the Prometheus targets follow it.
+   */
+  daemons: z
+    .array(z.enum(['storage', 'replication', 'collector', 'brain'], { error: 'must be storage, replication, collector or brain (the simulator goes with the collector)' }))
+    .min(1, 'must name at least one daemon (null: all)')
+    .refine((list) => new Set(list).size === list.length, 'names a daemon twice')
+    .nullable()
+    .default(null),
   /** The local Prometheus `mprism start --with-prometheus` runs (or `enabled`: every start). */
   prometheus: z.strictObject({
     enabled: z.boolean(),

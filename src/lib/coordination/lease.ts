@@ -63,6 +63,19 @@ export async function readLease(redis: Redis, keys: LeaseKeys): Promise<LeaseHol
   return { fence: Number(value.slice(0, space)), holderId: value.slice(space + 1), expiresInMs: Math.max(0, ttl) };
 }
 
+/** Every named lease held now (`mprism:lease:*`), by name: which process runs what, across machines. */
+export async function readLeases(redis: Redis): Promise<({ name: string } & LeaseHolderInfo)[]> {
+  const names: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', 'mprism:lease:*', 'COUNT', 100);
+    cursor = next;
+    for (const key of batch) if (!key.endsWith(':fence')) names.push(key.slice('mprism:lease:'.length));
+  } while (cursor !== '0');
+  const held = await Promise.all(names.map(async (name) => ({ name, holder: await readLease(redis, leaseKeys(name)) })));
+  return held.flatMap(({ name, holder }) => (holder === null ? [] : [{ name, ...holder }])).sort((a, b) => a.name.localeCompare(b.name));
+}
+
 // ---- The decisions, pure: what a tick's outcome does to the holder's state. ----
 
 export type LeaseState = { held: false } | { held: true; value: string; fence: number; validUntil: number };
