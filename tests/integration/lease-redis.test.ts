@@ -3,7 +3,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BRAIN_LEASE_KEYS } from '../../src/lib/brain/lease.js';
-import { Lease, leaseKeys, readLease, registerLeaseMetric } from '../../src/lib/coordination/lease.js';
+import { Lease, leaseKeys, readLease, readLeases, registerLeaseMetric } from '../../src/lib/coordination/lease.js';
 import { redisUrl } from '../../src/lib/infra/endpoints.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
 
@@ -54,6 +54,11 @@ describe('named leases (real Redis)', () => {
     expect(await readLease(redis, leaseKeys('replication:trades'))).toMatchObject({ holderId: 'host-a', fence: 1 });
     expect(await readLease(redis, leaseKeys('replication:orderbooks'))).toMatchObject({ holderId: 'host-b', fence: 1 });
     expect(await redis.exists(BRAIN_LEASE_KEYS.lease, BRAIN_LEASE_KEYS.fence)).toBe(0);
+    // What `mprism status` lists: every lease held, by name, not the fence counters.
+    expect((await readLeases(redis)).map((l) => [l.name, l.holderId, l.fence])).toEqual([
+      ['replication:orderbooks', 'host-b', 1],
+      ['replication:trades', 'host-a', 1],
+    ]);
 
     const metrics = new Registry();
     registerLeaseMetric(metrics, () => [

@@ -15,10 +15,13 @@ export interface LeaseKeys {
   fence: string;
 }
 
+const LEASE_PREFIX = 'mprism:lease:';
+const FENCE_SUFFIX = ':fence';
+
 /** Keys of the lease `name`: `mprism:lease:<name>` and its own fence counter. */
 export function leaseKeys(name: string): LeaseKeys {
   if (name === '' || /\s/.test(name)) throw new Error(`lease name ${JSON.stringify(name)} must be non-empty without spaces`);
-  return { lease: `mprism:lease:${name}`, fence: `mprism:lease:${name}:fence` };
+  return { lease: `${LEASE_PREFIX}${name}`, fence: `${LEASE_PREFIX}${name}${FENCE_SUFFIX}` };
 }
 
 // Take the lease only when nobody holds it (or, with ARGV[4] = '1', when it is held under our own
@@ -68,9 +71,9 @@ export async function readLeases(redis: Redis): Promise<({ name: string } & Leas
   const names: string[] = [];
   let cursor = '0';
   do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', 'mprism:lease:*', 'COUNT', 100);
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${LEASE_PREFIX}*`, 'COUNT', 100);
     cursor = next;
-    for (const key of batch) if (!key.endsWith(':fence')) names.push(key.slice('mprism:lease:'.length));
+    for (const key of batch) if (!key.endsWith(FENCE_SUFFIX)) names.push(key.slice(LEASE_PREFIX.length));
   } while (cursor !== '0');
   const held = await Promise.all(names.map(async (name) => ({ name, holder: await readLease(redis, leaseKeys(name)) })));
   return held.flatMap(({ name, holder }) => (holder === null ? [] : [{ name, ...holder }])).sort((a, b) => a.name.localeCompare(b.name));
