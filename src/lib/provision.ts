@@ -9,6 +9,7 @@ import { ensurePostgresDatabase } from './infra/probe.js';
 import { createClickHouse, detectDialect } from './store/client.js';
 import { tierReplicas } from './store/replicas.js';
 import { engineFor, ensureSchema } from './store/tables.js';
+import { ensureWatermarksTable } from './store/watermarks.js';
 
 /** What provisioning created; all-empty `created` means the platform was already in place. */
 export interface ProvisionReport {
@@ -69,6 +70,8 @@ export async function ensureClickHouseSchemas(config: Config): Promise<Provision
           throw new UnreachableError(name, spec.url ? displayAddress(spec.url) : `${spec.host}:${spec.httpPort}`, { cause: err });
         });
         const r = await ensureSchema(client, spec.database, dialect, engineFor(spec));
+        // Replication's watermarks, on every cold replica (a replicated table is created on each).
+        if (server === 'cold') await ensureWatermarksTable(client, spec.database, engineFor(spec));
         clickhouse.push({ server, ...(replicas.length === 1 ? {} : { replica: i + 1 }), database: spec.database, version: dialect.version, ...r });
       } finally {
         await client.close();

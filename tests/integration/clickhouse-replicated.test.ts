@@ -17,6 +17,7 @@ import { dropPartition } from '../../src/lib/store/retention.js';
 import { tierReplicas } from '../../src/lib/store/replicas.js';
 import { ensureSchema, partitionOf, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
+import { WATERMARKS_TABLE, ensureWatermarksTable, insertWatermark, readStoredWatermarks } from '../../src/lib/store/watermarks.js';
 import { eventually, runCli } from '../helpers/cli.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -115,6 +116,17 @@ describe('replicated hot (2 replicas of 18.16 + ZooKeeper 3.8)', () => {
     // Cold is single-server: the plain engine, as before.
     const [coldEngine] = await selectRows<{ engine: string }>(cold, `SELECT engine FROM system.tables WHERE database = '${infra.config.clickhouse.cold.database}' AND name = 'trades'`);
     expect(coldEngine?.engine).toBe('ReplacingMergeTree');
+  });
+
+  it('replication watermarks on a replicated tier are replicated too: written on replica 1, read on replica 2', async () => {
+    // What a replicated cold gets (provision creates the table on every replica); hot's replicas stand in for it.
+    await ensureWatermarksTable(replica1, hotDb(), 'replicated');
+    await ensureWatermarksTable(replica2, hotDb(), 'replicated');
+    await insertWatermark(replica1, hotDb(), { table: 'trades', watermark: 120_000, fence: 3, holder: 'host-a:8086' });
+    await replica2.command({ query: `SYSTEM SYNC REPLICA ${hotDb()}.${WATERMARKS_TABLE}` });
+    expect(await readStoredWatermarks(replica2, hotDb())).toEqual(new Map([['trades', { watermark: 120_000, fence: 3 }]]));
+    await replica1.command({ query: `DROP TABLE ${hotDb()}.${WATERMARKS_TABLE}` });
+    await replica2.command({ query: `DROP TABLE ${hotDb()}.${WATERMARKS_TABLE}` });
   });
 
   it('refuses, with a message, to treat existing single-server tables as replicated (no silent conversion)', async () => {

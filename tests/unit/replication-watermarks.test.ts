@@ -52,6 +52,10 @@ describe('fenced watermark writes', () => {
     const sql = createWatermarksTableSql('cold');
     expect(sql).toContain('ReplacingMergeTree(watermark_ms)');
     expect(sql).toContain('ORDER BY (table_name, fence)');
+    // On a replicated cold, replicated like the data, under the same ZooKeeper path scheme.
+    expect(createWatermarksTableSql('cold', 'replicated')).toContain(
+      "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/cold/replication_watermarks', '{replica}', watermark_ms)",
+    );
   });
 
   it('the copy condition compares the recorded fence of that table on the target', () => {

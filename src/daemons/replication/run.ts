@@ -12,7 +12,7 @@ import { createReplicationMetrics } from '../../lib/replication/metrics.js';
 import { Replicator, type TableLeases } from '../../lib/replication/replicator.js';
 import { SharedWatermarks, watermarkFile } from '../../lib/replication/watermarks.js';
 import { createClickHouse } from '../../lib/store/client.js';
-import { TABLES } from '../../lib/store/tables.js';
+import { TABLES, engineFor } from '../../lib/store/tables.js';
 
 /** The lease of one table's replication: `mprism:lease:replication:<table>`. */
 export const replicationLeaseName = (table: string): string => `replication:${table}`;
@@ -29,7 +29,7 @@ export const replication: Daemon = async (ctx, config) => {
   const ttlMs = config.replication.lease.ttlSeconds * 1000;
   const hot = createClickHouse(config.clickhouse.hot);
   const cold = createClickHouse(config.clickhouse.cold);
-  const store = new SharedWatermarks(cold, config.clickhouse.cold.database);
+  const store = new SharedWatermarks(cold, config.clickhouse.cold.database, engineFor(config.clickhouse.cold));
   // A hung Redis must fail a renewal in time for the holder to stop before its lease can lapse.
   const redis = new Redis(redisUrl(config), { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: Math.max(500, Math.floor(ttlMs / 6)) });
   redis.on('error', () => undefined); // reported by the leases, in /health

@@ -8,7 +8,7 @@ import { withColdWriteLock } from '../replication/cold-writers.js';
 import { copyWindow } from '../replication/copy.js';
 import { SharedWatermarks } from '../replication/watermarks.js';
 import { createClickHouse } from '../store/client.js';
-import { tableFor } from '../store/tables.js';
+import { engineFor, tableFor } from '../store/tables.js';
 
 /** What backfill copied to cold itself, per table. */
 export interface ColdCopy {
@@ -62,7 +62,7 @@ export async function copyBackfillToCold(
   const cold = createClickHouse(config.clickhouse.cold);
   const out: ColdCopy[] = [];
   try {
-    const watermarks = new SharedWatermarks(cold, config.clickhouse.cold.database);
+    const watermarks = new SharedWatermarks(cold, config.clickhouse.cold.database, engineFor(config.clickhouse.cold));
     await watermarks.refresh();
     for (const dataType of dataTypes) {
       const spec = tableFor(dataType);
@@ -106,7 +106,7 @@ export async function awaitReplicationStart(config: Config, dataTypes: ReadonlyS
   const tables = [...dataTypes].map((t) => tableFor(t).table);
   const deadline = Date.now() + timeoutMs;
   const cold = createClickHouse(config.clickhouse.cold);
-  const watermarks = new SharedWatermarks(cold, config.clickhouse.cold.database);
+  const watermarks = new SharedWatermarks(cold, config.clickhouse.cold.database, engineFor(config.clickhouse.cold));
   try {
     for (;;) {
       // Cold unreachable: not begun as far as anyone can tell; the deadline ends the wait.

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { errorMessage, MprismError } from '../errors.js';
 import { homePaths } from '../paths.js';
 import type { ClickHouseClient } from '../store/client.js';
+import type { TableEngine } from '../store/tables.js';
 import { ensureWatermarksTable, insertWatermark, readStoredWatermarks, type StoredWatermark } from '../store/watermarks.js';
 
 /**
@@ -77,10 +78,12 @@ export class SharedWatermarks {
   constructor(
     private readonly cold: ClickHouseClient,
     private readonly database: string,
+    /** Cold's engine (engineFor): a replicated cold replicates its watermarks too. */
+    private readonly engine: TableEngine = 'single',
   ) {}
 
   async ensure(): Promise<void> {
-    await ensureWatermarksTable(this.cold, this.database);
+    await ensureWatermarksTable(this.cold, this.database, this.engine);
   }
 
   /** Reads every table's watermark from cold (another daemon may have moved it). */

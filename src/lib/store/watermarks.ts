@@ -1,5 +1,6 @@
 import { clickHouseErrorCode, selectRows, type ClickHouseClient } from './client.js';
 import { ident, qualified, str, uint } from './sql.js';
+import { engineName, zookeeperPath, type TableEngine } from './tables.js';
 
 /**
  * Replication watermarks live in cold ClickHouse, next to the data they describe: every replication
@@ -17,7 +18,13 @@ export const WATERMARKS_TABLE = 'replication_watermarks';
 /** ClickHouse's UNKNOWN_TABLE. */
 const UNKNOWN_TABLE = 60;
 
-export function createWatermarksTableSql(database: string): string {
+/**
+ * On a replicated cold the watermarks are replicated like the data, so integrity reading another
+ * replica (the first one down) still finds them.
+ */
+export function createWatermarksTableSql(database: string, engine: TableEngine = 'single'): string {
+  const name = engineName(engine);
+  const params = engine === 'replicated' ? `${str(zookeeperPath(database, WATERMARKS_TABLE))}, ${str('{replica}')}, watermark_ms` : 'watermark_ms';
   return [
     `CREATE TABLE IF NOT EXISTS ${qualified(database, WATERMARKS_TABLE)}`,
     '(',
@@ -27,14 +34,14 @@ export function createWatermarksTableSql(database: string): string {
     '    holder String,',
     '    written_at DateTime DEFAULT now()',
     ')',
-    'ENGINE = ReplacingMergeTree(watermark_ms)',
+    `ENGINE = ${name}(${params})`,
     'ORDER BY (table_name, fence)',
   ].join('\n');
 }
 
-export async function ensureWatermarksTable(client: ClickHouseClient, database: string): Promise<void> {
+export async function ensureWatermarksTable(client: ClickHouseClient, database: string, engine: TableEngine = 'single'): Promise<void> {
   await client.command({ query: `CREATE DATABASE IF NOT EXISTS ${ident(database)}` });
-  await client.command({ query: createWatermarksTableSql(database) });
+  await client.command({ query: createWatermarksTableSql(database, engine) });
 }
 
 export interface StoredWatermark {
