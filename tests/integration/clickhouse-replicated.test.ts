@@ -18,6 +18,9 @@ import { tierReplicas } from '../../src/lib/store/replicas.js';
 import { ensureSchema, partitionOf, tableFor } from '../../src/lib/store/tables.js';
 import { insertRecords } from '../../src/lib/store/writer.js';
 import { WATERMARKS_TABLE, ensureWatermarksTable, insertWatermark, readStoredWatermarks } from '../../src/lib/store/watermarks.js';
+import pino from 'pino';
+import { collectStatus } from '../../src/lib/checks/status.js';
+import { Supervisor } from '../../src/lib/supervisor/supervisor.js';
 import { eventually, runCli } from '../helpers/cli.js';
 import { tradeAt } from '../helpers/records.js';
 import { startTestInfra, type TestInfra } from '../helpers/test-infra.js';
@@ -235,6 +238,31 @@ describe('replicated hot (2 replicas of 18.16 + ZooKeeper 3.8)', () => {
     // "Leader was suddenly changed". Retention reports that and drops on its next run; so does this.
     await eventually('DROP PARTITION to succeed', () => dropPartition(replica1, hotDb(), 'trades', String(partitionOf(day))), 60_000, 1000);
     await eventually('the drop to reach replica 2', async () => (await count(replica2, "trade_id LIKE 'old%'")) === 0, 20_000, 200);
+  });
+
+  it('the supervisor starts a second replica again when it dies while the first runs; status shows it', async () => {
+    const sup = new Supervisor(infra.config, pino({ level: process.env.MPRISM_TEST_LOG ?? 'silent' }), { watchIntervalMs: 200 });
+    try {
+      expect((await sup.start([], false, ['clickhouse-hot'])).failed).toEqual([]);
+      const second = clickhouseReplicaServer(infra.config, 'hot', 2);
+      const before = findServerPid(second);
+      expect(before).not.toBeNull();
+      process.kill(before!, 'SIGKILL');
+      await waitFor(() => !isAlive(before!), { timeoutMs: 10_000, intervalMs: 50, what: 'replica 2 to exit' });
+      const after = await eventually('replica 2 started again', async () => {
+        const pid = findServerPid(second);
+        return pid !== null && pid !== before ? pid : null;
+      }, 60_000, 200);
+      const rows = (await collectStatus(infra.config)).processes;
+      expect(rows.find((r) => r.name === 'clickhouse-hot-2')).toMatchObject({ kind: 'infra', state: 'running', pid: after });
+      expect(rows.find((r) => r.name === 'zookeeper')?.state).toBe('running');
+      // It serves its replica again: what was written meanwhile through replica 1 reaches it.
+      await insertRecords(replica1, hotDb(), [trade(Date.UTC(2020, 0, 16, 12), 'after-restart')], { skipExisting: false });
+      await eventually('replica 2 to fetch the new row', async () => (await count(replica2, "trade_id = 'after-restart'").catch(() => 0)) === 1, 120_000, 500);
+    } finally {
+      // Unwatches without stopping servers (the caller stops them): the next test stops the tier itself.
+      await sup.shutdown(10_000);
+    }
   });
 
   it('stopping the tier stops its other replica and ZooKeeper too: no process left, ports free', async () => {

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import type { Config } from '../config/schema.js';
 import { displayAddress, infraUrl, isExternal, natsNodePorts, redisUrl } from '../infra/endpoints.js';
 import { findServerPid } from '../infra/server-spec.js';
-import { localServerSpec } from '../infra/specs.js';
+import { companionSpecs, localServerSpec } from '../infra/specs.js';
 import { prometheusServer, prometheusUrl } from '../infra/prometheus-server.js';
 import { readLeader } from '../brain/lease.js';
 import { entriesOfHost, readRegistry, withRedis } from '../registry.js';
@@ -135,6 +135,14 @@ export async function collectStatus(config: Config): Promise<StatusReport> {
     const stalePid = recorded !== null && !isAlive(recorded) ? recorded : null;
     const judged = judgeInfra(supervisorUp ? watched : undefined, pid, infraWanted(snapshot, name), stalePid);
     processes.push(row(name, 'infra', judged, pid, infraPort(config, name), watched?.restarts ?? 0));
+    // A replicated tier's ZooKeeper and other replicas: down while their tier runs is a fault the supervisor mends.
+    for (const spec of companionSpecs(config, name)) {
+      if (processes.some((p) => p.name === spec.name)) continue; // ZooKeeper shared by hot and cold
+      const companionPid = findServerPid(spec);
+      const state = companionPid !== null ? 'running' : judged.state === 'running' ? 'dead' : 'stopped';
+      const detail = state === 'dead' ? `companion of ${name}; the supervisor starts it again` : null;
+      processes.push(row(spec.name, 'infra', { state, detail }, companionPid, spec.ports[0]?.port ?? null));
+    }
   }
   // Optional and unwatched: a row while it runs, nothing otherwise (not running is no fault).
   const prometheus = findServerPid(prometheusServer(config));

@@ -5,7 +5,7 @@ import type { Config } from '../config/schema.js';
 import { daemonPort } from '../daemon-runner.js';
 import { errorMessage } from '../errors.js';
 import { isExternal } from '../infra/endpoints.js';
-import { startLocalServer } from '../infra/local-servers.js';
+import { startCompanions, startLocalServer } from '../infra/local-servers.js';
 import { findServerPid } from '../infra/server-spec.js';
 import { companionSpecs, localServerSpec } from '../infra/specs.js';
 import type { Logger } from '../log.js';
@@ -119,6 +119,8 @@ export class Supervisor {
   private operations: Promise<unknown> = Promise.resolve();
   private readonly startedAt = Date.now();
   private readonly watchIntervalMs: number;
+  /** Replicated tiers whose companions (ZooKeeper, other replicas) are being started again, and when that last failed. */
+  private readonly companionStarts = new Map<InfraName, { running: boolean; failedAt: number | null }>();
 
   constructor(
     private readonly config: Config,
@@ -480,7 +482,31 @@ export class Supervisor {
   private checkInfra(): void {
     for (const i of this.infra.values()) {
       if (i.state === 'running' && !this.infraAlive(i)) this.onInfraExit(i, 'died');
+      else if (i.state === 'running') this.checkCompanions(i.name);
     }
+  }
+
+  /**
+   * A replicated tier's ZooKeeper or second replica can die while its first replica runs: start it
+   * again (startCompanions adopts the ones running). After a failed attempt, wait maxBackoffMs
+   * before the next, so a companion that cannot start is retried, not crash-looped.
+   */
+  private checkCompanions(name: InfraName): void {
+    const specs = companionSpecs(this.config, name);
+    if (specs.length === 0 || this.shuttingDown) return;
+    const state = this.companionStarts.get(name) ?? { running: false, failedAt: null };
+    if (state.running || (state.failedAt !== null && Date.now() - state.failedAt < this.config.supervisor.maxBackoffMs)) return;
+    const dead = specs.filter((spec) => findServerPid(spec) === null).map((spec) => spec.name);
+    if (dead.length === 0) return;
+    this.companionStarts.set(name, { running: true, failedAt: state.failedAt });
+    this.log.warn({ name, companions: dead }, 'companion server down; starting it again');
+    startCompanions(this.config, name, (line) => this.log.info({ name }, line)).then(
+      () => this.companionStarts.set(name, { running: false, failedAt: null }),
+      (err: unknown) => {
+        this.log.error({ name, companions: dead, err: errorMessage(err) }, 'companion server did not start; retrying later');
+        this.companionStarts.set(name, { running: false, failedAt: Date.now() });
+      },
+    );
   }
 
   /** Starts the local server, or takes over the running one; resolves to which of the two. */
