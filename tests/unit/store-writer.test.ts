@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EncodedRows } from '../../src/lib/store/client.js';
 import { formatDecimal, InvalidValueError } from '../../src/lib/store/decimal.js';
-import { batchOf, distinctSorted, encoderFor, RowBatch, TableRows } from '../../src/lib/store/writer.js';
+import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows } from '../../src/lib/store/writer.js';
 import type { OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
 import { oneOfEachKind } from '../helpers/records.js';
 
@@ -153,6 +153,35 @@ describe('row encoding', () => {
 
   it('refuses to serialize pre-encoded rows through plain JSON.stringify', () => {
     expect(() => JSON.stringify(new EncodedRows('{}'))).toThrow(/createClickHouse/);
+  });
+
+  it('builds an insert body of each key once, leaving out keys stored already, in arrival order', () => {
+    const at = (id: string, extra: Partial<TradeRecord> = {}) => ({ ...trade, tradeId: id, ...extra });
+    const rows = [...batchOf([at('1'), at('2'), at('1', { receiveTime: 9 }), at('3'), at('4')]).byTable()][0] as TableRows;
+    const ids = (chunks: string[]) => chunks.join('\n').split('\n').map((l) => (JSON.parse(l) as { trade_id: string }).trade_id);
+    const all = insertBody(rows, new Set());
+    expect(all).toMatchObject({ inserted: 4, skipped: 1 });
+    // The first of a repeated key is the one kept.
+    expect(ids(all.chunks)).toEqual(['1', '2', '3', '4']);
+    expect(all.chunks[0]?.split('\n')[0]).toBe(rows.lines[0]);
+    const someStored = insertBody(rows, new Set([rows.keys[1] as string, rows.keys[4] as string]));
+    expect(someStored).toMatchObject({ inserted: 2, skipped: 3 });
+    expect(ids(someStored.chunks)).toEqual(['1', '3']);
+    expect(insertBody(rows, new Set(rows.keys))).toEqual({ chunks: [], inserted: 0, skipped: 5 });
+  });
+
+  it('cuts a large body into chunks of whole lines, none longer than BODY_CHUNK_CHARS but a single longer line', () => {
+    const n = Math.ceil((3 * BODY_CHUNK_CHARS) / 200);
+    const long = { ...trade, tradeId: 'x'.repeat(BODY_CHUNK_CHARS + 10), eventTime: trade.eventTime - 1 };
+    const batch = batchOf([long, ...Array.from({ length: n }, (_, i) => ({ ...trade, tradeId: String(i) })), long]);
+    const rows = [...batch.byTable()][0] as TableRows;
+    const { chunks, inserted, skipped } = insertBody(rows, new Set());
+    expect([inserted, skipped]).toEqual([n + 1, 1]);
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks[0]).toBe(rows.lines[0]);
+    for (const chunk of chunks.slice(1)) expect(chunk.length).toBeLessThanOrEqual(BODY_CHUNK_CHARS);
+    // Joined as the client sends them (each followed by a newline), the chunks are every kept line, in order.
+    expect(chunks.map((c) => `${c}\n`).join('')).toBe(`${rows.lines.slice(0, -1).join('\n')}\n`);
   });
 
   it('lists distinct times in ascending order', () => {
