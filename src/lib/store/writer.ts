@@ -234,7 +234,8 @@ export function encoderFor(record: unknown): RowEncoder {
   const dataType = typeof record === 'object' && record !== null ? (record as { dataType?: unknown }).dataType : undefined;
   const encoder = ENCODERS.get(dataType);
   if (encoder === undefined) {
-    throw new InvalidValueError(typeof record === 'object' && record !== null ? `no table mapping for data type ${JSON.stringify(dataType)}` : `not a record: ${JSON.stringify(record)}`);
+    const what = record === null ? 'null' : Array.isArray(record) ? 'an array' : typeof record;
+    throw new InvalidValueError(what === 'object' ? `no table mapping for data type ${JSON.stringify(dataType)}` : `not a record: ${what}`);
   }
   return encoder;
 }
