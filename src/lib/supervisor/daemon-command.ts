@@ -12,7 +12,7 @@ const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
  * other way round: a batch's rows live from their message's arrival until the insert returns, a few
  * hundred ms, and with the default young generation they were copied and promoted first; a larger
  * one lets them die young (pipeline bench at 20,000 trades/s, medians: storage CPU per 1k trades
- * stored 0.013 -> 0.011 s; peak RSS 171-204 -> 206-214 MiB).
+ * stored 0.013 -> 0.011 s; peak RSS 171-204 -> 206-231 MiB).
  */
 export const DAEMON_NODE_ARGS: Readonly<Record<DaemonKind, readonly string[]>> = {
   simulator: [],
