@@ -4,6 +4,7 @@ import { runOutageBench } from './outage.js';
 import { runPipelineBench } from './pipeline.js';
 import { BenchPlatform } from './platform.js';
 import { runStorageBench } from './storage.js';
+import { runStorageEncodeBench } from './storage-encode.js';
 import { runStorageLatencyBench } from './storage-latency.js';
 
 /**
@@ -15,6 +16,7 @@ const BENCHES: Readonly<Record<string, (print: (line: string) => void) => unknow
   outage: runOutageBench,
   pipeline: runPipelineBench,
   storage: runStorageBench,
+  'storage-encode': runStorageEncodeBench,
   'storage-latency': runStorageLatencyBench,
 };
 

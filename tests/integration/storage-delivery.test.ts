@@ -170,7 +170,7 @@ describe('storage delivers on time', () => {
       stream: spec.stream,
       source,
       // Counts instead of storing: the rows are in hot already, this is about delivery.
-      sink: { insert: async (records) => ((rows += records.length), { inserted: records.length, skipped: 0 }) },
+      sink: { insert: async (batch) => ((rows += batch.size), { inserted: batch.size, skipped: 0 }) },
       batchSize: 20,
       flushIntervalMs: 100,
       metrics: createIngestMetrics(new Registry()),

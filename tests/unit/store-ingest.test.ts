@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import type { MarketRecord } from '../../src/lib/records.js';
 import { createIngestMetrics, newIngestStatus, runIngest, type IngestMessage, type MessageSource, type RowSink } from '../../src/lib/store/ingest.js';
-import type { PreparedRow } from '../../src/lib/store/writer.js';
+import type { RowBatch } from '../../src/lib/store/writer.js';
 import { tradeAt } from '../helpers/records.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -54,14 +54,14 @@ class FakeSink implements RowSink {
   batches: MarketRecord[][] = [];
   failuresLeft = 0;
   gate: Promise<void> | null = null;
-  async insert(rows: readonly PreparedRow[]) {
+  async insert(rows: RowBatch) {
     if (this.gate) await this.gate;
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
       throw new Error('clickhouse down');
     }
-    this.batches.push(rows.map((r) => JSON.parse(r.line) as MarketRecord));
-    return { inserted: rows.length, skipped: 0 };
+    this.batches.push([...rows.byTable()].flatMap((t) => t.lines.map((line) => JSON.parse(line) as MarketRecord)));
+    return { inserted: rows.size, skipped: 0 };
   }
   get rows(): number {
     return this.batches.reduce((n, b) => n + b.length, 0);

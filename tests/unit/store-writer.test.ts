@@ -1,9 +1,17 @@
 import { describe, expect, it } from 'vitest';
-import { EncodedRow } from '../../src/lib/store/client.js';
+import { EncodedRows } from '../../src/lib/store/client.js';
 import { formatDecimal, InvalidValueError } from '../../src/lib/store/decimal.js';
-import { tableFor } from '../../src/lib/store/tables.js';
-import { encodeRow, recordToRow } from '../../src/lib/store/writer.js';
-import type { TradeRecord } from '../../src/lib/records.js';
+import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows } from '../../src/lib/store/writer.js';
+import type { OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
+import { oneOfEachKind } from '../helpers/records.js';
+
+/** The one row a record becomes. */
+function encode(record: unknown): { table: string; line: string; key: string; time: number } {
+  const tables = [...batchOf([record]).byTable()];
+  const rows = tables[0] as TableRows;
+  expect(tables).toHaveLength(1);
+  return { table: rows.spec.table, line: rows.lines[0] as string, key: rows.keys[0] as string, time: rows.times[0] as number };
+}
 
 const trade: TradeRecord = {
   dataType: 'trade',
@@ -54,48 +62,131 @@ describe('formatDecimal', () => {
   });
 });
 
-describe('encodeRow', () => {
+describe('row encoding', () => {
   it('writes a trade as one JSONEachRow line with unquoted exact decimals', () => {
-    const line = encodeRow(tableFor('trade'), recordToRow(trade));
+    const { table, line, time } = encode(trade);
+    expect(table).toBe('trades');
     expect(line).toBe(
       '{"venue":"binance_spot","market_type":"spot","symbol":"BTC-USDT","instrument":"BTCUSDT",' +
         '"event_time":1704067200123,"receive_time":1704067200130,"trade_id":"3366123",' +
         '"price":42000.12,"quantity":0.00012,"side":"buy"}',
     );
     expect(JSON.parse(line)).toMatchObject({ price: 42000.12, trade_id: '3366123' });
+    expect(time).toBe(trade.eventTime);
   });
 
   it('escapes strings and renders nullable decimals and decimal arrays', () => {
-    const row = {
-      venue: 'okx"spot\n',
-      market_type: 'spot',
+    const book: OrderbookRecord = {
+      dataType: 'orderbook',
+      venue: 'okx"spot\n' as OrderbookRecord['venue'],
+      marketType: 'spot',
       symbol: 'BTC-USDT',
       instrument: 'BTC-USDT',
-      event_time: 1,
-      receive_time: 2,
-      last_update_id: 99,
-      best_bid_price: '100.5',
-      best_ask_price: null,
-      bid_prices: ['100.5', '100.4'],
-      bid_quantities: ['1', '2.50'],
-      ask_prices: [],
-      ask_quantities: [],
+      eventTime: 1,
+      receiveTime: 2,
+      lastUpdateId: 99,
+      bestBidPrice: '100.5',
+      bestAskPrice: null,
+      bids: [
+        ['100.5', '1'],
+        ['100.4', '2.50'],
+      ],
+      asks: [],
     };
-    const parsed = JSON.parse(encodeRow(tableFor('orderbook'), row)) as Record<string, unknown>;
-    expect(parsed).toMatchObject({ venue: 'okx"spot\n', best_ask_price: null, bid_quantities: [1, 2.5], ask_prices: [] });
+    const parsed = JSON.parse(encode(book).line) as Record<string, unknown>;
+    expect(parsed).toMatchObject({ venue: 'okx"spot\n', best_ask_price: null, bid_prices: [100.5, 100.4], bid_quantities: [1, 2.5], ask_prices: [], ask_quantities: [] });
   });
 
-  it('refuses rows that do not match the column types', () => {
-    const row = recordToRow(trade);
-    expect(() => encodeRow(tableFor('trade'), { ...row, price: 'x' })).toThrow(InvalidValueError);
-    expect(() => encodeRow(tableFor('trade'), { ...row, event_time: -1 })).toThrow(/column event_time: not an unsigned integer/);
-    expect(() => encodeRow(tableFor('trade'), { ...row, price: null })).toThrow(/column price/);
-    const { side: _side, ...missing } = row;
-    expect(() => encodeRow(tableFor('trade'), missing)).toThrow(/column side: missing/);
+  it('gives every record kind a line with each column of its table', () => {
+    for (const record of oneOfEachKind(1_704_067_200_000)) {
+      const { line, time } = encode(record);
+      const spec = encoderFor(record).spec;
+      expect(Object.keys(JSON.parse(line) as object), record.dataType).toEqual(spec.columns.map((c) => c.name));
+      expect(time).toBe(record.eventTime);
+    }
   });
 
-  it('refuses to serialize a pre-encoded row through plain JSON.stringify', () => {
-    expect(() => JSON.stringify(new EncodedRow('{}'))).toThrow(/createClickHouse/);
+  it('refuses records that do not match the column types, adding nothing', () => {
+    const batch = new RowBatch();
+    expect(() => batch.add({ ...trade, price: 'x' })).toThrow(InvalidValueError);
+    expect(() => batch.add({ ...trade, eventTime: -1 })).toThrow(/column event_time: not an unsigned integer/);
+    expect(() => batch.add({ ...trade, price: null })).toThrow(/column price/);
+    const { side: _side, ...missing } = trade;
+    expect(() => batch.add(missing)).toThrow(/column side: missing/);
+    expect(() => batch.add({ ...trade, dataType: 'candle' })).toThrow(/no table mapping for data type "candle"/);
+    expect(() => batch.add({ ...trade, dataType: 'constructor' })).toThrow(InvalidValueError);
+    for (const notRecord of [null, 7, 'trade', [trade]]) expect(() => batch.add(notRecord)).toThrow(InvalidValueError);
+    expect(() => batch.add({ ...oneOfEachKind(1)[1], bids: [['1', 2]] })).toThrow(/pair of strings/);
+    expect(batch.size).toBe(0);
+    expect([...batch.byTable()].every((t) => t.size === 0)).toBe(true);
+    batch.add(trade);
+    expect(batch.size).toBe(1);
+  });
+
+  it('keys a row by its key columns only, unambiguously, as a stored row of the same key is keyed', () => {
+    const { key } = encode(trade);
+    expect(encode({ ...trade, receiveTime: 1, price: '1', quantity: '2', side: 'sell', instrument: 'X' }).key).toBe(key);
+    for (const other of [{ eventTime: trade.eventTime + 1 }, { tradeId: '3366124' }, { symbol: 'ETH-USDT' }, { venue: 'okx_spot' }] as const) {
+      expect(encode({ ...trade, ...other }).key).not.toBe(key);
+    }
+    // Text that would run into the next cell if cells were merely joined.
+    expect(encode({ ...trade, symbol: 'A,"B', tradeId: 'C' }).key).not.toBe(encode({ ...trade, symbol: 'A', tradeId: 'B",C' }).key);
+    // ClickHouse returns UInt64 quoted and only the key columns.
+    const stored = { event_time: String(trade.eventTime), venue: trade.venue, symbol: trade.symbol, trade_id: trade.tradeId };
+    expect(encoderFor(trade).storedKey(stored)).toBe(key);
+    const book = oneOfEachKind(1_704_067_200_000)[1] as OrderbookRecord;
+    const storedBook = { event_time: String(book.eventTime), venue: book.venue, symbol: book.symbol, last_update_id: String(book.lastUpdateId) };
+    expect(encoderFor(book).storedKey(storedBook)).toBe(encode(book).key);
+  });
+
+  it('groups a batch by table, in arrival order', () => {
+    const [t, book] = oneOfEachKind(1_704_067_200_000) as [TradeRecord, OrderbookRecord];
+    const batch = batchOf([t, book, { ...t, tradeId: '2' }, { ...book, lastUpdateId: 2 }, { ...t, tradeId: '3' }]);
+    expect(batch.size).toBe(5);
+    const tables = [...batch.byTable()];
+    expect(tables.map((r) => [r.spec.table, r.size])).toEqual([
+      ['trades', 3],
+      ['orderbooks', 2],
+    ]);
+    expect(tables[0]?.lines.map((l) => (JSON.parse(l) as { trade_id: string }).trade_id)).toEqual(['77', '2', '3']);
+  });
+
+  it('refuses to serialize pre-encoded rows through plain JSON.stringify', () => {
+    expect(() => JSON.stringify(new EncodedRows('{}'))).toThrow(/createClickHouse/);
+  });
+
+  it('builds an insert body of each key once, leaving out keys stored already, in arrival order', () => {
+    const at = (id: string, extra: Partial<TradeRecord> = {}) => ({ ...trade, tradeId: id, ...extra });
+    const rows = [...batchOf([at('1'), at('2'), at('1', { receiveTime: 9 }), at('3'), at('4')]).byTable()][0] as TableRows;
+    const ids = (chunks: string[]) => chunks.join('\n').split('\n').map((l) => (JSON.parse(l) as { trade_id: string }).trade_id);
+    const all = insertBody(rows, new Set());
+    expect(all).toMatchObject({ inserted: 4, skipped: 1 });
+    // The first of a repeated key is the one kept.
+    expect(ids(all.chunks)).toEqual(['1', '2', '3', '4']);
+    expect(all.chunks[0]?.split('\n')[0]).toBe(rows.lines[0]);
+    const someStored = insertBody(rows, new Set([rows.keys[1] as string, rows.keys[4] as string]));
+    expect(someStored).toMatchObject({ inserted: 2, skipped: 3 });
+    expect(ids(someStored.chunks)).toEqual(['1', '3']);
+    expect(insertBody(rows, new Set(rows.keys))).toEqual({ chunks: [], inserted: 0, skipped: 5 });
+  });
+
+  it('cuts a large body into chunks of whole lines, none longer than BODY_CHUNK_CHARS but a single longer line', () => {
+    const n = Math.ceil((3 * BODY_CHUNK_CHARS) / 200);
+    const long = { ...trade, tradeId: 'x'.repeat(BODY_CHUNK_CHARS + 10), eventTime: trade.eventTime - 1 };
+    const batch = batchOf([long, ...Array.from({ length: n }, (_, i) => ({ ...trade, tradeId: String(i) })), long]);
+    const rows = [...batch.byTable()][0] as TableRows;
+    const { chunks, inserted, skipped } = insertBody(rows, new Set());
+    expect([inserted, skipped]).toEqual([n + 1, 1]);
+    expect(chunks.length).toBeGreaterThan(3);
+    expect(chunks[0]).toBe(rows.lines[0]);
+    for (const chunk of chunks.slice(1)) expect(chunk.length).toBeLessThanOrEqual(BODY_CHUNK_CHARS);
+    // Joined as the client sends them (each followed by a newline), the chunks are every kept line, in order.
+    expect(chunks.map((c) => `${c}\n`).join('')).toBe(`${rows.lines.slice(0, -1).join('\n')}\n`);
+  });
+
+  it('lists distinct times in ascending order', () => {
+    expect(distinctSorted([5, 3, 5, 1_704_067_200_123, 3, 4])).toEqual([3, 4, 5, 1_704_067_200_123]);
+    expect(distinctSorted([])).toEqual([]);
   });
 });
 

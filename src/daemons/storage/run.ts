@@ -5,7 +5,7 @@ import type { Daemon } from '../../lib/daemon-context.js';
 import { errorMessage } from '../../lib/errors.js';
 import { createClickHouse } from '../../lib/store/client.js';
 import { createIngestMetrics, newIngestStatus, runIngest, type RowSink } from '../../lib/store/ingest.js';
-import { insertPrepared } from '../../lib/store/writer.js';
+import { insertRows } from '../../lib/store/writer.js';
 import { EventLoopLag, storageOverload } from '../../lib/overload.js';
 
 /**
@@ -50,7 +50,7 @@ export const storage: Daemon = async (ctx, config) => {
     lastInsertAt: status.lastInsertAt,
     lastError: status.lastError,
   }));
-  const sink: RowSink = { insert: (rows) => insertPrepared(ch, database, rows, { skipExisting: true }) };
+  const sink: RowSink = { insert: (rows) => insertRows(ch, database, rows, { skipExisting: true }) };
 
   async function consume(stream: string): Promise<void> {
     const spec = {

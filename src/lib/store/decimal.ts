@@ -4,8 +4,34 @@ import { MprismError } from '../errors.js';
 export class InvalidValueError extends MprismError {}
 
 const DECIMAL_RE = /^([+-])?(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/;
-/** Already in the output's form: no exponent, no leading zero, no trailing fraction zero. */
-const CANONICAL_RE = /^-?(0|[1-9]\d*)(?:\.(\d*[1-9]))?$/;
+
+const isDigit = (c: number) => c >= 48 && c <= 57;
+
+/**
+ * Whether `value` is its own output: already canonical (/^-?(0|[1-9]\d*)(?:\.(\d*[1-9]))?$/, no
+ * exponent, no leading or trailing zero; `-0` excepted) and within precision and scale. A scan, not
+ * that regular expression: storage formats two or more decimals per row, and its match arrays were
+ * garbage to collect.
+ */
+function isOwnOutput(value: string, precision: number, scale: number): boolean {
+  const n = value.length;
+  const negative = value.charCodeAt(0) === 45;
+  let i = negative ? 1 : 0;
+  const first = value.charCodeAt(i);
+  if (first === 48) i++;
+  else if (first >= 49 && first <= 57) while (i < n && isDigit(value.charCodeAt(i))) i++;
+  else return false;
+  const whole = first === 48 ? 0 : i - (negative ? 1 : 0);
+  let fraction = 0;
+  if (i < n) {
+    if (value.charCodeAt(i) !== 46) return false;
+    const fractionStart = ++i;
+    while (i < n && isDigit(value.charCodeAt(i))) i++;
+    fraction = n - fractionStart;
+    if (i !== n || fraction === 0 || value.charCodeAt(n - 1) === 48) return false;
+  } else if (first === 48 && negative) return false;
+  return fraction <= scale && whole + scale <= precision;
+}
 
 /**
  * Decimal string -> JSON number text with at most `scale` fraction digits, rounded half away from zero.
@@ -14,13 +40,8 @@ const CANONICAL_RE = /^-?(0|[1-9]\d*)(?:\.(\d*[1-9]))?$/;
  * with BigInt arithmetic. Accepts exponents because venues that send JSON numbers end up as `1e-7`.
  */
 export function formatDecimal(value: string, precision: number, scale: number): string {
-  // Fast path, storage's common case (`65000.5`): a canonical value that fits is its own output.
-  const c = CANONICAL_RE.exec(value);
-  if (c !== null) {
-    const whole = c[1] as string;
-    const fraction = c[2] ?? '';
-    if (fraction.length <= scale && (whole === '0' ? 0 : whole.length) + scale <= precision) return whole === '0' && fraction === '' ? '0' : value;
-  }
+  // Fast path, storage's common case (`65000.5`).
+  if (isOwnOutput(value, precision, scale)) return value;
   const m = DECIMAL_RE.exec(value);
   const intDigits = m?.[2] ?? '';
   const fracDigits = m?.[3] ?? '';

@@ -3,8 +3,7 @@ import { backoffDelay, sleep } from '../backoff.js';
 import { recordsIn } from '../bus/publisher.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { MarketRecord } from '../records.js';
-import { prepareRow, type PreparedRow } from './writer.js';
+import { RowBatch } from './writer.js';
 
 /** A delivered message as storage needs it; a nats JsMsg is one. */
 export interface IngestMessage {
@@ -24,9 +23,9 @@ export interface MessageSource<M extends IngestMessage = IngestMessage> {
   next(max: number, signal: AbortSignal): Promise<M[]>;
 }
 
-/** Where rows go: ClickHouse hot (writer.ts insertPrepared), skipping rows already stored (replays). Throws when nothing was stored. */
+/** Where rows go: ClickHouse hot (writer.ts insertRows), skipping rows already stored (replays). Throws when nothing was stored. */
 export interface RowSink {
-  insert(rows: readonly PreparedRow[]): Promise<{ inserted: number; skipped: number }>;
+  insert(rows: RowBatch): Promise<{ inserted: number; skipped: number }>;
 }
 
 export interface IngestMetrics {
@@ -99,10 +98,10 @@ export interface IngestOptions {
 /** Messages taken from the source at once, at most. */
 const MAX_TAKE = 256;
 
-/** A delivered message with the records it holds. */
-interface Delivery {
-  message: IngestMessage;
-  rows: PreparedRow[];
+/** A batch being filled: its rows, encoded as they arrive, and the messages they came in. */
+interface Batch {
+  rows: RowBatch;
+  messages: IngestMessage[];
 }
 
 /**
@@ -118,44 +117,38 @@ export async function runIngest(o: IngestOptions): Promise<void> {
   // The estimate falls by half at most per take, and a take is at most MAX_TAKE messages, so one
   // quiet single-record message before a backlog of full ones cannot make a batch of millions of rows.
   let rowsPerMessage = 1;
-  const take = async (rowsWanted: number, signal: AbortSignal): Promise<Delivery[]> => {
+  const take = async (batch: Batch, rowsWanted: number, signal: AbortSignal): Promise<void> => {
     const messages = await o.source.next(Math.min(MAX_TAKE, Math.max(1, Math.ceil(rowsWanted / rowsPerMessage))), signal);
-    const decoded = decode(o, messages);
-    if (messages.length > 0) rowsPerMessage = Math.max(1, countRows(decoded) / messages.length, rowsPerMessage / 2);
-    return decoded;
+    const before = batch.rows.size;
+    decode(o, messages, batch);
+    if (messages.length > 0) rowsPerMessage = Math.max(1, (batch.rows.size - before) / messages.length, rowsPerMessage / 2);
   };
   while (!o.signal.aborted) {
-    const batch = await take(o.batchSize, o.signal);
-    if (batch.length === 0) continue;
-    let rows = countRows(batch);
+    const batch: Batch = { rows: new RowBatch(), messages: [] };
+    await take(batch, o.batchSize, o.signal);
+    if (batch.messages.length === 0) continue;
     const deadline = now() + o.flushIntervalMs;
-    while (rows < o.batchSize && !o.signal.aborted) {
+    while (batch.rows.size < o.batchSize && !o.signal.aborted) {
       const left = deadline - now();
       if (left <= 0) break;
-      const more = await take(o.batchSize - rows, AbortSignal.any([o.signal, AbortSignal.timeout(left)]));
-      rows += countRows(more);
-      batch.push(...more);
+      await take(batch, o.batchSize - batch.rows.size, AbortSignal.any([o.signal, AbortSignal.timeout(left)]));
     }
-    if (rows < o.batchSize) o.status.fullBatchesSince.delete(o.stream);
+    if (batch.rows.size < o.batchSize) o.status.fullBatchesSince.delete(o.stream);
     else if (!o.status.fullBatchesSince.has(o.stream)) o.status.fullBatchesSince.set(o.stream, now());
     await writeBatch(o, batch, now);
   }
 }
 
-function countRows(deliveries: readonly Delivery[]): number {
-  return deliveries.reduce((n, d) => n + d.rows.length, 0);
-}
-
 /**
- * The records of each message, validated. A record that can never become a row is logged and
- * counted, and the message's other records are kept; a message with none left is terminated (not
- * retried: one bad message must not stall the stream).
+ * Adds the records of each message to the batch, each encoded once, straight from the parsed body
+ * into its row. A record that can never become a row is logged and counted, and the message's other
+ * records are kept; a message with none left is terminated (not retried: one bad message must not
+ * stall the stream).
  */
-function decode(o: IngestOptions, messages: readonly IngestMessage[]): Delivery[] {
+function decode(o: IngestOptions, messages: readonly IngestMessage[], batch: Batch): void {
   const { stream, metrics, log } = o;
-  const out: Delivery[] = [];
   for (const m of messages) {
-    const rows: PreparedRow[] = [];
+    let rows = 0;
     let invalid = 0;
     let firstError: unknown = null;
     let items: unknown[] = [];
@@ -167,7 +160,8 @@ function decode(o: IngestOptions, messages: readonly IngestMessage[]): Delivery[
     }
     for (const item of items) {
       try {
-        rows.push(prepareRow(item as MarketRecord));
+        batch.rows.add(item);
+        rows++;
       } catch (err) {
         invalid++;
         firstError ??= err;
@@ -176,15 +170,14 @@ function decode(o: IngestOptions, messages: readonly IngestMessage[]): Delivery[
     if (invalid > 0) {
       // One line per message, however many of its records are bad.
       metrics.invalid.inc({ stream }, invalid);
-      log.error({ stream, seq: m.seq, subject: m.subject, invalid, kept: rows.length, err: errorMessage(firstError) }, 'invalid records skipped');
+      log.error({ stream, seq: m.seq, subject: m.subject, invalid, kept: rows, err: errorMessage(firstError) }, 'invalid records skipped');
     }
-    if (rows.length === 0) {
+    if (rows === 0) {
       m.term();
       continue;
     }
-    out.push({ message: m, rows });
+    batch.messages.push(m);
   }
-  return out;
 }
 
 /**
@@ -192,13 +185,12 @@ function decode(o: IngestOptions, messages: readonly IngestMessage[]): Delivery[
  * enough to know a message is new (a publish retried after the duplicate window, a recreated consumer,
  * a batch cut differently by a restarted collector).
  */
-async function writeBatch(o: IngestOptions, batch: readonly Delivery[], now: () => number): Promise<void> {
+async function writeBatch(o: IngestOptions, { rows, messages }: Batch, now: () => number): Promise<void> {
   const { stream, metrics, status, log } = o;
-  const rows = batch.flatMap((d) => d.rows);
-  for (let attempt = 0; batch.length > 0; attempt++) {
+  for (let attempt = 0; messages.length > 0; attempt++) {
     const timer = metrics.batchSeconds.startTimer({ stream });
     const inProgress =
-      o.ackWaitMs === undefined ? null : setInterval(() => batch.forEach(({ message }) => message.working()), Math.max(100, o.ackWaitMs / 3));
+      o.ackWaitMs === undefined ? null : setInterval(() => messages.forEach((m) => m.working()), Math.max(100, o.ackWaitMs / 3));
     try {
       const r = await o.sink.insert(rows).finally(() => {
         if (inProgress !== null) clearInterval(inProgress);
@@ -210,9 +202,9 @@ async function writeBatch(o: IngestOptions, batch: readonly Delivery[], now: () 
       metrics.lastInsert.set({ stream }, at / 1000);
       status.lastInsertAt = new Date(at).toISOString();
       status.consecutiveFailures = 0;
-      for (const { message } of batch) {
-        message.ack();
-        metrics.storedToInsertedSeconds.observe({ stream }, Math.max(0, at - message.info.timestampNanos / 1e6) / 1000);
+      for (const m of messages) {
+        m.ack();
+        metrics.storedToInsertedSeconds.observe({ stream }, Math.max(0, at - m.info.timestampNanos / 1e6) / 1000);
       }
       return;
     } catch (err) {
@@ -220,13 +212,13 @@ async function writeBatch(o: IngestOptions, batch: readonly Delivery[], now: () 
       metrics.failures.inc({ stream });
       status.lastError = errorMessage(err);
       status.consecutiveFailures++;
-      log.error({ stream, rows: rows.length, attempt, err: status.lastError }, 'insert failed; retrying');
+      log.error({ stream, rows: rows.size, attempt, err: status.lastError }, 'insert failed; retrying');
       if (o.signal.aborted) {
-        for (const { message } of batch) message.nak();
+        for (const m of messages) m.nak();
         return;
       }
       // Keep the messages in progress while we wait, so JetStream does not redeliver them meanwhile.
-      for (const { message } of batch) message.working();
+      for (const m of messages) m.working();
       await sleep(backoffDelay(attempt, { initialMs: 500, maxMs: 15_000, jitter: 0.2 }), o.signal);
     }
   }

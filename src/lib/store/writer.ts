@@ -1,72 +1,71 @@
+import { Readable } from 'node:stream';
 import type { MarketRecord, PriceLevel, RecordBase } from '../records.js';
-import { EncodedRow, selectRows, type ClickHouseClient } from './client.js';
+import { EncodedRows, selectRows, type ClickHouseClient } from './client.js';
 import { formatDecimal, InvalidValueError } from './decimal.js';
 import { ident, qualified, uint } from './sql.js';
-import { tableFor, type ColumnSpec, type TableSpec } from './tables.js';
-
-/** A row as the table spec's column names to plain values; encodeRow turns it into JSONEachRow text. */
-export type Cell = string | number | null | readonly string[];
-export type Row = Readonly<Record<string, Cell>>;
+import { TABLES, type ColumnSpec, type TableSpec } from './tables.js';
 
 type RecordOf<K extends MarketRecord['dataType']> = Extract<MarketRecord, { dataType: K }>;
 
-/**
- * Record -> the columns of its own type (recordToRow adds the common ones), one entry per record type
- * in MarketRecord. Adding a record type to the union makes this object fail to compile until its
- * mapping is added; the table spec already has the columns.
- */
-const ROW_MAPPERS: { [K in MarketRecord['dataType']]: (r: RecordOf<K>) => Record<string, Cell> } = {
-  trade: (r) => ({ trade_id: r.tradeId, price: r.price, quantity: r.quantity, side: r.side }),
-  orderbook: (r) => ({
-    last_update_id: r.lastUpdateId,
-    best_bid_price: r.bestBidPrice,
-    best_ask_price: r.bestAskPrice,
-    bid_prices: levelsColumn(r.bids, 0),
-    bid_quantities: levelsColumn(r.bids, 1),
-    ask_prices: levelsColumn(r.asks, 0),
-    ask_quantities: levelsColumn(r.asks, 1),
-  }),
-  funding_rate: (r) => ({ funding_rate: r.fundingRate, next_funding_time: r.nextFundingTime, mark_price: r.markPrice }),
-  open_interest: (r) => ({ open_interest: r.openInterest, open_interest_value: r.openInterestValue }),
-  liquidation: (r) => ({ liquidation_id: r.liquidationId, side: r.side, price: r.price, quantity: r.quantity }),
-  lsr_top_position: (r) => ({
-    period: r.period,
-    long_short_ratio: r.longShortRatio,
-    long_position_pct: r.longPositionPct,
-    short_position_pct: r.shortPositionPct,
-  }),
-  lsr_all_account: (r) => ({
-    period: r.period,
-    long_short_ratio: r.longShortRatio,
-    long_account_pct: r.longAccountPct,
-    short_account_pct: r.shortAccountPct,
-  }),
-  volatility_index: (r) => ({ resolution: r.resolution, index_value: r.indexValue }),
-  orderbook_gap: (r) => ({ last_update_id: r.lastUpdateId, reason: r.reason, detail: r.detail }),
-  stream_hole: (r) => ({
-    hole_id: r.holeId,
-    state: r.state,
-    data_type: r.holeDataType,
-    from_time: r.fromTime,
-    to_time: r.toTime,
-    first_missing_id: r.firstMissingId ?? '',
-    last_missing_id: r.lastMissingId ?? '',
-    missing_count: r.missingCount ?? -1,
-    cause: r.cause,
-    detail: r.detail,
-  }),
+/** Where a column's value comes from in a record (not validated yet: records come off the bus). */
+type Source<R> = (r: R) => unknown;
+
+/** Columns of RecordBase, in every table. */
+const BASE_SOURCES: Readonly<Record<string, Source<RecordBase>>> = {
+  venue: (r) => r.venue,
+  market_type: (r) => r.marketType,
+  symbol: (r) => r.symbol,
+  instrument: (r) => r.instrument,
+  event_time: (r) => r.eventTime,
+  receive_time: (r) => r.receiveTime,
 };
 
-function baseRow(r: RecordBase): Record<string, Cell> {
-  return {
-    venue: r.venue,
-    market_type: r.marketType,
-    symbol: r.symbol,
-    instrument: r.instrument,
-    event_time: r.eventTime,
-    receive_time: r.receiveTime,
-  };
-}
+/**
+ * Each table's own columns, one entry per record type in MarketRecord. Adding a record type to the
+ * union makes this object fail to compile until its columns are added; a column of the table spec
+ * with no source here fails at start (see RowEncoder).
+ */
+const SOURCES: { [K in MarketRecord['dataType']]: Readonly<Record<string, Source<RecordOf<K>>>> } = {
+  trade: { trade_id: (r) => r.tradeId, price: (r) => r.price, quantity: (r) => r.quantity, side: (r) => r.side },
+  orderbook: {
+    last_update_id: (r) => r.lastUpdateId,
+    best_bid_price: (r) => r.bestBidPrice,
+    best_ask_price: (r) => r.bestAskPrice,
+    bid_prices: (r) => levelsColumn(r.bids, 0),
+    bid_quantities: (r) => levelsColumn(r.bids, 1),
+    ask_prices: (r) => levelsColumn(r.asks, 0),
+    ask_quantities: (r) => levelsColumn(r.asks, 1),
+  },
+  funding_rate: { funding_rate: (r) => r.fundingRate, next_funding_time: (r) => r.nextFundingTime, mark_price: (r) => r.markPrice },
+  open_interest: { open_interest: (r) => r.openInterest, open_interest_value: (r) => r.openInterestValue },
+  liquidation: { liquidation_id: (r) => r.liquidationId, side: (r) => r.side, price: (r) => r.price, quantity: (r) => r.quantity },
+  lsr_top_position: {
+    period: (r) => r.period,
+    long_short_ratio: (r) => r.longShortRatio,
+    long_position_pct: (r) => r.longPositionPct,
+    short_position_pct: (r) => r.shortPositionPct,
+  },
+  lsr_all_account: {
+    period: (r) => r.period,
+    long_short_ratio: (r) => r.longShortRatio,
+    long_account_pct: (r) => r.longAccountPct,
+    short_account_pct: (r) => r.shortAccountPct,
+  },
+  volatility_index: { resolution: (r) => r.resolution, index_value: (r) => r.indexValue },
+  orderbook_gap: { last_update_id: (r) => r.lastUpdateId, reason: (r) => r.reason, detail: (r) => r.detail },
+  stream_hole: {
+    hole_id: (r) => r.holeId,
+    state: (r) => r.state,
+    data_type: (r) => r.holeDataType,
+    from_time: (r) => r.fromTime,
+    to_time: (r) => r.toTime,
+    first_missing_id: (r) => r.firstMissingId ?? '',
+    last_missing_id: (r) => r.lastMissingId ?? '',
+    missing_count: (r) => r.missingCount ?? -1,
+    cause: (r) => r.cause,
+    detail: (r) => r.detail,
+  },
+};
 
 /** Parallel-array column of a side's levels; a level that is not a pair surfaces as a missing value. */
 function levelsColumn(levels: readonly PriceLevel[], index: 0 | 1): string[] {
@@ -78,89 +77,207 @@ function levelsColumn(levels: readonly PriceLevel[], index: 0 | 1): string[] {
   });
 }
 
-export function recordToRow(record: MarketRecord): Row {
-  const mapper = ROW_MAPPERS[record.dataType] as ((r: MarketRecord) => Record<string, Cell>) | undefined;
-  // Data reaches here from the bus, where any subject of the streams may carry any payload.
-  if (mapper === undefined) throw new InvalidValueError(`no table mapping for data type ${JSON.stringify(record.dataType)}`);
-  // Assigned, not spread: `{ ...base, ... }` cost about 4 µs a row here (measured), twice the rest of prepareRow.
-  return Object.assign(baseRow(record), mapper(record));
-}
+/** A column's value -> its JSONEachRow text; throws InvalidValueError when the value does not fit the column. */
+type CellEncoder = (value: unknown) => string;
 
-/**
- * A record made ready for its table once: validated and encoded. Storage prepares each delivered
- * record as it arrives (a record that cannot be prepared is invalid), and the insert, the
- * duplicate check and the key dedupe all reuse the result.
- */
-export interface PreparedRow {
-  readonly spec: TableSpec;
-  /** Identity as comparable text (see keyOf). */
-  readonly key: string;
-  /** The time column's value: what the duplicate check asks the server for. */
-  readonly time: number;
-  /** The JSONEachRow line. */
-  readonly line: string;
-}
-
-/** Throws InvalidValueError when the record cannot become a row of its table. */
-export function prepareRow(record: MarketRecord): PreparedRow {
-  const spec = tableFor(record.dataType);
-  const row = recordToRow(record);
-  return { spec, key: keyOf(spec, row), time: row[spec.timeColumn] as number, line: encodeRow(spec, row) };
-}
-
-function encodeCell(column: ColumnSpec, value: Cell | undefined): string {
+function cellEncoder(column: ColumnSpec): CellEncoder {
   const where = `column ${column.name}`;
-  if (value === undefined) throw new InvalidValueError(`${where}: missing`);
+  const missing = () => new InvalidValueError(`${where}: missing`);
   const type = column.type;
   switch (type.kind) {
     case 'timeMs':
     case 'uint64':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-        throw new InvalidValueError(`${where}: not an unsigned integer: ${JSON.stringify(value)}`);
-      }
-      return String(value);
+      return (value) => {
+        if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+          throw value === undefined ? missing() : new InvalidValueError(`${where}: not an unsigned integer: ${JSON.stringify(value)}`);
+        }
+        return String(value);
+      };
     case 'int64':
-      if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw new InvalidValueError(`${where}: not an integer: ${JSON.stringify(value)}`);
-      return String(value);
+      return (value) => {
+        if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw value === undefined ? missing() : new InvalidValueError(`${where}: not an integer: ${JSON.stringify(value)}`);
+        return String(value);
+      };
     case 'label':
     case 'text':
-      if (typeof value !== 'string') throw new InvalidValueError(`${where}: not a string: ${JSON.stringify(value)}`);
-      return JSON.stringify(value);
-    case 'decimal':
-      if (value === null && type.nullable) return 'null';
-      if (typeof value !== 'string') throw new InvalidValueError(`${where}: not a decimal string: ${JSON.stringify(value)}`);
-      return formatDecimal(value, type.precision, type.scale);
-    case 'decimalArray':
-      if (!Array.isArray(value)) throw new InvalidValueError(`${where}: not an array: ${JSON.stringify(value)}`);
-      return `[${(value as readonly unknown[])
-        .map((v) => {
+      return (value) => {
+        if (typeof value !== 'string') throw value === undefined ? missing() : new InvalidValueError(`${where}: not a string: ${JSON.stringify(value)}`);
+        return JSON.stringify(value);
+      };
+    case 'decimal': {
+      const { precision, scale, nullable } = type;
+      return (value) => {
+        if (typeof value === 'string') return formatDecimal(value, precision, scale);
+        if (value === null && nullable) return 'null';
+        throw value === undefined ? missing() : new InvalidValueError(`${where}: not a decimal string: ${JSON.stringify(value)}`);
+      };
+    }
+    case 'decimalArray': {
+      const { precision, scale } = type;
+      return (value) => {
+        if (!Array.isArray(value)) throw value === undefined ? missing() : new InvalidValueError(`${where}: not an array: ${JSON.stringify(value)}`);
+        let text = '[';
+        for (let i = 0; i < value.length; i++) {
+          const v: unknown = value[i];
           if (typeof v !== 'string') throw new InvalidValueError(`${where}: not a decimal string: ${JSON.stringify(v)}`);
-          return formatDecimal(v, type.precision, type.scale);
-        })
-        .join(',')}]`;
+          text += (i === 0 ? '' : ',') + formatDecimal(v, precision, scale);
+        }
+        return `${text}]`;
+      };
+    }
   }
 }
 
-/** Per table, each column's `"name":` text, made once. */
-const FIELD_PREFIXES = new WeakMap<TableSpec, readonly string[]>();
-
-/** One JSONEachRow line (without newline), columns in spec order. */
-export function encodeRow(spec: TableSpec, row: Row): string {
-  let prefixes = FIELD_PREFIXES.get(spec);
-  if (prefixes === undefined) FIELD_PREFIXES.set(spec, (prefixes = spec.columns.map((c) => `${JSON.stringify(c.name)}:`)));
-  let line = '{';
-  for (let i = 0; i < spec.columns.length; i++) {
-    const c = spec.columns[i] as ColumnSpec;
-    line += (i === 0 ? '' : ',') + (prefixes[i] as string) + encodeCell(c, row[c.name]);
+/**
+ * A key cell as the key check compares it: the cell's JSONEachRow text, which storage has in hand
+ * anyway. Key columns are integers or strings; a stored row's come back as strings (ClickHouse
+ * quotes UInt64), so they are re-encoded by kind here to match.
+ */
+function storedKeyCell(column: ColumnSpec): (value: unknown) => string {
+  switch (column.type.kind) {
+    case 'timeMs':
+    case 'uint64':
+    case 'int64':
+      return (value) => String(value);
+    case 'label':
+    case 'text':
+      return (value) => JSON.stringify(String(value));
+    default:
+      throw new RangeError(`key column ${column.name} is of kind ${column.type.kind}: only integers and strings can be compared as text`);
   }
-  return `${line}}`;
 }
 
-/** Identity of a row as comparable text: the key cells as strings (UInt64 comes back quoted from ClickHouse). */
-function keyOf(spec: TableSpec, row: Readonly<Record<string, unknown>>): string {
-  let key = '';
-  for (const k of spec.key) key += `${JSON.stringify(String(row[k]))},`;
-  return key;
+/**
+ * Encoded rows of one table, in arrival order: the JSONEachRow line of each, its key as comparable
+ * text (the key cells' text joined by commas: JSON strings and digits cannot run into each other)
+ * and its event time (what the key check asks the server for). Parallel arrays, not an object per
+ * row: storage holds thousands of rows per batch, and fewer, flat objects are what keeps its
+ * garbage collection cheap.
+ */
+export class TableRows {
+  readonly lines: string[] = [];
+  readonly keys: string[] = [];
+  readonly times: number[] = [];
+  constructor(readonly encoder: RowEncoder) {}
+  get spec(): TableSpec {
+    return this.encoder.spec;
+  }
+  get size(): number {
+    return this.lines.length;
+  }
+  /** Encodes one record of this table and adds its row; throws InvalidValueError (and adds nothing) when it cannot be one. */
+  add(record: object): void {
+    this.encoder.encode(record, this);
+  }
+}
+
+/**
+ * Record -> row of one table, made once per table: the column sources, cell encoders and `"name":`
+ * texts are looked up when it is built, not per row.
+ */
+export class RowEncoder {
+  private readonly sources: Source<object>[];
+  private readonly cells: CellEncoder[];
+  /** `{"venue":`, then `,"market_type":` ... and a closing `}`, with a slot for each cell between: joined into a flat line at once. */
+  private readonly parts: string[];
+  /** Column indexes of the key columns, in column order; their cells joined make the key. */
+  private readonly keyColumns: number[];
+  private readonly keyParts: string[];
+  private readonly timeColumn: number;
+  private readonly storedKeyCells: { name: string; encode: (value: unknown) => string }[];
+
+  constructor(readonly spec: TableSpec) {
+    const own = SOURCES[spec.dataType as MarketRecord['dataType']] as Readonly<Record<string, Source<object>>> | undefined;
+    this.sources = spec.columns.map((c) => {
+      const source = BASE_SOURCES[c.name] ?? own?.[c.name];
+      if (source === undefined) throw new RangeError(`no source for column ${spec.table}.${c.name}`);
+      return source as Source<object>;
+    });
+    this.cells = spec.columns.map(cellEncoder);
+    this.parts = spec.columns.flatMap((c, i) => [`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`, '']);
+    this.parts.push('}');
+    this.keyColumns = spec.columns.flatMap((c, i) => (spec.key.includes(c.name) ? [i] : []));
+    this.keyParts = this.keyColumns.map(() => '');
+    this.timeColumn = spec.columns.findIndex((c) => c.name === spec.timeColumn);
+    this.storedKeyCells = this.keyColumns.map((i) => {
+      const column = spec.columns[i] as ColumnSpec;
+      return { name: column.name, encode: storedKeyCell(column) };
+    });
+  }
+
+  /** Appends the record's row to `out`; throws InvalidValueError, appending nothing, when it cannot be a row. */
+  encode(record: object, out: TableRows): void {
+    const { sources, cells, parts } = this;
+    for (let i = 0; i < cells.length; i++) parts[2 * i + 1] = (cells[i] as CellEncoder)((sources[i] as Source<object>)(record));
+    for (let k = 0; k < this.keyColumns.length; k++) this.keyParts[k] = parts[2 * (this.keyColumns[k] as number) + 1] as string;
+    out.lines.push(parts.join(''));
+    out.keys.push(this.keyParts.join(','));
+    out.times.push((sources[this.timeColumn] as Source<object>)(record) as number);
+  }
+
+  /** The key of a row as the server returns it (JSONEachRow of the key columns). */
+  storedKey(row: Readonly<Record<string, unknown>>): string {
+    let key = '';
+    for (let k = 0; k < this.storedKeyCells.length; k++) {
+      const cell = this.storedKeyCells[k] as { name: string; encode: (value: unknown) => string };
+      key += (k === 0 ? '' : ',') + cell.encode(row[cell.name]);
+    }
+    return key;
+  }
+}
+
+const ENCODERS = new Map<unknown, RowEncoder>(TABLES.map((spec) => [spec.dataType, new RowEncoder(spec)]));
+
+/** The encoder of a record's table; throws InvalidValueError for what is not a record of a known type. */
+export function encoderFor(record: unknown): RowEncoder {
+  // Data reaches here from the bus, where any subject of the streams may carry any payload.
+  const dataType = typeof record === 'object' && record !== null ? (record as { dataType?: unknown }).dataType : undefined;
+  const encoder = ENCODERS.get(dataType);
+  if (encoder === undefined) {
+    const what = record === null ? 'null' : Array.isArray(record) ? 'an array' : typeof record;
+    throw new InvalidValueError(what === 'object' ? `no table mapping for data type ${JSON.stringify(dataType)}` : `not a record: ${what}`);
+  }
+  return encoder;
+}
+
+/**
+ * Rows of any tables, grouped by table in arrival order: what storage inserts per batch. Each
+ * delivered record is encoded once, as it arrives; the key dedupe, the key check and the insert
+ * body all reuse the result.
+ */
+export class RowBatch {
+  private readonly tables = new Map<RowEncoder, TableRows>();
+  /** The table of the record added last: a message's records are all of one subject, so nearly always the next one's too. */
+  private last: TableRows | null = null;
+  private rows = 0;
+
+  /** Encodes a record (from the bus: any value) and adds its row; throws InvalidValueError, adding nothing, when it cannot be one. */
+  add(record: unknown): void {
+    const encoder = encoderFor(record);
+    let table = this.last;
+    if (table === null || table.encoder !== encoder) {
+      table = this.tables.get(encoder) ?? null;
+      if (table === null) this.tables.set(encoder, (table = new TableRows(encoder)));
+      this.last = table;
+    }
+    table.add(record as object);
+    this.rows++;
+  }
+
+  get size(): number {
+    return this.rows;
+  }
+
+  byTable(): IterableIterator<TableRows> {
+    return this.tables.values();
+  }
+}
+
+/** A batch of the records, encoded; throws InvalidValueError at the first that cannot be a row. */
+export function batchOf(records: readonly unknown[]): RowBatch {
+  const batch = new RowBatch();
+  for (const r of records) batch.add(r);
+  return batch;
 }
 
 /**
@@ -175,10 +292,11 @@ const EXISTING_TIMES_CHUNK = 2000;
  * with the time column, so the primary key index finds those granules; the few other rows that share
  * a millisecond come back too, and simply match no key of the batch.
  */
-async function existingKeys(client: ClickHouseClient, database: string, spec: TableSpec, rows: readonly PreparedRow[]): Promise<Set<string>> {
+async function existingKeys(client: ClickHouseClient, database: string, rows: TableRows): Promise<Set<string>> {
+  const { spec, encoder } = rows;
   const found = new Set<string>();
   const time = ident(spec.timeColumn);
-  const times = [...new Set(rows.map((r) => r.time))].sort((a, b) => a - b);
+  const times = distinctSorted(rows.times);
   for (let i = 0; i < times.length; i += EXISTING_TIMES_CHUNK) {
     const chunk = times.slice(i, i + EXISTING_TIMES_CHUNK);
     const query = [
@@ -186,9 +304,17 @@ async function existingKeys(client: ClickHouseClient, database: string, spec: Ta
       `WHERE ${time} >= ${uint(chunk[0] as number)} AND ${time} <= ${uint(chunk.at(-1) as number)}`,
       `AND ${time} IN (${chunk.map(uint).join(', ')})`,
     ].join('\n');
-    for (const r of await selectRows<Record<string, unknown>>(client, query)) found.add(keyOf(spec, r));
+    for (const r of await selectRows<Record<string, unknown>>(client, query)) found.add(encoder.storedKey(r));
   }
   return found;
+}
+
+/** The distinct values, ascending. */
+export function distinctSorted(values: readonly number[]): number[] {
+  const sorted = Float64Array.from(values).sort();
+  const out: number[] = [];
+  for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) out.push(sorted[i] as number);
+  return out;
 }
 
 /**
@@ -203,42 +329,78 @@ export async function insertRecords(
   records: readonly MarketRecord[],
   opts: { skipExisting: boolean },
 ): Promise<{ inserted: number; skipped: number }> {
-  return insertPrepared(client, database, records.map(prepareRow), opts);
+  return insertRows(client, database, batchOf(records), opts);
 }
 
-/** insertRecords for rows prepared already (storage prepares each as it is delivered). */
-export async function insertPrepared(
+/**
+ * insertRecords for rows encoded already (storage encodes each record as it is delivered). Each
+ * table's rows go as one request, its body the rows' lines in chunks (see insertBody): the client
+ * encodes no row.
+ */
+export async function insertRows(
   client: ClickHouseClient,
   database: string,
-  prepared: readonly PreparedRow[],
+  batch: RowBatch,
   opts: { skipExisting: boolean },
 ): Promise<{ inserted: number; skipped: number }> {
-  const byTable = new Map<TableSpec, Map<string, PreparedRow>>();
-  let skipped = 0;
-  for (const row of prepared) {
-    let rows = byTable.get(row.spec);
-    if (!rows) byTable.set(row.spec, (rows = new Map()));
-    if (rows.has(row.key)) skipped++;
-    else rows.set(row.key, row);
-  }
   let inserted = 0;
-  for (const [spec, rowsByKey] of byTable) {
-    let rows = [...rowsByKey.values()];
-    if (opts.skipExisting) {
-      const existing = await existingKeys(client, database, spec, rows);
-      const before = rows.length;
-      if (existing.size > 0) rows = rows.filter((r) => !existing.has(r.key));
-      skipped += before - rows.length;
-    }
-    if (rows.length === 0) continue;
+  let skipped = 0;
+  for (const rows of batch.byTable()) {
+    if (rows.size === 0) continue;
+    const stored = opts.skipExisting ? await existingKeys(client, database, rows) : NONE_STORED;
+    const insert = insertBody(rows, stored);
+    skipped += insert.skipped;
+    if (insert.chunks.length === 0) continue;
     await client.insert({
-      table: qualified(database, spec.table),
-      values: rows.map((r) => new EncodedRow(r.line)),
+      table: qualified(database, rows.spec.table),
+      values: Readable.from(insert.chunks.map((chunk) => new EncodedRows(chunk))),
       format: 'JSONEachRow',
     });
-    inserted += rows.length;
+    inserted += insert.inserted;
   }
   return { inserted, skipped };
+}
+
+const NONE_STORED: ReadonlySet<string> = new Set();
+
+/**
+ * Characters per chunk of an insert body, at most (a single longer line is a chunk of its own).
+ * Below V8's large-object size (128 KiB): a larger string goes to fresh pages of its own, and
+ * building one of the megabyte a batch holds took 20 to 40 times as long per byte as building it in
+ * chunks this size (measured with node 20 on the 2-core development machine).
+ */
+export const BODY_CHUNK_CHARS = 64 * 1024;
+
+/**
+ * What an insert of `rows` sends: their lines, in chunks of whole lines joined by newlines (no
+ * chunk when none is left), and how many rows it leaves out: a row whose key came earlier in
+ * `rows`, or whose key is among `stored`. Usually none is.
+ */
+export function insertBody(rows: TableRows, stored: ReadonlySet<string>): { chunks: string[]; inserted: number; skipped: number } {
+  const { lines, keys } = rows;
+  const chunks: string[] = [];
+  let parts: string[] = [];
+  let chars = 0;
+  let skipped = 0;
+  const seen = new Set<string>();
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i] as string;
+    if (seen.has(key) || stored.has(key)) {
+      skipped++;
+      continue;
+    }
+    seen.add(key);
+    const line = lines[i] as string;
+    if (parts.length > 0 && chars + line.length > BODY_CHUNK_CHARS) {
+      chunks.push(parts.join('\n'));
+      parts = [];
+      chars = 0;
+    }
+    parts.push(line);
+    chars += line.length + 1;
+  }
+  if (parts.length > 0) chunks.push(parts.join('\n'));
+  return { chunks, inserted: lines.length - skipped, skipped };
 }
 
 /**
@@ -246,17 +408,20 @@ export async function insertPrepared(
  * matched by key, so a record stored earlier by the live feed counts as present.
  */
 export async function missingRecords<R extends MarketRecord>(client: ClickHouseClient, database: string, records: readonly R[]): Promise<R[]> {
-  const byTable = new Map<TableSpec, { record: R; row: PreparedRow }[]>();
+  const byTable = new Map<RowEncoder, { rows: TableRows; records: R[] }>();
   for (const record of records) {
-    const row = prepareRow(record);
-    let list = byTable.get(row.spec);
-    if (!list) byTable.set(row.spec, (list = []));
-    list.push({ record, row });
+    const encoder = encoderFor(record);
+    let group = byTable.get(encoder);
+    if (!group) byTable.set(encoder, (group = { rows: new TableRows(encoder), records: [] }));
+    group.rows.add(record);
+    group.records.push(record);
   }
   const missing: R[] = [];
-  for (const [spec, list] of byTable) {
-    const stored = await existingKeys(client, database, spec, list.map((e) => e.row));
-    for (const e of list) if (!stored.has(e.row.key)) missing.push(e.record);
+  for (const { rows, records: list } of byTable.values()) {
+    const stored = await existingKeys(client, database, rows);
+    list.forEach((record, i) => {
+      if (!stored.has(rows.keys[i] as string)) missing.push(record);
+    });
   }
   return missing;
 }
