@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import * as ws from 'ws';
 import { encodeTextFrames } from '../../src/lib/simulator/hub.js';
-import { SymbolMarket, formatFixed, type SimTrade } from '../../src/lib/simulator/market.js';
+import { futuresLevels } from '../../src/lib/simulator/binance-derivatives.js';
+import { spotLevels } from '../../src/lib/simulator/binance-spot.js';
+import type { ModelLevel } from '../../src/lib/simulator/book-model.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, SymbolMarket, formatFixed, formatTrimmed, seededRandom, type SimTrade } from '../../src/lib/simulator/market.js';
+import { okxLevels } from '../../src/lib/simulator/okx.js';
 import { TradeHistory } from '../../src/lib/simulator/trade-history.js';
 
 /** What ws.send writes for one text frame from a server (ws's own framing, unmasked). */
@@ -31,6 +35,35 @@ describe('formatFixed', () => {
     };
     for (const [u, d, p] of [[0, 2, 8], [1, 2, 8], [6500012, 2, 8], [1, 5, 8], [123456, 5, 8], [5, 3, 3], [100000, 5, 5], [42, 0, 0], [7, 7, 7], [12345678, 7, 16]] as const) {
       expect(formatFixed(u, d, p)).toBe(old(u, d, p));
+    }
+  });
+});
+
+describe('book levels JSON', () => {
+  const random = seededRandom(11);
+  const levels: ModelLevel[] = Array.from({ length: 300 }, () => [1 + Math.floor(random() * 10_000_000), 1 + Math.floor(random() ** 3 * 500_000)] as const);
+  const trimmed = (units: number, decimals: number) => {
+    const fixed = formatFixed(units, decimals, decimals);
+    return decimals === 0 ? fixed : fixed.replace(/0+$/, '').replace(/\.$/, '');
+  };
+
+  it('prints trimmed numbers as the regular expressions did', () => {
+    for (const [u, d] of [[0, 2], [100, 2], [120, 2], [123, 2], [6500000, 2], [1, 5], [100000, 5], [1200000, 5], [7, 0], [1000, 0]] as const) expect(formatTrimmed(u, d)).toBe(trimmed(u, d));
+    for (const [p, q] of levels) {
+      for (const d of [0, 2, 5]) {
+        expect(formatTrimmed(q, d)).toBe(trimmed(q, d));
+        expect(formatTrimmed(p, d)).toBe(trimmed(p, d));
+      }
+    }
+  });
+
+  it('is byte for byte what JSON.stringify of the string rows gave, on every venue', () => {
+    for (const ls of [levels, levels.slice(0, 1), []]) {
+      expect(spotLevels(ls)).toBe(JSON.stringify(ls.map(([p, q]) => [formatFixed(p, PRICE_DECIMALS), formatFixed(q, QTY_DECIMALS)])));
+      expect(futuresLevels(ls)).toBe(JSON.stringify(ls.map(([p, q]) => [formatFixed(p, 2, 2), formatFixed(q, 3, 3)])));
+      for (const sizeDecimals of [0, QTY_DECIMALS]) {
+        expect(okxLevels(ls, sizeDecimals)).toBe(JSON.stringify(ls.map(([p, q]) => [trimmed(p, PRICE_DECIMALS), trimmed(q, sizeDecimals), '0', String(1 + (q % 5))])));
+      }
     }
   });
 });

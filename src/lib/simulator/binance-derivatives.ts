@@ -3,7 +3,7 @@ import { BinanceSim, apiKeyRefusal, binanceError, depthParams, historicalTradesP
 import { StreamNames, binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
 import { FUNDING_INTERVAL_MS, fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts } from './derivatives-model.js';
-import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, levelRowsJson, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext } from './venue.js';
 
 /** USD-M pings every 3 minutes. */
@@ -43,9 +43,12 @@ const tradeStreamOf = (id: string) => `${id.toLowerCase()}@trade`;
 const aggTradeStreamOf = (id: string) => `${id.toLowerCase()}@aggTrade`;
 const depthStreamOf = (id: string) => `${id.toLowerCase()}@depth@100ms`;
 
-function levelsJson(levels: readonly ModelLevel[]): string {
-  return JSON.stringify(levels.map(([p, q]) => [price(p), qty(q)]));
+/** USD-M book levels: prices with 2 decimals, quantities with 3. */
+export function futuresLevels(levels: readonly ModelLevel[]): string {
+  return levelRowsJson(levels, futuresRow);
 }
+
+const futuresRow = (p: number, q: number) => `"${price(p)}","${qty(q)}"`;
 
 /** `GET /fapi/v1/depth` weight by limit. */
 function depthWeight(limit: number): number {
@@ -121,7 +124,7 @@ export class BinanceDerivativesSim extends BinanceSim {
         if ('status' in params) return params;
         const m = this.instruments.get(params.symbol);
         const { bids, asks } = m.book.levels(params.limit);
-        return this.reply(depthWeight(params.limit), `{"lastUpdateId":${m.seq},"E":${now},"T":${now - 1},"bids":${levelsJson(bids)},"asks":${levelsJson(asks)}}`);
+        return this.reply(depthWeight(params.limit), `{"lastUpdateId":${m.seq},"E":${now},"T":${now - 1},"bids":${futuresLevels(bids)},"asks":${futuresLevels(asks)}}`);
       }
       case '/fapi/v1/premiumIndex': {
         const symbol = query.get('symbol');
@@ -265,7 +268,7 @@ export class BinanceDerivativesSim extends BinanceSim {
     }
     const stream = this.streamNames.get(m.id, depthStreamOf);
     if (!this.synthetic || !this.hub.hasSubscribers(stream)) return;
-    const event = `{"e":"depthUpdate","E":${now},"T":${now - 1},"s":"${m.id}","U":${first},"u":${m.seq},"pu":${prev},"b":${levelsJson(diff.bids)},"a":${levelsJson(diff.asks)}}`;
+    const event = `{"e":"depthUpdate","E":${now},"T":${now - 1},"s":"${m.id}","U":${first},"u":${m.seq},"pu":${prev},"b":${futuresLevels(diff.bids)},"a":${futuresLevels(diff.asks)}}`;
     if (this.hub.publish(stream, framer(stream, event)) === 0) return;
     this.bookUpdates++;
     this.ctx.metrics.bookUpdates.inc({ venue: this.venue });

@@ -1,7 +1,7 @@
 import { BinanceSim, depthParams, historicalTradesParams } from './binance-sim.js';
 import { StreamNames, binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
-import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, levelRowsJson, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext } from './venue.js';
 
 /** Binance pings every 20 s and drops a client that has not answered by the next round. */
@@ -31,8 +31,10 @@ export function historicalTradeJson(t: SimTrade): string {
 
 /** Spot prints prices and quantities with 8 decimals. */
 export function spotLevels(levels: readonly ModelLevel[]): string {
-  return JSON.stringify(levels.map(([p, q]) => [formatFixed(p, PRICE_DECIMALS), formatFixed(q, QTY_DECIMALS)]));
+  return levelRowsJson(levels, spotRow);
 }
+
+const spotRow = (p: number, q: number) => `"${formatFixed(p, PRICE_DECIMALS)}","${formatFixed(q, QTY_DECIMALS)}"`;
 
 /** `GET /api/v3/depth` weight by limit. */
 function depthWeight(limit: number): number {

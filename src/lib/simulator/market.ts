@@ -70,7 +70,26 @@ export function formatFixed(units: number, decimals: number, places = PRINT_DECI
 /** Integer `units` of 10^-decimals printed as OKX does: no trailing zeros, no trailing point. */
 export function formatTrimmed(units: number, decimals: number): string {
   const fixed = formatFixed(units, decimals, decimals);
-  return decimals === 0 ? fixed : fixed.replace(/0+$/, '').replace(/\.$/, '');
+  if (decimals === 0) return fixed;
+  // Trailing zeros, then a trailing point; the point stops the zeros (decimals > 0 prints one).
+  let end = fixed.length;
+  while (fixed.charCodeAt(end - 1) === 48) end--;
+  if (fixed.charCodeAt(end - 1) === 46) end--;
+  return end === fixed.length ? fixed : fixed.slice(0, end);
+}
+
+/**
+ * `[[...],[...]]` of book levels, each row's inner JSON from `row`: what JSON.stringify gives for
+ * the rows as arrays of strings, without building them (thousands of levels a second). The
+ * strings are printed numbers, with nothing to escape.
+ */
+export function levelRowsJson(levels: readonly (readonly [number, number])[], row: (ticks: number, lots: number) => string): string {
+  let out = '[';
+  for (let i = 0; i < levels.length; i++) {
+    const [ticks, lots] = levels[i] as readonly [number, number];
+    out += `${i === 0 ? '[' : ',['}${row(ticks, lots)}]`;
+  }
+  return `${out}]`;
 }
 
 /**

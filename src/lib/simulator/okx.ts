@@ -5,7 +5,7 @@ import type { PriceLevel } from '../records.js';
 import type { ModelLevel } from './book-model.js';
 import { fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts, FUNDING_INTERVAL_MS } from './derivatives-model.js';
 import { SocketHub, type SimClient } from './hub.js';
-import { PRICE_DECIMALS, QTY_DECIMALS, formatTrimmed, type SimTrade } from './market.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatTrimmed, levelRowsJson, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext, type VenueSim } from './venue.js';
 
 /** OKX closes a connection that sent nothing for 30 s; clients keep it open with text `ping`. */
@@ -47,6 +47,11 @@ function contractValue(instId: string): number {
     contractValues.set(instId, v);
   }
   return v;
+}
+
+/** OKX book levels: [price, size, "0" (deprecated liquidated orders), order count]. */
+export function okxLevels(levels: readonly ModelLevel[], sizeDecimals: number): string {
+  return levelRowsJson(levels, (p, q) => `"${px(p)}","${formatTrimmed(q, sizeDecimals)}","0","${1 + (q % 5)}"`);
 }
 
 function topic(arg: Arg): string {
@@ -393,7 +398,7 @@ export class OkxSim implements VenueSim {
   }
 
   private levelsJson(levels: readonly ModelLevel[]): string {
-    return JSON.stringify(levels.map(([p, q]) => [px(p), formatTrimmed(q, this.sizeDecimals), '0', String(1 + (q % 5))]));
+    return okxLevels(levels, this.sizeDecimals);
   }
 
   /** The checksum over the top 25 of the model, with the strings exactly as sent; the bad_checksum fault spoils one. */
