@@ -135,3 +135,50 @@ describe('isZeroQuantity', () => {
     for (const positive of ['1', '0.00000001', '1e-8', '10']) expect(isZeroQuantity(positive)).toBe(false);
   });
 });
+
+describe('LocalBook with large diffs (merged, not spliced level by level)', () => {
+  /** The rule, level by level: a Map by numeric price, the newest change's strings, zero deletes. */
+  function reference(side: Map<number, PriceLevel>, levels: readonly PriceLevel[]): void {
+    for (const level of levels) {
+      const key = Number(level[0]);
+      if (isZeroQuantity(level[1])) side.delete(key);
+      else side.set(key, level);
+    }
+  }
+  const sorted = (side: Map<number, PriceLevel>, dir: 1 | -1): PriceLevel[] => [...side].sort((a, b) => dir * (a[0] - b[0])).map(([, l]) => l);
+
+  it('ends where applying every change in order ends, for diffs of every size, with repeats, deletions and other spellings', () => {
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    const b = new LocalBook();
+    const bids = new Map<number, PriceLevel>();
+    const asks = new Map<number, PriceLevel>();
+    const level = (lo: number): PriceLevel => {
+      const ticks = lo + Math.floor(random() * 600);
+      // The same price spelled two ways is one level; a zero (in any spelling) deletes it.
+      const price = random() < 0.1 ? `${ticks}.0` : String(ticks);
+      const quantity = random() < 0.25 ? (random() < 0.5 ? '0' : '0.000') : `${1 + Math.floor(random() * 9)}.${Math.floor(random() * 10)}`;
+      return [price, quantity];
+    };
+    for (let step = 0; step < 200; step++) {
+      const n = [0, 1, 5, 31, 32, 33, 100, 800][step % 8] as number;
+      const db = Array.from({ length: n }, () => level(1000));
+      const da = Array.from({ length: n }, () => level(1700));
+      b.apply(db, da);
+      reference(bids, db);
+      reference(asks, da);
+      expect(b.top(10_000)).toEqual({ bids: sorted(bids, -1), asks: sorted(asks, 1) });
+    }
+  });
+
+  it('throws at a price that is not a number after applying the changes before it, as level by level', () => {
+    const b = book([], []);
+    const diff: PriceLevel[] = Array.from({ length: 40 }, (_, i) => [String(100 + i), '1']);
+    diff[20] = ['abc', '1'];
+    expect(() => b.apply(diff, [])).toThrow(RangeError);
+    expect(b.bidLevels).toBe(20);
+  });
+});

@@ -25,9 +25,12 @@ export function messageIdFor(records: readonly MarketRecord[]): string {
   const first = records[0];
   if (first === undefined) throw new RangeError('a message holds at least one record');
   if (records.length === 1) return msgIdFor(first);
-  const hash = createHash('sha1');
-  for (const r of records) hash.update(msgIdFor(r)).update('\n');
-  return `${msgIdFor(first)}+${records.length - 1}:${hash.digest('hex').slice(0, 20)}`;
+  // The digest of every record's id, each followed by a newline, hashed in one call: a call per id
+  // cost more than the hashing. Same input bytes, so the same Msg-Ids as ever.
+  let ids = '';
+  for (const r of records) ids += `${msgIdFor(r)}\n`;
+  const hash = createHash('sha1').update(ids).digest('hex');
+  return `${msgIdFor(first)}+${records.length - 1}:${hash.slice(0, 20)}`;
 }
 
 /** One JetStream message: records of one subject, in order, encoded. */

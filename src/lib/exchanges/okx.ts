@@ -24,6 +24,7 @@ import {
   type VenueAdapter,
   type WsConnectionSpec,
 } from './types.js';
+import { fastOkxTrades } from './fast-frames.js';
 
 // ---------------------------------------------------------------------------------------------
 // Raw payloads (OKX API v5, public WebSocket and REST), as documented.
@@ -371,6 +372,11 @@ export function okxBookMessage(market: OkxMarket, instId: string, action: unknow
 /** One `trades` item as a TradeRecord; throws MalformedFrameError. */
 export function okxTrade(market: OkxMarket, data: unknown, receiveTime: number): TradeRecord {
   if (!isTradeData(data)) throw shapeError('trade', 'trade item missing or mistyped fields', data);
+  return okxTradeRecord(market, data, receiveTime);
+}
+
+/** The record of a trade item already checked (isTradeData, or read by fastOkxTrades). */
+function okxTradeRecord(market: OkxMarket, data: OkxTradeData, receiveTime: number): TradeRecord {
   return {
     dataType: 'trade',
     venue: market.venue,
@@ -598,6 +604,7 @@ export interface OkxAdapterSpec {
 /** A VenueAdapter for one OKX v5 market. */
 export function okxAdapter(spec: OkxAdapterSpec): VenueAdapter {
   const { market, wsDataTypes } = spec;
+  const collectsTrades = wsDataTypes.includes('trade');
 
   function normalizePush(push: OkxPush, receiveTime: number, out: FrameSink): void {
     const dataType = CHANNEL_DATA_TYPE[push.arg.channel];
@@ -636,6 +643,15 @@ export function okxAdapter(spec: OkxAdapterSpec): VenueAdapter {
     normalize(frame: string, receiveTime: number, out: FrameSink): void {
       // Answer to our keepalive ping: plain text, not JSON.
       if (frame === 'pong') return;
+      // Trade pushes are most of the frames: read in place, without JSON.parse (see fast-frames).
+      if (collectsTrades) {
+        const items = fastOkxTrades(frame);
+        if (items !== null) {
+          const trades = items.map((d) => okxTradeRecord(market, d, receiveTime));
+          for (const t of trades) out.record(t);
+          return;
+        }
+      }
       const parsed = parseFrame(frame);
       if (!isObject(parsed)) throw shapeError(null, 'frame is not a JSON object', parsed);
       if (isPush(parsed)) return normalizePush(parsed, receiveTime, out);

@@ -190,7 +190,10 @@ export class StreamCoverage {
 
 /** Trades compare by id (several share a millisecond), everything else by event time. */
 function isNewer(a: StreamMark, b: StreamMark): boolean {
-  if (a.id !== null && b.id !== null && /^\d+$/.test(a.id) && /^\d+$/.test(b.id)) return BigInt(a.id) > BigInt(b.id);
+  if (a.id !== null && b.id !== null && /^\d+$/.test(a.id) && /^\d+$/.test(b.id)) {
+    // Up to 15 digits a Number is exact: no BigInts for every acknowledged trade.
+    return a.id.length <= 15 && b.id.length <= 15 ? Number(a.id) > Number(b.id) : BigInt(a.id) > BigInt(b.id);
+  }
   return a.eventTime >= b.eventTime;
 }
 

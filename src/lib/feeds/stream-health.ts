@@ -64,12 +64,36 @@ export class StreamHealthTracker {
     const byInstrument = innerMap(this.lastSuccess, dataType);
     if (byInstrument.get(instrument) === at) return;
     byInstrument.set(instrument, at);
-    const { venue, metrics } = this.opts;
-    metrics.instrumentLastSuccess.set({ venue, data_type: dataType, instrument }, at / 1000);
-    if (at > (this.newestSuccess.get(dataType) ?? -Infinity)) {
-      this.newestSuccess.set(dataType, at);
-      metrics.lastSuccess.set({ venue, data_type: dataType }, at / 1000);
+    if (at > (this.newestSuccess.get(dataType) ?? -Infinity)) this.newestSuccess.set(dataType, at);
+    // The gauges follow at the end of this turn of the event loop, once per stream, not per record
+    // (a labelled gauge update per record cost more than the rest of this): a scrape, which runs in
+    // a turn of its own, sees the same values.
+    let instruments = this.gaugesDue.get(dataType);
+    if (instruments === undefined) this.gaugesDue.set(dataType, (instruments = new Set()));
+    instruments.add(instrument);
+    if (!this.gaugeUpdateScheduled) {
+      this.gaugeUpdateScheduled = true;
+      setImmediate(() => this.updateGauges());
     }
+  }
+
+  /** Streams whose newest success the gauges do not show yet. */
+  private readonly gaugesDue = new Map<DataType, Set<string>>();
+  private gaugeUpdateScheduled = false;
+
+  private updateGauges(): void {
+    this.gaugeUpdateScheduled = false;
+    const { venue, metrics } = this.opts;
+    for (const [dataType, instruments] of this.gaugesDue) {
+      const byInstrument = this.lastSuccess.get(dataType);
+      for (const instrument of instruments) {
+        const at = byInstrument?.get(instrument);
+        if (at !== undefined) metrics.instrumentLastSuccess.set({ venue, data_type: dataType, instrument }, at / 1000);
+      }
+      const newest = this.newestSuccess.get(dataType);
+      if (newest !== undefined) metrics.lastSuccess.set({ venue, data_type: dataType }, newest / 1000);
+    }
+    this.gaugesDue.clear();
   }
 
   /**

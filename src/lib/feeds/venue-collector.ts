@@ -223,6 +223,7 @@ export class VenueCollector {
     }
     this.books?.markStopped();
     await this.drain();
+    this.flushMessageCounts();
     await this.capture?.close();
   }
 
@@ -335,15 +336,38 @@ export class VenueCollector {
   }
 
   private acceptBookMessage(feed: WsFeed, m: BookMessage, now: number): void {
-    this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: 'orderbook' });
+    this.countMessage('orderbook');
     if (this.books === null) throw new MalformedFrameError('unexpected_shape', `${this.opts.adapter.venue} has no orderbooks but sent a book message`, 'orderbook');
     this.books.onMessage(feed, m, now);
   }
 
   /** A record from a frame (`source`: its feed) or a poll (null), or a gap marker. */
   private acceptRecord(record: MarketRecord, source: WsFeed | null): void {
-    this.opts.metrics.messages.inc({ venue: this.opts.adapter.venue, data_type: record.dataType });
+    this.countMessage(record.dataType);
     this.publishData(record, source);
+  }
+
+  /** Messages counted since mprism_collector_messages_total was last updated, by data type. */
+  private readonly uncountedMessages = new Map<MarketRecord['dataType'], number>();
+  private messageCountScheduled = false;
+
+  /**
+   * Counted into the metric at the end of this turn of the event loop, once per data type: a
+   * labelled counter update per record cost more than the record's own bookkeeping. A scrape runs
+   * in a turn of its own, so it sees every message counted.
+   */
+  private countMessage(dataType: MarketRecord['dataType']): void {
+    this.uncountedMessages.set(dataType, (this.uncountedMessages.get(dataType) ?? 0) + 1);
+    if (this.messageCountScheduled) return;
+    this.messageCountScheduled = true;
+    setImmediate(() => this.flushMessageCounts());
+  }
+
+  private flushMessageCounts(): void {
+    this.messageCountScheduled = false;
+    const venue = this.opts.adapter.venue;
+    for (const [dataType, n] of this.uncountedMessages) this.opts.metrics.messages.inc({ venue, data_type: dataType }, n);
+    this.uncountedMessages.clear();
   }
 
   /** Market data on its way out: freshness, continuity (a hole it closes is recorded first), then the queue. */

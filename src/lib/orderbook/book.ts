@@ -5,6 +5,9 @@ export function isZeroQuantity(quantity: string): boolean {
   return quantity === '0' || Number(quantity) === 0;
 }
 
+/** Changes in one message from which a side is merged rather than spliced level by level. */
+const MERGE_AT = 32;
+
 function sortKey(price: string, sign: 1 | -1): number {
   const key = sign * Number(price);
   if (Number.isNaN(key)) throw new RangeError(`orderbook price is not a number: ${JSON.stringify(price)}`);
@@ -65,6 +68,59 @@ class BookSide {
     this.quantities = kept.map((e) => e.level[1]);
   }
 
+  /**
+   * Applies changes in order, like set() on each. A large diff (the whole book moving) is merged
+   * into new arrays in one pass instead: a splice per level moved the side's levels once each.
+   */
+  applyAll(levels: readonly PriceLevel[]): void {
+    if (levels.length < MERGE_AT) {
+      for (const level of levels) this.set(level);
+      return;
+    }
+    const changes: { key: number; i: number }[] = new Array(levels.length);
+    for (let i = 0; i < levels.length; i++) {
+      const key = this.sign * Number((levels[i] as PriceLevel)[0]);
+      // A price that is not a number: set() throws at it, after the changes before it, as always.
+      if (Number.isNaN(key)) {
+        for (const level of levels) this.set(level);
+        return;
+      }
+      changes[i] = { key, i };
+    }
+    // By key, and of several changes to one price in order: the last one is what set() would leave.
+    changes.sort((a, b) => a.key - b.key || a.i - b.i);
+    const keys: number[] = [];
+    const prices: string[] = [];
+    const quantities: string[] = [];
+    const oldKeys = this.keys;
+    let k = 0;
+    for (let c = 0; c < changes.length; c++) {
+      const { key, i } = changes[c] as { key: number; i: number };
+      if (c + 1 < changes.length && (changes[c + 1] as { key: number }).key === key) continue;
+      while (k < oldKeys.length && (oldKeys[k] as number) < key) {
+        keys.push(oldKeys[k] as number);
+        prices.push(this.prices[k] as string);
+        quantities.push(this.quantities[k] as string);
+        k++;
+      }
+      // The level at this price, if any, is replaced or deleted.
+      if (k < oldKeys.length && oldKeys[k] === key) k++;
+      const [price, quantity] = levels[i] as PriceLevel;
+      if (isZeroQuantity(quantity)) continue;
+      keys.push(key);
+      prices.push(price);
+      quantities.push(quantity);
+    }
+    for (; k < oldKeys.length; k++) {
+      keys.push(oldKeys[k] as number);
+      prices.push(this.prices[k] as string);
+      quantities.push(this.quantities[k] as string);
+    }
+    this.keys = keys;
+    this.prices = prices;
+    this.quantities = quantities;
+  }
+
   set(level: PriceLevel): void {
     const key = sortKey(level[0], this.sign);
     const keys = this.keys;
@@ -119,8 +175,8 @@ export class LocalBook {
 
   /** Applies absolute level changes in order; a zero quantity deletes the level. */
   apply(bids: readonly PriceLevel[], asks: readonly PriceLevel[]): void {
-    for (const level of bids) this.bids.set(level);
-    for (const level of asks) this.asks.set(level);
+    this.bids.applyAll(bids);
+    this.asks.applyAll(asks);
   }
 
   /** The best `n` levels of each side, best first. */

@@ -1,9 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { BinanceSim, apiKeyRefusal, binanceError, depthParams, historicalTradesParams, isReply, longParam, symbolParam } from './binance-sim.js';
-import { binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
+import { StreamNames, binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
 import { FUNDING_INTERVAL_MS, fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts } from './derivatives-model.js';
-import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, levelRowsJson, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext } from './venue.js';
 
 /** USD-M pings every 3 minutes. */
@@ -39,9 +39,16 @@ function historicalTradeJson(t: SimTrade): string {
   return `{"id":${t.id},"price":"${price(t.priceTicks)}","qty":"${qty(lots)}","quoteQty":"${quoteQty}","time":${t.time},"isBuyerMaker":${t.buyerIsMaker},"isRPITrade":false}`;
 }
 
-function levelsJson(levels: readonly ModelLevel[]): string {
-  return JSON.stringify(levels.map(([p, q]) => [price(p), qty(q)]));
+const tradeStreamOf = (id: string) => `${id.toLowerCase()}@trade`;
+const aggTradeStreamOf = (id: string) => `${id.toLowerCase()}@aggTrade`;
+const depthStreamOf = (id: string) => `${id.toLowerCase()}@depth@100ms`;
+
+/** USD-M book levels: prices with 2 decimals, quantities with 3. */
+export function futuresLevels(levels: readonly ModelLevel[]): string {
+  return levelRowsJson(levels, futuresRow);
 }
+
+const futuresRow = (p: number, q: number) => `"${price(p)}","${qty(q)}"`;
 
 /** `GET /fapi/v1/depth` weight by limit. */
 function depthWeight(limit: number): number {
@@ -78,6 +85,7 @@ function fundingTimes(now: number, limit: number, start: number | null, end: num
  */
 export class BinanceDerivativesSim extends BinanceSim {
   private nextMarkPriceAt: number;
+  private readonly streamNames = new StreamNames();
 
   constructor(ctx: VenueContext) {
     super('binance_derivatives', ctx, { pingIntervalMs: PING_INTERVAL_MS, maxLevelLots: MAX_LEVEL_LOTS, weightLimitPerMinute: 2400 });
@@ -116,7 +124,7 @@ export class BinanceDerivativesSim extends BinanceSim {
         if ('status' in params) return params;
         const m = this.instruments.get(params.symbol);
         const { bids, asks } = m.book.levels(params.limit);
-        return this.reply(depthWeight(params.limit), `{"lastUpdateId":${m.seq},"E":${now},"T":${now - 1},"bids":${levelsJson(bids)},"asks":${levelsJson(asks)}}`);
+        return this.reply(depthWeight(params.limit), `{"lastUpdateId":${m.seq},"E":${now},"T":${now - 1},"bids":${futuresLevels(bids)},"asks":${futuresLevels(asks)}}`);
       }
       case '/fapi/v1/premiumIndex': {
         const symbol = query.get('symbol');
@@ -147,6 +155,7 @@ export class BinanceDerivativesSim extends BinanceSim {
     if (markPriceDue) this.nextMarkPriceAt = Math.max(this.nextMarkPriceAt + 1000, now);
     for (const m of this.instruments.all()) {
       for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.nextTrade(now), now);
+      m.reportSent(this.ctx.metrics);
       if (now >= m.nextBookAt) this.stepBook(m, now);
       if (now >= m.nextLiquidationAt) this.liquidate(m, now);
       // @markPrice pushes every 3 s, @markPrice@1s every second.
@@ -226,22 +235,23 @@ export class BinanceDerivativesSim extends BinanceSim {
 
   private publishTrade(m: InstrumentMarket, t: SimTrade, now: number): void {
     if (!this.synthetic) return;
-    const lower = m.id.toLowerCase();
+    const tradeStream = this.streamNames.get(m.id, tradeStreamOf);
+    const aggStream = this.streamNames.get(m.id, aggTradeStreamOf);
+    const toTrade = this.hub.hasSubscribers(tradeStream);
+    const toAgg = this.hub.hasSubscribers(aggStream);
+    if (!toTrade && !toAgg) return;
     const q = qty(tradeLots(t));
     const p = price(t.priceTicks);
     let delivered = 0;
-    const tradeStream = `${lower}@trade`;
-    if (this.hub.hasSubscribers(tradeStream)) {
+    if (toTrade) {
       const event = `{"e":"trade","E":${now},"T":${t.time},"s":"${m.id}","t":${t.id},"p":"${p}","q":"${q}","X":"MARKET","m":${t.buyerIsMaker}}`;
       delivered += this.hub.publish(tradeStream, framer(tradeStream, event));
     }
-    const aggStream = `${lower}@aggTrade`;
-    if (this.hub.hasSubscribers(aggStream)) {
+    if (toAgg) {
       const event = `{"e":"aggTrade","E":${now},"s":"${m.id}","a":${t.id},"p":"${p}","q":"${q}","nq":"${q}","f":${t.id},"l":${t.id},"T":${t.time},"m":${t.buyerIsMaker}}`;
       delivered += this.hub.publish(aggStream, framer(aggStream, event));
     }
     if (delivered === 0) return;
-    this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });
     m.countSent(t);
   }
 
@@ -256,9 +266,9 @@ export class BinanceDerivativesSim extends BinanceSim {
       m.dropNextBookUpdate = false;
       return;
     }
-    const stream = `${m.id.toLowerCase()}@depth@100ms`;
+    const stream = this.streamNames.get(m.id, depthStreamOf);
     if (!this.synthetic || !this.hub.hasSubscribers(stream)) return;
-    const event = `{"e":"depthUpdate","E":${now},"T":${now - 1},"s":"${m.id}","U":${first},"u":${m.seq},"pu":${prev},"b":${levelsJson(diff.bids)},"a":${levelsJson(diff.asks)}}`;
+    const event = `{"e":"depthUpdate","E":${now},"T":${now - 1},"s":"${m.id}","U":${first},"u":${m.seq},"pu":${prev},"b":${futuresLevels(diff.bids)},"a":${futuresLevels(diff.asks)}}`;
     if (this.hub.publish(stream, framer(stream, event)) === 0) return;
     this.bookUpdates++;
     this.ctx.metrics.bookUpdates.inc({ venue: this.venue });

@@ -1,7 +1,7 @@
 import { BinanceSim, depthParams, historicalTradesParams } from './binance-sim.js';
-import { binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
+import { StreamNames, binanceAcceptor, framer, parseStreamRoute } from './binance-ws.js';
 import type { ModelLevel } from './book-model.js';
-import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, type SimTrade } from './market.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatFixed, levelRowsJson, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext } from './venue.js';
 
 /** Binance pings every 20 s and drops a client that has not answered by the next round. */
@@ -31,8 +31,10 @@ export function historicalTradeJson(t: SimTrade): string {
 
 /** Spot prints prices and quantities with 8 decimals. */
 export function spotLevels(levels: readonly ModelLevel[]): string {
-  return JSON.stringify(levels.map(([p, q]) => [formatFixed(p, PRICE_DECIMALS), formatFixed(q, QTY_DECIMALS)]));
+  return levelRowsJson(levels, spotRow);
 }
+
+const spotRow = (p: number, q: number) => `"${formatFixed(p, PRICE_DECIMALS)}","${formatFixed(q, QTY_DECIMALS)}"`;
 
 /** `GET /api/v3/depth` weight by limit. */
 function depthWeight(limit: number): number {
@@ -53,6 +55,8 @@ const HISTORICAL_TRADES_WEIGHT = 25;
  * key needed since 2023-07-11; a key sent is ignored).
  */
 export class BinanceSpotSim extends BinanceSim {
+  private readonly streamNames = new StreamNames();
+
   constructor(ctx: VenueContext) {
     super('binance_spot', ctx, { pingIntervalMs: PING_INTERVAL_MS, maxLevelLots: MAX_LEVEL_LOTS, weightLimitPerMinute: 6000 });
   }
@@ -90,6 +94,7 @@ export class BinanceSpotSim extends BinanceSim {
     const now = this.ctx.now();
     for (const m of this.instruments.all()) {
       for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.nextTrade(now), now);
+      m.reportSent(this.ctx.metrics);
       if (now >= m.nextBookAt) this.stepBook(m, now);
     }
   }
@@ -97,10 +102,9 @@ export class BinanceSpotSim extends BinanceSim {
   /** Counted only if at least one socket took it. */
   private publishTrade(m: InstrumentMarket, trade: SimTrade, now: number): void {
     if (!this.synthetic) return;
-    const stream = tradeStream(m.id);
+    const stream = this.streamNames.get(m.id, tradeStream);
     if (!this.hub.hasSubscribers(stream)) return;
     if (this.hub.publish(stream, framer(stream, tradeEventJson(trade, now))) === 0) return;
-    this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });
     m.countSent(trade);
   }
 
@@ -113,7 +117,7 @@ export class BinanceSpotSim extends BinanceSim {
       m.dropNextBookUpdate = false;
       return;
     }
-    const stream = depthStream(m.id);
+    const stream = this.streamNames.get(m.id, depthStream);
     if (!this.synthetic || !this.hub.hasSubscribers(stream)) return;
     const event = `{"e":"depthUpdate","E":${now},"s":"${m.id}","U":${first},"u":${m.seq},"b":${spotLevels(diff.bids)},"a":${spotLevels(diff.asks)}}`;
     if (this.hub.publish(stream, framer(stream, event)) === 0) return;

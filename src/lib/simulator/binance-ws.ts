@@ -36,6 +36,25 @@ export function framer(stream: string, event: string): (client: SimClient<Binanc
   return (client) => (client.state.combined ? (combined ??= combinedJson(stream, event)) : event);
 }
 
+/** Stream names by instrument and kind, made once: they are needed for every trade. */
+export class StreamNames {
+  private readonly names = new Map<(id: string) => string, Map<string, string>>();
+
+  get(id: string, name: (id: string) => string): string {
+    let byId = this.names.get(name);
+    if (byId === undefined) {
+      byId = new Map();
+      this.names.set(name, byId);
+    }
+    let s = byId.get(id);
+    if (s === undefined) {
+      s = name(id);
+      byId.set(id, s);
+    }
+    return s;
+  }
+}
+
 /** `btcusdt@depth@100ms` -> BTCUSDT; null for all-market streams such as `!forceOrder@arr`. */
 export function streamInstrument(stream: string): string | null {
   const sym = stream.split('@')[0] ?? '';

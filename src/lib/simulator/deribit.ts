@@ -173,7 +173,7 @@ export class DeribitSim implements VenueSim {
       const s = client.state;
       if (s.heartbeatMs === null || now < s.nextHeartbeatAt || this.hub.isStalled()) continue;
       if (s.awaitingTest) {
-        client.ws.close(1000, 'heartbeat test_request not answered');
+        this.hub.closeClient(client, 1000, 'heartbeat test_request not answered');
         continue;
       }
       s.awaitingTest = true;

@@ -45,6 +45,10 @@ export interface SimClient<S> {
    * nothing was pushed and nothing asked for 30 s, so a busy feed needs no client pings.
    */
   lastActiveAt: number;
+  /** Frames accepted in this turn of the event loop, written together by the hub's flush. */
+  pending: string[];
+  /** Their length in characters: counted against the slow-client limit like unsent bytes. */
+  pendingChars: number;
 }
 
 export interface HubOptions {
@@ -65,6 +69,10 @@ export class SocketHub<S> {
   private readonly subscribers = new Map<string, Set<SimClient<S>>>();
   private stalledUntil = 0;
   private lastPingAt: number;
+  /** Clients with frames waiting for the flush at the end of this turn of the event loop. */
+  private readonly dirty = new Set<SimClient<S>>();
+  private flushScheduled = false;
+  private readonly framesSentChild: { inc(n?: number): void };
 
   constructor(
     readonly venue: Venue,
@@ -74,6 +82,7 @@ export class SocketHub<S> {
     private readonly now: () => number,
   ) {
     this.lastPingAt = now();
+    this.framesSentChild = metrics.framesSent.labels(venue);
   }
 
   get size(): number {
@@ -85,7 +94,7 @@ export class SocketHub<S> {
   }
 
   accept(ws: WebSocket, route: string, state: S, onText: (client: SimClient<S>, text: string) => void): SimClient<S> {
-    const client: SimClient<S> = { ws, route, topics: new Set(), state, alive: true, lastActiveAt: this.now() };
+    const client: SimClient<S> = { ws, route, topics: new Set(), state, alive: true, lastActiveAt: this.now(), pending: [], pendingChars: 0 };
     this.clients.add(client);
     this.metrics.connections.set({ venue: this.venue }, this.clients.size);
     ws.on('pong', () => {
@@ -97,6 +106,9 @@ export class SocketHub<S> {
       onText(client, data.toString());
     });
     ws.on('close', () => {
+      client.pending = [];
+      client.pendingChars = 0;
+      this.dirty.delete(client);
       for (const t of client.topics) this.subscribers.get(t)?.delete(client);
       this.clients.delete(client);
       this.metrics.connections.set({ venue: this.venue }, this.clients.size);
@@ -130,48 +142,65 @@ export class SocketHub<S> {
 
   /** Sends one frame; false when the venue is stalled or the client is gone or too slow (then dropped). */
   send(client: SimClient<S>, frame: string): boolean {
-    if (this.isStalled() || client.ws.readyState !== WebSocket.OPEN) return false;
-    if (client.ws.bufferedAmount > this.options.slowClientBytes) {
-      // Like the real exchanges, a client that stops reading is dropped rather than buffered for ever.
-      this.drop(client, 'slow_client', () => client.ws.terminate());
-      return false;
-    }
-    this.cork(client.ws);
-    client.ws.send(frame);
-    client.lastActiveAt = this.now();
-    this.metrics.framesSent.inc({ venue: this.venue });
-    return true;
-  }
-
-  /** Sockets corked in this turn of the event loop. */
-  private readonly corked = new Set<Socket>();
-
-  /**
-   * Frames sent in one turn of the event loop leave in one write: without it every frame is its own
-   * writev system call, the larger part of the simulator's cost at tens of thousands of trades a
-   * second. The frames are the venue's as before (one trade per Binance frame), only coalesced on the wire.
-   */
-  private cork(ws: WebSocket): void {
-    // ws keeps its socket private; it corks around each frame itself, and corks nest.
-    const socket = (ws as unknown as { _socket?: Socket })._socket;
-    if (socket === undefined || this.corked.has(socket)) return;
-    socket.cork();
-    if (this.corked.size === 0) {
-      setImmediate(() => {
-        for (const s of this.corked) s.uncork();
-        this.corked.clear();
-      });
-    }
-    this.corked.add(socket);
+    if (this.isStalled()) return false;
+    return this.enqueue(client, frame, this.now());
   }
 
   /** Sends to every subscriber of a topic; `frame` may depend on the client (combined vs raw). Returns how many took it. */
   publish(topic: string, frame: (client: SimClient<S>) => string): number {
     const subs = this.subscribers.get(topic);
-    if (subs === undefined) return 0;
+    if (subs === undefined || subs.size === 0) return 0;
+    const now = this.now();
+    if (now < this.stalledUntil) return 0;
     let delivered = 0;
-    for (const client of subs) if (this.send(client, frame(client))) delivered++;
+    for (const client of subs) if (this.enqueue(client, frame(client), now)) delivered++;
     return delivered;
+  }
+
+  /**
+   * Queues a frame: frames sent in one turn of the event loop leave in one socket write. A frame
+   * through ws.send costs two stream writes and a writev slot each, the larger part of the
+   * simulator's cost at tens of thousands of trades a second. The frames are the venue's as before
+   * (one trade per Binance frame, same bytes on the wire), only coalesced into one write.
+   */
+  private enqueue(client: SimClient<S>, frame: string, now: number): boolean {
+    if (client.ws.readyState !== WebSocket.OPEN) return false;
+    if (client.ws.bufferedAmount + client.pendingChars > this.options.slowClientBytes) {
+      // Like the real exchanges, a client that stops reading is dropped rather than buffered for ever.
+      this.drop(client, 'slow_client', () => client.ws.terminate());
+      return false;
+    }
+    client.pending.push(frame);
+    client.pendingChars += frame.length;
+    client.lastActiveAt = now;
+    this.dirty.add(client);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
+    return true;
+  }
+
+  /** Writes every queued frame, a write per client. */
+  flush(): void {
+    this.flushScheduled = false;
+    for (const client of this.dirty) this.flushClient(client);
+    this.dirty.clear();
+  }
+
+  /** Also right before a close, so that the close frame follows the frames sent before it. */
+  private flushClient(client: SimClient<S>): void {
+    const frames = client.pending;
+    if (frames.length === 0) return;
+    client.pending = [];
+    client.pendingChars = 0;
+    // A client cut or closed meanwhile gets nothing more, as ws.send would have refused it.
+    if (client.ws.readyState !== WebSocket.OPEN) return;
+    // ws keeps its socket private; writing whole frames to it beside ws's own (pings, pongs, close) is safe.
+    const socket = (client.ws as unknown as { _socket?: Socket })._socket;
+    if (socket === undefined) for (const f of frames) client.ws.send(f);
+    else socket.write(encodeTextFrames(frames));
+    this.framesSentChild.inc(frames.length);
   }
 
   /** No frames, no pings and no answers until `until`; sockets stay open. */
@@ -188,10 +217,16 @@ export class SocketHub<S> {
     let n = 0;
     for (const client of this.clients) {
       if (!match(client)) continue;
-      client.ws.close(1001, 'simulated disconnect');
+      this.closeClient(client, 1001, 'simulated disconnect');
       n++;
     }
     return n;
+  }
+
+  /** A normal close handshake, after the frames already sent to the client. */
+  closeClient(client: SimClient<S>, code: number, reason: string): void {
+    this.flushClient(client);
+    client.ws.close(code, reason);
   }
 
   /** Pings and idle cuts; call about once a second. */
@@ -228,4 +263,38 @@ export class SocketHub<S> {
     this.log.info({ venue: this.venue, route: client.route, reason, bufferedBytes: client.ws.bufferedAmount }, 'simulator dropped a client');
     cut();
   }
+}
+
+/**
+ * Server-to-client WebSocket text frames (RFC 6455 5.2: FIN, opcode 1, no mask), back to back in
+ * one buffer: the bytes ws.send writes for each, in one piece.
+ */
+export function encodeTextFrames(frames: readonly string[]): Buffer {
+  const lengths = new Array<number>(frames.length);
+  let total = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const n = Buffer.byteLength(frames[i] as string, 'utf8');
+    lengths[i] = n;
+    total += n + (n < 126 ? 2 : n < 65_536 ? 4 : 10);
+  }
+  const buf = Buffer.allocUnsafe(total);
+  let at = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const n = lengths[i] as number;
+    buf[at++] = 0x81;
+    if (n < 126) {
+      buf[at++] = n;
+    } else if (n < 65_536) {
+      buf[at++] = 126;
+      buf.writeUInt16BE(n, at);
+      at += 2;
+    } else {
+      buf[at++] = 127;
+      buf.writeUInt32BE(Math.floor(n / 2 ** 32), at);
+      buf.writeUInt32BE(n >>> 0, at + 4);
+      at += 8;
+    }
+    at += buf.write(frames[i] as string, at, n, 'utf8');
+  }
+  return buf;
 }

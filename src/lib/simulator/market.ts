@@ -54,19 +54,42 @@ export function startTicks(instrument: string): number {
   return Math.round((base === undefined ? 100 : (START_PRICE[base] ?? 100)) * 10 ** PRICE_DECIMALS);
 }
 
+/** '0'.repeat(n) for the paddings formatFixed needs, made once: it runs several times per trade. */
+const ZEROS = Array.from({ length: 17 }, (_, n) => '0'.repeat(n));
+const zeros = (n: number) => (n <= 0 ? '' : (ZEROS[n] ?? '0'.repeat(n)));
+
 /** Integer `units` of 10^-decimals printed with `places` decimals (>= decimals), without float rounding. */
 export function formatFixed(units: number, decimals: number, places = PRINT_DECIMALS): string {
   const scale = 10 ** decimals;
   const whole = Math.floor(units / scale);
   if (places === 0) return String(whole);
-  const frac = String(units % scale).padStart(decimals, '0');
-  return `${whole}.${frac}${'0'.repeat(places - decimals)}`;
+  const frac = String(units % scale);
+  return `${whole}.${zeros(decimals - frac.length)}${frac}${zeros(places - decimals)}`;
 }
 
 /** Integer `units` of 10^-decimals printed as OKX does: no trailing zeros, no trailing point. */
 export function formatTrimmed(units: number, decimals: number): string {
   const fixed = formatFixed(units, decimals, decimals);
-  return decimals === 0 ? fixed : fixed.replace(/0+$/, '').replace(/\.$/, '');
+  if (decimals === 0) return fixed;
+  // Trailing zeros, then a trailing point; the point stops the zeros (decimals > 0 prints one).
+  let end = fixed.length;
+  while (fixed.charCodeAt(end - 1) === 48) end--;
+  if (fixed.charCodeAt(end - 1) === 46) end--;
+  return end === fixed.length ? fixed : fixed.slice(0, end);
+}
+
+/**
+ * `[[...],[...]]` of book levels, each row's inner JSON from `row`: what JSON.stringify gives for
+ * the rows as arrays of strings, without building them (thousands of levels a second). The
+ * strings are printed numbers, with nothing to escape.
+ */
+export function levelRowsJson(levels: readonly (readonly [number, number])[], row: (ticks: number, lots: number) => string): string {
+  let out = '[';
+  for (let i = 0; i < levels.length; i++) {
+    const [ticks, lots] = levels[i] as readonly [number, number];
+    out += `${i === 0 ? '[' : ',['}${row(ticks, lots)}]`;
+  }
+  return `${out}]`;
 }
 
 /**
@@ -102,17 +125,22 @@ export class SymbolMarket {
     const step = Math.round((this.random() - 0.5) * this.ticks * 0.001);
     this.ticks = Math.max(1, this.ticks + step);
     const qtyUnits = 1 + Math.floor(this.random() ** 3 * 200_000);
-    return {
-      symbol: this.symbol,
-      id: this.nextId++,
-      price: formatFixed(this.ticks, PRICE_DECIMALS),
-      quantity: formatFixed(qtyUnits, QTY_DECIMALS),
-      priceTicks: this.ticks,
-      qtyLots: qtyUnits,
-      buyerIsMaker: this.random() < 0.5,
-      time,
-    };
+    return simTrade(this.symbol, this.nextId++, this.ticks, qtyUnits, this.random() < 0.5, time);
   }
+}
+
+/** A trade from its model values; the printed price and quantity follow from the ticks and lots. */
+export function simTrade(symbol: string, id: number, priceTicks: number, qtyLots: number, buyerIsMaker: boolean, time: number): SimTrade {
+  return {
+    symbol,
+    id,
+    price: formatFixed(priceTicks, PRICE_DECIMALS),
+    quantity: formatFixed(qtyLots, QTY_DECIMALS),
+    priceTicks,
+    qtyLots,
+    buyerIsMaker,
+    time,
+  };
 }
 
 /**

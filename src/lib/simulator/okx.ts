@@ -5,7 +5,7 @@ import type { PriceLevel } from '../records.js';
 import type { ModelLevel } from './book-model.js';
 import { fundingRate, longShortShares, nextFundingTime, openInterestCoins, periodMs, periodStarts, FUNDING_INTERVAL_MS } from './derivatives-model.js';
 import { SocketHub, type SimClient } from './hub.js';
-import { PRICE_DECIMALS, QTY_DECIMALS, formatTrimmed, type SimTrade } from './market.js';
+import { PRICE_DECIMALS, QTY_DECIMALS, formatTrimmed, levelRowsJson, type SimTrade } from './market.js';
 import { BOOK_INTERVAL_MS, InstrumentSet, jsonReply, type Acceptor, type InstrumentMarket, type RestReply, type VenueContext, type VenueSim } from './venue.js';
 
 /** OKX closes a connection that sent nothing for 30 s; clients keep it open with text `ping`. */
@@ -37,8 +37,21 @@ const SWAP_CHANNELS = ['books', 'trades', 'funding-rate', 'open-interest'];
 
 const px = (ticks: number) => formatTrimmed(ticks, PRICE_DECIMALS);
 
+const contractValues = new Map<string, number>();
+
+/** Memoized: a swap trade's size needs it for every trade. */
 function contractValue(instId: string): number {
-  return CONTRACT_VALUE[instId.split('-')[0] ?? ''] ?? 1;
+  let v = contractValues.get(instId);
+  if (v === undefined) {
+    v = CONTRACT_VALUE[instId.split('-')[0] ?? ''] ?? 1;
+    contractValues.set(instId, v);
+  }
+  return v;
+}
+
+/** OKX book levels: [price, size, "0" (deprecated liquidated orders), order count]. */
+export function okxLevels(levels: readonly ModelLevel[], sizeDecimals: number): string {
+  return levelRowsJson(levels, (p, q) => `"${px(p)}","${formatTrimmed(q, sizeDecimals)}","0","${1 + (q % 5)}"`);
 }
 
 function topic(arg: Arg): string {
@@ -184,6 +197,7 @@ export class OkxSim implements VenueSim {
     if (oiDue) this.nextOpenInterestPushAt = now + 3000;
     for (const m of this.instruments.all()) {
       for (let i = 0; i < tradesDue; i++) this.publishTrade(m, m.nextTrade(now));
+      m.reportSent(this.ctx.metrics);
       if (now >= m.nextBookAt) this.stepBook(m, now);
       if (!this.swaps) continue;
       if (now >= m.nextLiquidationAt) this.liquidate(m, now);
@@ -352,15 +366,39 @@ export class OkxSim implements VenueSim {
     }
   }
 
-  private push(arg: Arg, item: string): number {
-    const t = topic(arg);
+  private push(arg: Arg, item: string, t = topic(arg)): number {
     if (!this.synthetic || !this.hub.hasSubscribers(t)) return 0;
-    const frame = `{"arg":${argJson(arg)},"data":[${item}]}`;
+    const frame = `${this.argHead(t, arg)}"data":[${item}]}`;
     return this.hub.publish(t, () => frame);
   }
 
+  /** `{"arg":{...},` of a topic's pushes, made once per topic: the trades channel needs it for every trade. */
+  private readonly argHeads = new Map<string, string>();
+
+  private argHead(t: string, arg: Arg): string {
+    let head = this.argHeads.get(t);
+    if (head === undefined) {
+      head = `{"arg":${argJson(arg)},`;
+      this.argHeads.set(t, head);
+    }
+    return head;
+  }
+
+  /** The `trades` arg and topic of an instrument, made once. */
+  private readonly tradeArgs = new Map<string, { arg: Arg; topic: string }>();
+
+  private tradeArg(instId: string): { arg: Arg; topic: string } {
+    let a = this.tradeArgs.get(instId);
+    if (a === undefined) {
+      const arg = { channel: 'trades', instId };
+      a = { arg, topic: topic(arg) };
+      this.tradeArgs.set(instId, a);
+    }
+    return a;
+  }
+
   private levelsJson(levels: readonly ModelLevel[]): string {
-    return JSON.stringify(levels.map(([p, q]) => [px(p), formatTrimmed(q, this.sizeDecimals), '0', String(1 + (q % 5))]));
+    return okxLevels(levels, this.sizeDecimals);
   }
 
   /** The checksum over the top 25 of the model, with the strings exactly as sent; the bad_checksum fault spoils one. */
@@ -390,10 +428,9 @@ export class OkxSim implements VenueSim {
   }
 
   private publishTrade(m: InstrumentMarket, t: SimTrade): void {
-    if (!this.hub.hasSubscribers(topic({ channel: 'trades', instId: m.id }))) return;
-    const item = this.tradeJson(m, t, 'push');
-    if (this.push({ channel: 'trades', instId: m.id }, item) === 0) return;
-    this.ctx.metrics.tradesSent.inc({ venue: this.venue, symbol: m.id });
+    const { arg, topic: t2 } = this.tradeArg(m.id);
+    if (!this.hub.hasSubscribers(t2)) return;
+    if (this.push(arg, this.tradeJson(m, t, 'push'), t2) === 0) return;
     m.countSent(t);
   }
 
