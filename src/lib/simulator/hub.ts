@@ -158,7 +158,8 @@ export class SocketHub<S> {
   }
 
   /**
-   * Queues a frame: frames sent in one turn of the event loop leave in one socket write. A frame
+   * Queues a frame: frames sent in one turn of the event loop leave in one socket write (the server's
+   * ticker flushes at the end of its tick; other sends at setImmediate). A frame
    * through ws.send costs two stream writes and a writev slot each, the larger part of the
    * simulator's cost at tens of thousands of trades a second. The frames are the venue's as before
    * (one trade per Binance frame, same bytes on the wire), only coalesced into one write.

@@ -114,6 +114,9 @@ export async function startSimulator(opts: SimulatorOptions): Promise<SimulatorH
     if (paused) return;
     const n = clock.due(now());
     for (const sim of sims.values()) sim.tick(n);
+    // Write the tick's frames now, in the same turn: a trade counts as sent once a socket took it, and
+    // nothing (a close frame read meanwhile) may change the socket between that count and the write.
+    for (const sim of sims.values()) sim.hub.flush();
   }, TICK_MS);
   const housekeeping = setInterval(() => {
     for (const sim of sims.values()) sim.hub.housekeeping();
