@@ -65,6 +65,22 @@ describe('ClickHouse store on 18.16', () => {
     expect(dup?.n).toBe(dup?.u);
   });
 
+  it("checks keys by time range: rows stored between a batch's times are not taken for its own, and sparse batches take several queries", async () => {
+    const at = (ms: number, id: string, symbol = 'XRP-USDT') => tradeAt(1_706_000_000_000 + ms, id, { symbol, instrument: symbol.replace('-', '') });
+    // Stored: a row at every odd millisecond of 0..40, and one at the batch's own times under another symbol.
+    const neighbours = [...Array.from({ length: 20 }, (_, i) => at(2 * i + 1, `n${i}`)), at(0, 'a0', 'ADA-USDT'), at(2, 'a1', 'ADA-USDT')];
+    expect(await insertRecords(hot, db, neighbours, { skipExisting: true })).toEqual({ inserted: 22, skipped: 0 });
+    const dense = Array.from({ length: 20 }, (_, i) => at(2 * i, `d${i}`));
+    expect(await insertRecords(hot, db, dense, { skipExisting: true })).toEqual({ inserted: 20, skipped: 0 });
+    // 450 times a second apart: one range each, more than one query's worth.
+    const sparse = Array.from({ length: 450 }, (_, i) => at(60_000 + i * 1000, `s${i}`));
+    expect(await insertRecords(hot, db, sparse, { skipExisting: true })).toEqual({ inserted: 450, skipped: 0 });
+    const again = [...sparse, ...dense, at(60_500, 'new')];
+    expect(await insertRecords(hot, db, again, { skipExisting: true })).toEqual({ inserted: 1, skipped: 470 });
+    const [dup] = await selectRows<{ n: string; u: string }>(hot, `SELECT count() AS n, uniqExact(venue, symbol, trade_id) AS u FROM ${db}.trades WHERE symbol IN ('XRP-USDT', 'ADA-USDT')`);
+    expect(dup).toEqual({ n: String(22 + 20 + 450 + 1), u: String(22 + 20 + 450 + 1) });
+  });
+
   it('rejects a malformed record before writing anything of the batch', async () => {
     const before = await countTrades();
     await expect(insertRecords(hot, db, [trade(9000), trade(9001, { price: 'abc' })], { skipExisting: false })).rejects.toThrow(/not a decimal/);

@@ -1,7 +1,8 @@
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import type { MarketRecord } from '../../src/lib/records.js';
+import { encodeBatches } from '../../src/lib/bus/publisher.js';
+import { subjectFor, type MarketRecord } from '../../src/lib/records.js';
 import { createIngestMetrics, newIngestStatus, runIngest, type IngestMessage, type MessageSource, type RowSink } from '../../src/lib/store/ingest.js';
 import type { RowBatch } from '../../src/lib/store/writer.js';
 import { tradeAt } from '../helpers/records.js';
@@ -54,7 +55,20 @@ class FakeSink implements RowSink {
   batches: MarketRecord[][] = [];
   failuresLeft = 0;
   gate: Promise<void> | null = null;
+  /** Inserts started, and the most running at once. */
+  started = 0;
+  private running = 0;
+  maxRunning = 0;
   async insert(rows: RowBatch) {
+    this.started++;
+    this.maxRunning = Math.max(this.maxRunning, ++this.running);
+    try {
+      return await this.store(rows);
+    } finally {
+      this.running--;
+    }
+  }
+  private async store(rows: RowBatch) {
     if (this.gate) await this.gate;
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
@@ -110,6 +124,48 @@ describe('runIngest', () => {
     await waitFor(() => ms.every((m) => m.outcomes.length > 0));
     expect(ms.map((m) => m.outcomes)).toEqual([['ack'], ['ack'], ['ack']]);
     expect(sink.batches).toHaveLength(1);
+    await stop();
+  });
+
+  it('takes the next batch while one is being inserted, then inserts them one at a time and in order', async () => {
+    const { source, sink, stop } = start({ batchSize: 3, ackWaitMs: 300 });
+    let open!: () => void;
+    sink.gate = new Promise((r) => (open = r));
+    const first = [trade(), trade(), trade()];
+    source.push(...first);
+    await waitFor(() => sink.started === 1);
+    const second = [trade(), trade(), trade()];
+    source.push(...second);
+    await waitFor(() => source.takes.length === 2);
+    // Two batches in hand at most: a third waits in the source until the first is stored.
+    const third = [trade(), trade(), trade()];
+    source.push(...third);
+    await new Promise((r) => setTimeout(r, 400));
+    expect(source.takes).toHaveLength(2);
+    expect(sink.started).toBe(1);
+    // The batch waiting for the insert before it is kept in progress, like the one being inserted.
+    expect(second.every((m) => m.inProgress > 0)).toBe(true);
+    expect([...first, ...second].every((m) => m.outcomes.length === 0)).toBe(true);
+    open();
+    await waitFor(() => third.every((m) => m.outcomes.length > 0));
+    expect([...first, ...second, ...third].map((m) => m.outcomes)).toEqual(Array.from({ length: 9 }, () => ['ack']));
+    const ids = (batch: MarketRecord[]) => batch.map((r) => (r as unknown as { trade_id: string }).trade_id);
+    const expected = (ms: FakeMessage[]) => ms.map((m) => m.json<{ tradeId: string }>().tradeId);
+    expect(sink.batches.map(ids)).toEqual([expected(first), expected(second), expected(third)]);
+    expect(sink.maxRunning).toBe(1);
+    await stop();
+  });
+
+  it("reads a message of trade rows (the collector's form for several trades of a stream)", async () => {
+    const { source, sink, stop } = start();
+    const records = Array.from({ length: 5 }, (_, i) => tradeAt(1_700_000_200_000 + i, `r${i}`));
+    const [encoded] = encodeBatches(subjectFor(records[0]!), records, 500);
+    const m = new FakeMessage(++seq, new TextDecoder().decode(encoded!.data));
+    expect(JSON.parse(new TextDecoder().decode(encoded!.data))).toHaveProperty('rows');
+    source.push(m);
+    await waitFor(() => m.outcomes.length > 0);
+    expect(m.outcomes).toEqual(['ack']);
+    expect(sink.batches.flat().map((r) => (r as unknown as { trade_id: string }).trade_id)).toEqual(records.map((r) => r.tradeId));
     await stop();
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { EncodedRows } from '../../src/lib/store/client.js';
 import { formatDecimal, InvalidValueError } from '../../src/lib/store/decimal.js';
-import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows } from '../../src/lib/store/writer.js';
+import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows, timeRanges } from '../../src/lib/store/writer.js';
 import type { OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
 import { oneOfEachKind } from '../helpers/records.js';
 
@@ -187,6 +187,16 @@ describe('row encoding', () => {
   it('lists distinct times in ascending order', () => {
     expect(distinctSorted([5, 3, 5, 1_704_067_200_123, 3, 4])).toEqual([3, 4, 5, 1_704_067_200_123]);
     expect(distinctSorted([])).toEqual([]);
+  });
+
+  it('joins times at most joinMs apart into the ranges the key check asks for', () => {
+    expect(timeRanges([1, 2, 3, 10, 20, 31, 1_704_067_200_123], 10)).toEqual([
+      [1, 20],
+      [31, 31],
+      [1_704_067_200_123, 1_704_067_200_123],
+    ]);
+    expect(timeRanges([5], 10)).toEqual([[5, 5]]);
+    expect(timeRanges([], 10)).toEqual([]);
   });
 });
 

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
-import { recordsIn } from '../bus/publisher.js';
+import { recordsIn } from '../bus/message-body.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RowBatch } from './writer.js';
@@ -123,6 +123,10 @@ export async function runIngest(o: IngestOptions): Promise<void> {
     decode(o, messages, batch);
     if (messages.length > 0) rowsPerMessage = Math.max(1, (batch.rows.size - before) / messages.length, rowsPerMessage / 2);
   };
+  // Two batches at a time: the next one is taken and encoded (storage's CPU) while the last one is
+  // checked and inserted (ClickHouse's), so the two processes work side by side instead of in turn.
+  // Writes stay one at a time and in order: a batch's key check runs after the rows before it are in.
+  let writing: Promise<void> | null = null;
   while (!o.signal.aborted) {
     const batch: Batch = { rows: new RowBatch(), messages: [] };
     await take(batch, o.batchSize, o.signal);
@@ -135,7 +139,26 @@ export async function runIngest(o: IngestOptions): Promise<void> {
     }
     if (batch.rows.size < o.batchSize) o.status.fullBatchesSince.delete(o.stream);
     else if (!o.status.fullBatchesSince.has(o.stream)) o.status.fullBatchesSince.set(o.stream, now());
-    await writeBatch(o, batch, now);
+    if (writing !== null) await keptInProgress(batch.messages, writing, o.ackWaitMs);
+    writing = writeBatch(o, batch, now);
+    // Awaited before the next write or at the end; meanwhile a failure must not count as unhandled.
+    writing.catch(() => undefined);
+  }
+  if (writing !== null) await writing;
+}
+
+/**
+ * Waits for `until` with the messages kept in progress meanwhile (every third of the ack wait): an
+ * insert that runs long, or a batch waiting for the one before it through a ClickHouse outage, must
+ * not be redelivered to another instance meanwhile: two instances inserting the same rows at once
+ * would both pass the key check.
+ */
+async function keptInProgress<T>(messages: readonly IngestMessage[], until: Promise<T>, ackWaitMs: number | undefined): Promise<T> {
+  const timer = ackWaitMs === undefined ? null : setInterval(() => messages.forEach((m) => m.working()), Math.max(100, ackWaitMs / 3));
+  try {
+    return await until;
+  } finally {
+    if (timer !== null) clearInterval(timer);
   }
 }
 
@@ -189,12 +212,8 @@ async function writeBatch(o: IngestOptions, { rows, messages }: Batch, now: () =
   const { stream, metrics, status, log } = o;
   for (let attempt = 0; messages.length > 0; attempt++) {
     const timer = metrics.batchSeconds.startTimer({ stream });
-    const inProgress =
-      o.ackWaitMs === undefined ? null : setInterval(() => messages.forEach((m) => m.working()), Math.max(100, o.ackWaitMs / 3));
     try {
-      const r = await o.sink.insert(rows).finally(() => {
-        if (inProgress !== null) clearInterval(inProgress);
-      });
+      const r = await keptInProgress(messages, o.sink.insert(rows), o.ackWaitMs);
       timer();
       metrics.inserted.inc({ stream }, r.inserted);
       metrics.skipped.inc({ stream }, r.skipped);
