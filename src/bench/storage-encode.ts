@@ -1,4 +1,5 @@
-import { encodeBatches, recordsIn } from '../lib/bus/publisher.js';
+import { recordsIn } from '../lib/bus/message-body.js';
+import { encodeBatches } from '../lib/bus/publisher.js';
 import { subjectFor, type TradeRecord } from '../lib/records.js';
 import { insertBody, RowBatch } from '../lib/store/writer.js';
 import { formatRate, median } from './stats.js';

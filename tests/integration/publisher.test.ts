@@ -47,7 +47,7 @@ describe('Publisher.publishBatch', () => {
     const stored: string[] = [];
     for (const [subject, records] of trades(25)) {
       // 25 records, 10 a message: 3 messages per subject, none of them waited for.
-      expect(publisher.publishBatch(subject, records, 10, (part) => stored.push(...part.map((r) => (r as { tradeId: string }).tradeId)))).toBeNull();
+      expect(publisher.publishBatch(subject, records, 10, (from, to) => stored.push(...records.slice(from, to).map((r) => (r as { tradeId: string }).tradeId)))).toBeNull();
     }
     await publisher.flush();
     expect(stored).toHaveLength(75);
@@ -61,7 +61,7 @@ describe('Publisher.publishBatch', () => {
     const stored: string[] = [];
     const waits: Promise<void>[] = [];
     for (const [subject, records] of trades(30)) {
-      const waiting = publisher.publishBatch(subject, records, 10, (part) => stored.push(...part.map((r) => (r as { tradeId: string }).tradeId)));
+      const waiting = publisher.publishBatch(subject, records, 10, (from, to) => stored.push(...records.slice(from, to).map((r) => (r as { tradeId: string }).tradeId)));
       if (waiting !== null) waits.push(waiting);
       // Waited for in order, as the collector's queue does.
       if (waiting !== null) await waiting;

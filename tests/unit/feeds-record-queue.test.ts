@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { StoredParts } from '../../src/lib/bus/publisher.js';
 import { estimatedBytes, RecordQueue, type RecordSink } from '../../src/lib/feeds/record-queue.js';
 import { subjectFor, type MarketRecord } from '../../src/lib/records.js';
 import { tradeAt } from '../helpers/records.js';
@@ -14,12 +15,12 @@ class GatedSink implements RecordSink {
   release(): void {
     this.open();
   }
-  async publishBatch(subject: string, records: readonly MarketRecord[], max: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void> {
+  async publishBatch(subject: string, records: readonly MarketRecord[], max: number, onStored?: StoredParts): Promise<void> {
     await this.gate;
     for (let i = 0; i < records.length; i += max) {
       const part = records.slice(i, i + max);
       this.calls.push({ subject, records: part });
-      onStored?.(part);
+      onStored?.(i, i + part.length);
     }
   }
 }

@@ -276,7 +276,7 @@ function collectorFor(venue: TestVenue, o: Partial<VenueCollectorOptions> & { so
     sink: {
       publishBatch: async (_subject, records, _max, onStored) => {
         published.push(...records);
-        onStored?.(records);
+        onStored?.(0, records.length);
       },
     },
     resume: o.resume,

@@ -1,6 +1,6 @@
 import { AckPolicy, ConsumerEvents, DeliverPolicy, nanos, type ConsumerMessages, type JetStreamClient, type JetStreamManager, type JsMsg } from 'nats';
 import { backoffDelay, sleep } from '../backoff.js';
-import { recordsIn } from './publisher.js';
+import { recordsIn } from './message-body.js';
 import { isJetStreamNotFound, JS_CONSUMER_NOT_FOUND, JS_MESSAGE_NOT_FOUND, JS_STREAM_NOT_FOUND } from './connection.js';
 
 export interface DurableConsumerSpec {

@@ -4,21 +4,17 @@ import { Counter, type Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
 import { boundedSignal } from '../abort.js';
 import { ConnectionWatch } from './connection.js';
+import { bodyOf, bodyOverhead, bodyPart, sharesBody } from './message-body.js';
 import { msgIdFor, subjectFor, type MarketRecord } from '../records.js';
 
 const encoder = new TextEncoder();
 
 /**
- * A message body holds one record (a JSON object) or several of one subject (a JSON array).
- * Many per message is what makes the pipeline fast: a JetStream publish and its ack cost about
- * the same for one record as for hundreds.
+ * A message body holds one record or several of one subject (see message-body.ts). Many per
+ * message is what makes the pipeline fast: a JetStream publish and its ack cost about the same
+ * for one record as for hundreds.
  */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
-
-/** The records a message body holds, as encodeBatches wrote them: an array, or one record. */
-export function recordsIn(body: unknown): unknown[] {
-  return Array.isArray(body) ? body : [body];
-}
 
 /** Msg-Id of a message holding `records` (one subject, in order): the record's own for one, a hash of all of theirs for several. */
 export function messageIdFor(records: readonly MarketRecord[]): string {
@@ -33,39 +29,56 @@ export function messageIdFor(records: readonly MarketRecord[]): string {
   return `${msgIdFor(first)}+${records.length - 1}:${hash.slice(0, 20)}`;
 }
 
-/** One JetStream message: records of one subject, in order, encoded. */
+/** Called once per message JetStream stored: records from..to (exclusive) of those handed to publishBatch are stored. */
+export type StoredParts = (from: number, to: number) => void;
+
+/**
+ * One JetStream message: records from..to (exclusive) of those given to encodeBatches, encoded. It
+ * keeps no reference to them: a record is garbage once encoded, not only once JetStream acked it
+ * (records kept until the ack outlived young-generation collections and were copied, then
+ * promoted: about a quarter of the collector's CPU went to garbage collection).
+ */
 export interface EncodedBatch {
   subject: string;
   msgId: string;
   data: Uint8Array;
-  records: readonly MarketRecord[];
+  from: number;
+  to: number;
+  labels: { venue: string; data_type: string };
 }
 
 /**
  * Splits records of one subject into messages of at most maxRecords records and MAX_MESSAGE_BYTES
- * bytes (a single larger record still gets its own message). A lone record keeps its own Msg-Id,
- * so a re-publish of it is dropped by JetStream; a batch's Msg-Id hashes every record's, so a retry
- * of the same batch is dropped too, and a batch cut differently after a restart is caught by
- * storage's key check instead.
+ * bytes (a single larger record still gets its own message), in the forms of message-body.ts. A
+ * lone record keeps its own Msg-Id, so a re-publish of it is dropped by JetStream; a batch's Msg-Id
+ * hashes every record's, so a retry of the same batch is dropped too, and a batch cut differently
+ * after a restart is caught by storage's key check instead.
  */
 export function encodeBatches(subject: string, records: readonly MarketRecord[], maxRecords: number): EncodedBatch[] {
   const out: EncodedBatch[] = [];
+  let first: MarketRecord | null = null;
   let parts: string[] = [];
-  let group: MarketRecord[] = [];
-  let bytes = 2;
+  let from = 0;
+  let bytes = 0;
   const cut = () => {
-    if (group.length === 0) return;
-    out.push({ subject, msgId: messageIdFor(group), data: encoder.encode(group.length === 1 ? parts[0] : `[${parts.join(',')}]`), records: group });
+    if (first === null) return;
+    const to = from + parts.length;
+    const data = encoder.encode(bodyOf(first, parts));
+    out.push({ subject, msgId: messageIdFor(records.slice(from, to)), data, from, to, labels: { venue: first.venue, data_type: first.dataType } });
+    from = to;
+    first = null;
     parts = [];
-    group = [];
-    bytes = 2;
   };
   for (const r of records) {
-    const json = JSON.stringify(r);
-    if (group.length >= maxRecords || (group.length > 0 && bytes + json.length + 1 > MAX_MESSAGE_BYTES)) cut();
-    parts.push(json);
-    group.push(r);
-    bytes += json.length + 1;
+    if (first !== null && (parts.length >= maxRecords || !sharesBody(first, r))) cut();
+    const part = bodyPart(first ?? r, r);
+    if (first !== null && bytes + part.length + 1 > MAX_MESSAGE_BYTES) cut();
+    if (first === null) {
+      first = r;
+      bytes = bodyOverhead(r);
+    }
+    parts.push(part);
+    bytes += part.length + 1;
   }
   cut();
   return out;
@@ -140,9 +153,9 @@ export class Publisher {
    * one synchronous run as one socket write, and an await between two publishes costs a write
    * each (with hundreds of streams, a fifth of the collector's CPU went to those writes).
    */
-  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void> | null {
+  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: StoredParts): Promise<void> | null {
     const batches = encodeBatches(subject, records, maxRecordsPerMessage);
-    const storedOf = (batch: EncodedBatch) => onStored && (() => onStored(batch.records));
+    const storedOf = (batch: EncodedBatch) => onStored && (() => onStored(batch.from, batch.to));
     for (let i = 0; i < batches.length; i++) {
       const batch = batches[i] as EncodedBatch;
       if (!this.hasRoomFor(batch.data.byteLength)) {
@@ -167,15 +180,14 @@ export class Publisher {
   }
 
   private start(batch: EncodedBatch, onStored: (() => void) | undefined): void {
-    const n = batch.records.length;
+    const n = batch.to - batch.from;
     const bytes = batch.data.byteLength;
-    const first = batch.records[0] as MarketRecord;
     this.inFlightRecords += n;
     this.inFlightBytes += bytes;
     const p = this.publishWithRetry(batch)
       .then(onStored)
       .catch((err: unknown) => {
-        this.lost.inc({ venue: first.venue, data_type: first.dataType }, n);
+        this.lost.inc(batch.labels, n);
         this.lastError = err;
       })
       .finally(() => {
@@ -197,12 +209,11 @@ export class Publisher {
   }
 
   private async publishWithRetry(batch: EncodedBatch): Promise<void> {
-    const first = batch.records[0] as MarketRecord;
-    const labels = { venue: first.venue, data_type: first.dataType };
+    const { labels } = batch;
     for (let attempt = 0; ; attempt++) {
       try {
         const ack = await this.js.publish(batch.subject, batch.data, { msgID: batch.msgId, timeout: 10_000 });
-        (ack.duplicate ? this.duplicates : this.published).inc(labels, batch.records.length);
+        (ack.duplicate ? this.duplicates : this.published).inc(labels, batch.to - batch.from);
         return;
       } catch (err) {
         this.retries.inc(labels);

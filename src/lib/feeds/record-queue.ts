@@ -1,14 +1,15 @@
 import { groupBy } from '../group-by.js';
+import type { StoredParts } from '../bus/publisher.js';
 import { subjectFor, type MarketRecord } from '../records.js';
 
 /**
  * Where records go; the bus Publisher fits. publishBatch() takes records of one subject, in order,
  * and returns null when they are in flight already, or a promise that resolves once they are (the
- * sink is full); `onStored` is called with each part the sink has durably
- * stored (in as many parts as it cut them into).
+ * sink is full); `onStored` is called with the index range of each part the sink has durably
+ * stored (in as many parts as it cut them into). The sink keeps no record once it has encoded it.
  */
 export interface RecordSink {
-  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: (records: readonly MarketRecord[]) => void): Promise<void> | null;
+  publishBatch(subject: string, records: readonly MarketRecord[], maxRecordsPerMessage: number, onStored?: StoredParts): Promise<void> | null;
 }
 
 /** Below this share of its budget, a paused queue resumes its sources. */
@@ -82,9 +83,13 @@ export class RecordQueue {
         // By subject, each in arrival order; subjects in order of their first record.
         for (const [subject, entries] of groupBy(taken, (e) => subjectFor(e.record))) {
           const records = entries.map((e) => e.record);
-          const callbacks = new Map<MarketRecord, () => void>();
-          for (const e of entries) if (e.onStored !== undefined) callbacks.set(e.record, e.onStored);
-          const onStored = callbacks.size === 0 ? undefined : (stored: readonly MarketRecord[]) => stored.forEach((r) => callbacks.get(r)?.());
+          // The callbacks by index, not the records: these stay until JetStream's ack, the records need not.
+          const callbacks = entries.map((e) => e.onStored);
+          const onStored = callbacks.every((c) => c === undefined)
+            ? undefined
+            : (from: number, to: number) => {
+                for (let i = from; i < to; i++) callbacks[i]?.();
+              };
           // No await while the sink takes them at once: the subjects of one pass then share a socket write.
           const waiting = this.sink.publishBatch(subject, records, this.opts.maxRecordsPerMessage, onStored);
           if (waiting !== null) await waiting;
