@@ -75,10 +75,11 @@ describe('ClickHouse store on 18.16', () => {
     // 450 times a second apart: one range each, more than one query's worth.
     const sparse = Array.from({ length: 450 }, (_, i) => at(60_000 + i * 1000, `s${i}`));
     expect(await insertRecords(hot, db, sparse, { skipExisting: true })).toEqual({ inserted: 450, skipped: 0 });
-    const again = [...sparse, ...dense, at(60_500, 'new')];
-    expect(await insertRecords(hot, db, again, { skipExisting: true })).toEqual({ inserted: 1, skipped: 470 });
-    const [dup] = await selectRows<{ n: string; u: string }>(hot, `SELECT count() AS n, uniqExact(venue, symbol, trade_id) AS u FROM ${db}.trades WHERE symbol IN ('XRP-USDT', 'ADA-USDT')`);
-    expect(dup).toEqual({ n: String(22 + 20 + 450 + 1), u: String(22 + 20 + 450 + 1) });
+    // A re-delivery of rows of two streams, and a new row of a third that shares a time and an id with a stored one.
+    const again = [...sparse, ...dense, ...neighbours.slice(-2), at(60_500, 'new'), at(0, 'a0', 'BNB-USDT')];
+    expect(await insertRecords(hot, db, again, { skipExisting: true })).toEqual({ inserted: 2, skipped: 472 });
+    const [dup] = await selectRows<{ n: string; u: string }>(hot, `SELECT count() AS n, uniqExact(venue, symbol, trade_id) AS u FROM ${db}.trades WHERE symbol IN ('XRP-USDT', 'ADA-USDT', 'BNB-USDT')`);
+    expect(dup).toEqual({ n: String(22 + 20 + 450 + 2), u: String(22 + 20 + 450 + 2) });
   });
 
   it('rejects a malformed record before writing anything of the batch', async () => {

@@ -3,7 +3,7 @@ import { EncodedRows } from '../../src/lib/store/client.js';
 import { formatDecimal, InvalidValueError } from '../../src/lib/store/decimal.js';
 import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows, timeRanges } from '../../src/lib/store/writer.js';
 import type { OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
-import { oneOfEachKind } from '../helpers/records.js';
+import { oneOfEachKind, tradeAt } from '../helpers/records.js';
 
 /** The one row a record becomes. */
 function encode(record: unknown): { table: string; line: string; key: string; time: number } {
@@ -187,6 +187,12 @@ describe('row encoding', () => {
   it('lists distinct times in ascending order', () => {
     expect(distinctSorted([5, 3, 5, 1_704_067_200_123, 3, 4])).toEqual([3, 4, 5, 1_704_067_200_123]);
     expect(distinctSorted([])).toEqual([]);
+  });
+
+  it("lists the streams a table's rows are of, once each, for the key check to ask for", () => {
+    const batch = batchOf([tradeAt(1, '1'), tradeAt(2, '2', { symbol: 'ETH-USDT' }), tradeAt(3, '3'), tradeAt(4, '4', { venue: 'okx_spot' })]);
+    const [trades] = [...batch.byTable()];
+    expect([...trades!.streams]).toEqual(['"binance_spot","BTC-USDT"', '"binance_spot","ETH-USDT"', '"okx_spot","BTC-USDT"']);
   });
 
   it('joins times at most joinMs apart into the ranges the key check asks for', () => {

@@ -34,9 +34,9 @@ export type StoredParts = (from: number, to: number) => void;
 
 /**
  * One JetStream message: records from..to (exclusive) of those given to encodeBatches, encoded. It
- * keeps no reference to them: a record is garbage once encoded, not only once JetStream acked it
- * (records kept until the ack outlived young-generation collections and were copied, then
- * promoted: about a quarter of the collector's CPU went to garbage collection).
+ * keeps no reference to them, so a record is garbage once encoded rather than once JetStream acked
+ * it: under load an ack takes long enough for waiting records to be copied by the young-generation
+ * collector and promoted.
  */
 export interface EncodedBatch {
   subject: string;

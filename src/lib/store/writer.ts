@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { MarketRecord, PriceLevel, RecordBase } from '../records.js';
 import { EncodedRows, selectRows, type ClickHouseClient } from './client.js';
 import { formatDecimal, InvalidValueError } from './decimal.js';
-import { ident, qualified, uint } from './sql.js';
+import { ident, qualified, str, uint } from './sql.js';
 import { TABLES, type ColumnSpec, type TableSpec } from './tables.js';
 
 type RecordOf<K extends MarketRecord['dataType']> = Extract<MarketRecord, { dataType: K }>;
@@ -76,6 +76,13 @@ function levelsColumn(levels: readonly PriceLevel[], index: 0 | 1): string[] {
     return v;
   });
 }
+
+/**
+ * Key columns that name a row's stream, in every table's key (tables.ts). The key check asks for
+ * the batch's streams only: a refill of one stream must not read back every other stream's rows
+ * of the same seconds (at tens of thousands of trades a second, hundreds of thousands of rows).
+ */
+const STREAM_COLUMNS = ['venue', 'symbol'] as const;
 
 /** A column's value -> its JSONEachRow text; throws InvalidValueError when the value does not fit the column. */
 type CellEncoder = (value: unknown) => string;
@@ -158,6 +165,8 @@ export class TableRows {
   readonly lines: string[] = [];
   readonly keys: string[] = [];
   readonly times: number[] = [];
+  /** The streams the rows are of: their stream cells' text (see RowEncoder), each once. */
+  readonly streams = new Set<string>();
   constructor(readonly encoder: RowEncoder) {}
   get spec(): TableSpec {
     return this.encoder.spec;
@@ -185,6 +194,8 @@ export class RowEncoder {
   private readonly keyParts: string[];
   private readonly timeColumn: number;
   private readonly storedKeyCells: { name: string; encode: (value: unknown) => string }[];
+  /** Column indexes of the stream columns (STREAM_COLUMNS in the key), whose cells name a row's stream. */
+  private readonly streamColumns: number[];
 
   constructor(readonly spec: TableSpec) {
     const own = SOURCES[spec.dataType as MarketRecord['dataType']] as Readonly<Record<string, Source<object>>> | undefined;
@@ -199,6 +210,12 @@ export class RowEncoder {
     this.keyColumns = spec.columns.flatMap((c, i) => (spec.key.includes(c.name) ? [i] : []));
     this.keyParts = this.keyColumns.map(() => '');
     this.timeColumn = spec.columns.findIndex((c) => c.name === spec.timeColumn);
+    this.streamColumns = STREAM_COLUMNS.map((name) => {
+      const i = spec.columns.findIndex((c) => c.name === name);
+      const kind = spec.columns[i]?.type.kind;
+      if (!spec.key.includes(name) || (kind !== 'label' && kind !== 'text')) throw new RangeError(`${spec.table}.${name} is not a string column of the key`);
+      return i;
+    });
     this.storedKeyCells = this.keyColumns.map((i) => {
       const column = spec.columns[i] as ColumnSpec;
       return { name: column.name, encode: storedKeyCell(column) };
@@ -212,6 +229,9 @@ export class RowEncoder {
     for (let k = 0; k < this.keyColumns.length; k++) this.keyParts[k] = parts[2 * (this.keyColumns[k] as number) + 1] as string;
     out.lines.push(parts.join(''));
     out.keys.push(this.keyParts.join(','));
+    let stream = '';
+    for (let k = 0; k < this.streamColumns.length; k++) stream += (k === 0 ? '' : ',') + (parts[2 * (this.streamColumns[k] as number) + 1] as string);
+    out.streams.add(stream);
     out.times.push((sources[this.timeColumn] as Source<object>)(record) as number);
   }
 
@@ -282,16 +302,19 @@ export function batchOf(records: readonly unknown[]): RowBatch {
 
 /**
  * Times closer than this join one range of the key check. A batch's event times are dense (at
- * 50,000 trades/s a batch of 5000 spans about 100 ms, nearly every millisecond of it), so they make
- * one range or a few; the rows stored inside a range's gaps that come back with it match no key.
+ * 50,000 trades/s a batch of 20,000 spans about 400 ms, nearly every millisecond of it), so they
+ * make one range or a few; the rows stored inside a range's gaps that come back with it match no key.
  */
 const RANGE_JOIN_MS = 10;
 /** Time ranges per query: keeps a sparse batch's query (a refill's records hours apart) far below max_query_size. */
 const RANGES_PER_QUERY = 200;
+/** Above this many streams in a batch the check asks for all of them (the ranges still bound it). */
+const MAX_STREAMS_IN_QUERY = 1000;
 
 /**
- * Keys already stored among `rows`: every stored row within the ranges their event times make.
- * The key starts with the time column, so the primary key index finds those granules. The ranges
+ * Keys already stored among `rows`: every stored row of their streams within the ranges their
+ * event times make. The key starts with the time column, so the primary key index finds those
+ * granules. The ranges
  * replace a list of every distinct time (`IN (...)`), which 18.16 took longer to parse and set up
  * than to insert the batch itself: 58 against 28 ms per batch of 5000 (`npm run bench -- storage`).
  */
@@ -300,11 +323,16 @@ async function existingKeys(client: ClickHouseClient, database: string, rows: Ta
   const found = new Set<string>();
   const time = ident(spec.timeColumn);
   const ranges = timeRanges(distinctSorted(rows.times), RANGE_JOIN_MS);
+  const streams =
+    rows.streams.size > MAX_STREAMS_IN_QUERY
+      ? ''
+      : `AND (${STREAM_COLUMNS.map(ident).join(', ')}) IN (${[...rows.streams].map((cells) => `(${(JSON.parse(`[${cells}]`) as string[]).map(str).join(', ')})`).join(', ')})`;
   for (let i = 0; i < ranges.length; i += RANGES_PER_QUERY) {
     const chunk = ranges.slice(i, i + RANGES_PER_QUERY);
     const query = [
       `SELECT ${spec.key.map(ident).join(', ')} FROM ${qualified(database, spec.table)}`,
-      `WHERE ${chunk.map(([from, to]) => (from === to ? `${time} = ${uint(from)}` : `(${time} >= ${uint(from)} AND ${time} <= ${uint(to)})`)).join(' OR ')}`,
+      `WHERE (${chunk.map(([from, to]) => (from === to ? `${time} = ${uint(from)}` : `(${time} >= ${uint(from)} AND ${time} <= ${uint(to)})`)).join(' OR ')})`,
+      streams,
     ].join('\n');
     for (const r of await selectRows<Record<string, unknown>>(client, query)) found.add(encoder.storedKey(r));
   }
