@@ -284,7 +284,7 @@ export class BenchPlatform {
 
   spawn(daemon: BenchDaemon): void {
     // The flags the supervisor gives each daemon: a bench measures the daemons as they ship.
-    const args = [...(this.opts.nodeArgs?.(daemon) ?? []), ...daemonArgs(daemon)];
+    const args = [...(this.opts.nodeArgs?.(daemon) ?? []), ...daemonArgs(daemon, this.config)];
     this.children.set(daemon, spawn(process.execPath, args, { env: this.env, stdio: ['ignore', 'ignore', 'inherit'] }));
   }
 

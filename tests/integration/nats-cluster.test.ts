@@ -59,7 +59,7 @@ function startStorage(name: StorageInstanceName): ChildProcess {
   const paths = homePaths(infra.home);
   mkdirSync(paths.logs, { recursive: true });
   const out = openSync(paths.logFile(name), 'a');
-  const child = spawn(process.execPath, daemonArgs(name), { env: { ...process.env, ...infra.env }, stdio: ['ignore', out, out] });
+  const child = spawn(process.execPath, daemonArgs(name, infra.config), { env: { ...process.env, ...infra.env }, stdio: ['ignore', out, out] });
   closeSync(out);
   storageProcs.set(name, child);
   return child;
@@ -132,7 +132,7 @@ async function tradesInHot(): Promise<number> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(daemonArgs('storage').at(-2)!)) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
+  if (!existsSync(daemonArgs('storage', infra.config).at(-2)!)) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
   const [client, monitor, route] = await freePortRuns(3, 3);
   infra = await startTestInfra({
     servers: ['nats', 'nats-2', 'nats-3', 'clickhouse-hot'],

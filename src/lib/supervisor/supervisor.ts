@@ -359,7 +359,7 @@ export class Supervisor {
     const out = openSync(this.paths.logFile(d.name), 'a');
     let child;
     try {
-      child = spawn(process.execPath, daemonArgs(d.name), {
+      child = spawn(process.execPath, daemonArgs(d.name, this.config), {
         env: { ...process.env, MPRISM_HOME: this.config.home, ...(this.config.file ? { MPRISM_CONFIG: this.config.file } : {}), MPRISM_SIMULATE: d.simulate ? '1' : '0' },
         stdio: ['ignore', out, out],
       });
