@@ -1,6 +1,7 @@
 import { recordsIn } from '../lib/bus/message-body.js';
 import { encodeBatches } from '../lib/bus/publisher.js';
 import { subjectFor, type TradeRecord } from '../lib/records.js';
+import { TABLES } from '../lib/store/tables.js';
 import { insertBody, RowBatch } from '../lib/store/writer.js';
 import { formatRate, median } from './stats.js';
 
@@ -82,7 +83,9 @@ export async function runStorageEncodeBench(print: (line: string) => void): Prom
   };
   /** Every trade's line once, in the bodies the timed runs build: checked on the warm-up run. */
   const check = (chunks: string[]) => {
-    const ids = chunks.flatMap((c) => c.split('\n')).map((line) => (JSON.parse(line) as { trade_id: string }).trade_id);
+    // A TabSeparated line holds no raw tab inside a cell.
+    const tradeIdColumn = TABLES.find((t) => t.dataType === 'trade')?.columns.findIndex((c) => c.name === 'trade_id') ?? -1;
+    const ids = chunks.flatMap((c) => c.split('\n')).map((line) => line.split('\t')[tradeIdColumn]);
     if (new Set(ids).size !== trades || ids.length !== trades) failure = `${ids.length} lines (${new Set(ids).size} distinct trades) for ${trades} trades`;
   };
   const ingest = (all?: string[]) => {

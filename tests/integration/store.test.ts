@@ -82,6 +82,19 @@ describe('ClickHouse store on 18.16', () => {
     expect(dup).toEqual({ n: String(22 + 20 + 450 + 2), u: String(22 + 20 + 450 + 2) });
   });
 
+  it('stores strings exactly, whatever characters they hold (TabSeparated escapes)', async () => {
+    const odd = 'A\tB\nC\\D\rE\0F\bG\fH "I\' J';
+    const records = [trade(20_000, { tradeId: odd }), trade(20_001, { tradeId: `${odd}2`, symbol: odd })];
+    expect(await insertRecords(hot, db, records, { skipExisting: true })).toEqual({ inserted: 2, skipped: 0 });
+    const rows = await selectRows<{ trade_id: string; symbol: string }>(hot, `SELECT trade_id, symbol FROM ${db}.trades WHERE trade_id LIKE 'A%' ORDER BY trade_id`);
+    expect(rows).toEqual([
+      { trade_id: odd, symbol: 'BTC-USDT' },
+      { trade_id: `${odd}2`, symbol: odd },
+    ]);
+    // Their keys read back match: a re-delivery is skipped, not stored twice.
+    expect(await insertRecords(hot, db, records, { skipExisting: true })).toEqual({ inserted: 0, skipped: 2 });
+  });
+
   it('rejects a malformed record before writing anything of the batch', async () => {
     const before = await countTrades();
     await expect(insertRecords(hot, db, [trade(9000), trade(9001, { price: 'abc' })], { skipExisting: false })).rejects.toThrow(/not a decimal/);

@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { EncodedRows } from '../../src/lib/store/client.js';
 import { formatDecimal, InvalidValueError } from '../../src/lib/store/decimal.js';
-import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows, timeRanges } from '../../src/lib/store/writer.js';
+import { batchOf, BODY_CHUNK_CHARS, distinctSorted, encoderFor, insertBody, RowBatch, TableRows, timeRanges, tsvString } from '../../src/lib/store/writer.js';
 import type { OrderbookRecord, TradeRecord } from '../../src/lib/records.js';
 import { oneOfEachKind, tradeAt } from '../helpers/records.js';
+
+/** A TabSeparated line's cells by column name (cells as written: escapes not undone). */
+function cellsOf(record: unknown, line: string): Record<string, string> {
+  const cells = line.split('\t');
+  return Object.fromEntries(encoderFor(record).spec.columns.map((c, i) => [c.name, cells[i] as string]));
+}
 
 /** The one row a record becomes. */
 function encode(record: unknown): { table: string; line: string; key: string; time: number } {
@@ -63,15 +68,11 @@ describe('formatDecimal', () => {
 });
 
 describe('row encoding', () => {
-  it('writes a trade as one JSONEachRow line with unquoted exact decimals', () => {
+  it('writes a trade as one TabSeparated line in column order, with exact decimals', () => {
     const { table, line, time } = encode(trade);
     expect(table).toBe('trades');
-    expect(line).toBe(
-      '{"venue":"binance_spot","market_type":"spot","symbol":"BTC-USDT","instrument":"BTCUSDT",' +
-        '"event_time":1704067200123,"receive_time":1704067200130,"trade_id":"3366123",' +
-        '"price":42000.12,"quantity":0.00012,"side":"buy"}',
-    );
-    expect(JSON.parse(line)).toMatchObject({ price: 42000.12, trade_id: '3366123' });
+    expect(line).toBe(['binance_spot', 'spot', 'BTC-USDT', 'BTCUSDT', '1704067200123', '1704067200130', '3366123', '42000.12', '0.00012', 'buy'].join('\t'));
+    expect(cellsOf(trade, line)).toMatchObject({ price: '42000.12', trade_id: '3366123' });
     expect(time).toBe(trade.eventTime);
   });
 
@@ -93,15 +94,25 @@ describe('row encoding', () => {
       ],
       asks: [],
     };
-    const parsed = JSON.parse(encode(book).line) as Record<string, unknown>;
-    expect(parsed).toMatchObject({ venue: 'okx"spot\n', best_ask_price: null, bid_prices: [100.5, 100.4], bid_quantities: [1, 2.5], ask_prices: [], ask_quantities: [] });
+    expect(cellsOf(book, encode(book).line)).toMatchObject({
+      venue: 'okx"spot\\n',
+      best_bid_price: '100.5',
+      best_ask_price: '\\N',
+      bid_prices: '[100.5,100.4]',
+      bid_quantities: '[1,2.5]',
+      ask_prices: '[]',
+      ask_quantities: '[]',
+    });
+    // Every character TabSeparated gives a meaning is escaped, so a line is one row of its cells.
+    expect(tsvString('a\tb\nc\\d\re\0f\bg\fh "i\' j')).toBe('a\\tb\\nc\\\\d\\re\\0f\\bg\\fh "i\' j');
+    expect(tsvString('BTC-USDT')).toBe('BTC-USDT');
   });
 
   it('gives every record kind a line with each column of its table', () => {
     for (const record of oneOfEachKind(1_704_067_200_000)) {
       const { line, time } = encode(record);
       const spec = encoderFor(record).spec;
-      expect(Object.keys(JSON.parse(line) as object), record.dataType).toEqual(spec.columns.map((c) => c.name));
+      expect(line.split('\t'), record.dataType).toHaveLength(spec.columns.length);
       expect(time).toBe(record.eventTime);
     }
   });
@@ -131,6 +142,7 @@ describe('row encoding', () => {
     }
     // Text that would run into the next cell if cells were merely joined.
     expect(encode({ ...trade, symbol: 'A,"B', tradeId: 'C' }).key).not.toBe(encode({ ...trade, symbol: 'A', tradeId: 'B",C' }).key);
+    expect(encode({ ...trade, symbol: 'A\tB', tradeId: 'C' }).key).not.toBe(encode({ ...trade, symbol: 'A', tradeId: 'B\tC' }).key);
     // ClickHouse returns UInt64 quoted and only the key columns.
     const stored = { event_time: String(trade.eventTime), venue: trade.venue, symbol: trade.symbol, trade_id: trade.tradeId };
     expect(encoderFor(trade).storedKey(stored)).toBe(key);
@@ -148,17 +160,13 @@ describe('row encoding', () => {
       ['trades', 3],
       ['orderbooks', 2],
     ]);
-    expect(tables[0]?.lines.map((l) => (JSON.parse(l) as { trade_id: string }).trade_id)).toEqual(['77', '2', '3']);
-  });
-
-  it('refuses to serialize pre-encoded rows through plain JSON.stringify', () => {
-    expect(() => JSON.stringify(new EncodedRows('{}'))).toThrow(/createClickHouse/);
+    expect(tables[0]?.lines.map((l) => cellsOf(t, l).trade_id)).toEqual(['77', '2', '3']);
   });
 
   it('builds an insert body of each key once, leaving out keys stored already, in arrival order', () => {
     const at = (id: string, extra: Partial<TradeRecord> = {}) => ({ ...trade, tradeId: id, ...extra });
     const rows = [...batchOf([at('1'), at('2'), at('1', { receiveTime: 9 }), at('3'), at('4')]).byTable()][0] as TableRows;
-    const ids = (chunks: string[]) => chunks.join('\n').split('\n').map((l) => (JSON.parse(l) as { trade_id: string }).trade_id);
+    const ids = (chunks: string[]) => chunks.join('\n').split('\n').map((l) => cellsOf(trade, l).trade_id);
     const all = insertBody(rows, new Set());
     expect(all).toMatchObject({ inserted: 4, skipped: 1 });
     // The first of a repeated key is the one kept.
@@ -171,7 +179,7 @@ describe('row encoding', () => {
   });
 
   it('cuts a large body into chunks of whole lines, none longer than BODY_CHUNK_CHARS but a single longer line', () => {
-    const n = Math.ceil((3 * BODY_CHUNK_CHARS) / 200);
+    const n = Math.ceil((3 * BODY_CHUNK_CHARS) / encode(trade).line.length);
     const long = { ...trade, tradeId: 'x'.repeat(BODY_CHUNK_CHARS + 10), eventTime: trade.eventTime - 1 };
     const batch = batchOf([long, ...Array.from({ length: n }, (_, i) => ({ ...trade, tradeId: String(i) })), long]);
     const rows = [...batch.byTable()][0] as TableRows;
@@ -192,7 +200,11 @@ describe('row encoding', () => {
   it("lists the streams a table's rows are of, once each, for the key check to ask for", () => {
     const batch = batchOf([tradeAt(1, '1'), tradeAt(2, '2', { symbol: 'ETH-USDT' }), tradeAt(3, '3'), tradeAt(4, '4', { venue: 'okx_spot' })]);
     const [trades] = [...batch.byTable()];
-    expect([...trades!.streams]).toEqual(['"binance_spot","BTC-USDT"', '"binance_spot","ETH-USDT"', '"okx_spot","BTC-USDT"']);
+    expect([...trades!.streams.values()]).toEqual([
+      ['binance_spot', 'BTC-USDT'],
+      ['binance_spot', 'ETH-USDT'],
+      ['okx_spot', 'BTC-USDT'],
+    ]);
   });
 
   it('joins times at most joinMs apart into the ranges the key check asks for', () => {

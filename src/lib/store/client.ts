@@ -5,24 +5,6 @@ import { clickhouseUrl, displayAddress } from '../infra/endpoints.js';
 
 export type { ClickHouseClient };
 
-/**
- * JSONEachRow text already serialized by the writer: one line, or many joined by newlines (an
- * insert's whole body, handed to the client as its single value, so the client encodes nothing per
- * row). Decimals must reach ClickHouse as raw JSON number text (exact digits), which JSON.stringify
- * cannot produce, so clients made by createClickHouse pass this text through unchanged.
- */
-export class EncodedRows {
-  constructor(readonly json: string) {}
-  /** Reached only through a client not made by createClickHouse: fail loudly rather than insert `{"json":...}`. */
-  toJSON(): never {
-    throw new MprismError('EncodedRows must be inserted with a client from createClickHouse()');
-  }
-}
-
-function stringify<T>(value: T): string {
-  return value instanceof EncodedRows ? value.json : JSON.stringify(value);
-}
-
 /** Queries run as one statement each; a minute covers INSERT ... SELECT of a large window on a slow disk. */
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -35,7 +17,6 @@ export function createClickHouse(server: ClickHouseServerConfig): ClickHouseClie
     request_timeout: REQUEST_TIMEOUT_MS,
     // Errors are thrown to the caller and logged there with context; the client's own console logging would duplicate them.
     log: { level: ClickHouseLogLevel.OFF },
-    json: { parse: JSON.parse, stringify },
   });
 }
 

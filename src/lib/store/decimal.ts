@@ -34,9 +34,9 @@ function isOwnOutput(value: string, precision: number, scale: number): boolean {
 }
 
 /**
- * Decimal string -> JSON number text with at most `scale` fraction digits, rounded half away from zero.
- * ClickHouse 18.16 rejects quoted decimals and decimals with more fraction digits than the column scale
- * in JSONEachRow, and going through a JS number would lose digits, so the text is rewritten exactly
+ * Decimal string -> plain decimal text with at most `scale` fraction digits, rounded half away from
+ * zero (a cell of the insert: see writer.ts). ClickHouse 18.16 rejects decimals with more fraction
+ * digits than the column scale, and going through a JS number would lose digits, so the text is rewritten exactly
  * with BigInt arithmetic. Accepts exponents because venues that send JSON numbers end up as `1e-7`.
  */
 export function formatDecimal(value: string, precision: number, scale: number): string {

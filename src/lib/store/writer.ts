@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import type { MarketRecord, PriceLevel, RecordBase } from '../records.js';
-import { EncodedRows, selectRows, type ClickHouseClient } from './client.js';
+import { selectRows, type ClickHouseClient } from './client.js';
 import { formatDecimal, InvalidValueError } from './decimal.js';
 import { ident, qualified, str, uint } from './sql.js';
 import { TABLES, type ColumnSpec, type TableSpec } from './tables.js';
@@ -84,7 +84,23 @@ function levelsColumn(levels: readonly PriceLevel[], index: 0 | 1): string[] {
  */
 const STREAM_COLUMNS = ['venue', 'symbol'] as const;
 
-/** A column's value -> its JSONEachRow text; throws InvalidValueError when the value does not fit the column. */
+/**
+ * Rows go to ClickHouse as TabSeparated: a line of cells in the table's column order (the insert
+ * names the columns), no field names. 18.16 parsed it in about two thirds of the server CPU
+ * JSONEachRow took (1.7 against 2.65 µs a trade, inserts of 20,000 trades), and it is shorter to write.
+ */
+const INSERT_FORMAT = 'TabSeparated';
+
+/** Characters a TabSeparated string cell escapes (ClickHouse reads each back). */
+const TSV_SPECIAL = /[\\\t\n\r\0\b\f]/;
+const TSV_ESCAPES: Readonly<Record<string, string>> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0', '\b': '\\b', '\f': '\\f' };
+
+/** A string as a TabSeparated cell: a raw tab or newline never occurs in one. */
+export function tsvString(value: string): string {
+  return TSV_SPECIAL.test(value) ? value.replace(/[\\\t\n\r\0\b\f]/g, (c) => TSV_ESCAPES[c] as string) : value;
+}
+
+/** A column's value -> its TabSeparated text; throws InvalidValueError when the value does not fit the column. */
 type CellEncoder = (value: unknown) => string;
 
 function cellEncoder(column: ColumnSpec): CellEncoder {
@@ -109,13 +125,13 @@ function cellEncoder(column: ColumnSpec): CellEncoder {
     case 'text':
       return (value) => {
         if (typeof value !== 'string') throw value === undefined ? missing() : new InvalidValueError(`${where}: not a string: ${JSON.stringify(value)}`);
-        return JSON.stringify(value);
+        return tsvString(value);
       };
     case 'decimal': {
       const { precision, scale, nullable } = type;
       return (value) => {
         if (typeof value === 'string') return formatDecimal(value, precision, scale);
-        if (value === null && nullable) return 'null';
+        if (value === null && nullable) return '\\N';
         throw value === undefined ? missing() : new InvalidValueError(`${where}: not a decimal string: ${JSON.stringify(value)}`);
       };
     }
@@ -136,9 +152,9 @@ function cellEncoder(column: ColumnSpec): CellEncoder {
 }
 
 /**
- * A key cell as the key check compares it: the cell's JSONEachRow text, which storage has in hand
+ * A key cell as the key check compares it: the cell's TabSeparated text, which storage has in hand
  * anyway. Key columns are integers or strings; a stored row's come back as strings (ClickHouse
- * quotes UInt64), so they are re-encoded by kind here to match.
+ * quotes UInt64 in JSON), so they are re-encoded by kind here to match.
  */
 function storedKeyCell(column: ColumnSpec): (value: unknown) => string {
   switch (column.type.kind) {
@@ -148,16 +164,16 @@ function storedKeyCell(column: ColumnSpec): (value: unknown) => string {
       return (value) => String(value);
     case 'label':
     case 'text':
-      return (value) => JSON.stringify(String(value));
+      return (value) => tsvString(String(value));
     default:
       throw new RangeError(`key column ${column.name} is of kind ${column.type.kind}: only integers and strings can be compared as text`);
   }
 }
 
 /**
- * Encoded rows of one table, in arrival order: the JSONEachRow line of each, its key as comparable
- * text (the key cells' text joined by commas: JSON strings and digits cannot run into each other)
- * and its event time (what the key check asks the server for). Parallel arrays, not an object per
+ * Encoded rows of one table, in arrival order: the TabSeparated line of each, its key as comparable
+ * text (the key cells' text joined by tabs, which no cell holds raw) and its event time (what the
+ * key check asks the server for). Parallel arrays, not an object per
  * row: storage holds thousands of rows per batch, and fewer, flat objects are what keeps its
  * garbage collection cheap.
  */
@@ -165,8 +181,8 @@ export class TableRows {
   readonly lines: string[] = [];
   readonly keys: string[] = [];
   readonly times: number[] = [];
-  /** The streams the rows are of: their stream cells' text (see RowEncoder), each once. */
-  readonly streams = new Set<string>();
+  /** The streams the rows are of, each once: their stream cells' text -> the stream columns' values (see RowEncoder). */
+  readonly streams = new Map<string, readonly string[]>();
   constructor(readonly encoder: RowEncoder) {}
   get spec(): TableSpec {
     return this.encoder.spec;
@@ -181,13 +197,13 @@ export class TableRows {
 }
 
 /**
- * Record -> row of one table, made once per table: the column sources, cell encoders and `"name":`
- * texts are looked up when it is built, not per row.
+ * Record -> row of one table, made once per table: the column sources and cell encoders are looked
+ * up when it is built, not per row.
  */
 export class RowEncoder {
   private readonly sources: Source<object>[];
   private readonly cells: CellEncoder[];
-  /** `{"venue":`, then `,"market_type":` ... and a closing `}`, with a slot for each cell between: joined into a flat line at once. */
+  /** A row's cells, in column order: joined by tabs into its line at once. */
   private readonly parts: string[];
   /** Column indexes of the key columns, in column order; their cells joined make the key. */
   private readonly keyColumns: number[];
@@ -205,8 +221,7 @@ export class RowEncoder {
       return source as Source<object>;
     });
     this.cells = spec.columns.map(cellEncoder);
-    this.parts = spec.columns.flatMap((c, i) => [`${i === 0 ? '{' : ','}${JSON.stringify(c.name)}:`, '']);
-    this.parts.push('}');
+    this.parts = spec.columns.map(() => '');
     this.keyColumns = spec.columns.flatMap((c, i) => (spec.key.includes(c.name) ? [i] : []));
     this.keyParts = this.keyColumns.map(() => '');
     this.timeColumn = spec.columns.findIndex((c) => c.name === spec.timeColumn);
@@ -225,13 +240,13 @@ export class RowEncoder {
   /** Appends the record's row to `out`; throws InvalidValueError, appending nothing, when it cannot be a row. */
   encode(record: object, out: TableRows): void {
     const { sources, cells, parts } = this;
-    for (let i = 0; i < cells.length; i++) parts[2 * i + 1] = (cells[i] as CellEncoder)((sources[i] as Source<object>)(record));
-    for (let k = 0; k < this.keyColumns.length; k++) this.keyParts[k] = parts[2 * (this.keyColumns[k] as number) + 1] as string;
-    out.lines.push(parts.join(''));
-    out.keys.push(this.keyParts.join(','));
+    for (let i = 0; i < cells.length; i++) parts[i] = (cells[i] as CellEncoder)((sources[i] as Source<object>)(record));
+    for (let k = 0; k < this.keyColumns.length; k++) this.keyParts[k] = parts[this.keyColumns[k] as number] as string;
+    out.lines.push(parts.join('\t'));
+    out.keys.push(this.keyParts.join('\t'));
     let stream = '';
-    for (let k = 0; k < this.streamColumns.length; k++) stream += (k === 0 ? '' : ',') + (parts[2 * (this.streamColumns[k] as number) + 1] as string);
-    out.streams.add(stream);
+    for (let k = 0; k < this.streamColumns.length; k++) stream += (k === 0 ? '' : '\t') + (parts[this.streamColumns[k] as number] as string);
+    if (!out.streams.has(stream)) out.streams.set(stream, this.streamColumns.map((i) => (sources[i] as Source<object>)(record) as string));
     out.times.push((sources[this.timeColumn] as Source<object>)(record) as number);
   }
 
@@ -240,7 +255,7 @@ export class RowEncoder {
     let key = '';
     for (let k = 0; k < this.storedKeyCells.length; k++) {
       const cell = this.storedKeyCells[k] as { name: string; encode: (value: unknown) => string };
-      key += (k === 0 ? '' : ',') + cell.encode(row[cell.name]);
+      key += (k === 0 ? '' : '\t') + cell.encode(row[cell.name]);
     }
     return key;
   }
@@ -326,7 +341,7 @@ async function existingKeys(client: ClickHouseClient, database: string, rows: Ta
   const streams =
     rows.streams.size > MAX_STREAMS_IN_QUERY
       ? ''
-      : `AND (${STREAM_COLUMNS.map(ident).join(', ')}) IN (${[...rows.streams].map((cells) => `(${(JSON.parse(`[${cells}]`) as string[]).map(str).join(', ')})`).join(', ')})`;
+      : `AND (${STREAM_COLUMNS.map(ident).join(', ')}) IN (${[...rows.streams.values()].map((values) => `(${values.map(str).join(', ')})`).join(', ')})`;
   for (let i = 0; i < ranges.length; i += RANGES_PER_QUERY) {
     const chunk = ranges.slice(i, i + RANGES_PER_QUERY);
     const query = [
@@ -394,8 +409,10 @@ export async function insertRows(
     if (insert.chunks.length === 0) continue;
     await client.insert({
       table: qualified(database, rows.spec.table),
-      values: Readable.from(insert.chunks.map((chunk) => new EncodedRows(chunk))),
-      format: 'JSONEachRow',
+      // Not in object mode: the client passes a TabSeparated stream's text on as it is.
+      values: Readable.from(insert.chunks.map((chunk) => `${chunk}\n`), { objectMode: false }),
+      format: INSERT_FORMAT,
+      columns: rows.spec.columns.map((c) => c.name) as [string, ...string[]],
     });
     inserted += insert.inserted;
   }
