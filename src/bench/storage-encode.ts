@@ -9,8 +9,8 @@ import { formatRate, median } from './stats.js';
  * Storage's own CPU per trade, without NATS or ClickHouse: message bodies as the collector publishes
  * them (bus/publisher.ts encodeBatches, 500 trades a message) are parsed, encoded into rows
  * (RowBatch, as ingest does per message) and made into insert bodies (insertBody, per batch of about
- * 5000 rows, as storage makes them at a few tens of thousands a second). The baseline, in the same run and on the same bodies,
- * is decoding them alone (TextDecoder + JSON.parse, what nats' msg.json() does): the floor for any
+ * 5000 rows, as storage makes them at a few tens of thousands a second). The baseline, in the same
+ * run and on the same bodies, is decoding them alone (TextDecoder + JSON.parse, what nats' msg.json() does): the floor for any
  * decoder of this wire format. CPU time (process.cpuUsage: GC threads included) of interleaved runs,
  * medians. A run whose bodies do not hold every trade exactly once fails.
  */

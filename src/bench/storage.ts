@@ -13,8 +13,8 @@ import { formatRate, median } from './stats.js';
 
 /**
  * What storage's duplicate guard costs: trades inserted into a real ClickHouse (a private
- * clickhouse-server on free ports in a temp dir) in batches of 5000 (storage's at a few tens of thousands a second), plainly
- * (the baseline), with the existence check storage runs on every batch (insertRecords with
+ * clickhouse-server on free ports in a temp dir) in batches of 5000 (storage's at a few tens of
+ * thousands a second), plainly (the baseline), with the existence check storage runs on every batch (insertRecords with
  * skipExisting), and as a JetStream re-delivery of batches already stored (all skipped). Each
  * trade has its own millisecond, the most event times a batch can ask about.
  */

@@ -173,9 +173,8 @@ function storedKeyCell(column: ColumnSpec): (value: unknown) => string {
 /**
  * Encoded rows of one table, in arrival order: the TabSeparated line of each, its key as comparable
  * text (the key cells' text joined by tabs, which no cell holds raw) and its event time (what the
- * key check asks the server for). Parallel arrays, not an object per
- * row: storage holds thousands of rows per batch, and fewer, flat objects are what keeps its
- * garbage collection cheap.
+ * key check asks the server for). Parallel arrays, not an object per row: storage holds thousands
+ * of rows per batch, and fewer, flat objects are what keeps its garbage collection cheap.
  */
 export class TableRows {
   readonly lines: string[] = [];
@@ -329,9 +328,9 @@ const MAX_STREAMS_IN_QUERY = 1000;
 /**
  * Keys already stored among `rows`: every stored row of their streams within the ranges their
  * event times make. The key starts with the time column, so the primary key index finds those
- * granules. The ranges
- * replace a list of every distinct time (`IN (...)`), which 18.16 took longer to parse and set up
- * than to insert the batch itself: 58 against 28 ms per batch of 5000 (`npm run bench -- storage`).
+ * granules. The ranges replace a list of every distinct time (`IN (...)`), which 18.16 took longer
+ * to parse and set up than to insert the batch itself: 58 against 28 ms per batch of 5000
+ * (`npm run bench -- storage`).
  */
 async function existingKeys(client: ClickHouseClient, database: string, rows: TableRows): Promise<Set<string>> {
   const { spec, encoder } = rows;
