@@ -17,7 +17,7 @@ import { isAlive } from '../../src/lib/process-util.js';
 import type { SimulatorStats } from '../../src/lib/simulator/server.js';
 import { createClickHouse, detectDialect, selectRows, type ClickHouseClient } from '../../src/lib/store/client.js';
 import { ensureSchema } from '../../src/lib/store/tables.js';
-import { daemonArgs } from '../../src/lib/supervisor/daemon-command.js';
+import { DAEMON_MAIN, daemonArgs } from '../../src/lib/supervisor/daemon-command.js';
 import { inspectHomeLock } from '../../src/lib/supervisor/lock.js';
 import { Supervisor } from '../../src/lib/supervisor/supervisor.js';
 import { collectStatus } from '../../src/lib/checks/status.js';
@@ -132,7 +132,7 @@ async function tradesInHot(): Promise<number> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(daemonArgs('storage', infra.config).at(-2)!)) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
+  if (!existsSync(DAEMON_MAIN)) throw new Error('dist/ is missing: build first (npx tsc -p tsconfig.json)');
   const [client, monitor, route] = await freePortRuns(3, 3);
   infra = await startTestInfra({
     servers: ['nats', 'nats-2', 'nats-3', 'clickhouse-hot'],

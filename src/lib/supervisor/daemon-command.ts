@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import { VENUES, type Config } from '../config/schema.js';
 import { PACKAGE_ROOT, daemonKind, type DaemonKind, type DaemonName } from '../paths.js';
 
-const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
+/** The compiled daemon entry point every daemon runs. */
+export const DAEMON_MAIN = join(PACKAGE_ROOT, 'dist', 'daemons', 'main.js');
 
 /**
  * V8 flags each daemon runs with (nodeFlags adds the collector's young generation). The collector
