@@ -1,4 +1,4 @@
-import { recordsIn } from '../lib/bus/message-body.js';
+import { recordsIn, recordsOfBody } from '../lib/bus/message-body.js';
 import { encodeBatches } from '../lib/bus/publisher.js';
 import { subjectFor, type TradeRecord } from '../lib/records.js';
 import { TABLES } from '../lib/store/tables.js';
@@ -9,9 +9,10 @@ import { formatRate, median } from './stats.js';
  * Storage's own CPU per trade, without NATS or ClickHouse: message bodies as the collector publishes
  * them (bus/publisher.ts encodeBatches, 500 trades a message) are parsed, encoded into rows
  * (RowBatch, as ingest does per message) and made into insert bodies (insertBody, per batch of about
- * 5000 rows, as storage makes them at a few tens of thousands a second). The baseline, in the same
- * run and on the same bodies, is decoding them alone (TextDecoder + JSON.parse, what nats' msg.json() does): the floor for any
- * decoder of this wire format. CPU time (process.cpuUsage: GC threads included) of interleaved runs,
+ * 5000 rows, as storage makes them at a few tens of thousands a second), once as storage reads
+ * them (recordsOfBody: trade rows by hand) and once through JSON.parse (the general path, which
+ * storage used before). The baseline, in the same run and on the same bodies, is decoding them
+ * alone (TextDecoder + JSON.parse, what nats' msg.json() does). CPU time (process.cpuUsage: GC threads included) of interleaved runs,
  * medians. A run whose bodies do not hold every trade exactly once fails.
  */
 
@@ -88,11 +89,12 @@ export async function runStorageEncodeBench(print: (line: string) => void): Prom
     const ids = chunks.flatMap((c) => c.split('\n')).map((line) => line.split('\t')[tradeIdColumn]);
     if (new Set(ids).size !== trades || ids.length !== trades) failure = `${ids.length} lines (${new Set(ids).size} distinct trades) for ${trades} trades`;
   };
-  const ingest = (all?: string[]) => {
+  const viaJsonParse = (text: string) => recordsIn(JSON.parse(text));
+  const ingest = (all?: string[], read: (text: string) => unknown[] = recordsOfBody) => {
     let inserted = 0;
     for (let i = 0; i < bodies.length; i += BATCH_MESSAGES) {
       const batch = new RowBatch();
-      for (const body of bodies.slice(i, i + BATCH_MESSAGES)) for (const record of recordsIn(JSON.parse(decoder.decode(body)))) batch.add(record);
+      for (const body of bodies.slice(i, i + BATCH_MESSAGES)) for (const record of read(decoder.decode(body))) batch.add(record);
       for (const rows of batch.byTable()) {
         const insert = insertBody(rows, new Set());
         inserted += insert.inserted;
@@ -106,17 +108,23 @@ export async function runStorageEncodeBench(print: (line: string) => void): Prom
   const chunks: string[] = [];
   ingest(chunks);
   check(chunks);
+  const general: string[] = [];
+  ingest(general, viaJsonParse);
+  if (general.join('') !== chunks.join('')) failure = 'the general path built other insert bodies';
   const parsed: number[] = [];
   const encoded: number[] = [];
+  const encodedGeneral: number[] = [];
   for (let run = 0; run < RUNS; run++) {
     parsed.push(cpuSeconds(parseOnly));
     encoded.push(cpuSeconds(() => ingest()));
+    encodedGeneral.push(cpuSeconds(() => ingest(undefined, viaJsonParse)));
   }
   if (failure !== null) throw new Error(`storage-encode: ${failure}`);
   const base = median(parsed);
   const rows: StorageEncodeRow[] = [
     { name: 'JSON.parse of the bodies (baseline)', usPerTrade: (base / trades) * 1e6, ratio: 1 },
-    { name: 'parse, encode rows, build insert bodies', usPerTrade: (median(encoded) / trades) * 1e6, ratio: median(encoded) / base },
+    { name: 'read, encode rows, build insert bodies (storage)', usPerTrade: (median(encoded) / trades) * 1e6, ratio: median(encoded) / base },
+    { name: 'the same, read through JSON.parse', usPerTrade: (median(encodedGeneral) / trades) * 1e6, ratio: median(encodedGeneral) / base },
   ];
   const width = Math.max(...rows.map((r) => r.name.length));
   print(`${'trades, storage CPU outside NATS and ClickHouse'.padEnd(width)}  ${'µs/trade'.padStart(8)}  ${'rate'.padStart(10)}  vs baseline`);

@@ -24,6 +24,9 @@ class FakeMessage implements IngestMessage {
     if (typeof this.body === 'string') return JSON.parse(this.body) as T;
     return this.body as T;
   }
+  string(): string {
+    return typeof this.body === 'string' ? this.body : JSON.stringify(this.body);
+  }
   ack = () => void this.outcomes.push('ack');
   nak = () => void this.outcomes.push('nak');
   term = () => void this.outcomes.push('term');

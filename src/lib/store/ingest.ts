@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { backoffDelay, sleep } from '../backoff.js';
-import { recordsIn } from '../bus/message-body.js';
+import { recordsOfBody } from '../bus/message-body.js';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { RowBatch } from './writer.js';
@@ -10,7 +10,8 @@ export interface IngestMessage {
   readonly seq: number;
   readonly subject: string;
   readonly info: { readonly timestampNanos: number };
-  json<T>(): T;
+  /** The body as text. */
+  string(): string;
   ack(): void;
   nak(millis?: number): void;
   term(reason?: string): void;
@@ -176,7 +177,7 @@ function decode(o: IngestOptions, messages: readonly IngestMessage[], batch: Bat
     let firstError: unknown = null;
     let items: unknown[] = [];
     try {
-      items = recordsIn(m.json<unknown>());
+      items = recordsOfBody(m.string());
     } catch (err) {
       invalid = 1;
       firstError = err;
