@@ -27,13 +27,16 @@ export function storageOverload(o: { eventLoopLagMs: number; fullBatchesSince: n
   return null;
 }
 
+/** How often the event loop's delay is sampled (monitorEventLoopDelay's resolution), ms. */
+const LAG_SAMPLE_MS = 20;
+
 /**
  * The event loop's delay, a percentile (p99 unless asked otherwise) over windows of windowMs: the
  * larger of the last whole window and the current one, so a stall shows at once and stays visible
  * for a window after it ends.
  */
 export class EventLoopLag {
-  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: 20 });
+  private readonly histogram: IntervalHistogram = monitorEventLoopDelay({ resolution: LAG_SAMPLE_MS });
   private lastWindowMs = 0;
   private readonly timer: NodeJS.Timeout;
 
@@ -62,6 +65,8 @@ export class EventLoopLag {
   private currentMs(): number {
     // Empty until the first sample: percentile() is then NaN or 0 depending on the Node version.
     const p = this.histogram.count > 0 ? this.histogram.percentile(this.percentile) / 1e6 : 0;
-    return Number.isFinite(p) ? p : 0;
+    // The histogram holds the time between its timer's runs, the sampling interval included (an
+    // idle loop reads 20 ms): the delay is what exceeds it.
+    return Number.isFinite(p) ? Math.max(0, p - LAG_SAMPLE_MS) : 0;
   }
 }

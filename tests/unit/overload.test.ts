@@ -62,3 +62,15 @@ describe('EventLoopLag', () => {
     }
   });
 });
+
+describe('EventLoopLag of an idle loop', () => {
+  it('reads about zero, not the sampling interval', async () => {
+    const lag = new EventLoopLag(60_000, 50);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(lag.delayMs()).toBeLessThan(10);
+    } finally {
+      lag.stop();
+    }
+  });
+});
