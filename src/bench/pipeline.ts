@@ -2,7 +2,7 @@ import { sleep } from '../lib/backoff.js';
 import { errorMessage } from '../lib/errors.js';
 import { fetchDaemonHealth } from '../lib/daemon-health.js';
 import { selectRows } from '../lib/store/client.js';
-import { BenchPlatform, cpuSeconds, peakRssMiB, totalSent, tradeAndBookVenues, VENUE_SYMBOLS, type BenchDaemon } from './platform.js';
+import { BenchPlatform, cpuSeconds, everyTypeVenues, peakRssMiB, totalSent, tradeAndBookVenues, VENUE_SYMBOLS, type BenchDaemon } from './platform.js';
 import { median, weightedPercentile } from './stats.js';
 
 /**
@@ -23,7 +23,9 @@ import { median, weightedPercentile } from './stats.js';
  * and the ratio of the two modes' is the speed-up. Environment: MPRISM_BENCH_SECONDS (measured window, default 20),
  * MPRISM_BENCH_RATES (total trades/s, comma-separated; default `10000,40000`), MPRISM_BENCH_RUNS
  * (runs per mode and rate, default 3), MPRISM_BENCH_MODES (e.g. `batched` alone, to profile),
- * MPRISM_BENCH_SYMBOLS (symbols per venue, default 3; e.g. 100 for the collector's memory with many books).
+ * MPRISM_BENCH_SYMBOLS (symbols per venue, default 3; e.g. 100 for the collector's memory with many books),
+ * MPRISM_BENCH_ALL_TYPES=1 (every data type of the shipped config on each venue, and Deribit's
+ * volatility indices, instead of trades and books alone: see everyTypeVenues).
  */
 
 /** MPRISM_BENCH_SYMBOLS (default 3) per venue: BTC, ETH, SOL, then made-up ones (XAA, XAB, ...). */
@@ -31,6 +33,7 @@ const SYMBOLS = Array.from({ length: Math.max(1, Number(process.env.MPRISM_BENCH
   i < 3 ? (['BTC', 'ETH', 'SOL'][i] as string) : `X${String.fromCharCode(65 + Math.floor((i - 3) / 26) % 26)}${String.fromCharCode(65 + ((i - 3) % 26))}`,
 );
 const STREAMS = Object.keys(VENUE_SYMBOLS).length * SYMBOLS.length;
+const ALL_TYPES = process.env.MPRISM_BENCH_ALL_TYPES === '1';
 const WARMUP_TIMEOUT_MS = 60_000;
 const WARMUP_SETTLE_MS = 3_000;
 const POLL_MS = 200;
@@ -65,6 +68,8 @@ export interface PipelineRun {
   backlogAtEnd: number;
   drainSeconds: number;
   booksPerSecond: number;
+  /** The book snapshot rate the collector's pacing set (per book per second, its /health), the lowest read in the window: below the configured rate means it thinned them. */
+  snapshotRateMin: number;
   /** The collector's event-loop lag (p99 over 5 s, from its /health), the worst read in the window. */
   collectorLagMs: number;
   p50Ms: number;
@@ -80,7 +85,7 @@ export interface PipelineRun {
 
 async function runOnce(mode: Mode, rate: string, seconds: number): Promise<PipelineRun> {
   const perStream = Math.max(1, Math.round(Number(rate) / STREAMS));
-  const venues = tradeAndBookVenues(SYMBOLS);
+  const venues = ALL_TYPES ? everyTypeVenues(SYMBOLS) : tradeAndBookVenues(SYMBOLS);
   const platform = await BenchPlatform.start({
     settings: () => ({
       // A client that falls behind is not cut off here (the venues would): a stage that cannot keep
@@ -136,6 +141,7 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
     const start = await snapshot();
     // The collector's event-loop lag (its /health: p99 over 5 s) at its worst in the window.
     let collectorLagMs = 0;
+    let snapshotRateMin = Number.NaN;
     let lagReadAt = 0;
     while (Date.now() - start.at < seconds * 1000) {
       await sleep(POLL_MS);
@@ -145,6 +151,8 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
         const health = await fetchDaemonHealth(platform.ports.collector, 5000);
         const lag = health.answered ? (health.body as { eventLoopLagMs?: unknown }).eventLoopLagMs : undefined;
         if (typeof lag === 'number') collectorLagMs = Math.max(collectorLagMs, lag);
+        const snapshotRate = health.answered ? (health.body as { bookSnapshotsPerSecond?: unknown }).bookSnapshotsPerSecond : undefined;
+        if (typeof snapshotRate === 'number' && !(snapshotRate >= snapshotRateMin)) snapshotRateMin = snapshotRate;
       }
     }
     const end = await snapshot();
@@ -225,6 +233,7 @@ async function runOnce(mode: Mode, rate: string, seconds: number): Promise<Pipel
       backlogAtEnd: Math.max(0, sent1 - hot1),
       drainSeconds,
       booksPerSecond: (books1 - books0) / window,
+      snapshotRateMin,
       collectorLagMs,
       p50Ms: weightedPercentile(latency, 50),
       p99Ms: weightedPercentile(latency, 99),
@@ -247,8 +256,8 @@ export async function runPipelineBench(print: (line: string) => void): Promise<P
   const rates = (process.env.MPRISM_BENCH_RATES ?? '10000,40000').split(',').map((r) => r.trim());
   const runs = Number(process.env.MPRISM_BENCH_RUNS ?? 3);
   for (const r of rates) if (!(Number(r) > 0)) throw new Error(`MPRISM_BENCH_RATES: ${r} is not a positive number of trades/s`);
-  print(`${STREAMS} trade streams and ${STREAMS} books (${SYMBOLS.length} symbols x 4 venues), ${seconds} s measured per run, ${runs} interleaved runs per mode and rate`);
-  print(`${'mode'.padEnd(8)} ${'rate'.padStart(6)}  ${'sent/s'.padStart(7)} ${'hot/s'.padStart(7)} ${'backlog'.padStart(8)} ${'drain s'.padStart(7)} ${'books/s'.padStart(7)} ${'lag ms'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  cpu s/1k trades (sim col sto nats ch)  peak RSS MiB (sim col sto)  result`);
+  print(`${STREAMS} trade streams and ${STREAMS} books (${SYMBOLS.length} symbols x 4 venues)${ALL_TYPES ? ', every other data type of the shipped config, and Deribit' : ''}, ${seconds} s measured per run, ${runs} interleaved runs per mode and rate`);
+  print(`${'mode'.padEnd(8)} ${'rate'.padStart(6)}  ${'sent/s'.padStart(7)} ${'hot/s'.padStart(7)} ${'backlog'.padStart(8)} ${'drain s'.padStart(7)} ${'books/s'.padStart(7)} ${'snap min'.padStart(8)} ${'lag ms'.padStart(7)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)}  cpu s/1k trades (sim col sto nats ch)  peak RSS MiB (sim col sto)  result`);
   const all: PipelineRun[] = [];
   for (let i = 0; i < runs; i++) {
     for (const rate of rates) {
@@ -266,7 +275,7 @@ export async function runPipelineBench(print: (line: string) => void): Promise<P
         const c = r.cpuPer1k;
         const m = r.peakRssMiB;
         print(
-          `${mode.padEnd(8)} ${rate.padStart(6)}  ${fmt(r.sentPerSecond).padStart(7)} ${fmt(r.hotPerSecond).padStart(7)} ${fmt(r.backlogAtEnd).padStart(8)} ${fmt(r.drainSeconds, 1).padStart(7)} ${fmt(r.booksPerSecond).padStart(7)} ${fmt(r.collectorLagMs).padStart(7)} ${fmt(r.p50Ms).padStart(7)} ${fmt(r.p99Ms).padStart(7)}  ` +
+          `${mode.padEnd(8)} ${rate.padStart(6)}  ${fmt(r.sentPerSecond).padStart(7)} ${fmt(r.hotPerSecond).padStart(7)} ${fmt(r.backlogAtEnd).padStart(8)} ${fmt(r.drainSeconds, 1).padStart(7)} ${fmt(r.booksPerSecond).padStart(7)} ${fmt(r.snapshotRateMin, 1).padStart(8)} ${fmt(r.collectorLagMs).padStart(7)} ${fmt(r.p50Ms).padStart(7)} ${fmt(r.p99Ms).padStart(7)}  ` +
             `${[c.simulator, c.collector, c.storage, c.nats, c.clickhouse].map((x) => fmt(x, 3)).join(' ')}  ${[m.simulator, m.collector, m.storage].map((x) => fmt(x)).join(' ')}  ${r.failure === null ? 'ok' : `FAILED: ${r.failure}`}`,
         );
         for (const line of r.silentRanges) print(`  not in any recorded hole: ${line}`);

@@ -41,6 +41,21 @@ export function tradeAndBookVenues(bases: readonly string[]): Record<string, Ben
   for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) venues[venue] = { enabled: true, symbols: bases.map(symbolOf), dataTypes: ['orderbook', 'trade'] };
   return venues;
 }
+
+/**
+ * As tradeAndBookVenues, with every data type the shipped config collects on each venue (funding,
+ * open interest, liquidations and the long/short ratios on the derivatives venues), and Deribit's
+ * volatility indices on: what a full deployment of that many symbols keeps in the collector.
+ * Deribit publishes a DVOL index for BTC and ETH only, so it has those two whatever `bases` holds.
+ */
+export function everyTypeVenues(bases: readonly string[]): Record<string, BenchVenueSettings> {
+  const shipped = loadConfig({ file: join(PACKAGE_ROOT, 'config', 'mprism.yaml'), env: {} }).collector.venues;
+  const venues: Record<string, BenchVenueSettings> = { deribit_derivatives: { enabled: true, symbols: ['BTC', 'ETH'], dataTypes: [...shipped.deribit_derivatives.dataTypes] } };
+  for (const [venue, symbolOf] of Object.entries(VENUE_SYMBOLS)) {
+    venues[venue] = { enabled: true, symbols: bases.map(symbolOf), dataTypes: [...shipped[venue as keyof typeof VENUE_SYMBOLS].dataTypes] };
+  }
+  return venues;
+}
 export type BenchServer = 'nats' | 'clickhouse-hot' | 'clickhouse-cold' | 'redis';
 
 /** The ports a bench platform runs on, all free ones picked at start. */
