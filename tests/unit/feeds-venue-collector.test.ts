@@ -139,6 +139,8 @@ class TestVenue {
   fundingStatus = 200;
   /** Answer contract value requests with this status instead. */
   contractStatus = 200;
+  /** Instruments the `/contracts` listing holds. */
+  listedContracts: string[] = [];
   /** Instruments whose funding requests fail with 400 (a symbol the venue does not list). */
   readonly unknownFunding = new Set<string>();
   /** Acknowledge subscriptions, then send nothing (the Binance routing failure). */
@@ -246,6 +248,11 @@ class TestVenue {
         return;
       }
       res.end(JSON.stringify(this.snapshot(instrument)));
+      return;
+    }
+    if (url.pathname.endsWith('/contracts')) {
+      // The venue's listing of its contracts: only those it is told to list.
+      res.end(JSON.stringify({ values: Object.fromEntries(this.listedContracts.map((i) => [i, '0.01'])) }));
       return;
     }
     if (url.pathname.endsWith('/contract')) {
@@ -501,6 +508,32 @@ describe('VenueCollector', () => {
     expect(book?.bids[0]).toEqual(['99', '0.01']);
     // ...and never the raw count of contracts.
     expect(sizes().every((q) => q < 1000)).toBe(true);
+  });
+
+  it('takes contract values from one listing of every contract, asking only for what it lacks one by one', async () => {
+    const instruments = ['AAAUSDT', 'BBBUSDT', 'CCCUSDT'];
+    venue = await TestVenue.start({ source: 'stream', instruments });
+    venue.listedContracts = ['AAAUSDT', 'CCCUSDT'];
+    const adapter: VenueAdapter = {
+      ...testAdapter('stream'),
+      contracts: {
+        request: (base, instrument) => ({ url: `${base}/contract?symbol=${instrument}`, weight: 1 }),
+        listAll: (base) => ({ url: `${base}/contracts`, weight: 1 }),
+        parse: (body, instrument) => {
+          const answer = JSON.parse(body) as { value?: string; values?: Record<string, string> };
+          if (answer.values === undefined) return String(answer.value);
+          const value = answer.values[instrument];
+          if (value === undefined) throw new MalformedFrameError('unknown_symbol', `no contract ${instrument}`);
+          return value;
+        },
+      },
+    };
+    const c = collectorFor(venue, { source: 'stream', symbols: instruments, adapter });
+    // Every instrument's feed opened (its books are published), each sized with its value.
+    await waitFor(() => instruments.every((i) => c.books(i).length > 0), 10_000);
+    await c.stop();
+    expect(venue.restRequests.filter((r) => r.startsWith('/contract'))).toEqual(['/contracts', '/contract?symbol=BBBUSDT']);
+    expect(instruments.map((i) => c.books(i)[0]?.bids[0])).toEqual(instruments.map(() => ['99', '0.01']));
   });
 
   it('throttles published books per symbol and publishes the last change once the interval has passed', async () => {

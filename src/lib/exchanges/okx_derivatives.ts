@@ -413,6 +413,8 @@ export const okxContractValues: ContractValueSupport = {
     url: joinUrl(restBaseUrl, `/api/v5/public/instruments?instType=SWAP&instId=${encodeURIComponent(instId)}`),
     weight: 1,
   }),
+  // Without instId OKX lists every swap (a few hundred, one page).
+  listAll: (restBaseUrl) => ({ url: joinUrl(restBaseUrl, '/api/v5/public/instruments?instType=SWAP'), weight: 1 }),
   parse(body, instId) {
     const item = okxRestData(body, null).find((d) => isObject(d) && d.instId === instId);
     if (item === undefined) throw new MalformedFrameError('unknown_symbol', `OKX lists no swap ${instId}`);

@@ -241,6 +241,11 @@ export interface HistorySource {
  */
 export interface ContractValueSupport {
   request(restBaseUrl: string, instrument: string): RestRequest;
+  /**
+   * The venue's list of every contract in one request, where it has one: what parse reads for any
+   * instrument it lists (an instrument it lacks throws MalformedFrameError `unknown_symbol`).
+   */
+  listAll?(restBaseUrl: string): RestRequest;
   /** Coins per contract, as a decimal string, from the answer. Throws MalformedFrameError. */
   parse(body: string, instrument: string): string;
 }
