@@ -111,8 +111,15 @@ export function rssMiB(pid: number): number {
   return m ? Number(m[1]) / 1024 : Number.NaN;
 }
 
+/**
+ * How long the bench waits for a daemon's answer (the simulator's /stats, its controls). Generous:
+ * on a saturated machine (400 books at 10 snapshots a second) the simulator answered /stats in half
+ * a second on average and in over 5 s at times, and the bench measures that machine, not its probe.
+ */
+const BENCH_HTTP_TIMEOUT_MS = 30_000;
+
 export async function getJson<T>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  const res = await fetch(url, { signal: AbortSignal.timeout(BENCH_HTTP_TIMEOUT_MS) });
   if (!res.ok) throw new Error(`${url}: HTTP ${res.status}`);
   return (await res.json()) as T;
 }
