@@ -33,9 +33,11 @@ export const DAEMON_NODE_ARGS: Readonly<Record<DaemonKind, readonly string[]>> =
  * with 12 books (pipeline bench, interleaved) 45,982 and 43,480 trades/s reached hot against 38,918
  * and 39,358, at 0.011-0.012 against 0.012-0.013 collector CPU s per 1k. With 400 books (100 symbols
  * on 4 venues) it took the collector's RSS from 179 to 198 MiB, past the 200 MB it is held to; 100
- * books hold about 12 MiB of levels more than 12.
+ * books hold about 12 MiB of levels more than 12. With every data type on those venues and Deribit
+ * as well, 8 MiB peaked at 187 to 198 MiB (3 runs of 60 s) and 4 MiB at 180 and 181 (189 and 190
+ * MB), for about 8% more collector CPU: 4 from MANY_BOOKS on.
  */
-export const COLLECTOR_SEMI_SPACE_MIB = { fewBooks: 16, manyBooks: 8 } as const;
+export const COLLECTOR_SEMI_SPACE_MIB = { fewBooks: 16, manyBooks: 4 } as const;
 export const MANY_BOOKS = 100;
 
 /** Books the collector keeps: the symbols of every enabled venue that collects orderbooks. */
