@@ -192,7 +192,14 @@ describe('3-node NATS cluster and two storage daemons', () => {
     await waitFor('simulator', async () => (await fetch(`${http}/health`).catch(() => null))?.ok === true);
     startStorage('storage');
     startStorage('storage-2');
-    await waitFor('both storage daemons healthy', async () => (await storageHealthy('storage')) && (await storageHealthy('storage-2')));
+    // Each creates its consumers on a cluster that has just formed; under CI's load (other suites
+    // on the same two cores) that once took longer than 30 s. A timeout shows what they logged.
+    try {
+      await waitFor('both storage daemons healthy', async () => (await storageHealthy('storage')) && (await storageHealthy('storage-2')), 90_000);
+    } catch (err) {
+      const logs = (['storage', 'storage-2'] as const).map((n) => `${n}: ${existsSync(homePaths(infra.home).logFile(n)) ? readFileSync(homePaths(infra.home).logFile(n), 'utf8').slice(-2000) : '(no log)'}`);
+      throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
+    }
     // One durable consumer per stream, shared by both, replicated like its stream.
     for (const stream of [MARKET_DATA_STREAM, ORDERBOOK_STREAM]) {
       const info = await jsm.consumers.info(stream, storageDurable(stream));
