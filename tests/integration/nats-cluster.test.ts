@@ -197,7 +197,10 @@ describe('3-node NATS cluster and two storage daemons', () => {
     try {
       await waitFor('both storage daemons healthy', async () => (await storageHealthy('storage')) && (await storageHealthy('storage-2')), 90_000);
     } catch (err) {
-      const logs = (['storage', 'storage-2'] as const).map((n) => `${n}: ${existsSync(homePaths(infra.home).logFile(n)) ? readFileSync(homePaths(infra.home).logFile(n), 'utf8').slice(-2000) : '(no log)'}`);
+      const logs = (['storage', 'storage-2'] as const).map((n) => {
+        const file = homePaths(infra.home).logFile(n);
+        return `${n}: ${existsSync(file) ? readFileSync(file, 'utf8').slice(-2000) : '(no log)'}`;
+      });
       throw new Error(`${(err as Error).message}\n${logs.join('\n')}`);
     }
     // One durable consumer per stream, shared by both, replicated like its stream.

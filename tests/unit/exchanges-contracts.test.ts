@@ -57,17 +57,17 @@ describe('okxContractValues', () => {
       url: 'http://h/okx_derivatives/api/v5/public/instruments?instType=SWAP&instId=BTC-USDT-SWAP',
       weight: 1,
     });
-    expect(okxContractValues.parse(item({}), 'BTC-USDT-SWAP')).toBe('0.01');
-    expect(okxContractValues.parse(item({ ctVal: '0.1', ctMult: '10' }), 'BTC-USDT-SWAP')).toBe('1');
+    expect(okxContractValues.reader(item({}))('BTC-USDT-SWAP')).toBe('0.01');
+    expect(okxContractValues.reader(item({ ctVal: '0.1', ctMult: '10' }))('BTC-USDT-SWAP')).toBe('1');
   });
 
   it('refuses an inverse swap, an unlisted one, a venue error and a missing field, with a reason', () => {
     const inverse = JSON.stringify({ code: '0', msg: '', data: [{ instId: 'BTC-USD-SWAP', ctVal: '100', ctMult: '1', ctValCcy: 'USD', ctType: 'inverse' }] });
-    expect(() => okxContractValues.parse(inverse, 'BTC-USD-SWAP')).toThrow(/BTC-USD-SWAP is worth 100 USD a contract \(ctType inverse\); only linear swaps valued in BTC/);
-    expect(() => okxContractValues.parse(item({}), 'ETH-USDT-SWAP')).toThrow(/OKX lists no swap ETH-USDT-SWAP/);
-    expect(() => okxContractValues.parse('{"code":"51001","msg":"Instrument ID does not exist","data":[]}', 'X-USDT-SWAP')).toThrow(/OKX error 51001/);
-    expect(() => okxContractValues.parse(item({ ctVal: '' }), 'BTC-USDT-SWAP')).toThrow(MalformedFrameError);
-    expect(() => okxContractValues.parse(item({ ctVal: '0' }), 'BTC-USDT-SWAP')).toThrow(/contract value of 0/);
-    expect(() => okxContractValues.parse('not json', 'BTC-USDT-SWAP')).toThrow(MalformedFrameError);
+    expect(() => okxContractValues.reader(inverse)('BTC-USD-SWAP')).toThrow(/BTC-USD-SWAP is worth 100 USD a contract \(ctType inverse\); only linear swaps valued in BTC/);
+    expect(() => okxContractValues.reader(item({}))('ETH-USDT-SWAP')).toThrow(/OKX lists no swap ETH-USDT-SWAP/);
+    expect(() => okxContractValues.reader('{"code":"51001","msg":"Instrument ID does not exist","data":[]}')('X-USDT-SWAP')).toThrow(/OKX error 51001/);
+    expect(() => okxContractValues.reader(item({ ctVal: '' }))('BTC-USDT-SWAP')).toThrow(MalformedFrameError);
+    expect(() => okxContractValues.reader(item({ ctVal: '0' }))('BTC-USDT-SWAP')).toThrow(/contract value of 0/);
+    expect(() => okxContractValues.reader('not json')('BTC-USDT-SWAP')).toThrow(MalformedFrameError);
   });
 });

@@ -482,7 +482,7 @@ describe('VenueCollector', () => {
       ...testAdapter('stream'),
       contracts: {
         request: (base, instrument) => ({ url: `${base}/contract?symbol=${instrument}`, weight: 1 }),
-        parse: (body) => String((JSON.parse(body) as { value: string }).value),
+        reader: (body) => () => String((JSON.parse(body) as { value: string }).value),
       },
     };
     const c = collectorFor(venue, { source: 'stream', symbols: ['AAAUSDT'], adapter });
@@ -519,12 +519,14 @@ describe('VenueCollector', () => {
       contracts: {
         request: (base, instrument) => ({ url: `${base}/contract?symbol=${instrument}`, weight: 1 }),
         listAll: (base) => ({ url: `${base}/contracts`, weight: 1 }),
-        parse: (body, instrument) => {
+        reader: (body) => {
           const answer = JSON.parse(body) as { value?: string; values?: Record<string, string> };
-          if (answer.values === undefined) return String(answer.value);
-          const value = answer.values[instrument];
-          if (value === undefined) throw new MalformedFrameError('unknown_symbol', `no contract ${instrument}`);
-          return value;
+          return (instrument) => {
+            if (answer.values === undefined) return String(answer.value);
+            const value = answer.values[instrument];
+            if (value === undefined) throw new MalformedFrameError('unknown_symbol', `no contract ${instrument}`);
+            return value;
+          };
         },
       },
     };

@@ -289,12 +289,13 @@ describe('simulator venues against the real adapters', () => {
 
     // Contract values as OKX lists them: 0.01 BTC a contract, the unit the simulated swap sizes count.
     const contracts = adapter.contracts!;
-    expect(contracts.parse(await (await fetch(contracts.request(rest, 'BTC-USDT-SWAP').url)).text(), 'BTC-USDT-SWAP')).toBe('0.01');
-    expect(contracts.parse(await (await fetch(contracts.request(rest, 'ETH-USDT-SWAP').url)).text(), 'ETH-USDT-SWAP')).toBe('0.1');
+    expect(contracts.reader(await (await fetch(contracts.request(rest, 'BTC-USDT-SWAP').url)).text())('BTC-USDT-SWAP')).toBe('0.01');
+    expect(contracts.reader(await (await fetch(contracts.request(rest, 'ETH-USDT-SWAP').url)).text())('ETH-USDT-SWAP')).toBe('0.1');
     // ...and in the one listing of every swap the collector asks for first.
     const listing = await (await fetch(contracts.listAll!(rest).url)).text();
-    expect(['BTC-USDT-SWAP', 'ETH-USDT-SWAP'].map((i) => contracts.parse(listing, i))).toEqual(['0.01', '0.1']);
-    expect(() => contracts.parse(listing, 'NOPE-USDT-SWAP')).toThrow(/lists no swap/);
+    const listed = contracts.reader(listing);
+    expect(['BTC-USDT-SWAP', 'ETH-USDT-SWAP'].map((i) => listed(i))).toEqual(['0.01', '0.1']);
+    expect(() => listed('NOPE-USDT-SWAP')).toThrow(/lists no swap/);
     const noType = await fetch(`${rest}/api/v5/public/instruments?instId=BTC-USDT-SWAP`);
     expect(noType.status).toBe(400);
     expect(await noType.json()).toMatchObject({ code: '50014' });

@@ -115,6 +115,7 @@ export function tradeRowsIn(text: string): unknown[] | null {
   // `value`), or -1 when the text is not of the simple form there; -1 in gives -1 out.
   let value: number | string = 0;
   const int = (at: number): number => {
+    if (at < 0) return -1;
     let v = 0;
     let j = at;
     while (j < n) {
@@ -125,7 +126,7 @@ export function tradeRowsIn(text: string): unknown[] | null {
     }
     const digits = j - at;
     // JSON allows no leading zero; a longer number may not be exact here: both go to the general path.
-    if (at < 0 || digits === 0 || digits > MAX_INT_DIGITS || (digits > 1 && text.charCodeAt(at) === 48)) return -1;
+    if (digits === 0 || digits > MAX_INT_DIGITS || (digits > 1 && text.charCodeAt(at) === 48)) return -1;
     value = v;
     return j;
   };

@@ -130,7 +130,7 @@ export class VenueHistory {
       let value = this.coinsPerContract.get(r.instrument);
       if (value === undefined) {
         const res = await this.get(contracts.request(this.baseUrl, r.instrument));
-        value = contracts.parse(res.body, r.instrument);
+        value = contracts.reader(res.body)(r.instrument);
         this.coinsPerContract.set(r.instrument, value);
       }
       out.push(recordInCoins(r, value));

@@ -415,19 +415,26 @@ export const okxContractValues: ContractValueSupport = {
   }),
   // Without instId OKX lists every swap (a few hundred, one page).
   listAll: (restBaseUrl) => ({ url: joinUrl(restBaseUrl, '/api/v5/public/instruments?instType=SWAP'), weight: 1 }),
-  parse(body, instId) {
-    const item = okxRestData(body, null).find((d) => isObject(d) && d.instId === instId);
-    if (item === undefined) throw new MalformedFrameError('unknown_symbol', `OKX lists no swap ${instId}`);
-    if (!isInstrumentData(item)) throw new MalformedFrameError('unexpected_shape', `instrument ${instId} without ctVal, ctMult, ctValCcy, ctType: ${JSON.stringify(item).slice(0, 160)}`);
-    const base = instId.split('-')[0];
-    if (item.ctType !== 'linear' || item.ctValCcy !== base) {
-      throw new MalformedFrameError('unexpected_shape', `${instId} is worth ${item.ctVal} ${item.ctValCcy} a contract (ctType ${item.ctType}); only linear swaps valued in ${base ?? 'the base coin'} can be sized in coins`);
-    }
-    const value = multiplyDecimals(item.ctVal, item.ctMult);
-    if (!/[1-9]/.test(value)) throw new MalformedFrameError('unexpected_shape', `${instId} has a contract value of 0`);
-    return value;
+  reader(body) {
+    const byId = new Map<unknown, unknown>();
+    // The first item of an instId counts, as OKX lists each once.
+    for (const d of okxRestData(body, null)) if (isObject(d) && !byId.has(d.instId)) byId.set(d.instId, d);
+    return (instId) => okxContractValue(byId.get(instId), instId);
   },
 };
+
+/** Coins per contract from an instruments item (undefined: the answer did not list instId). */
+function okxContractValue(item: unknown, instId: string): string {
+  if (item === undefined) throw new MalformedFrameError('unknown_symbol', `OKX lists no swap ${instId}`);
+  if (!isInstrumentData(item)) throw new MalformedFrameError('unexpected_shape', `instrument ${instId} without ctVal, ctMult, ctValCcy, ctType: ${JSON.stringify(item).slice(0, 160)}`);
+  const base = instId.split('-')[0];
+  if (item.ctType !== 'linear' || item.ctValCcy !== base) {
+    throw new MalformedFrameError('unexpected_shape', `${instId} is worth ${item.ctVal} ${item.ctValCcy} a contract (ctType ${item.ctType}); only linear swaps valued in ${base ?? 'the base coin'} can be sized in coins`);
+  }
+  const value = multiplyDecimals(item.ctVal, item.ctMult);
+  if (!/[1-9]/.test(value)) throw new MalformedFrameError('unexpected_shape', `${instId} has a contract value of 0`);
+  return value;
+}
 
 /**
  * OKX perpetual swaps (instIds like BTC-USDT-SWAP, symbol BTC-USDT): books, trades and liquidations

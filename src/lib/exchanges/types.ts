@@ -242,12 +242,16 @@ export interface HistorySource {
 export interface ContractValueSupport {
   request(restBaseUrl: string, instrument: string): RestRequest;
   /**
-   * The venue's list of every contract in one request, where it has one: what parse reads for any
+   * The venue's list of every contract in one request, where it has one: what reader reads for any
    * instrument it lists (an instrument it lacks throws MalformedFrameError `unknown_symbol`).
    */
   listAll?(restBaseUrl: string): RestRequest;
-  /** Coins per contract, as a decimal string, from the answer. Throws MalformedFrameError. */
-  parse(body: string, instrument: string): string;
+  /**
+   * An answer, read once (throws MalformedFrameError when it is not one): the function gives an
+   * instrument's coins per contract, as a decimal string, or throws MalformedFrameError. Once, so a
+   * listing of every contract is not parsed again for each configured instrument.
+   */
+  reader(body: string): (instrument: string) => string;
 }
 
 /** Everything one frame holds, collected (tests, benchmarks, replay tools). */

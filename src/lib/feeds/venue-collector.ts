@@ -246,10 +246,10 @@ export class VenueCollector {
     };
     for (let failures = 0; !signal.aborted; failures++) {
       const missing = this.instruments.filter((i) => !this.coinsPerContract.has(i));
-      let listing: string | null = null;
+      let listed: ((instrument: string) => string) | null = null;
       if (missing.length > 1 && contracts.listAll !== undefined) {
         try {
-          listing = await fetchBody(contracts.listAll(this.opts.restBaseUrl), `${venue}/contracts`);
+          listed = contracts.reader(await fetchBody(contracts.listAll(this.opts.restBaseUrl), `${venue}/contracts`));
         } catch (err) {
           if (signal.aborted) return;
           this.opts.log.warn({ code: pollErrorCode(err), err: errorMessage(err) }, 'contract listing unavailable; asking instrument by instrument');
@@ -259,14 +259,14 @@ export class VenueCollector {
         if (signal.aborted) return;
         try {
           let value: string | null = null;
-          if (listing !== null) {
+          if (listed !== null) {
             try {
-              value = contracts.parse(listing, instrument);
+              value = listed(instrument);
             } catch (err) {
               if (!(err instanceof MalformedFrameError && err.reason === 'unknown_symbol')) throw err;
             }
           }
-          value ??= contracts.parse(await fetchBody(contracts.request(this.opts.restBaseUrl, instrument), `${venue}/contracts/${instrument}`), instrument);
+          value ??= contracts.reader(await fetchBody(contracts.request(this.opts.restBaseUrl, instrument), `${venue}/contracts/${instrument}`))(instrument);
           this.coinsPerContract.set(instrument, value);
           this.streamHealth.contractValueProblem(instrument, null);
         } catch (err) {
